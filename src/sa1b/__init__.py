@@ -1,0 +1,49 @@
+"""sa1b: download Meta's SA-1B dataset fast, verifiably and resumably.
+
+>>> import sa1b
+>>> links = sa1b.select_links(sa1b.read_links("links.tsv"), shards=range(10))
+>>> result = sa1b.download(links, sa1b.DownloadConfig(out=Path("SA-1B")))
+>>> result.ok
+"""
+
+from sa1b.api import (
+    DownloadResult,
+    FolderStatus,
+    LinkValidity,
+    check_validity,
+    download,
+    status,
+)
+from sa1b.checksums import Digest, read_checksums
+from sa1b.config import DownloadConfig
+from sa1b.errors import SA1BError
+from sa1b.http import Timeouts
+from sa1b.links import Link, parse_links, read_links
+from sa1b.progress import FileOutcome, FileProgress, ProgressListener, Snapshot
+from sa1b.retry import RetryPolicy
+from sa1b.selection import parse_shard_spec, select_links
+
+__all__ = [
+    "Digest",
+    "DownloadConfig",
+    "DownloadResult",
+    "FileOutcome",
+    "FileProgress",
+    "FolderStatus",
+    "Link",
+    "LinkValidity",
+    "ProgressListener",
+    "RetryPolicy",
+    "SA1BError",
+    "Snapshot",
+    "Timeouts",
+    "check_validity",
+    "download",
+    "parse_links",
+    "parse_shard_spec",
+    "read_checksums",
+    "read_links",
+    "select_links",
+    "status",
+]
+__version__ = "0.1.0"

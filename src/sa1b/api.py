@@ -1,0 +1,126 @@
+"""The library API: plan a download, run it, read the state of an output folder.
+
+The CLI is a thin shell over these functions; they never print.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sa1b.config import DownloadConfig
+from sa1b.engine import Engine
+from sa1b.errors import LinksExpiredError
+from sa1b.links import Link
+from sa1b.progress import FileOutcome, NullListener, ProgressListener
+from sa1b.state import FileRecord, RunRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+NOMINAL_SHARD_SIZE = int(10.5 * 1024**3)
+"""A shard's typical size, for estimates made before the server has told the real one."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkValidity:
+    """How long the links a run needs stay valid."""
+
+    earliest: int | None
+    """Unix seconds at which the first needed link expires (None: no ``oe`` on any)."""
+    expired: tuple[str, ...]
+    """Names whose links have expired already."""
+
+    def seconds_left(self, now: float) -> float | None:
+        return None if self.earliest is None else self.earliest - now
+
+
+def check_validity(links: Sequence[Link], *, now: float) -> LinkValidity:
+    """Read the ``oe`` expiry of every link."""
+    stamps = [(link.expires_at, link.name) for link in links if link.expires_at is not None]
+    expired = tuple(name for stamp, name in stamps if stamp <= now)
+    return LinkValidity(min((s for s, _ in stamps), default=None), expired)
+
+
+def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
+    """Raise :class:`LinksExpiredError` if any needed link has expired already."""
+    validity = check_validity(links, now=now)
+    if validity.expired:
+        shown = ", ".join(validity.expired[:3])
+        more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
+        raise LinksExpiredError(
+            f"{len(validity.expired)} of the {len(links)} links still needed have expired "
+            f"({shown}{more})"
+        )
+    return validity
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    """The outcome of every selected file, and what this run fetched."""
+
+    outcomes: tuple[FileOutcome, ...]
+    fetched: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.state == "done" for outcome in self.outcomes)
+
+    def with_state(self, state: str) -> list[FileOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.state == state]
+
+
+def pending_links(links: Sequence[Link], out: Path) -> list[Link]:
+    """The links whose files are not done yet, according to the state store."""
+    try:
+        with StateStore(out, lock=False, create=False) as store:
+            done = {r.name for r in store.records() if r.status == "done"}
+    except Exception:  # no store yet, or unreadable: everything is pending
+        return list(links)
+    return [link for link in links if link.name not in done]
+
+
+def download(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    *,
+    listener: ProgressListener | None = None,
+) -> DownloadResult:
+    """Download ``links`` into ``config.out``; resumes whatever an earlier run left.
+
+    Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if a link
+    still needed has expired, :class:`~sa1b.errors.StateLockedError` if another
+    process owns the folder; per-file failures are outcomes, not exceptions.
+    KeyboardInterrupt is re-raised after the state is saved.
+    """
+    config.out.mkdir(parents=True, exist_ok=True)
+    with StateStore(config.out) as store:
+        done = {r.name for r in store.records() if r.status == "done"}
+        refuse_expired([link for link in links if link.name not in done], now=time.time())
+        run_id = store.start_run()
+        engine = Engine(links, config, store, listener=listener or NullListener())
+        started = time.monotonic()
+        outcome = "interrupted"
+        try:
+            outcomes = engine.run()
+            outcome = "ok" if all(o.state == "done" for o in outcomes) else "incomplete"
+        finally:
+            store.finish_run(run_id, fetched=engine.fetched, outcome=outcome)
+    return DownloadResult(tuple(outcomes), engine.fetched, time.monotonic() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """What the state store of an output folder knows."""
+
+    files: tuple[FileRecord, ...]
+    last_run: RunRecord | None
+
+
+def status(out: Path) -> FolderStatus:
+    """Read an output folder's state store (works while a download is running)."""
+    with StateStore(out, lock=False, create=False) as store:
+        return FolderStatus(tuple(store.records()), store.last_run())

@@ -1,0 +1,587 @@
+"""A local stand-in for Meta's CDN: signed URLs, ranges, validators, pacing and scripted faults.
+
+The downloader is tested against this server instead of the network, so it must behave like
+the real CDN where the downloader can tell (URL shape, 403 bodies on expiry, Range/If-Range
+semantics, keep-alive) and be able to misbehave on cue (:mod:`sa1b.cdn.faults`). It must also be
+fast enough not to be the bottleneck of benchmarks: bodies go out with ``sendfile`` unless a
+rate cap or a fault needs byte-level control.
+
+Standard library only: ``http.server.ThreadingHTTPServer`` with HTTP/1.1 keep-alive, one daemon
+thread per connection, bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import logging
+import os
+import random
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal, cast
+
+from sa1b.cdn import signing
+from sa1b.cdn.byteranges import ByteRange, if_range_matches, parse_range
+from sa1b.cdn.faults import Fault, FaultBook
+
+__all__ = ["DEFAULT_LIFETIME", "CDNServer", "LinksStyle", "RequestRecord"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIFETIME = 30 * 24 * 3600  # Meta's links live about 30 days
+EXPIRED_BODY = b"URL signature expired"
+MISMATCH_BODY = b"URL signature mismatch"
+_WRONG_RANGE_SHIFT = 4096
+_LINKS_HEADER = "file_name\tcdn_link"
+
+LinksStyle = Literal["official", "crlf", "spaces", "noheader", "urls"]
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One answered request. Holds the file name, never the URL's query (its signature)."""
+
+    name: str | None
+    range_header: str | None
+    if_range: str | None
+    status: int
+    bytes_sent: int
+    method: str = "GET"
+
+
+@dataclass
+class _Progress:
+    """Body bytes sent so far for one response (survives a send that fails midway)."""
+
+    name: str
+    sent: int = 0
+
+
+@dataclass(frozen=True)
+class _Validators:
+    etag: str
+    last_modified: str
+
+
+def _content_type(name: str) -> str:
+    if name.endswith(".tar"):
+        return "application/x-tar"
+    if name.endswith(".txt"):
+        return "text/plain; charset=utf-8"
+    return "application/octet-stream"
+
+
+def _is_served(name: str) -> bool:
+    """Files the server exposes: not hidden/temporary, not generator sidecars."""
+    return not name.startswith(".") and not name.endswith((".params", ".tmp"))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Tracks connections so :meth:`CDNServer.stop` can end them, and can reset a socket."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], cdn: CDNServer) -> None:
+        self.cdn = cdn
+        self.connections: set[socket.socket] = set()
+        self.threads: set[threading.Thread] = set()
+        self.to_reset: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        self.connections_total = 0
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can hang on a machine
+        # with broken DNS; the name is not needed.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._run_request, args=(request, client_address), daemon=True
+        )
+        with self.conn_lock:
+            self.connections.add(request)
+            self.threads.add(thread)
+            self.connections_total += 1
+        thread.start()
+
+    def _run_request(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self.conn_lock:
+                self.connections.discard(request)
+                self.threads.discard(threading.current_thread())
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.conn_lock:
+            reset = request in self.to_reset
+            self.to_reset.discard(request)
+        if reset:
+            self.close_request(request)  # no FIN first: linger 0 makes close() send RST
+        else:
+            super().shutdown_request(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "proxygen-bolt"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._cdn.handle(self, head=False)
+
+    def do_HEAD(self) -> None:
+        self._cdn.handle(self, head=True)
+
+    @property
+    def _cdn(self) -> CDNServer:
+        return cast(_HTTPServer, self.server).cdn
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The request line holds the signature; log the path only.
+        path = self.path.partition("?")[0]
+        logger.debug("%s %s -> %s", self.command, path, code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s: %s", self.address_string(), format % args)
+
+
+class CDNServer:
+    """Serves the files of ``root`` under signed, CDN-shaped URLs on 127.0.0.1.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``clock`` decides link
+    expiry (inject a fake one to expire links on demand); ``rate_per_connection`` caps each
+    connection's body rate in bytes per second.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        secret: bytes = b"sa1b-demo",
+        rate_per_connection: float | None = None,
+        clock: Callable[[], float] = time.time,
+        port: int = 0,
+    ) -> None:
+        if rate_per_connection is not None and rate_per_connection <= 0:
+            raise ValueError("rate_per_connection must be positive")
+        self.root = Path(root)
+        self.secret = secret
+        self.rate_per_connection = rate_per_connection
+        self.clock = clock
+        self._port = port
+        self._faults = FaultBook()
+        self._lock = threading.Lock()
+        self._index: dict[str, str] = {}
+        self._generation: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
+        self._sent_total = 0
+        self._log: list[RequestRecord] = []
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and start serving in a background thread."""
+        if self._httpd is not None:
+            raise RuntimeError("server already started")
+        self._stopping.clear()
+        self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
+        self._port = self._httpd.server_port
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        logger.info("CDN stand-in serving %s at %s", self.root, self.base_url)
+
+    def stop(self) -> None:
+        """Stop accepting, end open connections (idle keep-alive ones too), join threads."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        with httpd.conn_lock:
+            connections = list(httpd.connections)
+            threads = list(httpd.threads)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> CDNServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- URLs and links files --------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def served_names(self) -> list[str]:
+        """Names of the files currently served from ``root``, sorted."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if _is_served(e.name) and e.is_file())
+
+    def url_for(self, name: str, *, expires_at: int | None = None) -> str:
+        """The signed URL of ``name``; expires 30 days from ``clock()`` unless told otherwise."""
+        if expires_at is None:
+            expires_at = int(self.clock()) + DEFAULT_LIFETIME
+        return signing.sign_url(self.base_url, name, secret=self.secret, expires_at=expires_at)
+
+    def write_links_file(
+        self,
+        path: Path,
+        names: Iterable[str] | None = None,
+        *,
+        expires_at: int | None = None,
+        style: LinksStyle = "official",
+    ) -> None:
+        """Write a links file in one of the shapes users hand to the downloader.
+
+        ``official`` is Meta's: header ``file_name<TAB>cdn_link``, then ``name<TAB>url`` rows,
+        LF. ``crlf`` is the same with CRLF; ``spaces`` is space-separated without header;
+        ``noheader`` is tab-separated without header; ``urls`` is one URL per line. By default
+        every served ``sa_*`` file is listed, in a fixed but unsorted order, because the real
+        file is not sorted either.
+        """
+        if names is None:
+            listed = [n for n in self.served_names() if n.startswith("sa_")]
+            random.Random("sa1b-links-order").shuffle(listed)
+        else:
+            listed = list(names)
+        rows = [(n, self.url_for(n, expires_at=expires_at)) for n in listed]
+        if style == "urls":
+            lines = [url for _, url in rows]
+        elif style == "spaces":
+            lines = [f"{n} {url}" for n, url in rows]
+        else:
+            lines = [f"{n}\t{url}" for n, url in rows]
+            if style in ("official", "crlf"):
+                lines.insert(0, _LINKS_HEADER)
+        newline = "\r\n" if style == "crlf" else "\n"
+        text = "".join(line + newline for line in lines)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+
+    # -- faults and statistics -------------------------------------------------------------
+
+    def add_fault(self, name: str, fault: Fault) -> None:
+        """Script ``fault`` for requests of ``name`` (``"*"``: any file)."""
+        self._faults.add(name, fault)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def pending_faults(self) -> int:
+        """How many fault applications have not been used yet."""
+        return self._faults.pending()
+
+    @property
+    def bytes_sent_total(self) -> int:
+        """Body bytes sent over all files (headers not counted)."""
+        with self._lock:
+            return self._sent_total
+
+    def bytes_sent(self, name: str) -> int:
+        """Body bytes sent for ``name``."""
+        with self._lock:
+            return self._sent.get(name, 0)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the request log, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def connections_total(self) -> int:
+        """TCP connections accepted so far (to check that clients reuse connections)."""
+        if self._httpd is None:
+            return 0
+        with self._httpd.conn_lock:
+            return self._httpd.connections_total
+
+    def clear_requests(self) -> None:
+        """Forget the request log and byte counters."""
+        with self._lock:
+            self._log.clear()
+            self._sent.clear()
+            self._sent_total = 0
+
+    # -- request handling (runs in handler threads) ----------------------------------------
+
+    def _resolve(self, path: str) -> str | None:
+        with self._lock:
+            name = self._index.get(path)
+        if name is None:  # files may have appeared since the last look
+            index = signing.path_index(self.served_names())
+            with self._lock:
+                self._index = index
+            name = index.get(path)
+        return name
+
+    def _validators(self, name: str, st: os.stat_result) -> _Validators:
+        with self._lock:
+            generation = self._generation.get(name, 0)
+        key = f"{name}:{st.st_mtime_ns}:{st.st_size}:{generation}"
+        etag = '"' + hashlib.md5(key.encode()).hexdigest() + '"'
+        modified = email.utils.formatdate(int(st.st_mtime) + generation, usegmt=True)
+        return _Validators(etag, modified)
+
+    def _record(self, handler: _Handler, name: str | None, status: int, sent: int) -> None:
+        record = RequestRecord(
+            name=name,
+            range_header=handler.headers.get("Range"),
+            if_range=handler.headers.get("If-Range"),
+            status=status,
+            bytes_sent=sent,
+            method=handler.command,
+        )
+        with self._lock:
+            self._log.append(record)
+
+    def _simple(
+        self,
+        handler: _Handler,
+        name: str | None,
+        status: int,
+        body: bytes,
+        *,
+        head: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """A short non-file answer (errors, throttling); the connection stays usable."""
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/plain; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        if not head:
+            handler.wfile.write(body)
+        self._record(handler, name, status, 0)
+
+    def handle(self, handler: _Handler, *, head: bool) -> None:
+        """Answer one GET or HEAD."""
+        path, _, query = handler.path.partition("?")
+        name = self._resolve(path)
+        verdict = signing.verify(path, query, secret=self.secret, now=self.clock())
+        if verdict == "bad-signature":
+            self._simple(handler, name, 403, MISMATCH_BODY, head=head)
+            return
+        if verdict == "expired":
+            self._simple(handler, name, 403, EXPIRED_BODY, head=head)
+            return
+        if name is None:
+            self._simple(handler, name, 404, b"Not Found", head=head)
+            return
+        file_path = self.root / name
+        try:
+            st = file_path.stat()
+        except OSError:  # deleted since it was indexed
+            self._simple(handler, name, 404, b"Not Found", head=head)
+            return
+        fault = self._faults.take(name, method=handler.command)
+        if fault is not None and self._answer_fault(handler, name, fault, head=head):
+            return
+        self._serve_file(handler, name, file_path, st, fault, head=head)
+
+    def _answer_fault(self, handler: _Handler, name: str, fault: Fault, *, head: bool) -> bool:
+        """Act out faults that replace the whole answer; True when the answer was sent."""
+        if fault.kind == "not_found":
+            self._simple(handler, name, 404, b"Not Found", head=head)
+        elif fault.kind == "forbidden":
+            self._simple(handler, name, 403, EXPIRED_BODY, head=head)
+        elif fault.kind == "status":
+            try:
+                phrase = HTTPStatus(fault.status).phrase
+            except ValueError:
+                phrase = "Error"
+            body = f"{fault.status} {phrase}\n".encode()
+            self._simple(handler, name, fault.status, body, head=head)
+        elif fault.kind == "throttle":
+            extra = {}
+            if fault.retry_after is not None:
+                extra["Retry-After"] = f"{fault.retry_after:g}"
+            self._simple(handler, name, 429, b"Too Many Requests\n", head=head, extra=extra)
+        elif fault.kind == "change_etag":
+            with self._lock:
+                self._generation[name] = self._generation.get(name, 0) + 1
+            return False
+        else:
+            return False
+        return True
+
+    def _choose_range(
+        self, handler: _Handler, size: int, validators: _Validators, fault: Fault | None
+    ) -> ByteRange | Literal["unsatisfiable"] | None:
+        header = handler.headers.get("Range")
+        if header is None:
+            chosen: ByteRange | Literal["unsatisfiable"] | None = None
+        else:
+            if_range = handler.headers.get("If-Range")
+            if if_range is not None and not if_range_matches(
+                if_range, etag=validators.etag, last_modified=validators.last_modified
+            ):
+                chosen = None  # the object changed: the whole new body (RFC 9110 §13.1.5)
+            else:
+                chosen = parse_range(header, size)
+        if fault is not None and fault.kind == "ignore_range":
+            return None
+        if fault is not None and fault.kind == "wrong_range" and chosen != "unsatisfiable":
+            asked = chosen if chosen is not None else ByteRange(0, size - 1)
+            for shift in (_WRONG_RANGE_SHIFT, -_WRONG_RANGE_SHIFT, 1, -1):
+                first = asked.first + shift
+                if 0 <= first < size:
+                    return ByteRange(first, min(size - 1, first + asked.length - 1))
+        return chosen
+
+    def _serve_file(
+        self,
+        handler: _Handler,
+        name: str,
+        file_path: Path,
+        st: os.stat_result,
+        fault: Fault | None,
+        *,
+        head: bool,
+    ) -> None:
+        size = st.st_size
+        validators = self._validators(name, st)
+        chosen = self._choose_range(handler, size, validators, fault)
+        if chosen == "unsatisfiable":
+            extra = {"Content-Range": f"bytes */{size}"}
+            self._simple(handler, name, 416, b"Range Not Satisfiable\n", head=head, extra=extra)
+            return
+        status = 200 if chosen is None else 206
+        first, length = (0, size) if chosen is None else (chosen.first, chosen.length)
+        handler.send_response(status)
+        handler.send_header("Content-Type", _content_type(name))
+        handler.send_header("Content-Length", str(length))
+        handler.send_header("Accept-Ranges", "bytes")
+        handler.send_header("ETag", validators.etag)
+        handler.send_header("Last-Modified", validators.last_modified)
+        if chosen is not None:
+            handler.send_header("Content-Range", f"bytes {first}-{first + length - 1}/{size}")
+        handler.end_headers()
+        sent = 0
+        if not head:
+            limit = length
+            if fault is not None and fault.kind in ("cut", "stall"):
+                limit = min(length, fault.after)
+            sent = self._send_body(handler, name, file_path, first, limit)
+            if sent == limit < length and fault is not None:
+                self._end_early(handler, fault)
+            elif sent < limit:
+                handler.close_connection = True  # the client went away, or we are stopping
+        self._record(handler, name, status, sent)
+
+    def _end_early(self, handler: _Handler, fault: Fault) -> None:
+        """Finish a ``cut`` or ``stall``: the connection closes with the body incomplete."""
+        handler.close_connection = True
+        if fault.kind == "stall":
+            self._stopping.wait(fault.seconds)
+        elif fault.mode == "rst":
+            conn = handler.connection
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            httpd = cast(_HTTPServer, handler.server)
+            with httpd.conn_lock:
+                httpd.to_reset.add(conn)
+
+    def _send_body(
+        self, handler: _Handler, name: str, file_path: Path, first: int, count: int
+    ) -> int:
+        """Send ``count`` bytes from ``first``; returns what was sent before any failure."""
+        progress = _Progress(name)
+        try:
+            with file_path.open("rb") as f:
+                if self.rate_per_connection is None and hasattr(os, "sendfile"):
+                    self._sendfile(handler.connection, f, first, count, progress)
+                else:
+                    self._send_paced(handler.connection, f, first, count, progress)
+        except OSError as exc:  # client gone (EPIPE, ECONNRESET) or server stopping
+            logger.debug("sending %s stopped after %d bytes: %s", name, progress.sent, exc)
+        return progress.sent
+
+    def _advance(self, progress: _Progress, n: int) -> None:
+        progress.sent += n
+        with self._lock:
+            self._sent[progress.name] = self._sent.get(progress.name, 0) + n
+            self._sent_total += n
+
+    def _sendfile(
+        self, conn: socket.socket, f: BinaryIO, first: int, count: int, progress: _Progress
+    ) -> None:
+        """Zero-copy path: the kernel moves file pages to the socket."""
+        out_fd, in_fd = conn.fileno(), f.fileno()
+        while progress.sent < count:
+            offset = first + progress.sent
+            n = os.sendfile(out_fd, in_fd, offset, min(count - progress.sent, 1 << 30))
+            if n == 0:
+                return  # the file shrank under us
+            self._advance(progress, n)
+
+    def _send_paced(
+        self, conn: socket.socket, f: BinaryIO, first: int, count: int, progress: _Progress
+    ) -> None:
+        """Chunked path, sleeping between chunks to hold the per-connection rate."""
+        rate = self.rate_per_connection
+        chunk = 256 * 1024 if rate is None else max(1024, min(256 * 1024, int(rate / 20)))
+        start = time.monotonic()
+        f.seek(first)
+        while progress.sent < count:
+            data = f.read(min(chunk, count - progress.sent))
+            if not data:
+                return
+            conn.sendall(data)
+            self._advance(progress, len(data))
+            if rate is not None:
+                delay = start + progress.sent / rate - time.monotonic()
+                if delay > 0 and self._stopping.wait(delay):
+                    return

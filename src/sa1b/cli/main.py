@@ -1,0 +1,307 @@
+"""The ``sa1b`` command: parse arguments, build the config, call the library, report.
+
+Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
+2 bad input or usage; 130 interrupted (state saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from sa1b import api
+from sa1b.checksums import read_checksums
+from sa1b.cli.display import LiveDisplay, PlainDisplay, QuietDisplay
+from sa1b.cli.units import human_bytes, human_duration, parse_size
+from sa1b.config import DownloadConfig
+from sa1b.errors import InputError, SA1BError, StateLockedError
+from sa1b.http import Timeouts
+from sa1b.links import Link, read_links
+from sa1b.retry import RetryPolicy
+from sa1b.selection import parse_shard_spec, select_links
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_OUT = Path("SA-1B")
+EXPIRY_WARNING_MARGIN = 1.2
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sa1b", description="Download Meta's SA-1B dataset fast, verifiably and resumably."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dl = commands.add_parser(
+        "download",
+        help="download the files of a links file (no file: run the demo)",
+        description="Download the selected files of an SA-1B links file into OUT/tars/. "
+        "Run the same command again to resume; a fresh links file continues the same bytes.",
+    )
+    dl.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
+    dl.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default all)")
+    dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
+    dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
+    dl.add_argument("--connections", type=_positive_int, default=64, help="total connections")
+    dl.add_argument("--files", type=_positive_int, default=4, help="files in flight at once")
+    dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
+    dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
+    dl.add_argument("--connect-timeout", type=float, default=15.0, metavar="SECONDS")
+    dl.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a connection silent this long is a stall",
+    )
+    dl.add_argument(
+        "--retries",
+        type=_positive_int,
+        default=8,
+        help="failures in a row (without progress) before a file is given up",
+    )
+    _add_output_options(dl)
+
+    st = commands.add_parser("status", help="show what the state store of a folder knows")
+    st.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
+    _add_output_options(st)
+
+    demo = commands.add_parser("demo", help="download synthetic shards from a local CDN")
+    demo.add_argument("-o", "--out", type=Path, default=Path("sa1b-demo"))
+    demo.add_argument("--shards", type=_positive_int, default=4, help="how many shards")
+    demo.add_argument("--shard-size", type=_size, default=parse_size("48M"))
+    demo.add_argument(
+        "--rate",
+        type=_size,
+        default=parse_size("12M"),
+        help="the stand-in's per-connection cap (bytes/s)",
+    )
+    _add_output_options(demo)
+
+    cdn = commands.add_parser("cdn", help="run the local CDN stand-in", add_help=False)
+    cdn.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the end")
+    parser.add_argument("--log-file", type=Path, help="write a detailed log here")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "cdn":
+        from sa1b.cdn.cli import main as cdn_main
+
+        return cdn_main(args.args)
+    console = Console(stderr=True)
+    _configure_logging(args, console)
+    try:
+        if args.command == "status":
+            return _status(args.out, Console())
+        if args.command == "demo" or args.links is None:
+            if args.command == "download" and args.out == DEFAULT_OUT:
+                args.out = Path("sa1b-demo")
+            return _demo(args, console)
+        return _download(args, console)
+    except KeyboardInterrupt:
+        console.print("interrupted: progress is saved; run the same command to resume")
+        return EXIT_INTERRUPTED
+    except SA1BError as error:
+        console.print(f"[red]error:[/] {error.message}", highlight=False)
+        if error.hint:
+            console.print(f"  hint: {error.hint}", highlight=False)
+        return EXIT_USAGE if isinstance(error, InputError | StateLockedError) else EXIT_FAILED
+
+
+def _configure_logging(args: argparse.Namespace, console: Console) -> None:
+    root = logging.getLogger("sa1b")
+    root.setLevel(logging.DEBUG)
+    screen = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    screen.setLevel(logging.ERROR if args.quiet else logging.WARNING)
+    root.addHandler(screen)
+    if args.log_file:
+        handler = logging.FileHandler(args.log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(args.log_level.upper())
+        root.addHandler(handler)
+
+
+def _config(args: argparse.Namespace) -> DownloadConfig:
+    checksums = read_checksums(args.checksums) if args.checksums else {}
+    return DownloadConfig(
+        out=args.out,
+        connections=args.connections,
+        max_files=args.files,
+        connections_per_file=args.connections_per_file,
+        max_rate=args.max_rate,
+        timeouts=Timeouts(connect=args.connect_timeout, read=args.read_timeout),
+        retry=RetryPolicy(attempts=args.retries),
+        checksums=checksums,
+    )
+
+
+def _download(args: argparse.Namespace, console: Console) -> int:
+    links = read_links(args.links)
+    shards = parse_shard_spec(args.shards) if args.shards else None
+    selected = select_links(links, shards=shards, extras=args.extras)
+    config = _config(args)
+    _announce(selected, config, args, console)
+    return _run(selected, config, args, console)
+
+
+def _announce(
+    selected: Sequence[Link],
+    config: DownloadConfig,
+    args: argparse.Namespace,
+    console: Console,
+) -> None:
+    """Say what will be fetched and how long the links stay valid; warn if too short."""
+    now = time.time()
+    pending = api.pending_links(selected, config.out)
+    validity = api.check_validity(pending, now=now)
+    if args.quiet or not pending:
+        return
+    console.print(
+        f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}"
+    )
+    left = validity.seconds_left(now)
+    if left is None or left <= 0:
+        return
+    console.print(f"links valid for {human_duration(left)} more")
+    status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
+    speed = status.last_run.speed if status and status.last_run else None
+    if speed:
+        needed = len(pending) * api.NOMINAL_SHARD_SIZE / speed
+        if needed * EXPIRY_WARNING_MARGIN > left:
+            logging.getLogger("sa1b").warning(
+                "at the last run's %s/s this run needs about %s, but the links expire in %s: "
+                "when they do, fetch a fresh links file and rerun (bytes are kept)",
+                human_bytes(speed),
+                human_duration(needed),
+                human_duration(left),
+            )
+
+
+def _run(
+    selected: Sequence[Link],
+    config: DownloadConfig,
+    args: argparse.Namespace,
+    console: Console,
+) -> int:
+    display: LiveDisplay | PlainDisplay | QuietDisplay
+    if args.quiet:
+        display = QuietDisplay()
+    elif console.is_terminal:
+        display = LiveDisplay(console)
+    else:
+        display = PlainDisplay(sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with display:
+            result = api.download(selected, config, listener=display)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _summarise(result, console)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _summarise(result: api.DownloadResult, console: Console) -> int:
+    done = result.with_state("done")
+    speed = result.fetched / result.seconds if result.seconds > 0 else 0.0
+    console.print(
+        f"{len(done)}/{len(result.outcomes)} files done; fetched {human_bytes(result.fetched)} "
+        f"in {human_duration(result.seconds)} ({human_bytes(speed)}/s)",
+        highlight=False,
+    )
+    if result.ok:
+        return EXIT_OK
+    for outcome in result.outcomes:
+        if outcome.state != "done":
+            console.print(f"  {outcome.state}: {outcome.message}", highlight=False)
+    hints = {o.hint for o in result.outcomes if o.state != "done" and o.hint}
+    for hint in sorted(hints):
+        console.print(f"  hint: {hint}", highlight=False)
+    return EXIT_FAILED
+
+
+def _status(out: Path, console: Console) -> int:
+    folder = api.status(out)
+    for record in folder.files:
+        size = record.size
+        done = record.done_bytes
+        if record.status == "partial" or (record.status == "pending" and done):
+            share = f"{100 * done / size:.1f}%" if size else "?"
+            label = f"partial {share}"
+        else:
+            label = record.status
+        sizes = f"{human_bytes(done)} / {human_bytes(size)}" if size else human_bytes(done)
+        error = f"  ({record.error})" if record.error and record.status != "done" else ""
+        console.print(f"{record.name}  {label:<14} {sizes}{error}", highlight=False)
+    counts: dict[str, int] = {}
+    for record in folder.files:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    console.print(f"{len(folder.files)} files: {summary or 'none'}", highlight=False)
+    run = folder.last_run
+    if run and run.speed is not None:
+        console.print(
+            f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})",
+            highlight=False,
+        )
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from sa1b.cdn.server import CDNServer
+    from sa1b.cdn.synth import make_dataset
+
+    out: Path = args.out
+    shards = getattr(args, "shards", None)
+    count = shards if isinstance(shards, int) else 4
+    size = getattr(args, "shard_size", parse_size("48M"))
+    rate = getattr(args, "rate", parse_size("12M"))
+    source = out / "cdn"
+    console.print(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
+    make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
+    with CDNServer(root=source, rate_per_connection=float(rate)) as server:
+        links_file = out / "demo-links.tsv"
+        server.write_links_file(links_file)
+        console.print(f"demo: local CDN at {server.base_url}, links in {links_file}")
+        selected = select_links(read_links(links_file))
+        config = DownloadConfig(out=out / "data", connections=32, max_files=count)
+        return _run(selected, config, args, console)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The frozen configuration of a download, built once at the edge (CLI or caller)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sa1b.checksums import Digest
+from sa1b.http import Timeouts
+from sa1b.retry import RetryPolicy
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadConfig:
+    """How to download. Defaults were chosen with ``benchmarks/bench.py``.
+
+    ``connections`` is the total across files; ``max_files`` how many files may be
+    in flight at once; a file's connections grow by stealing work, up to
+    ``connections_per_file``.
+    """
+
+    out: Path
+    connections: int = 64
+    max_files: int = 4
+    connections_per_file: int = 64
+    max_rate: float | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    checksums: Mapping[str, Digest] = field(default_factory=dict)
+    buffer_size: int = 1 * MiB
+    first_request: int = 4 * MiB
+    request_seconds: float = 1.0
+    min_request: int = 1 * MiB
+    max_request: int = 64 * MiB
+    min_steal: int = 2 * MiB
+    commit_interval: float = 1.0
+    tick_interval: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.connections < 1 or self.max_files < 1 or self.connections_per_file < 1:
+            raise ValueError("connections, max_files and connections_per_file must be >= 1")
+        if self.max_rate is not None and self.max_rate <= 0:
+            raise ValueError("max_rate must be positive")

@@ -1,0 +1,689 @@
+"""The download engine: threads that fetch ranges into preallocated partial files.
+
+One thread per connection. A free thread asks the scheduler for work: a free
+range of a file in flight, else the first request of the next file, else half of
+the largest range still outstanding anywhere (work stealing). Bytes go straight to
+their offsets with ``pwrite``; each thread also notes its position in the crash
+:class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
+progress, and about once a second makes written bytes durable (``fdatasync``) and
+only then records them in the :class:`~sa1b.state.StateStore`. A finisher thread
+verifies complete files (size, optional digest) and publishes them with an atomic
+rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sa1b.config import DownloadConfig
+from sa1b.errors import (
+    ChecksumMismatchError,
+    FatalTransferError,
+    LinkExpiredError,
+    SA1BError,
+    SizeMismatchError,
+    StateError,
+    TransferError,
+    TruncatedBodyError,
+)
+from sa1b.http import HTTPClient, Response
+from sa1b.journal import Journal, Span
+from sa1b.links import Link, object_key, redact
+from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
+from sa1b.ranges import RangeSet
+from sa1b.ratelimit import RateLimiter
+from sa1b.responses import Validator, error_for_status, judge_range_answer
+from sa1b.segments import Segment, SegmentPlan
+from sa1b.state import StateStore, Status, state_dir
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(SA1BError):
+    """The output folder cannot be written (disk full, I/O error): the run stops."""
+
+    hint = "free some space (or pick another -o folder) and run the same command again"
+
+
+def partial_path(out: Path, name: str) -> Path:
+    return state_dir(out) / "partial" / f"{name}.part"
+
+
+def final_path(out: Path, name: str) -> Path:
+    return out / "tars" / name
+
+
+@dataclass(eq=False)
+class _Task:
+    """One file during the run. Mutable; guarded by the engine's condition."""
+
+    link: Link
+    id: int
+    generation: int
+    state: FileState = "pending"
+    size: int | None = None
+    validator: Validator = field(default_factory=Validator)
+    recorded: RangeSet = field(default_factory=RangeSet)
+    plan: SegmentPlan | None = None
+    fd: int | None = None
+    single_stream: bool = False
+    halted: bool = False
+    connections: int = 0
+    failures: int = 0
+    digest_failures: int = 0
+    not_before: float = 0.0
+    outcome: FileOutcome | None = None
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+
+class Engine:
+    """Downloads ``links`` into ``config.out``; :meth:`run` blocks until all have ended."""
+
+    def __init__(
+        self,
+        links: Sequence[Link],
+        config: DownloadConfig,
+        store: StateStore,
+        *,
+        listener: ProgressListener,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.listener = listener
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._fatal: SA1BError | None = None
+        self._fetched = [0] * config.connections
+        self._limiter = RateLimiter(config.max_rate) if config.max_rate else None
+        self._finish_queue: queue.Queue[_Task | None] = queue.Queue()
+        self._workers_left = config.connections
+        self._workers_gone = threading.Event()
+        for directory in (partial_path(config.out, "x").parent, final_path(config.out, "x").parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        journal_path = state_dir(config.out) / "journal"
+        recovered = Journal.recover(journal_path)
+        self._tasks = [self._prepare(link) for link in links]
+        self._recover(recovered)
+        self._journal = Journal(journal_path, slots=2 * config.connections)
+
+    # -- start-up -----------------------------------------------------------
+
+    def _prepare(self, link: Link) -> _Task:
+        """Match a link with what the store and the disk say about its file."""
+        record = self.store.register(link.name, object_key(link.url))
+        task = _Task(link=link, id=record.id, generation=record.generation)
+        final = final_path(self.config.out, link.name)
+        partial = partial_path(self.config.out, link.name)
+        final_size = final.stat().st_size if final.exists() else None
+        partial_size = partial.stat().st_size if partial.exists() else None
+        complete = record.size is not None and record.ranges.covers(0, record.size)
+        if (
+            final_size is not None
+            and final_size == record.size
+            and (record.status == "done" or (complete and partial_size is None))
+        ):
+            # Done, or renamed into place just before a crash recorded it.
+            if record.status != "done":
+                self.store.set_status(record.id, "done")
+            task.state, task.size = "done", record.size
+            task.outcome = FileOutcome(link.name, "done", record.size, "already on disk")
+            return task
+        if record.size is not None and partial_size == record.size:
+            task.size, task.validator, task.recorded = record.size, record.validator, record.ranges
+        elif record.size is not None or record.ranges:
+            log.info("%s: partial file missing or resized; starting it over", link.name)
+            task.generation = self.store.restart(record.id)
+        return task
+
+    def _recover(self, spans: Sequence[Span]) -> None:
+        """Fold in what a killed run wrote after its last durable record."""
+        by_id = {task.id: task for task in self._tasks}
+        touched: dict[int, _Task] = {}
+        for span in spans:
+            task = by_id.get(span.file_id)
+            if task is None or task.size is None or task.state == "done":
+                continue
+            if span.generation != task.generation:
+                continue
+            start, pos = span.start, min(span.pos, task.size)
+            if pos > start:
+                task.recorded.add(start, pos)
+                touched[task.id] = task
+        if not touched:
+            return
+        for task in touched.values():
+            fd = os.open(partial_path(self.config.out, task.name), os.O_RDWR)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        self.store.save_ranges({t.id: (t.generation, t.recorded) for t in touched.values()})
+        log.info("recovered unrecorded progress of %d file(s) from the journal", len(touched))
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self) -> list[FileOutcome]:
+        """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
+        threads = [
+            threading.Thread(target=self._worker, args=(i,), name=f"sa1b-conn-{i}", daemon=True)
+            for i in range(self.config.connections)
+        ]
+        finisher = threading.Thread(target=self._finisher, name="sa1b-finish", daemon=True)
+        started = self._clock()
+        for outcome in (t.outcome for t in self._tasks if t.outcome):
+            self.listener.finished(outcome)
+        for thread in [*threads, finisher]:
+            thread.start()
+        last_commit = started
+        history: list[tuple[float, int]] = [(started, 0)]
+        try:
+            while any(thread.is_alive() for thread in threads) or not self._finish_queue.empty():
+                self._workers_gone.wait(self.config.tick_interval)
+                now = self._clock()
+                if now - last_commit >= self.config.commit_interval:
+                    self._commit()
+                    last_commit = now
+                history = [*history[-40:], (now, sum(self._fetched))]
+                self.listener.update(self._snapshot(now - started, history))
+                if self._fatal:
+                    self._stop()
+        except KeyboardInterrupt:
+            self._stop()
+            raise
+        finally:
+            self._stop()
+            for thread in threads:
+                thread.join()
+            self._finish_queue.put(None)
+            finisher.join()
+            self._commit()
+            self._close_files()
+            self._journal.close()
+            now = self._clock()
+            self.listener.update(self._snapshot(now - started, [*history, (now, self.fetched)]))
+        if self._fatal:
+            raise self._fatal
+        return [task.outcome or self._unfinished(task) for task in self._tasks]
+
+    @property
+    def fetched(self) -> int:
+        """Bytes received in this run (all files, all connections)."""
+        return sum(self._fetched)
+
+    def cancel(self) -> None:
+        """Stop soon, from any thread: connections finish their current read and leave."""
+        self._stop()
+
+    def _stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def _unfinished(self, task: _Task) -> FileOutcome:
+        done = task.plan.done_bytes() if task.plan else task.recorded.total
+        return FileOutcome(task.name, "failed", task.size, f"interrupted at {done} bytes")
+
+    def _snapshot(self, elapsed: float, history: list[tuple[float, int]]) -> Snapshot:
+        window = [h for h in history if h[0] >= history[-1][0] - 5.0] or history
+        span = window[-1][0] - window[0][0]
+        speed = (window[-1][1] - window[0][1]) / span if span > 0 else 0.0
+        with self._cond:
+            files = tuple(
+                FileProgress(
+                    name=t.name,
+                    state=t.state,
+                    size=t.size,
+                    done=(
+                        t.size or 0
+                        if t.state == "done"
+                        else t.plan.done_bytes()
+                        if t.plan
+                        else t.recorded.total
+                    ),
+                    connections=t.connections,
+                )
+                for t in self._tasks
+            )
+        return Snapshot(files=files, fetched=self.fetched, elapsed=elapsed, speed=speed)
+
+    # -- scheduling ---------------------------------------------------------
+
+    def _next_job(self) -> tuple[_Task, Segment | None] | None:
+        """Wait for work: a free range, a file to open, or a range to steal."""
+        cfg = self.config
+        with self._cond:
+            while not self._stopping:
+                now = self._clock()
+                live = [t for t in self._tasks if t.state in ("pending", "active", "verifying")]
+                if not live:
+                    return None
+                ready = [
+                    t
+                    for t in live
+                    if t.not_before <= now
+                    and not t.halted
+                    and t.connections < cfg.connections_per_file
+                ]
+                for task in ready:
+                    plan = task.plan
+                    if (
+                        task.state == "active"
+                        and plan
+                        and plan.free
+                        and not (task.single_stream and plan.active)
+                    ):
+                        return self._assign(task, plan.claim())
+                in_flight = sum(1 for t in live if t.state == "active")
+                if in_flight < cfg.max_files:
+                    for task in ready:
+                        if task.state == "pending" and (job := self._open(task)):
+                            return job
+                victims = [
+                    t for t in ready if t.state == "active" and t.plan and not t.single_stream
+                ]
+                best = max(
+                    victims,
+                    key=lambda t: (
+                        max((s.stealable for s in t.plan.active), default=0) if t.plan else 0
+                    ),
+                    default=None,
+                )
+                if best is not None and best.plan is not None:
+                    segment = best.plan.steal()
+                    if segment is not None:
+                        return self._assign(best, segment)
+                waits = [t.not_before - now for t in live if t.not_before > now]
+                self._cond.wait(timeout=min([0.5, *waits]) + 0.001)
+        return None
+
+    def _assign(self, task: _Task, segment: Segment | None) -> tuple[_Task, Segment | None]:
+        task.connections += 1
+        return task, segment
+
+    def _open(self, task: _Task) -> tuple[_Task, Segment | None] | None:
+        """Start a file: from the store's record if it has one, else by a first request."""
+        task.state = "active"
+        if task.size is None:
+            return self._assign(task, None)
+        self._activate(task, task.size, task.validator, single_stream=False)
+        assert task.plan is not None
+        if task.plan.complete:  # every byte was on disk already: verify and publish
+            task.state = "verifying"
+            self._finish_queue.put(task)
+            return None
+        segment = task.plan.claim()
+        return self._assign(task, segment) if segment else None
+
+    def _activate(
+        self, task: _Task, size: int, validator: Validator, *, single_stream: bool
+    ) -> None:
+        """Give a file its size, partial file and plan (called with the lock held)."""
+        path = partial_path(self.config.out, task.name)
+        if task.fd is None:
+            task.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(task.fd).st_size != size:
+                os.ftruncate(task.fd, size)
+                if size:
+                    os.posix_fallocate(task.fd, 0, size)
+        except OSError as error:
+            message = f"{path}: cannot preallocate {size} bytes: {error.strerror}"
+            raise StorageError(message) from error
+        if task.size is None:
+            self.store.set_identity(task.id, size, validator)
+        task.size, task.validator, task.single_stream = size, validator, single_stream
+        min_steal = size + 1 if single_stream else self.config.min_steal
+        task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
+        self._cond.notify_all()
+
+    # -- connections --------------------------------------------------------
+
+    def _worker(self, index: int) -> None:
+        conn = _Connection(
+            index=index,
+            client=HTTPClient(timeouts=self.config.timeouts),
+            view=memoryview(bytearray(self.config.buffer_size)),
+            pace=_Pace(self.config),
+        )
+        try:
+            while (job := self._next_job()) is not None:
+                task, segment = job
+                conn.slot = 2 * index + (conn.slot + 1) % 2
+                try:
+                    if segment is None:
+                        segment = self._request(task, None, conn)
+                    while segment is not None and not self._should_leave(task, segment):
+                        with self._cond:
+                            assert task.plan is not None
+                            span = task.plan.next_request(segment, conn.pace.length())
+                        if span is None:
+                            break
+                        segment = self._request(task, (segment, span), conn)
+                except TransferError as error:
+                    self._failed(task, segment, error)
+                    segment = None
+                except OSError as error:
+                    self._fatal = StorageError(f"{task.name}: cannot write: {error.strerror}")
+                    self._stop()
+                finally:
+                    self._release(task, segment)
+        finally:
+            conn.client.close()
+            with self._cond:
+                self._workers_left -= 1
+                if not self._workers_left:
+                    self._workers_gone.set()
+
+    def _should_leave(self, task: _Task, segment: Segment) -> bool:
+        return self._stopping or task.halted or segment.cancelled
+
+    def _request(
+        self,
+        task: _Task,
+        job: tuple[Segment, tuple[int, int]] | None,
+        conn: _Connection,
+    ) -> Segment | None:
+        """One GET. Returns the segment to go on with (None when the file restarted)."""
+        segment, (start, end) = job if job else (None, (0, self.config.first_request))
+        url = task.link.url
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if job and (validator := task.validator.if_range()):
+            headers["If-Range"] = validator
+        began = self._clock()
+        response = conn.client.get(url, headers)
+        try:
+            if response.status not in (200, 206):
+                raise error_for_status(
+                    response.status,
+                    response.headers,
+                    response.read_some(),
+                    now=time.time(),
+                    name=task.name,
+                    url=url,
+                    redacted=redact(url),
+                )
+            answer = judge_range_answer(
+                response.status,
+                response.headers,
+                start=start,
+                end=end,
+                size=task.size if job else None,
+                validator=task.validator if job else None,
+                name=task.name,
+                url=redact(url),
+            )
+            with self._cond:
+                if answer.kind == "changed":
+                    self._restart(task, answer.total, answer.validator)
+                    return None
+                if answer.kind == "whole" or segment is None:
+                    if answer.kind == "whole" and job:
+                        log.warning("%s: server ignored Range; restarting as one stream", task.name)
+                    whole = answer.kind == "whole"
+                    if task.plan is not None:
+                        task.plan.restart()
+                    self._activate(task, answer.total, answer.validator, single_stream=whole)
+                    assert task.plan is not None
+                    segment = task.plan.adopt(0)
+                    segment.requested = answer.start + answer.length
+            self._read_body(
+                task, segment, response, start=answer.start, length=answer.length, conn=conn
+            )
+        finally:
+            response.close()
+        conn.pace.observe(answer.length, self._clock() - began)
+        return segment
+
+    def _read_body(
+        self,
+        task: _Task,
+        segment: Segment,
+        response: Response,
+        *,
+        start: int,
+        length: int,
+        conn: _Connection,
+    ) -> None:
+        readinto, view, index, slot = response.readinto, conn.view, conn.index, conn.slot
+        fd, offset, end = task.fd, start, start + length
+        assert fd is not None
+        chunk = len(view) if self._limiter is None else min(len(view), 256 * 1024)
+        journal, limiter, fetched = self._journal, self._limiter, self._fetched
+        while offset < end:
+            if self._should_leave(task, segment):
+                return
+            n = readinto(view[: min(chunk, end - offset)])
+            if not n:
+                raise TruncatedBodyError(f"{task.name}: body ended early", name=task.name)
+            written = 0
+            while written < n:
+                written += os.pwrite(fd, view[written:n], offset + written)
+            offset += n
+            segment.pos = offset
+            journal.write(slot, task.id, task.generation, segment.start, offset)
+            fetched[index] += n
+            task.failures = 0
+            if limiter is not None:
+                limiter.take(n)
+
+    def _restart(self, task: _Task, size: int, validator: Validator) -> None:
+        """The object changed under us: void its bytes and start over (lock held)."""
+        log.warning("%s: the file changed on the server; starting it over", task.name)
+        if task.plan is not None:
+            task.plan.restart()
+        task.generation = self.store.restart(task.id)
+        task.recorded, task.size, task.single_stream = RangeSet(), None, False
+        self._activate(task, size, validator, single_stream=False)
+
+    def _release(self, task: _Task, segment: Segment | None) -> None:
+        with self._cond:
+            task.connections -= 1
+            if segment is not None and task.plan is not None:
+                task.plan.release(segment)
+            if task.plan is None and task.state == "active" and not task.connections:
+                task.state = "pending"  # its first request failed
+            if task.halted and not task.connections:
+                self._end(task)
+            elif task.plan is not None and task.plan.complete and task.state == "active":
+                task.state = "verifying"
+                self._finish_queue.put(task)
+            self._cond.notify_all()
+
+    def _failed(self, task: _Task, segment: Segment | None, error: TransferError) -> None:
+        error.name = error.name or task.name
+        with self._cond:
+            if isinstance(error, FatalTransferError):
+                log.error("%s: %s", task.name, error.message)
+                state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
+                self._halt(task, state, error)
+                return
+            task.failures += 1
+            delay = self.config.retry.delay(error, task.failures, jitter=random.random())
+            if delay is None:
+                log.error("%s: giving up after %d failures: %s", task.name, task.failures, error)
+                self._halt(task, "failed", error)
+                return
+            log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
+            task.not_before = max(task.not_before, self._clock() + delay)
+
+    def _halt(self, task: _Task, state: FileState, error: SA1BError) -> None:
+        """Stop a file for this run, keeping its bytes (lock held)."""
+        if task.halted:
+            return
+        task.halted = True
+        task.outcome = FileOutcome(task.name, state, task.size, error.message, error.hint)
+
+    def _end(self, task: _Task) -> None:
+        assert task.outcome is not None
+        task.state = task.outcome.state
+        stored: Status = "expired" if task.state == "expired" else "failed"
+        self.store.set_status(task.id, stored, task.outcome.message)
+        self.listener.finished(task.outcome)
+
+    # -- durability ---------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Make written bytes durable, then record them: the store never runs ahead."""
+        with self._cond:
+            pending = {}
+            for task in self._tasks:
+                if task.plan is None or task.fd is None or task.state == "done":
+                    continue
+                spans = task.plan.done.copy()
+                for segment in task.plan.active:
+                    if not segment.cancelled:
+                        spans.add(segment.start, segment.pos)
+                if spans != task.recorded:
+                    # A duplicate, so that the finisher may close the task's own meanwhile.
+                    pending[task.id] = (task, os.dup(task.fd), task.generation, spans)
+        try:
+            for _, fd, _, _ in pending.values():
+                os.fdatasync(fd)
+            self.store.save_ranges({i: (gen, spans) for i, (_, _, gen, spans) in pending.items()})
+        except OSError as error:
+            self._fatal = StorageError(f"cannot sync partial files: {error.strerror}")
+            return
+        finally:
+            for _, fd, _, _ in pending.values():
+                os.close(fd)
+        with self._cond:
+            for task, _, generation, spans in pending.values():
+                if task.generation == generation:
+                    task.recorded = spans
+
+    def _close_files(self) -> None:
+        with self._cond:
+            for task in self._tasks:
+                if task.fd is not None:
+                    os.close(task.fd)
+                    task.fd = None
+
+    # -- verification and publication ---------------------------------------
+
+    def _finisher(self) -> None:
+        while (task := self._finish_queue.get()) is not None:
+            try:
+                self._publish(task)
+            except (StateError, OSError) as error:
+                self._fatal = StorageError(f"{task.name}: cannot publish: {error}")
+                self._stop()
+
+    def _publish(self, task: _Task) -> None:
+        """Verify a complete partial file, rename it into place, then record it done."""
+        assert task.size is not None
+        partial = partial_path(self.config.out, task.name)
+        final = final_path(self.config.out, task.name)
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            actual = os.fstat(fd).st_size
+            if actual != task.size:
+                with self._cond:
+                    self._halt(
+                        task,
+                        "failed",
+                        SizeMismatchError(
+                            f"{task.name}: {actual} bytes on disk, server announced {task.size}"
+                        ),
+                    )
+                    self._end(task)
+                return
+            expected = self.config.checksums.get(task.name)
+            if expected is not None:
+                digest = _hash_file(fd, expected.algorithm)
+                if digest != expected.hexdigest:
+                    self._digest_mismatch(task, expected.algorithm, digest)
+                    return
+        finally:
+            os.close(fd)
+        os.replace(partial, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
+        self.store.set_status(task.id, "done")
+        with self._cond:
+            task.state = "done"
+            task.outcome = FileOutcome(task.name, "done", task.size)
+            if task.fd is not None:
+                os.close(task.fd)
+                task.fd = None
+            self._cond.notify_all()
+        log.info("%s: done (%d bytes)", task.name, task.size)
+        self.listener.finished(task.outcome)
+
+    def _digest_mismatch(self, task: _Task, algorithm: str, digest: str) -> None:
+        with self._cond:
+            task.digest_failures += 1
+            if task.digest_failures > 1:
+                self._halt(
+                    task,
+                    "failed",
+                    ChecksumMismatchError(
+                        f"{task.name}: {algorithm} {digest} does not match the checksums file, "
+                        "after a clean re-download",
+                        name=task.name,
+                    ),
+                )
+                self._end(task)
+                return
+            log.warning("%s: %s mismatch; downloading it again", task.name, algorithm)
+            size, validator = task.size or 0, task.validator
+            task.state = "active"
+            self._restart(task, size, validator)
+
+
+@dataclass(eq=False)
+class _Connection:
+    """What one connection thread keeps between requests."""
+
+    index: int
+    client: HTTPClient
+    view: memoryview
+    pace: _Pace
+    slot: int = 0
+
+
+class _Pace:
+    """Sizes one connection's requests to last about ``request_seconds`` each."""
+
+    def __init__(self, config: DownloadConfig) -> None:
+        self._config = config
+        self._speed: float | None = None
+
+    def observe(self, length: int, seconds: float) -> None:
+        if length >= self._config.min_request and seconds > 0:
+            self._speed = length / seconds
+
+    def length(self) -> int:
+        cfg = self._config
+        if self._speed is None:
+            return cfg.first_request
+        wanted = int(self._speed * cfg.request_seconds)
+        return max(cfg.min_request, min(cfg.max_request, wanted))
+
+
+def _hash_file(fd: int, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    view = memoryview(bytearray(4 * 1024 * 1024))
+    offset = 0
+    while n := os.preadv(fd, [view], offset):
+        digest.update(view[:n])
+        offset += n
+    return digest.hexdigest()

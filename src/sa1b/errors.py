@@ -1,0 +1,182 @@
+"""Every error sa1b raises, in one tree.
+
+::
+
+    SA1BError                       base; carries a one-line message and a hint
+    ├── InputError                  the user's input is wrong (CLI exit code 2)
+    │   ├── LinksFileError          a links file line cannot be used (names file and line)
+    │   ├── SelectionError          a --shards spec is malformed or names absent shards
+    │   ├── ChecksumsFileError      a --checksums file line cannot be used
+    │   └── LinksExpiredError       the selected links expired before the run started
+    ├── StateError                  the state store cannot be used
+    │   └── StateLockedError        another sa1b process owns the output folder
+    └── TransferError               one file's transfer went wrong (names the file)
+        ├── RetryableError          worth another attempt from the bytes on disk
+        │   ├── ConnectError        could not connect (refused, DNS, TLS handshake)
+        │   ├── StallError          no byte arrived within the read timeout
+        │   ├── TruncatedBodyError  the connection ended before the body did (FIN or RST)
+        │   ├── ServerError         408, 429 or 5xx; may carry Retry-After
+        │   └── RangeMismatchError  a 206 for other bytes than asked
+        └── FatalTransferError      another attempt cannot help
+            ├── LinkExpiredError    the signed link expired: fetch a new links file
+            ├── HTTPStatusError     404, 410, a 403 that is not expiry, other 4xx
+            ├── TLSVerificationError  the server's certificate did not verify
+            ├── SizeMismatchError   the finished file has the wrong size
+            └── ChecksumMismatchError  the digest differs from --checksums, twice
+
+Lower-layer errors (``OSError``, ``http.client`` and ``ssl`` exceptions) are
+translated to this tree in one place, :mod:`sa1b.http`; nothing above that
+boundary catches library exceptions. Every exception pickles with its data, because
+distributed workers send them back to the coordinator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[SA1BError], args: tuple[Any, ...], state: dict[str, Any]) -> SA1BError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class SA1BError(Exception):
+    """Base of every sa1b error: a one-line ``message`` and a ``hint`` for the user."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(SA1BError):
+    """The user's input (a file, a flag) cannot be used as given."""
+
+
+class LinksFileError(InputError):
+    """A links file, or one of its lines, cannot be used."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(
+            f"{where}: {message}",
+            hint="fix that line, or download a fresh links file from Meta's SA-1B page",
+        )
+        self.path = path
+        self.line = line
+
+
+class SelectionError(InputError):
+    """A ``--shards`` selection is malformed or names shards the links file lacks."""
+
+
+class ChecksumsFileError(InputError):
+    """A ``--checksums`` file, or one of its lines, cannot be used."""
+
+
+class LinksExpiredError(InputError):
+    """The links needed for this run expired before it started."""
+
+    hint = (
+        "download a fresh links file from Meta's SA-1B page and run the same command "
+        "with it; the bytes already on disk are kept and continued"
+    )
+
+
+class StateError(SA1BError):
+    """The state store in the output folder cannot be used."""
+
+
+class StateLockedError(StateError):
+    """Another sa1b process is working on the same output folder."""
+
+    hint = "wait for it to finish, or stop it; two processes would corrupt each other's files"
+
+
+class TransferError(SA1BError):
+    """One file's transfer went wrong. ``name`` is the file; ``url`` is redacted."""
+
+    def __init__(
+        self, message: str, *, name: str = "", url: str = "", hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.url = url
+
+
+class RetryableError(TransferError):
+    """A transient failure: try again from the bytes already on disk."""
+
+    retry_after: float | None = None
+
+
+class ConnectError(RetryableError):
+    """The connection could not be opened."""
+
+
+class StallError(RetryableError):
+    """No byte arrived within the read timeout."""
+
+
+class TruncatedBodyError(RetryableError):
+    """The connection ended before the announced body did."""
+
+
+class ServerError(RetryableError):
+    """The server answered 408, 429 or 5xx."""
+
+    def __init__(
+        self, message: str, *, status: int, retry_after: float | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RangeMismatchError(RetryableError):
+    """A 206 answer whose Content-Range is not the range asked for."""
+
+
+class FatalTransferError(TransferError):
+    """Another attempt cannot help; the file stops here for this run."""
+
+
+class LinkExpiredError(FatalTransferError):
+    """The signed link expired (403 ``URL signature expired``, or ``oe`` has passed)."""
+
+    hint = LinksExpiredError.hint
+
+
+class HTTPStatusError(FatalTransferError):
+    """A status that retrying cannot fix: 404, 410, a 403 that is not expiry, other 4xx."""
+
+    def __init__(self, message: str, *, status: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+
+
+class TLSVerificationError(FatalTransferError):
+    """The server's TLS certificate did not verify. Verification is never turned off."""
+
+    hint = "check the system's CA certificates (or SSL_CERT_FILE) and the clock"
+
+
+class SizeMismatchError(FatalTransferError):
+    """The file on disk does not have the size the server announced."""
+
+
+class ChecksumMismatchError(FatalTransferError):
+    """The digest differs from the one in ``--checksums``, even after a clean re-download."""
+
+    hint = "the source may be corrupt: try a mirror, or check the checksums file"

@@ -1,0 +1,160 @@
+"""Links files: parse them, and read what a signed URL says about itself.
+
+Pure functions over text. Accepted formats, detected per line:
+
+- the official file: header ``file_name<TAB>cdn_link``, then ``name<TAB>url`` rows;
+- the same with CRLF endings, without the header, or with spaces instead of the tab;
+- a plain list of URLs, one per line, the name taken from the last path segment.
+
+URLs are kept byte for byte: since 2025 the query starts with a bare ``_nc_gid``
+that has no ``=``, and re-encoding anything may break the signature. Names become
+paths on disk, so only plain, safe file names are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sa1b.errors import LinksFileError
+
+HEADER = ("file_name", "cdn_link")
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_SHARD_NAME = re.compile(r"sa_(\d{6})\.tar")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,16}")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One row of a links file: a file name and the URL to fetch it from."""
+
+    name: str
+    url: str
+    line: int = 0
+
+    @property
+    def shard_id(self) -> int | None:
+        """The shard number for ``sa_NNNNNN.tar``, ``None`` for extras."""
+        match = _SHARD_NAME.fullmatch(self.name)
+        return int(match.group(1)) if match else None
+
+    @property
+    def expires_at(self) -> int | None:
+        """The link's expiry (Unix seconds) from its ``oe`` parameter, if any."""
+        return expiry(self.url)
+
+
+def is_safe_name(name: str) -> bool:
+    """True for a plain file name that cannot escape a folder or hide itself."""
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def query_items(url: str) -> list[tuple[str, str | None]]:
+    """The raw query items of ``url`` in order; a bare item (``_nc_gid``) has value None."""
+    query = urlsplit(url).query
+    items: list[tuple[str, str | None]] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        items.append((key, value if sep else None))
+    return items
+
+
+def expiry(url: str) -> int | None:
+    """The ``oe`` expiry of a signed CDN URL as Unix seconds, or None if it has none."""
+    for key, value in query_items(url):
+        if key == "oe" and value is not None and _HEX.fullmatch(value):
+            return int(value, 16)
+    return None
+
+
+def redact(url: str) -> str:
+    """The URL without its query (the signature), safe for logs: ``https://host/path?…``."""
+    parts = urlsplit(url)
+    suffix = "?…" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{suffix}"
+
+
+def object_key(url: str) -> str:
+    """What identifies the object behind a signed URL across reissued links: host and path."""
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"
+
+
+def parse_links(text: str, *, source: str = "<links>") -> list[Link]:
+    """Parse a links file's text into links, in file order.
+
+    Raises :class:`LinksFileError` naming ``source`` and the line for anything that
+    is not a header, a blank line, a ``#`` comment, a ``name url`` row or a bare URL;
+    for unsafe or duplicate names; and for a file with no links at all.
+    """
+    links: list[Link] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if tuple(fields) == HEADER:
+            if links:
+                raise LinksFileError("header line after the first row", path=source, line=number)
+            continue
+        link = _parse_row(fields, source=source, number=number)
+        if link.name in seen:
+            raise LinksFileError(
+                f"duplicate file name {link.name!r} (first on line {seen[link.name]})",
+                path=source,
+                line=number,
+            )
+        seen[link.name] = number
+        links.append(link)
+    if not links:
+        raise LinksFileError("no links found (is this the SA-1B links file?)", path=source)
+    return links
+
+
+def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
+    if len(fields) == 1:
+        url = fields[0]
+        _check_url(url, source=source, number=number)
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    elif len(fields) == 2:
+        name, url = fields
+        _check_url(url, source=source, number=number)
+    else:
+        raise LinksFileError(
+            f"expected 'file_name<TAB>url' or a bare URL, found {len(fields)} fields",
+            path=source,
+            line=number,
+        )
+    if not is_safe_name(name):
+        raise LinksFileError(
+            f"unsafe file name {name[:80]!r}: only letters, digits, '.', '_' and '-' are allowed",
+            path=source,
+            line=number,
+        )
+    return Link(name=name, url=url, line=number)
+
+
+def _check_url(url: str, *, source: str, number: int) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LinksFileError(f"not an http(s) URL: {redact(url)[:80]!r}", path=source, line=number)
+
+
+def read_links(path: str | Path) -> list[Link]:
+    """Read and parse a links file, with errors that name it."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise LinksFileError(f"cannot read: {error.strerror}", path=source) from error
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LinksFileError("not UTF-8 text (is this the links file?)", path=source) from error
+    return parse_links(text, source=source)

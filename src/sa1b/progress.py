@@ -1,0 +1,73 @@
+"""What a download reports while it runs: snapshots for a display, outcomes per file.
+
+The library never prints. The engine hands a :class:`Snapshot` to a
+:class:`ProgressListener` a few times a second and each file's :class:`FileOutcome`
+when it ends; the default listener does nothing. Only the CLI draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+FileState = Literal["pending", "active", "verifying", "done", "failed", "expired"]
+FINAL_STATES = ("done", "failed", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """One file as it stands: bytes on disk, size once known, connections on it."""
+
+    name: str
+    state: FileState
+    size: int | None
+    done: int
+    connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole run as it stands; ``fetched`` counts bytes received in this run."""
+
+    files: tuple[FileProgress, ...]
+    fetched: int
+    elapsed: float
+    speed: float
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(f.done for f in self.files)
+
+    def total_bytes(self, *, guess: int) -> int:
+        """Total size, with ``guess`` standing in for sizes not known yet."""
+        return sum(f.size if f.size is not None else guess for f in self.files)
+
+    def count(self, state: FileState) -> int:
+        return sum(1 for f in self.files if f.state == state)
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """How one file ended in this run."""
+
+    name: str
+    state: FileState
+    size: int | None = None
+    message: str | None = None
+    hint: str | None = None
+
+
+class ProgressListener(Protocol):
+    def update(self, snapshot: Snapshot) -> None: ...
+
+    def finished(self, outcome: FileOutcome) -> None: ...
+
+
+class NullListener:
+    """The default: hears everything, says nothing."""
+
+    def update(self, snapshot: Snapshot) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome) -> None:
+        pass

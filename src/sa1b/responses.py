@@ -1,0 +1,180 @@
+"""Judge an HTTP answer to a range request: pure functions over status and headers.
+
+The rules, in the order the complaints about SA-1B scripts taught them:
+
+- 206 must carry ``Content-Range: bytes a-b/total`` with ``a`` the byte asked for;
+  anything else is a protocol error, and nothing of it is written.
+- 200 to a ranged request means the server ignored the range (or ``If-Range`` did
+  not match): the body is the whole object from byte 0, never to be appended.
+- A validator (ETag, Last-Modified) or total size that differs from what the file's
+  first answer gave means the object changed: every byte kept so far is void.
+- 403 with ``URL signature expired``, or any 403 once ``oe`` has passed, is expiry:
+  not transient, the user needs a new links file. 404 and 410 are final too.
+- 408, 429 and 5xx are transient; ``Retry-After`` says how long to wait.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+from sa1b.errors import (
+    HTTPStatusError,
+    LinkExpiredError,
+    RangeMismatchError,
+    ServerError,
+    TransferError,
+)
+from sa1b.links import expiry
+
+EXPIRED_BODY = "signature expired"
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """What identifies one version of an object: its ETag and Last-Modified."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Validator:
+        return cls(headers.get("etag"), headers.get("last-modified"))
+
+    def if_range(self) -> str | None:
+        """The ``If-Range`` value: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+    def contradicts(self, other: Validator) -> bool:
+        """True when both name a version and the versions differ."""
+        if self.etag and other.etag:
+            return self.etag != other.etag
+        if self.last_modified and other.last_modified:
+            return self.last_modified != other.last_modified
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class BodyPlan:
+    """What to do with a response body.
+
+    ``kind`` is ``"range"`` (the bytes asked for, at ``start``), ``"whole"`` (the
+    full object from byte 0: restart as one stream) or ``"changed"`` (the object is
+    not the one whose bytes are on disk: void them and start over).
+    """
+
+    kind: Literal["range", "whole", "changed"]
+    start: int
+    length: int
+    total: int
+    validator: Validator
+
+
+def judge_range_answer(
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    start: int,
+    end: int,
+    size: int | None,
+    validator: Validator | None,
+    name: str = "",
+    url: str = "",
+) -> BodyPlan:
+    """Decide what a 200/206 answer to ``Range: bytes=start-(end-1)`` means.
+
+    ``headers`` has lower-case keys. ``size`` and ``validator`` are what the file's
+    first answer said, or None before it. Raises :class:`RangeMismatchError` for a
+    206 that does not match the request and :class:`HTTPStatusError` for an answer
+    without a usable length.
+    """
+    got = Validator.from_headers(headers)
+    changed = validator is not None and validator.contradicts(got)
+    if status == 206:
+        match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+        if not match or match.group(3) == "*":
+            raise RangeMismatchError(
+                f"206 without a usable Content-Range ({headers.get('content-range')!r})",
+                name=name,
+                url=url,
+            )
+        first, last, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
+        if changed or (size is not None and total != size):
+            return BodyPlan("changed", 0, 0, total, got)
+        length = last + 1 - first
+        if first != start or last >= end or length <= 0 or last >= total:
+            raise RangeMismatchError(
+                f"asked for bytes {start}-{end - 1}, got {first}-{last}/{total}",
+                name=name,
+                url=url,
+            )
+        declared = headers.get("content-length")
+        if declared is not None and declared.strip() != str(length):
+            raise RangeMismatchError(
+                f"Content-Length {declared} does not match Content-Range {first}-{last}",
+                name=name,
+                url=url,
+            )
+        return BodyPlan("range", first, length, total, got)
+    if status == 200:
+        declared = headers.get("content-length", "").strip()
+        if not declared.isdigit():
+            raise HTTPStatusError(
+                "the server sent the whole file without a Content-Length",
+                status=status,
+                name=name,
+                url=url,
+            )
+        total = int(declared)
+        if changed or (size is not None and total != size):
+            return BodyPlan("changed", 0, total, total, got)
+        return BodyPlan("whole", 0, total, total, got)
+    raise ValueError(f"judge_range_answer handles 200 and 206, not {status}")
+
+
+def error_for_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    name: str = "",
+    url: str = "",
+    redacted: str = "",
+) -> TransferError:
+    """The error a non-2xx answer stands for; ``url`` is the real one (for ``oe``)."""
+    text = body[:2048].decode("utf-8", "replace").strip()
+    where = {"name": name, "url": redacted}
+    if status == 403:
+        oe = expiry(url)
+        if EXPIRED_BODY in text.lower() or (oe is not None and oe <= now):
+            return LinkExpiredError(f"{name}: the signed link has expired", **where)
+        return HTTPStatusError(f"{name}: 403 Forbidden ({text[:80]})", status=status, **where)
+    if status in (408, 429) or 500 <= status <= 599:
+        return ServerError(
+            f"{name}: server answered {status}",
+            status=status,
+            retry_after=parse_retry_after(headers.get("retry-after"), now=now),
+            **where,
+        )
+    return HTTPStatusError(f"{name}: server answered {status}", status=status, **where)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,37 @@
+"""When to try again: an immutable policy and the decision, pure and clock-free.
+
+Transient failures (:class:`~sa1b.errors.RetryableError`) are retried from the bytes
+already on disk with capped exponential backoff and jitter; ``Retry-After``
+wins when the server gives it. The count of failures is per file and is reset
+whenever bytes arrive, so a long download on a flaky link is never abandoned while
+it progresses, and a dead one is given up after ``attempts`` tries in a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sa1b.errors import RetryableError, TransferError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How many failures in a row to tolerate and how long to wait between them."""
+
+    attempts: int = 8
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+
+    def delay(self, error: TransferError, failures: int, *, jitter: float) -> float | None:
+        """Seconds to wait before the next try, or None to give up.
+
+        ``failures`` counts this one (1 for the first); ``jitter`` is uniform in
+        [0, 1), passed in so that the decision stays a pure function.
+        """
+        if not isinstance(error, RetryableError) or failures >= self.attempts:
+            return None
+        if error.retry_after is not None:
+            return min(error.retry_after, self.retry_after_max)
+        ceiling = min(self.backoff_max, self.backoff * 2.0 ** (failures - 1))
+        return ceiling * (0.5 + jitter / 2)

@@ -1,0 +1,95 @@
+"""Fixtures for end-to-end tests: real servers on loopback, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.nginx import NginxServer
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo, make_dataset
+
+SHARD_SIZE = 6 * 1024 * 1024
+SHARDS = 3
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def sa1b_command(*args: str | os.PathLike[str]) -> list[str]:
+    return [sys.executable, "-m", "sa1b", *map(str, args)]
+
+
+def run_cli(*args: str | os.PathLike[str], timeout: float = 120) -> Result:
+    """Run ``sa1b ARGS`` as a real process; never a terminal, so output is plain."""
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run(
+        sa1b_command(*args),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def assert_identical(out: Path, shards: Sequence[ShardInfo]) -> None:
+    """Every shard is published under its final name with the source's bytes."""
+    for shard in shards:
+        target = out / "tars" / shard.name
+        assert target.exists(), f"{shard.name} missing"
+        assert target.stat().st_size == shard.size
+        assert md5(target) == shard.md5, f"{shard.name} differs from the source"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
+    root = tmp_path_factory.mktemp("cdn")
+    return make_dataset(root, shard_indices=range(SHARDS), shard_size=SHARD_SIZE, seed=1)
+
+
+@pytest.fixture
+def shards(dataset: list[ShardInfo]) -> list[ShardInfo]:
+    return [info for info in dataset if info.name.endswith(".tar")]
+
+
+@pytest.fixture
+def cdn(dataset: list[ShardInfo]) -> Iterator[CDNServer]:
+    with CDNServer(root=dataset[0].path.parent) as server:
+        yield server
+
+
+@pytest.fixture
+def links(cdn: CDNServer, tmp_path: Path) -> Path:
+    path = tmp_path / "links.tsv"
+    cdn.write_links_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def nginx(
+    dataset: list[ShardInfo], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxServer]:
+    work = tmp_path_factory.mktemp("nginx")
+    with NginxServer(root=dataset[0].path.parent, workdir=work) as server:
+        yield server

@@ -1,0 +1,108 @@
+"""End to end: the real ``sa1b`` process against the CDN stand-in."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from sa1b.cdn.faults import Fault
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import assert_identical, md5, run_cli
+
+
+def test_downloads_every_shard_byte_for_byte(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out)
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    assert "3/3 files done" in result.output
+    # Extras are opt-in: the ids file is listed but not fetched.
+    assert not (out / "tars" / "sa_images_ids.txt").exists()
+    # Keep-alive: far fewer TCP connections than requests.
+    assert cdn.connections_total < len(cdn.requests)
+    # Nothing but final files under tars/, no partial left behind.
+    assert sorted(p.name for p in (out / "tars").iterdir()) == sorted(s.name for s in shards)
+    assert not list((out / ".sa1b" / "partial").iterdir())
+
+
+def test_second_run_fetches_nothing(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out).returncode == 0
+    cdn.clear_requests()
+    again = run_cli("download", links, "-o", out)
+    assert again.returncode == 0, again.output
+    assert cdn.bytes_sent_total == 0
+
+
+def test_selects_by_shard_id_and_extras(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--shards", "sa_000002,0", "--extras")
+    assert result.returncode == 0, result.output
+    names = sorted(p.name for p in (out / "tars").iterdir())
+    assert names == ["sa_000000.tar", "sa_000002.tar", "sa_images_ids.txt"]
+
+
+def test_status_reports_done_and_last_run(links: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--shards", "0-1").returncode == 0
+    status = run_cli("status", out)
+    assert status.returncode == 0
+    assert re.search(r"sa_000000\.tar\s+done", status.output)
+    assert "2 files: 2 done" in status.output
+    assert "last run:" in status.output
+
+
+def test_checksums_verified(shards: list[ShardInfo], links: Path, tmp_path: Path) -> None:
+    sums = tmp_path / "md5sums.txt"
+    sums.write_text("".join(f"{s.md5}  {s.name}\n" for s in shards))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--checksums", sums)
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+
+
+def test_checksum_mismatch_fails_after_clean_redownload(
+    cdn: CDNServer, shards: list[ShardInfo], links: Path, tmp_path: Path
+) -> None:
+    sums = tmp_path / "md5sums.txt"
+    sums.write_text(f"{'0' * 32}  sa_000001.tar\n{shards[0].md5}  sa_000000.tar\n")
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--checksums", sums, "--shards", "0-1")
+    assert result.returncode == 1, result.output
+    assert "sa_000001.tar" in result.output and "does not match" in result.output
+    assert not (out / "tars" / "sa_000001.tar").exists()
+    assert md5(out / "tars" / "sa_000000.tar") == shards[0].md5
+    # Fetched twice: once, then once more cleanly before giving up.
+    assert cdn.bytes_sent("sa_000001.tar") >= 2 * shards[1].size
+
+
+def test_signatures_never_in_output_or_logs(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
+    cdn.add_fault("sa_000000.tar", Fault("status", status=503, times=2))
+    cdn.add_fault("sa_000001.tar", Fault("forbidden"))
+    log = tmp_path / "sa1b.log"
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--log-file", log, "--log-level", "debug")
+    assert result.returncode == 1
+    signatures = re.findall(r"oh=([^&\s]+)", links.read_text())
+    assert signatures
+    text = result.output + log.read_text()
+    assert "retrying" in log.read_text()
+    for signature in signatures:
+        assert signature not in text
+    assert "oh=" not in text and "oe=" not in text
+
+
+def test_state_store_is_wal_sqlite(links: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--shards", "0").returncode == 0
+    db = sqlite3.connect(out / ".sa1b" / "state.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    (status,) = db.execute("SELECT status FROM files WHERE name = 'sa_000000.tar'").fetchone()
+    assert status == "done"
