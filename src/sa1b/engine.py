@@ -361,26 +361,26 @@ class Engine:
         )
         try:
             while (job := self._next_job()) is not None:
-                task, segment = job
+                task, conn.segment = job
                 conn.slot = 2 * index + (conn.slot + 1) % 2
                 try:
-                    if segment is None:
-                        segment = self._request(task, None, conn)
-                    while segment is not None and not self._should_leave(task, segment):
+                    if conn.segment is None:
+                        self._request(task, None, conn)
+                    while (segment := conn.segment) and not self._should_leave(task, segment):
                         with self._cond:
                             assert task.plan is not None
                             span = task.plan.next_request(segment, conn.pace.length())
                         if span is None:
                             break
-                        segment = self._request(task, (segment, span), conn)
+                        self._request(task, span, conn)
                 except TransferError as error:
-                    self._failed(task, segment, error)
-                    segment = None
+                    self._failed(task, error)
                 except OSError as error:
                     self._fatal = StorageError(f"{task.name}: cannot write: {error.strerror}")
                     self._stop()
                 finally:
-                    self._release(task, segment)
+                    self._release(task, conn.segment)
+                    conn.segment = None
         finally:
             conn.client.close()
             with self._cond:
@@ -394,11 +394,15 @@ class Engine:
     def _request(
         self,
         task: _Task,
-        job: tuple[Segment, tuple[int, int]] | None,
+        job: tuple[int, int] | None,
         conn: _Connection,
-    ) -> Segment | None:
-        """One GET. Returns the segment to go on with (None when the file restarted)."""
-        segment, (start, end) = job if job else (None, (0, self.config.first_request))
+    ) -> None:
+        """One GET, for ``job`` of ``conn.segment``, or the first of a file (``job`` None).
+
+        May replace ``conn.segment``: with None when the file restarted, with a segment
+        of the whole file when the server ignored the range.
+        """
+        start, end = job or (0, self.config.first_request)
         url = task.link.url
         headers = {"Range": f"bytes={start}-{end - 1}"}
         if job and (validator := task.validator.if_range()):
@@ -429,29 +433,28 @@ class Engine:
             with self._cond:
                 if answer.kind == "changed":
                     self._restart(task, answer.total, answer.validator)
-                    return None
-                if answer.kind == "whole" or segment is None:
-                    if answer.kind == "whole" and job:
-                        log.warning("%s: server ignored Range; restarting as one stream", task.name)
+                    conn.segment = None
+                    return
+                if answer.kind == "whole" or conn.segment is None:
                     whole = answer.kind == "whole"
+                    if whole:
+                        log.warning(
+                            "%s: server ignored Range; fetching it as one stream", task.name
+                        )
                     if task.plan is not None:
                         task.plan.restart()
                     self._activate(task, answer.total, answer.validator, single_stream=whole)
                     assert task.plan is not None
-                    segment = task.plan.adopt(0)
-                    segment.requested = answer.start + answer.length
-            self._read_body(
-                task, segment, response, start=answer.start, length=answer.length, conn=conn
-            )
+                    conn.segment = task.plan.adopt(0)
+                    conn.segment.requested = answer.start + answer.length
+            self._read_body(task, response, start=answer.start, length=answer.length, conn=conn)
         finally:
             response.close()
         conn.pace.observe(answer.length, self._clock() - began)
-        return segment
 
     def _read_body(
         self,
         task: _Task,
-        segment: Segment,
         response: Response,
         *,
         start: int,
@@ -459,6 +462,8 @@ class Engine:
         conn: _Connection,
     ) -> None:
         readinto, view, index, slot = response.readinto, conn.view, conn.index, conn.slot
+        segment = conn.segment
+        assert segment is not None
         fd, offset, end = task.fd, start, start + length
         assert fd is not None
         chunk = len(view) if self._limiter is None else min(len(view), 256 * 1024)
@@ -468,7 +473,7 @@ class Engine:
                 return
             n = readinto(view[: min(chunk, end - offset)])
             if not n:
-                raise TruncatedBodyError(f"{task.name}: body ended early", name=task.name)
+                raise TruncatedBodyError("body ended early", name=task.name)
             written = 0
             while written < n:
                 written += os.pwrite(fd, view[written:n], offset + written)
@@ -503,7 +508,7 @@ class Engine:
                 self._finish_queue.put(task)
             self._cond.notify_all()
 
-    def _failed(self, task: _Task, segment: Segment | None, error: TransferError) -> None:
+    def _failed(self, task: _Task, error: TransferError) -> None:
         error.name = error.name or task.name
         with self._cond:
             if isinstance(error, FatalTransferError):
@@ -596,9 +601,7 @@ class Engine:
                     self._halt(
                         task,
                         "failed",
-                        SizeMismatchError(
-                            f"{task.name}: {actual} bytes on disk, server announced {task.size}"
-                        ),
+                        SizeMismatchError(f"{actual} bytes on disk, server announced {task.size}"),
                     )
                     self._end(task)
                 return
@@ -636,7 +639,7 @@ class Engine:
                     task,
                     "failed",
                     ChecksumMismatchError(
-                        f"{task.name}: {algorithm} {digest} does not match the checksums file, "
+                        f"{algorithm} {digest} does not match the checksums file, "
                         "after a clean re-download",
                         name=task.name,
                     ),
@@ -658,6 +661,7 @@ class _Connection:
     view: memoryview
     pace: _Pace
     slot: int = 0
+    segment: Segment | None = None
 
 
 class _Pace:

@@ -154,16 +154,16 @@ def error_for_status(
     if status == 403:
         oe = expiry(url)
         if EXPIRED_BODY in text.lower() or (oe is not None and oe <= now):
-            return LinkExpiredError(f"{name}: the signed link has expired", **where)
-        return HTTPStatusError(f"{name}: 403 Forbidden ({text[:80]})", status=status, **where)
+            return LinkExpiredError("the signed link has expired", **where)
+        return HTTPStatusError(f"403 Forbidden ({text[:80]})", status=status, **where)
     if status in (408, 429) or 500 <= status <= 599:
         return ServerError(
-            f"{name}: server answered {status}",
+            f"server answered {status}",
             status=status,
             retry_after=parse_retry_after(headers.get("retry-after"), now=now),
             **where,
         )
-    return HTTPStatusError(f"{name}: server answered {status}", status=status, **where)
+    return HTTPStatusError(f"server answered {status}", status=status, **where)
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

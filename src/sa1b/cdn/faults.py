@@ -16,8 +16,9 @@ pending fault for each request and acts it out. Kinds:
 ``not_found``    answer 404
 =============== ==========================================================================
 
-Faults that shape a body (``cut``, ``stall``, ``ignore_range``, ``wrong_range``) are taken only
-by GET requests, so a HEAD probe does not use them up; the others are taken by HEAD too.
+Faults queued for one name apply in order. Faults that shape a body (``cut``, ``stall``,
+``ignore_range``, ``wrong_range``) are taken only by GET requests, so a HEAD probe neither uses
+them up nor jumps past them; the others are taken by HEAD too.
 """
 
 from __future__ import annotations
@@ -96,18 +97,23 @@ class FaultBook:
             return sum(p.left for queue in self._pending.values() for p in queue)
 
     def take(self, name: str, *, method: str) -> Fault | None:
-        """Use up one application of the first fault that fits this request, if any.
+        """Use up one application of the next fault for this request, if any.
 
-        Faults queued for the exact name come before ``"*"`` faults.
+        Each name's faults apply in the order they were added; the exact name's queue is
+        asked before the ``"*"`` queue. A HEAD leaves a body fault at the head of a queue in
+        place, and with it everything queued behind it, so a script like "cut, then expire"
+        keeps its order whatever probes the client sends.
         """
         with self._lock:
             for key in (name, ANY_FILE):
-                queue = self._pending.get(key, [])
-                for entry in queue:
-                    if method != "GET" and entry.fault.kind in BODY_KINDS:
-                        continue
-                    entry.left -= 1
-                    if entry.left == 0:
-                        queue.remove(entry)
-                    return entry.fault
+                queue = self._pending.get(key)
+                if not queue:
+                    continue
+                entry = queue[0]
+                if method != "GET" and entry.fault.kind in BODY_KINDS:
+                    continue
+                entry.left -= 1
+                if entry.left == 0:
+                    queue.pop(0)
+                return entry.fault
             return None

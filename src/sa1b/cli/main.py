@@ -247,7 +247,7 @@ def _summarise(result: api.DownloadResult, console: Console) -> int:
         return EXIT_OK
     for outcome in result.outcomes:
         if outcome.state != "done":
-            console.print(f"  {outcome.state}: {outcome.message}", highlight=False)
+            console.print(f"  {outcome.name}  {outcome.state}: {outcome.message}", highlight=False)
     hints = {o.hint for o in result.outcomes if o.state != "done" and o.hint}
     for hint in sorted(hints):
         console.print(f"  hint: {hint}", highlight=False)

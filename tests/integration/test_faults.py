@@ -1,0 +1,129 @@
+"""Every scripted fault of the stand-in, through the real CLI: the bytes still come out right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.faults import Fault
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import assert_identical, run_cli
+
+MiB = 1024 * 1024
+
+RECOVERABLE = {
+    "cut-fin": Fault("cut", after=MiB + 123, times=3, mode="fin"),
+    "cut-rst": Fault("cut", after=2 * MiB + 7, times=3, mode="rst"),
+    "status-500": Fault("status", status=500, times=2),
+    "status-503": Fault("status", status=503, times=3),
+    "status-408": Fault("status", status=408, times=1),
+    "throttle-429": Fault("throttle", retry_after=1, times=2),
+    "stall": Fault("stall", after=300_000, seconds=4, times=1),
+    "ignore-range": Fault("ignore_range", times=2),
+    "wrong-range": Fault("wrong_range", times=2),
+}
+
+
+@pytest.mark.parametrize("fault", RECOVERABLE.values(), ids=RECOVERABLE.keys())
+def test_recovers_from_transient_faults(
+    fault: Fault, cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault("*", fault)
+    out = tmp_path / "out"
+    result = run_cli(
+        "download",
+        links,
+        "-o",
+        out,
+        "--read-timeout",
+        "1",
+        "--log-file",
+        tmp_path / "log",
+        "--log-level",
+        "debug",
+    )
+    assert result.returncode == 0, result.output + (tmp_path / "log").read_text()
+    assert cdn.pending_faults() == 0, "the fault was never exercised"
+    assert_identical(out, shards)
+
+
+def test_server_ignoring_range_restarts_as_one_stream(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault("sa_000001.tar", Fault("ignore_range", times=1000))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--log-file", tmp_path / "log")
+    assert result.returncode == 0, result.output
+    assert "ignored Range" in (tmp_path / "log").read_text()
+    assert_identical(out, shards)
+
+
+def test_object_changed_midway_starts_over(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    # The ETag changes after the first answer: If-Range then gets a whole 200 body.
+    cdn.add_fault("sa_000000.tar", Fault("cut", after=3 * MiB))
+    cdn.add_fault("sa_000000.tar", Fault("change_etag"))
+    out = tmp_path / "out"
+    result = run_cli(
+        "download", links, "-o", out, "--log-file", tmp_path / "log", "--connections", "2"
+    )
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+
+
+def test_expired_on_403_stops_that_file_keeps_bytes_then_fresh_links_continue(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    # A cut leaves bytes on disk; then the CDN says the signature expired.
+    cdn.add_fault("sa_000002.tar", Fault("cut", after=3 * MiB))
+    cdn.add_fault("sa_000002.tar", Fault("forbidden", times=1000))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--connections", "1")
+    assert result.returncode == 1
+    assert "expired" in result.output and "fresh links file" in result.output
+    assert (out / "tars" / "sa_000000.tar").exists()
+    assert not (out / "tars" / "sa_000002.tar").exists()
+    status = run_cli("status", out)
+    assert "expired" in status.output
+    kept = out / ".sa1b" / "partial" / "sa_000002.tar.part"
+    assert kept.exists()
+
+    # Expiry is not retried: a handful of requests, not a retry storm.
+    assert sum(1 for r in cdn.requests if r.name == "sa_000002.tar" and r.status == 403) <= 2
+
+    cdn.clear_faults()
+    cdn.clear_requests()
+    fresh = tmp_path / "fresh.tsv"
+    cdn.write_links_file(fresh)
+    again = run_cli("download", fresh, "-o", out)
+    assert again.returncode == 0, again.output
+    assert_identical(out, shards)
+    # Only what was missing of sa_000002 was fetched again.
+    assert cdn.bytes_sent_total <= shards[2].size - 3 * MiB + MiB
+
+
+def test_not_found_fails_that_file_only(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault("sa_000001.tar", Fault("not_found", times=1000))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out)
+    assert result.returncode == 1
+    assert "404" in result.output and "sa_000001.tar" in result.output
+    assert_identical(out, [shards[0], shards[2]])
+    assert not (out / "tars" / "sa_000001.tar").exists()
+
+
+def test_persistent_5xx_gives_up_with_summary(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault("sa_000000.tar", Fault("status", status=503, times=1000))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--retries", "3")
+    assert result.returncode == 1
+    assert "503" in result.output
+    assert_identical(out, shards[1:])
