@@ -58,9 +58,12 @@ _NGINX_FALLBACK_PATHS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local
 #: nginx size syntax accepted for ``limit_rate``: digits with an optional k/m/g suffix.
 _RATE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
 
-#: Worker processes. Measured on the 2-core reference box (6 parallel ~170 MB downloads with
-#: aria2c, see benchmarks/README.md): ``auto`` (2 workers) was no faster than 1, and one
-#: worker leaves the second core to the client under test.
+#: Worker processes. Measured on the 2-core reference box, 6 parallel ~170 MiB downloads to
+#: disk, alternating 1 and auto, medians in MB/s (1 vs auto): six curl processes uncapped
+#: 1856 vs 1639 and 1420 vs 822 (two sessions); aria2c uncapped 603 vs 609 and 591 vs 605,
+#: capped 341 vs 334 and 328 vs 340; sa1b (early build) uncapped 625 vs 662, capped 416 vs 347.
+#: One worker never loses beyond noise and wins clearly against the leanest client, because it
+#: leaves the second core to the client under test.
 _WORKER_PROCESSES = "1"
 
 _LOG_FORMAT_NAME = "sa1b_bench"
@@ -159,6 +162,7 @@ class NginxServer:
         if not 0 <= port <= 65535:
             raise ValueError(f"port out of range: {port}")
         self.root = Path(root).resolve()
+        _quote(str(self.root))  # refuse a root nginx could not be given, before starting
         self.limit_rate = limit_rate
         self._requested_port = port
         self._workdir = Path(workdir).resolve() if workdir is not None else None

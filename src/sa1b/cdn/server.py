@@ -61,11 +61,24 @@ class RequestRecord:
 
 
 @dataclass
-class _Progress:
-    """Body bytes sent so far for one response (survives a send that fails midway)."""
+class _Entry:
+    """A request being answered, logged before its first byte goes out.
 
-    name: str
+    So a client that has its answer always finds it in :attr:`CDNServer.requests`; ``sent``
+    grows as the body goes.
+    """
+
+    name: str | None
+    range_header: str | None
+    if_range: str | None
+    status: int
+    method: str
     sent: int = 0
+
+    def snapshot(self) -> RequestRecord:
+        return RequestRecord(
+            self.name, self.range_header, self.if_range, self.status, self.sent, self.method
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 self.connections.discard(request)
                 self.threads.discard(threading.current_thread())
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints tracebacks to stderr; a client hanging up is routine here.
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
     def shutdown_request(self, request: Any) -> None:
         with self.conn_lock:
             reset = request in self.to_reset
@@ -143,14 +160,19 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "proxygen-bolt"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # os.sendfile needs a blocking socket, whatever socket.setdefaulttimeout() says.
+        self.connection.setblocking(True)
+
     def version_string(self) -> str:
         return self.server_version
 
     def do_GET(self) -> None:
-        self._cdn.handle(self, head=False)
+        self._cdn._answer(self, head=False)
 
     def do_HEAD(self) -> None:
-        self._cdn.handle(self, head=True)
+        self._cdn._answer(self, head=True)
 
     @property
     def _cdn(self) -> CDNServer:
@@ -195,7 +217,7 @@ class CDNServer:
         self._generation: dict[str, int] = {}
         self._sent: dict[str, int] = {}
         self._sent_total = 0
-        self._log: list[RequestRecord] = []
+        self._log: list[_Entry] = []
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -335,9 +357,9 @@ class CDNServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
+        """A snapshot of the request log, oldest first."""
         with self._lock:
-            return list(self._log)
+            return [entry.snapshot() for entry in self._log]
 
     @property
     def connections_total(self) -> int:
@@ -374,17 +396,17 @@ class CDNServer:
         modified = email.utils.formatdate(int(st.st_mtime) + generation, usegmt=True)
         return _Validators(etag, modified)
 
-    def _record(self, handler: _Handler, name: str | None, status: int, sent: int) -> None:
-        record = RequestRecord(
+    def _record(self, handler: _Handler, name: str | None, status: int) -> _Entry:
+        entry = _Entry(
             name=name,
             range_header=handler.headers.get("Range"),
             if_range=handler.headers.get("If-Range"),
             status=status,
-            bytes_sent=sent,
             method=handler.command,
         )
         with self._lock:
-            self._log.append(record)
+            self._log.append(entry)
+        return entry
 
     def _simple(
         self,
@@ -397,6 +419,7 @@ class CDNServer:
         extra: dict[str, str] | None = None,
     ) -> None:
         """A short non-file answer (errors, throttling); the connection stays usable."""
+        self._record(handler, name, status)
         handler.send_response(status)
         handler.send_header("Content-Type", "text/plain; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
@@ -405,9 +428,8 @@ class CDNServer:
         handler.end_headers()
         if not head:
             handler.wfile.write(body)
-        self._record(handler, name, status, 0)
 
-    def handle(self, handler: _Handler, *, head: bool) -> None:
+    def _answer(self, handler: _Handler, *, head: bool) -> None:
         """Answer one GET or HEAD."""
         path, _, query = handler.path.partition("?")
         name = self._resolve(path)
@@ -501,6 +523,7 @@ class CDNServer:
             return
         status = 200 if chosen is None else 206
         first, length = (0, size) if chosen is None else (chosen.first, chosen.length)
+        entry = self._record(handler, name, status)
         handler.send_response(status)
         handler.send_header("Content-Type", _content_type(name))
         handler.send_header("Content-Length", str(length))
@@ -510,17 +533,16 @@ class CDNServer:
         if chosen is not None:
             handler.send_header("Content-Range", f"bytes {first}-{first + length - 1}/{size}")
         handler.end_headers()
-        sent = 0
-        if not head:
-            limit = length
-            if fault is not None and fault.kind in ("cut", "stall"):
-                limit = min(length, fault.after)
-            sent = self._send_body(handler, name, file_path, first, limit)
-            if sent == limit < length and fault is not None:
-                self._end_early(handler, fault)
-            elif sent < limit:
-                handler.close_connection = True  # the client went away, or we are stopping
-        self._record(handler, name, status, sent)
+        if head:
+            return
+        limit = length
+        if fault is not None and fault.kind in ("cut", "stall"):
+            limit = min(length, fault.after)
+        sent = self._send_body(handler, entry, file_path, first, limit)
+        if sent == limit < length and fault is not None:
+            self._end_early(handler, fault)
+        elif sent < limit:
+            handler.close_connection = True  # the client went away, or we are stopping
 
     def _end_early(self, handler: _Handler, fault: Fault) -> None:
         """Finish a ``cut`` or ``stall``: the connection closes with the body incomplete."""
@@ -535,53 +557,71 @@ class CDNServer:
                 httpd.to_reset.add(conn)
 
     def _send_body(
-        self, handler: _Handler, name: str, file_path: Path, first: int, count: int
+        self, handler: _Handler, entry: _Entry, file_path: Path, first: int, count: int
     ) -> int:
         """Send ``count`` bytes from ``first``; returns what was sent before any failure."""
-        progress = _Progress(name)
         try:
             with file_path.open("rb") as f:
                 if self.rate_per_connection is None and hasattr(os, "sendfile"):
-                    self._sendfile(handler.connection, f, first, count, progress)
+                    self._sendfile(handler.connection, f, first, count, entry)
                 else:
-                    self._send_paced(handler.connection, f, first, count, progress)
+                    self._send_paced(handler.connection, f, first, count, entry)
         except OSError as exc:  # client gone (EPIPE, ECONNRESET) or server stopping
-            logger.debug("sending %s stopped after %d bytes: %s", name, progress.sent, exc)
-        return progress.sent
+            logger.debug("sending %s stopped after %d bytes: %s", entry.name, entry.sent, exc)
+        return entry.sent
 
-    def _advance(self, progress: _Progress, n: int) -> None:
-        progress.sent += n
+    def _count(self, entry: _Entry, n: int) -> None:
+        """Add ``n`` (possibly negative, to take back) to the entry's and the totals' bytes.
+
+        Bytes are counted just before they are handed to the socket and taken back if they
+        do not go, so a client that has read a whole body always sees it counted.
+        """
         with self._lock:
-            self._sent[progress.name] = self._sent.get(progress.name, 0) + n
+            entry.sent += n
             self._sent_total += n
+            if entry.name is not None:
+                self._sent[entry.name] = self._sent.get(entry.name, 0) + n
 
     def _sendfile(
-        self, conn: socket.socket, f: BinaryIO, first: int, count: int, progress: _Progress
+        self, conn: socket.socket, f: BinaryIO, first: int, count: int, entry: _Entry
     ) -> None:
         """Zero-copy path: the kernel moves file pages to the socket."""
         out_fd, in_fd = conn.fileno(), f.fileno()
-        while progress.sent < count:
-            offset = first + progress.sent
-            n = os.sendfile(out_fd, in_fd, offset, min(count - progress.sent, 1 << 30))
+        done = 0
+        while done < count:
+            want = min(count - done, 1 << 30)
+            self._count(entry, want)
+            try:
+                n = os.sendfile(out_fd, in_fd, first + done, want)
+            except OSError:
+                self._count(entry, -want)
+                raise
+            self._count(entry, n - want)
             if n == 0:
                 return  # the file shrank under us
-            self._advance(progress, n)
+            done += n
 
     def _send_paced(
-        self, conn: socket.socket, f: BinaryIO, first: int, count: int, progress: _Progress
+        self, conn: socket.socket, f: BinaryIO, first: int, count: int, entry: _Entry
     ) -> None:
         """Chunked path, sleeping between chunks to hold the per-connection rate."""
         rate = self.rate_per_connection
         chunk = 256 * 1024 if rate is None else max(1024, min(256 * 1024, int(rate / 20)))
         start = time.monotonic()
         f.seek(first)
-        while progress.sent < count:
-            data = f.read(min(chunk, count - progress.sent))
+        done = 0
+        while done < count:
+            data = f.read(min(chunk, count - done))
             if not data:
                 return
-            conn.sendall(data)
-            self._advance(progress, len(data))
+            self._count(entry, len(data))
+            try:
+                conn.sendall(data)
+            except OSError:
+                self._count(entry, -len(data))  # some of it may have gone; not knowable
+                raise
+            done += len(data)
             if rate is not None:
-                delay = start + progress.sent / rate - time.monotonic()
+                delay = start + done / rate - time.monotonic()
                 if delay > 0 and self._stopping.wait(delay):
                     return

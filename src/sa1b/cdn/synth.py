@@ -223,14 +223,21 @@ def _write_tar(
     for name in _no_adjacent_pairs(rng, names):
         stem, ext = name.rsplit(".", 1)
         image_id = int(stem[3:])
+        pieces: Iterable[jpeg.Chunk]
         if ext == "json":
-            data = docs[image_id]
+            length = len(docs[image_id])
+            pieces = [docs[image_id]]
         else:
             w, h = dims[image_id]
-            data = jpeg.encode_solid(w, h, colours[image_id], size=jpegs[image_id], pad_source=pad)
-        out.write(_tar_header(prefix + name, len(data)))
-        out.write(data)
-        out.write(bytes(-len(data) % _BLOCK))
+            length = jpegs[image_id]
+            pieces = jpeg.iter_solid(w, h, colours[image_id], size=length, pad_source=pad)
+        out.write(_tar_header(prefix + name, length))
+        before = out.size
+        for piece in pieces:  # streamed: a 15 MB JPEG is never joined in memory
+            out.write(piece)
+        if out.size - before != length:
+            raise RuntimeError(f"{name}: wrote {out.size - before} bytes, planned {length}")
+        out.write(bytes(-length % _BLOCK))
     # End of archive: at least two zero blocks, more to reach the requested size exactly.
     out.write(bytes(max(2 * _BLOCK, _ceil_block(size) - out.size)))
 
@@ -254,6 +261,7 @@ def make_shard(
     """
     if shard_index < 0 or size < 0:
         raise ValueError("shard_index and size must be non-negative")
+    path = Path(path)
     rng = random.Random(f"sa1b-synth:{_GENERATOR_VERSION}:{seed}:{shard_index}")
     tmp = _atomic_target(path)
     try:
@@ -353,6 +361,7 @@ def make_dataset(
     ``shard_indices``, followed by the info of ``sa_images_ids.txt`` when ``extras``.
     """
     indices = list(dict.fromkeys(shard_indices))
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # Hashing and writing release the GIL, so shards overlap well on several cores.
     workers = max(1, min(len(indices), os.cpu_count() or 1))
@@ -372,4 +381,4 @@ def write_checksums(
 ) -> None:
     """Write ``<hex>  <name>`` lines (``md5sum``/``sha256sum`` format), atomically."""
     lines = [f"{info.md5 if algo == 'md5' else info.sha256}  {info.name}\n" for info in infos]
-    _write_bytes_atomic(path, "".join(lines).encode())
+    _write_bytes_atomic(Path(path), "".join(lines).encode())

@@ -1,0 +1,306 @@
+"""The nginx test harness (sa1b.cdn.nginx) against a real nginx on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn import nginx as nginx_module
+from sa1b.cdn.nginx import (
+    NGINX_NOT_FOUND_MESSAGE,
+    NginxError,
+    NginxNotFoundError,
+    NginxServer,
+    find_nginx,
+)
+
+try:
+    find_nginx()
+    HAVE_NGINX = True
+except NginxNotFoundError:
+    HAVE_NGINX = False
+
+needs_nginx = pytest.mark.skipif(not HAVE_NGINX, reason=NGINX_NOT_FOUND_MESSAGE)
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    directory = tmp_path / "root"
+    directory.mkdir()
+    (directory / "small.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB, known pattern
+    return directory
+
+
+@pytest.fixture
+def server(root: Path) -> Iterator[NginxServer]:
+    with NginxServer(root=root) as srv:
+        yield srv
+
+
+def get(
+    srv: NginxServer, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie still answers kill(0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+# -- without nginx -------------------------------------------------------------------------------
+
+
+def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(nginx_module, "_NGINX_FALLBACK_PATHS", ())
+    with pytest.raises(NginxNotFoundError) as info:
+        NginxServer(root=tmp_path).start()
+    assert str(info.value) == (
+        "nginx not found: install Debian's nginx-light (apt-get install nginx-light)"
+    )
+    assert isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("rate", ["8m; evil", "", "8 m", "-1", "8mb"])
+def test_limit_rate_is_validated(tmp_path: Path, rate: str) -> None:
+    with pytest.raises(ValueError, match="limit_rate"):
+        NginxServer(root=tmp_path, limit_rate=rate)
+
+
+def test_root_with_dollar_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "a$b"
+    root.mkdir()
+    with pytest.raises(ValueError, match=r"\$"):
+        NginxServer(root=root)
+
+
+def test_config_contents(tmp_path: Path) -> None:
+    srv = NginxServer(root=tmp_path, limit_rate="8m", workdir=tmp_path / "prefix")
+    srv._prefix = tmp_path / "prefix"
+    conf = srv._render_config(4321)
+    assert "listen 127.0.0.1:4321;" in conf
+    assert "limit_rate 8m;" in conf
+    assert "max_ranges 1;" in conf
+    assert "sendfile on;" in conf
+    assert "tcp_nopush on;" in conf
+    assert "keepalive_requests 100000;" in conf
+    assert "daemon" not in conf  # given on the command line
+    assert ("user root;" in conf) == (os.geteuid() == 0)
+    assert str(tmp_path / "prefix") in conf
+    unlimited = NginxServer(root=tmp_path)
+    unlimited._prefix = tmp_path / "prefix"
+    assert "limit_rate" not in unlimited._render_config(4321)
+
+
+def test_accessors_before_start(tmp_path: Path) -> None:
+    srv = NginxServer(root=tmp_path)
+    with pytest.raises(NginxError):
+        _ = srv.base_url
+    assert not srv.running
+    srv.stop()  # harmless
+
+
+# -- with nginx ----------------------------------------------------------------------------------
+
+
+@needs_nginx
+def test_serves_range_requests(server: NginxServer, root: Path) -> None:
+    data = (root / "small.bin").read_bytes()
+    assert server.base_url == f"http://127.0.0.1:{server.port}"
+    assert server.url_for("small.bin") == f"{server.base_url}/small.bin"
+
+    status, headers, body = get(server, "/small.bin", {"Range": "bytes=1000-1999"})
+    assert status == 206
+    assert body == data[1000:2000]
+    assert headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    assert headers["content-length"] == "1000"
+    assert headers["etag"].startswith('"')
+
+    status, _, body = get(server, "/small.bin", {"Range": f"bytes={len(data) - 10}-"})
+    assert status == 206
+    assert body == data[-10:]
+
+    status, _, body = get(server, "/small.bin")
+    assert status == 200
+    assert body == data
+
+    status, _, _ = get(server, "/missing.tar")
+    assert status == 404
+
+
+@needs_nginx
+def test_if_range_and_single_range_only(server: NginxServer, root: Path) -> None:
+    data = (root / "small.bin").read_bytes()
+    _, headers, _ = get(server, "/small.bin", {"Range": "bytes=0-0"})
+    etag = headers["etag"]
+    status, _, body = get(server, "/small.bin", {"Range": "bytes=5-9", "If-Range": etag})
+    assert (status, body) == (206, data[5:10])
+    status, _, body = get(server, "/small.bin", {"Range": "bytes=5-9", "If-Range": '"other"'})
+    assert (status, body) == (200, data)
+    # max_ranges 1: a multi-range request is answered with the whole file
+    status, _, body = get(server, "/small.bin", {"Range": "bytes=0-1,10-11"})
+    assert (status, body) == (200, data)
+
+
+@needs_nginx
+def test_bytes_sent_counts_per_file_and_total(root: Path) -> None:
+    (root / "other.bin").write_bytes(b"x" * 5000)
+    with NginxServer(root=root) as srv:
+        assert srv.bytes_sent() == 0
+        get(srv, "/small.bin", {"Range": "bytes=0-99"})
+        get(srv, "/small.bin", {"Range": "bytes=100-299"})
+        get(srv, "/other.bin")
+        get(srv, "/nothing-here")
+        wait_for(lambda: len(srv.log_entries()) == 4)
+        assert srv.bytes_sent("small.bin") == 300
+        assert srv.bytes_sent("other.bin") == 5000
+        assert srv.bytes_sent("absent.bin") == 0
+        nothing = srv.bytes_sent("nothing-here")  # the 404 page's body
+        assert srv.bytes_sent() == 5300 + nothing
+        entries = srv.log_entries()
+        assert [e.status for e in entries] == [206, 206, 200, 404]
+        assert entries[0].range == "bytes=0-99"
+        assert entries[2].range == ""
+        srv.clear_log()
+        assert srv.bytes_sent() == 0
+        get(srv, "/other.bin", {"Range": "bytes=0-9"})
+        wait_for(lambda: srv.bytes_sent() == 10)
+    # the log survives stop() even though the temporary prefix is gone
+    assert srv.bytes_sent("other.bin") == 10
+
+
+@needs_nginx
+def test_bytes_sent_counts_an_aborted_transfer(root: Path) -> None:
+    (root / "big.bin").write_bytes(os.urandom(16 * MIB))
+    with NginxServer(root=root, limit_rate="4m") as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.request("GET", "/big.bin")
+        response = conn.getresponse()
+        response.read(MIB)
+        conn.close()  # drop the connection mid-body
+        wait_for(lambda: len(srv.log_entries()) == 1)
+        sent = srv.bytes_sent("big.bin")
+        assert MIB <= sent < 16 * MIB
+
+
+@needs_nginx
+def test_limit_rate_caps_one_connection(root: Path) -> None:
+    size = 16 * MIB
+    (root / "big.bin").write_bytes(os.urandom(size))
+    with NginxServer(root=root, limit_rate="8m") as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        try:
+            started = time.monotonic()
+            conn.request("GET", "/big.bin")
+            response = conn.getresponse()
+            received = len(response.read())
+            elapsed = time.monotonic() - started
+        finally:
+            conn.close()
+    assert received == size
+    rate = size / elapsed
+    cap = 8 * MIB
+    # socket buffers let a little more through than the cap; nothing near loopback speed
+    assert 0.5 * cap < rate < 1.3 * cap, f"{rate / MIB:.1f} MiB/s against an 8 MiB/s cap"
+
+
+@needs_nginx
+def test_stop_leaves_no_process(root: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    srv = NginxServer(root=root, workdir=prefix)
+    srv.start()
+    master = srv.pid
+    assert master is not None
+    assert srv.running
+    workers = children_of(master)
+    assert workers, "nginx should have started a worker process"
+    assert int((prefix / "nginx.pid").read_text()) == master
+    srv.stop()
+    assert not srv.running
+    for pid in [master, *workers]:
+        assert not process_exists(pid), f"nginx process {pid} survived stop()"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(master, 0)
+    assert prefix.is_dir()  # a given workdir is kept (logs stay readable)
+    srv.stop()  # idempotent
+
+
+@needs_nginx
+def test_temporary_prefix_is_removed(root: Path) -> None:
+    with NginxServer(root=root) as srv:
+        prefix = srv.prefix
+        assert (prefix / "nginx.conf").is_file()
+    assert not prefix.exists()
+
+
+@needs_nginx
+def test_explicit_port_and_port_in_use(root: Path) -> None:
+    with NginxServer(root=root) as first:
+        port = first.port
+        with pytest.raises(NginxError, match="Address already in use"):
+            NginxServer(root=root, port=port).start()
+    with NginxServer(root=root, port=port) as second:
+        assert second.port == port
+        assert get(second, "/small.bin", {"Range": "bytes=0-3"})[0] == 206
+
+
+@needs_nginx
+def test_start_twice_is_an_error(server: NginxServer) -> None:
+    with pytest.raises(NginxError, match="already running"):
+        server.start()
+
+
+@needs_nginx
+def test_names_are_quoted_in_urls(root: Path) -> None:
+    (root / "with space.txt").write_bytes(b"hello")
+    with NginxServer(root=root) as srv:
+        url = srv.url_for("with space.txt")
+        assert url.endswith("/with%20space.txt")
+        status, _, body = get(srv, "/with%20space.txt")
+        assert (status, body) == (200, b"hello")
+        wait_for(lambda: srv.bytes_sent("with space.txt") == 5)
