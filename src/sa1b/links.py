@@ -141,7 +141,11 @@ def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
 
 
 def _check_url(url: str, *, source: str, number: int) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises for a malformed port)
+    except ValueError as error:
+        raise LinksFileError(f"malformed URL: {error}", path=source, line=number) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise LinksFileError(f"not an http(s) URL: {redact(url)[:80]!r}", path=source, line=number)
 

@@ -124,7 +124,7 @@ def judge_range_answer(
         return BodyPlan("range", first, length, total, got)
     if status == 200:
         declared = headers.get("content-length", "").strip()
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise HTTPStatusError(
                 "the server sent the whole file without a Content-Length",
                 status=status,
@@ -171,7 +171,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

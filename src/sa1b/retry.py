@@ -33,5 +33,5 @@ class RetryPolicy:
             return None
         if error.retry_after is not None:
             return min(error.retry_after, self.retry_after_max)
-        ceiling = min(self.backoff_max, self.backoff * 2.0 ** (failures - 1))
+        ceiling = min(self.backoff_max, self.backoff * 2.0 ** min(failures - 1, 64))
         return ceiling * (0.5 + jitter / 2)
