@@ -24,18 +24,18 @@ class DownloadConfig:
 
     out: Path
     connections: int = 64
-    max_files: int = 4
+    max_files: int = 8
     connections_per_file: int = 64
     max_rate: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
-    buffer_size: int = 1 * MiB
+    read_size: int = 256 * 1024
     first_request: int = 4 * MiB
     request_seconds: float = 1.0
     min_request: int = 1 * MiB
     max_request: int = 64 * MiB
-    min_steal: int = 2 * MiB
+    min_steal: int = 512 * 1024
     commit_interval: float = 1.0
     tick_interval: float = 0.25
 

@@ -44,6 +44,7 @@ from sa1b.ratelimit import RateLimiter
 from sa1b.responses import Validator, error_for_status, judge_range_answer
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.state import StateStore, Status, state_dir
+from sa1b.writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ class Engine:
                 if now - last_commit >= self.config.commit_interval:
                     self._commit()
                     last_commit = now
+                else:
+                    self._start_writeback()
                 history = [*history[-40:], (now, sum(self._fetched))]
                 self.listener.update(self._snapshot(now - started, history))
                 if self._fatal:
@@ -270,6 +273,7 @@ class Engine:
                 now = self._clock()
                 live = [t for t in self._tasks if t.state in ("pending", "active", "verifying")]
                 if not live:
+                    self._cond.notify_all()  # every other connection may leave too
                     return None
                 ready = [
                     t
@@ -298,7 +302,7 @@ class Engine:
                 best = max(
                     victims,
                     key=lambda t: (
-                        max((s.stealable for s in t.plan.active), default=0) if t.plan else 0
+                        max((s.end - s.pos for s in t.plan.active), default=0) if t.plan else 0
                     ),
                     default=None,
                 )
@@ -312,6 +316,8 @@ class Engine:
 
     def _assign(self, task: _Task, segment: Segment | None) -> tuple[_Task, Segment | None]:
         task.connections += 1
+        # Wake one more idle connection to look for work: a chain, not a herd of 96.
+        self._cond.notify()
         return task, segment
 
     def _open(self, task: _Task) -> tuple[_Task, Segment | None] | None:
@@ -348,7 +354,7 @@ class Engine:
         task.size, task.validator, task.single_stream = size, validator, single_stream
         min_steal = size + 1 if single_stream else self.config.min_steal
         task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
-        self._cond.notify_all()
+        self._cond.notify()
 
     # -- connections --------------------------------------------------------
 
@@ -356,7 +362,7 @@ class Engine:
         conn = _Connection(
             index=index,
             client=HTTPClient(timeouts=self.config.timeouts),
-            view=memoryview(bytearray(self.config.buffer_size)),
+            view=memoryview(bytearray(self.config.read_size)),
             pace=_Pace(self.config),
         )
         try:
@@ -466,12 +472,12 @@ class Engine:
         assert segment is not None
         fd, offset, end = task.fd, start, start + length
         assert fd is not None
-        chunk = len(view) if self._limiter is None else min(len(view), 256 * 1024)
+        chunk = len(view) if self._limiter is None else min(len(view), 64 * 1024)
         journal, limiter, fetched = self._journal, self._limiter, self._fetched
-        while offset < end:
+        while offset < (limit := min(end, segment.end)):
             if self._should_leave(task, segment):
                 return
-            n = readinto(view[: min(chunk, end - offset)])
+            n = readinto(view[: min(chunk, limit - offset)])
             if not n:
                 raise TruncatedBodyError("body ended early", name=task.name)
             written = 0
@@ -506,7 +512,7 @@ class Engine:
             elif task.plan is not None and task.plan.complete and task.state == "active":
                 task.state = "verifying"
                 self._finish_queue.put(task)
-            self._cond.notify_all()
+            self._cond.notify()
 
     def _failed(self, task: _Task, error: TransferError) -> None:
         error.name = error.name or task.name
@@ -570,6 +576,19 @@ class Engine:
                 if task.generation == generation:
                     task.recorded = spans
 
+    def _start_writeback(self) -> None:
+        """Let the disk work while the network does, so that syncs find little left."""
+        with self._cond:
+            fds = [os.dup(t.fd) for t in self._tasks if t.fd is not None and t.state == "active"]
+        try:
+            for fd in fds:
+                start_writeback(fd)
+        except OSError as error:
+            self._fatal = StorageError(f"cannot write partial files: {error.strerror}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
     def _close_files(self) -> None:
         with self._cond:
             for task in self._tasks:
@@ -627,7 +646,7 @@ class Engine:
             if task.fd is not None:
                 os.close(task.fd)
                 task.fd = None
-            self._cond.notify_all()
+            self._cond.notify()
         log.info("%s: done (%d bytes)", task.name, task.size)
         self.listener.finished(task.outcome)
 

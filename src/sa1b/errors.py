@@ -16,6 +16,7 @@
         │   ├── StallError          no byte arrived within the read timeout
         │   ├── TruncatedBodyError  the connection ended before the body did (FIN or RST)
         │   ├── ServerError         408, 429 or 5xx; may carry Retry-After
+        │   ├── BadResponseError    bytes that are not an HTTP/1.x response
         │   └── RangeMismatchError  a 206 for other bytes than asked
         └── FatalTransferError      another attempt cannot help
             ├── LinkExpiredError    the signed link expired: fetch a new links file
@@ -142,6 +143,10 @@ class ServerError(RetryableError):
         super().__init__(message, **kw)
         self.status = status
         self.retry_after = retry_after
+
+
+class BadResponseError(RetryableError):
+    """The server sent bytes that do not parse as an HTTP/1.x response."""
 
 
 class RangeMismatchError(RetryableError):

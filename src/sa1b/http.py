@@ -1,27 +1,31 @@
-"""The HTTP boundary: keep-alive connections, redirects, and error translation.
+"""The HTTP boundary: sockets, keep-alive, redirects, and error translation.
 
-Built on the standard library's ``http.client``: measured against urllib3 and httpx
-for bulk bodies (``benchmarks/http_stacks.py``), reading straight into a reused
-buffer with ``readinto`` costs the least CPU per byte, and it adds no dependency.
+A deliberately small HTTP/1.1 client (the framing is in :mod:`sa1b.wire`), chosen by
+measurement (``benchmarks/http_stacks.py``): bulk bodies are read with one
+``recv_into(..., MSG_WAITALL)`` per 256 KiB straight into the caller's buffer, so a
+connection costs one system call and one GIL hand-off per 256 KiB where
+``http.client`` (and so urllib3) or httpx make one per TCP segment (~64 KiB) plus a
+``poll``. With 64-96 connections that is most of the CPU a download costs.
+Read timeouts are the kernel's (``SO_RCVTIMEO``), so blocking reads need no poll.
 
 Each download thread owns one :class:`HTTPClient`, which keeps one open connection
 per origin and reuses it while bodies are read to their end. Every exception of
-``socket``, ``ssl`` and ``http.client`` is translated here into the
-:mod:`sa1b.errors` tree; nothing above this module catches library exceptions.
-TLS is always verified.
+``socket`` and ``ssl`` is translated here into the :mod:`sa1b.errors` tree; nothing
+above this module catches library exceptions. TLS is always verified.
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import ssl
+import struct
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from sa1b.errors import (
+    BadResponseError,
     ConnectError,
     HTTPStatusError,
     StallError,
@@ -29,64 +33,147 @@ from sa1b.errors import (
     TruncatedBodyError,
 )
 from sa1b.links import redact
+from sa1b.wire import MAX_HEAD, Head, ProtocolError, build_request, head_end, parse_head
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
-USER_AGENT = "sa1b/0.1 (+https://github.com/sa1b)"
+USER_AGENT = "sa1b/0.1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
-    """Seconds to wait for a connection, and for each read before calling it a stall."""
+    """Seconds to wait for a connection, and for data before calling it a stall."""
 
     connect: float = 15.0
     read: float = 30.0
 
 
-class _Connection(http.client.HTTPConnection):
-    read_timeout: float
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+class _Closed(Exception):
+    """The peer closed a kept-alive connection before answering (internal)."""
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    read_timeout: float
+class _Connection:
+    """One TCP (or TLS) connection and the bytes read past the last head."""
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None, timeouts: Timeouts):
+        sock = socket.create_connection((host, port), timeout=timeouts.connect)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+                sock.settimeout(timeouts.read)  # ssl sockets take no recv flags
+            else:
+                # Blocking, with the kernel's timeouts: MSG_WAITALL reads need no poll.
+                sock.settimeout(None)
+                seconds = int(timeouts.read)
+                micros = int((timeouts.read - seconds) * 1e6)
+                timeval = struct.pack("ll", seconds, micros)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.plain = tls is None
+        self.pending = bytearray()
+        self.used = False
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_head(self) -> Head:
+        buffer = bytearray()
+        while (end := head_end(buffer)) < 0:
+            if len(buffer) > MAX_HEAD:
+                raise ProtocolError("response head too large")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if not buffer:
+                    raise _Closed
+                raise ProtocolError("connection closed inside the response head")
+            buffer += chunk
+        self.pending = buffer[end:]
+        return parse_head(buffer[:end])
+
+    def read_into(self, view: memoryview) -> int:
+        """Read up to ``len(view)`` bytes (all of them, unless the stream ends or stalls)."""
+        if self.pending:
+            n = min(len(self.pending), len(view))
+            view[:n] = self.pending[:n]
+            del self.pending[:n]
+            return n
+        if self.plain:
+            return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+        return self.sock.recv_into(view, len(view))
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.sock.close()
 
 
 class Response:
     """A response whose head has been read; the body is read with :meth:`readinto`."""
 
-    def __init__(self, client: HTTPClient, origin: str, raw: http.client.HTTPResponse, url: str):
+    def __init__(
+        self, client: HTTPClient, origin: str, connection: _Connection, head: Head, url: str
+    ) -> None:
         self._client = client
         self._origin = origin
-        self._raw = raw
+        self._connection: _Connection | None = connection
         self.url = url
-        self.status = raw.status
-        self.headers: dict[str, str] = {k.lower(): v for k, v in raw.getheaders()}
+        self.status = head.status
+        self.headers = head.headers
+        self._keep = head.keep_alive and not head.chunked
+        self._remaining = head.content_length if not head.chunked else None
 
-    def readinto(self, buffer: memoryview) -> int:
-        """Read up to ``len(buffer)`` body bytes; 0 only at the end of the body."""
+    def readinto(self, view: memoryview) -> int:
+        """Read up to ``len(view)`` body bytes; raises if the body ends early."""
+        connection = self._connection
+        if self._remaining == 0 or connection is None:
+            return 0
+        wanted = len(view) if self._remaining is None else min(len(view), self._remaining)
         with _translate(self.url, reading=True):
-            return self._raw.readinto(buffer)
+            got = connection.read_into(view[:wanted])
+        if not got:
+            if self._remaining is None:
+                self._remaining = 0
+                return 0
+            raise TruncatedBodyError(
+                f"connection closed with {self._remaining} body bytes to go",
+                url=redact(self.url),
+            )
+        if self._remaining is not None:
+            self._remaining -= got
+            if not self._remaining:
+                self._finish()
+        return got
 
     def read_some(self, limit: int = 4096) -> bytes:
         """Up to ``limit`` bytes of a small body (an error page), never raising."""
+        view = memoryview(bytearray(limit))
+        filled = 0
         try:
-            return self._raw.read(limit)
-        except (OSError, http.client.HTTPException):
-            return b""
+            while filled < limit and (self._remaining is None or self._remaining > 0):
+                got = self.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+                if self._remaining is None:
+                    break
+        except (TruncatedBodyError, StallError, ConnectError, BadResponseError):
+            pass
+        return bytes(view[:filled])
+
+    def _finish(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._client.give_back(self._origin, connection, reusable=self._keep)
 
     def close(self) -> None:
         """Give the connection back if the body was read to its end, else drop it."""
-        if self._raw.isclosed():
-            return
-        self._client.drop(self._origin)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._client.give_back(self._origin, connection, reusable=False)
 
 
 class HTTPClient:
@@ -95,7 +182,7 @@ class HTTPClient:
     def __init__(self, *, timeouts: Timeouts, tls: ssl.SSLContext | None = None) -> None:
         self.timeouts = timeouts
         self._tls = tls
-        self._connections: dict[str, http.client.HTTPConnection] = {}
+        self._idle: dict[str, _Connection] = {}
 
     def get(self, url: str, headers: Mapping[str, str]) -> Response:
         """Send a GET for ``url`` byte for byte, following redirects; return its head."""
@@ -104,63 +191,63 @@ class HTTPClient:
             location = response.headers.get("location")
             if response.status not in REDIRECTS or not location:
                 return response
-            response.read_some()
             response.close()
             url = urljoin(url, location)
         raise HTTPStatusError(f"more than {MAX_REDIRECTS} redirects", status=310, url=redact(url))
 
     def _send(self, url: str, headers: Mapping[str, str]) -> Response:
         parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HTTPStatusError("not an http(s) URL", status=400, url=redact(url))
         origin = f"{parts.scheme}://{parts.netloc}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
-        for attempt in (1, 2):
-            connection = self._connection(origin, parts.scheme, parts.hostname, parts.port)
-            reused = connection.sock is not None
+        request = build_request(target, host=parts.netloc, headers=all_headers)
+        while True:
+            connection = self._idle.pop(origin, None)
+            reused = connection is not None
             try:
                 with _translate(url, reading=False):
-                    connection.request("GET", target, headers=all_headers)
-                    raw = connection.getresponse()
-            except (ConnectError, TruncatedBodyError):
-                self.drop(origin)
-                # A kept-alive connection the server closed meanwhile: retry once, fresh.
-                if reused and attempt == 1:
+                    if connection is None:
+                        connection = self._connect(parts.scheme, parts.hostname, parts.port)
+                    connection.send(request)
+                    head = connection.read_head()
+            except (_Closed, TruncatedBodyError) as error:
+                if connection is not None:
+                    connection.close()
+                if reused:  # the server closed an idle kept-alive connection: reconnect
                     continue
+                raise TruncatedBodyError(
+                    "connection closed before any answer", url=redact(url)
+                ) from error
+            except BaseException:
+                if connection is not None:
+                    connection.close()
                 raise
-            return Response(self, origin, raw, url)
-        raise AssertionError("unreachable")
+            return Response(self, origin, connection, head, url)
 
-    def _connection(
-        self, origin: str, scheme: str, host: str | None, port: int | None
-    ) -> http.client.HTTPConnection:
-        connection = self._connections.get(origin)
-        if connection is None:
-            if host is None:
-                raise HTTPStatusError("URL without a host", status=400, url=origin)
-            timeout = self.timeouts.connect
-            if scheme == "https":
-                tls = self._tls or ssl.create_default_context()
-                connection = _TLSConnection(host, port, timeout=timeout, context=tls)
-            else:
-                connection = _Connection(host, port, timeout=timeout)
-            connection.read_timeout = self.timeouts.read
-            self._connections[origin] = connection
-        return connection
+    def _connect(self, scheme: str, host: str, port: int | None) -> _Connection:
+        if scheme == "https":
+            tls = self._tls or ssl.create_default_context()
+            return _Connection(host, port or 443, tls=tls, timeouts=self.timeouts)
+        return _Connection(host, port or 80, tls=None, timeouts=self.timeouts)
 
-    def drop(self, origin: str) -> None:
-        """Close the connection to ``origin`` (its body was not read to the end)."""
-        connection = self._connections.pop(origin, None)
-        if connection is not None:
+    def give_back(self, origin: str, connection: _Connection, *, reusable: bool) -> None:
+        """Keep ``connection`` for the next request to ``origin``, or close it."""
+        if reusable and not connection.pending and origin not in self._idle:
+            self._idle[origin] = connection
+        else:
             connection.close()
 
     def close(self) -> None:
-        for origin in list(self._connections):
-            self.drop(origin)
+        for connection in self._idle.values():
+            connection.close()
+        self._idle.clear()
 
 
 @contextmanager
 def _translate(url: str, *, reading: bool) -> Iterator[None]:
-    """Map socket, ssl and http.client exceptions to the sa1b error tree."""
+    """Map socket, ssl and parsing exceptions to the sa1b error tree."""
     where = redact(url)
     try:
         yield
@@ -168,18 +255,18 @@ def _translate(url: str, *, reading: bool) -> Iterator[None]:
         raise TLSVerificationError(
             f"TLS verification failed: {error.verify_message}", url=where
         ) from error
-    except TimeoutError as error:
+    except ProtocolError as error:
+        raise BadResponseError(f"malformed response: {error}", url=where) from error
+    except (BlockingIOError, TimeoutError) as error:
         if reading:
             raise StallError("no data within the read timeout", url=where) from error
         raise ConnectError("timed out waiting for the server", url=where) from error
-    except http.client.IncompleteRead as error:
+    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as error:
         raise TruncatedBodyError(
-            f"connection closed {len(error.partial)} bytes into a read", url=where
+            f"connection lost: {error.strerror or error}", url=where
         ) from error
-    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-        raise TruncatedBodyError(f"connection lost: {error}", url=where) from error
     except (socket.gaierror, ConnectionRefusedError) as error:
-        raise ConnectError(f"cannot connect: {error}", url=where) from error
-    except (OSError, http.client.HTTPException) as error:
+        raise ConnectError(f"cannot connect: {error.strerror or error}", url=where) from error
+    except OSError as error:
         kind = TruncatedBodyError if reading else ConnectError
         raise kind(f"{type(error).__name__}: {error}", url=where) from error

@@ -21,9 +21,10 @@ ALIGN = 64 * 1024
 class Segment:
     """Bytes ``[start, end)`` owned by one connection; ``[start, pos)`` are on disk.
 
-    ``requested`` is the end of the bytes asked for in the current request; the tail
-    ``[requested, end)`` can be stolen, which lowers ``end``. ``cancelled`` tells the
-    owner to drop its work (the file was restarted).
+    ``requested`` is the end of the bytes asked for in the current request. Stealing
+    lowers ``end``, usually to no less than ``requested``; when it cuts an in-flight
+    request, the owner stops reading at ``end``. ``cancelled`` tells the owner to drop
+    its work (the file was restarted).
     """
 
     start: int
@@ -57,7 +58,7 @@ class SegmentPlan:
 
     def done_bytes(self) -> int:
         """Bytes on disk, counting what active segments have written so far."""
-        return self.done.total + sum(s.pos - s.start for s in self.active)
+        return self.done.total + sum(min(s.pos, s.end) - s.start for s in self.active)
 
     def claim(self) -> Segment | None:
         """A segment for a new connection: the lowest free range, else a stolen half."""
@@ -68,14 +69,24 @@ class SegmentPlan:
         return self.steal()
 
     def steal(self) -> Segment | None:
-        """Take the second half of the largest outstanding range, if it is worth it."""
+        """Take the second half of the largest outstanding range, if it is worth it.
+
+        Bytes not yet requested are taken first: their owner loses nothing. Failing
+        that, an in-flight request is cut in two; its owner stops at the new end and
+        drops its connection, which is cheaper than a file crawling to its end.
+        """
         if not self.active:
             return None
         victim = max(self.active, key=lambda s: s.stealable)
-        if victim.stealable < 2 * self.min_steal:
-            return None
         base = max(victim.requested, victim.pos)
-        middle = base + victim.stealable // 2
+        if victim.stealable < 2 * self.min_steal:
+            # Cutting costs the bytes in flight on the victim's connection: only
+            # for a range worth twice as much as an ordinary steal.
+            victim = max(self.active, key=lambda s: s.end - s.pos)
+            base = victim.pos
+            if victim.end - base < 4 * self.min_steal:
+                return None
+        middle = base + (victim.end - base) // 2
         middle = max(base + self.min_steal, middle - middle % ALIGN)
         segment = Segment(middle, victim.end)
         victim.end = middle
@@ -90,10 +101,17 @@ class SegmentPlan:
         raise ValueError(f"byte {start} is not free")
 
     def next_request(self, segment: Segment, max_length: int) -> tuple[int, int] | None:
-        """The next ``[start, end)`` to ask for on this segment, or None when it is done."""
-        if segment.pos >= segment.end:
+        """The next ``[start, end)`` to ask for on this segment, or None when it is done.
+
+        At most ``max_length``, and at most half of what is left (but never less than
+        ``min_steal``), so that a connection looking for work finds an unrequested
+        half to take instead of having to cut a request in flight.
+        """
+        left = segment.end - segment.pos
+        if left <= 0:
             return None
-        segment.requested = min(segment.end, segment.pos + max_length)
+        length = min(max_length, max(left // 2, self.min_steal))
+        segment.requested = min(segment.end, segment.pos + length)
         return segment.pos, segment.requested
 
     def release(self, segment: Segment) -> None:
@@ -101,7 +119,9 @@ class SegmentPlan:
         if segment.cancelled:
             return
         self.active.remove(segment)
-        self.done.add(segment.start, segment.pos)
+        # An owner may write past an end lowered during its last read: the same bytes
+        # its thief writes, so only [start, end) counts as its own.
+        self.done.add(segment.start, min(segment.pos, segment.end))
         if segment.pos < segment.end:
             self.free.add(segment.pos, segment.end)
 

@@ -51,7 +51,7 @@ def test_sigkill_then_resume_against_nginx(
         result = run_cli("download", links, "-o", out, "--connections", "6")
         assert result.returncode == 0, result.output
         assert_identical(out, shards)
-        assert ng.bytes_sent() <= total * 1.05 + 6 * 512 * 1024, (ng.bytes_sent(), total)
+        assert ng.bytes_sent() <= total * 1.05 + 6 * 1536 * 1024, (ng.bytes_sent(), total)
 
 
 def test_missing_file_on_nginx_is_a_404_failure(

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
     dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
     dl.add_argument("--connections", type=_positive_int, default=64, help="total connections")
-    dl.add_argument("--files", type=_positive_int, default=4, help="files in flight at once")
+    dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
     dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
     dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
     dl.add_argument("--connect-timeout", type=float, default=15.0, metavar="SECONDS")
