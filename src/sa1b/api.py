@@ -20,9 +20,6 @@ from sa1b.state import FileRecord, RunRecord, StateStore
 
 log = logging.getLogger(__name__)
 
-NOMINAL_SHARD_SIZE = int(10.5 * 1024**3)
-"""A shard's typical size, for estimates made before the server has told the real one."""
-
 
 @dataclass(frozen=True, slots=True)
 class LinkValidity:

@@ -39,8 +39,11 @@ class Snapshot:
         return sum(f.done for f in self.files)
 
     def total_bytes(self, *, guess: int) -> int:
-        """Total size, with ``guess`` standing in for sizes not known yet."""
-        return sum(f.size if f.size is not None else guess for f in self.files)
+        """Total size; a size not known yet counts as the mean of the known ones, or
+        as ``guess`` while none is known."""
+        known = [f.size for f in self.files if f.size is not None]
+        stand_in = sum(known) // len(known) if known else guess
+        return sum(known) + stand_in * (len(self.files) - len(known))
 
     def count(self, state: FileState) -> int:
         return sum(1 for f in self.files if f.state == state)

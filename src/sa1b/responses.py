@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from sa1b.errors import (
@@ -173,6 +172,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # rare: only for dated Retry-After
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

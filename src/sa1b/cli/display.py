@@ -1,90 +1,40 @@
-"""Show a download's progress: rich bars on a terminal, plain lines elsewhere."""
+"""Show a download's progress: plain lines, or nothing (the live display is in ``live``)."""
 
 from __future__ import annotations
 
 import time
-from typing import IO
+from types import TracebackType
+from typing import IO, Protocol
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
-from sa1b.api import NOMINAL_SHARD_SIZE
 from sa1b.cli.units import human_bytes, human_duration
 from sa1b.progress import FileOutcome, Snapshot
+from sa1b.sizes import NOMINAL_SHARD_SIZE
 
 ACTIVE_BARS = 6
 
 
-def _counts(snapshot: Snapshot) -> str:
+def counts_line(snapshot: Snapshot) -> str:
     return (
         f"files {snapshot.count('done')}/{len(snapshot.files)} done, "
         f"{snapshot.count('failed')} failed, {snapshot.count('expired')} expired"
     )
 
 
-class LiveDisplay:
-    """One overall bar (bytes, speed, ETA, file counts) and bars for a few active files."""
+class Display(Protocol):
+    """A progress listener that is also a context manager (started and stopped)."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(bar_width=None),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-            refresh_per_second=8,
-        )
-        self._overall = self.progress.add_task("total", total=None)
-        self._bars: dict[str, TaskID] = {}
+    def __enter__(self) -> Display: ...
 
-    def __enter__(self) -> LiveDisplay:
-        self.progress.start()
-        return self
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+    def update(self, snapshot: Snapshot) -> None: ...
 
-    def update(self, snapshot: Snapshot) -> None:
-        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
-        self.progress.update(
-            self._overall,
-            total=total,
-            completed=snapshot.done_bytes,
-            description=f"total ({_counts(snapshot)})",
-        )
-        active = [f for f in snapshot.files if f.state in ("active", "verifying")]
-        for progress in active[:ACTIVE_BARS]:
-            if progress.name not in self._bars:
-                self._bars[progress.name] = self.progress.add_task(
-                    progress.name, total=progress.size
-                )
-            label = f"{progress.name} ({progress.connections} conn)"
-            if progress.state == "verifying":
-                label = f"{progress.name} (verifying)"
-            self.progress.update(
-                self._bars[progress.name],
-                total=progress.size,
-                completed=progress.done,
-                description=label,
-            )
-        shown = {f.name for f in active[:ACTIVE_BARS]}
-        for name in [n for n in self._bars if n not in shown]:
-            self.progress.remove_task(self._bars.pop(name))
-
-    def finished(self, outcome: FileOutcome) -> None:
-        if outcome.state != "done":
-            self.console.print(f"[red]{outcome.name}: {outcome.state}[/]: {outcome.message}")
+    def finished(self, outcome: FileOutcome) -> None: ...
 
 
 class PlainDisplay:
@@ -113,7 +63,7 @@ class PlainDisplay:
         print(
             f"sa1b: {human_bytes(done)} of {human_bytes(total)} "
             f"({100 * done / max(total, 1):.0f}%), {human_bytes(snapshot.speed)}/s, "
-            f"ETA {eta_text}; {_counts(snapshot)}",
+            f"ETA {eta_text}; {counts_line(snapshot)}",
             file=self.stream,
             flush=True,
         )

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from rich.console import Console
-from rich.logging import RichHandler
-
 from sa1b import api
 from sa1b.checksums import read_checksums
-from sa1b.cli.display import LiveDisplay, PlainDisplay, QuietDisplay
+from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
+from sa1b.cli.output import Output
 from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
 from sa1b.errors import InputError, SA1BError, StateLockedError
@@ -28,6 +26,7 @@ from sa1b.http import Timeouts
 from sa1b.links import Link, read_links
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
+from sa1b.sizes import NOMINAL_SHARD_SIZE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = Path("SA-1B")
@@ -95,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rate",
         type=_size,
-        default=parse_size("12M"),
-        help="the stand-in's per-connection cap (bytes/s)",
+        default=parse_size("4M"),
+        help="the stand-in's per-connection cap (bytes/s), slow enough to watch",
     )
     _add_output_options(demo)
 
@@ -120,30 +119,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sa1b.cdn.cli import main as cdn_main
 
         return cdn_main(args.args)
-    console = Console(stderr=True)
+    console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
         if args.command == "status":
-            return _status(args.out, Console())
+            return _status(args.out, Output(sys.stdout))
         if args.command == "demo" or args.links is None:
             if args.command == "download" and args.out == DEFAULT_OUT:
                 args.out = Path("sa1b-demo")
             return _demo(args, console)
         return _download(args, console)
     except KeyboardInterrupt:
-        console.print("interrupted: progress is saved; run the same command to resume")
+        console.line("interrupted: progress is saved; run the same command to resume")
         return EXIT_INTERRUPTED
     except SA1BError as error:
-        console.print(f"[red]error:[/] {error.message}", highlight=False)
+        console.error(error.message)
         if error.hint:
-            console.print(f"  hint: {error.hint}", highlight=False)
+            console.line(f"  hint: {error.hint}")
         return EXIT_USAGE if isinstance(error, InputError | StateLockedError) else EXIT_FAILED
 
 
-def _configure_logging(args: argparse.Namespace, console: Console) -> None:
+def _configure_logging(args: argparse.Namespace, console: Output) -> None:
     root = logging.getLogger("sa1b")
     root.setLevel(logging.DEBUG)
-    screen = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    screen = console.log_handler()
     screen.setLevel(logging.ERROR if args.quiet else logging.WARNING)
     root.addHandler(screen)
     if args.log_file:
@@ -167,7 +166,7 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
     )
 
 
-def _download(args: argparse.Namespace, console: Console) -> int:
+def _download(args: argparse.Namespace, console: Output) -> int:
     links = read_links(args.links)
     shards = parse_shard_spec(args.shards) if args.shards else None
     selected = select_links(links, shards=shards, extras=args.extras)
@@ -180,7 +179,7 @@ def _announce(
     selected: Sequence[Link],
     config: DownloadConfig,
     args: argparse.Namespace,
-    console: Console,
+    console: Output,
 ) -> None:
     """Say what will be fetched and how long the links stay valid; warn if too short."""
     now = time.time()
@@ -188,17 +187,15 @@ def _announce(
     validity = api.check_validity(pending, now=now)
     if args.quiet or not pending:
         return
-    console.print(
-        f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}"
-    )
+    console.line(f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}")
     left = validity.seconds_left(now)
     if left is None or left <= 0:
         return
-    console.print(f"links valid for {human_duration(left)} more")
+    console.line(f"links valid for {human_duration(left)} more")
     status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
     speed = status.last_run.speed if status and status.last_run else None
     if speed:
-        needed = len(pending) * api.NOMINAL_SHARD_SIZE / speed
+        needed = len(pending) * NOMINAL_SHARD_SIZE / speed
         if needed * EXPIRY_WARNING_MARGIN > left:
             logging.getLogger("sa1b").warning(
                 "at the last run's %s/s this run needs about %s, but the links expire in %s: "
@@ -213,13 +210,15 @@ def _run(
     selected: Sequence[Link],
     config: DownloadConfig,
     args: argparse.Namespace,
-    console: Console,
+    console: Output,
 ) -> int:
-    display: LiveDisplay | PlainDisplay | QuietDisplay
+    display: Display
     if args.quiet:
         display = QuietDisplay()
-    elif console.is_terminal:
-        display = LiveDisplay(console)
+    elif console.console is not None:
+        from sa1b.cli.live import LiveDisplay
+
+        display = LiveDisplay(console.console)
     else:
         display = PlainDisplay(sys.stderr)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -235,26 +234,25 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _summarise(result: api.DownloadResult, console: Console) -> int:
+def _summarise(result: api.DownloadResult, console: Output) -> int:
     done = result.with_state("done")
     speed = result.fetched / result.seconds if result.seconds > 0 else 0.0
-    console.print(
+    console.line(
         f"{len(done)}/{len(result.outcomes)} files done; fetched {human_bytes(result.fetched)} "
-        f"in {human_duration(result.seconds)} ({human_bytes(speed)}/s)",
-        highlight=False,
+        f"in {human_duration(result.seconds)} ({human_bytes(speed)}/s)"
     )
     if result.ok:
         return EXIT_OK
     for outcome in result.outcomes:
         if outcome.state != "done":
-            console.print(f"  {outcome.name}  {outcome.state}: {outcome.message}", highlight=False)
+            console.line(f"  {outcome.name}  {outcome.state}: {outcome.message}")
     hints = {o.hint for o in result.outcomes if o.state != "done" and o.hint}
     for hint in sorted(hints):
-        console.print(f"  hint: {hint}", highlight=False)
+        console.line(f"  hint: {hint}")
     return EXIT_FAILED
 
 
-def _status(out: Path, console: Console) -> int:
+def _status(out: Path, console: Output) -> int:
     folder = api.status(out)
     for record in folder.files:
         size = record.size
@@ -266,22 +264,21 @@ def _status(out: Path, console: Console) -> int:
             label = record.status
         sizes = f"{human_bytes(done)} / {human_bytes(size)}" if size else human_bytes(done)
         error = f"  ({record.error})" if record.error and record.status != "done" else ""
-        console.print(f"{record.name}  {label:<14} {sizes}{error}", highlight=False)
+        console.line(f"{record.name}  {label:<14} {sizes}{error}")
     counts: dict[str, int] = {}
     for record in folder.files:
         counts[record.status] = counts.get(record.status, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    console.print(f"{len(folder.files)} files: {summary or 'none'}", highlight=False)
+    console.line(f"{len(folder.files)} files: {summary or 'none'}")
     run = folder.last_run
     if run and run.speed is not None:
-        console.print(
-            f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})",
-            highlight=False,
+        console.line(
+            f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace, console: Console) -> int:
+def _demo(args: argparse.Namespace, console: Output) -> int:
     from sa1b.cdn.server import CDNServer
     from sa1b.cdn.synth import make_dataset
 
@@ -289,16 +286,17 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     shards = getattr(args, "shards", None)
     count = shards if isinstance(shards, int) else 4
     size = getattr(args, "shard_size", parse_size("48M"))
-    rate = getattr(args, "rate", parse_size("12M"))
+    rate = getattr(args, "rate", parse_size("4M"))
     source = out / "cdn"
-    console.print(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
+    console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
     with CDNServer(root=source, rate_per_connection=float(rate)) as server:
         links_file = out / "demo-links.tsv"
         server.write_links_file(links_file)
-        console.print(f"demo: local CDN at {server.base_url}, links in {links_file}")
+        console.line(f"demo: local CDN at {server.base_url}, links in {links_file}")
         selected = select_links(read_links(links_file))
-        config = DownloadConfig(out=out / "data", connections=32, max_files=count)
+        config = DownloadConfig(out=out / "data", connections=8, max_files=2)
+        _announce(selected, config, args, console)
         return _run(selected, config, args, console)
 
 

@@ -1,0 +1,75 @@
+"""The live terminal display: rich bars for the whole run and a few active files."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from sa1b.cli.display import ACTIVE_BARS, counts_line
+from sa1b.progress import FileOutcome, Snapshot
+from sa1b.sizes import NOMINAL_SHARD_SIZE
+
+
+class LiveDisplay:
+    """One overall bar (bytes, speed, ETA, file counts) and bars for a few active files."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(bar_width=None),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._overall = self.progress.add_task("total", total=None)
+        self._bars: dict[str, TaskID] = {}
+
+    def __enter__(self) -> LiveDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, snapshot: Snapshot) -> None:
+        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
+        self.progress.update(
+            self._overall,
+            total=total,
+            completed=snapshot.done_bytes,
+            description=f"total ({counts_line(snapshot)})",
+        )
+        active = [f for f in snapshot.files if f.state in ("active", "verifying")]
+        for progress in active[:ACTIVE_BARS]:
+            if progress.name not in self._bars:
+                self._bars[progress.name] = self.progress.add_task(
+                    progress.name, total=progress.size
+                )
+            label = f"{progress.name} ({progress.connections} conn)"
+            if progress.state == "verifying":
+                label = f"{progress.name} (verifying)"
+            self.progress.update(
+                self._bars[progress.name],
+                total=progress.size,
+                completed=progress.done,
+                description=label,
+            )
+        shown = {f.name for f in active[:ACTIVE_BARS]}
+        for name in [n for n in self._bars if n not in shown]:
+            self.progress.remove_task(self._bars.pop(name))
+
+    def finished(self, outcome: FileOutcome) -> None:
+        if outcome.state != "done":
+            self.console.print(f"[red]{outcome.name}: {outcome.state}[/]: {outcome.message}")
