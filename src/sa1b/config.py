@@ -38,6 +38,8 @@ class DownloadConfig:
     min_steal: int = 512 * 1024
     commit_interval: float = 1.0
     tick_interval: float = 0.25
+    expiry_check_after: float = 20.0
+    """Seconds into a run before its speed is trusted to predict link expiry."""
 
     def __post_init__(self) -> None:
         if self.connections < 1 or self.max_files < 1 or self.connections_per_file < 1:

@@ -43,6 +43,7 @@ from sa1b.ranges import RangeSet
 from sa1b.ratelimit import RateLimiter
 from sa1b.responses import Validator, error_for_status, judge_range_answer
 from sa1b.segments import Segment, SegmentPlan
+from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
 from sa1b.writeback import start_writeback
 
@@ -109,7 +110,11 @@ class Engine:
         self._stopping = False
         self._fatal: SA1BError | None = None
         self._fetched = [0] * config.connections
-        self._limiter = RateLimiter(config.max_rate) if config.max_rate else None
+        self._stopped = threading.Event()
+        self._limiter = (
+            RateLimiter(config.max_rate, sleep=self._stopped.wait) if config.max_rate else None
+        )
+        self._clients: list[HTTPClient] = []
         self._finish_queue: queue.Queue[_Task | None] = queue.Queue()
         self._workers_left = config.connections
         self._workers_gone = threading.Event()
@@ -190,6 +195,7 @@ class Engine:
         for thread in [*threads, finisher]:
             thread.start()
         last_commit = started
+        warned_expiry = False
         history: list[tuple[float, int]] = [(started, 0)]
         try:
             while any(thread.is_alive() for thread in threads) or not self._finish_queue.empty():
@@ -201,7 +207,11 @@ class Engine:
                 else:
                     self._start_writeback()
                 history = [*history[-40:], (now, sum(self._fetched))]
-                self.listener.update(self._snapshot(now - started, history))
+                snapshot = self._snapshot(now - started, history)
+                self.listener.update(snapshot)
+                if not warned_expiry and now - started >= self.config.expiry_check_after:
+                    warned_expiry = True
+                    self._warn_if_links_expire_first(snapshot)
                 if self._fatal:
                     self._stop()
         except KeyboardInterrupt:
@@ -233,8 +243,40 @@ class Engine:
 
     def _stop(self) -> None:
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
+            self._stopped.set()
             self._cond.notify_all()
+            clients = list(self._clients)
+        # Unblock reads waiting on slow servers: a stop must not wait a read timeout.
+        for client in clients:
+            client.abort()
+
+    def _warn_if_links_expire_first(self, snapshot: Snapshot) -> None:
+        """Once the speed is known: say so if the run will likely outlive its links."""
+        with self._cond:
+            stamps = [
+                stamp
+                for task in self._tasks
+                if task.state not in ("done", "failed", "expired")
+                and (stamp := task.link.expires_at) is not None
+            ]
+        if not stamps or snapshot.speed <= 0:
+            return
+        remaining = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) - snapshot.done_bytes
+        needed = remaining / snapshot.speed
+        left = min(stamps) - time.time()
+        if needed > left:
+            log.warning(
+                "at %.0f MB/s the remaining %.1f GB need about %.1f h, but links start to "
+                "expire in %.1f h: when they do, fetch a fresh links file and run the same "
+                "command with it (the bytes on disk are kept)",
+                snapshot.speed / 1e6,
+                remaining / 1e9,
+                needed / 3600,
+                left / 3600,
+            )
 
     def _unfinished(self, task: _Task) -> FileOutcome:
         done = task.plan.done_bytes() if task.plan else task.recorded.total
@@ -365,6 +407,8 @@ class Engine:
             view=memoryview(bytearray(self.config.read_size)),
             pace=_Pace(self.config),
         )
+        with self._cond:
+            self._clients.append(conn.client)
         try:
             while (job := self._next_job()) is not None:
                 task, conn.segment = job
@@ -380,7 +424,8 @@ class Engine:
                             break
                         self._request(task, span, conn)
                 except TransferError as error:
-                    self._failed(task, error)
+                    if not self._stopping:  # errors of a stop's aborted reads are no news
+                        self._failed(task, error)
                 except OSError as error:
                     self._fatal = StorageError(f"{task.name}: cannot write: {error.strerror}")
                     self._stop()
@@ -477,7 +522,10 @@ class Engine:
         while offset < (limit := min(end, segment.end)):
             if self._should_leave(task, segment):
                 return
-            n = readinto(view[: min(chunk, limit - offset)])
+            wanted = min(chunk, limit - offset)
+            if limiter is not None:
+                limiter.take(wanted)
+            n = readinto(view[:wanted])
             if not n:
                 raise TruncatedBodyError("body ended early", name=task.name)
             written = 0
@@ -488,8 +536,6 @@ class Engine:
             journal.write(slot, task.id, task.generation, segment.start, offset)
             fetched[index] += n
             task.failures = 0
-            if limiter is not None:
-                limiter.take(n)
 
     def _restart(self, task: _Task, size: int, validator: Validator) -> None:
         """The object changed under us: void its bytes and start over (lock held)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -110,6 +111,11 @@ class _Connection:
         with suppress(OSError):
             self.sock.close()
 
+    def shutdown(self) -> None:
+        """End the connection from another thread; a blocked read returns at once."""
+        with suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
 
 class Response:
     """A response whose head has been read; the body is read with :meth:`readinto`."""
@@ -183,6 +189,8 @@ class HTTPClient:
         self.timeouts = timeouts
         self._tls = tls
         self._idle: dict[str, _Connection] = {}
+        self._busy: set[_Connection] = set()
+        self._lock = threading.Lock()  # for abort(), the one call from another thread
 
     def get(self, url: str, headers: Mapping[str, str]) -> Response:
         """Send a GET for ``url`` byte for byte, following redirects; return its head."""
@@ -204,7 +212,8 @@ class HTTPClient:
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
         request = build_request(target, host=parts.netloc, headers=all_headers)
         while True:
-            connection = self._idle.pop(origin, None)
+            with self._lock:
+                connection = self._idle.pop(origin, None)
             reused = connection is not None
             try:
                 with _translate(url, reading=False):
@@ -224,6 +233,8 @@ class HTTPClient:
                 if connection is not None:
                     connection.close()
                 raise
+            with self._lock:
+                self._busy.add(connection)
             return Response(self, origin, connection, head, url)
 
     def _connect(self, scheme: str, host: str, port: int | None) -> _Connection:
@@ -234,15 +245,25 @@ class HTTPClient:
 
     def give_back(self, origin: str, connection: _Connection, *, reusable: bool) -> None:
         """Keep ``connection`` for the next request to ``origin``, or close it."""
-        if reusable and not connection.pending and origin not in self._idle:
-            self._idle[origin] = connection
-        else:
-            connection.close()
+        with self._lock:
+            self._busy.discard(connection)
+            if reusable and not connection.pending and origin not in self._idle:
+                self._idle[origin] = connection
+                return
+        connection.close()
 
     def close(self) -> None:
-        for connection in self._idle.values():
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), {}
+        for connection in idle:
             connection.close()
-        self._idle.clear()
+
+    def abort(self) -> None:
+        """From another thread: end every connection now, waking any blocked read."""
+        with self._lock:
+            connections = [*self._idle.values(), *self._busy]
+        for connection in connections:
+            connection.shutdown()
 
 
 @contextmanager

@@ -16,7 +16,7 @@ class RateLimiter:
         *,
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")

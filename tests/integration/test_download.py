@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 from sa1b.cdn.faults import Fault
@@ -112,3 +113,18 @@ def test_state_store_is_wal_sqlite(links: Path, tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     (status,) = db.execute("SELECT status FROM files WHERE name = 'sa_000000.tar'").fetchone()
     assert status == "done"
+
+
+def test_max_rate_caps_total_bandwidth(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    total = sum(s.size for s in shards)
+    rate = 8 * 1024 * 1024
+    started = time.monotonic()
+    result = run_cli("download", links, "-o", out, "--max-rate", "8M")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    # The bucket lets a burst of rate/10 through at once; the rest waits its turn.
+    assert elapsed >= (total - rate / 10) / rate * 0.95, elapsed
