@@ -429,6 +429,9 @@ class Engine:
                 except OSError as error:
                     self._fatal = StorageError(f"{task.name}: cannot write: {error.strerror}")
                     self._stop()
+                except Exception as error:  # a bug: fail the file loudly, never a silent thread
+                    log.exception("%s: internal error", task.name)
+                    self._failed(task, FatalTransferError(f"internal error: {error!r}"))
                 finally:
                     self._release(task, conn.segment)
                     conn.segment = None

@@ -48,6 +48,11 @@ class Timeouts:
     connect: float = 15.0
     read: float = 30.0
 
+    def __post_init__(self) -> None:
+        # A zero timeval would mean "wait forever" to the kernel.
+        if self.connect < 0.001 or self.read < 0.001:
+            raise ValueError("timeouts must be at least 1 ms")
+
 
 class _Closed(Exception):
     """The peer closed a kept-alive connection before answering (internal)."""
@@ -96,14 +101,16 @@ class _Connection:
         self.pending = buffer[end:]
         return parse_head(buffer[:end])
 
-    def read_into(self, view: memoryview) -> int:
-        """Read up to ``len(view)`` bytes (all of them, unless the stream ends or stalls)."""
+    def read_into(self, view: memoryview, *, wait_all: bool) -> int:
+        """Read up to ``len(view)`` bytes; with ``wait_all``, all of them unless the
+        stream ends or stalls (for bodies of known length only: else it would wait
+        for bytes that never come)."""
         if self.pending:
             n = min(len(self.pending), len(view))
             view[:n] = self.pending[:n]
             del self.pending[:n]
             return n
-        if self.plain:
+        if self.plain and wait_all:
             return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
         return self.sock.recv_into(view, len(view))
 
@@ -121,7 +128,14 @@ class Response:
     """A response whose head has been read; the body is read with :meth:`readinto`."""
 
     def __init__(
-        self, client: HTTPClient, origin: str, connection: _Connection, head: Head, url: str
+        self,
+        client: HTTPClient,
+        origin: str,
+        connection: _Connection,
+        head: Head,
+        *,
+        url: str,
+        length: int | None,
     ) -> None:
         self._client = client
         self._origin = origin
@@ -130,7 +144,9 @@ class Response:
         self.status = head.status
         self.headers = head.headers
         self._keep = head.keep_alive and not head.chunked
-        self._remaining = head.content_length if not head.chunked else None
+        self._remaining = length
+        if length == 0 and self.status not in REDIRECTS:
+            self._finish()  # an empty body is read already: the connection is free
 
     def readinto(self, view: memoryview) -> int:
         """Read up to ``len(view)`` body bytes; raises if the body ends early."""
@@ -139,7 +155,7 @@ class Response:
             return 0
         wanted = len(view) if self._remaining is None else min(len(view), self._remaining)
         with _translate(self.url, reading=True):
-            got = connection.read_into(view[:wanted])
+            got = connection.read_into(view[:wanted], wait_all=self._remaining is not None)
         if not got:
             if self._remaining is None:
                 self._remaining = 0
@@ -210,7 +226,10 @@ class HTTPClient:
         origin = f"{parts.scheme}://{parts.netloc}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
-        request = build_request(target, host=parts.netloc, headers=all_headers)
+        try:
+            request = build_request(target, host=parts.netloc, headers=all_headers)
+        except ValueError as error:  # e.g. a redirect Location with spaces or non-ASCII
+            raise BadResponseError(f"unusable URL: {error}", url=redact(url)) from None
         while True:
             with self._lock:
                 connection = self._idle.pop(origin, None)
@@ -221,6 +240,7 @@ class HTTPClient:
                         connection = self._connect(parts.scheme, parts.hostname, parts.port)
                     connection.send(request)
                     head = connection.read_head()
+                    length = None if head.chunked else head.content_length
             except (_Closed, TruncatedBodyError) as error:
                 if connection is not None:
                     connection.close()
@@ -235,7 +255,7 @@ class HTTPClient:
                 raise
             with self._lock:
                 self._busy.add(connection)
-            return Response(self, origin, connection, head, url)
+            return Response(self, origin, connection, head, url=url, length=length)
 
     def _connect(self, scheme: str, host: str, port: int | None) -> _Connection:
         if scheme == "https":

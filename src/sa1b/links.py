@@ -146,6 +146,12 @@ def _check_url(url: str, *, source: str, number: int) -> None:
         parts.port  # noqa: B018  (raises for a malformed port)
     except ValueError as error:
         raise LinksFileError(f"malformed URL: {error}", path=source, line=number) from None
+    if not url.isascii() or not url.isprintable():
+        raise LinksFileError(
+            "URL has non-ASCII or control characters (percent-encode them)",
+            path=source,
+            line=number,
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise LinksFileError(f"not an http(s) URL: {redact(url)[:80]!r}", path=source, line=number)
 

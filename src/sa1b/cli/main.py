@@ -40,6 +40,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value >= 0.001:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -67,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
     dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
     dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
-    dl.add_argument("--connect-timeout", type=float, default=15.0, metavar="SECONDS")
+    dl.add_argument("--connect-timeout", type=_seconds, default=15.0, metavar="SECONDS")
     dl.add_argument(
         "--read-timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="a connection silent this long is a stall",

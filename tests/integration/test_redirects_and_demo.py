@@ -1,0 +1,121 @@
+"""End to end: links that redirect to the CDN, and the demo (``sa1b demo``, bare ``download``)."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import assert_identical, md5, run_cli
+
+
+class _Redirector(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, location_for: Callable[[str], str]) -> None:
+        self.location_for = location_for
+        self.paths: list[str] = []
+        super().__init__(("127.0.0.1", 0), _RedirectHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name, which can hang without DNS.
+        socketserver.TCPServer.server_bind(self)
+
+
+class _RedirectHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Redirector
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        self.send_response(302)
+        self.send_header("Location", self.server.location_for(self.path))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def redirector(location_for: Callable[[str], str]) -> Iterator[_Redirector]:
+    """An HTTP server on 127.0.0.1 answering every GET with 302 to ``location_for(path)``."""
+    server = _Redirector(location_for)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_links_that_redirect_to_the_cdn_are_followed(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    def signed_url_for(path: str) -> str:
+        return cdn.url_for(path.partition("?")[0].rsplit("/", 1)[-1])
+
+    with redirector(signed_url_for) as server:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        links = tmp_path / "links.tsv"
+        rows = [f"{s.name}\t{base}/dl/{s.name}?token=abc" for s in shards]
+        links.write_text("file_name\tcdn_link\n" + "\n".join(rows) + "\n")
+        out = tmp_path / "out"
+        result = run_cli("download", links, "-o", out, "--connections", "8")
+        assert result.returncode == 0, result.output
+        assert_identical(out, shards)
+        # Every request went through the redirector, and the CDN served the bytes.
+        requested = {path.partition("?")[0] for path in server.paths}
+        assert requested == {f"/dl/{s.name}" for s in shards}
+        assert cdn.requests
+        assert {r.name for r in cdn.requests} == {s.name for s in shards}
+        assert all(r.status in (200, 206) for r in cdn.requests)
+
+
+def test_demo_downloads_the_shards_it_made(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ("--shards", "2", "--shard-size", "3M", "--rate", "50M", "-q")
+    result = run_cli("demo", "-o", out, *args, timeout=60)
+    assert result.returncode == 0, result.output
+    made = sorted((out / "cdn").glob("*.tar"))
+    fetched = sorted((out / "data" / "tars").iterdir())
+    assert [p.name for p in made] == ["sa_000000.tar", "sa_000001.tar"]
+    assert [p.name for p in fetched] == [p.name for p in made]
+    for source, copy in zip(made, fetched, strict=True):
+        assert source.stat().st_size == 3 * 1024 * 1024
+        assert md5(copy) == md5(source), f"{copy.name} differs from the demo's source"
+    assert "2/2 files done" in result.output
+
+
+def test_download_without_a_links_file_runs_the_demo(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run_cli("download", "-o", out, "--quiet", timeout=60)
+    assert result.returncode == 0, result.output
+    made = sorted(p.name for p in (out / "cdn").glob("*.tar"))
+    fetched = sorted(p.name for p in (out / "data" / "tars").iterdir())
+    assert made == [f"sa_{i:06d}.tar" for i in range(4)]  # the demo's defaults: 4 shards
+    assert fetched == made
+    assert "4/4 files done" in result.output
+
+
+def test_an_unusable_redirect_fails_the_file_cleanly(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    with redirector(lambda path: "/no such/file.tar") as server:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        links = tmp_path / "links.tsv"
+        links.write_text(f"{shards[0].name}\t{base}/dl/{shards[0].name}\n")
+        result = run_cli("download", links, "-o", tmp_path / "out", "--retries", "1")
+    assert result.returncode == 1, result.output
+    assert "Traceback" not in result.output
+    assert "interrupted" not in result.output
+    assert shards[0].name in result.output
