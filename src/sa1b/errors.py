@@ -23,6 +23,10 @@
             ├── HTTPStatusError     404, 410, a 403 that is not expiry, other 4xx
             ├── TLSVerificationError  the server's certificate did not verify
             ├── SizeMismatchError   the finished file has the wrong size
+            ├── ExtractionError     a shard cannot be extracted (names shard and member)
+            │   ├── UnsafeMemberError   a link, device, absolute or '..' path: left unextracted
+            │   ├── CorruptArchiveError a header does not parse, a member is cut short
+            │   └── NameClashError      two shards hold different files of one name (flat)
             └── ChecksumMismatchError  the digest differs from --checksums, twice
 
 Lower-layer errors (``OSError``, ``http.client`` and ``ssl`` exceptions) are
@@ -179,6 +183,31 @@ class TLSVerificationError(FatalTransferError):
 
 class SizeMismatchError(FatalTransferError):
     """The file on disk does not have the size the server announced."""
+
+
+class ExtractionError(FatalTransferError):
+    """A shard cannot be extracted; ``shard`` and ``member`` say where."""
+
+    def __init__(self, message: str, *, shard: str, member: str = "") -> None:
+        super().__init__(f"{message}", name=shard)
+        self.shard = shard
+        self.member = member
+
+
+class UnsafeMemberError(ExtractionError):
+    """A member that must never be written: the shard is left unextracted."""
+
+    hint = "the shard is not an SA-1B shard as published; its tar is kept for inspection"
+
+
+class CorruptArchiveError(ExtractionError):
+    """The tar does not parse, a member is cut short, or the archive does not end."""
+
+
+class NameClashError(ExtractionError):
+    """Two shards hold different files under one name (``--layout flat``)."""
+
+    hint = "use the default layout (one folder per shard) for these shards"
 
 
 class ChecksumMismatchError(FatalTransferError):
