@@ -9,6 +9,7 @@ from pathlib import Path
 from sa1b.checksums import Digest
 from sa1b.http import Timeouts
 from sa1b.retry import RetryPolicy
+from sa1b.unpacker import ExtractOptions
 
 MiB = 1024 * 1024
 
@@ -30,6 +31,8 @@ class DownloadConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
+    extract: ExtractOptions | None = field(default_factory=ExtractOptions)
+    """Extract shards while they download; None keeps the tars only."""
     read_size: int = 256 * 1024
     first_request: int = 4 * MiB
     request_seconds: float = 1.0

@@ -27,14 +27,17 @@ from pathlib import Path
 from sa1b.config import DownloadConfig
 from sa1b.errors import (
     ChecksumMismatchError,
+    ExtractionError,
     FatalTransferError,
     LinkExpiredError,
+    NameClashError,
     SA1BError,
     SizeMismatchError,
     StateError,
     TransferError,
     TruncatedBodyError,
 )
+from sa1b.extract import ExtractReport, publish
 from sa1b.http import HTTPClient, Response
 from sa1b.journal import Journal, Span
 from sa1b.links import Link, object_key, redact
@@ -45,9 +48,13 @@ from sa1b.responses import Validator, error_for_status, judge_range_answer
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
+from sa1b.unpacker import Superseded, Unpacker
 from sa1b.writeback import start_writeback
 
 log = logging.getLogger(__name__)
+
+PREFIX_POLL = 0.02
+"""Seconds an extractor waits before looking again at how far its download got."""
 
 
 class StorageError(SA1BError):
@@ -118,6 +125,11 @@ class Engine:
         self._finish_queue: queue.Queue[_Task | None] = queue.Queue()
         self._workers_left = config.connections
         self._workers_gone = threading.Event()
+        self._unpacker = (
+            Unpacker(staging_root=state_dir(config.out) / "staging", layout=config.extract.layout)
+            if config.extract
+            else None
+        )
         for directory in (partial_path(config.out, "x").parent, final_path(config.out, "x").parent):
             directory.mkdir(parents=True, exist_ok=True)
         journal_path = state_dir(config.out) / "journal"
@@ -137,6 +149,19 @@ class Engine:
         final_size = final.stat().st_size if final.exists() else None
         partial_size = partial.stat().st_size if partial.exists() else None
         complete = record.size is not None and record.ranges.covers(0, record.size)
+        if self._extracts(task) and record.extracted:
+            if partial_size is not None:  # a crash between record and clean-up
+                self._dispose_tar(task)
+            task.state, task.size = "done", record.size
+            task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
+            return task
+        if self._extracts(task) and final_size is not None and final_size == record.size:
+            # Downloaded by an earlier run that did not extract: extract it now.
+            os.replace(final, partial)
+            self.store.set_status(record.id, "partial")
+            task.size, task.validator = record.size, record.validator
+            task.recorded = RangeSet([(0, final_size)])
+            return task
         if (
             final_size is not None
             and final_size == record.size
@@ -154,6 +179,10 @@ class Engine:
             log.info("%s: partial file missing or resized; starting it over", link.name)
             task.generation = self.store.restart(record.id)
         return task
+
+    def _extracts(self, task: _Task) -> bool:
+        """Shards (``sa_NNNNNN.tar``) are extracted unless told not to; extras never."""
+        return self._unpacker is not None and task.link.shard_id is not None
 
     def _recover(self, spans: Sequence[Span]) -> None:
         """Fold in what a killed run wrote after its last durable record."""
@@ -223,6 +252,8 @@ class Engine:
                 thread.join()
             self._finish_queue.put(None)
             finisher.join()
+            if self._unpacker is not None:
+                self._unpacker.join()
             self._commit()
             self._close_files()
             self._journal.close()
@@ -396,7 +427,46 @@ class Engine:
         task.size, task.validator, task.single_stream = size, validator, single_stream
         min_steal = size + 1 if single_stream else self.config.min_steal
         task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
+        if self._unpacker is not None and self._extracts(task):
+            expected = self.config.checksums.get(task.name)
+            generation = task.generation
+            self._unpacker.start(
+                task.name,
+                generation=generation,
+                path=path,
+                size=size,
+                wait=self._prefix_waiter(task, generation),
+                digest_algorithm=expected.algorithm if expected else None,
+                on_error=lambda error: self._extraction_failed(task, generation, error),
+            )
         self._cond.notify()
+
+    def _prefix_waiter(self, task: _Task, generation: int) -> Callable[[int], None]:
+        """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
+        known = 0
+
+        def wait(end: int) -> None:
+            nonlocal known
+            while end > known:
+                with self._cond:
+                    if task.generation != generation or task.halted or self._stopping:
+                        raise Superseded
+                    if task.plan is not None:
+                        known = task.plan.prefix()
+                if end > known:
+                    self._stopped.wait(PREFIX_POLL)
+
+        return wait
+
+    def _extraction_failed(self, task: _Task, generation: int, error: ExtractionError) -> None:
+        """An unsafe or corrupt shard: stop fetching it now (the finisher reports it)."""
+        with self._cond:
+            if task.generation != generation or task.state != "active":
+                return
+            self._halt(task, "failed", error)
+            if not task.connections:
+                self._end(task)
+            self._cond.notify_all()
 
     # -- connections --------------------------------------------------------
 
@@ -658,6 +728,9 @@ class Engine:
     def _publish(self, task: _Task) -> None:
         """Verify a complete partial file, rename it into place, then record it done."""
         assert task.size is not None
+        if self._extracts(task):
+            self._publish_extracted(task)
+            return
         partial = partial_path(self.config.out, task.name)
         final = final_path(self.config.out, task.name)
         fd = os.open(partial, os.O_RDONLY)
@@ -682,11 +755,7 @@ class Engine:
         finally:
             os.close(fd)
         os.replace(partial, final)
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(final.parent)
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         self.store.set_status(task.id, "done")
         with self._cond:
@@ -698,6 +767,68 @@ class Engine:
             self._cond.notify()
         log.info("%s: done (%d bytes)", task.name, task.size)
         self.listener.finished(task.outcome)
+
+    def _publish_extracted(self, task: _Task) -> None:
+        """Collect the shard's extraction, check it, move it into place, record it."""
+        assert self._unpacker is not None and self.config.extract is not None
+        assert task.size is not None
+        partial = partial_path(self.config.out, task.name)
+        actual = partial.stat().st_size
+        result = self._unpacker.result(task.name, task.generation)
+        error: SA1BError | None = None
+        if actual != task.size:
+            error = SizeMismatchError(f"{actual} bytes on disk, server announced {task.size}")
+        elif result is None or isinstance(result, SA1BError):
+            error = result or ExtractionError("extraction did not run", shard=task.name)
+        if error is not None or not isinstance(result, ExtractReport):
+            with self._cond:
+                self._halt(task, "failed", error or ExtractionError("?", shard=task.name))
+                self._end(task)
+            return
+        expected = self.config.checksums.get(task.name)
+        if expected is not None and result.digest != expected.hexdigest:
+            self._digest_mismatch(task, expected.algorithm, result.digest or "?")
+            return
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        layout = self.config.extract.layout
+        try:
+            publish(
+                result,
+                staging=self._unpacker.staging(task.name),
+                out=self.config.out,
+                layout=layout,
+            )
+        except NameClashError as clash:
+            with self._cond:
+                self._halt(task, "failed", clash)
+                self._end(task)
+            return
+        self.store.set_extracted(task.id, layout)
+        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
+        with self._cond:
+            if task.fd is not None:
+                os.close(task.fd)
+                task.fd = None
+        self._dispose_tar(task)
+        self.store.set_status(task.id, "done")
+        message = f"{len(result.members)} files extracted"
+        with self._cond:
+            task.state = "done"
+            task.outcome = FileOutcome(task.name, "done", task.size, message)
+            self._cond.notify()
+        log.info("%s: done, %s", task.name, message)
+        self.listener.finished(task.outcome)
+
+    def _dispose_tar(self, task: _Task) -> None:
+        """After extraction: keep the tar under its final name, or delete it."""
+        partial = partial_path(self.config.out, task.name)
+        if self.config.extract is not None and self.config.extract.keep_tars:
+            final = final_path(self.config.out, task.name)
+            os.replace(partial, final)
+            _fsync_dir(final.parent)
+        else:
+            partial.unlink(missing_ok=True)
 
     def _digest_mismatch(self, task: _Task, algorithm: str, digest: str) -> None:
         with self._cond:
@@ -749,6 +880,14 @@ class _Pace:
             return cfg.first_request
         wanted = int(self._speed * cfg.request_seconds)
         return max(cfg.min_request, min(cfg.max_request, wanted))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _hash_file(fd: int, algorithm: str) -> str:

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS files (
     generation INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'pending',
     error TEXT,
+    extracted TEXT,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ranges (
@@ -69,6 +70,8 @@ class FileRecord:
     status: Status
     error: str | None
     ranges: RangeSet
+    extracted: str | None = None
+    """The layout the shard was extracted into, once all of it is in place."""
 
     @property
     def done_bytes(self) -> int:
@@ -117,6 +120,9 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+            if "extracted" not in columns:  # a store written before extraction existed
+                self._db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
             )
@@ -181,7 +187,7 @@ class StateStore:
         with self._mutex:
             rows = self._db.execute(
                 "SELECT id, name, object_key, size, etag, last_modified, generation, status, "
-                f"error FROM files {where} ORDER BY name",
+                f"error, extracted FROM files {where} ORDER BY name",
                 params,
             ).fetchall()
             spans: dict[int, RangeSet] = {}
@@ -200,6 +206,7 @@ class StateStore:
                 status=row[7],
                 error=row[8],
                 ranges=spans.get(row[0], RangeSet()),
+                extracted=row[9],
             )
             for row in rows
         ]
@@ -226,6 +233,13 @@ class StateStore:
                 "SELECT generation FROM files WHERE id = ?", (file_id,)
             ).fetchone()
         return int(row[0])
+
+    def set_extracted(self, file_id: int, layout: str | None) -> None:
+        """Record that the shard is extracted into ``layout`` (after it is all in place)."""
+        self._write(
+            "UPDATE files SET extracted = ?, updated_at = ? WHERE id = ?",
+            (layout, time.time(), file_id),
+        )
 
     def set_status(self, file_id: int, status: Status, error: str | None = None) -> None:
         self._write(

@@ -1,4 +1,4 @@
-"""Start writing a file's dirty pages to disk without waiting (Linux ``sync_file_range``).
+"""Push written data to disk: ``sync_file_range`` to start early, ``syncfs`` to finish.
 
 Durability needs ``fdatasync`` before a range is recorded and before a file is
 published. Left alone, the kernel holds gigabytes of dirty pages and that final
@@ -36,3 +36,35 @@ def _load() -> Callable[[int], None]:
 
 start_writeback: Callable[[int], None] = _load()
 """``start_writeback(fd)``: queue the file's dirty pages for writing; returns at once."""
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int]
+    call.restype = ctypes.c_int
+    return call
+
+
+_syncfs = _load_syncfs()
+
+
+def sync_fs(path: os.PathLike[str] | str) -> None:
+    """Make everything written on the filesystem holding ``path`` durable.
+
+    One ``syncfs`` for thousands of extracted files instead of one ``fsync`` each;
+    ``os.sync`` (every filesystem) where ``syncfs`` is missing.
+    """
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    finally:
+        os.close(fd)

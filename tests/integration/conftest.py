@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,38 @@ def nginx(
     work = tmp_path_factory.mktemp("nginx")
     with NginxServer(root=dataset[0].path.parent, workdir=work) as server:
         yield server
+
+
+def member_bytes(shard: ShardInfo) -> dict[str, bytes]:
+    """The regular members of a source shard, by normalised name."""
+    with tarfile.open(shard.path) as archive:
+        members = {}
+        for member in archive.getmembers():
+            if member.isfile():
+                data = archive.extractfile(member)
+                assert data is not None
+                members[member.name.rsplit("/", 1)[-1]] = data.read()
+        return members
+
+
+def extracted_path(out: Path, shard: str, name: str, layout: str) -> Path:
+    stem = shard.removesuffix(".tar")
+    if layout == "shard":
+        return out / stem / name
+    if layout == "split":
+        kind = {".jpg": "images", ".json": "annotations"}.get(Path(name).suffix, "other")
+        return out / kind / stem / name
+    return out / name
+
+
+def assert_extracted(out: Path, shards: Sequence[ShardInfo], layout: str = "shard") -> None:
+    """Every member of every shard is on disk at its layout path, byte for byte; the
+    tars are gone (not kept) and nothing is left in staging."""
+    for shard in shards:
+        for name, data in member_bytes(shard).items():
+            path = extracted_path(out, shard.name, name, layout)
+            assert path.is_file(), f"{path} missing"
+            assert path.read_bytes() == data, f"{path} differs from the source member"
+        assert not (out / ".sa1b" / "partial" / f"{shard.name}.part").exists()
+    staging = out / ".sa1b" / "staging"
+    assert not staging.exists() or not any(staging.iterdir())

@@ -18,7 +18,7 @@ def test_downloads_every_shard_byte_for_byte(
     cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out)
+    result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
     assert "3/3 files done" in result.output
@@ -30,7 +30,9 @@ def test_downloads_every_shard_byte_for_byte(
 
 
 def test_connections_are_kept_alive(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
-    result = run_cli("download", links, "-o", tmp_path / "out", "--connections", "2")
+    result = run_cli(
+        "download", "--no-extract", links, "-o", tmp_path / "out", "--connections", "2"
+    )
     assert result.returncode == 0, result.output
     # Two connections, one per thread, reused for every request (4 MiB or less each).
     assert len(cdn.requests) >= 5
@@ -39,9 +41,9 @@ def test_connections_are_kept_alive(cdn: CDNServer, links: Path, tmp_path: Path)
 
 def test_second_run_fetches_nothing(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out).returncode == 0
+    assert run_cli("download", "--no-extract", links, "-o", out).returncode == 0
     cdn.clear_requests()
-    again = run_cli("download", links, "-o", out)
+    again = run_cli("download", "--no-extract", links, "-o", out)
     assert again.returncode == 0, again.output
     assert cdn.bytes_sent_total == 0
 
@@ -50,7 +52,9 @@ def test_selects_by_shard_id_and_extras(
     cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--shards", "sa_000002,0", "--extras")
+    result = run_cli(
+        "download", "--no-extract", links, "-o", out, "--shards", "sa_000002,0", "--extras"
+    )
     assert result.returncode == 0, result.output
     names = sorted(p.name for p in (out / "tars").iterdir())
     assert names == ["sa_000000.tar", "sa_000002.tar", "sa_images_ids.txt"]
@@ -58,7 +62,7 @@ def test_selects_by_shard_id_and_extras(
 
 def test_status_reports_done_and_last_run(links: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out, "--shards", "0-1").returncode == 0
+    assert run_cli("download", "--no-extract", links, "-o", out, "--shards", "0-1").returncode == 0
     status = run_cli("status", out)
     assert status.returncode == 0
     assert re.search(r"sa_000000\.tar\s+done", status.output)
@@ -70,7 +74,7 @@ def test_checksums_verified(shards: list[ShardInfo], links: Path, tmp_path: Path
     sums = tmp_path / "md5sums.txt"
     sums.write_text("".join(f"{s.md5}  {s.name}\n" for s in shards))
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--checksums", sums)
+    result = run_cli("download", "--no-extract", links, "-o", out, "--checksums", sums)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
 
@@ -81,7 +85,9 @@ def test_checksum_mismatch_fails_after_clean_redownload(
     sums = tmp_path / "md5sums.txt"
     sums.write_text(f"{'0' * 32}  sa_000001.tar\n{shards[0].md5}  sa_000000.tar\n")
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--checksums", sums, "--shards", "0-1")
+    result = run_cli(
+        "download", "--no-extract", links, "-o", out, "--checksums", sums, "--shards", "0-1"
+    )
     assert result.returncode == 1, result.output
     assert "sa_000001.tar" in result.output and "does not match" in result.output
     assert not (out / "tars" / "sa_000001.tar").exists()
@@ -95,7 +101,9 @@ def test_signatures_never_in_output_or_logs(cdn: CDNServer, links: Path, tmp_pat
     cdn.add_fault("sa_000001.tar", Fault("forbidden"))
     log = tmp_path / "sa1b.log"
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--log-file", log, "--log-level", "debug")
+    result = run_cli(
+        "download", "--no-extract", links, "-o", out, "--log-file", log, "--log-level", "debug"
+    )
     assert result.returncode == 1
     signatures = re.findall(r"oh=([^&\s]+)", links.read_text())
     assert signatures
@@ -108,7 +116,7 @@ def test_signatures_never_in_output_or_logs(cdn: CDNServer, links: Path, tmp_pat
 
 def test_state_store_is_wal_sqlite(links: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out, "--shards", "0").returncode == 0
+    assert run_cli("download", "--no-extract", links, "-o", out, "--shards", "0").returncode == 0
     db = sqlite3.connect(out / ".sa1b" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     (status,) = db.execute("SELECT status FROM files WHERE name = 'sa_000000.tar'").fetchone()
@@ -122,7 +130,7 @@ def test_max_rate_caps_total_bandwidth(
     total = sum(s.size for s in shards)
     rate = 8 * 1024 * 1024
     started = time.monotonic()
-    result = run_cli("download", links, "-o", out, "--max-rate", "8M")
+    result = run_cli("download", "--no-extract", links, "-o", out, "--max-rate", "8M")
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.output
     assert_identical(out, shards)

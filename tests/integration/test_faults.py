@@ -35,6 +35,7 @@ def test_recovers_from_transient_faults(
     out = tmp_path / "out"
     result = run_cli(
         "download",
+        "--no-extract",
         links,
         "-o",
         out,
@@ -55,7 +56,7 @@ def test_server_ignoring_range_restarts_as_one_stream(
 ) -> None:
     cdn.add_fault("sa_000001.tar", Fault("ignore_range", times=1000))
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--log-file", tmp_path / "log")
+    result = run_cli("download", "--no-extract", links, "-o", out, "--log-file", tmp_path / "log")
     assert result.returncode == 0, result.output
     assert "ignored Range" in (tmp_path / "log").read_text()
     assert_identical(out, shards)
@@ -69,7 +70,15 @@ def test_object_changed_midway_starts_over(
     cdn.add_fault("sa_000000.tar", Fault("change_etag"))
     out = tmp_path / "out"
     result = run_cli(
-        "download", links, "-o", out, "--log-file", tmp_path / "log", "--connections", "2"
+        "download",
+        "--no-extract",
+        links,
+        "-o",
+        out,
+        "--log-file",
+        tmp_path / "log",
+        "--connections",
+        "2",
     )
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
@@ -82,7 +91,7 @@ def test_expired_on_403_stops_that_file_keeps_bytes_then_fresh_links_continue(
     cdn.add_fault("sa_000002.tar", Fault("cut", after=3 * MiB))
     cdn.add_fault("sa_000002.tar", Fault("forbidden", times=1000))
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--connections", "1")
+    result = run_cli("download", "--no-extract", links, "-o", out, "--connections", "1")
     assert result.returncode == 1
     assert "expired" in result.output and "fresh links file" in result.output
     assert (out / "tars" / "sa_000000.tar").exists()
@@ -99,7 +108,7 @@ def test_expired_on_403_stops_that_file_keeps_bytes_then_fresh_links_continue(
     cdn.clear_requests()
     fresh = tmp_path / "fresh.tsv"
     cdn.write_links_file(fresh)
-    again = run_cli("download", fresh, "-o", out)
+    again = run_cli("download", "--no-extract", fresh, "-o", out)
     assert again.returncode == 0, again.output
     assert_identical(out, shards)
     # Only what was missing of sa_000002 was fetched again.
@@ -111,7 +120,7 @@ def test_not_found_fails_that_file_only(
 ) -> None:
     cdn.add_fault("sa_000001.tar", Fault("not_found", times=1000))
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out)
+    result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 1
     assert "404" in result.output and "sa_000001.tar" in result.output
     assert_identical(out, [shards[0], shards[2]])
@@ -123,7 +132,7 @@ def test_persistent_5xx_gives_up_with_summary(
 ) -> None:
     cdn.add_fault("sa_000000.tar", Fault("status", status=503, times=1000))
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out, "--retries", "3")
+    result = run_cli("download", "--no-extract", links, "-o", out, "--retries", "3")
     assert result.returncode == 1
     assert "503" in result.output
     assert_identical(out, shards[1:])

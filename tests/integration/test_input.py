@@ -35,7 +35,7 @@ def test_bad_links_file_is_refused_with_file_and_line(
 ) -> None:
     links = tmp_path / "links.txt"
     links.write_text(text)
-    result = run_cli("download", links, "-o", tmp_path / "out")
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out")
     assert result.returncode == 2, result.output
     first = result.stderr.strip().splitlines()[0]
     assert str(links) in first and where in first and what in first, first
@@ -45,26 +45,26 @@ def test_bad_links_file_is_refused_with_file_and_line(
 def test_binary_links_file(tmp_path: Path) -> None:
     links = tmp_path / "links.txt"
     links.write_bytes(b"\xff\xfe\x00garbage")
-    result = run_cli("download", links, "-o", tmp_path / "out")
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out")
     assert result.returncode == 2
     assert "not UTF-8" in result.output
 
 
 def test_missing_links_file(tmp_path: Path) -> None:
-    result = run_cli("download", tmp_path / "nope.txt", "-o", tmp_path / "out")
+    result = run_cli("download", "--no-extract", tmp_path / "nope.txt", "-o", tmp_path / "out")
     assert result.returncode == 2
     assert "nope.txt" in result.output and "cannot read" in result.output
 
 
 @pytest.mark.parametrize("spec", ["5-2", "1000", "abc", "1,,2", "sa_00001x"])
 def test_bad_shard_spec(spec: str, links: Path, tmp_path: Path) -> None:
-    result = run_cli("download", links, "-o", tmp_path / "out", "--shards", spec)
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out", "--shards", spec)
     assert result.returncode == 2
     assert "--shards" in result.output
 
 
 def test_shard_missing_from_links_file(links: Path, tmp_path: Path) -> None:
-    result = run_cli("download", links, "-o", tmp_path / "out", "--shards", "0-5")
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out", "--shards", "0-5")
     assert result.returncode == 2
     assert "sa_000003" in result.output and "no row" in result.output
 
@@ -72,13 +72,13 @@ def test_shard_missing_from_links_file(links: Path, tmp_path: Path) -> None:
 def test_bad_checksums_file(links: Path, tmp_path: Path) -> None:
     sums = tmp_path / "sums.txt"
     sums.write_text("d41d8cd98f00b204e9800998ecf8427e  sa_000000.tar\nnot a checksum line\n")
-    result = run_cli("download", links, "-o", tmp_path / "out", "--checksums", sums)
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out", "--checksums", sums)
     assert result.returncode == 2
     assert f"{sums}:2" in result.output
 
 
 def test_usage_error_exit_2(tmp_path: Path) -> None:
-    result = run_cli("download", "--connections", "0")
+    result = run_cli("download", "--no-extract", "--connections", "0")
     assert result.returncode == 2
 
 
@@ -89,7 +89,7 @@ def test_every_links_style_downloads(
     links = tmp_path / "links.txt"
     cdn.write_links_file(links, style=style)  # type: ignore[arg-type]
     out = tmp_path / "out"
-    result = run_cli("download", links, "-o", out)
+    result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
 
@@ -98,8 +98,8 @@ def test_bad_input_loses_nothing_already_downloaded(
     links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out).returncode == 0
+    assert run_cli("download", "--no-extract", links, "-o", out).returncode == 0
     bad = tmp_path / "bad.txt"
     bad.write_text(f"../x.tar\t{URL}\n")
-    assert run_cli("download", bad, "-o", out).returncode == 2
+    assert run_cli("download", "--no-extract", bad, "-o", out).returncode == 2
     assert_identical(out, shards)

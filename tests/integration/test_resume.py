@@ -21,7 +21,7 @@ MiB = 1024 * 1024
 
 def _start(links: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        sa1b_command("download", links, "-o", out, *extra),
+        sa1b_command("download", "--no-extract", links, "-o", out, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,7 +58,7 @@ def test_sigkill_midway_then_resume_refetches_almost_nothing(
     first = slow_cdn.bytes_sent_total
     assert first < total
 
-    result = run_cli("download", links, "-o", out, "--connections", connections)
+    result = run_cli("download", "--no-extract", links, "-o", out, "--connections", connections)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
     fetched = slow_cdn.bytes_sent_total
@@ -83,7 +83,7 @@ def test_sigint_saves_state_and_exits_130(
     status = run_cli("status", out)
     assert "partial" in status.output
 
-    result = run_cli("download", links, "-o", out)
+    result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
     assert sent < total
@@ -112,14 +112,14 @@ def test_second_process_on_same_folder_is_refused(
     proc = _start(links, out, "--connections", "2")
     try:
         _wait_for_bytes(slow_cdn, MiB, proc)
-        second = run_cli("download", links, "-o", out)
+        second = run_cli("download", "--no-extract", links, "-o", out)
         assert second.returncode == 2
         assert "another sa1b process" in second.output
         assert str(proc.pid) in second.output
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
-    result = run_cli("download", links, "-o", out)
+    result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
 
@@ -130,24 +130,24 @@ def test_expired_links_refused_up_front_then_fresh_links_work(
     stale = tmp_path / "stale.tsv"
     cdn.write_links_file(stale, expires_at=int(time.time()) - 3600)
     out = tmp_path / "out"
-    result = run_cli("download", stale, "-o", out)
+    result = run_cli("download", "--no-extract", stale, "-o", out)
     assert result.returncode == 2
     assert "expired" in result.output and "fresh links file" in result.output
     assert cdn.bytes_sent_total == 0
     fresh = tmp_path / "fresh.tsv"
     cdn.write_links_file(fresh)
-    result = run_cli("download", fresh, "-o", out)
+    result = run_cli("download", "--no-extract", fresh, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
     # Expired links for files already done are no obstacle.
-    again = run_cli("download", stale, "-o", out)
+    again = run_cli("download", "--no-extract", stale, "-o", out)
     assert again.returncode == 0, again.output
 
 
 def test_links_valid_time_is_announced(cdn: CDNServer, tmp_path: Path) -> None:
     links = tmp_path / "links.tsv"
     cdn.write_links_file(links, expires_at=int(time.time()) + 3 * 86400 + 600)
-    result = run_cli("download", links, "-o", tmp_path / "out", "--shards", "0")
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out", "--shards", "0")
     assert result.returncode == 0
     assert "links valid for 3d00h more" in result.output
 

@@ -23,10 +23,12 @@ from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
 from sa1b.errors import InputError, SA1BError, StateLockedError
 from sa1b.http import Timeouts
+from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.unpacker import ExtractOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = Path("SA-1B")
@@ -65,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     dl = commands.add_parser(
         "download",
         help="download the files of a links file (no file: run the demo)",
-        description="Download the selected files of an SA-1B links file into OUT/tars/. "
+        description="Download the selected files of an SA-1B links file and extract each "
+        "shard while it downloads (--no-extract: keep the tars in OUT/tars/). "
         "Run the same command again to resume; a fresh links file continues the same bytes.",
     )
     dl.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
@@ -73,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default all)")
     dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
     dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
+    dl.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="shard",
+        help="shard: OUT/<shard>/ (default); split: OUT/images/<shard>/ and "
+        "OUT/annotations/<shard>/; flat: every file in OUT/",
+    )
+    dl.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
+    dl.add_argument(
+        "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
+    )
     dl.add_argument("--connections", type=_positive_int, default=64, help="total connections")
     dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
     dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
@@ -173,6 +187,9 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
         timeouts=Timeouts(connect=args.connect_timeout, read=args.read_timeout),
         retry=RetryPolicy(attempts=args.retries),
         checksums=checksums,
+        extract=None
+        if args.no_extract
+        else ExtractOptions(layout=args.layout, keep_tars=args.keep_tars),
     )
 
 

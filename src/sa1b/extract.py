@@ -1,0 +1,288 @@
+"""Extract a shard while it downloads: follow the contiguous prefix of its partial file.
+
+The extractor reads the partial file only below the prefix the download has written
+(``wait(end)`` blocks until bytes ``[0, end)`` are there), parses each header with
+:mod:`sa1b.tarformat`, decides where the member goes with :mod:`sa1b.layout` before
+writing a byte of it, and copies its data into a private staging folder, in the
+kernel (``copy_file_range``) unless a digest must see the bytes. When the shard ends,
+it checks what can be checked without published checksums (the archive ends with its
+zero blocks, every ``.jpg`` has its ``.json``); :func:`publish` then moves the staged
+files into place and only after that is the shard recorded as extracted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from sa1b.errors import CorruptArchiveError, NameClashError
+from sa1b.layout import Layout, partner, shard_stem
+from sa1b.layout import member_target as target_for
+from sa1b.tarformat import (
+    BLOCK,
+    GNU_LONGLINK,
+    GNU_LONGNAME,
+    META_TYPES,
+    PAX_LOCAL,
+    TarFormatError,
+    apply_overrides,
+    is_zero_block,
+    padded,
+    parse_block,
+    parse_pax,
+)
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 8 * 1024 * 1024
+MAX_META = 1024 * 1024
+"""A pax record or GNU long name larger than this is refused (they are names)."""
+
+Wait = Callable[[int], None]
+"""``wait(end)`` returns once bytes ``[0, end)`` are on disk; raises to abort."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractReport:
+    """What one shard's extraction produced."""
+
+    shard: str
+    members: tuple[PurePosixPath, ...]
+    digest: str | None
+    warnings: tuple[str, ...]
+
+
+def _fail(shard: str, message: str, member: str = "") -> CorruptArchiveError:
+    return CorruptArchiveError(message, shard=shard, member=member)
+
+
+class _Reader:
+    """Reads the partial file in order below the prefix, hashing what it reads."""
+
+    def __init__(self, fd: int, size: int, wait: Wait, digest: hashlib._Hash | None):
+        self.fd = fd
+        self.size = size
+        self.wait = wait
+        self.digest = digest
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.wait(offset + length)
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"short read at {offset}")
+        if self.digest is not None:
+            self.digest.update(data)
+        return data
+
+    def copy(self, offset: int, length: int, out_fd: int) -> None:
+        """Copy ``[offset, offset + length)`` to ``out_fd``, waiting for it in chunks."""
+        done = 0
+        while done < length:
+            step = min(COPY_CHUNK, length - done)
+            if self.digest is not None:
+                os.write(out_fd, self.read(offset + done, step))
+            else:
+                self.wait(offset + done + step)
+                copied = 0
+                while copied < step:
+                    n = os.copy_file_range(self.fd, out_fd, step - copied, offset + done + copied)
+                    if n <= 0:
+                        raise OSError(f"copy_file_range returned {n}")
+                    copied += n
+            done += step
+
+
+def extract_shard(
+    fd: int,
+    size: int,
+    *,
+    shard: str,
+    staging: Path,
+    layout: Layout,
+    wait: Wait,
+    digest_algorithm: str | None = None,
+) -> ExtractReport:
+    """Extract the tar in ``fd`` (``size`` bytes, arriving in order) into ``staging``.
+
+    ``staging`` is emptied first; members land at their layout paths below it.
+    Raises :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member,
+    and :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
+    """
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    digest = hashlib.new(digest_algorithm) if digest_algorithm else None
+    reader = _Reader(fd, size, wait, digest)
+    members: list[PurePosixPath] = []
+    seen: set[str] = set()
+    overrides: dict[str, str] = {}
+    offset = 0
+    made: set[Path] = {staging}
+    while True:
+        if offset + BLOCK > size:
+            raise _fail(shard, "the archive ends without its end-of-archive blocks")
+        block = reader.read(offset, BLOCK)
+        try:
+            header = parse_block(block)
+        except TarFormatError as error:
+            raise _fail(shard, f"bad header at byte {offset}: {error}") from None
+        if header is None:
+            _check_end(reader, offset, shard)
+            break
+        data = offset + BLOCK
+        following = data + padded(header.size)
+        if following > size:
+            raise _fail(shard, f"member {header.name!r} is cut short", header.name)
+        if header.typeflag in META_TYPES:
+            if header.size > MAX_META:
+                raise _fail(shard, f"a {header.size}-byte name record", header.name)
+            record = reader.read(data, padded(header.size))[: header.size]
+            if header.typeflag == PAX_LOCAL:
+                try:
+                    overrides.update(parse_pax(record))
+                except TarFormatError as error:
+                    raise _fail(shard, f"bad pax header: {error}") from None
+            elif header.typeflag == GNU_LONGNAME:
+                overrides["path"] = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+            elif header.typeflag == GNU_LONGLINK:
+                overrides["linkpath"] = record.split(b"\x00", 1)[0].decode(
+                    "utf-8", "surrogateescape"
+                )
+            offset = following
+            continue
+        header = apply_overrides(header, overrides)
+        overrides = {}
+        following = data + padded(header.size)
+        if following > size:
+            raise _fail(shard, f"member {header.name!r} is cut short", header.name)
+        target = target_for(header, shard=shard, layout=layout)
+        if target is not None:
+            if str(target) in seen:
+                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
+            seen.add(str(target))
+            path = staging / target
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                reader.copy(data, header.size, out)
+            finally:
+                os.close(out)
+            members.append(target)
+            if following > data + header.size:
+                _skip(reader, data + header.size, following - data - header.size)
+        else:
+            _skip(reader, data, following - data)
+        offset = following
+    return ExtractReport(
+        shard=shard,
+        members=tuple(members),
+        digest=digest.hexdigest() if digest else None,
+        warnings=tuple(_missing_partners(members, shard)),
+    )
+
+
+def _skip(reader: _Reader, offset: int, length: int) -> None:
+    """Bytes that are not written anywhere still count for the digest."""
+    if reader.digest is not None and length:
+        for start in range(offset, offset + length, COPY_CHUNK):
+            reader.read(start, min(COPY_CHUNK, offset + length - start))
+
+
+def _check_end(reader: _Reader, offset: int, shard: str) -> None:
+    """After the first zero block: a second one, then nothing but zeros to the end."""
+    if offset + 2 * BLOCK > reader.size:
+        raise _fail(shard, "the archive ends after one zero block instead of two")
+    position = offset + BLOCK
+    while position < reader.size:
+        step = min(COPY_CHUNK, reader.size - position)
+        if not is_zero_block(reader.read(position, step)):
+            raise _fail(shard, f"data after the end-of-archive blocks at byte {position}")
+        position += step
+
+
+def _missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
+    names = {member.name for member in members}
+    for name in sorted(names):
+        other = partner(name)
+        if other is not None and other not in names:
+            yield f"{shard}: {name} has no {other}"
+
+
+def units(layout: Layout, shard: str) -> list[PurePosixPath]:
+    """The folders that are renamed into place as wholes (none for ``flat``)."""
+    stem = shard_stem(shard)
+    if layout == "shard":
+        return [PurePosixPath(stem)]
+    if layout == "split":
+        return [PurePosixPath(kind, stem) for kind in ("images", "annotations", "other")]
+    return []
+
+
+def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
+    """Move a shard's staged files into place; durable before it returns.
+
+    Folders (``shard``, ``split``) are renamed whole, replacing a copy a crash left
+    between rename and record. ``flat`` moves file by file and refuses a name that
+    another shard already holds with different bytes.
+    """
+    sync_filesystem(staging)
+    touched: set[Path] = set()
+    if layout == "flat":
+        for member in report.members:
+            source, target = staging / member, out / member
+            if target.exists() and not _same_file(source, target):
+                raise NameClashError(
+                    f"{member} is already in {out} with other contents (from another shard)",
+                    shard=report.shard,
+                    member=str(member),
+                )
+        for member in report.members:
+            os.replace(staging / member, out / member)
+        touched.add(out)
+    else:
+        for unit in units(layout, report.shard):
+            source, target = staging / unit, out / unit
+            if not source.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(source, target)
+            touched.add(target.parent)
+    for folder in touched:
+        _fsync_dir(folder)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Make every file written under ``path`` durable: one ``syncfs``, not one fsync each."""
+    from sa1b.writeback import sync_fs
+
+    sync_fs(path)

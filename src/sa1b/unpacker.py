@@ -1,0 +1,133 @@
+"""Run one extraction thread per shard in flight, each following its download.
+
+The engine starts an extraction when a shard's partial file gets its plan, hands it
+a ``wait(end)`` that returns once ``[0, end)`` is written, and collects the result
+when the download is complete. A restarted download (the object changed, or a bad
+digest) supersedes its extraction: the old thread's ``wait`` raises :class:`Superseded`
+and a new one starts from byte 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sa1b.errors import ExtractionError, SA1BError
+from sa1b.extract import ExtractReport, Wait, extract_shard
+from sa1b.layout import Layout
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """Raised by ``wait`` when the download this extraction follows has restarted."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtractOptions:
+    """Extract shards while they download, into ``layout``; keep the tars or not."""
+
+    layout: Layout = "shard"
+    keep_tars: bool = False
+
+
+@dataclass(eq=False)
+class _Job:
+    """One shard's extraction at one generation of its download."""
+
+    name: str
+    generation: int
+    path: Path
+    size: int
+    wait: Wait
+    digest_algorithm: str | None
+    on_error: Callable[[ExtractionError], None] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ExtractReport | SA1BError | None = None
+
+
+class Unpacker:
+    """Extraction threads, one per shard and generation."""
+
+    def __init__(self, *, staging_root: Path, layout: Layout) -> None:
+        self.staging_root = staging_root
+        self.layout = layout
+        self._jobs: dict[str, _Job] = {}
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def staging(self, name: str) -> Path:
+        return self.staging_root / name
+
+    def start(
+        self,
+        name: str,
+        *,
+        generation: int,
+        path: Path,
+        size: int,
+        wait: Wait,
+        digest_algorithm: str | None,
+        on_error: Callable[[ExtractionError], None] | None = None,
+    ) -> None:
+        """Extract ``path`` (the partial file of shard ``name``) as its bytes arrive.
+
+        ``on_error`` hears of an unsafe or corrupt shard as soon as it is found, so
+        that its download can stop early.
+        """
+        job = _Job(name, generation, path, size, wait, digest_algorithm, on_error)
+        with self._lock:
+            current = self._jobs.get(name)
+            if current is not None and current.generation == generation:
+                return
+            self._jobs[name] = job
+            thread = threading.Thread(target=self._run, args=(job,), name=f"sa1b-x-{name}")
+            thread.daemon = True
+            self._threads.append(thread)
+        thread.start()
+
+    def _run(self, job: _Job) -> None:
+        try:
+            fd = os.open(job.path, os.O_RDONLY)
+            try:
+                job.result = extract_shard(
+                    fd,
+                    job.size,
+                    shard=job.name,
+                    staging=self.staging(job.name),
+                    layout=self.layout,
+                    wait=job.wait,
+                    digest_algorithm=job.digest_algorithm,
+                )
+            finally:
+                os.close(fd)
+        except Superseded:
+            job.result = None
+        except ExtractionError as error:
+            log.error("%s: %s", job.name, error.message)
+            job.result = error
+            if job.on_error is not None:
+                job.on_error(error)
+        except OSError as error:
+            job.result = ExtractionError(f"cannot extract: {error}", shard=job.name)
+        finally:
+            job.done.set()
+
+    def result(self, name: str, generation: int) -> ExtractReport | SA1BError | None:
+        """Wait for shard ``name``'s extraction at ``generation``; None if it never ran."""
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is None or job.generation != generation:
+            return None
+        job.done.wait()
+        return job.result
+
+    def join(self) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join()
