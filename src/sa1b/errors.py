@@ -188,9 +188,10 @@ class SizeMismatchError(FatalTransferError):
 class ExtractionError(FatalTransferError):
     """A shard cannot be extracted; ``shard`` and ``member`` say where."""
 
-    def __init__(self, message: str, *, shard: str, member: str = "") -> None:
-        super().__init__(f"{message}", name=shard)
-        self.shard = shard
+    def __init__(self, message: str, *, shard: str = "", member: str = "", **kw: Any) -> None:
+        kw.setdefault("name", shard)
+        super().__init__(message, **kw)
+        self.shard = shard or self.name
         self.member = member
 
 

@@ -41,6 +41,8 @@ ARGS: dict[str, Any] = {
     "url": "https://scontent.xx.fbcdn.net/m1/v/t6/obj.tar?…",
     "status": 503,
     "retry_after": 12.5,
+    "shard": "sa_000123.tar",
+    "member": "../evil",
 }
 
 
