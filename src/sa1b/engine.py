@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -254,6 +255,8 @@ class Engine:
             finisher.join()
             if self._unpacker is not None:
                 self._unpacker.join()
+                for task in self._tasks:  # what a failed or interrupted shard left half-made
+                    shutil.rmtree(self._unpacker.staging(task.name), ignore_errors=True)
             self._commit()
             self._close_files()
             self._journal.close()

@@ -287,11 +287,13 @@ def _status(out: Path, console: Output) -> int:
         if record.status == "partial" or (record.status == "pending" and done):
             share = f"{100 * done / size:.1f}%" if size else "?"
             label = f"partial {share}"
+        elif record.extracted:
+            label = f"extracted ({record.extracted})"
         else:
             label = record.status
         sizes = f"{human_bytes(done)} / {human_bytes(size)}" if size else human_bytes(done)
         error = f"  ({record.error})" if record.error and record.status != "done" else ""
-        console.line(f"{record.name}  {label:<14} {sizes}{error}")
+        console.line(f"{record.name}  {label:<19} {sizes}{error}")
     counts: dict[str, int] = {}
     for record in folder.files:
         counts[record.status] = counts.get(record.status, 0) + 1
