@@ -131,8 +131,7 @@ class Engine:
             if config.extract
             else None
         )
-        for directory in (partial_path(config.out, "x").parent, final_path(config.out, "x").parent):
-            directory.mkdir(parents=True, exist_ok=True)
+        partial_path(config.out, "x").parent.mkdir(parents=True, exist_ok=True)
         journal_path = state_dir(config.out) / "journal"
         recovered = Journal.recover(journal_path)
         self._tasks = [self._prepare(link) for link in links]
@@ -757,6 +756,7 @@ class Engine:
                     return
         finally:
             os.close(fd)
+        final.parent.mkdir(exist_ok=True)
         os.replace(partial, final)
         _fsync_dir(final.parent)
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
@@ -828,6 +828,7 @@ class Engine:
         partial = partial_path(self.config.out, task.name)
         if self.config.extract is not None and self.config.extract.keep_tars:
             final = final_path(self.config.out, task.name)
+            final.parent.mkdir(exist_ok=True)
             os.replace(partial, final)
             _fsync_dir(final.parent)
         else:
