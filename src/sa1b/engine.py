@@ -50,7 +50,7 @@ from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
 from sa1b.unpacker import Superseded, Unpacker
-from sa1b.writeback import start_writeback
+from sa1b.writeback import fsync_dir, start_writeback
 
 log = logging.getLogger(__name__)
 
@@ -758,7 +758,7 @@ class Engine:
             os.close(fd)
         final.parent.mkdir(exist_ok=True)
         os.replace(partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         self.store.set_status(task.id, "done")
         with self._cond:
@@ -830,7 +830,7 @@ class Engine:
             final = final_path(self.config.out, task.name)
             final.parent.mkdir(exist_ok=True)
             os.replace(partial, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         else:
             partial.unlink(missing_ok=True)
 
@@ -884,14 +884,6 @@ class _Pace:
             return cfg.first_request
         wanted = int(self._speed * cfg.request_seconds)
         return max(cfg.min_request, min(cfg.max_request, wanted))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hash_file(fd: int, algorithm: str) -> str:

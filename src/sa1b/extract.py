@@ -36,6 +36,7 @@ from sa1b.tarformat import (
     parse_block,
     parse_pax,
 )
+from sa1b.writeback import fsync_dir, sync_fs
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
     between rename and record. ``flat`` moves file by file and refuses a name that
     another shard already holds with different bytes.
     """
-    sync_filesystem(staging)
+    sync_fs(staging)
     touched: set[Path] = set()
     if layout == "flat":
         for member in report.members:
@@ -257,7 +258,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             os.replace(source, target)
             touched.add(target.parent)
     for folder in touched:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -271,18 +272,3 @@ def _same_file(a: Path, b: Path) -> bool:
                 return False
             if not chunk:
                 return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sync_filesystem(path: Path) -> None:
-    """Make every file written under ``path`` durable: one ``syncfs``, not one fsync each."""
-    from sa1b.writeback import sync_fs
-
-    sync_fs(path)

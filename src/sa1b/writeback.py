@@ -68,3 +68,12 @@ def sync_fs(path: os.PathLike[str] | str) -> None:
             raise OSError(errno, os.strerror(errno))
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: os.PathLike[str] | str) -> None:
+    """Make a rename or a new entry in folder ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

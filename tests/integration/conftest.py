@@ -87,6 +87,13 @@ def links(cdn: CDNServer, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def slow_cdn(dataset: list[ShardInfo]) -> Iterator[CDNServer]:
+    """The stand-in at 1.5 MiB/s per connection: slow enough to interrupt mid-way."""
+    with CDNServer(root=dataset[0].path.parent, rate_per_connection=1.5 * 1024 * 1024) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def nginx(
     dataset: list[ShardInfo], tmp_path_factory: pytest.TempPathFactory

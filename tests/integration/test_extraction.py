@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,12 +142,6 @@ def test_wrong_checksum_leaves_the_shard_unextracted(
     assert not (out / "sa_000001").exists()
     assert_extracted(out, [shards[0], shards[2]])
     assert cdn.bytes_sent("sa_000001.tar") >= 2 * shards[1].size
-
-
-@pytest.fixture
-def slow_cdn(dataset: list[ShardInfo]) -> Iterator[CDNServer]:
-    with CDNServer(root=dataset[0].path.parent, rate_per_connection=1 * MiB) as server:
-        yield server
 
 
 @pytest.mark.parametrize("layout", ["shard", "flat"])

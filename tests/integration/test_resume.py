@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +33,6 @@ def _wait_for_bytes(cdn: CDNServer, target: int, proc: subprocess.Popen[str]) ->
         assert proc.poll() is None, f"finished too early: {proc.communicate()}"
         assert time.monotonic() < deadline, "download did not progress"
         time.sleep(0.02)
-
-
-@pytest.fixture
-def slow_cdn(dataset: list[ShardInfo]) -> Iterator[CDNServer]:
-    with CDNServer(root=dataset[0].path.parent, rate_per_connection=1.5 * MiB) as server:
-        yield server
 
 
 @pytest.mark.parametrize("connections", ["8", "2"])
