@@ -35,6 +35,7 @@ from sa1b.errors import (
     SA1BError,
     SizeMismatchError,
     StateError,
+    StorageError,
     TransferError,
     TruncatedBodyError,
 )
@@ -56,12 +57,6 @@ log = logging.getLogger(__name__)
 
 PREFIX_POLL = 0.02
 """Seconds an extractor waits before looking again at how far its download got."""
-
-
-class StorageError(SA1BError):
-    """The output folder cannot be written (disk full, I/O error): the run stops."""
-
-    hint = "free some space (or pick another -o folder) and run the same command again"
 
 
 def partial_path(out: Path, name: str) -> Path:

@@ -10,6 +10,7 @@
     │   └── LinksExpiredError       the selected links expired before the run started
     ├── StateError                  the state store cannot be used
     │   └── StateLockedError        another sa1b process owns the output folder
+    ├── StorageError                the output folder cannot be written (disk full, I/O)
     └── TransferError               one file's transfer went wrong (names the file)
         ├── RetryableError          worth another attempt from the bytes on disk
         │   ├── ConnectError        could not connect (refused, DNS, TLS handshake)
@@ -107,6 +108,12 @@ class StateLockedError(StateError):
     """Another sa1b process is working on the same output folder."""
 
     hint = "wait for it to finish, or stop it; two processes would corrupt each other's files"
+
+
+class StorageError(SA1BError):
+    """The output folder cannot be written (disk full, I/O error): the run stops."""
+
+    hint = "free some space (or pick another -o folder) and run the same command again"
 
 
 class TransferError(SA1BError):
