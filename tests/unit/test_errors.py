@@ -18,6 +18,7 @@ from sa1b.errors import (
     SA1BError,
     ServerError,
     StateError,
+    StorageError,
     TransferError,
 )
 
@@ -96,7 +97,8 @@ def test_the_module_has_the_documented_classes() -> None:
 def test_every_class_is_rooted(cls: type[BaseException]) -> None:
     assert issubclass(cls, SA1BError)
     if cls is not SA1BError:
-        assert sum(issubclass(cls, b) for b in (InputError, StateError, TransferError)) == 1
+        branches = (InputError, StateError, StorageError, TransferError)
+        assert sum(issubclass(cls, b) for b in branches) == 1
     if issubclass(cls, TransferError) and cls not in (TransferError,):
         assert issubclass(cls, RetryableError) != issubclass(cls, FatalTransferError)
 
