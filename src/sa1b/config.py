@@ -40,6 +40,8 @@ class DownloadConfig:
     max_request: int = 64 * MiB
     min_steal: int = 512 * 1024
     commit_interval: float = 1.0
+    transient_commit_interval: float = 15.0
+    """How often tars that are deleted once extracted are synced and recorded."""
     tick_interval: float = 0.25
     expiry_check_after: float = 20.0
     """Seconds into a run before its speed is trusted to predict link expiry."""

@@ -218,15 +218,18 @@ class Engine:
             self.listener.finished(outcome)
         for thread in [*threads, finisher]:
             thread.start()
-        last_commit = started
+        last_commit = last_transient_commit = started
         warned_expiry = False
         history: list[tuple[float, int]] = [(started, 0)]
         try:
             while any(thread.is_alive() for thread in threads) or not self._finish_queue.empty():
                 self._workers_gone.wait(self.config.tick_interval)
                 now = self._clock()
-                if now - last_commit >= self.config.commit_interval:
+                if now - last_transient_commit >= self.config.transient_commit_interval:
                     self._commit()
+                    last_commit = last_transient_commit = now
+                elif now - last_commit >= self.config.commit_interval:
+                    self._commit(transient=False)
                     last_commit = now
                 else:
                     self._start_writeback()
@@ -663,12 +666,24 @@ class Engine:
 
     # -- durability ---------------------------------------------------------
 
-    def _commit(self) -> None:
-        """Make written bytes durable, then record them: the store never runs ahead."""
+    def _transient(self, task: _Task) -> bool:
+        """A tar that is deleted once extracted: its bytes need not reach the disk soon."""
+        extract = self.config.extract
+        return self._extracts(task) and extract is not None and not extract.keep_tars
+
+    def _commit(self, *, transient: bool = True) -> None:
+        """Make written bytes durable, then record them: the store never runs ahead.
+
+        With ``transient=False``, tars that will be deleted once extracted are left
+        out: syncing them would write every shard to disk twice (tar, then files),
+        and a killed run resumes them from the journal anyway.
+        """
         with self._cond:
             pending = {}
             for task in self._tasks:
                 if task.plan is None or task.fd is None or task.state == "done":
+                    continue
+                if not transient and self._transient(task):
                     continue
                 spans = task.plan.done.copy()
                 for segment in task.plan.active:
@@ -695,7 +710,11 @@ class Engine:
     def _start_writeback(self) -> None:
         """Let the disk work while the network does, so that syncs find little left."""
         with self._cond:
-            fds = [os.dup(t.fd) for t in self._tasks if t.fd is not None and t.state == "active"]
+            fds = [
+                os.dup(t.fd)
+                for t in self._tasks
+                if t.fd is not None and t.state == "active" and not self._transient(t)
+            ]
         try:
             for fd in fds:
                 start_writeback(fd)

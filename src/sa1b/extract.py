@@ -36,7 +36,7 @@ from sa1b.tarformat import (
     parse_block,
     parse_pax,
 )
-from sa1b.writeback import fsync_dir, sync_fs
+from sa1b.writeback import fsync_dir, start_writeback, sync_fs
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def extract_shard(
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 reader.copy(data, header.size, out)
+                start_writeback(out)  # the disk starts now; the publishing sync finds less
             finally:
                 os.close(out)
             members.append(target)
