@@ -156,7 +156,10 @@ def extract_shard(
                 )
             offset = following
             continue
-        header = apply_overrides(header, overrides)
+        try:
+            header = apply_overrides(header, overrides)
+        except TarFormatError as error:
+            raise _fail(shard, f"bad pax header before byte {offset}: {error}") from None
         overrides = {}
         following = data + padded(header.size)
         if following > size:
@@ -211,9 +214,10 @@ def _check_end(reader: _Reader, offset: int, shard: str) -> None:
 
 def _missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
     names = {member.name for member in members}
+    folded = {name.lower() for name in names}
     for name in sorted(names):
         other = partner(name)
-        if other is not None and other not in names:
+        if other is not None and other.lower() not in folded:
             yield f"{shard}: {name} has no {other}"
 
 
@@ -264,7 +268,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
+    if not b.is_file() or b.is_symlink() or a.stat().st_size != b.stat().st_size:
         return False
     with a.open("rb") as fa, b.open("rb") as fb:
         while True:

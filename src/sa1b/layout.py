@@ -26,6 +26,8 @@ from sa1b.tarformat import DIRECTORY, Header
 Layout = Literal["shard", "split", "flat"]
 LAYOUTS: tuple[Layout, ...] = ("shard", "split", "flat")
 _KIND_FOLDERS = {".jpg": "images", ".json": "annotations"}
+RESERVED = frozenset({"tars"})
+"""Names sa1b itself uses in the output folder, which ``flat`` must not overwrite."""
 
 
 def shard_stem(name: str) -> str:
@@ -67,6 +69,12 @@ def member_target(header: Header, *, shard: str, layout: Layout) -> PurePosixPat
     if layout == "split":
         kind = _KIND_FOLDERS.get(PurePosixPath(name).suffix.lower(), "other")
         return PurePosixPath(kind, stem, name)
+    if name in RESERVED:
+        raise UnsafeMemberError(
+            f"member {raw[:120]!r} would replace sa1b's own folder OUT/{name}",
+            shard=shard,
+            member=raw,
+        )
     return PurePosixPath(name)
 
 

@@ -118,7 +118,9 @@ def parse_pax(data: bytes) -> dict[str, str]:
         except ValueError:
             raise TarFormatError("pax record with a bad length") from None
         record = data[space + 1 : position + length]
-        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
+        if length <= 0 or position + length > len(data):
+            raise TarFormatError("pax record runs past its header")
+        if not record.endswith(b"\n") or b"=" not in record:
             raise TarFormatError("malformed pax record")
         key, _, value = record[:-1].partition(b"=")
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
@@ -132,8 +134,8 @@ def apply_overrides(header: Header, overrides: dict[str, str]) -> Header:
     linkname = overrides.get("linkpath", header.linkname)
     size = header.size
     if "size" in overrides:
-        try:
-            size = int(overrides["size"])
-        except ValueError:
-            raise TarFormatError("pax size is not a number") from None
+        text = overrides["size"]
+        if not (text.isascii() and text.isdigit()):
+            raise TarFormatError(f"pax size {text[:40]!r} is not a whole number")
+        size = int(text)
     return Header(name=name, size=size, typeflag=header.typeflag, linkname=linkname)
