@@ -8,12 +8,18 @@ Scenarios (``--scenario``, repeatable; default: all):
 * ``kill``     capped; start the tool, SIGKILL it when about half the bytes are on disk, rerun
   the same command to completion; report bytes served by nginx / total data size; verify
   every file. Done for aria2c (``-c``) and sa1b.
+* ``extract``  capped; download *and extract* every shard into OUT/<shard_stem>/: aria2c (same
+  flags) then one ``tar -xf`` per shard, against ``sa1b download`` with its default
+  extraction (tars not kept). Also samples the disk space allocated under OUT every ~50 ms and
+  reports the peak.
 
-For capped/uncapped the tools alternate (aria2c, sa1b, aria2c, ...), ``--runs`` times each;
-before every run the page cache is synced and the previous output deleted. Throughput is the
-median; CPU time (user+sys) and peak RSS come from ``os.wait4`` on the child. Every output
-byte is checked against the md5 of its source; any mismatch (or a tool failure) makes the
-script exit 1 after printing what it measured.
+capped/uncapped/kill measure the download alone: sa1b runs there with ``--no-extract``.
+
+For capped/uncapped/extract the tools alternate (aria2c, sa1b, aria2c, ...), ``--runs`` times
+each; before every run the page cache is synced and the previous output deleted. Throughput is
+the median; CPU time (user+sys) and peak RSS come from ``os.wait4`` on the child. Every output
+byte is checked against the md5 of its source (for extract: of its source tar member); any
+mismatch (or a tool failure) makes the script exit 1 after printing what it measured.
 
 Run ``python benchmarks/bench.py --help``. See benchmarks/README.md.
 """
@@ -34,12 +40,15 @@ import resource
 import shlex
 import shutil
 import signal
+import stat
 import statistics
 import subprocess
 import sys
+import tarfile
+import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 try:
@@ -63,7 +72,7 @@ def _load_make_dataset() -> MakeDataset | None:
 
 make_dataset = _load_make_dataset()
 
-SCENARIOS = ("capped", "uncapped", "kill")
+SCENARIOS = ("capped", "uncapped", "kill", "extract")
 TOOLS = ("aria2c", "sa1b")
 CAP = "8m"
 MB = 1_000_000  # throughput and CPU figures use decimal MB / GB
@@ -71,6 +80,9 @@ GB = 1_000_000_000
 LINKS_HEADER = "file_name\tcdn_link"
 HASH_CHUNK = 8 << 20
 POLL_S = 0.02
+DISK_SAMPLE_S = 0.05  # extract scenario: how often the space allocated under OUT is sampled
+STATE_DIR = ".sa1b"  # sa1b's own bookkeeping folder in OUT (the only extra allowed)
+IN_FLIGHT_SLACK = 1.2  # peak disk <= extracted + this x the bytes of the shards in flight
 
 
 class BenchError(Exception):
@@ -140,6 +152,50 @@ def bytes_on_disk(directory: Path) -> int:
     return total
 
 
+def allocated_bytes(directory: Path) -> int:
+    """Disk space allocated to the files under ``directory``: sum of ``st_blocks * 512``.
+
+    Preallocated space counts (it is taken from the disk), and so do ext4's delayed-allocation
+    reservations. Files that vanish during the walk are skipped.
+    """
+    total = 0
+    for dirpath, _dirs, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+class DiskSampler:
+    """Samples ``allocated_bytes(directory)`` every ``interval`` s in a thread; keeps the peak."""
+
+    def __init__(self, directory: Path, interval: float = DISK_SAMPLE_S) -> None:
+        self.directory = directory
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-sampler", daemon=True)
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, allocated_bytes(self.directory))
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> DiskSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
 def sync_and_clear(outdir: Path) -> None:
     """``sync``, delete the previous output, ``sync`` again; nothing else is dropped."""
     os.sync()
@@ -160,12 +216,53 @@ def tool_version(argv: list[str]) -> str:
 # -- synthetic data ------------------------------------------------------------------------------
 
 
+Members = dict[str, tuple[int, str]]  # normalised member name -> (size, md5)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Shard:
     name: str
     path: Path
     size: int
     md5: str
+    # Every regular member of the tar, keyed by normalised name (None: not a tar, e.g. the
+    # random-content fallback). Hashed once and kept in the manifest.
+    members: Members | None = dataclasses.field(default=None, compare=False)
+
+
+def shard_stem(name: str) -> str:
+    """``sa_000123.tar`` -> ``sa_000123``: the folder a shard is extracted into."""
+    return name[:-4] if name.endswith(".tar") else name
+
+
+def normalise_member(member: str, *, stem: str) -> str:
+    """A member name as sa1b extracts it: ``./`` parts and an inner ``<stem>/`` folder removed."""
+    parts = [part for part in member.split("/") if part not in ("", ".")]
+    if parts and parts[0] == stem:
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def hash_members(path: Path) -> Members:
+    """md5 and size of every regular member of the tar at ``path``, by normalised name.
+
+    A later member with the same normalised name replaces an earlier one, as ``tar -x`` does.
+    Raises ``tarfile.TarError`` (or OSError) when ``path`` is not a readable tar.
+    """
+    stem = shard_stem(path.name)
+    members: Members = {}
+    with tarfile.open(path, "r:") as archive:
+        for info in archive:
+            if not info.isreg():
+                continue
+            handle = archive.extractfile(info)
+            if handle is None:
+                continue
+            digest = hashlib.md5(usedforsecurity=False)
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+            members[normalise_member(info.name, stem=stem)] = (info.size, digest.hexdigest())
+    return members
 
 
 def _fallback_dataset(directory: Path, *, count: int, shard_size: int, seed: int) -> list[Shard]:
@@ -186,45 +283,93 @@ def _fallback_dataset(directory: Path, *, count: int, shard_size: int, seed: int
     return shards
 
 
+def _manifest_entry(shard: Shard) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": shard.name, "size": shard.size, "md5": shard.md5}
+    if shard.members is not None:
+        entry["members"] = {k: {"size": v[0], "md5": v[1]} for k, v in shard.members.items()}
+    return entry
+
+
+def _shard_from_entry(directory: Path, entry: dict[str, Any]) -> Shard:
+    members: Members | None = None
+    if isinstance(entry.get("members"), dict):
+        members = {k: (int(v["size"]), str(v["md5"])) for k, v in entry["members"].items()}
+    return Shard(
+        name=entry["name"],
+        path=directory / entry["name"],
+        size=entry["size"],
+        md5=entry["md5"],
+        members=members,
+    )
+
+
+def _with_members(shards: list[Shard]) -> list[Shard]:
+    """Hash the members of every shard that has not had it done (done once: see manifest)."""
+    log("hashing the members of every shard (once; kept in the manifest)")
+    started = time.monotonic()
+    done = []
+    for shard in shards:
+        if shard.members is not None:
+            done.append(shard)
+            continue
+        try:
+            members = hash_members(shard.path)
+        except (OSError, tarfile.TarError) as exc:
+            raise BenchError(f"{shard.path}: cannot list its tar members: {exc}") from exc
+        done.append(dataclasses.replace(shard, members=members))
+    log(f"hashed in {time.monotonic() - started:.1f} s")
+    return done
+
+
 def prepare_shards(workdir: Path, *, count: int, shard_size: int, seed: int = 0) -> list[Shard]:
-    """Generate (or reuse) the synthetic shards; md5s are computed once and kept in a manifest."""
+    """Generate (or reuse) the synthetic shards; md5s are computed once and kept in a manifest.
+
+    With make_dataset the md5 of every tar member is computed once too and kept in the same
+    manifest (the extract scenario checks each extracted file against it).
+    """
     generator = "make_dataset" if make_dataset is not None else "fallback"
     directory = workdir / f"shards-{generator}-{count}x{shard_size}-seed{seed}"
     manifest_path = directory / "manifest.json"
+    shards: list[Shard] | None = None
     if manifest_path.is_file():
         try:
             entries = json.loads(manifest_path.read_text())
-            shards = [
-                Shard(name=e["name"], path=directory / e["name"], size=e["size"], md5=e["md5"])
-                for e in entries
-            ]
-            if len(shards) == count and all(
-                s.path.is_file() and s.path.stat().st_size == s.size for s in shards
+            found = [_shard_from_entry(directory, e) for e in entries]
+            if len(found) == count and all(
+                s.path.is_file() and s.path.stat().st_size == s.size for s in found
             ):
                 log(f"reusing {count} shards in {directory}")
-                return shards
-        except (OSError, ValueError, KeyError, TypeError):
+                shards = found
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    log(f"generating {count} shards of ~{shard_size / MB:.0f} MB in {directory} ({generator})")
-    started = time.monotonic()
-    if make_dataset is not None:
-        infos = make_dataset(
-            directory, shard_indices=range(count), shard_size=shard_size, seed=seed, extras=False
-        )
-        shards = [
-            Shard(name=i.name, path=Path(i.path), size=int(i.size), md5=str(i.md5)) for i in infos
-        ]
-    else:
-        shards = _fallback_dataset(directory, count=count, shard_size=shard_size, seed=seed)
-    for shard in shards:
-        if shard.path.parent.resolve() != directory.resolve():
-            raise BenchError(f"make_dataset put {shard.name} outside {directory}")
-    manifest_path.write_text(
-        json.dumps([{"name": s.name, "size": s.size, "md5": s.md5} for s in shards], indent=1)
-    )
-    log(f"generated in {time.monotonic() - started:.1f} s")
+    if shards is None:
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        log(f"generating {count} shards of ~{shard_size / MB:.0f} MB in {directory} ({generator})")
+        started = time.monotonic()
+        if make_dataset is not None:
+            infos = make_dataset(
+                directory,
+                shard_indices=range(count),
+                shard_size=shard_size,
+                seed=seed,
+                extras=False,
+            )
+            shards = [
+                Shard(name=i.name, path=Path(i.path), size=int(i.size), md5=str(i.md5))
+                for i in infos
+            ]
+        else:
+            shards = _fallback_dataset(directory, count=count, shard_size=shard_size, seed=seed)
+        for shard in shards:
+            if shard.path.parent.resolve() != directory.resolve():
+                raise BenchError(f"make_dataset put {shard.name} outside {directory}")
+        log(f"generated in {time.monotonic() - started:.1f} s")
+    elif generator == "fallback" or all(s.members is not None for s in shards):
+        return shards
+    if generator == "make_dataset":
+        shards = _with_members(shards)
+    manifest_path.write_text(json.dumps([_manifest_entry(s) for s in shards], indent=1))
     return shards
 
 
@@ -258,9 +403,18 @@ def aria2c_tool(binary: str, *, input_file: Path, outdir: Path, resume: bool) ->
     return Tool(name="aria2c", argv=argv, output_dir=lambda out: out)
 
 
-def sa1b_tool(command: list[str], *, links: Path, outdir: Path) -> Tool:
+def sa1b_tool(command: list[str], *, links: Path, outdir: Path, extract: bool = False) -> Tool:
+    """``sa1b download``; without ``extract`` it runs with ``--no-extract`` (tars in OUT/tars/)."""
     argv = [*command, "download", str(links), "-o", str(outdir), "--quiet"]
-    return Tool(name="sa1b", argv=argv, output_dir=lambda out: out / "tars")
+    if not extract:
+        argv.append("--no-extract")
+        return Tool(name="sa1b", argv=argv, output_dir=lambda out: out / "tars")
+    return Tool(name="sa1b", argv=argv, output_dir=lambda out: out)
+
+
+def tar_argv(tar: str, archive: Path, dest: Path) -> list[str]:
+    """How a user extracts one shard: ``tar -xf SHARD -C OUT/<stem>``."""
+    return [tar, "-xf", str(archive), "-C", str(dest)]
 
 
 def write_inputs(workdir: Path, server: NginxServer, shards: list[Shard]) -> tuple[Path, Path]:
@@ -430,6 +584,75 @@ def verify_output(directory: Path, shards: list[Shard]) -> list[str]:
     return problems
 
 
+def _walk_entries(root: Path) -> tuple[dict[str, os.stat_result], list[str]]:
+    """Every non-directory entry under ``root`` (relative POSIX path -> lstat) and every empty
+    directory. Symlinks are entries, never followed."""
+    entries: dict[str, os.stat_result] = {}
+    empty_dirs: list[str] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            children = list(os.scandir(folder))
+        except OSError:
+            continue
+        if not children and folder != root:
+            empty_dirs.append(folder.relative_to(root).as_posix())
+        for child in children:
+            path = Path(child.path)
+            try:
+                st = child.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(path)
+            else:
+                entries[path.relative_to(root).as_posix()] = st
+    return entries, empty_dirs
+
+
+def _summarise_problems(problems: list[str], limit: int = 8) -> list[str]:
+    if len(problems) <= limit:
+        return problems
+    return [*problems[:limit], f"... and {len(problems) - limit} more"]
+
+
+def verify_extracted(
+    outdir: Path, shards: list[Shard], *, allowed: Callable[[str], bool]
+) -> tuple[list[str], list[str]]:
+    """Every member of every shard at ``OUT/<stem>/<normalised name>``, a regular file with the
+    source member's size and md5, and no other file under OUT unless ``allowed(relative path)``.
+
+    Returns (problems, warnings); an empty directory left behind is only a warning.
+    """
+    entries, empty_dirs = _walk_entries(outdir)
+    problems: list[str] = []
+    expected: set[str] = set()
+    for shard in shards:
+        assert shard.members is not None
+        stem = shard_stem(shard.name)
+        for name, (size, md5) in sorted(shard.members.items()):
+            rel = PurePosixPath(stem, name).as_posix()
+            expected.add(rel)
+            st = entries.get(rel)
+            if st is None:
+                problems.append(f"{rel}: missing")
+            elif not stat.S_ISREG(st.st_mode):
+                problems.append(f"{rel}: not a regular file (mode {stat.filemode(st.st_mode)})")
+            elif st.st_size != size:
+                problems.append(f"{rel}: {st.st_size} bytes, expected {size}")
+            else:
+                got = md5_of(outdir / rel)
+                if got != md5:
+                    problems.append(f"{rel}: md5 {got}, expected {md5}")
+    extra = sorted(rel for rel in entries if rel not in expected and not allowed(rel))
+    problems += [f"{rel}: unexpected file in {outdir}" for rel in extra]
+    warnings = [
+        f"{rel}/: empty folder left in {outdir}" for rel in sorted(empty_dirs) if not allowed(rel)
+    ]
+    return _summarise_problems(problems), warnings
+
+
 def settled_bytes_sent(server: NginxServer, *, expect_at_least: int, patience: float = 3.0) -> int:
     """nginx logs a request when it ends; wait briefly for aborted ones to be logged."""
     deadline = time.monotonic() + patience
@@ -457,6 +680,7 @@ class Context:
     aria2c: str
     sa1b: list[str] | None
     failures: list[str]
+    tar: str | None = None
 
 
 def run_throughput(ctx: Context, scenario: str) -> dict[str, Any]:
@@ -656,11 +880,247 @@ def run_kill(ctx: Context) -> dict[str, Any]:
     return report
 
 
+EXTRACT_LABELS = {"aria2c": "aria2c+tar", "sa1b": "sa1b"}
+
+
+def combine_steps(label: str, steps: list[RunResult]) -> RunResult:
+    """One result for a pipeline of processes run one after the other: wall and CPU add up
+    (wall as each launcher measured it, fork to reap), peak RSS is the largest."""
+    failed = next((r for r in steps if r.exit_code != 0), None)
+    return RunResult(
+        tool=label,
+        exit_code=failed.exit_code if failed else 0,
+        wall_s=sum(r.wall_s for r in steps),
+        user_s=sum(r.user_s for r in steps),
+        sys_s=sum(r.sys_s for r in steps),
+        maxrss_kib=max(r.maxrss_kib for r in steps),
+        children_cpu_s=sum(r.children_cpu_s for r in steps),
+        log_path=(failed or steps[0]).log_path,
+    )
+
+
+def run_extract_pipeline(
+    ctx: Context, tool_name: str, *, aria_input: Path, links: Path, outdir: Path, tag: str
+) -> tuple[RunResult, list[RunResult], list[str]]:
+    """Run one tool's whole download-and-extract pipeline into ``outdir``.
+
+    aria2c: aria2c (capped-scenario flags) into OUT, then, once it is done, one
+    ``tar -xf OUT/NAME -C OUT/<stem>`` per shard, in order (the tars stay). sa1b: one
+    ``sa1b download LINKS -o OUT --quiet`` (extraction on, tars not kept).
+    Returns (combined result, each process's result, argv of the last process run).
+    Raises BenchError when a process outlives ``--timeout``.
+    """
+    logs = ctx.workdir / "logs"
+    if tool_name == "aria2c":
+        argv = aria2c_tool(ctx.aria2c, input_file=aria_input, outdir=outdir, resume=False).argv
+        steps = [run_child(argv, log_path=logs / f"{tag}-aria2c.log", timeout=ctx.args.timeout)]
+        if steps[0].exit_code == 0:
+            assert ctx.tar is not None
+            for shard in ctx.shards:
+                stem = shard_stem(shard.name)
+                dest = outdir / stem
+                dest.mkdir(exist_ok=True)  # what `mkdir -p` before `tar -C` does
+                argv = tar_argv(ctx.tar, outdir / shard.name, dest)
+                step = run_child(
+                    argv, log_path=logs / f"{tag}-tar-{stem}.log", timeout=ctx.args.timeout
+                )
+                steps.append(step)
+                if step.exit_code != 0:
+                    break
+        return combine_steps(EXTRACT_LABELS[tool_name], steps), steps, argv
+    if ctx.sa1b is None:
+        raise BenchError("no sa1b executable (install the package or pass --sa1b CMD)")
+    argv = sa1b_tool(ctx.sa1b, links=links, outdir=outdir, extract=True).argv
+    result = run_child(argv, log_path=logs / f"{tag}-sa1b.log", timeout=ctx.args.timeout)
+    result.tool = "sa1b"
+    return result, [result], argv
+
+
+def run_extract(ctx: Context) -> dict[str, Any]:
+    if any(s.members is None for s in ctx.shards):
+        raise BenchError(
+            "extract: the shards are not tars (sa1b.cdn.synth.make_dataset is missing, so the "
+            "random-content fallback was used); nothing to extract"
+        )
+    outdir = ctx.workdir / "out"
+    logs = ctx.workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    shard_dir = ctx.shards[0].path.parent
+    shard_names = {s.name for s in ctx.shards}
+    allowed: dict[str, Callable[[str], bool]] = {
+        # aria2c's downloads stay in OUT, as a user's `aria2c -d OUT` then `tar -x` leaves them
+        "aria2c": lambda rel: rel in shard_names,
+        # sa1b: its state folder and nothing else
+        "sa1b": lambda rel: rel.split("/", 1)[0] == STATE_DIR,
+    }
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in ctx.args.tools}
+    failed_runs: dict[str, list[dict[str, Any]]] = {t: [] for t in ctx.args.tools}
+    broken: set[str] = set()
+
+    def describe(result: RunResult, served: int, peak: int) -> str:
+        return (
+            f"{ctx.total / result.wall_s / MB:7.1f} MB/s, "
+            f"{result.cpu_s / (ctx.total / GB):5.2f} CPU s/GB, "
+            f"{result.maxrss_kib / 1024:6.1f} MB RSS, peak disk {peak / MB:6.0f} MB, "
+            f"served/size {served / ctx.total:.3f}"
+        )
+
+    with NginxServer(root=shard_dir, limit_rate=CAP, workdir=ctx.workdir / "nginx") as server:
+        aria_input, links = write_inputs(ctx.workdir, server, ctx.shards)
+        for warm in range(ctx.args.warmup):
+            tool_name = ctx.args.tools[0]
+            sync_and_clear(outdir)
+            try:
+                result, _steps, _argv = run_extract_pipeline(
+                    ctx,
+                    tool_name,
+                    aria_input=aria_input,
+                    links=links,
+                    outdir=outdir,
+                    tag=f"extract-warmup-{warm + 1}",
+                )
+            except BenchError as exc:
+                log(f"extract  warm-up ({EXTRACT_LABELS[tool_name]}): {exc}")
+                continue
+            log(
+                f"extract  warm-up ({EXTRACT_LABELS[tool_name]}): "
+                f"{ctx.total / result.wall_s / MB:7.1f} MB/s"
+                f"{'' if result.exit_code == 0 else f', exit code {result.exit_code}'}"
+            )
+        for run in range(ctx.args.runs):
+            for tool_name in ctx.args.tools:
+                if tool_name in broken:
+                    continue
+                label = EXTRACT_LABELS[tool_name]
+                sync_and_clear(outdir)
+                server.clear_log()
+                tag = f"extract-{run + 1}"
+                try:
+                    started = time.monotonic()
+                    with DiskSampler(outdir) as disk:
+                        result, steps, argv = run_extract_pipeline(
+                            ctx,
+                            tool_name,
+                            aria_input=aria_input,
+                            links=links,
+                            outdir=outdir,
+                            tag=tag,
+                        )
+                    outer_wall = time.monotonic() - started
+                except BenchError as exc:
+                    msg = f"extract: {label} run {run + 1}: {exc}"
+                    log("FAILED " + msg)
+                    ctx.failures.append(msg)
+                    broken.add(tool_name)
+                    continue
+                sent = settled_bytes_sent(server, expect_at_least=ctx.total)
+                record: dict[str, Any] = {
+                    **dataclasses.asdict(result),
+                    "mb_s": ctx.total / result.wall_s / MB,
+                    "cpu_s_per_gb": result.cpu_s / (ctx.total / GB),
+                    "outer_wall_s": outer_wall,
+                    "served_bytes": sent,
+                    "peak_disk_bytes": disk.peak,
+                    "final_disk_bytes": allocated_bytes(outdir),
+                    "disk_samples": disk.samples,
+                    "steps": [{**dataclasses.asdict(r)} for r in steps],
+                }
+                if result.exit_code != 0:
+                    msg = (
+                        f"extract: {label} run {run + 1} exited with {result.exit_code} "
+                        f"(command: {shlex.join(argv)}; log: {result.log_path})"
+                    )
+                    log("FAILED " + msg + "\n" + log_tail(result.log_path))
+                    ctx.failures.append(msg)
+                    failed_runs[tool_name].append({**record, "problems": [msg]})
+                    broken.add(tool_name)
+                    continue
+                problems, warnings = verify_extracted(
+                    outdir, ctx.shards, allowed=allowed[tool_name]
+                )
+                record["warnings"] = warnings
+                for warning in warnings:
+                    log(f"warning: extract: {label}: {warning}")
+                if problems:
+                    msg = (
+                        f"extract: {label} run {run + 1} ({describe(result, sent, disk.peak)}) "
+                        "left wrong output: " + "; ".join(problems)
+                    )
+                    log("MISMATCH " + msg)
+                    ctx.failures.append(msg)
+                    failed_runs[tool_name].append({**record, "problems": problems})
+                    broken.add(tool_name)
+                    continue
+                runs[tool_name].append(record)
+                log(
+                    f"extract  {label:10s} run {run + 1}/{ctx.args.runs}: "
+                    + describe(result, sent, disk.peak)
+                )
+    sync_and_clear(outdir)
+    return summarize_extract(ctx, runs, failed_runs)
+
+
+def summarize_extract(
+    ctx: Context,
+    runs: dict[str, list[dict[str, Any]]],
+    failed_runs: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    extracted = sum(size for s in ctx.shards for size, _md5 in (s.members or {}).values())
+    tools: dict[str, Any] = {}
+    for tool_name, done in runs.items():
+        label = EXTRACT_LABELS[tool_name]
+        entry: dict[str, Any] = {
+            "failed": not done,
+            "runs": done,
+            "failed_runs": failed_runs[tool_name],
+        }
+        if done:
+            entry.update(
+                mb_s_median=statistics.median(r["mb_s"] for r in done),
+                cpu_s_per_gb_median=statistics.median(r["cpu_s_per_gb"] for r in done),
+                peak_rss_mb=max(r["maxrss_kib"] for r in done) / 1024,
+                peak_disk_mb=max(r["peak_disk_bytes"] for r in done) / MB,
+                served_over_size_median=statistics.median(
+                    r["served_bytes"] / ctx.total for r in done
+                ),
+            )
+        if tool_name == "sa1b":
+            # All shards are in flight at once; the tars are not kept.
+            entry["shards_in_flight"] = len(ctx.shards)
+            bound = extracted + IN_FLIGHT_SLACK * ctx.total
+        else:
+            # aria2c -j4 has four in flight, but every tar stays until the end.
+            entry["shards_in_flight"] = min(4, len(ctx.shards))
+            bound = extracted + ctx.total
+        entry["disk_bound_mb"] = bound / MB
+        if done:
+            entry["peak_disk_within_bound"] = entry["peak_disk_mb"] <= entry["disk_bound_mb"]
+        tools[label] = entry
+    ratio: dict[str, float] = {}
+    a, s = tools.get("aria2c+tar"), tools.get("sa1b")
+    if a and s and not a["failed"] and not s["failed"]:
+        ratio = {
+            "mb_s": s["mb_s_median"] / a["mb_s_median"],
+            "cpu_s_per_gb": s["cpu_s_per_gb_median"] / a["cpu_s_per_gb_median"],
+            "peak_rss_mb": s["peak_rss_mb"] / a["peak_rss_mb"],
+            "peak_disk_mb": s["peak_disk_mb"] / a["peak_disk_mb"],
+        }
+    return {
+        "limit_rate": CAP,
+        "shards_bytes": ctx.total,
+        "extracted_bytes": extracted,
+        "members": sum(len(s.members or {}) for s in ctx.shards),
+        "in_flight_slack": IN_FLIGHT_SLACK,
+        "tools": tools,
+        "ratio_sa1b_over_aria2c_tar": ratio,
+    }
+
+
 # -- output --------------------------------------------------------------------------------------
 
 
 def render_table(results: dict[str, Any]) -> str:
-    head = ("scenario", "tool", "MB/s", "CPU s/GB", "peak RSS MB", "sa1b/aria2c")
+    head = ("scenario", "tool", "MB/s", "CPU s/GB", "peak RSS MB", "peak disk MB", "sa1b/aria2c")
     rows: list[tuple[str, ...]] = [head]
     for scenario in ("capped", "uncapped"):
         if scenario not in results:
@@ -669,7 +1129,7 @@ def render_table(results: dict[str, Any]) -> str:
         ratio = data["ratio_sa1b_over_aria2c"]
         for tool, t in data["tools"].items():
             if t["failed"]:
-                rows.append((scenario, tool, "FAILED", "-", "-", "-"))
+                rows.append((scenario, tool, "FAILED", "-", "-", "-", "-"))
                 continue
             rel = ""
             if tool == "sa1b" and ratio:
@@ -681,6 +1141,31 @@ def render_table(results: dict[str, Any]) -> str:
                     f"{t['mb_s_median']:.0f}",
                     f"{t['cpu_s_per_gb_median']:.2f}",
                     f"{t['peak_rss_mb']:.1f}",
+                    "",
+                    rel,
+                )
+            )
+    if "extract" in results:
+        data = results["extract"]
+        ratio = data["ratio_sa1b_over_aria2c_tar"]
+        for tool, t in data["tools"].items():
+            if t["failed"]:
+                rows.append(("extract", tool, "FAILED", "-", "-", "-", "-"))
+                continue
+            rel = ""
+            if tool == "sa1b" and ratio:
+                rel = (
+                    f"x{ratio['mb_s']:.2f} speed, x{ratio['cpu_s_per_gb']:.2f} CPU, "
+                    f"x{ratio['peak_disk_mb']:.2f} disk"
+                )
+            rows.append(
+                (
+                    "extract",
+                    tool,
+                    f"{t['mb_s_median']:.0f}",
+                    f"{t['cpu_s_per_gb_median']:.2f}",
+                    f"{t['peak_rss_mb']:.1f}",
+                    f"{t['peak_disk_mb']:.0f}",
                     rel,
                 )
             )
@@ -701,6 +1186,31 @@ def render_table(results: dict[str, Any]) -> str:
                     f"  {tool:7s} {t['served_over_size']:.3f}  "
                     f"(killed at {t['bytes_on_disk_at_kill'] / t['total_bytes']:.0%}, "
                     f"rerun {t['rerun_s']:.1f} s, {ok})"
+                )
+    if "extract" in results:
+        data = results["extract"]
+        extracted, shards = data["extracted_bytes"] / MB, data["shards_bytes"] / MB
+        lines.append("")
+        lines.append(
+            f"extract: shards {shards:.0f} MB in all, extracted files {extracted:.0f} MB "
+            f"({data['members']} members); peak disk use without --keep-tars should be "
+            f"<= extracted + {data['in_flight_slack']:g} x the shards in flight"
+        )
+        for tool, t in data["tools"].items():
+            if t["failed"]:
+                lines.append(f"  {tool:10s} FAILED")
+            elif tool == "sa1b":
+                verdict = "ok" if t["peak_disk_within_bound"] else "OVER"
+                lines.append(
+                    f"  {tool:10s} peak {t['peak_disk_mb']:.0f} MB; bound with all "
+                    f"{t['shards_in_flight']} shards in flight: {extracted:.0f} + "
+                    f"{data['in_flight_slack']:g} x {shards:.0f} = {t['disk_bound_mb']:.0f} MB "
+                    f"({verdict})"
+                )
+            else:
+                lines.append(
+                    f"  {tool:10s} peak {t['peak_disk_mb']:.0f} MB; keeps every tar: "
+                    f"extracted + shards = {t['disk_bound_mb']:.0f} MB"
                 )
     return "\n".join(lines)
 
@@ -781,7 +1291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup",
         type=int,
         default=1,
-        help="unmeasured runs of the first tool before capped/uncapped (default: 1)",
+        help="unmeasured runs of the first tool before capped/uncapped/extract (default: 1)",
     )
     parser.add_argument("--json-out", type=Path, help="also write all results as JSON to this file")
     return parser
@@ -801,6 +1311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.kill_at < 1:
         print("bench.py: --kill-at must be between 0 and 1", file=sys.stderr)
         return 2
+    tar: str | None = None
+    if "extract" in scenarios and "aria2c" in args.tools:
+        tar = shutil.which("tar")
+        if tar is None:
+            print("bench.py: the extract scenario needs tar on PATH", file=sys.stderr)
+            return 2
 
     aria2c = shutil.which(args.aria2c) if "aria2c" in args.tools else args.aria2c
     if aria2c is None:
@@ -844,19 +1360,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         aria2c=aria2c,
         sa1b=sa1b,
         failures=[],
+        tar=tar,
     )
     results: dict[str, Any] = {}
     started = time.monotonic()
     try:
         for scenario in scenarios:
             log(f"== {scenario}: {len(shards)} shards, {total / MB:.0f} MB in all")
-            if scenario == "kill":
-                results[scenario] = run_kill(ctx)
-            else:
-                results[scenario] = run_throughput(ctx, scenario)
-    except BenchError as exc:
-        ctx.failures.append(str(exc))
-        log(f"ERROR {exc}")
+            try:
+                if scenario == "kill":
+                    results[scenario] = run_kill(ctx)
+                elif scenario == "extract":
+                    results[scenario] = run_extract(ctx)
+                else:
+                    results[scenario] = run_throughput(ctx, scenario)
+            except BenchError as exc:  # this scenario is lost; the others still run
+                ctx.failures.append(str(exc))
+                log(f"ERROR {exc}")
     except KeyboardInterrupt:
         log("interrupted")
         return 130
@@ -880,6 +1400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if sa1b
                     else None
                 ),
+                "sa1b_extract_argv": (
+                    sa1b_tool(sa1b, links=Path("LINKS"), outdir=Path("OUTDIR"), extract=True).argv
+                    if sa1b
+                    else None
+                ),
+                "tar_argv": tar_argv(tar, Path("OUTDIR/NAME"), Path("OUTDIR/STEM"))
+                if tar
+                else None,
                 "elapsed_s": time.monotonic() - started,
             },
             "results": results,

@@ -629,6 +629,7 @@ class Engine:
             if task.halted and not task.connections:
                 self._end(task)
             elif task.plan is not None and task.plan.complete and task.state == "active":
+                log.debug("%s: all %d bytes are in", task.name, task.size)
                 task.state = "verifying"
                 self._finish_queue.put(task)
             self._cond.notify()
