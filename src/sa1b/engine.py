@@ -131,7 +131,7 @@ class Engine:
         recovered = Journal.recover(journal_path)
         self._tasks = [self._prepare(link) for link in links]
         self._recover(recovered)
-        self._journal = Journal(journal_path, slots=2 * config.connections)
+        self._journal = Journal(journal_path, slots=config.connections)
 
     # -- start-up -----------------------------------------------------------
 
@@ -482,7 +482,6 @@ class Engine:
         try:
             while (job := self._next_job()) is not None:
                 task, conn.segment = job
-                conn.slot = 2 * index + (conn.slot + 1) % 2
                 try:
                     if conn.segment is None:
                         self._request(task, None, conn)
@@ -585,7 +584,7 @@ class Engine:
         length: int,
         conn: _Connection,
     ) -> None:
-        readinto, view, index, slot = response.readinto, conn.view, conn.index, conn.slot
+        readinto, view, index = response.readinto, conn.view, conn.index
         segment = conn.segment
         assert segment is not None
         fd, offset, end = task.fd, start, start + length
@@ -606,7 +605,7 @@ class Engine:
                 written += os.pwrite(fd, view[written:n], offset + written)
             offset += n
             segment.pos = offset
-            journal.write(slot, task.id, task.generation, segment.start, offset)
+            journal.write(index, task.id, task.generation, segment.start, offset)
             fetched[index] += n
             task.failures = 0
 
@@ -623,6 +622,9 @@ class Engine:
         with self._cond:
             task.connections -= 1
             if segment is not None and task.plan is not None:
+                if not segment.cancelled and segment.pos > segment.start:
+                    end = min(segment.pos, segment.end)
+                    self._journal.log(task.id, task.generation, segment.start, end)
                 task.plan.release(segment)
             if task.plan is None and task.state == "active" and not task.connections:
                 task.state = "pending"  # its first request failed
@@ -771,10 +773,12 @@ class Engine:
                     return
         finally:
             os.close(fd)
+        # Complete ranges first (the bytes are synced): a crash between rename and status
+        # then finds a complete, renamed file and knows it is done.
+        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         final.parent.mkdir(exist_ok=True)
         os.replace(partial, final)
         fsync_dir(final.parent)
-        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         self.store.set_status(task.id, "done")
         with self._cond:
             task.state = "done"
@@ -878,7 +882,6 @@ class _Connection:
     client: HTTPClient
     view: memoryview
     pace: _Pace
-    slot: int = 0
     segment: Segment | None = None
 
 

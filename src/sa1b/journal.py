@@ -15,6 +15,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,14 @@ def boot_id() -> bytes | None:
 class Journal:
     """``slots`` fixed records, one per connection, in a memory-mapped file."""
 
-    def __init__(self, path: Path, slots: int) -> None:
+    def __init__(self, path: Path, slots: int, *, ring: int = 8192) -> None:
         self.path = path
         self.slots = slots
+        self.ring = ring
+        self._next = 0
+        self._lock = threading.Lock()
         self._boot = boot_id()
-        size = _HEADER.size + 4 + slots * _SLOT_SIZE
+        size = _HEADER.size + 4 + (slots + ring) * _SLOT_SIZE
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(self._fd, size)
         self._map = mmap.mmap(self._fd, size)
@@ -86,6 +90,18 @@ class Journal:
         offset = _HEADER.size + 4 + slot * _SLOT_SIZE
         body = _BODY.pack(file_id, generation, start, pos)
         _SLOT.pack_into(self._map, offset, file_id, generation, start, pos, zlib.crc32(body))
+
+    def log(self, file_id: int, generation: int, start: int, pos: int) -> None:
+        """Keep a finished segment's span until the store has surely recorded it.
+
+        A connection's own slot moves on to its next segment at once; without this
+        ring, a segment finished less than a commit interval before a kill would be
+        fetched again. The ring is far larger than the segments one interval sees.
+        """
+        with self._lock:
+            slot = self.slots + self._next % self.ring
+            self._next += 1
+        self.write(slot, file_id, generation, start, pos)
 
     def clear(self, slot: int) -> None:
         offset = _HEADER.size + 4 + slot * _SLOT_SIZE
