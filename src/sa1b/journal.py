@@ -98,6 +98,8 @@ class Journal:
         ring, a segment finished less than a commit interval before a kill would be
         fetched again. The ring is far larger than the segments one interval sees.
         """
+        if not self.ring:
+            raise ValueError("this journal has no ring")
         with self._lock:
             slot = self.slots + self._next % self.ring
             self._next += 1

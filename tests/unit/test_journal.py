@@ -16,6 +16,7 @@ BOOT_A = b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 BOOT_B = b"11111111-2222-3333-4444-555555555555"
 HEADER = 48  # magic (8) + boot id (36) + padding (4)
 SLOT = 32
+RING = 0  # most tests look at the connection slots alone
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_real_boot_id_shape() -> None:
 
 
 def test_recover_returns_written_slots(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=4)
+    jnl = Journal(path, slots=4, ring=RING)
     try:
         jnl.write(0, file_id=1, generation=0, start=0, pos=4096)
         jnl.write(2, file_id=7, generation=3, start=10**12, pos=10**12 + 5)
@@ -54,7 +55,7 @@ def test_recover_returns_written_slots(boot: list[bytes | None], path: Path) -> 
 
 
 def test_later_write_to_a_slot_replaces_it(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=2)
+    jnl = Journal(path, slots=2, ring=RING)
     jnl.write(1, 5, 0, 100, 200)
     jnl.write(1, 5, 0, 100, 300)
     jnl.close()
@@ -62,7 +63,7 @@ def test_later_write_to_a_slot_replaces_it(boot: list[bytes | None], path: Path)
 
 
 def test_cleared_and_empty_slots_are_skipped(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=3)
+    jnl = Journal(path, slots=3, ring=RING)
     jnl.write(0, 1, 0, 0, 10)
     jnl.write(1, 2, 0, 0, 10)
     jnl.clear(0)
@@ -72,14 +73,14 @@ def test_cleared_and_empty_slots_are_skipped(boot: list[bytes | None], path: Pat
 
 
 def test_file_id_zero_means_unused(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=1)
+    jnl = Journal(path, slots=1, ring=RING)
     jnl.write(0, 0, 0, 0, 10)
     jnl.close()
     assert Journal.recover(path) == []
 
 
 def test_file_layout(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=5)
+    jnl = Journal(path, slots=5, ring=RING)
     jnl.close()
     data = path.read_bytes()
     assert len(data) == HEADER + 5 * SLOT
@@ -89,7 +90,7 @@ def test_file_layout(boot: list[bytes | None], path: Path) -> None:
 
 @pytest.mark.parametrize("offset", range(28))  # every byte of the body and its crc
 def test_torn_slot_is_ignored(boot: list[bytes | None], path: Path, offset: int) -> None:
-    jnl = Journal(path, slots=2)
+    jnl = Journal(path, slots=2, ring=RING)
     jnl.write(0, 1, 2, 1000, 5000)
     jnl.write(1, 9, 0, 0, 77)
     jnl.close()
@@ -100,7 +101,7 @@ def test_torn_slot_is_ignored(boot: list[bytes | None], path: Path, offset: int)
 
 
 def test_other_boot_returns_nothing(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=2)
+    jnl = Journal(path, slots=2, ring=RING)
     jnl.write(0, 1, 0, 0, 10)
     jnl.close()
     boot[0] = BOOT_B
@@ -110,7 +111,7 @@ def test_other_boot_returns_nothing(boot: list[bytes | None], path: Path) -> Non
 
 
 def test_unknown_boot_returns_nothing(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=1)
+    jnl = Journal(path, slots=1, ring=RING)
     jnl.write(0, 1, 0, 0, 10)
     jnl.close()
     boot[0] = None
@@ -121,7 +122,7 @@ def test_journal_written_without_boot_id_is_never_trusted(
     boot: list[bytes | None], path: Path
 ) -> None:
     boot[0] = None
-    jnl = Journal(path, slots=1)
+    jnl = Journal(path, slots=1, ring=RING)
     jnl.write(0, 1, 0, 0, 10)
     jnl.close()
     boot[0] = b" " * 36
@@ -131,12 +132,12 @@ def test_journal_written_without_boot_id_is_never_trusted(
 
 
 def test_new_journal_clears_the_old_one(boot: list[bytes | None], path: Path) -> None:
-    old = Journal(path, slots=4)
+    old = Journal(path, slots=4, ring=RING)
     for slot in range(4):
         old.write(slot, slot + 1, 0, 0, 100)
     old.close()
     assert len(Journal.recover(path)) == 4
-    new = Journal(path, slots=2)
+    new = Journal(path, slots=2, ring=RING)
     try:
         assert Journal.recover(path) == []
         assert len(path.read_bytes()) == HEADER + 2 * SLOT
@@ -159,7 +160,7 @@ def test_missing_file_recovers_nothing(boot: list[bytes | None], path: Path) -> 
 
 
 def test_truncated_last_slot_is_ignored(boot: list[bytes | None], path: Path) -> None:
-    jnl = Journal(path, slots=2)
+    jnl = Journal(path, slots=2, ring=RING)
     jnl.write(0, 1, 0, 0, 10)
     jnl.write(1, 2, 0, 0, 20)
     jnl.close()
@@ -184,7 +185,7 @@ def test_recover_returns_the_last_write_of_each_slot(
     boot: list[bytes | None], tmp_path: Path, writes: list[tuple[int, int, int, int, int]]
 ) -> None:
     path = tmp_path / "prop-journal"
-    jnl = Journal(path, slots=8)
+    jnl = Journal(path, slots=8, ring=RING)
     last: dict[int, Span] = {}
     for slot, file_id, generation, start, length in writes:
         jnl.write(slot, file_id, generation, start, start + length)
@@ -192,3 +193,23 @@ def test_recover_returns_the_last_write_of_each_slot(
     jnl.close()
     expected = [last[slot] for slot in sorted(last) if last[slot].pos > last[slot].start]
     assert Journal.recover(path) == expected
+
+
+def test_finished_segments_survive_in_the_ring(boot: list[bytes | None], path: Path) -> None:
+    jnl = Journal(path, slots=1, ring=3)
+    jnl.write(0, file_id=1, generation=0, start=0, pos=10)
+    jnl.log(1, 0, 0, 10)  # the connection moves on: its slot is overwritten
+    jnl.write(0, file_id=1, generation=0, start=50, pos=60)
+    jnl.log(2, 0, 100, 200)
+    jnl.close()
+    spans = set(Journal.recover(path))
+    assert spans == {Span(1, 0, 50, 60), Span(1, 0, 0, 10), Span(2, 0, 100, 200)}
+
+
+def test_ring_wraps_around_keeping_the_latest(boot: list[bytes | None], path: Path) -> None:
+    jnl = Journal(path, slots=1, ring=2)
+    for start in range(0, 50, 10):
+        jnl.log(7, 0, start, start + 10)
+    jnl.close()
+    assert set(Journal.recover(path)) == {Span(7, 0, 30, 40), Span(7, 0, 40, 50)}
+    assert path.stat().st_size == HEADER + 3 * SLOT
