@@ -6,91 +6,52 @@ the largest range still outstanding anywhere (work stealing). Bytes go straight 
 their offsets with ``pwrite``; each thread also notes its position in the crash
 :class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
 progress, and about once a second makes written bytes durable (``fdatasync``) and
-only then records them in the :class:`~sa1b.state.StateStore`. A finisher thread
-verifies complete files (size, optional digest) and publishes them with an atomic
-rename.
+only then records them in the :class:`~sa1b.state.StateStore`. Shards are
+extracted while they download (:mod:`sa1b.unpacker`, following each file's written
+prefix), and the :class:`~sa1b.publishing.Publisher` verifies complete files and
+publishes them; the engine owns every task's state and hears its verdict.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import queue
 import random
 import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from sa1b.config import DownloadConfig
 from sa1b.errors import (
-    ChecksumMismatchError,
     ExtractionError,
     FatalTransferError,
     LinkExpiredError,
-    NameClashError,
     SA1BError,
-    SizeMismatchError,
-    StateError,
     StorageError,
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.extract import ExtractReport, publish
 from sa1b.http import HTTPClient, Response
 from sa1b.journal import Journal, Span
 from sa1b.links import Link, object_key, redact
 from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
+from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.ratelimit import RateLimiter
 from sa1b.responses import Validator, error_for_status, judge_range_answer
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
+from sa1b.tasks import Task, final_path, partial_path
 from sa1b.unpacker import Superseded, Unpacker
-from sa1b.writeback import fsync_dir, start_writeback
+from sa1b.writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
 PREFIX_POLL = 0.02
 """Seconds an extractor waits before looking again at how far its download got."""
-
-
-def partial_path(out: Path, name: str) -> Path:
-    return state_dir(out) / "partial" / f"{name}.part"
-
-
-def final_path(out: Path, name: str) -> Path:
-    return out / "tars" / name
-
-
-@dataclass(eq=False)
-class _Task:
-    """One file during the run. Mutable; guarded by the engine's condition."""
-
-    link: Link
-    id: int
-    generation: int
-    state: FileState = "pending"
-    size: int | None = None
-    validator: Validator = field(default_factory=Validator)
-    recorded: RangeSet = field(default_factory=RangeSet)
-    plan: SegmentPlan | None = None
-    fd: int | None = None
-    single_stream: bool = False
-    halted: bool = False
-    connections: int = 0
-    failures: int = 0
-    digest_failures: int = 0
-    not_before: float = 0.0
-    outcome: FileOutcome | None = None
-
-    @property
-    def name(self) -> str:
-        return self.link.name
 
 
 class Engine:
@@ -118,7 +79,6 @@ class Engine:
             RateLimiter(config.max_rate, sleep=self._stopped.wait) if config.max_rate else None
         )
         self._clients: list[HTTPClient] = []
-        self._finish_queue: queue.Queue[_Task | None] = queue.Queue()
         self._workers_left = config.connections
         self._workers_gone = threading.Event()
         self._unpacker = (
@@ -126,6 +86,7 @@ class Engine:
             if config.extract
             else None
         )
+        self._publisher = Publisher(config, store, self, unpacker=self._unpacker)
         partial_path(config.out, "x").parent.mkdir(parents=True, exist_ok=True)
         journal_path = state_dir(config.out) / "journal"
         recovered = Journal.recover(journal_path)
@@ -135,10 +96,10 @@ class Engine:
 
     # -- start-up -----------------------------------------------------------
 
-    def _prepare(self, link: Link) -> _Task:
+    def _prepare(self, link: Link) -> Task:
         """Match a link with what the store and the disk say about its file."""
         record = self.store.register(link.name, object_key(link.url))
-        task = _Task(link=link, id=record.id, generation=record.generation)
+        task = Task(link=link, id=record.id, generation=record.generation)
         final = final_path(self.config.out, link.name)
         partial = partial_path(self.config.out, link.name)
         final_size = final.stat().st_size if final.exists() else None
@@ -146,7 +107,7 @@ class Engine:
         complete = record.size is not None and record.ranges.covers(0, record.size)
         if self._extracts(task) and record.extracted:
             if partial_size is not None:  # a crash between record and clean-up
-                self._dispose_tar(task)
+                dispose_tar(self.config, task.name)
             task.state, task.size = "done", record.size
             task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
             return task
@@ -175,14 +136,14 @@ class Engine:
             task.generation = self.store.restart(record.id)
         return task
 
-    def _extracts(self, task: _Task) -> bool:
+    def _extracts(self, task: Task) -> bool:
         """Shards (``sa_NNNNNN.tar``) are extracted unless told not to; extras never."""
         return self._unpacker is not None and task.link.shard_id is not None
 
     def _recover(self, spans: Sequence[Span]) -> None:
         """Fold in what a killed run wrote after its last durable record."""
         by_id = {task.id: task for task in self._tasks}
-        touched: dict[int, _Task] = {}
+        touched: dict[int, Task] = {}
         for span in spans:
             task = by_id.get(span.file_id)
             if task is None or task.size is None or task.state == "done":
@@ -212,17 +173,17 @@ class Engine:
             threading.Thread(target=self._worker, args=(i,), name=f"sa1b-conn-{i}", daemon=True)
             for i in range(self.config.connections)
         ]
-        finisher = threading.Thread(target=self._finisher, name="sa1b-finish", daemon=True)
         started = self._clock()
         for outcome in (t.outcome for t in self._tasks if t.outcome):
             self.listener.finished(outcome)
-        for thread in [*threads, finisher]:
+        self._publisher.start()
+        for thread in threads:
             thread.start()
         last_commit = last_transient_commit = started
         warned_expiry = False
         history: list[tuple[float, int]] = [(started, 0)]
         try:
-            while any(thread.is_alive() for thread in threads) or not self._finish_queue.empty():
+            while any(thread.is_alive() for thread in threads) or not self._publisher.idle:
                 self._workers_gone.wait(self.config.tick_interval)
                 now = self._clock()
                 if now - last_transient_commit >= self.config.transient_commit_interval:
@@ -248,8 +209,7 @@ class Engine:
             self._stop()
             for thread in threads:
                 thread.join()
-            self._finish_queue.put(None)
-            finisher.join()
+            self._publisher.close()
             if self._unpacker is not None:
                 self._unpacker.join()
                 for task in self._tasks:  # what a failed or interrupted shard left half-made
@@ -309,7 +269,7 @@ class Engine:
                 left / 3600,
             )
 
-    def _unfinished(self, task: _Task) -> FileOutcome:
+    def _unfinished(self, task: Task) -> FileOutcome:
         done = task.plan.done_bytes() if task.plan else task.recorded.total
         return FileOutcome(task.name, "failed", task.size, f"interrupted at {done} bytes")
 
@@ -338,7 +298,7 @@ class Engine:
 
     # -- scheduling ---------------------------------------------------------
 
-    def _next_job(self) -> tuple[_Task, Segment | None] | None:
+    def _next_job(self) -> tuple[Task, Segment | None] | None:
         """Wait for work: a free range, a file to open, or a range to steal."""
         cfg = self.config
         with self._cond:
@@ -387,13 +347,13 @@ class Engine:
                 self._cond.wait(timeout=min([0.5, *waits]) + 0.001)
         return None
 
-    def _assign(self, task: _Task, segment: Segment | None) -> tuple[_Task, Segment | None]:
+    def _assign(self, task: Task, segment: Segment | None) -> tuple[Task, Segment | None]:
         task.connections += 1
         # Wake one more idle connection to look for work: a chain, not a herd of 96.
         self._cond.notify()
         return task, segment
 
-    def _open(self, task: _Task) -> tuple[_Task, Segment | None] | None:
+    def _open(self, task: Task) -> tuple[Task, Segment | None] | None:
         """Start a file: from the store's record if it has one, else by a first request."""
         task.state = "active"
         if task.size is None:
@@ -402,13 +362,13 @@ class Engine:
         assert task.plan is not None
         if task.plan.complete:  # every byte was on disk already: verify and publish
             task.state = "verifying"
-            self._finish_queue.put(task)
+            self._publisher.submit(task)
             return None
         segment = task.plan.claim()
         return self._assign(task, segment) if segment else None
 
     def _activate(
-        self, task: _Task, size: int, validator: Validator, *, single_stream: bool
+        self, task: Task, size: int, validator: Validator, *, single_stream: bool
     ) -> None:
         """Give a file its size, partial file and plan (called with the lock held)."""
         path = partial_path(self.config.out, task.name)
@@ -441,7 +401,7 @@ class Engine:
             )
         self._cond.notify()
 
-    def _prefix_waiter(self, task: _Task, generation: int) -> Callable[[int], None]:
+    def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
         """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
         known = 0
 
@@ -458,7 +418,7 @@ class Engine:
 
         return wait
 
-    def _extraction_failed(self, task: _Task, generation: int, error: ExtractionError) -> None:
+    def _extraction_failed(self, task: Task, generation: int, error: ExtractionError) -> None:
         """An unsafe or corrupt shard: stop fetching it now (the finisher reports it)."""
         with self._cond:
             if task.generation != generation or task.state != "active":
@@ -511,12 +471,12 @@ class Engine:
                 if not self._workers_left:
                     self._workers_gone.set()
 
-    def _should_leave(self, task: _Task, segment: Segment) -> bool:
+    def _should_leave(self, task: Task, segment: Segment) -> bool:
         return self._stopping or task.halted or segment.cancelled
 
     def _request(
         self,
-        task: _Task,
+        task: Task,
         job: tuple[int, int] | None,
         conn: _Connection,
     ) -> None:
@@ -577,7 +537,7 @@ class Engine:
 
     def _read_body(
         self,
-        task: _Task,
+        task: Task,
         response: Response,
         *,
         start: int,
@@ -609,7 +569,7 @@ class Engine:
             fetched[index] += n
             task.failures = 0
 
-    def _restart(self, task: _Task, size: int, validator: Validator) -> None:
+    def _restart(self, task: Task, size: int, validator: Validator) -> None:
         """The object changed under us: void its bytes and start over (lock held)."""
         log.warning("%s: the file changed on the server; starting it over", task.name)
         if task.plan is not None:
@@ -618,7 +578,7 @@ class Engine:
         task.recorded, task.size, task.single_stream = RangeSet(), None, False
         self._activate(task, size, validator, single_stream=False)
 
-    def _release(self, task: _Task, segment: Segment | None) -> None:
+    def _release(self, task: Task, segment: Segment | None) -> None:
         with self._cond:
             task.connections -= 1
             if segment is not None and task.plan is not None:
@@ -633,10 +593,10 @@ class Engine:
             elif task.plan is not None and task.plan.complete and task.state == "active":
                 log.debug("%s: all %d bytes are in", task.name, task.size)
                 task.state = "verifying"
-                self._finish_queue.put(task)
+                self._publisher.submit(task)
             self._cond.notify()
 
-    def _failed(self, task: _Task, error: TransferError) -> None:
+    def _failed(self, task: Task, error: TransferError) -> None:
         error.name = error.name or task.name
         with self._cond:
             if isinstance(error, FatalTransferError):
@@ -653,23 +613,50 @@ class Engine:
             log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
             task.not_before = max(task.not_before, self._clock() + delay)
 
-    def _halt(self, task: _Task, state: FileState, error: SA1BError) -> None:
+    def _halt(self, task: Task, state: FileState, error: SA1BError) -> None:
         """Stop a file for this run, keeping its bytes (lock held)."""
         if task.halted:
             return
         task.halted = True
         task.outcome = FileOutcome(task.name, state, task.size, error.message, error.hint)
 
-    def _end(self, task: _Task) -> None:
+    def _end(self, task: Task) -> None:
         assert task.outcome is not None
         task.state = task.outcome.state
         stored: Status = "expired" if task.state == "expired" else "failed"
         self.store.set_status(task.id, stored, task.outcome.message)
         self.listener.finished(task.outcome)
 
+    # -- what the publisher decides (TaskControl) -----------------------------
+
+    def fail(self, task: Task, error: SA1BError) -> None:
+        with self._cond:
+            self._halt(task, "failed", error)
+            self._end(task)
+
+    def redownload(self, task: Task) -> None:
+        with self._cond:
+            task.state = "active"
+            self._restart(task, task.size or 0, task.validator)
+
+    def done(self, task: Task, message: str | None) -> None:
+        with self._cond:
+            task.state = "done"
+            task.outcome = FileOutcome(task.name, "done", task.size, message)
+            if task.fd is not None:
+                os.close(task.fd)
+                task.fd = None
+            self._cond.notify()
+        log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
+        self.listener.finished(task.outcome)
+
+    def abort(self, error: SA1BError) -> None:
+        self._fatal = error
+        self._stop()
+
     # -- durability ---------------------------------------------------------
 
-    def _transient(self, task: _Task) -> bool:
+    def _transient(self, task: Task) -> bool:
         """A tar that is deleted once extracted: its bytes need not reach the disk soon."""
         extract = self.config.extract
         return self._extracts(task) and extract is not None and not extract.keep_tars
@@ -734,145 +721,6 @@ class Engine:
                     os.close(task.fd)
                     task.fd = None
 
-    # -- verification and publication ---------------------------------------
-
-    def _finisher(self) -> None:
-        while (task := self._finish_queue.get()) is not None:
-            try:
-                self._publish(task)
-            except (StateError, OSError) as error:
-                self._fatal = StorageError(f"{task.name}: cannot publish: {error}")
-                self._stop()
-
-    def _publish(self, task: _Task) -> None:
-        """Verify a complete partial file, rename it into place, then record it done."""
-        assert task.size is not None
-        if self._extracts(task):
-            self._publish_extracted(task)
-            return
-        partial = partial_path(self.config.out, task.name)
-        final = final_path(self.config.out, task.name)
-        fd = os.open(partial, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            actual = os.fstat(fd).st_size
-            if actual != task.size:
-                with self._cond:
-                    self._halt(
-                        task,
-                        "failed",
-                        SizeMismatchError(f"{actual} bytes on disk, server announced {task.size}"),
-                    )
-                    self._end(task)
-                return
-            expected = self.config.checksums.get(task.name)
-            if expected is not None:
-                digest = _hash_file(fd, expected.algorithm)
-                if digest != expected.hexdigest:
-                    self._digest_mismatch(task, expected.algorithm, digest)
-                    return
-        finally:
-            os.close(fd)
-        # Complete ranges first (the bytes are synced): a crash between rename and status
-        # then finds a complete, renamed file and knows it is done.
-        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
-        final.parent.mkdir(exist_ok=True)
-        os.replace(partial, final)
-        fsync_dir(final.parent)
-        self.store.set_status(task.id, "done")
-        with self._cond:
-            task.state = "done"
-            task.outcome = FileOutcome(task.name, "done", task.size)
-            if task.fd is not None:
-                os.close(task.fd)
-                task.fd = None
-            self._cond.notify()
-        log.info("%s: done (%d bytes)", task.name, task.size)
-        self.listener.finished(task.outcome)
-
-    def _publish_extracted(self, task: _Task) -> None:
-        """Collect the shard's extraction, check it, move it into place, record it."""
-        assert self._unpacker is not None and self.config.extract is not None
-        assert task.size is not None
-        partial = partial_path(self.config.out, task.name)
-        actual = partial.stat().st_size
-        result = self._unpacker.result(task.name, task.generation)
-        error: SA1BError | None = None
-        if actual != task.size:
-            error = SizeMismatchError(f"{actual} bytes on disk, server announced {task.size}")
-        elif result is None or isinstance(result, SA1BError):
-            error = result or ExtractionError("extraction did not run", shard=task.name)
-        if error is not None or not isinstance(result, ExtractReport):
-            with self._cond:
-                self._halt(task, "failed", error or ExtractionError("?", shard=task.name))
-                self._end(task)
-            return
-        expected = self.config.checksums.get(task.name)
-        if expected is not None and result.digest != expected.hexdigest:
-            self._digest_mismatch(task, expected.algorithm, result.digest or "?")
-            return
-        for warning in result.warnings:
-            log.warning("%s", warning)
-        layout = self.config.extract.layout
-        try:
-            publish(
-                result,
-                staging=self._unpacker.staging(task.name),
-                out=self.config.out,
-                layout=layout,
-            )
-        except NameClashError as clash:
-            with self._cond:
-                self._halt(task, "failed", clash)
-                self._end(task)
-            return
-        self.store.set_extracted(task.id, layout)
-        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
-        with self._cond:
-            if task.fd is not None:
-                os.close(task.fd)
-                task.fd = None
-        self._dispose_tar(task)
-        self.store.set_status(task.id, "done")
-        message = f"{len(result.members)} files extracted"
-        with self._cond:
-            task.state = "done"
-            task.outcome = FileOutcome(task.name, "done", task.size, message)
-            self._cond.notify()
-        log.info("%s: done, %s", task.name, message)
-        self.listener.finished(task.outcome)
-
-    def _dispose_tar(self, task: _Task) -> None:
-        """After extraction: keep the tar under its final name, or delete it."""
-        partial = partial_path(self.config.out, task.name)
-        if self.config.extract is not None and self.config.extract.keep_tars:
-            final = final_path(self.config.out, task.name)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(partial, final)
-            fsync_dir(final.parent)
-        else:
-            partial.unlink(missing_ok=True)
-
-    def _digest_mismatch(self, task: _Task, algorithm: str, digest: str) -> None:
-        with self._cond:
-            task.digest_failures += 1
-            if task.digest_failures > 1:
-                self._halt(
-                    task,
-                    "failed",
-                    ChecksumMismatchError(
-                        f"{algorithm} {digest} does not match the checksums file, "
-                        "after a clean re-download",
-                        name=task.name,
-                    ),
-                )
-                self._end(task)
-                return
-            log.warning("%s: %s mismatch; downloading it again", task.name, algorithm)
-            size, validator = task.size or 0, task.validator
-            task.state = "active"
-            self._restart(task, size, validator)
-
 
 @dataclass(eq=False)
 class _Connection:
@@ -902,13 +750,3 @@ class _Pace:
             return cfg.first_request
         wanted = int(self._speed * cfg.request_seconds)
         return max(cfg.min_request, min(cfg.max_request, wanted))
-
-
-def _hash_file(fd: int, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    view = memoryview(bytearray(4 * 1024 * 1024))
-    offset = 0
-    while n := os.preadv(fd, [view], offset):
-        digest.update(view[:n])
-        offset += n
-    return digest.hexdigest()

@@ -1,0 +1,193 @@
+"""Verify complete files and publish them, in a thread of their own.
+
+A file whose every byte is in is checked (size; the digest from ``--checksums``,
+computed here or, for an extracted shard, by its extractor in the same pass) and only
+then published: renamed to ``OUT/tars/<name>``, or, for a shard, its staged files
+moved into the layout and the shard recorded as extracted, its tar kept or deleted.
+The :class:`Publisher` decides; the engine (a :class:`TaskControl`) owns the task's
+state and is told the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from typing import Protocol
+
+from sa1b.config import DownloadConfig
+from sa1b.errors import (
+    ChecksumMismatchError,
+    ExtractionError,
+    NameClashError,
+    SA1BError,
+    SizeMismatchError,
+    StateError,
+    StorageError,
+)
+from sa1b.extract import ExtractReport, publish
+from sa1b.ranges import RangeSet
+from sa1b.state import StateStore
+from sa1b.tasks import Task, final_path, partial_path
+from sa1b.unpacker import Unpacker
+from sa1b.writeback import fsync_dir
+
+log = logging.getLogger(__name__)
+
+
+class TaskControl(Protocol):
+    """What the publisher may do to a task; the engine does it under its lock."""
+
+    def fail(self, task: Task, error: SA1BError) -> None: ...
+
+    def redownload(self, task: Task) -> None: ...
+
+    def done(self, task: Task, message: str | None) -> None: ...
+
+    def abort(self, error: SA1BError) -> None: ...
+
+
+class Publisher:
+    """The finisher thread: takes complete tasks, verifies, publishes, reports."""
+
+    def __init__(
+        self,
+        config: DownloadConfig,
+        store: StateStore,
+        control: TaskControl,
+        *,
+        unpacker: Unpacker | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.control = control
+        self.unpacker = unpacker
+        self._queue: queue.Queue[Task | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="sa1b-publish", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, task: Task) -> None:
+        """Queue a task whose bytes are all in (its state is ``verifying``)."""
+        self._queue.put(task)
+
+    @property
+    def idle(self) -> bool:
+        return self._queue.empty()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (task := self._queue.get()) is not None:
+            try:
+                if self.unpacker is not None and task.link.shard_id is not None:
+                    self._publish_extracted(task)
+                else:
+                    self._publish_file(task)
+            except (StateError, OSError) as error:
+                self.control.abort(StorageError(f"{task.name}: cannot publish: {error}"))
+
+    def _publish_file(self, task: Task) -> None:
+        """Verify a complete partial file, rename it into place, then record it done."""
+        assert task.size is not None
+        partial = partial_path(self.config.out, task.name)
+        final = final_path(self.config.out, task.name)
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            actual = os.fstat(fd).st_size
+            if actual != task.size:
+                message = f"{actual} bytes on disk, server announced {task.size}"
+                self.control.fail(task, SizeMismatchError(message, name=task.name))
+                return
+            expected = self.config.checksums.get(task.name)
+            if expected is not None:
+                digest = hash_file(fd, expected.algorithm)
+                if digest != expected.hexdigest:
+                    self._digest_mismatch(task, expected.algorithm, digest)
+                    return
+        finally:
+            os.close(fd)
+        # Complete ranges first (the bytes are synced): a crash between rename and status
+        # then finds a complete, renamed file and knows it is done.
+        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
+        final.parent.mkdir(exist_ok=True)
+        os.replace(partial, final)
+        fsync_dir(final.parent)
+        self.store.set_status(task.id, "done")
+        self.control.done(task, None)
+
+    def _publish_extracted(self, task: Task) -> None:
+        """Collect the shard's extraction, check it, move it into place, record it."""
+        assert self.unpacker is not None and self.config.extract is not None
+        assert task.size is not None
+        actual = partial_path(self.config.out, task.name).stat().st_size
+        result = self.unpacker.result(task.name, task.generation)
+        if actual != task.size:
+            message = f"{actual} bytes on disk, server announced {task.size}"
+            self.control.fail(task, SizeMismatchError(message, name=task.name))
+            return
+        if not isinstance(result, ExtractReport):
+            self.control.fail(
+                task, result or ExtractionError("extraction did not run", shard=task.name)
+            )
+            return
+        expected = self.config.checksums.get(task.name)
+        if expected is not None and result.digest != expected.hexdigest:
+            self._digest_mismatch(task, expected.algorithm, result.digest or "?")
+            return
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        layout = self.config.extract.layout
+        staging = self.unpacker.staging(task.name)
+        try:
+            publish(result, staging=staging, out=self.config.out, layout=layout)
+        except NameClashError as clash:
+            self.control.fail(task, clash)
+            return
+        self.store.set_extracted(task.id, layout)
+        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
+        dispose_tar(self.config, task.name)
+        self.store.set_status(task.id, "done")
+        self.control.done(task, f"{len(result.members)} files extracted")
+
+    def _digest_mismatch(self, task: Task, algorithm: str, digest: str) -> None:
+        """Download once more from scratch; a second mismatch is the source's fault."""
+        task.digest_failures += 1
+        if task.digest_failures > 1:
+            message = (
+                f"{algorithm} {digest} does not match the checksums file, after a clean re-download"
+            )
+            self.control.fail(task, ChecksumMismatchError(message, name=task.name))
+            return
+        log.warning("%s: %s mismatch; downloading it again", task.name, algorithm)
+        self.control.redownload(task)
+
+
+def dispose_tar(config: DownloadConfig, name: str) -> None:
+    """After extraction: keep the tar under its final name, or delete it."""
+    partial = partial_path(config.out, name)
+    if config.extract is not None and config.extract.keep_tars:
+        final = final_path(config.out, name)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(partial, final)
+        fsync_dir(final.parent)
+    else:
+        partial.unlink(missing_ok=True)
+
+
+def hash_file(fd: int, algorithm: str) -> str:
+    """The hex digest of a whole file, read in 4 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    view = memoryview(bytearray(4 * 1024 * 1024))
+    offset = 0
+    while n := os.preadv(fd, [view], offset):
+        digest.update(view[:n])
+        offset += n
+    return digest.hexdigest()

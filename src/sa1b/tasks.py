@@ -1,0 +1,49 @@
+"""One file during a run, and where its bytes live on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sa1b.links import Link
+from sa1b.progress import FileOutcome, FileState
+from sa1b.ranges import RangeSet
+from sa1b.responses import Validator
+from sa1b.segments import SegmentPlan
+from sa1b.state import state_dir
+
+
+def partial_path(out: Path, name: str) -> Path:
+    """Where a file's bytes are written until it is verified."""
+    return state_dir(out) / "partial" / f"{name}.part"
+
+
+def final_path(out: Path, name: str) -> Path:
+    """Where a verified file is published (when tars are kept)."""
+    return out / "tars" / name
+
+
+@dataclass(eq=False)
+class Task:
+    """One file during the run. Mutable; guarded by the engine's condition."""
+
+    link: Link
+    id: int
+    generation: int
+    state: FileState = "pending"
+    size: int | None = None
+    validator: Validator = field(default_factory=Validator)
+    recorded: RangeSet = field(default_factory=RangeSet)
+    plan: SegmentPlan | None = None
+    fd: int | None = None
+    single_stream: bool = False
+    halted: bool = False
+    connections: int = 0
+    failures: int = 0
+    digest_failures: int = 0
+    not_before: float = 0.0
+    outcome: FileOutcome | None = None
+
+    @property
+    def name(self) -> str:
+        return self.link.name
