@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sa1b.checksums import Digest
 from sa1b.http import Timeouts
+from sa1b.proxy import Proxies
 from sa1b.retry import RetryPolicy
 from sa1b.unpacker import ExtractOptions
 
@@ -29,6 +30,8 @@ class DownloadConfig:
     connections_per_file: int = 64
     max_rate: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    proxies: Proxies = field(default_factory=Proxies)
+    """No proxy unless given; the CLI passes ``Proxies.from_environment(os.environ)``."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
     extract: ExtractOptions | None = field(default_factory=ExtractOptions)

@@ -433,7 +433,7 @@ class Engine:
     def _worker(self, index: int) -> None:
         conn = _Connection(
             index=index,
-            client=HTTPClient(timeouts=self.config.timeouts),
+            client=HTTPClient(timeouts=self.config.timeouts, proxies=self.config.proxies),
             view=memoryview(bytearray(self.config.read_size)),
             pace=_Pace(self.config),
         )

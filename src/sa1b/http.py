@@ -34,6 +34,7 @@ from sa1b.errors import (
     TruncatedBodyError,
 )
 from sa1b.links import redact
+from sa1b.proxy import Proxies, Proxy
 from sa1b.wire import MAX_HEAD, Head, ProtocolError, build_request, head_end, parse_head
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -61,28 +62,37 @@ class _Closed(Exception):
 class _Connection:
     """One TCP (or TLS) connection and the bytes read past the last head."""
 
-    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None, timeouts: Timeouts):
-        sock = socket.create_connection((host, port), timeout=timeouts.connect)
+    def __init__(self, sock: socket.socket, *, plain: bool):
+        self.sock = sock
+        self.plain = plain
+        self.pending = bytearray()
+
+    @classmethod
+    def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None,
+        timeouts: Timeouts,
+        proxy: Proxy | None = None,
+    ) -> _Connection:
+        """Connect to ``host`` (through ``proxy`` if given), with TLS if ``tls``."""
+        address = (proxy.host, proxy.port) if proxy else (host, port)
+        sock = socket.create_connection(address, timeout=timeouts.connect)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if tls is not None:
-                sock = tls.wrap_socket(sock, server_hostname=host)
-                sock.settimeout(timeouts.read)  # ssl sockets take no recv flags
-            else:
-                # Blocking, with the kernel's timeouts: MSG_WAITALL reads need no poll.
-                sock.settimeout(None)
-                seconds = int(timeouts.read)
-                micros = int((timeouts.read - seconds) * 1e6)
-                timeval = struct.pack("ll", seconds, micros)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+            if tls is None:
+                _kernel_timeouts(sock, timeouts.read)
+                return cls(sock, plain=True)
+            if proxy is not None:
+                _tunnel(sock, host, port, proxy)
+            sock = tls.wrap_socket(sock, server_hostname=host)
+            sock.settimeout(timeouts.read)  # ssl sockets take no recv flags
+            return cls(sock, plain=False)
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
-        self.plain = tls is None
-        self.pending = bytearray()
-        self.used = False
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -122,6 +132,39 @@ class _Connection:
         """End the connection from another thread; a blocked read returns at once."""
         with suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _kernel_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Blocking, with the kernel's timeouts: MSG_WAITALL reads need no poll."""
+    sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to ``host:port`` (``CONNECT``); raise unless it agrees.
+
+    The socket still has the connect timeout, which bounds the proxy's answer.
+    """
+    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    reader = _Connection(sock, plain=False)
+    try:
+        head = reader.read_head()
+    except _Closed:
+        raise ConnectionResetError("the proxy closed the connection") from None
+    if head.status == 407:
+        raise HTTPStatusError(
+            f"the proxy {proxy.host}:{proxy.port} wants credentials (407)",
+            status=407,
+            hint="put them in the proxy URL: http://USER:PASSWORD@HOST:PORT",
+        )
+    if head.status != 200 or reader.pending:
+        raise ConnectionRefusedError(f"the proxy refused a tunnel to {host}:{port} ({head.status})")
 
 
 class Response:
@@ -201,9 +244,16 @@ class Response:
 class HTTPClient:
     """One thread's connections, one per origin, reused across requests (keep-alive)."""
 
-    def __init__(self, *, timeouts: Timeouts, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts,
+        tls: ssl.SSLContext | None = None,
+        proxies: Proxies | None = None,
+    ) -> None:
         self.timeouts = timeouts
         self._tls = tls
+        self._proxies = proxies or Proxies()
         self._idle: dict[str, _Connection] = {}
         self._busy: set[_Connection] = set()
         self._lock = threading.Lock()  # for abort(), the one call from another thread
@@ -225,7 +275,13 @@ class HTTPClient:
             raise HTTPStatusError("not an http(s) URL", status=400, url=redact(url))
         origin = f"{parts.scheme}://{parts.netloc}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        proxy = self._proxies.for_origin(parts.scheme, parts.hostname, port)
         all_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
+        if proxy is not None and parts.scheme == "http":
+            target = f"{origin}{target}"  # absolute form, for the proxy
+            if proxy.authorization:
+                all_headers["Proxy-Authorization"] = proxy.authorization
         try:
             request = build_request(target, host=parts.netloc, headers=all_headers)
         except ValueError as error:  # e.g. a redirect Location with spaces or non-ASCII
@@ -237,7 +293,12 @@ class HTTPClient:
             try:
                 with _translate(url, reading=False):
                     if connection is None:
-                        connection = self._connect(parts.scheme, parts.hostname, parts.port)
+                        tls = None
+                        if parts.scheme == "https":
+                            tls = self._tls or ssl.create_default_context()
+                        connection = _Connection.open(
+                            parts.hostname, port, tls=tls, timeouts=self.timeouts, proxy=proxy
+                        )
                     connection.send(request)
                     head = connection.read_head()
                     length = None if head.chunked else head.content_length
@@ -256,12 +317,6 @@ class HTTPClient:
             with self._lock:
                 self._busy.add(connection)
             return Response(self, origin, connection, head, url=url, length=length)
-
-    def _connect(self, scheme: str, host: str, port: int | None) -> _Connection:
-        if scheme == "https":
-            tls = self._tls or ssl.create_default_context()
-            return _Connection(host, port or 443, tls=tls, timeouts=self.timeouts)
-        return _Connection(host, port or 80, tls=None, timeouts=self.timeouts)
 
     def give_back(self, origin: str, connection: _Connection, *, reusable: bool) -> None:
         """Keep ``connection`` for the next request to ``origin``, or close it."""

@@ -55,9 +55,14 @@ class Head:
 
 
 def build_request(target: str, *, host: str, headers: Mapping[str, str]) -> bytes:
-    """The bytes of ``GET target``. ``target`` is sent as given (signatures are fragile)."""
-    if not target.startswith("/") or any(c in target for c in " \r\n\t") or not target.isascii():
-        raise ValueError(f"request target must be an ASCII path without spaces: {target[:60]!r}")
+    """The bytes of ``GET target``. ``target`` is sent as given (signatures are fragile).
+
+    ``target`` is a path (origin form) or, for a plain-HTTP proxy, a whole
+    ``http://`` URL (absolute form). The error never quotes it: it may be signed.
+    """
+    origin_or_absolute = target.startswith(("/", "http://"))
+    if not origin_or_absolute or any(c in target for c in " \r\n\t") or not target.isascii():
+        raise ValueError("request target must be an ASCII path or http:// URL without spaces")
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
         if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:

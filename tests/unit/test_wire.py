@@ -65,7 +65,8 @@ def test_build_request_keeps_header_order_and_case() -> None:
         "/caf\u00e9",
         "/\u2603",
         "relative/path",
-        "http://h/absolute",
+        "https://h/absolute",
+        "http://h/a b",
         "",
     ],
 )
@@ -423,3 +424,14 @@ def test_build_request_lines_are_exactly_the_headers(headers: dict[str, str]) ->
     assert lines[0] == f"GET {SIGNED_TARGET} HTTP/1.1"
     assert lines[1] == "Host: h:1"
     assert lines[2:] == [f"{name}: {value}" for name, value in headers.items()]
+
+
+def test_build_request_sends_absolute_form_for_a_proxy() -> None:
+    data = build_request("http://h:8/p?_nc_gid&oh=1", host="h:8", headers={})
+    assert data.startswith(b"GET http://h:8/p?_nc_gid&oh=1 HTTP/1.1\r\nHost: h:8\r\n")
+
+
+def test_build_request_error_never_quotes_the_target() -> None:
+    with pytest.raises(ValueError) as caught:
+        build_request("/p?oh=00_secret sig", host="h", headers={})
+    assert "secret" not in str(caught.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from sa1b.errors import InputError, SA1BError, StateLockedError
 from sa1b.http import Timeouts
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
+from sa1b.proxy import Proxies
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
@@ -185,12 +187,21 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
         connections_per_file=args.connections_per_file,
         max_rate=args.max_rate,
         timeouts=Timeouts(connect=args.connect_timeout, read=args.read_timeout),
+        proxies=_proxies(),
         retry=RetryPolicy(attempts=args.retries),
         checksums=checksums,
         extract=None
         if args.no_extract
         else ExtractOptions(layout=args.layout, keep_tars=args.keep_tars),
     )
+
+
+def _proxies() -> Proxies:
+    """HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY, read once, here at the edge."""
+    try:
+        return Proxies.from_environment(os.environ)
+    except ValueError as error:
+        raise InputError(f"proxy settings: {error}", hint="check HTTPS_PROXY") from None
 
 
 def _download(args: argparse.Namespace, console: Output) -> int:

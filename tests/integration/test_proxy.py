@@ -1,0 +1,244 @@
+"""Through an HTTP proxy: CONNECT tunnels for HTTPS, absolute-form for HTTP, NO_PROXY."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import assert_identical, run_cli
+
+
+@dataclass
+class TinyProxy:
+    """A forward proxy on loopback that understands CONNECT and absolute-form GET."""
+
+    credentials: str | None = None
+    seen: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _head(sock: socket.socket, buffer: bytearray) -> bytes | None:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            buffer += chunk
+        end = buffer.index(b"\r\n\r\n") + 4
+        head = bytes(buffer[:end])
+        del buffer[:end]
+        return head
+
+    def _authorised(self, head: bytes) -> bool:
+        if self.credentials is None:
+            return True
+        expected = "Basic " + base64.b64encode(self.credentials.encode()).decode()
+        return f"proxy-authorization: {expected}".lower().encode() in head.lower()
+
+    def _serve(self, client: socket.socket) -> None:
+        with contextlib.closing(client), contextlib.suppress(OSError):
+            buffer = bytearray()
+            head = self._head(client, buffer)
+            if head is None:
+                return
+            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
+            self.seen.append(f"{method} {target.split('?')[0]}")
+            if not self._authorised(head):
+                client.sendall(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+                )
+                return
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                with socket.create_connection((host, int(port))) as upstream:
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self._pipe(client, upstream, bytes(buffer))
+            else:
+                self._forward(client, head, buffer)
+
+    @staticmethod
+    def _pipe(client: socket.socket, upstream: socket.socket, early: bytes) -> None:
+        def copy(src: socket.socket, dst: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        if early:
+            upstream.sendall(early)
+        back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+        back.start()
+        copy(client, upstream)
+        back.join()
+
+    def _forward(self, client: socket.socket, head: bytes, buffer: bytearray) -> None:
+        """Absolute-form requests, one at a time, rewritten to origin form."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.suppress(OSError))
+            self._relay(client, head, buffer, stack)
+
+    def _relay(
+        self, client: socket.socket, head: bytes, buffer: bytearray, stack: contextlib.ExitStack
+    ) -> None:
+        upstream: socket.socket | None = None
+        upbuffer = bytearray()
+        current: bytes | None = head
+        while current is not None:
+            line, rest = current.split(b"\r\n", 1)
+            method, url, version = line.decode().split(" ")
+            assert url.startswith("http://"), url
+            hostport, _, path = url[len("http://") :].partition("/")
+            if upstream is None:
+                host, port = hostport.rsplit(":", 1)
+                upstream = stack.enter_context(socket.create_connection((host, int(port))))
+            upstream.sendall(f"{method} /{path} {version}\r\n".encode() + rest)
+            answer = self._head(upstream, upbuffer)
+            assert answer is not None
+            length = 0
+            for header in answer.split(b"\r\n"):
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            client.sendall(answer)
+            while len(upbuffer) < length:
+                upbuffer += upstream.recv(1 << 20)
+            client.sendall(bytes(upbuffer[:length]))
+            del upbuffer[:length]
+            current = self._head(client, buffer)
+            if current is not None:
+                self.seen.append(current.split(b" ")[0].decode() + " (kept alive)")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[TinyProxy]:
+    server = TinyProxy()
+    yield server
+    server.close()
+
+
+def test_https_goes_through_a_connect_tunnel_with_tls_verified(
+    proxy: TinyProxy,
+    https_base: str,
+    certificates: Path,
+    shards: list[ShardInfo],
+    tmp_path: Path,
+) -> None:
+    links = tmp_path / "urls.txt"
+    links.write_text("".join(f"{https_base}/{s.name}?oh=00_sig&oe=7FFFFFFF\n" for s in shards))
+    out = tmp_path / "out"
+    result = run_cli(
+        "download",
+        "--no-extract",
+        links,
+        "-o",
+        out,
+        "--connections",
+        "3",
+        env={
+            "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+            "SSL_CERT_FILE": str(certificates / "ca.pem"),
+        },
+    )
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    host = https_base.removeprefix("https://")
+    assert proxy.seen and all(line == f"CONNECT {host}" for line in proxy.seen)
+
+
+def test_plain_http_goes_in_absolute_form(
+    proxy: TinyProxy, cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli(
+        "download",
+        "--no-extract",
+        links,
+        "-o",
+        out,
+        "--connections",
+        "2",
+        env={"http_proxy": f"127.0.0.1:{proxy.port}"},
+    )
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    assert any(line.startswith(f"GET {cdn.base_url}/m1/") for line in proxy.seen)
+    assert any(line.endswith("(kept alive)") for line in proxy.seen)
+
+
+def test_proxy_credentials(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    guarded = TinyProxy(credentials="ann:s3cret")
+    try:
+        refused = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "a",
+            env={"HTTP_PROXY": f"http://127.0.0.1:{guarded.port}"},
+        )
+        assert refused.returncode == 1
+        assert "407" in refused.output and "credentials" in refused.output
+        accepted = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "b",
+            env={"HTTP_PROXY": f"http://ann:s3cret@127.0.0.1:{guarded.port}"},
+        )
+        assert accepted.returncode == 0, accepted.output
+        assert_identical(tmp_path / "b", shards)
+        assert "s3cret" not in refused.output + accepted.output
+    finally:
+        guarded.close()
+
+
+def test_no_proxy_bypasses_it(
+    proxy: TinyProxy, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli(
+        "download",
+        "--no-extract",
+        links,
+        "-o",
+        out,
+        env={"HTTP_PROXY": f"http://127.0.0.1:{proxy.port}", "NO_PROXY": "example.org,127.0.0.1"},
+    )
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    assert proxy.seen == []
+
+
+def test_unusable_proxy_setting_is_an_input_error(links: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "download", links, "-o", tmp_path / "out", env={"HTTPS_PROXY": "socks5://127.0.0.1:1080"}
+    )
+    assert result.returncode == 2
+    assert "proxy" in result.output and "HTTPS_PROXY" in result.output
