@@ -347,6 +347,14 @@ class Engine:
                 self._cond.wait(timeout=min([0.5, *waits]) + 0.001)
         return None
 
+    def _next_job_or_abort(self) -> tuple[Task, Segment | None] | None:
+        """:meth:`_next_job`, turning a failed preallocation into the end of the run."""
+        try:
+            return self._next_job()
+        except StorageError as error:  # the disk is full: no file can go on
+            self.abort(error)
+            return None
+
     def _assign(self, task: Task, segment: Segment | None) -> tuple[Task, Segment | None]:
         task.connections += 1
         # Wake one more idle connection to look for work: a chain, not a herd of 96.
@@ -440,7 +448,7 @@ class Engine:
         with self._cond:
             self._clients.append(conn.client)
         try:
-            while (job := self._next_job()) is not None:
+            while (job := self._next_job_or_abort()) is not None:
                 task, conn.segment = job
                 try:
                     if conn.segment is None:
@@ -456,8 +464,9 @@ class Engine:
                     if not self._stopping:  # errors of a stop's aborted reads are no news
                         self._failed(task, error)
                 except OSError as error:
-                    self._fatal = StorageError(f"{task.name}: cannot write: {error.strerror}")
-                    self._stop()
+                    self.abort(StorageError(f"{task.name}: cannot write: {error.strerror}"))
+                except StorageError as error:  # preallocation of a restarted file failed
+                    self.abort(error)
                 except Exception as error:  # a bug: fail the file loudly, never a silent thread
                     log.exception("%s: internal error", task.name)
                     self._failed(task, FatalTransferError(f"internal error: {error!r}"))

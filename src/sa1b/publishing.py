@@ -92,6 +92,11 @@ class Publisher:
                     self._publish_file(task)
             except (StateError, OSError) as error:
                 self.control.abort(StorageError(f"{task.name}: cannot publish: {error}"))
+            except SA1BError as error:  # e.g. a restarted file that cannot be preallocated
+                self.control.abort(error)
+            except Exception as error:  # a bug: end the run loudly rather than hang it
+                log.exception("%s: internal error while publishing", task.name)
+                self.control.abort(StorageError(f"{task.name}: internal error: {error!r}"))
 
     def _publish_file(self, task: Task) -> None:
         """Verify a complete partial file, rename it into place, then record it done."""
