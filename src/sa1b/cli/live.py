@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -72,4 +73,5 @@ class LiveDisplay:
 
     def finished(self, outcome: FileOutcome) -> None:
         if outcome.state != "done":
-            self.console.print(f"[red]{outcome.name}: {outcome.state}[/]: {outcome.message}")
+            message = escape(outcome.message or "")
+            self.console.print(f"[red]{escape(outcome.name)}: {outcome.state}[/]: {message}")

@@ -60,6 +60,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Show an option's default when it says something (not None, not False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sa1b", description="Download Meta's SA-1B dataset fast, verifiably and resumably."
@@ -68,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = commands.add_parser(
         "download",
+        formatter_class=_DefaultsShown,
         help="download the files of a links file (no file: run the demo)",
         description="Download the selected files of an SA-1B links file and extract each "
         "shard while it downloads (--no-extract: keep the tars in OUT/tars/). "
@@ -75,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dl.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
     dl.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default all)")
+    dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)")
     dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
     dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
     dl.add_argument(
         "--layout",
         choices=LAYOUTS,
         default="shard",
-        help="shard: OUT/<shard>/ (default); split: OUT/images/<shard>/ and "
+        help="shard: OUT/<shard>/; split: OUT/images/<shard>/ and "
         "OUT/annotations/<shard>/; flat: every file in OUT/",
     )
     dl.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
@@ -93,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
     dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
     dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
-    dl.add_argument("--connect-timeout", type=_seconds, default=15.0, metavar="SECONDS")
+    dl.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="give up on a connection attempt after this long",
+    )
     dl.add_argument(
         "--read-timeout",
         type=_seconds,
