@@ -108,6 +108,15 @@ class Engine:
         if self._extracts(task) and record.extracted:
             if partial_size is not None:  # a crash between record and clean-up
                 dispose_tar(self.config, task.name)
+            assert self.config.extract is not None
+            if record.extracted != self.config.extract.layout:
+                log.warning(
+                    "%s was extracted in the %s layout earlier; it is left as it is, not "
+                    "moved to the %s layout",
+                    link.name,
+                    record.extracted,
+                    self.config.extract.layout,
+                )
             task.state, task.size = "done", record.size
             task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
             return task

@@ -175,3 +175,16 @@ def test_status_reports_extracted_shards(links: Path, tmp_path: Path) -> None:
     assert run_cli("download", links, "-o", out, "--shards", "1").returncode == 0
     status = run_cli("status", out)
     assert "sa_000001.tar" in status.output and "extracted" in status.output
+
+
+def test_a_later_run_with_another_layout_says_so_and_fetches_nothing(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out).returncode == 0
+    cdn.clear_requests()
+    result = run_cli("download", links, "-o", out, "--layout", "split")
+    assert result.returncode == 0, result.output
+    assert "extracted in the shard layout earlier" in result.output
+    assert cdn.bytes_sent_total == 0
+    assert_extracted(out, shards, "shard")
