@@ -36,7 +36,14 @@ from sa1b.errors import (
 from sa1b.http import HTTPClient, Response
 from sa1b.journal import Journal, Span
 from sa1b.links import Link, object_key, redact
-from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
+from sa1b.progress import (
+    FINAL_STATES,
+    FileOutcome,
+    FileProgress,
+    FileState,
+    ProgressListener,
+    Snapshot,
+)
 from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.ratelimit import RateLimiter
@@ -259,8 +266,7 @@ class Engine:
             stamps = [
                 stamp
                 for task in self._tasks
-                if task.state not in ("done", "failed", "expired")
-                and (stamp := task.link.expires_at) is not None
+                if task.state not in FINAL_STATES and (stamp := task.link.expires_at) is not None
             ]
         if not stamps or snapshot.speed <= 0:
             return

@@ -105,10 +105,6 @@ class Journal:
             self._next += 1
         self.write(slot, file_id, generation, start, pos)
 
-    def clear(self, slot: int) -> None:
-        offset = _HEADER.size + 4 + slot * _SLOT_SIZE
-        self._map[offset : offset + _SLOT_SIZE] = bytes(_SLOT_SIZE)
-
     def close(self) -> None:
         self._map.close()
         os.close(self._fd)
