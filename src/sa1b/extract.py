@@ -12,6 +12,7 @@ files into place and only after that is the shard recorded as extracted.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -70,6 +71,7 @@ class _Reader:
         self.size = size
         self.wait = wait
         self.digest = digest
+        self.in_kernel = True
 
     def read(self, offset: int, length: int) -> bytes:
         self.wait(offset + length)
@@ -81,21 +83,50 @@ class _Reader:
         return data
 
     def copy(self, offset: int, length: int, out_fd: int) -> None:
-        """Copy ``[offset, offset + length)`` to ``out_fd``, waiting for it in chunks."""
+        """Copy ``[offset, offset + length)`` to the start of ``out_fd``, waiting for it.
+
+        In the kernel (``copy_file_range``) unless the digest must see the bytes or
+        the filesystem cannot (some network filesystems): then through a buffer.
+        """
         done = 0
         while done < length:
             step = min(COPY_CHUNK, length - done)
-            if self.digest is not None:
-                os.write(out_fd, self.read(offset + done, step))
+            position = offset + done
+            if self.digest is None and self.in_kernel:
+                self.wait(position + step)
+                try:
+                    _copy_in_kernel(self.fd, out_fd, position, step)
+                except OSError as error:
+                    if error.errno not in _NO_KERNEL_COPY:
+                        raise
+                    log.info(
+                        "copy_file_range unsupported here (%s); copying through memory",
+                        error.strerror,
+                    )
+                    self.in_kernel = False
+                    os.lseek(out_fd, done, os.SEEK_SET)
+                    continue
             else:
-                self.wait(offset + done + step)
-                copied = 0
-                while copied < step:
-                    n = os.copy_file_range(self.fd, out_fd, step - copied, offset + done + copied)
-                    if n <= 0:
-                        raise OSError(f"copy_file_range returned {n}")
-                    copied += n
+                _write_all(out_fd, self.read(position, step))
             done += step
+
+
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
+
+
+def _copy_in_kernel(source: int, target: int, offset: int, length: int) -> None:
+    copied = 0
+    while copied < length:
+        n = os.copy_file_range(source, target, length - copied, offset + copied)
+        if n <= 0:
+            raise OSError(f"copy_file_range copied {n} bytes")
+        copied += n
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def extract_shard(
