@@ -14,6 +14,7 @@ publishes them; the engine owns every task's state and hears its verdict.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -401,7 +402,7 @@ class Engine:
             if os.fstat(task.fd).st_size != size:
                 os.ftruncate(task.fd, size)
                 if size:
-                    os.posix_fallocate(task.fd, 0, size)
+                    _preallocate(task.fd, size)
         except OSError as error:
             message = f"{path}: cannot preallocate {size} bytes: {error.strerror}"
             raise StorageError(message) from error
@@ -744,6 +745,17 @@ class Engine:
                 if task.fd is not None:
                     os.close(task.fd)
                     task.fd = None
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the blocks now (a full disk shows at once, files do not fragment);
+    where the filesystem cannot, the sparse file has to do."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        log.debug("preallocation unsupported here (%s); the file stays sparse", error.strerror)
 
 
 @dataclass(eq=False)
