@@ -22,9 +22,9 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sa1b.config import DownloadConfig
+from sa1b.connection import Connection
 from sa1b.errors import (
     ExtractionError,
     FatalTransferError,
@@ -32,11 +32,10 @@ from sa1b.errors import (
     SA1BError,
     StorageError,
     TransferError,
-    TruncatedBodyError,
 )
-from sa1b.http import HTTPClient, Response
+from sa1b.http import HTTPClient
 from sa1b.journal import Journal, Span
-from sa1b.links import Link, object_key, redact
+from sa1b.links import Link, object_key
 from sa1b.progress import (
     FINAL_STATES,
     FileOutcome,
@@ -48,7 +47,7 @@ from sa1b.progress import (
 from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.ratelimit import RateLimiter
-from sa1b.responses import Validator, error_for_status, judge_range_answer
+from sa1b.responses import BodyPlan, Validator
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
@@ -81,9 +80,9 @@ class Engine:
         self._cond = threading.Condition()
         self._stopping = False
         self._fatal: SA1BError | None = None
-        self._fetched = [0] * config.connections
+        self.fetched_by = [0] * config.connections
         self._stopped = threading.Event()
-        self._limiter = (
+        self.limiter = (
             RateLimiter(config.max_rate, sleep=self._stopped.wait) if config.max_rate else None
         )
         self._clients: list[HTTPClient] = []
@@ -100,7 +99,7 @@ class Engine:
         recovered = Journal.recover(journal_path)
         self._tasks = [self._prepare(link) for link in links]
         self._recover(recovered)
-        self._journal = Journal(journal_path, slots=config.connections)
+        self.journal = Journal(journal_path, slots=config.connections)
 
     # -- start-up -----------------------------------------------------------
 
@@ -211,7 +210,7 @@ class Engine:
                     last_commit = now
                 else:
                     self._start_writeback()
-                history = [*history[-40:], (now, sum(self._fetched))]
+                history = [*history[-40:], (now, sum(self.fetched_by))]
                 snapshot = self._snapshot(now - started, history)
                 self.listener.update(snapshot)
                 if not warned_expiry and now - started >= self.config.expiry_check_after:
@@ -233,7 +232,7 @@ class Engine:
                     shutil.rmtree(self._unpacker.staging(task.name), ignore_errors=True)
             self._commit()
             self._close_files()
-            self._journal.close()
+            self.journal.close()
             now = self._clock()
             self.listener.update(self._snapshot(now - started, [*history, (now, self.fetched)]))
         if self._fatal:
@@ -243,7 +242,7 @@ class Engine:
     @property
     def fetched(self) -> int:
         """Bytes received in this run (all files, all connections)."""
-        return sum(self._fetched)
+        return sum(self.fetched_by)
 
     def cancel(self) -> None:
         """Stop soon, from any thread: connections finish their current read and leave."""
@@ -314,7 +313,7 @@ class Engine:
 
     # -- scheduling ---------------------------------------------------------
 
-    def _next_job(self) -> tuple[Task, Segment | None] | None:
+    def _wait_for_job(self) -> tuple[Task, Segment | None] | None:
         """Wait for work: a free range, a file to open, or a range to steal."""
         cfg = self.config
         with self._cond:
@@ -363,10 +362,10 @@ class Engine:
                 self._cond.wait(timeout=min([0.5, *waits]) + 0.001)
         return None
 
-    def _next_job_or_abort(self) -> tuple[Task, Segment | None] | None:
+    def next_job(self) -> tuple[Task, Segment | None] | None:
         """:meth:`_next_job`, turning a failed preallocation into the end of the run."""
         try:
-            return self._next_job()
+            return self._wait_for_job()
         except StorageError as error:  # the disk is full: no file can go on
             self.abort(error)
             return None
@@ -452,147 +451,54 @@ class Engine:
                 self._end(task)
             self._cond.notify_all()
 
-    # -- connections --------------------------------------------------------
+    # -- what connections ask (connection.Scheduler) ------------------------
 
     def _worker(self, index: int) -> None:
-        conn = _Connection(
-            index=index,
-            client=HTTPClient(timeouts=self.config.timeouts, proxies=self.config.proxies),
-            view=memoryview(bytearray(self.config.read_size)),
-            pace=_Pace(self.config),
-        )
-        with self._cond:
-            self._clients.append(conn.client)
-        try:
-            while (job := self._next_job_or_abort()) is not None:
-                task, conn.segment = job
-                try:
-                    if conn.segment is None:
-                        self._request(task, None, conn)
-                    while (segment := conn.segment) and not self._should_leave(task, segment):
-                        with self._cond:
-                            assert task.plan is not None
-                            span = task.plan.next_request(segment, conn.pace.length())
-                        if span is None:
-                            break
-                        self._request(task, span, conn)
-                except TransferError as error:
-                    if not self._stopping:  # errors of a stop's aborted reads are no news
-                        self._failed(task, error)
-                except OSError as error:
-                    self.abort(StorageError(f"{task.name}: cannot write: {error.strerror}"))
-                except StorageError as error:  # preallocation of a restarted file failed
-                    self.abort(error)
-                except Exception as error:  # a bug: fail the file loudly, never a silent thread
-                    log.exception("%s: internal error", task.name)
-                    self._failed(task, FatalTransferError(f"internal error: {error!r}"))
-                finally:
-                    self._release(task, conn.segment)
-                    conn.segment = None
-        finally:
-            conn.client.close()
-            with self._cond:
-                self._workers_left -= 1
-                if not self._workers_left:
-                    self._workers_gone.set()
+        Connection(self, index).run()
 
-    def _should_leave(self, task: Task, segment: Segment) -> bool:
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def should_leave(self, task: Task, segment: Segment) -> bool:
         return self._stopping or task.halted or segment.cancelled
 
-    def _request(
-        self,
-        task: Task,
-        job: tuple[int, int] | None,
-        conn: _Connection,
-    ) -> None:
-        """One GET, for ``job`` of ``conn.segment``, or the first of a file (``job`` None).
+    def register(self, client: HTTPClient) -> None:
+        """A connection's client, so that a stop can end its blocked reads."""
+        with self._cond:
+            self._clients.append(client)
 
-        May replace ``conn.segment``: with None when the file restarted, with a segment
-        of the whole file when the server ignored the range.
-        """
-        start, end = job or (0, self.config.first_request)
-        url = task.link.url
-        headers = {"Range": f"bytes={start}-{end - 1}"}
-        if job and (validator := task.validator.if_range()):
-            headers["If-Range"] = validator
-        began = self._clock()
-        response = conn.client.get(url, headers)
-        try:
-            if response.status not in (200, 206):
-                raise error_for_status(
-                    response.status,
-                    response.headers,
-                    response.read_some(),
-                    now=time.time(),
-                    name=task.name,
-                    url=url,
-                    redacted=redact(url),
-                )
-            answer = judge_range_answer(
-                response.status,
-                response.headers,
-                start=start,
-                end=end,
-                size=task.size if job else None,
-                validator=task.validator if job else None,
-                name=task.name,
-                url=redact(url),
-            )
-            with self._cond:
-                if answer.kind == "changed":
-                    self._restart(task, answer.total, answer.validator)
-                    conn.segment = None
-                    return
-                if answer.kind == "whole" or conn.segment is None:
-                    whole = answer.kind == "whole"
-                    if whole:
-                        log.warning(
-                            "%s: server ignored Range; fetching it as one stream", task.name
-                        )
-                    if task.plan is not None:
-                        task.plan.restart()
-                    self._activate(task, answer.total, answer.validator, single_stream=whole)
-                    assert task.plan is not None
-                    conn.segment = task.plan.adopt(0)
-                    conn.segment.requested = answer.start + answer.length
-            self._read_body(task, response, start=answer.start, length=answer.length, conn=conn)
-        finally:
-            response.close()
-        conn.pace.observe(answer.length, self._clock() - began)
+    def connection_closed(self) -> None:
+        with self._cond:
+            self._workers_left -= 1
+            if not self._workers_left:
+                self._workers_gone.set()
 
-    def _read_body(
-        self,
-        task: Task,
-        response: Response,
-        *,
-        start: int,
-        length: int,
-        conn: _Connection,
-    ) -> None:
-        readinto, view, index = response.readinto, conn.view, conn.index
-        segment = conn.segment
-        assert segment is not None
-        fd, offset, end = task.fd, start, start + length
-        assert fd is not None
-        chunk = len(view) if self._limiter is None else min(len(view), 64 * 1024)
-        journal, limiter, fetched = self._journal, self._limiter, self._fetched
-        while offset < (limit := min(end, segment.end)):
-            if self._should_leave(task, segment):
-                return
-            wanted = min(chunk, limit - offset)
-            if limiter is not None:
-                limiter.take(wanted)
-            n = readinto(view[:wanted])
-            if not n:
-                raise TruncatedBodyError("body ended early", name=task.name)
-            written = 0
-            while written < n:
-                written += os.pwrite(fd, view[written:n], offset + written)
-            offset += n
-            segment.pos = offset
-            journal.write(index, task.id, task.generation, segment.start, offset)
-            fetched[index] += n
-            task.failures = 0
+    def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
+        with self._cond:
+            assert task.plan is not None
+            return task.plan.next_request(segment, length)
+
+    def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None:
+        """Where the body of ``answer`` goes: ``segment`` itself; a new segment of the
+        whole file (a first answer, or a server that ignored the range); or nowhere
+        (None: the file changed and starts over)."""
+        with self._cond:
+            if answer.kind == "changed":
+                self._restart(task, answer.total, answer.validator)
+                return None
+            if answer.kind == "range" and segment is not None:
+                return segment
+            whole = answer.kind == "whole"
+            if whole:
+                log.warning("%s: server ignored Range; fetching it as one stream", task.name)
+            if task.plan is not None:
+                task.plan.restart()
+            self._activate(task, answer.total, answer.validator, single_stream=whole)
+            assert task.plan is not None
+            adopted = task.plan.adopt(0)
+            adopted.requested = answer.start + answer.length
+            return adopted
 
     def _restart(self, task: Task, size: int, validator: Validator) -> None:
         """The object changed under us: void its bytes and start over (lock held)."""
@@ -603,13 +509,13 @@ class Engine:
         task.recorded, task.size, task.single_stream = RangeSet(), None, False
         self._activate(task, size, validator, single_stream=False)
 
-    def _release(self, task: Task, segment: Segment | None) -> None:
+    def release(self, task: Task, segment: Segment | None) -> None:
         with self._cond:
             task.connections -= 1
             if segment is not None and task.plan is not None:
                 if not segment.cancelled and segment.pos > segment.start:
                     end = min(segment.pos, segment.end)
-                    self._journal.log(task.id, task.generation, segment.start, end)
+                    self.journal.log(task.id, task.generation, segment.start, end)
                 task.plan.release(segment)
             if task.plan is None and task.state == "active" and not task.connections:
                 task.state = "pending"  # its first request failed
@@ -621,7 +527,7 @@ class Engine:
                 self._publisher.submit(task)
             self._cond.notify()
 
-    def _failed(self, task: Task, error: TransferError) -> None:
+    def failed(self, task: Task, error: TransferError) -> None:
         error.name = error.name or task.name
         with self._cond:
             if isinstance(error, FatalTransferError):
@@ -756,33 +662,3 @@ def _preallocate(fd: int, size: int) -> None:
         if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
         log.debug("preallocation unsupported here (%s); the file stays sparse", error.strerror)
-
-
-@dataclass(eq=False)
-class _Connection:
-    """What one connection thread keeps between requests."""
-
-    index: int
-    client: HTTPClient
-    view: memoryview
-    pace: _Pace
-    segment: Segment | None = None
-
-
-class _Pace:
-    """Sizes one connection's requests to last about ``request_seconds`` each."""
-
-    def __init__(self, config: DownloadConfig) -> None:
-        self._config = config
-        self._speed: float | None = None
-
-    def observe(self, length: int, seconds: float) -> None:
-        if length >= self._config.min_request and seconds > 0:
-            self._speed = length / seconds
-
-    def length(self) -> int:
-        cfg = self._config
-        if self._speed is None:
-            return cfg.first_request
-        wanted = int(self._speed * cfg.request_seconds)
-        return max(cfg.min_request, min(cfg.max_request, wanted))
