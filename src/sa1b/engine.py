@@ -1,6 +1,7 @@
 """The download engine: threads that fetch ranges into preallocated partial files.
 
-One thread per connection. A free thread asks the scheduler for work: a free
+One thread per connection (:class:`~sa1b.connection.Connection`, which does the
+I/O; this module decides). A free connection asks for work: a free
 range of a file in flight, else the first request of the next file, else half of
 the largest range still outstanding anywhere (work stealing). Bytes go straight to
 their offsets with ``pwrite``; each thread also notes its position in the crash
