@@ -607,10 +607,7 @@ class Engine:
                     continue
                 if not transient and self._transient(task):
                     continue
-                spans = task.plan.done.copy()
-                for segment in task.plan.active:
-                    if not segment.cancelled:
-                        spans.add(segment.start, segment.pos)
+                spans = task.plan.written()
                 if spans != task.recorded:
                     # A duplicate, so that the finisher may close the task's own meanwhile.
                     pending[task.id] = (task, os.dup(task.fd), task.generation, spans)

@@ -60,12 +60,16 @@ class SegmentPlan:
         """Bytes on disk, counting what active segments have written so far."""
         return self.done.total + sum(min(s.pos, s.end) - s.start for s in self.active)
 
-    def prefix(self) -> int:
-        """How many bytes from byte 0 on are written, without a gap."""
+    def written(self) -> RangeSet:
+        """Every byte written so far: done, and what active segments have fetched."""
         spans = self.done.copy()
         for segment in self.active:
             spans.add(segment.start, max(segment.start, min(segment.pos, segment.end)))
-        return spans.prefix()
+        return spans
+
+    def prefix(self) -> int:
+        """How many bytes from byte 0 on are written, without a gap."""
+        return self.written().prefix()
 
     def claim(self) -> Segment | None:
         """A segment for a new connection: the lowest free range, else a stolen half."""
