@@ -17,39 +17,34 @@ from collections.abc import Callable
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _load() -> Callable[[int], None]:
+def _libc(name: str, argtypes: list[type]) -> Callable[..., int] | None:
+    """A libc function through ctypes, or None where this libc lacks it."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError):
-        return lambda fd: None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
-
-    def start(fd: int) -> None:
-        if call(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
-
-    return start
-
-
-start_writeback: Callable[[int], None] = _load()
-"""``start_writeback(fd)``: queue the file's dirty pages for writing; returns at once."""
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.syncfs
+        function = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    call.argtypes = [ctypes.c_int]
-    call.restype = ctypes.c_int
-    return call
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
-_syncfs = _load_syncfs()
+def _checked(result: int) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+_sync_file_range = _libc(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+)
+_syncfs = _libc("syncfs", [ctypes.c_int])
+
+
+def start_writeback(fd: int) -> None:
+    """Queue the file's dirty pages for writing; returns at once (nothing off Linux)."""
+    if _sync_file_range is not None:
+        _checked(_sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE))
 
 
 def sync_fs(path: os.PathLike[str] | str) -> None:
@@ -63,9 +58,7 @@ def sync_fs(path: os.PathLike[str] | str) -> None:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _syncfs(fd) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
+        _checked(_syncfs(fd))
     finally:
         os.close(fd)
 
