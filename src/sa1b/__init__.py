@@ -17,11 +17,12 @@ from sa1b.api import (
 from sa1b.checksums import Digest, read_checksums
 from sa1b.config import DownloadConfig
 from sa1b.errors import SA1BError
-from sa1b.http import Timeouts
 from sa1b.links import Link, parse_links, read_links
 from sa1b.progress import FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
+from sa1b.transport.options import Timeouts, TransportOptions
+from sa1b.transport.proxy import Proxies
 
 __all__ = [
     "Digest",
@@ -33,10 +34,12 @@ __all__ = [
     "Link",
     "LinkValidity",
     "ProgressListener",
+    "Proxies",
     "RetryPolicy",
     "SA1BError",
     "Snapshot",
     "Timeouts",
+    "TransportOptions",
     "check_validity",
     "download",
     "parse_links",

@@ -7,36 +7,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.checksums import Digest
-from sa1b.http import Timeouts
-from sa1b.proxy import Proxies
 from sa1b.retry import RetryPolicy
+from sa1b.transport.governor import GovernorPolicy
+from sa1b.transport.options import TransportOptions
 from sa1b.unpacker import ExtractOptions
 
 MiB = 1024 * 1024
+START_CONNECTIONS = 32
+"""Connections open at the start of an adaptive run; the governor grows them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DownloadConfig:
     """How to download. Defaults were chosen with ``benchmarks/bench.py``.
 
-    ``connections`` is the total across files; ``max_files`` how many files may be
-    in flight at once; a file's connections grow by stealing work, up to
-    ``connections_per_file``.
+    ``connections`` fixes the number of connections across all files; without it
+    the number adapts (:mod:`sa1b.transport.governor`) and never passes
+    ``max_connections``. ``max_files`` is how many files may be in flight at once;
+    a file's connections grow by stealing work, up to ``connections_per_file``
+    (None: no cap of its own).
     """
 
     out: Path
-    connections: int = 64
+    connections: int | None = None
+    max_connections: int = 256
     max_files: int = 8
-    connections_per_file: int = 64
+    connections_per_file: int | None = None
     max_rate: float | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    proxies: Proxies = field(default_factory=Proxies)
-    """No proxy unless given; the CLI passes ``Proxies.from_environment(os.environ)``."""
+    transport: TransportOptions = field(default_factory=TransportOptions)
+    """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
     extract: ExtractOptions | None = field(default_factory=ExtractOptions)
     """Extract shards while they download; None keeps the tars only."""
-    read_size: int = 256 * 1024
     first_request: int = 4 * MiB
     request_seconds: float = 1.0
     min_request: int = 1 * MiB
@@ -50,7 +53,15 @@ class DownloadConfig:
     """Seconds into a run before its speed is trusted to predict link expiry."""
 
     def __post_init__(self) -> None:
-        if self.connections < 1 or self.max_files < 1 or self.connections_per_file < 1:
-            raise ValueError("connections, max_files and connections_per_file must be >= 1")
+        counts = (self.connections or 1, self.max_connections, self.max_files)
+        if min(counts) < 1 or (self.connections_per_file or 1) < 1:
+            raise ValueError("connection and file counts must be >= 1")
         if self.max_rate is not None and self.max_rate <= 0:
             raise ValueError("max_rate must be positive")
+
+    def connection_policy(self) -> GovernorPolicy:
+        """How many connections: ``connections`` always, or adaptive up to the ceiling."""
+        if self.connections is not None:
+            return GovernorPolicy.fixed(self.connections)
+        start = min(START_CONNECTIONS, self.max_connections)
+        return GovernorPolicy(start=start, ceiling=self.max_connections, minimum=min(2, start))

@@ -1,10 +1,15 @@
-"""One download connection: a thread that asks for work, fetches it, writes it.
+"""One connection's work: which bytes it asks for next, and where the answer goes.
 
-The connection does the I/O: ranged GETs through its own keep-alive
-:class:`~sa1b.http.HTTPClient`, bodies read into one reused buffer and written with
-``pwrite`` at their offsets, each write noted in the crash journal. Every decision
-(which bytes next, what an answer means for the file, what a failure costs) is the
-:class:`Scheduler`'s, which holds the lock and the state of every file.
+The transport (:mod:`sa1b.transport.curl`) owns the sockets and calls a
+:class:`Connection` when its slot is free; the connection asks the
+:class:`Scheduler` (the engine, which holds the lock and the state of every file)
+for a job and turns it into range requests of about ``request_seconds`` each.
+Each answer goes to a :class:`RangeReceiver`, which judges its head before a single
+body byte is written (:func:`~sa1b.responses.judge_range_answer`), then gathers the
+body into blocks of :data:`FLUSH` bytes and ``pwrite``\\ s each at its offset, noting
+it in the crash journal. A write lands only inside the segment this request serves,
+and only while the file is still in the generation the request began in: that is
+checked at the write, not assumed from timing.
 """
 
 from __future__ import annotations
@@ -17,24 +22,27 @@ from typing import Protocol
 
 from sa1b.config import DownloadConfig
 from sa1b.errors import (
-    FatalTransferError,
+    BadResponseError,
     SA1BError,
     StorageError,
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.http import HTTPClient, Response
 from sa1b.journal import Journal
 from sa1b.links import redact
-from sa1b.ratelimit import RateLimiter
 from sa1b.responses import BodyPlan, error_for_status, judge_range_answer
 from sa1b.segments import Segment
 from sa1b.tasks import Task
+from sa1b.transport.curl import Request
+from sa1b.transport.heads import Head
 
 log = logging.getLogger(__name__)
 
-THROTTLED_READ = 64 * 1024
-"""Read size under ``--max-rate``: small enough for the cap to be smooth."""
+FLUSH = 128 * 1024
+"""Bytes gathered before a ``pwrite``: one system call per eight TLS records, and
+little to fetch again after a kill."""
+ERROR_BODY = 4096
+"""Bytes of an error page kept to tell why (``URL signature expired``)."""
 
 
 class Scheduler(Protocol):
@@ -42,13 +50,11 @@ class Scheduler(Protocol):
 
     config: DownloadConfig
     journal: Journal
-    limiter: RateLimiter | None
-    fetched_by: list[int]
 
     @property
     def stopping(self) -> bool: ...
 
-    def next_job(self) -> tuple[Task, Segment | None] | None: ...
+    def take_job(self) -> tuple[Task, Segment | None] | None: ...
 
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None: ...
 
@@ -62,130 +68,209 @@ class Scheduler(Protocol):
 
     def abort(self, error: SA1BError) -> None: ...
 
-    def register(self, client: HTTPClient) -> None: ...
-
-    def connection_closed(self) -> None: ...
-
 
 class Connection:
-    """The loop of one connection thread, and what it keeps between requests."""
+    """The job of one transport slot, kept from one request to the next."""
 
     def __init__(
         self, scheduler: Scheduler, index: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        config = scheduler.config
         self.scheduler = scheduler
         self.index = index
-        self.client = HTTPClient(timeouts=config.timeouts, proxies=config.proxies)
-        self.view = memoryview(bytearray(config.read_size))
-        self.pace = Pace(config)
+        self.pace = Pace(scheduler.config)
+        self.task: Task | None = None
         self.segment: Segment | None = None
-        self._clock = clock
+        self.clock = clock
 
-    def run(self) -> None:
-        """Take jobs until there are none; a file's failure never ends the loop."""
+    def next_request(self) -> Request | None:
+        """The next request of this connection's job (taking a job if it has none)."""
         scheduler = self.scheduler
-        scheduler.register(self.client)
-        try:
-            while (job := scheduler.next_job()) is not None:
-                task, self.segment = job
-                try:
-                    self._work(task)
-                except TransferError as error:
-                    if not scheduler.stopping:  # errors of a stop's aborted reads are no news
-                        scheduler.failed(task, error)
-                except OSError as error:
-                    scheduler.abort(StorageError(f"{task.name}: cannot write: {error.strerror}"))
-                except StorageError as error:  # preallocation of a restarted file failed
-                    scheduler.abort(error)
-                except Exception as error:  # a bug: fail the file loudly, never a silent thread
-                    log.exception("%s: internal error", task.name)
-                    scheduler.failed(task, FatalTransferError(f"internal error: {error!r}"))
-                finally:
-                    scheduler.release(task, self.segment)
-                    self.segment = None
-        finally:
-            self.client.close()
-            scheduler.connection_closed()
+        while True:
+            if self.task is None:
+                job = scheduler.take_job()
+                if job is None:
+                    return None
+                self.task, self.segment = job
+                if self.segment is None:  # a file's first request: its size is unknown
+                    return self._request(self.task, None, (0, scheduler.config.first_request))
+            task, segment = self.task, self.segment
+            if segment is not None and not scheduler.should_leave(task, segment):
+                span = scheduler.next_span(task, segment, self.pace.length())
+                if span is not None:
+                    return self._request(task, segment, span)
+            self.release()
 
-    def _work(self, task: Task) -> None:
-        if self.segment is None:
-            self._request(task, None)
-        while (segment := self.segment) and not self.scheduler.should_leave(task, segment):
-            span = self.scheduler.next_span(task, segment, self.pace.length())
-            if span is None:
-                return
-            self._request(task, span)
+    def release(self) -> None:
+        """Give the job back (what was fetched is done, the rest free again)."""
+        task, segment = self.task, self.segment
+        self.task = self.segment = None
+        if task is not None:
+            self.scheduler.release(task, segment)
 
-    def _request(self, task: Task, span: tuple[int, int] | None) -> None:
-        """One GET, for ``span`` of this segment, or the first of a file (``span`` None)."""
-        start, end = span or (0, self.scheduler.config.first_request)
-        url = task.link.url
-        headers = {"Range": f"bytes={start}-{end - 1}"}
-        if span and (validator := task.validator.if_range()):
-            headers["If-Range"] = validator
-        began = self._clock()
-        response = self.client.get(url, headers)
+    def _request(self, task: Task, segment: Segment | None, span: tuple[int, int]) -> Request:
+        start, end = span
+        headers = [f"Range: bytes={start}-{end - 1}"]
+        if segment is not None and (validator := task.validator.if_range()):
+            headers.append(f"If-Range: {validator}")
+        receiver = RangeReceiver(self, task, segment, start, end)
+        return Request(task.link.url, tuple(headers), receiver)
+
+    def ended(self, receiver: RangeReceiver, error: SA1BError | None) -> None:
+        """A request of this connection's job is over (called by its receiver)."""
+        scheduler = self.scheduler
+        self.segment = receiver.segment
+        if isinstance(error, StorageError):
+            scheduler.abort(error)
+        elif isinstance(error, TransferError) and not scheduler.stopping:
+            scheduler.failed(receiver.task, error)
+        if error is not None or self.segment is None or scheduler.stopping:
+            self.release()
+        else:
+            self.pace.observe(receiver.written, self.clock() - receiver.began)
+
+
+class RangeReceiver:
+    """The answer to one range request: judged, then written where it belongs."""
+
+    def __init__(
+        self, connection: Connection, task: Task, segment: Segment | None, start: int, end: int
+    ) -> None:
+        self.connection = connection
+        self.scheduler = connection.scheduler
+        self.task = task
+        self.segment = segment
+        self.asked = (start, end)
+        self.began = connection.clock()
+        self.error: SA1BError | None = None
+        self.error_head: Head | None = None
+        self.error_body = bytearray()
+        self.fd = -1
+        self.generation = task.generation
+        self.offset = self.until = 0
+        self.written = 0
+        self.cut = False
+        self.buffer = bytearray()
+
+    # -- the transport's Receiver --------------------------------------------
+
+    def head(self, head: Head) -> bool:
+        """Judge the answer; only a usable 200/206 lets body bytes through."""
+        task, (start, end) = self.task, self.asked
+        if head.status not in (200, 206):
+            self.error_head = head  # its body says why; kept for end()
+            return True
+        coding = head.headers.get("content-encoding", "identity").strip().lower()
+        if coding not in ("", "identity"):
+            self.error = BadResponseError(
+                f"the server sent a {coding[:20]!r}-encoded body although identity was asked",
+                name=task.name,
+                url=redact(task.link.url),
+            )
+            return False
+        ranged = self.segment is not None
         try:
-            if response.status not in (200, 206):
-                raise error_for_status(
-                    response.status,
-                    response.headers,
-                    response.read_some(),
-                    now=time.time(),
-                    name=task.name,
-                    url=url,
-                    redacted=redact(url),
-                )
             answer = judge_range_answer(
-                response.status,
-                response.headers,
+                head.status,
+                head.headers,
                 start=start,
                 end=end,
-                size=task.size if span else None,
-                validator=task.validator if span else None,
+                size=task.size if ranged else None,
+                validator=task.validator if ranged else None,
                 name=task.name,
-                url=redact(url),
+                url=redact(task.link.url),
             )
-            self.segment = self.scheduler.adopt(task, answer, self.segment if span else None)
-            if self.segment is None:
-                return
-            self._read_body(task, response, self.segment, answer.start, answer.length)
-        finally:
-            response.close()
-        self.pace.observe(answer.length, self._clock() - began)
+            self.segment = self.scheduler.adopt(task, answer, self.segment)
+        except SA1BError as error:  # a bad answer, or a restarted file that cannot be allocated
+            self.error = error
+            return False
+        if self.segment is None:  # the file changed and starts over
+            return False
+        assert task.fd is not None
+        self.fd, self.generation = task.fd, task.generation
+        self.offset, self.until = answer.start, answer.start + answer.length
+        return True
 
-    def _read_body(
-        self, task: Task, response: Response, segment: Segment, start: int, length: int
-    ) -> None:
-        """Write the body at its offsets; stop at the segment's end, which may shrink."""
-        scheduler, view, index = self.scheduler, self.view, self.index
-        readinto, journal, limiter, fetched = (
-            response.readinto,
-            scheduler.journal,
-            scheduler.limiter,
-            scheduler.fetched_by,
-        )
-        fd, offset, end = task.fd, start, start + length
-        assert fd is not None
-        chunk = len(view) if limiter is None else min(len(view), THROTTLED_READ)
-        while offset < (limit := min(end, segment.end)):
-            if scheduler.should_leave(task, segment):
-                return
-            wanted = min(chunk, limit - offset)
-            if limiter is not None:
-                limiter.take(wanted)
-            n = readinto(view[:wanted])
-            if not n:
-                raise TruncatedBodyError("body ended early", name=task.name)
-            written = 0
-            while written < n:
-                written += os.pwrite(fd, view[written:n], offset + written)
-            offset += n
-            segment.pos = offset
-            journal.write(index, task.id, task.generation, segment.start, offset)
-            fetched[index] += n
-            task.failures = 0
+    def body(self, data: bytes) -> bool:
+        if self.error_head is not None:
+            self.error_body += data[: ERROR_BODY - len(self.error_body)]
+            return len(self.error_body) < ERROR_BODY
+        segment = self.segment
+        assert segment is not None
+        if self.scheduler.should_leave(self.task, segment):
+            return False
+        room = min(self.until, segment.end) - self.offset - len(self.buffer)
+        if len(data) > room:
+            self.buffer += data[: max(0, room)]
+            if segment.end >= self.until:
+                self.error = BadResponseError(
+                    "the body is longer than its Content-Range",
+                    name=self.task.name,
+                    url=redact(self.task.link.url),
+                )
+            else:
+                self.cut = True  # a thief took the rest of this segment: leave it the bytes
+            self._flush()
+            return False
+        self.buffer += data
+        if len(self.buffer) >= FLUSH:
+            return self._flush()
+        return True
+
+    def end(self, error: TransferError | None) -> None:
+        failure: SA1BError | None = self.error or error
+        if self.segment is not None and self.buffer:
+            self._flush()
+            failure = self.error or failure
+        if self.error_head is not None:  # its status says more than how its page ended
+            failure = error_for_status(
+                self.error_head.status,
+                self.error_head.headers,
+                bytes(self.error_body),
+                now=time.time(),
+                name=self.task.name,
+                url=self.task.link.url,
+                redacted=redact(self.task.link.url),
+            )
+        elif (
+            failure is None
+            and self.segment is not None
+            and not self.cut
+            and self.offset < min(self.until, self.segment.end)
+            and not self.scheduler.should_leave(self.task, self.segment)
+        ):
+            failure = TruncatedBodyError(
+                f"the body ended {min(self.until, self.segment.end) - self.offset} bytes early",
+                name=self.task.name,
+                url=redact(self.task.link.url),
+            )
+        self.connection.ended(self, failure)
+
+    # -- writing --------------------------------------------------------------
+
+    def _flush(self) -> bool:
+        """Write the gathered bytes at their offset; False when the request must end."""
+        task, segment, data = self.task, self.segment, self.buffer
+        assert segment is not None
+        if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
+            data.clear()  # the file restarted or ended since: these bytes belong nowhere
+            return False
+        try:
+            written = os.pwrite(self.fd, data, self.offset)
+            while written < len(data):  # short writes are rare: copying the rest is fine
+                written += os.pwrite(self.fd, data[written:], self.offset + written)
+        except OSError as error:
+            self.error = StorageError(f"{task.name}: cannot write: {error.strerror}")
+            data.clear()
+            return False
+        scheduler = self.scheduler
+        self.offset += written
+        self.written += written
+        segment.pos = self.offset
+        index = self.connection.index
+        scheduler.journal.write(index, task.id, self.generation, segment.start, self.offset)
+        task.failures = 0
+        data.clear()
+        return True
 
 
 class Pace:

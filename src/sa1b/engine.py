@@ -1,10 +1,11 @@
-"""The download engine: threads that fetch ranges into preallocated partial files.
+"""The download engine: connections that fetch ranges into preallocated partial files.
 
-One thread per connection (:class:`~sa1b.connection.Connection`, which does the
-I/O; this module decides). A free connection asks for work: a free
-range of a file in flight, else the first request of the next file, else half of
-the largest range still outstanding anywhere (work stealing). Bytes go straight to
-their offsets with ``pwrite``; each thread also notes its position in the crash
+One thread runs the transport (:class:`~sa1b.transport.curl.CurlTransport`, an event
+loop over libcurl); each of its slots asks its :class:`~sa1b.connection.Connection`
+for work, and the connection asks this engine, which decides: a free range of a
+file in flight, else the first request of the next file, else half of the largest
+range still outstanding anywhere (work stealing). Bytes go straight to their
+offsets with ``pwrite``; each connection also notes its position in the crash
 :class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
 progress, and about once a second makes written bytes durable (``fdatasync``) and
 only then records them in the :class:`~sa1b.state.StateStore`. Shards are
@@ -34,7 +35,6 @@ from sa1b.errors import (
     StorageError,
     TransferError,
 )
-from sa1b.http import HTTPClient
 from sa1b.journal import Journal, Span
 from sa1b.links import Link, object_key
 from sa1b.progress import (
@@ -47,12 +47,14 @@ from sa1b.progress import (
 )
 from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
-from sa1b.ratelimit import RateLimiter
 from sa1b.responses import BodyPlan, Validator
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
 from sa1b.tasks import Task, final_path, partial_path
+from sa1b.transport.curl import CurlTransport, Request
+from sa1b.transport.governor import Governor
+from sa1b.transport.ratelimit import RateLimiter
 from sa1b.unpacker import Superseded, Unpacker
 from sa1b.writeback import start_writeback
 
@@ -78,17 +80,22 @@ class Engine:
         self.store = store
         self.listener = listener
         self._clock = clock
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
         self._stopping = False
         self._fatal: SA1BError | None = None
-        self.fetched_by = [0] * config.connections
         self._stopped = threading.Event()
-        self.limiter = (
-            RateLimiter(config.max_rate, sleep=self._stopped.wait) if config.max_rate else None
+        policy = config.connection_policy()
+        slots = policy.ceiling
+        self._per_file = config.connections_per_file or slots
+        self._connections = [Connection(self, i, clock=clock) for i in range(slots)]
+        self.transport = CurlTransport(
+            config.transport,
+            self,
+            slots=slots,
+            governor=Governor(policy, clock()),
+            limiter=RateLimiter(config.max_rate, now=clock()) if config.max_rate else None,
+            clock=clock,
         )
-        self._clients: list[HTTPClient] = []
-        self._workers_left = config.connections
-        self._workers_gone = threading.Event()
         self._unpacker = (
             Unpacker(staging_root=state_dir(config.out) / "staging", layout=config.extract.layout)
             if config.extract
@@ -100,7 +107,7 @@ class Engine:
         recovered = Journal.recover(journal_path)
         self._tasks = [self._prepare(link) for link in links]
         self._recover(recovered)
-        self.journal = Journal(journal_path, slots=config.connections)
+        self.journal = Journal(journal_path, slots=slots)
 
     # -- start-up -----------------------------------------------------------
 
@@ -186,22 +193,18 @@ class Engine:
 
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
-        threads = [
-            threading.Thread(target=self._worker, args=(i,), name=f"sa1b-conn-{i}", daemon=True)
-            for i in range(self.config.connections)
-        ]
+        transport = threading.Thread(target=self._transport, name="sa1b-transport", daemon=True)
         started = self._clock()
         for outcome in (t.outcome for t in self._tasks if t.outcome):
             self.listener.finished(outcome)
         self._publisher.start()
-        for thread in threads:
-            thread.start()
+        transport.start()
         last_commit = last_transient_commit = started
         warned_expiry = False
         history: list[tuple[float, int]] = [(started, 0)]
         try:
-            while any(thread.is_alive() for thread in threads) or not self._publisher.idle:
-                self._workers_gone.wait(self.config.tick_interval)
+            while transport.is_alive() or not self._publisher.idle:
+                transport.join(self.config.tick_interval)
                 now = self._clock()
                 if now - last_transient_commit >= self.config.transient_commit_interval:
                     self._commit()
@@ -211,7 +214,7 @@ class Engine:
                     last_commit = now
                 else:
                     self._start_writeback()
-                history = [*history[-40:], (now, sum(self.fetched_by))]
+                history = [*history[-40:], (now, self.fetched)]
                 snapshot = self._snapshot(now - started, history)
                 self.listener.update(snapshot)
                 if not warned_expiry and now - started >= self.config.expiry_check_after:
@@ -224,8 +227,7 @@ class Engine:
             raise
         finally:
             self._stop()
-            for thread in threads:
-                thread.join()
+            transport.join()
             self._publisher.close()
             if self._unpacker is not None:
                 self._unpacker.join()
@@ -243,27 +245,29 @@ class Engine:
     @property
     def fetched(self) -> int:
         """Bytes received in this run (all files, all connections)."""
-        return sum(self.fetched_by)
+        return self.transport.received
 
     def cancel(self) -> None:
         """Stop soon, from any thread: connections finish their current read and leave."""
         self._stop()
 
     def _stop(self) -> None:
-        with self._cond:
-            if self._stopping:
-                return
+        with self._lock:
             self._stopping = True
             self._stopped.set()
-            self._cond.notify_all()
-            clients = list(self._clients)
-        # Unblock reads waiting on slow servers: a stop must not wait a read timeout.
-        for client in clients:
-            client.abort()
+        self.transport.stop()  # every request ends within a tick, however slow its server
+
+    def _transport(self) -> None:
+        """The transport thread: its loop runs until every file has ended, or a stop."""
+        try:
+            self.transport.run()
+        except Exception as error:  # a bug: end the run loudly rather than hang it
+            log.exception("internal error in the transport")
+            self.abort(StorageError(f"internal error in the transport: {error!r}"))
 
     def _warn_if_links_expire_first(self, snapshot: Snapshot) -> None:
         """Once the speed is known: say so if the run will likely outlive its links."""
-        with self._cond:
+        with self._lock:
             stamps = [
                 stamp
                 for task in self._tasks
@@ -293,7 +297,7 @@ class Engine:
         window = [h for h in history if h[0] >= history[-1][0] - 5.0] or history
         span = window[-1][0] - window[0][0]
         speed = (window[-1][1] - window[0][1]) / span if span > 0 else 0.0
-        with self._cond:
+        with self._lock:
             files = tuple(
                 FileProgress(
                     name=t.name,
@@ -310,71 +314,65 @@ class Engine:
                 )
                 for t in self._tasks
             )
-        return Snapshot(files=files, fetched=self.fetched, elapsed=elapsed, speed=speed)
+        return Snapshot(
+            files=files,
+            fetched=self.fetched,
+            elapsed=elapsed,
+            speed=speed,
+            connections=self.transport.busy,
+        )
 
     # -- scheduling ---------------------------------------------------------
 
-    def _wait_for_job(self) -> tuple[Task, Segment | None] | None:
-        """Wait for work: a free range, a file to open, or a range to steal."""
-        cfg = self.config
-        with self._cond:
-            while not self._stopping:
-                now = self._clock()
-                live = [t for t in self._tasks if t.state in ("pending", "active", "verifying")]
-                if not live:
-                    self._cond.notify_all()  # every other connection may leave too
-                    return None
-                ready = [
-                    t
-                    for t in live
-                    if t.not_before <= now
-                    and not t.halted
-                    and t.connections < cfg.connections_per_file
-                ]
-                for task in ready:
-                    plan = task.plan
-                    if (
-                        task.state == "active"
-                        and plan
-                        and plan.free
-                        and not (task.single_stream and plan.active)
-                    ):
-                        return self._assign(task, plan.claim())
-                in_flight = sum(1 for t in live if t.state == "active")
-                if in_flight < cfg.max_files:
-                    for task in ready:
-                        if task.state == "pending" and (job := self._open(task)):
-                            return job
-                victims = [
-                    t for t in ready if t.state == "active" and t.plan and not t.single_stream
-                ]
-                best = max(
-                    victims,
-                    key=lambda t: (
-                        max((s.end - s.pos for s in t.plan.active), default=0) if t.plan else 0
-                    ),
-                    default=None,
-                )
-                if best is not None and best.plan is not None:
-                    segment = best.plan.steal()
-                    if segment is not None:
-                        return self._assign(best, segment)
-                waits = [t.not_before - now for t in live if t.not_before > now]
-                self._cond.wait(timeout=min([0.5, *waits]) + 0.001)
-        return None
-
-    def next_job(self) -> tuple[Task, Segment | None] | None:
-        """:meth:`_next_job`, turning a failed preallocation into the end of the run."""
+    def take_job(self) -> tuple[Task, Segment | None] | None:
+        """Work for a free connection, or None when there is none right now: a free
+        range of a file in flight, the first request of a file to open, or a range
+        to steal. A full disk (preallocation fails) ends the run."""
         try:
-            return self._wait_for_job()
-        except StorageError as error:  # the disk is full: no file can go on
+            with self._lock:
+                return self._choose_job()
+        except StorageError as error:
             self.abort(error)
             return None
 
+    def _choose_job(self) -> tuple[Task, Segment | None] | None:
+        if self._stopping:
+            return None
+        now = self._clock()
+        live = [t for t in self._tasks if t.state in ("pending", "active", "verifying")]
+        ready = [
+            t
+            for t in live
+            if t.not_before <= now and not t.halted and t.connections < self._per_file
+        ]
+        for task in ready:
+            plan = task.plan
+            if (
+                task.state == "active"
+                and plan
+                and plan.free
+                and not (task.single_stream and plan.active)
+            ):
+                return self._assign(task, plan.claim())
+        in_flight = sum(1 for t in live if t.state == "active")
+        if in_flight < self.config.max_files:
+            for task in ready:
+                if task.state == "pending" and (job := self._open(task)):
+                    return job
+        victims = [t for t in ready if t.state == "active" and t.plan and not t.single_stream]
+        best = max(
+            victims,
+            key=lambda t: max((s.end - s.pos for s in t.plan.active), default=0) if t.plan else 0,
+            default=None,
+        )
+        if best is not None and best.plan is not None:
+            segment = best.plan.steal()
+            if segment is not None:
+                return self._assign(best, segment)
+        return None
+
     def _assign(self, task: Task, segment: Segment | None) -> tuple[Task, Segment | None]:
         task.connections += 1
-        # Wake one more idle connection to look for work: a chain, not a herd of 96.
-        self._cond.notify()
         return task, segment
 
     def _open(self, task: Task) -> tuple[Task, Segment | None] | None:
@@ -423,7 +421,6 @@ class Engine:
                 digest_algorithm=expected.algorithm if expected else None,
                 on_error=lambda error: self._extraction_failed(task, generation, error),
             )
-        self._cond.notify()
 
     def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
         """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
@@ -432,7 +429,7 @@ class Engine:
         def wait(end: int) -> None:
             nonlocal known
             while end > known:
-                with self._cond:
+                with self._lock:
                     if task.generation != generation or task.halted or self._stopping:
                         raise Superseded
                     if task.plan is not None:
@@ -444,18 +441,30 @@ class Engine:
 
     def _extraction_failed(self, task: Task, generation: int, error: ExtractionError) -> None:
         """An unsafe or corrupt shard: stop fetching it now (the finisher reports it)."""
-        with self._cond:
+        with self._lock:
             if task.generation != generation or task.state != "active":
                 return
             self._halt(task, "failed", error)
             if not task.connections:
                 self._end(task)
-            self._cond.notify_all()
+
+    # -- what the transport asks (transport.curl.RequestSource) --------------
+
+    def next_request(self, slot: int) -> Request | None:
+        return self._connections[slot].next_request()
+
+    def park(self, slot: int) -> None:
+        self._connections[slot].release()
+
+    @property
+    def finished(self) -> bool:
+        """No file needs a connection any more (each is done, failed, or ended)."""
+        with self._lock:
+            return self._stopping or all(
+                t.state not in ("pending", "active", "verifying") for t in self._tasks
+            )
 
     # -- what connections ask (connection.Scheduler) ------------------------
-
-    def _worker(self, index: int) -> None:
-        Connection(self, index).run()
 
     @property
     def stopping(self) -> bool:
@@ -464,19 +473,8 @@ class Engine:
     def should_leave(self, task: Task, segment: Segment) -> bool:
         return self._stopping or task.halted or segment.cancelled
 
-    def register(self, client: HTTPClient) -> None:
-        """A connection's client, so that a stop can end its blocked reads."""
-        with self._cond:
-            self._clients.append(client)
-
-    def connection_closed(self) -> None:
-        with self._cond:
-            self._workers_left -= 1
-            if not self._workers_left:
-                self._workers_gone.set()
-
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
-        with self._cond:
+        with self._lock:
             assert task.plan is not None
             return task.plan.next_request(segment, length)
 
@@ -484,7 +482,7 @@ class Engine:
         """Where the body of ``answer`` goes: ``segment`` itself; a new segment of the
         whole file (a first answer, or a server that ignored the range); or nowhere
         (None: the file changed and starts over)."""
-        with self._cond:
+        with self._lock:
             if answer.kind == "changed":
                 self._restart(task, answer.total, answer.validator)
                 return None
@@ -493,6 +491,9 @@ class Engine:
             whole = answer.kind == "whole"
             if whole:
                 log.warning("%s: server ignored Range; fetching it as one stream", task.name)
+                # The stream starts at byte 0 and rewrites what is on disk with the same
+                # bytes (same version): the plan starts empty, so byte 0 is free to take.
+                task.recorded = RangeSet()
             if task.plan is not None:
                 task.plan.restart()
             self._activate(task, answer.total, answer.validator, single_stream=whole)
@@ -511,7 +512,7 @@ class Engine:
         self._activate(task, size, validator, single_stream=False)
 
     def release(self, task: Task, segment: Segment | None) -> None:
-        with self._cond:
+        with self._lock:
             task.connections -= 1
             if segment is not None and task.plan is not None:
                 if not segment.cancelled and segment.pos > segment.start:
@@ -526,15 +527,20 @@ class Engine:
                 log.debug("%s: all %d bytes are in", task.name, task.size)
                 task.state = "verifying"
                 self._publisher.submit(task)
-            self._cond.notify()
 
     def failed(self, task: Task, error: TransferError) -> None:
+        """A request of ``task`` failed. Failures count per outage, not per connection:
+        one that arrives while the file waits out the backoff of an earlier one is
+        part of the same outage (a blip that stalls 16 connections at once is one)."""
         error.name = error.name or task.name
-        with self._cond:
+        with self._lock:
             if isinstance(error, FatalTransferError):
                 log.error("%s: %s", task.name, error.message)
                 state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
                 self._halt(task, state, error)
+                return
+            if self._clock() < task.not_before:
+                log.debug("%s: %s (same outage)", task.name, error.message)
                 return
             task.failures += 1
             delay = self.config.retry.delay(error, task.failures, jitter=random.random())
@@ -562,23 +568,22 @@ class Engine:
     # -- what the publisher decides (TaskControl) -----------------------------
 
     def fail(self, task: Task, error: SA1BError) -> None:
-        with self._cond:
+        with self._lock:
             self._halt(task, "failed", error)
             self._end(task)
 
     def redownload(self, task: Task) -> None:
-        with self._cond:
+        with self._lock:
             task.state = "active"
             self._restart(task, task.size or 0, task.validator)
 
     def done(self, task: Task, message: str | None) -> None:
-        with self._cond:
+        with self._lock:
             task.state = "done"
             task.outcome = FileOutcome(task.name, "done", task.size, message)
             if task.fd is not None:
                 os.close(task.fd)
                 task.fd = None
-            self._cond.notify()
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
         self.listener.finished(task.outcome)
 
@@ -600,7 +605,7 @@ class Engine:
         out: syncing them would write every shard to disk twice (tar, then files),
         and a killed run resumes them from the journal anyway.
         """
-        with self._cond:
+        with self._lock:
             pending = {}
             for task in self._tasks:
                 if task.plan is None or task.fd is None or task.state == "done":
@@ -621,14 +626,14 @@ class Engine:
         finally:
             for _, fd, _, _ in pending.values():
                 os.close(fd)
-        with self._cond:
+        with self._lock:
             for task, _, generation, spans in pending.values():
                 if task.generation == generation:
                     task.recorded = spans
 
     def _start_writeback(self) -> None:
         """Let the disk work while the network does, so that syncs find little left."""
-        with self._cond:
+        with self._lock:
             fds = [
                 os.dup(t.fd)
                 for t in self._tasks
@@ -644,7 +649,7 @@ class Engine:
                 os.close(fd)
 
     def _close_files(self) -> None:
-        with self._cond:
+        with self._lock:
             for task in self._tasks:
                 if task.fd is not None:
                     os.close(task.fd)

@@ -17,11 +17,12 @@
         │   ├── StallError          no byte arrived within the read timeout
         │   ├── TruncatedBodyError  the connection ended before the body did (FIN or RST)
         │   ├── ServerError         408, 429 or 5xx; may carry Retry-After
-        │   ├── BadResponseError    bytes that are not an HTTP/1.x response
+        │   ├── BadResponseError    an answer that breaks HTTP (framing, coding, length)
         │   └── RangeMismatchError  a 206 for other bytes than asked
         └── FatalTransferError      another attempt cannot help
             ├── LinkExpiredError    the signed link expired: fetch a new links file
             ├── HTTPStatusError     404, 410, a 403 that is not expiry, other 4xx
+            ├── RedirectError       a redirect to http from https, to another scheme, or a loop
             ├── TLSVerificationError  the server's certificate did not verify
             ├── SizeMismatchError   the finished file has the wrong size
             ├── ExtractionError     a shard cannot be extracted (names shard and member)
@@ -30,10 +31,10 @@
             │   └── NameClashError      two shards hold different files of one name (flat)
             └── ChecksumMismatchError  the digest differs from --checksums, twice
 
-Lower-layer errors (``OSError``, ``http.client`` and ``ssl`` exceptions) are
-translated to this tree in one place, :mod:`sa1b.http`; nothing above that
-boundary catches library exceptions. Every exception pickles with its data, because
-distributed workers send them back to the coordinator.
+libcurl's error codes are translated to this tree in one place,
+:mod:`sa1b.transport.failures`; nothing above the transport sees a libcurl code.
+Every exception pickles with its data, because distributed workers send them back
+to the coordinator.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class ServerError(RetryableError):
 
 
 class BadResponseError(RetryableError):
-    """The server sent bytes that do not parse as an HTTP/1.x response."""
+    """The answer breaks HTTP: bad framing, a coding not asked for, a wrong length."""
 
 
 class RangeMismatchError(RetryableError):
@@ -180,6 +181,11 @@ class HTTPStatusError(FatalTransferError):
     def __init__(self, message: str, *, status: int, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.status = status
+
+
+class RedirectError(FatalTransferError):
+    """A redirect that is never followed: from https to http, to a scheme other than
+    http(s), to a malformed URL, or one too many."""
 
 
 class TLSVerificationError(FatalTransferError):

@@ -27,12 +27,14 @@ class FileProgress:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The whole run as it stands; ``fetched`` counts bytes received in this run."""
+    """The whole run as it stands; ``fetched`` counts bytes received in this run and
+    ``connections`` the requests in flight now."""
 
     files: tuple[FileProgress, ...]
     fetched: int
     elapsed: float
     speed: float
+    connections: int = 0
 
     @property
     def done_bytes(self) -> int:

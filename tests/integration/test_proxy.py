@@ -238,7 +238,7 @@ def test_no_proxy_bypasses_it(
 
 def test_unusable_proxy_setting_is_an_input_error(links: Path, tmp_path: Path) -> None:
     result = run_cli(
-        "download", links, "-o", tmp_path / "out", env={"HTTPS_PROXY": "socks5://127.0.0.1:1080"}
+        "download", links, "-o", tmp_path / "out", env={"HTTPS_PROXY": "ftp://127.0.0.1:21"}
     )
     assert result.returncode == 2
     assert "proxy" in result.output and "HTTPS_PROXY" in result.output

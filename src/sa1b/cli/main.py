@@ -23,13 +23,13 @@ from sa1b.cli.output import Output
 from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
 from sa1b.errors import InputError, SA1BError, StateLockedError
-from sa1b.http import Timeouts
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
-from sa1b.proxy import Proxies
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.transport.options import Timeouts, TransportOptions, find_ca_bundle
+from sa1b.transport.proxy import Proxies
 from sa1b.unpacker import ExtractOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -100,9 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
-    dl.add_argument("--connections", type=_positive_int, default=64, help="total connections")
+    dl.add_argument(
+        "--connections",
+        type=_positive_int,
+        help="use exactly N connections (default: adapt, growing while throughput grows)",
+    )
+    dl.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=256,
+        help="never more connections than this (to the one CDN host)",
+    )
     dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
-    dl.add_argument("--connections-per-file", type=_positive_int, default=64, help="cap per file")
+    dl.add_argument(
+        "--connections-per-file", type=_positive_int, help="cap per file (default: none)"
+    )
     dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
     dl.add_argument(
         "--connect-timeout",
@@ -112,11 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up on a connection attempt after this long",
     )
     dl.add_argument(
+        "--head-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on a request whose response head is not complete after this long",
+    )
+    dl.add_argument(
         "--read-timeout",
         type=_seconds,
         default=30.0,
         metavar="SECONDS",
-        help="a connection silent this long is a stall",
+        help="a connection bringing under 4 KiB/s for this long is a stall",
+    )
+    dl.add_argument(
+        "--ca-bundle",
+        type=Path,
+        help="trust these CA certificates (default: SSL_CERT_FILE, else the system's)",
     )
     dl.add_argument(
         "--retries",
@@ -200,11 +224,17 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
     return DownloadConfig(
         out=args.out,
         connections=args.connections,
+        max_connections=args.max_connections,
         max_files=args.files,
         connections_per_file=args.connections_per_file,
         max_rate=args.max_rate,
-        timeouts=Timeouts(connect=args.connect_timeout, read=args.read_timeout),
-        proxies=_proxies(),
+        transport=TransportOptions(
+            timeouts=Timeouts(
+                connect=args.connect_timeout, head=args.head_timeout, read=args.read_timeout
+            ),
+            proxies=_proxies(),
+            ca_bundle=find_ca_bundle(args.ca_bundle, os.environ),
+        ),
         retry=RetryPolicy(attempts=args.retries),
         checksums=checksums,
         extract=None
@@ -218,7 +248,9 @@ def _proxies() -> Proxies:
     try:
         return Proxies.from_environment(os.environ)
     except ValueError as error:
-        raise InputError(f"proxy settings: {error}", hint="check HTTPS_PROXY") from None
+        raise InputError(
+            f"proxy settings: {error}", hint="fix or unset that variable (HTTPS_PROXY, ...)"
+        ) from None
 
 
 def _download(args: argparse.Namespace, console: Output) -> int:

@@ -1,0 +1,17 @@
+"""How bytes come from servers: libcurl, through pycurl, driven from one thread.
+
+libcurl does what is not sa1b's own: connections and keep-alive, TLS (always
+verified), HTTP/1.1 framing (chunked bodies, 1xx answers), redirects and proxies.
+sa1b keeps the decisions, each a pure module here or above:
+
+- :mod:`~sa1b.transport.options` the frozen settings, built once at the edge;
+- :mod:`~sa1b.transport.proxy` which proxy carries a URL;
+- :mod:`~sa1b.transport.heads` response heads, from the lines libcurl hands over;
+- :mod:`~sa1b.transport.failures` libcurl's error codes as :mod:`sa1b.errors`;
+- :mod:`~sa1b.transport.watchdog` the head deadline and the speed floor;
+- :mod:`~sa1b.transport.governor` how many connections to keep open.
+
+:mod:`~sa1b.transport.curl` is the one module that imports pycurl: an event loop
+(``epoll`` and ``curl_multi_socket_action``) that asks its source for requests and
+hands each response to the request's receiver.
+"""

@@ -1,0 +1,453 @@
+"""The event loop: libcurl's multi interface, driven by ``epoll`` from one thread.
+
+Chosen by measurement (``benchmarks/http_stacks.py``, README "Performance"): libcurl
+does TLS and HTTP in C with the GIL released, so one thread drives every
+connection, and Python sees only a callback per received chunk (one TLS record,
+16 KiB). More threads, each with a multi handle, were no faster on two cores;
+HTTP/2 multiplexing every transfer over one TCP connection was 2.5 times slower
+and would throw away what many connections win against a per-connection limit, so
+every transfer speaks HTTP/1.1 on a connection of its own, kept alive between
+requests.
+
+The loop asks its :class:`RequestSource` for a :class:`Request` whenever a slot is
+free and below the :class:`~sa1b.transport.governor.Governor`'s target, hands the
+final response head and then every body chunk to the request's :class:`Receiver`
+(never a byte before the head was judged), and ends each request exactly once
+with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors` error that
+stopped it. It enforces the head deadline and the speed floor
+(:class:`~sa1b.transport.watchdog.Watchdog`) and the ``--max-rate`` cap (by
+pausing transfers), and refuses, through libcurl's options, every redirect from
+https to http and every scheme but http(s). TLS is always verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pycurl
+
+from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
+from sa1b.links import redact
+from sa1b.transport.failures import PUSHBACK, translate
+from sa1b.transport.governor import Governor
+from sa1b.transport.heads import Head, HeadError, HeadReader
+from sa1b.transport.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
+from sa1b.transport.ratelimit import RateLimiter
+from sa1b.transport.watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+PUSHBACK_STATUSES = (429, 503)
+TICK = 0.1
+"""Seconds between checks of deadlines, pauses and the governor."""
+PLAIN_BUFFER = 512 * 1024
+"""libcurl's receive buffer for plain HTTP: bigger reads, fewer callbacks."""
+TLS_BUFFER = 64 * 1024
+"""For HTTPS, where a read returns one TLS record (16 KiB) whatever the buffer."""
+
+
+class Receiver(Protocol):
+    """What a request's answer goes to; implemented above the transport."""
+
+    def head(self, head: Head) -> bool:
+        """The final response head, before any body byte; False ends the request."""
+        ...
+
+    def body(self, data: bytes) -> bool:
+        """A chunk of the body, in order; False ends the request."""
+        ...
+
+    def end(self, error: TransferError | None) -> None:
+        """The request is over: None when it ended cleanly or as the receiver asked."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A GET of ``url`` (sent byte for byte) with extra ``headers``."""
+
+    url: str
+    headers: tuple[str, ...]
+    receiver: Receiver
+
+
+class RequestSource(Protocol):
+    """Where the loop gets work, for each of its numbered slots."""
+
+    def next_request(self, slot: int) -> Request | None:
+        """Work for connection ``slot``, or None when there is none right now; a slot
+        that gets None holds nothing, so every idle slot would get None too."""
+        ...
+
+    def park(self, slot: int) -> None:
+        """Connection ``slot`` is not wanted for now (the governor lowered the
+        target): give back whatever work it holds."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """True when no request will ever be asked for again."""
+        ...
+
+
+class _Transfer:
+    """One slot's easy handle and the request it is serving."""
+
+    def __init__(self, loop: CurlTransport, slot: int) -> None:
+        self.loop = loop
+        self.slot = slot
+        self.easy = pycurl.Curl()
+        self.request: Request | None = None
+        self.heads = HeadReader()
+        self.watchdog: Watchdog | None = None
+        self.answered = False
+        self.stopped = False
+        self.failure: TransferError | None = None
+        self.received = 0
+        self.resume_at = 0.0
+        self.paused = False
+
+    def begin(self, request: Request, now: float) -> None:
+        self.request = request
+        self.heads = HeadReader()
+        self.watchdog = Watchdog(self.loop.options.timeouts, now)
+        self.answered = self.stopped = self.paused = False
+        self.failure = None
+        self.received = 0
+        self.resume_at = 0.0
+        self.loop.configure(self.easy, request)
+        self.easy.setopt(pycurl.HEADERFUNCTION, self.on_header)
+        self.easy.setopt(pycurl.WRITEFUNCTION, self.on_write)
+
+    # -- libcurl's callbacks (in the loop thread, inside socket_action) --------
+
+    def on_header(self, line: bytes) -> int | None:
+        try:
+            self.heads.feed(line)
+        except HeadError as error:
+            self.failure = BadResponseError(f"malformed response: {error}", url=self.url)
+            return 0
+        return None
+
+    def on_write(self, data: bytes) -> int | None:
+        try:
+            if not self.answered and not self.deliver_head():
+                return 0
+            loop = self.loop
+            if loop.limiter is not None:
+                now = loop.clock()
+                if self.resume_at > now:  # libcurl keeps the chunk until unpaused
+                    self.paused = True
+                    return pycurl.WRITEFUNC_PAUSE
+                if wait := loop.limiter.take(len(data), now):
+                    self.resume_at = now + wait
+            self.received += len(data)
+            loop.received += len(data)
+            assert self.request is not None
+            if not self.request.receiver.body(data):
+                self.stopped = True
+                return 0
+            return None
+        except Exception as error:  # a bug: end this request loudly, keep the loop alive
+            log.exception("internal error while receiving %s", self.url)
+            self.failure = FatalTransferError(f"internal error: {error!r}", url=self.url)
+            return 0
+
+    def deliver_head(self) -> bool:
+        """Give the receiver the final head (once); False when the request must end."""
+        self.answered = True
+        head = self.heads.final
+        if head is None or self.heads.incomplete:
+            self.failure = BadResponseError("a body without a complete response head")
+            return False
+        self.loop.answered(head)
+        assert self.request is not None
+        if not self.request.receiver.head(head):
+            self.stopped = True
+            return False
+        return True
+
+    # -- endings (in the loop thread, outside libcurl's callbacks) -------------
+
+    def finish(self, code: int, message: str) -> None:
+        """The request is over; tell the receiver why, exactly once."""
+        request = self.request
+        assert request is not None
+        error: TransferError | None = self.failure
+        if error is None and not self.stopped:
+            if code:
+                error = translate(
+                    code,
+                    message,
+                    url=redact(request.url),
+                    answered=self.heads.final is not None,
+                    connect_status=self._connect_status(),
+                )
+                if code in PUSHBACK:
+                    self.loop.pushed_back()
+            elif not self.answered:
+                self.deliver_head()
+                error = self.failure
+        if error is not None and not self.answered and self.heads.final is not None:
+            self.deliver_head()  # an error page cut short still tells its status
+        self.request = None
+        request.receiver.end(error)
+
+    def _connect_status(self) -> int:
+        try:
+            status: int = self.easy.getinfo(pycurl.HTTP_CONNECTCODE)
+        except pycurl.error:
+            return 0
+        return status
+
+    @property
+    def url(self) -> str:
+        """The request's URL without its signature, for messages."""
+        return redact(self.request.url) if self.request else ""
+
+
+class CurlTransport:
+    """Runs requests from ``source`` on up to ``slots`` connections until it is done.
+
+    :meth:`run` blocks (call it from the thread that owns the loop); :meth:`stop`
+    may be called from any thread and ends every request within :data:`TICK`.
+    """
+
+    def __init__(
+        self,
+        options: TransportOptions,
+        source: RequestSource,
+        *,
+        slots: int,
+        governor: Governor,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self.source = source
+        self.governor = governor
+        self.limiter = limiter
+        self.clock = clock
+        self.received = 0
+        """Body bytes received by every request so far."""
+        self._slots = slots
+        self._transfers: list[_Transfer] = []
+        self._busy: dict[int, _Transfer] = {}
+        self._by_handle: dict[int, _Transfer] = {}
+        self._stopping = threading.Event()
+        self._closing = False
+        self._dirty = True
+        self._timer_at: float | None = None
+        self._ca_folder = system_ca_folder() if options.ca_bundle is None else None
+        self._multi = pycurl.CurlMulti()
+        self._epoll = select.epoll()
+
+    @property
+    def busy(self) -> int:
+        """Connections with a request in flight."""
+        return len(self._busy)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self) -> None:
+        multi = self._multi
+        multi.setopt(pycurl.M_PIPELINING, 0)  # no HTTP/2 multiplexing: a connection each
+        multi.setopt(pycurl.M_MAXCONNECTS, self._slots)
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, self._slots)
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        next_tick = self.clock()
+        try:
+            while not self._stopping.is_set():
+                now = self.clock()
+                if now >= next_tick:
+                    self._tend(now)
+                    next_tick = now + TICK
+                    self._dirty = True
+                if self._dirty:
+                    self._fill(now)
+                if not self._busy and self.source.finished:
+                    return
+                self._wait(min(next_tick, self._timer_at or next_tick))
+                self._reap()
+        finally:
+            self._close()
+
+    def _fill(self, now: float) -> None:
+        """Start requests on free slots below the target, while the source has work."""
+        self._dirty = False
+        for slot in range(min(self.governor.target, self._slots)):
+            if slot not in self._busy and not self._start(slot, now):
+                return
+
+    def _start(self, slot: int, now: float) -> bool:
+        """Ask the source for ``slot``'s next request and start it; False if none."""
+        request = self.source.next_request(slot)
+        if request is None:
+            return False
+        transfer = self._transfer(slot)
+        transfer.begin(request, now)
+        self._busy[slot] = transfer
+        self._multi.add_handle(transfer.easy)
+        return True
+
+    def _transfer(self, slot: int) -> _Transfer:
+        while len(self._transfers) <= slot:
+            transfer = _Transfer(self, len(self._transfers))
+            self._transfers.append(transfer)
+            self._by_handle[id(transfer.easy)] = transfer
+        return self._transfers[slot]
+
+    def _wait(self, until: float) -> None:
+        """Wait for sockets (or a timer) and let libcurl work on what is ready."""
+        timeout = max(0.0, until - self.clock())
+        multi = self._multi
+        for fd, events in self._epoll.poll(timeout):
+            mask = 0
+            if events & select.EPOLLIN:
+                mask |= pycurl.CSELECT_IN
+            if events & select.EPOLLOUT:
+                mask |= pycurl.CSELECT_OUT
+            if events & (select.EPOLLERR | select.EPOLLHUP):
+                mask |= pycurl.CSELECT_ERR
+            multi.socket_action(fd, mask)
+        if self._timer_at is not None and self.clock() >= self._timer_at:
+            self._timer_at = None
+            multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+
+    def _reap(self) -> None:
+        """End the requests libcurl has finished."""
+        while True:
+            queued, done, failed = self._multi.info_read()
+            for easy in done:
+                self._end(self._by_handle[id(easy)], 0, "")
+            for easy, code, message in failed:
+                self._end(self._by_handle[id(easy)], code, message)
+            if not queued:
+                return
+
+    def _end(self, transfer: _Transfer, code: int, message: str) -> None:
+        """End a request; its slot goes straight on with its job, or is parked."""
+        slot = transfer.slot
+        self._multi.remove_handle(transfer.easy)
+        del self._busy[slot]
+        self._dirty = True
+        transfer.finish(code, message)
+        if self._closing:
+            return
+        if slot >= self.governor.target or not self._start(slot, self.clock()):
+            self.source.park(slot)
+
+    def _tend(self, now: float) -> None:
+        """Deadlines, pauses for ``--max-rate``, and the governor's target."""
+        for transfer in list(self._busy.values()):
+            if transfer.paused and transfer.resume_at <= now:
+                transfer.paused = False
+                assert transfer.watchdog is not None
+                transfer.watchdog.rest(now, transfer.received)
+                try:  # delivers the held chunk at once, which may end the request
+                    transfer.easy.pause(pycurl.PAUSE_CONT)
+                except pycurl.error as error:
+                    self._end(transfer, *_code_and_message(error))
+                continue
+            if transfer.paused or transfer.request is None or transfer.watchdog is None:
+                continue
+            reason = transfer.watchdog.check(
+                now, answered=transfer.heads.final is not None, received=transfer.received
+            )
+            if reason is not None:
+                transfer.failure = StallError(f"stalled: {reason}", url=transfer.url)
+                self._end(transfer, 0, "")
+        self.governor.observe(now, self.received, len(self._busy))
+
+    def answered(self, head: Head) -> None:
+        """A final head arrived: the source may have new work (a file's size is known)."""
+        self._dirty = True
+        if head.status in PUSHBACK_STATUSES:
+            self.pushed_back()
+
+    def pushed_back(self) -> None:
+        self.governor.pushback(self.clock())
+
+    def _close(self) -> None:
+        self._closing = True
+        for transfer in list(self._busy.values()):
+            transfer.failure = None
+            transfer.stopped = True  # stopped by us: the receiver keeps what it has
+            self._end(transfer, 0, "")
+        self._multi.close()
+        for transfer in self._transfers:
+            transfer.easy.close()
+        self._epoll.close()
+
+    # -- libcurl's multi callbacks ----------------------------------------------
+
+    def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
+        if what == pycurl.POLL_REMOVE:
+            with contextlib.suppress(OSError, ValueError):  # closed, or never registered
+                self._epoll.unregister(fd)
+            return
+        mask = 0
+        if what & pycurl.POLL_IN:
+            mask |= select.EPOLLIN
+        if what & pycurl.POLL_OUT:
+            mask |= select.EPOLLOUT
+        try:
+            self._epoll.modify(fd, mask)
+        except FileNotFoundError:
+            self._epoll.register(fd, mask)
+
+    def _on_timer(self, milliseconds: int) -> None:
+        self._timer_at = None if milliseconds < 0 else self.clock() + milliseconds / 1000
+
+    # -- one request's options --------------------------------------------------
+
+    def configure(self, easy: pycurl.Curl, request: Request) -> None:
+        """Every option of one request, set afresh (the connection stays in the pool)."""
+        options = self.options
+        timeouts = options.timeouts
+        https = request.url.startswith("https:")
+        easy.reset()
+        easy.setopt(pycurl.URL, request.url)
+        easy.setopt(pycurl.PATH_AS_IS, 1)  # the path exactly as the links file has it
+        easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        easy.setopt(pycurl.NOSIGNAL, 1)
+        easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        easy.setopt(
+            pycurl.REDIR_PROTOCOLS,
+            pycurl.PROTO_HTTPS if https else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS,
+        )
+        easy.setopt(pycurl.FOLLOWLOCATION, 1)
+        easy.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        easy.setopt(pycurl.SSL_VERIFYPEER, 1)
+        easy.setopt(pycurl.SSL_VERIFYHOST, 2)
+        if options.ca_bundle is not None:
+            easy.setopt(pycurl.CAINFO, str(options.ca_bundle))
+            easy.setopt(pycurl.PROXY_CAINFO, str(options.ca_bundle))
+        elif self._ca_folder is not None:
+            easy.setopt(pycurl.CAPATH, str(self._ca_folder))
+            easy.setopt(pycurl.PROXY_CAPATH, str(self._ca_folder))
+        proxy = options.proxies.for_url(request.url)
+        easy.setopt(pycurl.PROXY, proxy.url if proxy else "")  # "": never the environment's
+        easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeouts.connect * 1000)))
+        easy.setopt(pycurl.BUFFERSIZE, TLS_BUFFER if https else PLAIN_BUFFER)
+        easy.setopt(
+            pycurl.HTTPHEADER,
+            [f"User-Agent: {options.user_agent}", "Accept-Encoding: identity", *request.headers],
+        )
+
+
+def _code_and_message(error: pycurl.error) -> tuple[int, str]:
+    """libcurl's code and text from a pycurl exception."""
+    code, message = (tuple(error.args) + (0, ""))[:2]
+    return (code if isinstance(code, int) else 0), str(message)
