@@ -8,7 +8,7 @@ import pytest
 
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
-from sa1b.cdn.synth import ShardInfo
+from sa1b.cdn.synth import ShardInfo, make_dataset
 
 from .conftest import assert_identical, run_cli
 
@@ -136,3 +136,37 @@ def test_persistent_5xx_gives_up_with_summary(
     assert result.returncode == 1
     assert "503" in result.output
     assert_identical(out, shards[1:])
+
+
+def test_a_burst_of_sixteen_stalls_on_one_file_is_one_outage(tmp_path: Path) -> None:
+    """One network blip stalls every connection of a file at once: that is one failure
+    of the file, not sixteen (with --retries 3 it would otherwise be given up)."""
+    (shard,) = make_dataset(
+        tmp_path / "cdn", shard_indices=[0], shard_size=32 * MiB, seed=2, extras=False
+    )
+    with CDNServer(root=shard.path.parent) as server:
+        server.add_fault(shard.name, Fault("stall", after=64 * 1024, seconds=3, times=16))
+        links = tmp_path / "links.tsv"
+        server.write_links_file(links)
+        out, log = tmp_path / "out", tmp_path / "log"
+        result = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            out,
+            "--connections",
+            "16",
+            "--retries",
+            "3",
+            "--read-timeout",
+            "1",
+            "--log-file",
+            log,
+            "--log-level",
+            "debug",
+        )
+        assert result.returncode == 0, result.output + log.read_text()
+        assert server.pending_faults() == 0, "fewer than 16 requests stalled"
+    assert_identical(out, [shard])
+    assert log.read_text().count("(same outage)") >= 8

@@ -188,6 +188,7 @@ class _Transfer:
                     message,
                     url=redact(request.url),
                     answered=self.heads.final is not None,
+                    redirected=self._redirected(),
                     connect_status=self._connect_status(),
                 )
                 if code in PUSHBACK:
@@ -199,6 +200,10 @@ class _Transfer:
             self.deliver_head()  # an error page cut short still tells its status
         self.request = None
         request.receiver.end(error)
+
+    def _redirected(self) -> bool:
+        final = self.heads.final
+        return final is not None and 300 <= final.status < 400
 
     def _connect_status(self) -> int:
         try:
@@ -449,5 +454,5 @@ class CurlTransport:
 
 def _code_and_message(error: pycurl.error) -> tuple[int, str]:
     """libcurl's code and text from a pycurl exception."""
-    code, message = (tuple(error.args) + (0, ""))[:2]
+    code, message = (*error.args, 0, "")[:2]
     return (code if isinstance(code, int) else 0), str(message)

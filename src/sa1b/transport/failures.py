@@ -60,7 +60,8 @@ _TLS = {
 }
 _CUT = {PARTIAL_FILE, GOT_NOTHING, SEND_ERROR, RECV_ERROR}
 _MALFORMED = {WEIRD_SERVER_REPLY, HTTP2, HTTP2_STREAM, BAD_CONTENT_ENCODING}
-_REDIRECT = {UNSUPPORTED_PROTOCOL, URL_MALFORMAT, TOO_MANY_REDIRECTS}
+_REFUSED = {UNSUPPORTED_PROTOCOL, URL_MALFORMAT}
+"""After a redirect: its target was refused; else the answer itself was (HTTP/0.9)."""
 
 PUSHBACK = _CONNECT | _CUT
 """Codes that may mean the server sheds connections: the governor backs off on them."""
@@ -77,12 +78,19 @@ def clean(text: str, *, limit: int = 200) -> str:
 
 
 def translate(
-    code: int, message: str, *, url: str, answered: bool, connect_status: int = 0
+    code: int,
+    message: str,
+    *,
+    url: str,
+    answered: bool,
+    redirected: bool = False,
+    connect_status: int = 0,
 ) -> TransferError:
     """The error for libcurl's ``code`` on a request to ``url`` (already redacted).
 
-    ``answered`` tells whether a final response head had arrived; ``connect_status``
-    is the proxy's answer to ``CONNECT`` (0 without a tunnel).
+    ``answered`` tells whether a response head had arrived, ``redirected`` whether
+    the last one was a redirect; ``connect_status`` is the proxy's answer to
+    ``CONNECT`` (0 without a tunnel).
     """
     detail = clean(message) or f"libcurl error {code}"
     where = {"url": url}
@@ -95,7 +103,7 @@ def translate(
         )
     if code in _TLS:
         return TLSVerificationError(f"TLS verification failed: {detail}", **where)
-    if code in _REDIRECT:
+    if code == TOO_MANY_REDIRECTS or (code in _REFUSED and redirected):
         return RedirectError(f"redirect not followed: {detail}", **where)
     if code == OPERATION_TIMEDOUT:
         if answered:
@@ -105,7 +113,7 @@ def translate(
         return ConnectError(f"cannot connect: {detail}", **where)
     if code in _CUT:
         return TruncatedBodyError(f"connection lost: {detail}", **where)
-    if code in _MALFORMED:
+    if code in _MALFORMED or code in _REFUSED:
         return BadResponseError(f"malformed response: {detail}", **where)
     if code == OUT_OF_MEMORY:
         return FatalTransferError(f"out of memory: {detail}", **where)
