@@ -160,3 +160,37 @@ def answer_each(*answers: bytes) -> Script:
         peer.wait_for_eof()
 
     return script
+
+
+Shape = Callable[[bytes, int, int], bytes]
+"""How to answer ``Range: bytes=start-(end-1)`` of ``data``: the whole answer's bytes."""
+
+
+def ranged(data: bytes, start: int, end: int, *extra: str) -> bytes:
+    """A correct ``206`` for ``[start, end)`` of ``data``."""
+    return answer(
+        data[start:end],
+        f"Content-Range: bytes {start}-{end - 1}/{len(data)}",
+        'ETag: "v1"',
+        *extra,
+        status="206 Partial Content",
+    )
+
+
+def serve_ranges(data: bytes, shape: Shape = ranged) -> Script:
+    """Answer every range request on a connection, shaped by ``shape``, until it closes."""
+
+    def script(peer: Peer) -> None:
+        while True:
+            try:
+                request = peer.request().decode("latin-1")
+            except (ConnectionError, OSError):
+                return
+            start, end = 0, len(data)
+            for line in request.split("\r\n"):
+                if line.lower().startswith("range: bytes="):
+                    first, _, last = line.split("=", 1)[1].partition("-")
+                    start, end = int(first), min(len(data), int(last) + 1)
+            peer.send(shape(data, start, end))
+
+    return script

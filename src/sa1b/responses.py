@@ -11,6 +11,8 @@ The rules, in the order the complaints about SA-1B scripts taught them:
 - 403 with ``URL signature expired``, or any 403 once ``oe`` has passed, is expiry:
   not transient, the user needs a new links file. 404 and 410 are final too.
 - 408, 429 and 5xx are transient; ``Retry-After`` says how long to wait.
+- A redirect that arrives as the answer is one libcurl refused to follow (https to
+  http, another scheme, too many): final, never retried.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from sa1b.errors import (
     HTTPStatusError,
     LinkExpiredError,
     RangeMismatchError,
+    RedirectError,
     ServerError,
     TransferError,
 )
 from sa1b.links import expiry
+from sa1b.transport.failures import clean
+from sa1b.transport.options import MAX_REDIRECTS
 
 EXPIRED_BODY = "signature expired"
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -154,12 +160,20 @@ def error_for_status(
         oe = expiry(url)
         if EXPIRED_BODY in text.lower() or (oe is not None and oe <= now):
             return LinkExpiredError("the signed link has expired", **where)
-        return HTTPStatusError(f"403 Forbidden ({text[:80]})", status=status, **where)
+        return HTTPStatusError(f"403 Forbidden ({clean(text, limit=80)})", status=status, **where)
     if status in (408, 429) or 500 <= status <= 599:
         return ServerError(
             f"server answered {status}",
             status=status,
             retry_after=parse_retry_after(headers.get("retry-after"), now=now),
+            **where,
+        )
+    if 300 <= status < 400 and (location := headers.get("location")):
+        target = urlsplit(location.strip())
+        return RedirectError(
+            f"a redirect ({status}) to {clean(f'{target.scheme}://{target.netloc}', limit=80)} "
+            "was not followed: only http(s), never from https to http, at most "
+            f"{MAX_REDIRECTS} in a row",
             **where,
         )
     return HTTPStatusError(f"server answered {status}", status=status, **where)

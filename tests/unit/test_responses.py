@@ -16,6 +16,7 @@ from sa1b.errors import (
     HTTPStatusError,
     LinkExpiredError,
     RangeMismatchError,
+    RedirectError,
     RetryableError,
     ServerError,
     TransferError,
@@ -477,3 +478,16 @@ def test_any_status_error_is_classified_and_redacted(body: bytes, status: int) -
     restored = pickle.loads(pickle.dumps(error))
     assert type(restored) is type(error)
     assert restored.url == error.url
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_left_as_the_answer_is_a_redirect_error(status: int) -> None:
+    error = error_for_status(status, {"location": "http://evil.example/x?oh=sig\x1b"}, b"", now=0.0)
+    assert isinstance(error, RedirectError)
+    assert "http://evil.example" in error.message
+    assert "sig" not in error.message and "\x1b" not in error.message
+
+
+def test_a_3xx_without_location_is_a_plain_status_error() -> None:
+    error = error_for_status(304, {}, b"", now=0.0)
+    assert isinstance(error, HTTPStatusError) and error.status == 304

@@ -14,9 +14,11 @@ ACTIVE_BARS = 6
 
 
 def counts_line(snapshot: Snapshot) -> str:
+    """Files by state, and the connections open now (they adapt while the run goes)."""
     return (
         f"files {snapshot.count('done')}/{len(snapshot.files)} done, "
-        f"{snapshot.count('failed')} failed, {snapshot.count('expired')} expired"
+        f"{snapshot.count('failed')} failed, {snapshot.count('expired')} expired; "
+        f"{snapshot.connections} connections"
     )
 
 

@@ -373,7 +373,9 @@ class CurlTransport:
             if reason is not None:
                 transfer.failure = StallError(f"stalled: {reason}", url=transfer.url)
                 self._end(transfer, 0, "")
-        self.governor.observe(now, self.received, len(self._busy))
+        before = self.governor.target
+        if self.governor.observe(now, self.received, len(self._busy)) != before:
+            log.debug("connections: %d -> %d", before, self.governor.target)
 
     def answered(self, head: Head) -> None:
         """A final head arrived: the source may have new work (a file's size is known)."""
@@ -382,7 +384,10 @@ class CurlTransport:
             self.pushed_back()
 
     def pushed_back(self) -> None:
+        before = self.governor.target
         self.governor.pushback(self.clock())
+        if self.governor.target != before:
+            log.info("the server pushes back: connections %d -> %d", before, self.governor.target)
 
     def _close(self) -> None:
         self._closing = True
