@@ -13,7 +13,7 @@ from sa1b.transport.options import TransportOptions
 from sa1b.unpacker import ExtractOptions
 
 MiB = 1024 * 1024
-START_CONNECTIONS = 32
+START_CONNECTIONS = 64
 """Connections open at the start of an adaptive run; the governor grows them."""
 
 

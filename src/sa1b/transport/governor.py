@@ -30,9 +30,9 @@ class GovernorPolicy:
     adaptive: bool = True
     growth: float = 2.0
     gain: float = 1.1
-    settle: float = 0.3
+    settle: float = 0.2
     """Seconds after a change before measuring: new connections need their handshakes."""
-    window: float = 0.5
+    window: float = 0.4
     backoff: float = 0.75
     quiet: float = 10.0
     reprobe: float = 20.0
