@@ -1,25 +1,34 @@
 #!/usr/bin/env python3
-"""Compare ``sa1b download`` with aria2c on synthetic SA-1B shards served by nginx on loopback.
+"""Compare ``sa1b download`` with aria2c and curl on synthetic SA-1B shards served by nginx.
 
-Scenarios (``--scenario``, repeatable; default: all):
+Scenarios (``--scenario``, repeatable; default: all but ``kill-http``), HTTPS first:
 
-* ``capped``   nginx ``limit_rate 8m`` (8 MiB/s per connection), N shards of ~170 MiB.
-* ``uncapped`` no rate limit, same shards.
-* ``kill``     capped; start the tool, SIGKILL it when about half the bytes are on disk, rerun
-  the same command to completion; report bytes served by nginx / total data size; verify
-  every file. Done for aria2c (``-c``) and sa1b.
-* ``extract``  capped; download *and extract* every shard into OUT/<shard_stem>/: aria2c (same
-  flags) then one ``tar -xf`` per shard, against ``sa1b download`` with its default
-  extraction (tars not kept). Also samples the disk space allocated under OUT every ~50 ms and
-  reports the peak.
+* ``https``           nginx over TLS (private CA made at start, HTTP/2 offered), uncapped.
+* ``https-paced``     the same behind ``benchmarks/pacer.py``: every TCP connection capped at
+  ``--per-connection-rate`` (2 MiB/s) across all its requests.
+* ``https-paced-rtt`` the same plus ``--delay-ms`` (20 ms) each way: a 40 ms round trip.
+* ``kill``     HTTPS, nginx ``limit_rate 8m``; start the tool, SIGKILL it when about half the
+  bytes are on disk, rerun the same command to completion; report bytes served by nginx / total
+  data size and peak RSS; verify every file. Done for aria2c (``-c``) and sa1b.
+* ``capped``   plain HTTP, nginx ``limit_rate 8m`` (8 MiB/s per request), N shards of ~170 MiB.
+* ``uncapped`` plain HTTP, no rate limit, same shards.
+* ``kill-http`` the kill scenario over plain HTTP (only when asked for).
+* ``extract``  plain HTTP, capped; download *and extract* every shard into OUT/<shard_stem>/:
+  aria2c (same flags) then one ``tar -xf`` per shard, against ``sa1b download`` with its
+  default extraction (tars not kept). Also samples the disk space allocated under OUT every
+  ~50 ms and reports the peak.
 
-capped/uncapped/kill measure the download alone: sa1b runs there with ``--no-extract``.
+Tools: ``curl8`` (one curl per file, 8 at most at once: the machine's reference), ``aria2c``
+as SA-1B guides configure it (-j4), ``aria2c-best`` (-j16), ``sa1b`` (default flags). All but
+extract measure the download alone: sa1b runs there with ``--no-extract``.
 
-For capped/uncapped/extract the tools alternate (aria2c, sa1b, aria2c, ...), ``--runs`` times
-each; before every run the page cache is synced and the previous output deleted. Throughput is
-the median; CPU time (user+sys) and peak RSS come from ``os.wait4`` on the child. Every output
-byte is checked against the md5 of its source (for extract: of its source tar member); any
-mismatch (or a tool failure) makes the script exit 1 after printing what it measured.
+For the throughput scenarios and extract the tools alternate (curl8, aria2c, aria2c-best, sa1b,
+curl8, ...), ``--runs`` times each; before every run the page cache is synced and the previous
+output deleted. Throughput is the median; CPU time (user+sys, including every process the tool
+waited for) and peak RSS come from ``os.wait4`` on the child. Every output byte is checked
+against the md5 of its source (for extract: of its source tar member); any mismatch (or a tool
+failure) makes the script exit 1 after printing what it measured. A "goals" section checks
+sa1b's medians against the targets in ``GOALS``; ``--check-goals`` makes a missed one exit 1.
 
 Run ``python benchmarks/bench.py --help``. See benchmarks/README.md.
 """
@@ -37,6 +46,7 @@ import platform
 import random
 import re
 import resource
+import select
 import shlex
 import shutil
 import signal
@@ -47,15 +57,47 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import types
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def _import_harness() -> tuple[types.ModuleType, types.ModuleType]:
+    """``sa1b.cdn.nginx`` and ``sa1b.cdn.certs`` (standard library only).
+
+    Imported normally when the package imports; otherwise (not installed, or the package's
+    ``__init__`` is broken mid-change) straight from ``src/`` without running the package's
+    ``__init__`` modules: the benchmark only needs the harness, not the downloader.
+    """
+    try:
+        return importlib.import_module("sa1b.cdn.nginx"), importlib.import_module("sa1b.cdn.certs")
+    except Exception as exc:  # anything the package's __init__ may raise
+        for name in [n for n in sys.modules if n == "sa1b" or n.startswith("sa1b.")]:
+            del sys.modules[name]
+        for name, path in (("sa1b", SRC / "sa1b"), ("sa1b.cdn", SRC / "sa1b" / "cdn")):
+            stub = types.ModuleType(name)
+            stub.__path__ = [str(path)]
+            sys.modules[name] = stub
+        print(
+            f"bench.py: importing sa1b failed ({type(exc).__name__}: {exc}); "
+            f"using the nginx harness from {SRC} directly",
+            file=sys.stderr,
+        )
+        return importlib.import_module("sa1b.cdn.nginx"), importlib.import_module("sa1b.cdn.certs")
+
+
+_nginx, _certs = _import_harness()
+if TYPE_CHECKING:
+    from sa1b.cdn.certs import make_certificates
     from sa1b.cdn.nginx import NginxServer, find_nginx
-except ImportError:  # running with a Python that does not have sa1b installed
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from sa1b.cdn.nginx import NginxServer, find_nginx
+else:
+    NginxServer = _nginx.NginxServer
+    find_nginx = _nginx.find_nginx
+    make_certificates = _certs.make_certificates
 
 MakeDataset = Callable[..., Sequence[Any]]
 
@@ -64,7 +106,7 @@ def _load_make_dataset() -> MakeDataset | None:
     """``sa1b.cdn.synth.make_dataset`` if it exists; else the random-content fallback is used."""
     try:
         synth = importlib.import_module("sa1b.cdn.synth")
-    except ImportError:
+    except Exception:  # missing, or broken mid-change: the random-content fallback is used
         return None
     found: MakeDataset | None = getattr(synth, "make_dataset", None)
     return found
@@ -72,8 +114,7 @@ def _load_make_dataset() -> MakeDataset | None:
 
 make_dataset = _load_make_dataset()
 
-SCENARIOS = ("capped", "uncapped", "kill", "extract")
-TOOLS = ("aria2c", "sa1b")
+TOOLS = ("curl8", "aria2c", "aria2c-best", "sa1b")  # also the order runs alternate in
 CAP = "8m"
 MB = 1_000_000  # throughput and CPU figures use decimal MB / GB
 GB = 1_000_000_000
@@ -83,6 +124,54 @@ POLL_S = 0.02
 DISK_SAMPLE_S = 0.05  # extract scenario: how often the space allocated under OUT is sampled
 STATE_DIR = ".sa1b"  # sa1b's own bookkeeping folder in OUT (the only extra allowed)
 IN_FLIGHT_SLACK = 1.2  # peak disk <= extracted + this x the bytes of the shards in flight
+
+
+PACER = Path(__file__).resolve().parent / "pacer.py"
+CURL_PARALLEL = 8  # curl8: at most this many curl processes at once
+PROXY_VARIABLES = frozenset(
+    ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy", "socks_proxy")
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Spec:
+    """What a scenario serves, how, and which tools it can measure."""
+
+    name: str
+    kind: str  # "throughput", "kill" or "extract"
+    tls: bool  # HTTPS (HTTP/2 offered too) or plain HTTP
+    limit_rate: str | None  # nginx limit_rate (per request)
+    paced: bool = False  # behind pacer.py, --per-connection-rate per TCP connection
+    rtt: bool = False  # and --delay-ms each way
+    tools: tuple[str, ...]  # the tools it can run
+    default_tools: tuple[str, ...]  # those it runs without --tools
+
+
+KILL_TOOLS = ("aria2c", "aria2c-best", "sa1b")
+DEFAULT_PAIR = ("aria2c", "sa1b")
+SPECS: dict[str, Spec] = {
+    spec.name: spec
+    for spec in (
+        Spec(name="https", kind="throughput", tls=True, limit_rate=None, tools=TOOLS,
+             default_tools=TOOLS),
+        Spec(name="https-paced", kind="throughput", tls=True, limit_rate=None, paced=True,
+             tools=TOOLS, default_tools=TOOLS),
+        Spec(name="https-paced-rtt", kind="throughput", tls=True, limit_rate=None, paced=True,
+             rtt=True, tools=TOOLS, default_tools=TOOLS),
+        Spec(name="kill", kind="kill", tls=True, limit_rate=CAP, tools=KILL_TOOLS,
+             default_tools=DEFAULT_PAIR),
+        Spec(name="capped", kind="throughput", tls=False, limit_rate=CAP, tools=TOOLS,
+             default_tools=DEFAULT_PAIR),
+        Spec(name="uncapped", kind="throughput", tls=False, limit_rate=None, tools=TOOLS,
+             default_tools=DEFAULT_PAIR),
+        Spec(name="kill-http", kind="kill", tls=False, limit_rate=CAP, tools=KILL_TOOLS,
+             default_tools=DEFAULT_PAIR),
+        Spec(name="extract", kind="extract", tls=False, limit_rate=CAP, tools=DEFAULT_PAIR,
+             default_tools=DEFAULT_PAIR),
+    )
+}  # fmt: skip
+SCENARIOS = tuple(SPECS)  # table and run order: HTTPS first
+DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "kill-http")
 
 
 class BenchError(Exception):
@@ -381,14 +470,25 @@ class Tool:
     name: str
     argv: list[str]
     output_dir: Callable[[Path], Path]  # outdir -> directory holding the finished files
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to the environment
 
 
-def aria2c_tool(binary: str, *, input_file: Path, outdir: Path, resume: bool) -> Tool:
+def aria2c_tool(
+    binary: str,
+    *,
+    input_file: Path,
+    outdir: Path,
+    resume: bool,
+    jobs: int = 4,
+    ca: Path | None = None,
+    name: str = "aria2c",
+) -> Tool:
+    """aria2c as SA-1B guides configure it (``-j4``; ``aria2c-best`` is the same with -j16)."""
     argv = [
         binary,
         "-x16",
         "-s16",
-        "-j4",
+        f"-j{jobs}",
         "-k1M",
         "--file-allocation=falloc",
         "--auto-file-renaming=false",
@@ -397,19 +497,57 @@ def aria2c_tool(binary: str, *, input_file: Path, outdir: Path, resume: bool) ->
         "--summary-interval=0",
         "--download-result=hide",
     ]
+    if ca is not None:
+        argv.append(f"--ca-certificate={ca}")
     if resume:
         argv.append("-c")
     argv += ["-d", str(outdir), "-i", str(input_file)]
-    return Tool(name="aria2c", argv=argv, output_dir=lambda out: out)
+    return Tool(name=name, argv=argv, output_dir=lambda out: out)
 
 
-def sa1b_tool(command: list[str], *, links: Path, outdir: Path, extract: bool = False) -> Tool:
-    """``sa1b download``; without ``extract`` it runs with ``--no-extract`` (tars in OUT/tars/)."""
+def curl8_tool(xargs: str, curl: str, *, curl_list: Path, ca: Path | None) -> Tool:
+    """One ``curl -o OUT/NAME URL`` per file, at most 8 at once: ``xargs -0 -P8 -n2``.
+
+    xargs waits for every curl, so its rusage (from ``os.wait4``) includes theirs. HTTP/1.1,
+    like aria2c and sa1b: it is the faster choice for curl here. Measured over HTTPS, 6 x 170 MiB,
+    4 alternating runs, medians: HTTP/1.1 1244 MB/s at 1.12 CPU s/GB, curl's default (HTTP/2,
+    offered by nginx) 1077 MB/s at 1.30; this row is the machine's limit, so the faster one.
+    """
+    argv = [xargs, "-0", "-P", str(CURL_PARALLEL), "-n", "2", "-a", str(curl_list), curl]
+    argv += ["--silent", "--show-error", "--fail", "--http1.1"]
+    if ca is not None:
+        argv += ["--cacert", str(ca)]
+    argv.append("-o")  # xargs appends OUT/NAME URL
+    return Tool(name="curl8", argv=argv, output_dir=lambda out: out)
+
+
+def sa1b_tool(
+    command: list[str],
+    *,
+    links: Path,
+    outdir: Path,
+    extract: bool = False,
+    extra: Sequence[str] = (),
+    ca: Path | None = None,
+    ca_bundle_option: bool = False,
+) -> Tool:
+    """``sa1b download``; without ``extract`` it runs with ``--no-extract`` (tars in OUT/tars/).
+
+    With ``ca`` the private CA reaches sa1b through ``SSL_CERT_FILE`` (and ``--ca-bundle`` when
+    its ``--help`` lists that option). ``extra`` (``--sa1b-args``) goes last.
+    """
     argv = [*command, "download", str(links), "-o", str(outdir), "--quiet"]
+    env: dict[str, str] = {}
+    if ca is not None:
+        env["SSL_CERT_FILE"] = str(ca)
+        if ca_bundle_option:
+            argv += ["--ca-bundle", str(ca)]
     if not extract:
         argv.append("--no-extract")
-        return Tool(name="sa1b", argv=argv, output_dir=lambda out: out / "tars")
-    return Tool(name="sa1b", argv=argv, output_dir=lambda out: out)
+    argv += list(extra)
+    if extract:
+        return Tool(name="sa1b", argv=argv, output_dir=lambda out: out, env=env)
+    return Tool(name="sa1b", argv=argv, output_dir=lambda out: out / "tars", env=env)
 
 
 def tar_argv(tar: str, archive: Path, dest: Path) -> list[str]:
@@ -417,16 +555,32 @@ def tar_argv(tar: str, archive: Path, dest: Path) -> list[str]:
     return [tar, "-xf", str(archive), "-C", str(dest)]
 
 
-def write_inputs(workdir: Path, server: NginxServer, shards: list[Shard]) -> tuple[Path, Path]:
-    """Write the aria2c input file and the official-format links file for this server."""
+def url_for(base_url: str, name: str) -> str:
+    return f"{base_url}/{urllib.parse.quote(name)}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Inputs:
+    aria2c: Path  # aria2c -i file
+    links: Path  # official-format links file for sa1b
+    curl: Path  # NUL-separated OUT/NAME, URL pairs for xargs
+
+
+def write_inputs(workdir: Path, base_url: str, shards: list[Shard], outdir: Path) -> Inputs:
+    """Write the aria2c input file, the official-format links file and curl8's list."""
     aria_input = workdir / "aria2c-input.txt"
     aria_input.write_text(
-        "".join(f"{server.url_for(s.name)}\n  out={s.name}\n" for s in shards), encoding="utf-8"
+        "".join(f"{url_for(base_url, s.name)}\n  out={s.name}\n" for s in shards),
+        encoding="utf-8",
     )
     links = workdir / "sa1b_links.txt"
-    rows = [LINKS_HEADER] + [f"{s.name}\t{server.url_for(s.name)}" for s in shards]
+    rows = [LINKS_HEADER] + [f"{s.name}\t{url_for(base_url, s.name)}" for s in shards]
     links.write_bytes(("\n".join(rows) + "\n").encode("utf-8"))
-    return aria_input, links
+    curl_list = workdir / "curl8-list.bin"
+    curl_list.write_bytes(
+        b"".join(f"{outdir / s.name}\0{url_for(base_url, s.name)}\0".encode() for s in shards)
+    )
+    return Inputs(aria2c=aria_input, links=links, curl=curl_list)
 
 
 def default_sa1b_command() -> list[str] | None:
@@ -481,17 +635,65 @@ os._exit(code if code >= 0 else 128 - code)
 """
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment tools run in: ours without proxy variables (every URL is loopback),
+    plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+    env.update(extra or {})
+    return env
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _proc_stat(int(entry))
+            if fields is not None and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int | None, *, with_children: bool = False) -> float:
+    """User + system CPU seconds of ``pid`` so far (and of its live children), from /proc."""
+    if pid is None:
+        return 0.0
+    pids = [pid]
+    if with_children:
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+            pids += [int(child) for child in text.split()]
+    total = 0
+    for one in pids:
+        fields = _proc_stat(one)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
 def run_child(
     argv: list[str],
     *,
     log_path: Path,
     timeout: float,
     stop_when: Callable[[], bool] | None = None,
+    env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``argv`` (through the launcher) and return its own rusage from ``os.wait4``.
 
-    ``stop_when`` is polled while the tool runs; when it returns True the whole process group
-    gets SIGKILL (the result then has ``killed=True`` and the launcher's rusage).
+    ``stop_when`` is polled while the tool runs; when it returns True every process of the
+    group but the launcher gets SIGKILL, so that the launcher still reaps the tool and reports
+    its rusage (the result then has ``killed=True``). ``env`` is added to :func:`child_env`.
     """
     report = log_path.with_suffix(".rusage")
     report.unlink(missing_ok=True)
@@ -500,7 +702,12 @@ def run_child(
     with open(log_path, "wb") as out:
         started = time.monotonic()
         proc = subprocess.Popen(
-            launcher, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            launcher,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            env=child_env(env),
         )
     killed = False
     try:
@@ -516,9 +723,21 @@ def run_child(
                     f"(log: {log_path})"
                 )
             if stop_when is not None and stop_when():
-                os.killpg(proc.pid, signal.SIGKILL)
                 killed = True
-                _, status, usage = os.wait4(proc.pid, 0)
+                for member in _group_members(proc.pid):
+                    if member != proc.pid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(member, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while True:  # the launcher reaps the tool and writes its report
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    if time.monotonic() > deadline:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        _, status, usage = os.wait4(proc.pid, 0)
+                        break
+                    time.sleep(0.005)
                 break
             time.sleep(POLL_S)
     except BaseException:
@@ -534,17 +753,18 @@ def run_child(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     children_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     user, system, maxrss = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
-    if not killed:
-        try:
-            fields = report.read_text().split()
-            user, system, maxrss, wall = (
-                float(fields[0]),
-                float(fields[1]),
-                int(fields[2]),
-                float(fields[3]),
-            )
-        except (OSError, ValueError, IndexError):
-            pass  # launcher killed or broken: keep its own (less exact) figures
+    try:
+        fields = report.read_text().split()
+        user, system, maxrss, tool_wall = (
+            float(fields[0]),
+            float(fields[1]),
+            int(fields[2]),
+            float(fields[3]),
+        )
+        if not killed:
+            wall = tool_wall
+    except (OSError, ValueError, IndexError):
+        pass  # launcher killed or broken: keep its own (less exact) figures
     return RunResult(
         tool=Path(argv[0]).name,
         exit_code=proc.returncode,
@@ -677,48 +897,216 @@ class Context:
     workdir: Path
     shards: list[Shard]
     total: int
-    aria2c: str
+    aria2c: str | None
     sa1b: list[str] | None
     failures: list[str]
+    tools: dict[str, list[str]]  # scenario -> tools it runs, in TOOLS order
     tar: str | None = None
+    curl: str | None = None
+    xargs: str | None = None
+    ca: Path | None = None  # the private CA (HTTPS scenarios)
+    tls: tuple[Path, Path] | None = None  # nginx's certificate chain and key
+    sa1b_ca_bundle: bool = False  # `sa1b download --help` lists --ca-bundle
 
 
-def run_throughput(ctx: Context, scenario: str) -> dict[str, Any]:
-    limit = CAP if scenario == "capped" else None
-    outdir = ctx.workdir / "out"
+class Pacer:
+    """``benchmarks/pacer.py`` as a child process, relaying to ``upstream_port``."""
+
+    def __init__(self, *, upstream_port: int, rate: int, delay_ms: float, log_path: Path) -> None:
+        self.argv = [
+            sys.executable,
+            "-I",
+            str(PACER),
+            "--upstream",
+            f"127.0.0.1:{upstream_port}",
+            "--rate",
+            str(rate),
+            "--delay-ms",
+            f"{delay_ms:g}",
+        ]
+        self.log_path = log_path
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Pacer:
+        with open(self.log_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.__exit__()
+            raise BenchError(
+                f"pacer did not start ({shlex.join(self.argv)}):\n{log_tail(str(self.log_path))}"
+            )
+        self.port = int(line)
+        return self
+
+    def cpu_s(self) -> float:
+        return process_cpu_s(self.proc.pid if self.proc else None)
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@dataclasses.dataclass(kw_only=True)
+class Endpoint:
+    """What the tools are pointed at in one scenario."""
+
+    server: NginxServer
+    base_url: str
+    inputs: Inputs
+    pacer: Pacer | None
+
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds so far of nginx (master and workers) and of the pacer."""
+        return (
+            process_cpu_s(self.server.pid, with_children=True),
+            self.pacer.cpu_s() if self.pacer else 0.0,
+        )
+
+
+@contextlib.contextmanager
+def serve(ctx: Context, spec: Spec, outdir: Path) -> Iterator[Endpoint]:
+    """nginx for ``spec`` (TLS with HTTP/2 offered, rate limit), behind the pacer if paced."""
+    tls = ctx.tls if spec.tls else None
+    if spec.tls and tls is None:
+        raise BenchError(f"{spec.name}: no certificate (openssl missing?)")
+    shard_dir = ctx.shards[0].path.parent
     logs = ctx.workdir / "logs"
     logs.mkdir(exist_ok=True)
-    shard_dir = ctx.shards[0].path.parent
-    results: dict[str, list[RunResult]] = {t: [] for t in ctx.args.tools}
-    served: dict[str, list[int]] = {t: [] for t in ctx.args.tools}
-    broken: set[str] = set()
-    with NginxServer(root=shard_dir, limit_rate=limit, workdir=ctx.workdir / "nginx") as server:
-        aria_input, links = write_inputs(ctx.workdir, server, ctx.shards)
-        # The first run after a change of workload is often 20-40% slower here (the kernel
-        # recycling the page cache of the previous output): one unmeasured run absorbs it.
-        for warm in range(ctx.args.warmup):
-            tool = make_tool(
-                ctx, ctx.args.tools[0], aria_input=aria_input, links=links, outdir=outdir
+    with NginxServer(
+        root=shard_dir,
+        limit_rate=spec.limit_rate,
+        workdir=ctx.workdir / "nginx",
+        tls=tls,
+        http2=tls is not None,
+    ) as server:
+        if not spec.paced:
+            inputs = write_inputs(ctx.workdir, server.base_url, ctx.shards, outdir)
+            yield Endpoint(server=server, base_url=server.base_url, inputs=inputs, pacer=None)
+            return
+        delay = ctx.args.delay_ms if spec.rtt else 0.0
+        with Pacer(
+            upstream_port=server.port,
+            rate=ctx.args.per_connection_rate,
+            delay_ms=delay,
+            log_path=logs / f"{spec.name}-pacer.log",
+        ) as pacer:
+            base_url = f"{server.scheme}://127.0.0.1:{pacer.port}"
+            inputs = write_inputs(ctx.workdir, base_url, ctx.shards, outdir)
+            log(
+                f"{spec.name}: pacer on port {pacer.port}, "
+                f"{ctx.args.per_connection_rate / 2**20:g} MiB/s per TCP connection, "
+                f"{delay:g} ms each way"
             )
+            yield Endpoint(server=server, base_url=base_url, inputs=inputs, pacer=pacer)
+
+
+def make_tool(
+    ctx: Context, name: str, spec: Spec, inputs: Inputs, outdir: Path, *, resume: bool = False
+) -> Tool:
+    ca = ctx.ca if spec.tls else None
+    if name in ("aria2c", "aria2c-best"):
+        assert ctx.aria2c is not None
+        return aria2c_tool(
+            ctx.aria2c,
+            input_file=inputs.aria2c,
+            outdir=outdir,
+            resume=resume,
+            jobs=16 if name == "aria2c-best" else 4,
+            ca=ca,
+            name=name,
+        )
+    if name == "curl8":
+        assert ctx.xargs is not None and ctx.curl is not None
+        return curl8_tool(ctx.xargs, ctx.curl, curl_list=inputs.curl, ca=ca)
+    if ctx.sa1b is None:
+        raise BenchError("no sa1b executable (install the package or pass --sa1b CMD)")
+    return sa1b_tool(
+        ctx.sa1b,
+        links=inputs.links,
+        outdir=outdir,
+        extra=ctx.args.sa1b_args,
+        ca=ca,
+        ca_bundle_option=ctx.sa1b_ca_bundle,
+    )
+
+
+def describe_run(
+    ctx: Context, result: RunResult, sent: int, server_cpu: float, pacer_cpu: float, *, paced: bool
+) -> str:
+    gigabytes = ctx.total / GB
+    text = (
+        f"{ctx.total / result.wall_s / MB:7.1f} MB/s, {result.cpu_s / gigabytes:5.2f} CPU s/GB, "
+        f"{result.maxrss_kib / 1024:6.1f} MB RSS, served/size {sent / ctx.total:.3f}; "
+        f"nginx {server_cpu / gigabytes:4.2f}"
+    )
+    if paced:
+        text += f", pacer {pacer_cpu / gigabytes:4.2f}"
+    return text + " CPU s/GB"
+
+
+def run_throughput(ctx: Context, spec: Spec) -> dict[str, Any]:
+    scenario = spec.name
+    tools = ctx.tools[scenario]
+    outdir = ctx.workdir / "out"
+    logs = ctx.workdir / "logs"
+    results: dict[str, list[RunResult]] = {t: [] for t in tools}
+    served: dict[str, list[int]] = {t: [] for t in tools}
+    side_cpu: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
+    broken: set[str] = set()
+    with serve(ctx, spec, outdir) as endpoint:
+        server = endpoint.server
+        # The first run after a change of workload is often 20-40% slower here (the kernel
+        # recycling the page cache of the previous output): one unmeasured run absorbs it,
+        # made by the first tool other than curl8 (which is slow behind the pacer).
+        warm_name = next((t for t in tools if t != "curl8"), tools[0])
+        for warm in range(ctx.args.warmup):
+            tool = make_tool(ctx, warm_name, spec, endpoint.inputs, outdir)
             sync_and_clear(outdir)
             result = run_child(
                 tool.argv,
                 log_path=logs / f"{scenario}-warmup-{warm + 1}.log",
                 timeout=ctx.args.timeout,
+                env=tool.env,
             )
             log(
                 f"{scenario:8s} warm-up ({tool.name}): {ctx.total / result.wall_s / MB:7.1f} MB/s"
                 f"{'' if result.exit_code == 0 else f', exit code {result.exit_code}'}"
             )
         for run in range(ctx.args.runs):
-            for tool_name in ctx.args.tools:
+            for tool_name in tools:
                 if tool_name in broken:
                     continue
-                tool = make_tool(ctx, tool_name, aria_input=aria_input, links=links, outdir=outdir)
+                tool = make_tool(ctx, tool_name, spec, endpoint.inputs, outdir)
                 sync_and_clear(outdir)
                 server.clear_log()
                 log_path = logs / f"{scenario}-{tool_name}-{run + 1}.log"
-                result = run_child(tool.argv, log_path=log_path, timeout=ctx.args.timeout)
+                server_before, pacer_before = endpoint.cpu_s()
+                try:
+                    result = run_child(
+                        tool.argv, log_path=log_path, timeout=ctx.args.timeout, env=tool.env
+                    )
+                except BenchError as exc:  # timed out: this tool is out, the others go on
+                    msg = f"{scenario}: {tool_name}: {exc}"
+                    log("FAILED " + msg + "\n" + log_tail(str(log_path)))
+                    ctx.failures.append(msg)
+                    broken.add(tool_name)
+                    continue
+                server_after, pacer_after = endpoint.cpu_s()
                 result.tool = tool_name
                 sent = settled_bytes_sent(server, expect_at_least=ctx.total)
                 if result.exit_code != 0:
@@ -741,22 +1129,25 @@ def run_throughput(ctx: Context, scenario: str) -> dict[str, Any]:
                     continue
                 results[tool_name].append(result)
                 served[tool_name].append(sent)
+                cpu = (server_after - server_before, pacer_after - pacer_before)
+                side_cpu[tool_name].append(cpu)
                 log(
-                    f"{scenario:8s} {tool_name:7s} run {run + 1}/{ctx.args.runs}: "
-                    f"{ctx.total / result.wall_s / MB:7.1f} MB/s, "
-                    f"{result.cpu_s / (ctx.total / GB):5.2f} CPU s/GB, "
-                    f"{result.maxrss_kib / 1024:6.1f} MB RSS, served/size {sent / ctx.total:.3f}"
+                    f"{scenario:8s} {tool_name:11s} run {run + 1}/{ctx.args.runs}: "
+                    + describe_run(ctx, result, sent, *cpu, paced=spec.paced)
                 )
     sync_and_clear(outdir)
-    return summarize(ctx, scenario, limit, results, served)
+    return summarize(ctx, spec, results, served, side_cpu)
+
+
+REFERENCES = ("aria2c", "aria2c-best", "curl8")  # sa1b is compared with each
 
 
 def summarize(
     ctx: Context,
-    scenario: str,
-    limit: str | None,
+    spec: Spec,
     results: dict[str, list[RunResult]],
     served: dict[str, list[int]],
+    side_cpu: dict[str, list[tuple[float, float]]],
 ) -> dict[str, Any]:
     tools: dict[str, Any] = {}
     for name, runs in results.items():
@@ -771,49 +1162,60 @@ def summarize(
             "cpu_s_per_gb_median": statistics.median(cpu),
             "peak_rss_mb": max(r.maxrss_kib for r in runs) / 1024,
             "served_over_size_median": statistics.median(s / ctx.total for s in served[name]),
+            "nginx_cpu_s_per_gb_median": statistics.median(
+                c[0] / (ctx.total / GB) for c in side_cpu[name]
+            ),
             "runs": [
                 {
                     **dataclasses.asdict(r),
                     "mb_s": ctx.total / r.wall_s / MB,
                     "cpu_s_per_gb": r.cpu_s / (ctx.total / GB),
                     "served_bytes": s,
+                    "nginx_cpu_s": c[0],
+                    "pacer_cpu_s": c[1] if spec.paced else None,
                 }
-                for r, s in zip(runs, served[name], strict=True)
+                for r, s, c in zip(runs, served[name], side_cpu[name], strict=True)
             ],
         }
-    ratio: dict[str, float] = {}
-    a, s = tools.get("aria2c"), tools.get("sa1b")
-    if a and s and not a["failed"] and not s["failed"]:
-        ratio = {
-            "mb_s": s["mb_s_median"] / a["mb_s_median"],
-            "cpu_s_per_gb": s["cpu_s_per_gb_median"] / a["cpu_s_per_gb_median"],
-            "peak_rss_mb": s["peak_rss_mb"] / a["peak_rss_mb"],
-        }
-    return {"limit_rate": limit, "tools": tools, "ratio_sa1b_over_aria2c": ratio}
+        if spec.paced:
+            tools[name]["pacer_cpu_s_per_gb_median"] = statistics.median(
+                c[1] / (ctx.total / GB) for c in side_cpu[name]
+            )
+    ratios: dict[str, dict[str, float]] = {}
+    s = tools.get("sa1b")
+    for ref in REFERENCES:
+        r = tools.get(ref)
+        if r and s and not r["failed"] and not s["failed"]:
+            ratios[ref] = {
+                "mb_s": s["mb_s_median"] / r["mb_s_median"],
+                "cpu_s_per_gb": s["cpu_s_per_gb_median"] / r["cpu_s_per_gb_median"],
+                "peak_rss_mb": s["peak_rss_mb"] / r["peak_rss_mb"],
+            }
+    return {
+        "https": spec.tls,
+        "limit_rate": spec.limit_rate,
+        "per_connection_rate": ctx.args.per_connection_rate if spec.paced else None,
+        "delay_ms_each_way": ctx.args.delay_ms if spec.rtt else 0.0,
+        "tools": tools,
+        "ratios_sa1b_over": ratios,
+        "ratio_sa1b_over_aria2c": ratios.get("aria2c", {}),
+    }
 
 
-def make_tool(ctx: Context, name: str, *, aria_input: Path, links: Path, outdir: Path) -> Tool:
-    if name == "aria2c":
-        return aria2c_tool(ctx.aria2c, input_file=aria_input, outdir=outdir, resume=False)
-    if ctx.sa1b is None:
-        raise BenchError("no sa1b executable (install the package or pass --sa1b CMD)")
-    return sa1b_tool(ctx.sa1b, links=links, outdir=outdir)
-
-
-def run_kill(ctx: Context) -> dict[str, Any]:
+def run_kill(ctx: Context, spec: Spec) -> dict[str, Any]:
     outdir = ctx.workdir / "out"
     logs = ctx.workdir / "logs"
-    logs.mkdir(exist_ok=True)
-    shard_dir = ctx.shards[0].path.parent
     threshold = int(ctx.total * ctx.args.kill_at)
-    report: dict[str, Any] = {"limit_rate": CAP, "kill_at": ctx.args.kill_at, "tools": {}}
-    with NginxServer(root=shard_dir, limit_rate=CAP, workdir=ctx.workdir / "nginx") as server:
-        aria_input, links = write_inputs(ctx.workdir, server, ctx.shards)
-        for tool_name in ctx.args.tools:
-            if tool_name == "aria2c":
-                tool = aria2c_tool(ctx.aria2c, input_file=aria_input, outdir=outdir, resume=True)
-            else:
-                tool = make_tool(ctx, tool_name, aria_input=aria_input, links=links, outdir=outdir)
+    report: dict[str, Any] = {
+        "https": spec.tls,
+        "limit_rate": spec.limit_rate,
+        "kill_at": ctx.args.kill_at,
+        "tools": {},
+    }
+    with serve(ctx, spec, outdir) as endpoint:
+        server = endpoint.server
+        for tool_name in ctx.tools[spec.name]:
+            tool = make_tool(ctx, tool_name, spec, endpoint.inputs, outdir, resume=True)
             sync_and_clear(outdir)
             server.clear_log()
             seen = {"bytes": 0}
@@ -822,30 +1224,45 @@ def run_kill(ctx: Context) -> dict[str, Any]:
                 seen["bytes"] = bytes_on_disk(outdir)
                 return seen["bytes"] >= threshold
 
-            first = run_child(
-                tool.argv,
-                log_path=logs / f"kill-{tool_name}-1.log",
-                timeout=ctx.args.timeout,
-                stop_when=half_on_disk,
-            )
+            try:
+                first = run_child(
+                    tool.argv,
+                    log_path=logs / f"{spec.name}-{tool_name}-1.log",
+                    timeout=ctx.args.timeout,
+                    stop_when=half_on_disk,
+                    env=tool.env,
+                )
+                second = (
+                    run_child(
+                        tool.argv,
+                        log_path=logs / f"{spec.name}-{tool_name}-2.log",
+                        timeout=ctx.args.timeout,
+                        env=tool.env,
+                    )
+                    if first.killed
+                    else None
+                )
+            except BenchError as exc:  # timed out: this tool is out, the others go on
+                ctx.failures.append(f"{spec.name}: {tool_name}: {exc}")
+                log(f"FAILED {spec.name}: {tool_name}: {exc}")
+                report["tools"][tool_name] = {"killed": True, "timed_out": True, "peak_rss_mb": 0}
+                continue
             entry: dict[str, Any] = {
                 "killed": first.killed,
                 "killed_after_s": first.wall_s,
                 "bytes_on_disk_at_kill": seen["bytes"],
+                "peak_rss_mb": first.maxrss_kib / 1024,
             }
-            if not first.killed:
+            if second is None:
                 how = "finished" if first.exit_code == 0 else f"failed (exit {first.exit_code})"
                 msg = (
-                    f"kill: {tool_name} {how} before {ctx.args.kill_at:.0%} of the bytes were "
-                    f"on disk (command: {shlex.join(tool.argv)}; log: {first.log_path})"
+                    f"{spec.name}: {tool_name} {how} before {ctx.args.kill_at:.0%} of the bytes "
+                    f"were on disk (command: {shlex.join(tool.argv)}; log: {first.log_path})"
                 )
                 log("FAILED " + msg + "\n" + log_tail(first.log_path))
                 ctx.failures.append(msg)
                 report["tools"][tool_name] = entry
                 continue
-            second = run_child(
-                tool.argv, log_path=logs / f"kill-{tool_name}-2.log", timeout=ctx.args.timeout
-            )
             sent = settled_bytes_sent(server, expect_at_least=ctx.total)
             entry.update(
                 rerun_exit_code=second.exit_code,
@@ -854,10 +1271,13 @@ def run_kill(ctx: Context) -> dict[str, Any]:
                 total_bytes=ctx.total,
                 served_over_size=sent / ctx.total,
                 cpu_s=first.cpu_s + second.cpu_s,
+                cpu_s_per_gb=(first.cpu_s + second.cpu_s) / (ctx.total / GB),
+                peak_rss_mb=max(first.maxrss_kib, second.maxrss_kib) / 1024,
+                runs=[dataclasses.asdict(first), dataclasses.asdict(second)],
             )
             if second.exit_code != 0:
                 msg = (
-                    f"kill: {tool_name} rerun exited with {second.exit_code} "
+                    f"{spec.name}: {tool_name} rerun exited with {second.exit_code} "
                     f"(command: {shlex.join(tool.argv)}; log: {second.log_path})"
                 )
                 log("FAILED " + msg + "\n" + log_tail(second.log_path))
@@ -867,13 +1287,15 @@ def run_kill(ctx: Context) -> dict[str, Any]:
                 entry["verified"] = not problems
                 entry["problems"] = problems
                 if problems:
-                    msg = f"kill: {tool_name} wrote wrong data after resume: " + "; ".join(problems)
+                    msg = f"{spec.name}: {tool_name} wrote wrong data after resume: " + "; ".join(
+                        problems
+                    )
                     log("MISMATCH " + msg)
                     ctx.failures.append(msg)
             log(
-                f"kill     {tool_name:7s}: killed at {seen['bytes'] / ctx.total:.0%} on disk "
-                f"after {first.wall_s:.1f} s; rerun {second.wall_s:.1f} s; "
-                f"served/size {sent / ctx.total:.3f}"
+                f"{spec.name:9s} {tool_name:11s}: killed at {seen['bytes'] / ctx.total:.0%} on "
+                f"disk after {first.wall_s:.1f} s; rerun {second.wall_s:.1f} s; "
+                f"served/size {sent / ctx.total:.3f}; peak RSS {entry['peak_rss_mb']:.1f} MB"
             )
             report["tools"][tool_name] = entry
     sync_and_clear(outdir)
@@ -900,7 +1322,7 @@ def combine_steps(label: str, steps: list[RunResult]) -> RunResult:
 
 
 def run_extract_pipeline(
-    ctx: Context, tool_name: str, *, aria_input: Path, links: Path, outdir: Path, tag: str
+    ctx: Context, tool_name: str, *, inputs: Inputs, outdir: Path, tag: str
 ) -> tuple[RunResult, list[RunResult], list[str]]:
     """Run one tool's whole download-and-extract pipeline into ``outdir``.
 
@@ -912,7 +1334,8 @@ def run_extract_pipeline(
     """
     logs = ctx.workdir / "logs"
     if tool_name == "aria2c":
-        argv = aria2c_tool(ctx.aria2c, input_file=aria_input, outdir=outdir, resume=False).argv
+        assert ctx.aria2c is not None
+        argv = aria2c_tool(ctx.aria2c, input_file=inputs.aria2c, outdir=outdir, resume=False).argv
         steps = [run_child(argv, log_path=logs / f"{tag}-aria2c.log", timeout=ctx.args.timeout)]
         if steps[0].exit_code == 0:
             assert ctx.tar is not None
@@ -930,22 +1353,22 @@ def run_extract_pipeline(
         return combine_steps(EXTRACT_LABELS[tool_name], steps), steps, argv
     if ctx.sa1b is None:
         raise BenchError("no sa1b executable (install the package or pass --sa1b CMD)")
-    argv = sa1b_tool(ctx.sa1b, links=links, outdir=outdir, extract=True).argv
+    tool = sa1b_tool(
+        ctx.sa1b, links=inputs.links, outdir=outdir, extract=True, extra=ctx.args.sa1b_args
+    )
+    argv = tool.argv
     result = run_child(argv, log_path=logs / f"{tag}-sa1b.log", timeout=ctx.args.timeout)
     result.tool = "sa1b"
     return result, [result], argv
 
 
-def run_extract(ctx: Context) -> dict[str, Any]:
+def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
     if any(s.members is None for s in ctx.shards):
         raise BenchError(
             "extract: the shards are not tars (sa1b.cdn.synth.make_dataset is missing, so the "
             "random-content fallback was used); nothing to extract"
         )
     outdir = ctx.workdir / "out"
-    logs = ctx.workdir / "logs"
-    logs.mkdir(exist_ok=True)
-    shard_dir = ctx.shards[0].path.parent
     shard_names = {s.name for s in ctx.shards}
     allowed: dict[str, Callable[[str], bool]] = {
         # aria2c's downloads stay in OUT, as a user's `aria2c -d OUT` then `tar -x` leaves them
@@ -953,8 +1376,9 @@ def run_extract(ctx: Context) -> dict[str, Any]:
         # sa1b: its state folder and nothing else
         "sa1b": lambda rel: rel.split("/", 1)[0] == STATE_DIR,
     }
-    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in ctx.args.tools}
-    failed_runs: dict[str, list[dict[str, Any]]] = {t: [] for t in ctx.args.tools}
+    tools = ctx.tools[spec.name]
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+    failed_runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
     broken: set[str] = set()
 
     def describe(result: RunResult, served: int, peak: int) -> str:
@@ -965,17 +1389,16 @@ def run_extract(ctx: Context) -> dict[str, Any]:
             f"served/size {served / ctx.total:.3f}"
         )
 
-    with NginxServer(root=shard_dir, limit_rate=CAP, workdir=ctx.workdir / "nginx") as server:
-        aria_input, links = write_inputs(ctx.workdir, server, ctx.shards)
+    with serve(ctx, spec, outdir) as endpoint:
+        server = endpoint.server
         for warm in range(ctx.args.warmup):
-            tool_name = ctx.args.tools[0]
+            tool_name = tools[0]
             sync_and_clear(outdir)
             try:
                 result, _steps, _argv = run_extract_pipeline(
                     ctx,
                     tool_name,
-                    aria_input=aria_input,
-                    links=links,
+                    inputs=endpoint.inputs,
                     outdir=outdir,
                     tag=f"extract-warmup-{warm + 1}",
                 )
@@ -988,7 +1411,7 @@ def run_extract(ctx: Context) -> dict[str, Any]:
                 f"{'' if result.exit_code == 0 else f', exit code {result.exit_code}'}"
             )
         for run in range(ctx.args.runs):
-            for tool_name in ctx.args.tools:
+            for tool_name in tools:
                 if tool_name in broken:
                     continue
                 label = EXTRACT_LABELS[tool_name]
@@ -1001,8 +1424,7 @@ def run_extract(ctx: Context) -> dict[str, Any]:
                         result, steps, argv = run_extract_pipeline(
                             ctx,
                             tool_name,
-                            aria_input=aria_input,
-                            links=links,
+                            inputs=endpoint.inputs,
                             outdir=outdir,
                             tag=tag,
                         )
@@ -1119,73 +1541,188 @@ def summarize_extract(
 # -- output --------------------------------------------------------------------------------------
 
 
-def render_table(results: dict[str, Any]) -> str:
-    head = ("scenario", "tool", "MB/s", "CPU s/GB", "peak RSS MB", "peak disk MB", "sa1b/aria2c")
-    rows: list[tuple[str, ...]] = [head]
-    for scenario in ("capped", "uncapped"):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Goal:
+    """A target for sa1b, checked from one scenario's medians."""
+
+    scenario: str
+    text: str
+    op: str  # ">=" or "<="
+    target: float
+    reference: str | None  # the tool sa1b is compared with (None: an absolute figure)
+    metric: str  # "mb_s" or "cpu_s_per_gb" (ratios), "served_over_size" or "peak_rss_mb" (kill)
+
+
+GOALS = (
+    Goal(scenario="https", text="sa1b MB/s >= 1.6 x aria2c", op=">=", target=1.6,
+         reference="aria2c", metric="mb_s"),
+    Goal(scenario="https", text="sa1b MB/s >= 0.8 x curl8", op=">=", target=0.8,
+         reference="curl8", metric="mb_s"),
+    Goal(scenario="https", text="sa1b CPU s/GB <= 0.8 x aria2c", op="<=", target=0.8,
+         reference="aria2c", metric="cpu_s_per_gb"),
+    Goal(scenario="https-paced", text="sa1b MB/s >= 1.25 x aria2c-best", op=">=", target=1.25,
+         reference="aria2c-best", metric="mb_s"),
+    Goal(scenario="https-paced-rtt", text="sa1b MB/s >= 1.25 x aria2c-best", op=">=",
+         target=1.25, reference="aria2c-best", metric="mb_s"),
+    Goal(scenario="uncapped", text="sa1b MB/s >= 1.5 x aria2c", op=">=", target=1.5,
+         reference="aria2c", metric="mb_s"),
+    Goal(scenario="kill", text="sa1b bytes served <= 1.03 x data", op="<=", target=1.03,
+         reference=None, metric="served_over_size"),
+    Goal(scenario="kill", text="sa1b peak RSS <= 200 MB", op="<=", target=200.0,
+         reference=None, metric="peak_rss_mb"),
+)  # fmt: skip
+
+
+def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """PASS, FAIL or n/a (not measured) for every goal; a failed sa1b run is a FAIL."""
+    verdicts = []
+    for goal in GOALS:
+        verdict: dict[str, Any] = {**dataclasses.asdict(goal), "measured": None}
+        data = results.get(goal.scenario)
+        tools = data["tools"] if data else {}
+        sa1b = tools.get("sa1b")
+        reference = tools.get(goal.reference) if goal.reference else None
+        value: float | None = None
+        if data is None:
+            verdict.update(status="n/a", note="scenario not run")
+        elif sa1b is None:
+            verdict.update(status="n/a", note="sa1b not run")
+        elif goal.reference is not None and reference is None:
+            verdict.update(status="n/a", note=f"{goal.reference} not run")
+        elif sa1b.get("failed") or (goal.reference is None and goal.metric not in sa1b):
+            verdict.update(status="FAIL", note="sa1b failed")
+        elif reference is not None and reference.get("failed"):
+            verdict.update(status="n/a", note=f"{goal.reference} failed")
+        else:
+            if goal.reference is None:
+                value = float(sa1b[goal.metric])
+            else:
+                value = float(data["ratios_sa1b_over"][goal.reference][goal.metric])
+            passed = value >= goal.target if goal.op == ">=" else value <= goal.target
+            verdict.update(status="PASS" if passed else "FAIL", measured=value, note="")
+        verdicts.append(verdict)
+    return verdicts
+
+
+def render_goals(verdicts: list[dict[str, Any]]) -> str:
+    lines = ["goals (sa1b, from the medians above):"]
+    for v in verdicts:
+        if v["measured"] is None:
+            measured = f"({v['note']})"
+        elif v["reference"] is None:
+            measured = (
+                f"{v['measured']:.3f}"
+                if v["metric"] == "served_over_size"
+                else (f"{v['measured']:.1f} MB")
+            )
+        else:
+            measured = f"x{v['measured']:.2f}"
+        lines.append(f"  {v['status']:4s}  {v['scenario']:15s}  {v['text']:34s}  {measured}")
+    return "\n".join(lines)
+
+
+TABLE_COLUMNS = (
+    "scenario",
+    "tool",
+    "MB/s",
+    "CPU s/GB",
+    "peak RSS MB",
+    "served/size",
+    "peak disk MB",
+    "sa1b/aria2c",
+    "sa1b/aria2c-best",
+    "sa1b/curl8",
+)
+
+
+def _ratio_cell(ratio: dict[str, float] | None) -> str:
+    if not ratio:
+        return ""
+    return f"x{ratio['mb_s']:.2f} (CPU x{ratio['cpu_s_per_gb']:.2f})"
+
+
+def _table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for scenario in SCENARIOS:
         if scenario not in results:
             continue
-        data = results[scenario]
-        ratio = data["ratio_sa1b_over_aria2c"]
+        spec, data = SPECS[scenario], results[scenario]
         for tool, t in data["tools"].items():
-            if t["failed"]:
-                rows.append((scenario, tool, "FAILED", "-", "-", "-", "-"))
+            row = {"scenario": scenario, "tool": tool}
+            rows.append(row)
+            if spec.kind == "kill":
+                row["MB/s"] = "-"
+                if "served_over_size" in t:
+                    row["served/size"] = f"{t['served_over_size']:.3f}"
+                    row["CPU s/GB"] = f"{t['cpu_s_per_gb']:.2f}"
+                else:
+                    row["served/size"] = "FAILED" if t.get("killed") else "not killed"
+                row["peak RSS MB"] = f"{t['peak_rss_mb']:.1f}"
                 continue
-            rel = ""
-            if tool == "sa1b" and ratio:
-                rel = f"x{ratio['mb_s']:.2f} speed, x{ratio['cpu_s_per_gb']:.2f} CPU"
-            rows.append(
-                (
-                    scenario,
-                    tool,
-                    f"{t['mb_s_median']:.0f}",
-                    f"{t['cpu_s_per_gb_median']:.2f}",
-                    f"{t['peak_rss_mb']:.1f}",
-                    "",
-                    rel,
-                )
-            )
-    if "extract" in results:
-        data = results["extract"]
-        ratio = data["ratio_sa1b_over_aria2c_tar"]
-        for tool, t in data["tools"].items():
             if t["failed"]:
-                rows.append(("extract", tool, "FAILED", "-", "-", "-", "-"))
+                row["MB/s"] = "FAILED"
                 continue
-            rel = ""
-            if tool == "sa1b" and ratio:
-                rel = (
-                    f"x{ratio['mb_s']:.2f} speed, x{ratio['cpu_s_per_gb']:.2f} CPU, "
-                    f"x{ratio['peak_disk_mb']:.2f} disk"
-                )
-            rows.append(
-                (
-                    "extract",
-                    tool,
-                    f"{t['mb_s_median']:.0f}",
-                    f"{t['cpu_s_per_gb_median']:.2f}",
-                    f"{t['peak_rss_mb']:.1f}",
-                    f"{t['peak_disk_mb']:.0f}",
-                    rel,
-                )
+            row.update(
+                {
+                    "MB/s": f"{t['mb_s_median']:.0f}",
+                    "CPU s/GB": f"{t['cpu_s_per_gb_median']:.2f}",
+                    "peak RSS MB": f"{t['peak_rss_mb']:.1f}",
+                    "served/size": f"{t['served_over_size_median']:.3f}",
+                }
             )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+            if spec.kind == "extract":
+                row["peak disk MB"] = f"{t['peak_disk_mb']:.0f}"
+                ratio = data["ratio_sa1b_over_aria2c_tar"]
+                if tool == "sa1b" and ratio:
+                    row["sa1b/aria2c"] = f"{_ratio_cell(ratio)}, disk x{ratio['peak_disk_mb']:.2f}"
+            elif tool == "sa1b":
+                for ref in REFERENCES:
+                    row[f"sa1b/{ref}"] = _ratio_cell(data["ratios_sa1b_over"].get(ref))
+    return rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    rows = _table_rows(results)
+    columns = [c for c in TABLE_COLUMNS if c in ("scenario", "tool") or any(r.get(c) for r in rows)]
+    cells = [columns] + [[r.get(c, "") for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if "kill" in results:
+    for scenario in SCENARIOS:
+        data = results.get(scenario)
+        if data is None or SPECS[scenario].kind != "throughput":
+            continue
+        side = [
+            f"{tool} {t['nginx_cpu_s_per_gb_median']:.2f}"
+            + (f"/{t['pacer_cpu_s_per_gb_median']:.2f}" if "pacer_cpu_s_per_gb_median" in t else "")
+            for tool, t in data["tools"].items()
+            if not t["failed"]
+        ]
+        if side:
+            what = "nginx/pacer" if SPECS[scenario].paced else "nginx"
+            lines.append(f"{scenario}: {what} CPU s/GB during each tool's runs: " + ", ".join(side))
+    for scenario in ("kill", "kill-http"):
+        if scenario not in results:
+            continue
+        scheme = "HTTPS" if SPECS[scenario].tls else "plain HTTP"
         lines.append("")
-        lines.append("kill (SIGKILL at ~half, then rerun): bytes served by nginx / data size")
-        for tool, t in results["kill"]["tools"].items():
+        lines.append(
+            f"{scenario} ({scheme}, SIGKILL at ~half, then rerun): "
+            "bytes served by nginx / data size"
+        )
+        for tool, t in results[scenario]["tools"].items():
             if not t.get("killed"):
-                lines.append(f"  {tool:7s} not killed (finished too early)")
+                lines.append(f"  {tool:11s} not killed (finished too early)")
             elif "served_over_size" not in t:
-                lines.append(f"  {tool:7s} FAILED")
+                lines.append(f"  {tool:11s} FAILED")
             else:
                 ok = "verified" if t.get("verified") else "NOT VERIFIED"
                 lines.append(
-                    f"  {tool:7s} {t['served_over_size']:.3f}  "
+                    f"  {tool:11s} {t['served_over_size']:.3f}  "
                     f"(killed at {t['bytes_on_disk_at_kill'] / t['total_bytes']:.0%}, "
-                    f"rerun {t['rerun_s']:.1f} s, {ok})"
+                    f"rerun {t['rerun_s']:.1f} s, peak RSS {t['peak_rss_mb']:.1f} MB, {ok})"
                 )
     if "extract" in results:
         data = results["extract"]
@@ -1215,7 +1752,7 @@ def render_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machine_info(aria2c: str) -> dict[str, Any]:
+def machine_info(ctx: Context) -> dict[str, Any]:
     nginx = "unknown"
     with contextlib.suppress(Exception):
         done = subprocess.run([find_nginx(), "-v"], capture_output=True, text=True, check=False)
@@ -1225,7 +1762,9 @@ def machine_info(aria2c: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "nginx": nginx,
-        "aria2c": tool_version([aria2c, "--version"]),
+        "aria2c": tool_version([ctx.aria2c, "--version"]) if ctx.aria2c else None,
+        "curl": tool_version([ctx.curl, "--version"]) if ctx.curl else None,
+        "openssl": tool_version(["openssl", "version"]),
     }
 
 
@@ -1236,15 +1775,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench.py",
         description=(
-            "Benchmark `sa1b download` against aria2c on synthetic SA-1B shards served by a "
-            "private nginx on 127.0.0.1."
+            "Benchmark `sa1b download` against curl and aria2c on synthetic SA-1B shards served "
+            "by a private nginx on 127.0.0.1, over HTTPS (uncapped, capped per TCP connection, "
+            "with a long RTT) and plain HTTP."
         ),
     )
     parser.add_argument(
         "--scenario",
         action="append",
         choices=(*SCENARIOS, "all"),
-        help="scenario to run (repeatable; default: all)",
+        help="scenario to run (repeatable; default: all = every scenario but kill-http)",
     )
     parser.add_argument(
         "--shards", type=int, default=6, help="number of synthetic shards (default: 6)"
@@ -1265,8 +1805,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tools",
-        default=",".join(TOOLS),
-        help="comma-separated tools to run (default: aria2c,sa1b)",
+        help=f"comma-separated tools to run, among {','.join(TOOLS)} (default: all four in the "
+        "HTTPS throughput scenarios, aria2c,sa1b elsewhere); each scenario runs those it can",
     )
     parser.add_argument(
         "--sa1b",
@@ -1274,12 +1814,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="command that runs the sa1b CLI, split like a shell would "
         "(default: bin/sa1b next to this Python, else sa1b on PATH)",
     )
+    parser.add_argument(
+        "--sa1b-args",
+        default="",
+        metavar="ARGS",
+        help="extra arguments for every `sa1b download`, split like a shell would, e.g. "
+        '"--connections 128"',
+    )
     parser.add_argument("--aria2c", default="aria2c", help="aria2c binary (default: aria2c)")
+    parser.add_argument("--curl", default="curl", help="curl binary for curl8 (default: curl)")
+    parser.add_argument(
+        "--per-connection-rate",
+        type=parse_size,
+        default=parse_size("2M"),
+        metavar="RATE",
+        help="https-paced*: bytes/s per TCP connection, K/M/G binary (default: 2M)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=20.0,
+        help="https-paced-rtt: added latency each way; RTT = 2 x this (default: 20)",
+    )
     parser.add_argument(
         "--kill-at",
         type=float,
         default=0.5,
-        help="kill scenario: SIGKILL when this fraction of the data is on disk (default: 0.5)",
+        help="kill scenarios: SIGKILL when this fraction of the data is on disk (default: 0.5)",
     )
     parser.add_argument(
         "--timeout",
@@ -1291,61 +1852,126 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup",
         type=int,
         default=1,
-        help="unmeasured runs of the first tool before capped/uncapped/extract (default: 1)",
+        help="unmeasured runs before each throughput/extract scenario (default: 1)",
+    )
+    parser.add_argument(
+        "--check-goals",
+        action="store_true",
+        help="exit 1 when a goal fails (without it the goals are only reported)",
     )
     parser.add_argument("--json-out", type=Path, help="also write all results as JSON to this file")
     return parser
 
 
+def _usage_error(message: str) -> int:
+    print(f"bench.py: {message}", file=sys.stderr)
+    return 2
+
+
+def sa1b_has_ca_bundle(command: list[str]) -> bool:
+    """Whether `sa1b download --help` lists --ca-bundle."""
+    try:
+        done = subprocess.run(
+            [*command, "download", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=child_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log(f"warning: `sa1b download --help` did not run: {exc}")
+        return False
+    if done.returncode != 0:
+        log(
+            f"warning: `sa1b download --help` exited with {done.returncode}: "
+            + (done.stderr.strip().splitlines() or [""])[-1]
+        )
+    return "--ca-bundle" in done.stdout
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     chosen = args.scenario or ["all"]
-    scenarios = [s for s in SCENARIOS if s in chosen or "all" in chosen]
-    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if not args.tools or any(t not in TOOLS for t in args.tools):
-        print(f"bench.py: --tools must be a subset of {','.join(TOOLS)}", file=sys.stderr)
-        return 2
+    scenarios = [
+        s for s in SCENARIOS if s in chosen or ("all" in chosen and s in DEFAULT_SCENARIOS)
+    ]
+    wanted: list[str] | None = None
+    if args.tools is not None:
+        wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
+        if not wanted or any(t not in TOOLS for t in wanted):
+            return _usage_error(f"--tools must be a subset of {','.join(TOOLS)}")
     if args.shards < 1 or args.runs < 1 or args.shard_size < 1 or args.warmup < 0:
-        print("bench.py: --shards, --runs, --shard-size must be > 0", file=sys.stderr)
-        return 2
+        return _usage_error("--shards, --runs, --shard-size must be > 0")
     if not 0 < args.kill_at < 1:
-        print("bench.py: --kill-at must be between 0 and 1", file=sys.stderr)
-        return 2
+        return _usage_error("--kill-at must be between 0 and 1")
+    if args.per_connection_rate < 1 or args.delay_ms < 0:
+        return _usage_error("--per-connection-rate must be > 0 and --delay-ms >= 0")
+    try:
+        args.sa1b_args = shlex.split(args.sa1b_args)
+    except ValueError as exc:
+        return _usage_error(f"--sa1b-args: {exc}")
+    tools_for: dict[str, list[str]] = {}
+    for name in scenarios:
+        spec = SPECS[name]
+        pick = spec.default_tools if wanted is None else wanted
+        tools_for[name] = [t for t in TOOLS if t in pick and t in spec.tools]
+        if not tools_for[name]:
+            log(f"{name}: none of the tools asked for runs in this scenario; skipped")
+    scenarios = [s for s in scenarios if tools_for[s]]
+    used = {t for s in scenarios for t in tools_for[s]}
+    if not scenarios:
+        return _usage_error("nothing to run")
+
     tar: str | None = None
-    if "extract" in scenarios and "aria2c" in args.tools:
+    if "extract" in scenarios and "aria2c" in tools_for["extract"]:
         tar = shutil.which("tar")
         if tar is None:
-            print("bench.py: the extract scenario needs tar on PATH", file=sys.stderr)
-            return 2
-
-    aria2c = shutil.which(args.aria2c) if "aria2c" in args.tools else args.aria2c
-    if aria2c is None:
-        print(f"bench.py: aria2c not found ({args.aria2c}): apt-get install aria2", file=sys.stderr)
-        return 2
+            return _usage_error("the extract scenario needs tar on PATH")
+    aria2c: str | None = None
+    if used & {"aria2c", "aria2c-best"}:
+        aria2c = shutil.which(args.aria2c)
+        if aria2c is None:
+            return _usage_error(f"aria2c not found ({args.aria2c}): apt-get install aria2")
+    curl = xargs = None
+    if "curl8" in used:
+        curl, xargs = shutil.which(args.curl), shutil.which("xargs")
+        if curl is None or xargs is None:
+            return _usage_error("curl8 needs curl and xargs on PATH (apt-get install curl)")
     sa1b: list[str] | None = None
-    if "sa1b" in args.tools:
+    if "sa1b" in used:
         sa1b = shlex.split(args.sa1b) if args.sa1b else default_sa1b_command()
         if not sa1b:
-            print(
-                "bench.py: no sa1b executable next to this Python nor on PATH; install the "
-                "package (pip install -e .), pass --sa1b CMD, or use --tools aria2c",
-                file=sys.stderr,
+            return _usage_error(
+                "no sa1b executable next to this Python nor on PATH; install the package "
+                "(pip install -e .), pass --sa1b CMD, or use --tools without sa1b"
             )
-            return 2
         if shutil.which(sa1b[0]) is None:
-            print(
-                f"bench.py: --sa1b: cannot run {sa1b[0]!r} (not found or not executable)",
-                file=sys.stderr,
-            )
-            return 2
+            return _usage_error(f"--sa1b: cannot run {sa1b[0]!r} (not found or not executable)")
     try:
         find_nginx()
     except FileNotFoundError as exc:
-        print(f"bench.py: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
 
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "logs").mkdir(exist_ok=True)
+    ca: Path | None = None
+    tls: tuple[Path, Path] | None = None
+    sa1b_ca_bundle = False
+    if any(SPECS[s].tls for s in scenarios):
+        try:
+            paths = make_certificates(workdir / "tls")
+        except (_certs.CertificateError, OSError) as exc:
+            return _usage_error(f"cannot make the private CA: {exc}")
+        ca, tls = paths.ca, (paths.certificate, paths.key)
+        log(f"private CA: {ca}")
+        if sa1b is not None and any(SPECS[s].tls and "sa1b" in tools_for[s] for s in scenarios):
+            sa1b_ca_bundle = sa1b_has_ca_bundle(sa1b)
+            log(
+                "sa1b gets the CA through SSL_CERT_FILE"
+                + (" and --ca-bundle" if sa1b_ca_bundle else " (no --ca-bundle option)")
+            )
     try:
         shards = prepare_shards(workdir, count=args.shards, shard_size=args.shard_size)
     except BenchError as exc:
@@ -1360,67 +1986,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         aria2c=aria2c,
         sa1b=sa1b,
         failures=[],
+        tools=tools_for,
         tar=tar,
+        curl=curl,
+        xargs=xargs,
+        ca=ca,
+        tls=tls,
+        sa1b_ca_bundle=sa1b_ca_bundle,
     )
     results: dict[str, Any] = {}
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            log(f"== {scenario}: {len(shards)} shards, {total / MB:.0f} MB in all")
+            spec = SPECS[scenario]
+            log(
+                f"== {scenario}: {len(shards)} shards, {total / MB:.0f} MB in all; "
+                f"{', '.join(tools_for[scenario])}"
+            )
             try:
-                if scenario == "kill":
-                    results[scenario] = run_kill(ctx)
-                elif scenario == "extract":
-                    results[scenario] = run_extract(ctx)
+                if spec.kind == "kill":
+                    results[scenario] = run_kill(ctx, spec)
+                elif spec.kind == "extract":
+                    results[scenario] = run_extract(ctx, spec)
                 else:
-                    results[scenario] = run_throughput(ctx, scenario)
-            except BenchError as exc:  # this scenario is lost; the others still run
-                ctx.failures.append(str(exc))
-                log(f"ERROR {exc}")
+                    results[scenario] = run_throughput(ctx, spec)
+            except (BenchError, _nginx.NginxError) as exc:  # lost; the others still run
+                ctx.failures.append(f"{scenario}: {exc}")
+                log(f"ERROR {scenario}: {exc}")
     except KeyboardInterrupt:
         log("interrupted")
         return 130
 
+    verdicts = evaluate_goals(results)
     print(render_table(results))
+    print()
+    print(render_goals(verdicts))
     if args.json_out:
-        document = {
-            "machine": machine_info(aria2c),
+        sample_inputs = Inputs(aria2c=Path("INPUT"), links=Path("LINKS"), curl=Path("CURL_LIST"))
+        sample_spec = SPECS["https"]
+        document: dict[str, Any] = {
+            "machine": machine_info(ctx),
             "params": {
                 "shards": len(shards),
                 "shard_size": args.shard_size,
                 "total_bytes": total,
                 "runs": args.runs,
-                "tools": args.tools,
+                "warmup": args.warmup,
+                "scenarios": scenarios,
+                "tools": tools_for,
+                "per_connection_rate": args.per_connection_rate,
+                "delay_ms": args.delay_ms,
                 "generator": "make_dataset" if make_dataset is not None else "fallback",
-                "aria2c_argv": aria2c_tool(
-                    aria2c, input_file=Path("INPUT"), outdir=Path("OUTDIR"), resume=False
-                ).argv,
-                "sa1b_argv": (
-                    sa1b_tool(sa1b, links=Path("LINKS"), outdir=Path("OUTDIR")).argv
-                    if sa1b
-                    else None
-                ),
-                "sa1b_extract_argv": (
-                    sa1b_tool(sa1b, links=Path("LINKS"), outdir=Path("OUTDIR"), extract=True).argv
-                    if sa1b
-                    else None
-                ),
+                "ca": str(ca) if ca else None,
+                "sa1b_ca_bundle_option": sa1b_ca_bundle,
+                "pacer_argv": [
+                    sys.executable,
+                    "-I",
+                    str(PACER),
+                    "--upstream",
+                    "127.0.0.1:NGINX_PORT",
+                    "--rate",
+                    str(args.per_connection_rate),
+                    "--delay-ms",
+                    "0 or DELAY_MS",
+                ],
+                "argv_https": {
+                    name: dataclasses.asdict(
+                        make_tool(ctx, name, sample_spec, sample_inputs, Path("OUTDIR"))
+                    )
+                    for name in TOOLS
+                    if name in used
+                },
                 "tar_argv": tar_argv(tar, Path("OUTDIR/NAME"), Path("OUTDIR/STEM"))
                 if tar
                 else None,
                 "elapsed_s": time.monotonic() - started,
             },
             "results": results,
+            "goals": verdicts,
             "failures": ctx.failures,
         }
+        for entry in document["params"]["argv_https"].values():
+            entry.pop("output_dir", None)
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
+        args.json_out.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    status = 0
     if ctx.failures:
         print("\nFAILURES:", file=sys.stderr)
         for failure in ctx.failures:
             print(f"  - {failure}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if args.check_goals and any(v["status"] == "FAIL" for v in verdicts):
+        print("\ngoals failed (--check-goals)", file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

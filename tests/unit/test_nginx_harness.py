@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +14,12 @@ from pathlib import Path
 import pytest
 
 from sa1b.cdn import nginx as nginx_module
+from sa1b.cdn.certs import (
+    OPENSSL_NOT_FOUND_MESSAGE,
+    CertificateError,
+    CertificatePaths,
+    make_certificates,
+)
 from sa1b.cdn.nginx import (
     NGINX_NOT_FOUND_MESSAGE,
     NginxError,
@@ -27,6 +35,8 @@ except NginxNotFoundError:
     HAVE_NGINX = False
 
 needs_nginx = pytest.mark.skipif(not HAVE_NGINX, reason=NGINX_NOT_FOUND_MESSAGE)
+HAVE_OPENSSL = shutil.which("openssl") is not None
+needs_openssl = pytest.mark.skipif(not HAVE_OPENSSL, reason=OPENSSL_NOT_FOUND_MESSAGE)
 
 MIB = 1 << 20
 
@@ -304,3 +314,143 @@ def test_names_are_quoted_in_urls(root: Path) -> None:
         status, _, body = get(srv, "/with%20space.txt")
         assert (status, body) == (200, b"hello")
         wait_for(lambda: srv.bytes_sent("with space.txt") == 5)
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
+    if not HAVE_OPENSSL:
+        pytest.skip(OPENSSL_NOT_FOUND_MESSAGE)
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def tls_get(
+    srv: NginxServer, context: ssl.SSLContext, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30, context=context)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def negotiated_alpn(srv: NginxServer, context: ssl.SSLContext, host: str = "127.0.0.1") -> str:
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        return tls.selected_alpn_protocol() or ""
+
+
+def test_tls_config_contents(tmp_path: Path) -> None:
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    srv = NginxServer(root=tmp_path, tls=(cert, key), http2=True)
+    srv._prefix = tmp_path / "prefix"
+    conf = srv._render_config(4321)
+    assert "listen 127.0.0.1:4321 ssl http2;" in conf
+    assert f'ssl_certificate "{cert}";' in conf
+    assert f'ssl_certificate_key "{key}";' in conf
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert "ssl_session_cache shared:SSL:10m;" in conf
+    assert "ssl_buffer_size" not in conf
+    assert "sendfile on;" in conf
+    h1 = NginxServer(root=tmp_path, tls=(cert, key))
+    h1._prefix = tmp_path / "prefix"
+    assert "listen 127.0.0.1:4321 ssl;" in h1._render_config(4321)
+    plain = NginxServer(root=tmp_path)
+    plain._prefix = tmp_path / "prefix"
+    assert "ssl" not in plain._render_config(4321)
+
+
+def test_http2_needs_tls(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="http2 needs tls"):
+        NginxServer(root=tmp_path, http2=True)
+
+
+def test_make_certificates_refuses_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="host"):
+        make_certificates(tmp_path, hosts=("bad host",))
+    with pytest.raises(ValueError, match="days"):
+        make_certificates(tmp_path, days=0)
+    with pytest.raises(CertificateError, match="could not run"):
+        make_certificates(tmp_path, openssl=str(tmp_path / "no-such-openssl"))
+
+
+@needs_openssl
+def test_make_certificates_files(certs: CertificatePaths) -> None:
+    assert certs.ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert certs.certificate.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in certs.key.read_text()
+    assert certs.key.stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in certs.ca.parent.iterdir()) == [
+        "ca.pem",
+        "server.key",
+        "server.pem",
+    ]  # the CA key is gone
+
+
+@needs_nginx
+@needs_openssl
+def test_tls_missing_certificate_file(root: Path, tmp_path: Path) -> None:
+    srv = NginxServer(root=root, tls=(tmp_path / "absent.pem", tmp_path / "absent.key"))
+    with pytest.raises(FileNotFoundError, match=r"absent\.pem"):
+        srv.start()
+
+
+@needs_nginx
+@needs_openssl
+def test_tls_serves_ranges_to_a_client_that_trusts_the_ca(
+    root: Path, certs: CertificatePaths
+) -> None:
+    data = (root / "small.bin").read_bytes()
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    with NginxServer(root=root, tls=(certs.certificate, certs.key), http2=True) as srv:
+        assert srv.scheme == "https"
+        assert srv.base_url == f"https://127.0.0.1:{srv.port}"
+        assert srv.url_for("small.bin") == f"{srv.base_url}/small.bin"
+        status, headers, body = tls_get(srv, context, "/small.bin", {"Range": "bytes=1000-1999"})
+        assert (status, body) == (206, data[1000:2000])
+        assert headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+        status, _, body = tls_get(srv, context, "/small.bin")
+        assert (status, body) == (200, data)
+        wait_for(lambda: srv.bytes_sent("small.bin") == 1000 + len(data))
+        # the certificate is valid for localhost too
+        assert negotiated_alpn(srv, ssl.create_default_context(cafile=str(certs.ca)), "localhost")
+
+
+@needs_nginx
+@needs_openssl
+def test_tls_client_without_the_ca_is_refused(root: Path, certs: CertificatePaths) -> None:
+    with NginxServer(root=root, tls=(certs.certificate, certs.key)) as srv:
+        stranger = ssl.create_default_context()  # the system's CAs only
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+            tls_get(srv, stranger, "/small.bin", {"Range": "bytes=0-9"})
+        # trusting the CA is not enough for a name the certificate does not carry
+        trusting = ssl.create_default_context(cafile=str(certs.ca))
+        with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+            negotiated_alpn(srv, trusting, "example.com")
+        # and a plain-HTTP client gets no file
+        status, _, body = get(srv, "/small.bin")
+        assert status == 400
+        assert b"HTTPS" in body
+
+
+@needs_nginx
+@needs_openssl
+@pytest.mark.parametrize("http2", [True, False])
+def test_http2_is_offered_through_alpn_only_when_asked(
+    root: Path, certs: CertificatePaths, http2: bool
+) -> None:
+    with NginxServer(root=root, tls=(certs.certificate, certs.key), http2=http2) as srv:
+        offering_h2 = ssl.create_default_context(cafile=str(certs.ca))
+        assert negotiated_alpn(srv, offering_h2) == ("h2" if http2 else "http/1.1")
+        # an HTTP/1.1 client (no ALPN) is still served
+        no_alpn = ssl.create_default_context(cafile=str(certs.ca))
+        status, _, body = tls_get(srv, no_alpn, "/small.bin", {"Range": "bytes=0-3"})
+        assert (status, body) == (206, bytes(range(4)))
