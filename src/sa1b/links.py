@@ -73,16 +73,23 @@ def expiry(url: str) -> int | None:
 
 
 def redact(url: str) -> str:
-    """The URL without its query (the signature), safe for logs: ``https://host/path?…``."""
+    """The URL without credentials and query (the signature), safe for logs:
+    ``https://host/path?…``."""
     parts = urlsplit(url)
     suffix = "?…" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}{parts.path}{suffix}"
+    return f"{parts.scheme}://{_host(parts.netloc)}{parts.path}{suffix}"
 
 
 def object_key(url: str) -> str:
-    """What identifies the object behind a signed URL across reissued links: host and path."""
+    """What identifies the object behind a signed URL across reissued links: host and
+    path (never credentials, which would otherwise be stored)."""
     parts = urlsplit(url)
-    return f"{parts.netloc}{parts.path}"
+    return f"{_host(parts.netloc)}{parts.path}"
+
+
+def _host(netloc: str) -> str:
+    """``host[:port]`` of a URL's authority, without ``user:password@``."""
+    return netloc.rpartition("@")[2]
 
 
 def parse_links(text: str, *, source: str = "<links>") -> list[Link]:

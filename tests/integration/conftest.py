@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sa1b.cdn.certs import CertificatePaths, make_certificates
 from sa1b.cdn.nginx import NginxServer
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
@@ -149,60 +150,10 @@ def assert_extracted(out: Path, shards: Sequence[ShardInfo], layout: str = "shar
     assert not staging.exists() or not any(staging.iterdir())
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
     """A private CA and a certificate it signed for 127.0.0.1."""
-    d = tmp_path_factory.mktemp("tls")
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=sa1b test CA",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.pem"),
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        str(d / "server.key"),
-        "-out",
-        str(d / "server.csr"),
-    )
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / "server.csr"),
-        "-CA",
-        str(d / "ca.pem"),
-        "-CAkey",
-        str(d / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(d / "san.ext"),
-        "-out",
-        str(d / "server.pem"),
-    )
-    return d
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 class _RangeHandler(BaseHTTPRequestHandler):
@@ -234,12 +185,12 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def https_base(certificates: Path, shards: list[ShardInfo]) -> Iterator[str]:
+def https_base(certificates: CertificatePaths, shards: list[ShardInfo]) -> Iterator[str]:
     handler = type("Handler", (_RangeHandler,), {"root": shards[0].path.parent})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificates / "server.pem", certificates / "server.key")
+    context.load_cert_chain(certificates.certificate, certificates.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

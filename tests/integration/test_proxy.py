@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
@@ -143,7 +144,7 @@ def proxy() -> Iterator[TinyProxy]:
 def test_https_goes_through_a_connect_tunnel_with_tls_verified(
     proxy: TinyProxy,
     https_base: str,
-    certificates: Path,
+    certificates: CertificatePaths,
     shards: list[ShardInfo],
     tmp_path: Path,
 ) -> None:
@@ -160,7 +161,7 @@ def test_https_goes_through_a_connect_tunnel_with_tls_verified(
         "3",
         env={
             "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
-            "SSL_CERT_FILE": str(certificates / "ca.pem"),
+            "SSL_CERT_FILE": str(certificates.ca),
         },
     )
     assert result.returncode == 0, result.output

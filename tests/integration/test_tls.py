@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.synth import ShardInfo
 
 from .conftest import assert_identical, run_cli
@@ -32,12 +33,12 @@ def test_unknown_certificate_authority_is_refused_not_retried(
 
 def test_trusted_certificate_downloads_over_tls(
     https_base: str,
-    certificates: Path,
+    certificates: CertificatePaths,
     shards: list[ShardInfo],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificates / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))
     assert os.environ["SSL_CERT_FILE"]
     links = _links(https_base, shards, tmp_path / "urls.txt")
     out = tmp_path / "out"

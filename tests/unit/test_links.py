@@ -484,3 +484,10 @@ def test_any_duplicate_is_reported_with_both_lines(
     message = str(info.value)
     assert f"d:{len(rows) + 1}" in message
     assert f"line {victim + 2}" in message
+
+
+def test_credentials_are_neither_shown_nor_stored() -> None:
+    url = "https://ann:s3cret@mirror.example:8443/sa/sa_000001.tar?oh=00_x"
+    assert redact(url) == "https://mirror.example:8443/sa/sa_000001.tar?…"
+    assert object_key(url) == "mirror.example:8443/sa/sa_000001.tar"
+    assert object_key(url) == object_key("https://mirror.example:8443/sa/sa_000001.tar")
