@@ -564,6 +564,7 @@ class Engine:
         stored: Status = "expired" if task.state == "expired" else "failed"
         self.store.set_status(task.id, stored, task.outcome.message)
         self.listener.finished(task.outcome)
+        self.transport.wake()
 
     # -- what the publisher decides (TaskControl) -----------------------------
 
@@ -576,6 +577,7 @@ class Engine:
         with self._lock:
             task.state = "active"
             self._restart(task, task.size or 0, task.validator)
+        self.transport.wake()
 
     def done(self, task: Task, message: str | None) -> None:
         with self._lock:
@@ -586,6 +588,7 @@ class Engine:
                 task.fd = None
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
         self.listener.finished(task.outcome)
+        self.transport.wake()  # the last file done ends the run now, not at the next tick
 
     def abort(self, error: SA1BError) -> None:
         self._fatal = error

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import select
 import threading
 import time
@@ -253,6 +254,8 @@ class CurlTransport:
         self._ca_folder = system_ca_folder() if options.ca_bundle is None else None
         self._multi = pycurl.CurlMulti()
         self._epoll = select.epoll()
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wakeup, select.EPOLLIN)
 
     @property
     def busy(self) -> int:
@@ -261,6 +264,12 @@ class CurlTransport:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """From any thread: look for work now (a file ended, a stop), not at the next tick."""
+        with contextlib.suppress(OSError):  # closed: the loop has ended anyway
+            os.eventfd_write(self._wakeup, 1)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -272,6 +281,7 @@ class CurlTransport:
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         next_tick = self.clock()
+        log.debug("transport: up to %d connections, %d to start", self._slots, self.governor.target)
         try:
             while not self._stopping.is_set():
                 now = self.clock()
@@ -318,6 +328,11 @@ class CurlTransport:
         timeout = max(0.0, until - self.clock())
         multi = self._multi
         for fd, events in self._epoll.poll(timeout):
+            if fd == self._wakeup:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self._wakeup)
+                self._dirty = True
+                continue
             mask = 0
             if events & select.EPOLLIN:
                 mask |= pycurl.CSELECT_IN
@@ -399,6 +414,7 @@ class CurlTransport:
         for transfer in self._transfers:
             transfer.easy.close()
         self._epoll.close()
+        os.close(self._wakeup)
 
     # -- libcurl's multi callbacks ----------------------------------------------
 
