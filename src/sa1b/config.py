@@ -34,6 +34,8 @@ class DownloadConfig:
     max_files: int = 8
     connections_per_file: int | None = None
     max_rate: float | None = None
+    loops: int | None = None
+    """Transport event loops (threads); None: one per core, at most four."""
     transport: TransportOptions = field(default_factory=TransportOptions)
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)

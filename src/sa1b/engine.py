@@ -1,12 +1,12 @@
 """The download engine: connections that fetch ranges into preallocated partial files.
 
-One thread runs the transport (:class:`~sa1b.transport.curl.CurlTransport`, an event
-loop over libcurl); each of its slots asks its :class:`~sa1b.connection.Connection`
-for work, and the connection asks this engine, which decides: a free range of a
-file in flight, else the first request of the next file, else half of the largest
-range still outstanding anywhere (work stealing). Bytes go straight to their
-offsets with ``pwrite``; each connection also notes its position in the crash
-:class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
+The transport (:class:`~sa1b.transport.pool.Transport`: event loops over libcurl,
+one per core) runs in threads of its own; each of its slots asks its
+:class:`~sa1b.connection.Connection` for work, and the connection asks this engine,
+which decides: a free range of a file in flight, else the first request of the
+next file, else half of the largest range still outstanding anywhere (work
+stealing). Bytes go straight to their offsets with ``pwrite``; each connection also
+notes its position in the crash :class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
 progress, and about once a second makes written bytes durable (``fdatasync``) and
 only then records them in the :class:`~sa1b.state.StateStore`. Shards are
 extracted while they download (:mod:`sa1b.unpacker`, following each file's written
@@ -52,8 +52,9 @@ from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
 from sa1b.tasks import Task, final_path, partial_path
-from sa1b.transport.curl import CurlTransport, Request
+from sa1b.transport.curl import Request
 from sa1b.transport.governor import Governor
+from sa1b.transport.pool import Transport
 from sa1b.transport.ratelimit import RateLimiter
 from sa1b.unpacker import Superseded, Unpacker
 from sa1b.writeback import start_writeback
@@ -88,14 +89,6 @@ class Engine:
         slots = policy.ceiling
         self._per_file = config.connections_per_file or slots
         self._connections = [Connection(self, i, clock=clock) for i in range(slots)]
-        self.transport = CurlTransport(
-            config.transport,
-            self,
-            slots=slots,
-            governor=Governor(policy, clock()),
-            limiter=RateLimiter(config.max_rate, now=clock()) if config.max_rate else None,
-            clock=clock,
-        )
         self._unpacker = (
             Unpacker(staging_root=state_dir(config.out) / "staging", layout=config.extract.layout)
             if config.extract
@@ -108,6 +101,16 @@ class Engine:
         self._tasks = [self._prepare(link) for link in links]
         self._recover(recovered)
         self.journal = Journal(journal_path, slots=slots)
+        # Last: it holds sockets and descriptors that only its run() releases.
+        self.transport = Transport(
+            config.transport,
+            self,
+            slots=slots,
+            governor=Governor(policy, clock()),
+            limiter=RateLimiter(config.max_rate, now=clock()) if config.max_rate else None,
+            loops=config.loops,
+            clock=clock,
+        )
 
     # -- start-up -----------------------------------------------------------
 

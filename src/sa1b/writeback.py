@@ -10,7 +10,6 @@ missing (not Linux), this does nothing and only ``fdatasync`` remains.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
 
@@ -20,7 +19,9 @@ SYNC_FILE_RANGE_WRITE = 2
 def _libc(name: str, argtypes: list[type]) -> Callable[..., int] | None:
     """A libc function through ctypes, or None where this libc lacks it."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, libc's among them: no search (find_library would
+        # run ldconfig, which costs more than the rest of the start-up).
+        libc = ctypes.CDLL(None, use_errno=True)
         function = getattr(libc, name)
     except (OSError, AttributeError):
         return None

@@ -27,10 +27,11 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.transport.curl import CurlTransport, Request
+from sa1b.transport.curl import Request
 from sa1b.transport.governor import Governor, GovernorPolicy
 from sa1b.transport.heads import Head
 from sa1b.transport.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
+from sa1b.transport.pool import Transport
 from sa1b.transport.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.timeout(20)
@@ -67,13 +68,11 @@ class Source:
 
     def __init__(self, requests: Sequence[Request]) -> None:
         self.queue = list(requests)
-        self.slots: list[int] = []
+        self.lock = threading.Lock()  # loops ask from threads of their own
 
     def next_request(self, slot: int) -> Request | None:
-        if not self.queue:
-            return None
-        self.slots.append(slot)
-        return self.queue.pop(0)
+        with self.lock:
+            return self.queue.pop(0) if self.queue else None
 
     def park(self, slot: int) -> None:
         pass
@@ -88,14 +87,16 @@ def run(
     options: TransportOptions | None = None,
     slots: int = 1,
     limiter: RateLimiter | None = None,
-) -> CurlTransport:
-    """Run the loop until every request has ended."""
-    transport = CurlTransport(
+    loops: int = 1,
+) -> Transport:
+    """Run the loops until every request has ended."""
+    transport = Transport(
         options or TransportOptions(timeouts=FAST),
         Source(requests),
         slots=slots,
         governor=Governor(GovernorPolicy.fixed(slots), 0.0),
         limiter=limiter,
+        loops=loops,
     )
     transport.run()
     for request in requests:
@@ -158,6 +159,18 @@ def test_interim_answers_are_not_taken_for_the_answer(interim: str) -> None:
     assert bytes(got.data) == BODY[:100]
 
 
+def test_an_interim_answer_then_silence_is_a_stall_not_an_answer() -> None:
+    def script(peer: Peer) -> None:
+        peer.request()
+        peer.send(b"HTTP/1.1 103 Early Hints\r\n\r\n")
+        peer.hold()
+
+    with serving(script) as server:
+        got = get(f"{server.base}/a", options=TransportOptions(timeouts=Timeouts(head=0.5)))
+    assert isinstance(got.error, StallError)
+    assert got.heads == []
+
+
 def test_keep_alive_carries_the_next_request_on_the_same_connection() -> None:
     with serving(answer_each(ranged(BODY, 0, 10), ranged(BODY, 10, 20))) as server:
         first, second = Recorder(), Recorder()
@@ -175,7 +188,12 @@ def test_each_slot_has_a_connection_of_its_own() -> None:
 
     with serving(default=script) as server:
         a, b = Recorder(), Recorder()
-        run(Request(f"{server.base}/a", (), a), Request(f"{server.base}/b", (), b), slots=2)
+        run(
+            Request(f"{server.base}/a", (), a),
+            Request(f"{server.base}/b", (), b),
+            slots=2,
+            loops=2,
+        )
     assert a.error is None and b.error is None
     assert server.accepted == 2
 
@@ -297,7 +315,7 @@ def test_stop_ends_a_request_that_waits_for_ever_within_a_tick() -> None:
 
     with serving(silent) as server:
         recorder = Recorder()
-        transport = CurlTransport(
+        transport = Transport(
             TransportOptions(timeouts=Timeouts(head=60)),
             Source([Request(f"{server.base}/a", (), recorder)]),
             slots=1,
@@ -326,6 +344,7 @@ def test_the_rate_cap_paces_every_transfer_together() -> None:
             *(Request(f"{server.base}/a", (), r) for r in recorders),
             slots=3,
             limiter=RateLimiter(300_000, burst=20_000, now=time.monotonic()),
+            loops=2,
         )
         elapsed = time.monotonic() - began
     assert all(bytes(r.data) == BODY[:200_000] and r.error is None for r in recorders)

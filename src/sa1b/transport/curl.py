@@ -1,23 +1,23 @@
-"""The event loop: libcurl's multi interface, driven by ``epoll`` from one thread.
+"""One event loop: libcurl's multi interface, driven by ``epoll`` from one thread.
 
-Chosen by measurement (``benchmarks/http_stacks.py``, README "Performance"): libcurl
-does TLS and HTTP in C with the GIL released, so one thread drives every
-connection, and Python sees only a callback per received chunk (one TLS record,
-16 KiB). More threads, each with a multi handle, were no faster on two cores;
-HTTP/2 multiplexing every transfer over one TCP connection was 2.5 times slower
-and would throw away what many connections win against a per-connection limit, so
-every transfer speaks HTTP/1.1 on a connection of its own, kept alive between
-requests.
+Chosen by measurement (``benchmarks/transport_choices.py``, README "Performance"):
+libcurl does TLS and HTTP in C with the GIL released, so a thread can drive many
+connections while Python sees only a callback per received chunk (one TLS record,
+16 KiB), gathered into blocks before each ``pwrite``. Every transfer speaks HTTP/1.1
+on a connection of its own, kept alive between requests: HTTP/2 would multiplex
+them all over one TCP connection and throw away what many connections win against
+a per-connection limit. :class:`~sa1b.transport.pool.Transport` runs one loop per
+core.
 
-The loop asks its :class:`RequestSource` for a :class:`Request` whenever a slot is
-free and below the :class:`~sa1b.transport.governor.Governor`'s target, hands the
-final response head and then every body chunk to the request's :class:`Receiver`
-(never a byte before the head was judged), and ends each request exactly once
-with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors` error that
-stopped it. It enforces the head deadline and the speed floor
-(:class:`~sa1b.transport.watchdog.Watchdog`) and the ``--max-rate`` cap (by
-pausing transfers), and refuses, through libcurl's options, every redirect from
-https to http and every scheme but http(s). TLS is always verified.
+A loop asks the :class:`RequestSource` for a :class:`Request` whenever one of its
+slots is free and below the :class:`~sa1b.transport.governor.Governor`'s target,
+hands the final response head and then every body chunk to the request's
+:class:`Receiver` (never a byte before the head was judged), and ends each request
+exactly once with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors`
+error that stopped it. It enforces the head deadline and the speed floor
+(:class:`~sa1b.transport.watchdog.Watchdog`) and the ``--max-rate`` cap (by pausing
+transfers), and refuses, through libcurl's options, every redirect from https to
+http and every scheme but http(s). TLS is always verified.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import logging
 import os
 import select
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import pycurl
@@ -37,10 +37,8 @@ import pycurl
 from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
 from sa1b.links import redact
 from sa1b.transport.failures import PUSHBACK, translate
-from sa1b.transport.governor import Governor
 from sa1b.transport.heads import Head, HeadError, HeadReader
 from sa1b.transport.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
-from sa1b.transport.ratelimit import RateLimiter
 from sa1b.transport.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -98,10 +96,36 @@ class RequestSource(Protocol):
         ...
 
 
+class Shared(Protocol):
+    """What every loop of a transport shares (:class:`~sa1b.transport.pool.Transport`)."""
+
+    options: TransportOptions
+    source: RequestSource
+    clock: Callable[[], float]
+    limited: bool
+
+    @property
+    def target(self) -> int:
+        """How many connections are wanted now (slots below it may work)."""
+        ...
+
+    def take(self, amount: int, now: float) -> float:
+        """Tokens of the ``--max-rate`` bucket: seconds to wait (only when ``limited``)."""
+        ...
+
+    def pushed_back(self) -> None:
+        """The server shed load (a 429/503, a reset, a refused connect)."""
+        ...
+
+    def tend(self, now: float) -> None:
+        """The first loop's tick: let the governor look at the whole transport."""
+        ...
+
+
 class _Transfer:
     """One slot's easy handle and the request it is serving."""
 
-    def __init__(self, loop: CurlTransport, slot: int) -> None:
+    def __init__(self, loop: CurlLoop, slot: int) -> None:
         self.loop = loop
         self.slot = slot
         self.easy = pycurl.Curl()
@@ -118,12 +142,12 @@ class _Transfer:
     def begin(self, request: Request, now: float) -> None:
         self.request = request
         self.heads = HeadReader()
-        self.watchdog = Watchdog(self.loop.options.timeouts, now)
+        self.watchdog = Watchdog(self.loop.shared.options.timeouts, now)
         self.answered = self.stopped = self.paused = False
         self.failure = None
         self.received = 0
         self.resume_at = 0.0
-        self.loop.configure(self.easy, request)
+        configure(self.easy, request, self.loop.shared.options, ca_folder=self.loop.ca_folder)
         self.easy.setopt(pycurl.HEADERFUNCTION, self.on_header)
         self.easy.setopt(pycurl.WRITEFUNCTION, self.on_write)
 
@@ -135,6 +159,10 @@ class _Transfer:
         except HeadError as error:
             self.failure = BadResponseError(f"malformed response: {error}", url=self.url)
             return 0
+        except Exception as error:  # a bug: end this request loudly, keep the loop alive
+            log.exception("internal error while reading a head from %s", self.url)
+            self.failure = FatalTransferError(f"internal error: {error!r}", url=self.url)
+            return 0
         return None
 
     def on_write(self, data: bytes) -> int | None:
@@ -142,12 +170,12 @@ class _Transfer:
             if not self.answered and not self.deliver_head():
                 return 0
             loop = self.loop
-            if loop.limiter is not None:
-                now = loop.clock()
+            if loop.shared.limited:
+                now = loop.shared.clock()
                 if self.resume_at > now:  # libcurl keeps the chunk until unpaused
                     self.paused = True
                     return pycurl.WRITEFUNC_PAUSE
-                if wait := loop.limiter.take(len(data), now):
+                if wait := loop.shared.take(len(data), now):
                     self.resume_at = now + wait
             self.received += len(data)
             loop.received += len(data)
@@ -165,7 +193,7 @@ class _Transfer:
         """Give the receiver the final head (once); False when the request must end."""
         self.answered = True
         head = self.heads.final
-        if head is None or self.heads.incomplete:
+        if head is None or head.status < 200 or self.heads.incomplete:
             self.failure = BadResponseError("a body without a complete response head")
             return False
         self.loop.answered(head)
@@ -193,11 +221,12 @@ class _Transfer:
                     connect_status=self._connect_status(),
                 )
                 if code in PUSHBACK:
-                    self.loop.pushed_back()
+                    self.loop.shared.pushed_back()
             elif not self.answered:
                 self.deliver_head()
                 error = self.failure
-        if error is not None and not self.answered and self.heads.final is not None:
+        final = self.heads.final
+        if error is not None and not self.answered and final and final.status >= 200:
             self.deliver_head()  # an error page cut short still tells its status
         self.request = None
         request.receiver.end(error)
@@ -219,39 +248,27 @@ class _Transfer:
         return redact(self.request.url) if self.request else ""
 
 
-class CurlTransport:
-    """Runs requests from ``source`` on up to ``slots`` connections until it is done.
+class CurlLoop:
+    """Runs requests on its ``slots`` (connection numbers) until the source is done.
 
-    :meth:`run` blocks (call it from the thread that owns the loop); :meth:`stop`
-    may be called from any thread and ends every request within :data:`TICK`.
+    :meth:`run` blocks in the thread that owns the loop; :meth:`stop` and
+    :meth:`wake` may be called from any thread.
     """
 
-    def __init__(
-        self,
-        options: TransportOptions,
-        source: RequestSource,
-        *,
-        slots: int,
-        governor: Governor,
-        limiter: RateLimiter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.options = options
-        self.source = source
-        self.governor = governor
-        self.limiter = limiter
-        self.clock = clock
+    def __init__(self, shared: Shared, slots: Sequence[int], *, first: bool) -> None:
+        self.shared = shared
+        self.slots = tuple(slots)
+        self.first = first
         self.received = 0
-        """Body bytes received by every request so far."""
-        self._slots = slots
-        self._transfers: list[_Transfer] = []
+        """Body bytes received by this loop's requests so far."""
+        self.ca_folder = system_ca_folder() if shared.options.ca_bundle is None else None
+        self._transfers: dict[int, _Transfer] = {}
         self._busy: dict[int, _Transfer] = {}
         self._by_handle: dict[int, _Transfer] = {}
         self._stopping = threading.Event()
         self._closing = False
         self._dirty = True
         self._timer_at: float | None = None
-        self._ca_folder = system_ca_folder() if options.ca_bundle is None else None
         self._multi = pycurl.CurlMulti()
         self._epoll = select.epoll()
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -276,22 +293,22 @@ class CurlTransport:
     def run(self) -> None:
         multi = self._multi
         multi.setopt(pycurl.M_PIPELINING, 0)  # no HTTP/2 multiplexing: a connection each
-        multi.setopt(pycurl.M_MAXCONNECTS, self._slots)
-        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, self._slots)
+        multi.setopt(pycurl.M_MAXCONNECTS, len(self.slots))
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, len(self.slots))
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        next_tick = self.clock()
-        log.debug("transport: up to %d connections, %d to start", self._slots, self.governor.target)
+        clock, source = self.shared.clock, self.shared.source
+        next_tick = clock()
         try:
             while not self._stopping.is_set():
-                now = self.clock()
+                now = clock()
                 if now >= next_tick:
                     self._tend(now)
                     next_tick = now + TICK
                     self._dirty = True
                 if self._dirty:
                     self._fill(now)
-                if not self._busy and self.source.finished:
+                if not self._busy and source.finished:
                     return
                 self._wait(min(next_tick, self._timer_at or next_tick))
                 self._reap()
@@ -301,31 +318,30 @@ class CurlTransport:
     def _fill(self, now: float) -> None:
         """Start requests on free slots below the target, while the source has work."""
         self._dirty = False
-        for slot in range(min(self.governor.target, self._slots)):
+        target = self.shared.target
+        for slot in self.slots:
+            if slot >= target:
+                return
             if slot not in self._busy and not self._start(slot, now):
                 return
 
     def _start(self, slot: int, now: float) -> bool:
         """Ask the source for ``slot``'s next request and start it; False if none."""
-        request = self.source.next_request(slot)
+        request = self.shared.source.next_request(slot)
         if request is None:
             return False
-        transfer = self._transfer(slot)
+        transfer = self._transfers.get(slot)
+        if transfer is None:
+            transfer = self._transfers[slot] = _Transfer(self, slot)
+            self._by_handle[id(transfer.easy)] = transfer
         transfer.begin(request, now)
         self._busy[slot] = transfer
         self._multi.add_handle(transfer.easy)
         return True
 
-    def _transfer(self, slot: int) -> _Transfer:
-        while len(self._transfers) <= slot:
-            transfer = _Transfer(self, len(self._transfers))
-            self._transfers.append(transfer)
-            self._by_handle[id(transfer.easy)] = transfer
-        return self._transfers[slot]
-
     def _wait(self, until: float) -> None:
         """Wait for sockets (or a timer) and let libcurl work on what is ready."""
-        timeout = max(0.0, until - self.clock())
+        timeout = max(0.0, until - self.shared.clock())
         multi = self._multi
         for fd, events in self._epoll.poll(timeout):
             if fd == self._wakeup:
@@ -341,7 +357,7 @@ class CurlTransport:
             if events & (select.EPOLLERR | select.EPOLLHUP):
                 mask |= pycurl.CSELECT_ERR
             multi.socket_action(fd, mask)
-        if self._timer_at is not None and self.clock() >= self._timer_at:
+        if self._timer_at is not None and self.shared.clock() >= self._timer_at:
             self._timer_at = None
             multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
@@ -365,11 +381,11 @@ class CurlTransport:
         transfer.finish(code, message)
         if self._closing:
             return
-        if slot >= self.governor.target or not self._start(slot, self.clock()):
-            self.source.park(slot)
+        if slot >= self.shared.target or not self._start(slot, self.shared.clock()):
+            self.shared.source.park(slot)
 
     def _tend(self, now: float) -> None:
-        """Deadlines, pauses for ``--max-rate``, and the governor's target."""
+        """Deadlines and pauses for ``--max-rate``; the first loop also asks the governor."""
         for transfer in list(self._busy.values()):
             if transfer.paused and transfer.resume_at <= now:
                 transfer.paused = False
@@ -382,27 +398,20 @@ class CurlTransport:
                 continue
             if transfer.paused or transfer.request is None or transfer.watchdog is None:
                 continue
-            reason = transfer.watchdog.check(
-                now, answered=transfer.heads.final is not None, received=transfer.received
-            )
+            final = transfer.heads.final
+            answered = final is not None and final.status >= 200  # not an interim 1xx
+            reason = transfer.watchdog.check(now, answered=answered, received=transfer.received)
             if reason is not None:
                 transfer.failure = StallError(f"stalled: {reason}", url=transfer.url)
                 self._end(transfer, 0, "")
-        before = self.governor.target
-        if self.governor.observe(now, self.received, len(self._busy)) != before:
-            log.debug("connections: %d -> %d", before, self.governor.target)
+        if self.first:
+            self.shared.tend(now)
 
     def answered(self, head: Head) -> None:
         """A final head arrived: the source may have new work (a file's size is known)."""
         self._dirty = True
         if head.status in PUSHBACK_STATUSES:
-            self.pushed_back()
-
-    def pushed_back(self) -> None:
-        before = self.governor.target
-        self.governor.pushback(self.clock())
-        if self.governor.target != before:
-            log.info("the server pushes back: connections %d -> %d", before, self.governor.target)
+            self.shared.pushed_back()
 
     def _close(self) -> None:
         self._closing = True
@@ -410,9 +419,9 @@ class CurlTransport:
             transfer.failure = None
             transfer.stopped = True  # stopped by us: the receiver keeps what it has
             self._end(transfer, 0, "")
-        self._multi.close()
-        for transfer in self._transfers:
+        for transfer in self._transfers.values():
             transfer.easy.close()
+        self._multi.close()
         self._epoll.close()
         os.close(self._wakeup)
 
@@ -434,43 +443,43 @@ class CurlTransport:
             self._epoll.register(fd, mask)
 
     def _on_timer(self, milliseconds: int) -> None:
-        self._timer_at = None if milliseconds < 0 else self.clock() + milliseconds / 1000
+        self._timer_at = None if milliseconds < 0 else self.shared.clock() + milliseconds / 1000
 
-    # -- one request's options --------------------------------------------------
 
-    def configure(self, easy: pycurl.Curl, request: Request) -> None:
-        """Every option of one request, set afresh (the connection stays in the pool)."""
-        options = self.options
-        timeouts = options.timeouts
-        https = request.url.startswith("https:")
-        easy.reset()
-        easy.setopt(pycurl.URL, request.url)
-        easy.setopt(pycurl.PATH_AS_IS, 1)  # the path exactly as the links file has it
-        easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        easy.setopt(pycurl.NOSIGNAL, 1)
-        easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        easy.setopt(
-            pycurl.REDIR_PROTOCOLS,
-            pycurl.PROTO_HTTPS if https else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS,
-        )
-        easy.setopt(pycurl.FOLLOWLOCATION, 1)
-        easy.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
-        easy.setopt(pycurl.SSL_VERIFYPEER, 1)
-        easy.setopt(pycurl.SSL_VERIFYHOST, 2)
-        if options.ca_bundle is not None:
-            easy.setopt(pycurl.CAINFO, str(options.ca_bundle))
-            easy.setopt(pycurl.PROXY_CAINFO, str(options.ca_bundle))
-        elif self._ca_folder is not None:
-            easy.setopt(pycurl.CAPATH, str(self._ca_folder))
-            easy.setopt(pycurl.PROXY_CAPATH, str(self._ca_folder))
-        proxy = options.proxies.for_url(request.url)
-        easy.setopt(pycurl.PROXY, proxy.url if proxy else "")  # "": never the environment's
-        easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeouts.connect * 1000)))
-        easy.setopt(pycurl.BUFFERSIZE, TLS_BUFFER if https else PLAIN_BUFFER)
-        easy.setopt(
-            pycurl.HTTPHEADER,
-            [f"User-Agent: {options.user_agent}", "Accept-Encoding: identity", *request.headers],
-        )
+def configure(
+    easy: pycurl.Curl, request: Request, options: TransportOptions, *, ca_folder: Path | None
+) -> None:
+    """Every option of one request, set afresh (the connection stays in the pool)."""
+    timeouts = options.timeouts
+    https = request.url.startswith("https:")
+    easy.reset()
+    easy.setopt(pycurl.URL, request.url)
+    easy.setopt(pycurl.PATH_AS_IS, 1)  # the path exactly as the links file has it
+    easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    easy.setopt(pycurl.NOSIGNAL, 1)
+    easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    easy.setopt(
+        pycurl.REDIR_PROTOCOLS,
+        pycurl.PROTO_HTTPS if https else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS,
+    )
+    easy.setopt(pycurl.FOLLOWLOCATION, 1)
+    easy.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+    easy.setopt(pycurl.SSL_VERIFYPEER, 1)
+    easy.setopt(pycurl.SSL_VERIFYHOST, 2)
+    if options.ca_bundle is not None:
+        easy.setopt(pycurl.CAINFO, str(options.ca_bundle))
+        easy.setopt(pycurl.PROXY_CAINFO, str(options.ca_bundle))
+    elif ca_folder is not None:
+        easy.setopt(pycurl.CAPATH, str(ca_folder))
+        easy.setopt(pycurl.PROXY_CAPATH, str(ca_folder))
+    proxy = options.proxies.for_url(request.url)
+    easy.setopt(pycurl.PROXY, proxy.url if proxy else "")  # "": never the environment's
+    easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeouts.connect * 1000)))
+    easy.setopt(pycurl.BUFFERSIZE, TLS_BUFFER if https else PLAIN_BUFFER)
+    easy.setopt(
+        pycurl.HTTPHEADER,
+        [f"User-Agent: {options.user_agent}", "Accept-Encoding: identity", *request.headers],
+    )
 
 
 def _code_and_message(error: pycurl.error) -> tuple[int, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +71,8 @@ def find_ca_bundle(given: Path | None, env: Mapping[str, str]) -> Path | None:
             if not path.is_file():
                 raise InputError(f"{name}={value}: no such CA bundle", hint=f"check {name}")
             return path
+    import ssl  # here, not at start-up: only for the system's default paths
+
     defaults = ssl.get_default_verify_paths()
     for candidate in (defaults.cafile, defaults.openssl_cafile):
         if candidate and Path(candidate).is_file():
@@ -81,6 +82,8 @@ def find_ca_bundle(given: Path | None, env: Mapping[str, str]) -> Path | None:
 
 def system_ca_folder() -> Path | None:
     """The system's folder of hashed CA certificates, where one exists."""
+    import ssl
+
     defaults = ssl.get_default_verify_paths()
     for candidate in (defaults.capath, defaults.openssl_capath):
         if candidate and Path(candidate).is_dir():
