@@ -6,12 +6,13 @@ one per core) runs in threads of its own; each of its slots asks its
 which decides: a free range of a file in flight, else the first request of the
 next file, else half of the largest range still outstanding anywhere (work
 stealing). Bytes go straight to their offsets with ``pwrite``; each connection also
-notes its position in the crash :class:`~sa1b.journal.Journal`. The calling thread supervises: it reports
-progress, and about once a second makes written bytes durable (``fdatasync``) and
-only then records them in the :class:`~sa1b.state.StateStore`. Shards are
-extracted while they download (:mod:`sa1b.unpacker`, following each file's written
-prefix), and the :class:`~sa1b.publishing.Publisher` verifies complete files and
-publishes them; the engine owns every task's state and hears its verdict.
+notes its position in the crash :class:`~sa1b.journal.Journal`. The calling thread
+supervises: it reports progress, and about once a second makes written bytes
+durable (``fdatasync``) and only then records them in the
+:class:`~sa1b.state.StateStore`. Shards are extracted while they download
+(:mod:`sa1b.unpacker`, following each file's written prefix), and the
+:class:`~sa1b.publishing.Publisher` verifies complete files and publishes them; the
+engine owns every task's state and hears its verdict.
 """
 
 from __future__ import annotations
