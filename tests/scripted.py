@@ -15,6 +15,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from sa1b.cdn.certs import CertificatePaths
+
+
+def server_context(paths: CertificatePaths) -> ssl.SSLContext:
+    """A TLS server context with the certificate of a private CA (``make_certificates``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(paths.certificate, paths.key)
+    return context
+
 
 class Peer:
     """The server's end of one accepted connection."""

@@ -34,8 +34,8 @@ class DownloadConfig:
     max_files: int = 8
     connections_per_file: int | None = None
     max_rate: float | None = None
-    loops: int | None = None
-    """Transport event loops (threads); None: one per core, at most four."""
+    loops: int = 1
+    """Transport event loops, each a thread (see :mod:`sa1b.transport.pool`)."""
     transport: TransportOptions = field(default_factory=TransportOptions)
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -55,9 +55,9 @@ class DownloadConfig:
     """Seconds into a run before its speed is trusted to predict link expiry."""
 
     def __post_init__(self) -> None:
-        counts = (self.connections or 1, self.max_connections, self.max_files)
+        counts = (self.connections or 1, self.max_connections, self.max_files, self.loops)
         if min(counts) < 1 or (self.connections_per_file or 1) < 1:
-            raise ValueError("connection and file counts must be >= 1")
+            raise ValueError("connection, file and loop counts must be >= 1")
         if self.max_rate is not None and self.max_rate <= 0:
             raise ValueError("max_rate must be positive")
 

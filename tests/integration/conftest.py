@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths, make_certificates
+from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.nginx import NginxServer
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
+from tests.scripted import server_context
 
 SHARD_SIZE = 6 * 1024 * 1024
 SHARDS = 3
@@ -150,12 +150,6 @@ def assert_extracted(out: Path, shards: Sequence[ShardInfo], layout: str = "shar
     assert not staging.exists() or not any(staging.iterdir())
 
 
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
-    """A private CA and a certificate it signed for 127.0.0.1."""
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
 class _RangeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root: Path
@@ -189,9 +183,7 @@ def https_base(certificates: CertificatePaths, shards: list[ShardInfo]) -> Itera
     handler = type("Handler", (_RangeHandler,), {"root": shards[0].path.parent})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificates.certificate, certificates.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = server_context(certificates).wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

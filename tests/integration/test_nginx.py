@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo
@@ -32,15 +34,24 @@ def test_download_from_nginx_url_list(
     assert_identical(out, shards)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 def test_sigkill_then_resume_against_nginx(
-    dataset: list[ShardInfo], shards: list[ShardInfo], tmp_path: Path
+    scheme: str,
+    dataset: list[ShardInfo],
+    shards: list[ShardInfo],
+    certificates: CertificatePaths,
+    tmp_path: Path,
 ) -> None:
-    with NginxServer(root=dataset[0].path.parent, limit_rate="2m", workdir=tmp_path / "ng") as ng:
+    https = scheme == "https"
+    tls = (certificates.certificate, certificates.key) if https else None
+    args = ("--ca-bundle", str(certificates.ca)) if https else ("--connections", "6")
+    root = dataset[0].path.parent
+    with NginxServer(root=root, limit_rate="2m", workdir=tmp_path / "ng", tls=tls) as ng:
         links = _url_list(ng, shards, tmp_path / "urls.txt")
         out = tmp_path / "out"
         total = sum(s.size for s in shards)
         proc = subprocess.Popen(
-            sa1b_command("download", "--no-extract", links, "-o", out, "--connections", "6"),
+            sa1b_command("download", "--no-extract", links, "-o", out, *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -50,11 +61,15 @@ def test_sigkill_then_resume_against_nginx(
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        result = run_cli("download", "--no-extract", links, "-o", out, "--connections", "6")
+        result = run_cli("download", "--no-extract", links, "-o", out, *args)
         assert result.returncode == 0, result.output
         assert_identical(out, shards)
         served = ng.bytes_sent()
-        assert served <= total * 1.05 + 6 * 1536 * 1024, (served, total, ng.log_entries())
+        # What was in flight at the kill (socket buffers, unwritten blocks) is lost, no more:
+        # over TLS little is buffered per connection; over plain HTTP a loopback socket
+        # buffers up to a few MB for each of the 6 connections.
+        bound = total * 1.1 if https else total * 1.05 + 6 * 1536 * 1024
+        assert served <= bound, (served, total, ng.log_entries())
 
 
 def test_missing_file_on_nginx_is_a_404_failure(
@@ -85,35 +100,3 @@ def test_https_from_nginx_with_http2_offered_downloads_and_extracts(
         assert result.returncode == 0, result.output
         assert_extracted(out, shards)
         assert all(entry.status == 206 for entry in ng.log_entries())
-
-
-def test_sigkill_then_resume_over_https_refetches_almost_nothing(
-    dataset: list[ShardInfo],
-    shards: list[ShardInfo],
-    certificates: CertificatePaths,
-    tmp_path: Path,
-) -> None:
-    tls = (certificates.certificate, certificates.key)
-    root = dataset[0].path.parent
-    trust = ("--ca-bundle", str(certificates.ca))
-    with NginxServer(root=root, limit_rate="2m", workdir=tmp_path / "ng", tls=tls) as ng:
-        links = _url_list(ng, shards, tmp_path / "urls.txt")
-        out = tmp_path / "out"
-        total = sum(s.size for s in shards)
-        proc = subprocess.Popen(
-            sa1b_command("download", "--no-extract", links, "-o", out, *trust),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while ng.bytes_sent() < total // 2:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        result = run_cli("download", "--no-extract", links, "-o", out, *trust)
-        assert result.returncode == 0, result.output
-        assert_identical(out, shards)
-        served = ng.bytes_sent()
-        # What was in flight at the kill (socket buffers, unwritten blocks) is lost, no more.
-        assert served <= total * 1.1, (served, total)

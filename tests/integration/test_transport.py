@@ -8,35 +8,23 @@ plain message, exit 1 and publish nothing.
 from __future__ import annotations
 
 import signal
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths, make_certificates
+from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
-from tests.scripted import Peer, answer, chunked, ranged, serve_ranges, serving
+from tests.scripted import Peer, answer, chunked, ranged, serve_ranges, server_context, serving
 
 from .conftest import assert_identical, run_cli, sa1b_command
 
 pytestmark = pytest.mark.timeout(60)
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-def context(paths: CertificatePaths) -> ssl.SSLContext:
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(paths.certificate, paths.key)
-    return server
 
 
 def links_to(base: str, shard: ShardInfo, path: Path) -> Path:
@@ -100,7 +88,7 @@ def test_a_body_in_another_coding_is_refused(shards: list[ShardInfo], tmp_path: 
 
 
 def test_https_to_http_redirect_is_refused(
-    shards: list[ShardInfo], tls: CertificatePaths, tmp_path: Path
+    shards: list[ShardInfo], certificates: CertificatePaths, tmp_path: Path
 ) -> None:
     shard, data = shards[0], shards[0].path.read_bytes()
     with serving(default=serve_ranges(data)) as plain:
@@ -109,9 +97,9 @@ def test_https_to_http_redirect_is_refused(
             peer.request()
             peer.send(answer(b"", f"Location: {plain.base}/{shard.name}", status="302 Found"))
 
-        with serving(default=downgrade, tls=context(tls)) as secure:
+        with serving(default=downgrade, tls=server_context(certificates)) as secure:
             links = links_to(secure.base, shard, tmp_path / "l.tsv")
-            outcome = download(links, tmp_path / "out", "--ca-bundle", str(tls.ca))
+            outcome = download(links, tmp_path / "out", "--ca-bundle", str(certificates.ca))
         assert plain.requests == []
     assert outcome.startswith("1\n"), outcome
     assert "not followed" in outcome
@@ -119,10 +107,10 @@ def test_https_to_http_redirect_is_refused(
 
 
 def test_https_to_https_redirect_is_followed_with_tls_verified(
-    shards: list[ShardInfo], tls: CertificatePaths, tmp_path: Path
+    shards: list[ShardInfo], certificates: CertificatePaths, tmp_path: Path
 ) -> None:
     shard, data = shards[0], shards[0].path.read_bytes()
-    with serving(default=serve_ranges(data), tls=context(tls)) as target:
+    with serving(default=serve_ranges(data), tls=server_context(certificates)) as target:
 
         def move(peer: Peer) -> None:
             while True:
@@ -132,9 +120,9 @@ def test_https_to_https_redirect_is_followed_with_tls_verified(
                     return
                 peer.send(answer(b"", f"Location: {target.base}/{shard.name}", status="307 X"))
 
-        with serving(default=move, tls=context(tls)) as first:
+        with serving(default=move, tls=server_context(certificates)) as first:
             links = links_to(first.base, shard, tmp_path / "l.tsv")
-            outcome = download(links, tmp_path / "out", env={"SSL_CERT_FILE": str(tls.ca)})
+            outcome = download(links, tmp_path / "out", env={"SSL_CERT_FILE": str(certificates.ca)})
     assert outcome.startswith("0\n"), outcome
     assert_identical(tmp_path / "out", [shard])
 

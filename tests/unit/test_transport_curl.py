@@ -8,14 +8,13 @@ each driven here with real sockets, one behaviour per test.
 from __future__ import annotations
 
 import random
-import ssl
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from tests.scripted import Peer, answer, answer_each, chunked, serving
+from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
 from sa1b.cdn.certs import CertificatePaths, make_certificates
 from sa1b.errors import (
@@ -229,40 +228,29 @@ def test_a_redirect_to_another_scheme_is_refused(location: str) -> None:
 # -- TLS -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-def server_context(paths: CertificatePaths) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(paths.certificate, paths.key)
-    return context
-
-
 def trusting(paths: CertificatePaths) -> TransportOptions:
     return TransportOptions(timeouts=FAST, ca_bundle=paths.ca)
 
 
-def test_tls_with_a_trusted_ca(tls: CertificatePaths) -> None:
-    with serving(answer_each(ranged(BODY, 0, 50_000)), tls=server_context(tls)) as server:
-        got = get(f"{server.base}/a", options=trusting(tls))
+def test_tls_with_a_trusted_ca(certificates: CertificatePaths) -> None:
+    with serving(answer_each(ranged(BODY, 0, 50_000)), tls=server_context(certificates)) as server:
+        got = get(f"{server.base}/a", options=trusting(certificates))
     assert got.error is None and bytes(got.data) == BODY[:50_000]
 
 
-def test_tls_with_an_unknown_ca_is_refused(tls: CertificatePaths, tmp_path: Path) -> None:
+def test_tls_with_an_unknown_ca_is_refused(certificates: CertificatePaths, tmp_path: Path) -> None:
     other = make_certificates(tmp_path / "other")
-    with serving(answer_each(ranged(BODY, 0, 10)), tls=server_context(tls)) as server:
+    with serving(answer_each(ranged(BODY, 0, 10)), tls=server_context(certificates)) as server:
         got = get(f"{server.base}/a", options=trusting(other))
     assert isinstance(got.error, TLSVerificationError)
     assert got.data == b""
 
 
-def test_a_redirect_from_https_to_http_is_never_followed(tls: CertificatePaths) -> None:
+def test_a_redirect_from_https_to_http_is_never_followed(certificates: CertificatePaths) -> None:
     with serving(answer_each(ranged(BODY, 0, 10))) as plain:
         move = answer(b"", f"Location: {plain.base}/a", status="302 Found")
-        with serving(answer_each(move), tls=server_context(tls)) as secure:
-            got = get(f"{secure.base}/a", options=trusting(tls))
+        with serving(answer_each(move), tls=server_context(certificates)) as secure:
+            got = get(f"{secure.base}/a", options=trusting(certificates))
     assert isinstance(got.error, RedirectError)
     assert plain.requests == []
 

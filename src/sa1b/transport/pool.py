@@ -1,19 +1,23 @@
-"""The transport: one event loop per core, sharing one governor and one rate bucket.
+"""The transport: event loops sharing one governor and one rate bucket.
 
-libcurl releases the GIL while it decrypts and parses, so a second loop in a second
-thread decrypts on the second core while the first runs Python; on this 2-core
-machine two loops fetch 16% more over HTTPS than one (``benchmarks/
-transport_choices.py``). Connection numbers are dealt to the loops in turn (slot
-``i`` to loop ``i % loops``), so every loop has work as the governor's target
-moves; each loop keeps its own sockets. What the loops share is guarded by one
-lock and touched rarely: the governor (a tick of the first loop, a pushback) and
-the ``--max-rate`` bucket (a chunk's tokens).
+One loop by default. libcurl releases the GIL while it decrypts and parses, so a
+second loop in a second thread can decrypt on another core while the first runs
+Python: fetching alone, two loops move 16% more over HTTPS on this 2-core machine
+(``benchmarks/transport_choices.py``). Through the whole download (journal, blocks,
+publication) they were no faster here and cost 10% more CPU, with the server on the
+other core; one loop carries about 1.2 GB/s of TLS, more than a 10 Gbit/s link.
+``DownloadConfig.loops`` is there for faster links and more cores.
+
+Connection numbers are dealt to the loops in turn (slot ``i`` to loop
+``i % loops``), so every loop has work as the governor's target moves; each loop
+keeps its own sockets. What the loops share is guarded by one lock and touched
+rarely: the governor (a tick of the first loop, a pushback) and the ``--max-rate``
+bucket (a chunk's tokens).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,14 +28,6 @@ from sa1b.transport.options import TransportOptions
 from sa1b.transport.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-MAX_LOOPS = 4
-"""More loops than this would only fight over the GIL."""
-
-
-def default_loops() -> int:
-    """One loop per core this process may run on, at most :data:`MAX_LOOPS`."""
-    return max(1, min(MAX_LOOPS, len(os.sched_getaffinity(0))))
 
 
 class Transport:
@@ -49,7 +45,7 @@ class Transport:
         slots: int,
         governor: Governor,
         limiter: RateLimiter | None = None,
-        loops: int | None = None,
+        loops: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
@@ -60,7 +56,7 @@ class Transport:
         self._limiter = limiter
         self._lock = threading.Lock()
         self._failures: list[Exception] = []
-        count = max(1, min(loops or default_loops(), slots))
+        count = max(1, min(loops, slots))
         self._loops = [CurlLoop(self, range(k, slots, count), first=k == 0) for k in range(count)]
 
     @property
