@@ -1,10 +1,13 @@
-"""Through an HTTP proxy: CONNECT tunnels for HTTPS, absolute-form for HTTP, NO_PROXY."""
+"""Through proxies: HTTP (CONNECT tunnels for HTTPS, absolute form for HTTP), a proxy spoken
+to over TLS, SOCKS5; credentials; NO_PROXY."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import socket
+import ssl
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +18,7 @@ import pytest
 from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.scripted import server_context
 
 from .conftest import assert_identical, run_cli
 
@@ -24,6 +28,8 @@ class TinyProxy:
     """A forward proxy on loopback that understands CONNECT and absolute-form GET."""
 
     credentials: str | None = None
+    tls: ssl.SSLContext | None = None
+    """Spoken to over TLS (an ``https://`` proxy) when given."""
     seen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -37,7 +43,16 @@ class TinyProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            threading.Thread(target=self._start, args=(client,), daemon=True).start()
+
+    def _start(self, client: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                client = self.tls.wrap_socket(client, server_side=True)
+            except OSError:
+                client.close()
+                return
+        self._serve(client)
 
     @staticmethod
     def _head(sock: socket.socket, buffer: bytearray) -> bytes | None:
@@ -243,3 +258,103 @@ def test_unusable_proxy_setting_is_an_input_error(links: Path, tmp_path: Path) -
     )
     assert result.returncode == 2
     assert "proxy" in result.output and "HTTPS_PROXY" in result.output
+
+
+def test_an_https_proxy_is_spoken_to_over_verified_tls(
+    https_base: str,
+    certificates: CertificatePaths,
+    shards: list[ShardInfo],
+    tmp_path: Path,
+) -> None:
+    secure = TinyProxy(tls=server_context(certificates))
+    try:
+        links = tmp_path / "urls.txt"
+        links.write_text("".join(f"{https_base}/{s.name}?oh=00_sig&oe=7FFFFFFF\n" for s in shards))
+        result = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "out",
+            "--ca-bundle",
+            certificates.ca,
+            env={"HTTPS_PROXY": f"https://127.0.0.1:{secure.port}"},
+        )
+        assert result.returncode == 0, result.output
+        assert_identical(tmp_path / "out", shards)
+        assert secure.seen and all(line.startswith("CONNECT 127.0.0.1:") for line in secure.seen)
+    finally:
+        secure.close()
+
+
+class TinySocks:
+    """A SOCKS5 proxy on loopback (no authentication, CONNECT only), as RFC 1928 has it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _exactly(sock: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("closed in the handshake")
+            data += chunk
+        return data
+
+    def _serve(self, client: socket.socket) -> None:
+        with contextlib.closing(client), contextlib.suppress(OSError):
+            _, methods = self._exactly(client, 2)
+            self._exactly(client, methods)
+            client.sendall(b"\x05\x00")  # no authentication
+            _, command, _, kind = self._exactly(client, 4)
+            if kind == 1:
+                host = socket.inet_ntoa(self._exactly(client, 4))
+            elif kind == 3:
+                host = self._exactly(client, self._exactly(client, 1)[0]).decode()
+            else:
+                return
+            (port,) = struct.unpack("!H", self._exactly(client, 2))
+            self.seen.append(f"{host}:{port}")
+            if command != 1:
+                return
+            with socket.create_connection((host, port)) as upstream:
+                client.sendall(b"\x05\x00\x00\x01" + bytes(4) + bytes(2))
+                TinyProxy._pipe(client, upstream, b"")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_socks5_carries_the_download(
+    scheme: str, cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    socks = TinySocks()
+    try:
+        result = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "out",
+            env={"ALL_PROXY": f"{scheme}://127.0.0.1:{socks.port}"},
+        )
+        assert result.returncode == 0, result.output
+        assert_identical(tmp_path / "out", shards)
+        host = cdn.base_url.removeprefix("http://")
+        assert socks.seen and set(socks.seen) == {host}
+    finally:
+        socks.close()

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
 from sa1b.cdn.certs import CertificatePaths, make_certificates
 from sa1b.errors import (
@@ -32,6 +31,7 @@ from sa1b.transport.heads import Head
 from sa1b.transport.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
 from sa1b.transport.pool import Transport
 from sa1b.transport.ratelimit import RateLimiter
+from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
 pytestmark = pytest.mark.timeout(20)
 
