@@ -9,7 +9,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,22 @@ from tests.scripted import server_context
 from .conftest import assert_identical, run_cli
 
 
+def listen(serve: Callable[[socket.socket], None]) -> tuple[socket.socket, int]:
+    """A listening socket on loopback whose every connection ``serve`` gets in a thread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
 @dataclass
 class TinyProxy:
     """A forward proxy on loopback that understands CONNECT and absolute-form GET."""
@@ -33,17 +49,7 @@ class TinyProxy:
     seen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._start, args=(client,), daemon=True).start()
+        self.listener, self.port = listen(self._start)
 
     def _start(self, client: socket.socket) -> None:
         if self.tls is not None:
@@ -292,17 +298,7 @@ class TinySocks:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        self.listener, self.port = listen(self._serve)
 
     @staticmethod
     def _exactly(sock: socket.socket, size: int) -> bytes:
