@@ -23,6 +23,7 @@ from typing import Protocol
 from sa1b.config import DownloadConfig
 from sa1b.errors import (
     BadResponseError,
+    FatalTransferError,
     SA1BError,
     StorageError,
     TransferError,
@@ -226,6 +227,15 @@ class RangeReceiver:
         return self._gather(data)
 
     def end(self, error: TransferError | None) -> None:
+        try:
+            failure = self._verdict(error)
+        except Exception as bug:  # the job must still be given back, or the file hangs
+            log.exception("%s: internal error while ending a request", self.task.name)
+            failure = FatalTransferError(f"internal error: {bug!r}", name=self.task.name)
+        self.connection.ended(self, failure)
+
+    def _verdict(self, error: TransferError | None) -> SA1BError | None:
+        """What ended this request, once the last gathered bytes are written."""
         failure: SA1BError | None = self.error or error
         if self.segment is not None and self.filled:
             self._flush()
@@ -252,7 +262,7 @@ class RangeReceiver:
                 name=self.task.name,
                 url=redact(self.task.link.url),
             )
-        self.connection.ended(self, failure)
+        return failure
 
     # -- writing --------------------------------------------------------------
 
@@ -290,7 +300,6 @@ class RangeReceiver:
         segment.pos = self.offset
         index = self.connection.index
         self.scheduler.journal.write(index, task.id, self.generation, segment.start, self.offset)
-        task.failures = 0
         return True
 
 

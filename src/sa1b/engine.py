@@ -35,6 +35,7 @@ from sa1b.errors import (
     SA1BError,
     StorageError,
     TransferError,
+    UnstableSourceError,
 )
 from sa1b.journal import Journal, Span
 from sa1b.links import Link, object_key
@@ -62,6 +63,9 @@ from sa1b.writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
+MAX_CHANGES = 3
+"""Restarts of one file because its version changed, before the run gives it up: a
+real replacement happens once; origins out of step flap for ever."""
 PREFIX_POLL = 0.02
 """Seconds an extractor waits before looking again at how far its download got."""
 
@@ -488,6 +492,14 @@ class Engine:
         (None: the file changed and starts over)."""
         with self._lock:
             if answer.kind == "changed":
+                task.changes += 1
+                if task.changes > MAX_CHANGES:
+                    message = (
+                        f"the file changed on the server {task.changes} times during this "
+                        "run (its ETag, Last-Modified or size keeps flapping)"
+                    )
+                    self._halt(task, "failed", UnstableSourceError(message, name=task.name))
+                    return None
                 self._restart(task, answer.total, answer.validator)
                 return None
             if answer.kind == "range" and segment is not None:
@@ -546,6 +558,12 @@ class Engine:
             if self._clock() < task.not_before:
                 log.debug("%s: %s (same outage)", task.name, error.message)
                 return
+            # Failures count in a row, without progress between them: bytes on disk
+            # beyond the best seen at a failure reset the count; bytes written again
+            # (a server without Range restarting its one stream) do not.
+            done = task.plan.done_bytes() if task.plan else task.recorded.total
+            if done > task.best_done:
+                task.failures, task.best_done = 0, done
             task.failures += 1
             delay = self.config.retry.delay(error, task.failures, jitter=random.random())
             if delay is None:

@@ -23,6 +23,8 @@
             ├── LinkExpiredError    the signed link expired: fetch a new links file
             ├── HTTPStatusError     404, 410, a 403 that is not expiry, other 4xx
             ├── RedirectError       a redirect to http from https, to another scheme, or a loop
+            ├── UnstableSourceError the server keeps changing the file while it downloads
+            ├── ImplausibleSizeError the server announces a size no SA-1B file has
             ├── TLSVerificationError  the server's certificate did not verify
             ├── SizeMismatchError   the finished file has the wrong size
             ├── ExtractionError     a shard cannot be extracted (names shard and member)
@@ -186,6 +188,17 @@ class HTTPStatusError(FatalTransferError):
 class RedirectError(FatalTransferError):
     """A redirect that is never followed: from https to http, to a scheme other than
     http(s), to a malformed URL, or one too many."""
+
+
+class UnstableSourceError(FatalTransferError):
+    """The file's version (ETag, Last-Modified or size) keeps changing between answers,
+    as load-balanced origins out of step do: restarting again would never end."""
+
+    hint = "the server is serving different versions; try again later, or another mirror"
+
+
+class ImplausibleSizeError(FatalTransferError):
+    """The server announces a size larger than any SA-1B file: nothing is allocated."""
 
 
 class TLSVerificationError(FatalTransferError):

@@ -8,6 +8,8 @@ The rules, in the order the complaints about SA-1B scripts taught them:
   not match): the body is the whole object from byte 0, never to be appended.
 - A validator (ETag, Last-Modified) or total size that differs from what the file's
   first answer gave means the object changed: every byte kept so far is void.
+- A total larger than any SA-1B file is a broken or hostile server: refused before
+  anything is allocated.
 - 403 with ``URL signature expired``, or any 403 once ``oe`` has passed, is expiry:
   not transient, the user needs a new links file. 404 and 410 are final too.
 - 408, 429 and 5xx are transient; ``Retry-After`` says how long to wait.
@@ -21,10 +23,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from sa1b.errors import (
     HTTPStatusError,
+    ImplausibleSizeError,
     LinkExpiredError,
     RangeMismatchError,
     RedirectError,
@@ -32,6 +34,7 @@ from sa1b.errors import (
     TransferError,
 )
 from sa1b.links import expiry
+from sa1b.sizes import MAX_FILE_SIZE
 from sa1b.transport.failures import clean
 from sa1b.transport.options import MAX_REDIRECTS
 
@@ -109,7 +112,7 @@ def judge_range_answer(
                 name=name,
                 url=url,
             )
-        first, last, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
+        first, last, total = (_size(match.group(i), name=name, url=url) for i in (1, 2, 3))
         if changed or (size is not None and total != size):
             return BodyPlan("changed", 0, 0, total, got)
         length = last + 1 - first
@@ -136,11 +139,35 @@ def judge_range_answer(
                 name=name,
                 url=url,
             )
-        total = int(declared)
+        total = _size(declared, name=name, url=url)
+        if not total:  # an empty answer to a range request: never an SA-1B file
+            raise ImplausibleSizeError(
+                "the server answers 200 with an empty body: no SA-1B file is empty",
+                name=name,
+                url=url,
+            )
         if changed or (size is not None and total != size):
             return BodyPlan("changed", 0, total, total, got)
         return BodyPlan("whole", 0, total, total, got)
     raise ValueError(f"judge_range_answer handles 200 and 206, not {status}")
+
+
+def _size(digits: str, *, name: str, url: str) -> int:
+    """A byte count from the server; none of SA-1B is above :data:`MAX_FILE_SIZE`.
+
+    Long digit strings are refused before ``int`` reads them (Python refuses more
+    than 4300 digits with a ValueError; a hostile server could send 5000).
+    """
+    value = int(digits) if len(digits) <= 20 else None
+    if value is None or value > MAX_FILE_SIZE:
+        shown = digits if value is not None else f"a {len(digits)}-digit number of"
+        raise ImplausibleSizeError(
+            f"the server announces {shown} bytes, more than any SA-1B file "
+            f"({MAX_FILE_SIZE // 1024**3} GiB): refused, nothing allocated",
+            name=name,
+            url=url,
+        )
+    return value
 
 
 def error_for_status(
@@ -169,9 +196,11 @@ def error_for_status(
             **where,
         )
     if 300 <= status < 400 and (location := headers.get("location")):
-        target = urlsplit(location.strip())
+        # Only scheme and authority are shown; no parser: the Location may be malformed.
+        scheme, sep, rest = location.strip().partition("://")
+        target = f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}" if sep else location
         return RedirectError(
-            f"a redirect ({status}) to {clean(f'{target.scheme}://{target.netloc}', limit=80)} "
+            f"a redirect ({status}) to {clean(target, limit=80)} "
             "was not followed: only http(s), never from https to http, at most "
             f"{MAX_REDIRECTS} in a row",
             **where,

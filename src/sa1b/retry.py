@@ -2,9 +2,10 @@
 
 Transient failures (:class:`~sa1b.errors.RetryableError`) are retried from the bytes
 already on disk with capped exponential backoff and jitter; ``Retry-After``
-wins when the server gives it. The count of failures is per file and is reset
-whenever bytes arrive, so a long download on a flaky link is never abandoned while
-it progresses, and a dead one is given up after ``attempts`` tries in a row.
+wins when the server gives it. The count of failures is per file, one per outage,
+and is reset when the file has more bytes on disk than at any earlier failure, so a
+long download on a flaky link is never abandoned while it progresses, and a dead one
+(or one that only ever rewrites the same bytes) is given up after ``attempts`` tries.
 """
 
 from __future__ import annotations

@@ -40,7 +40,12 @@ class Task:
     halted: bool = False
     connections: int = 0
     failures: int = 0
+    """Failures in a row without progress (see ``Engine.failed``)."""
+    best_done: int = 0
+    """The most bytes the file had on disk at any failure: progress is going past it."""
     digest_failures: int = 0
+    changes: int = 0
+    """Times the file's version changed during this run (each one restarts it)."""
     not_before: float = 0.0
     outcome: FileOutcome | None = None
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sa1b.errors import (
     FatalTransferError,
     HTTPStatusError,
+    ImplausibleSizeError,
     LinkExpiredError,
     RangeMismatchError,
     RedirectError,
@@ -29,6 +30,7 @@ from sa1b.responses import (
     judge_range_answer,
     parse_retry_after,
 )
+from sa1b.sizes import MAX_FILE_SIZE
 
 SIZE = 1000
 ETAG = '"abc123"'
@@ -170,16 +172,6 @@ OK_CASES: list[tuple[str, int, dict[str, str], int, int, int | None, Validator |
         V,
         ("changed", 0, 1234, 1234),
     ),
-    (
-        "200 empty object",
-        200,
-        {"content-length": "0"},
-        0,
-        100,
-        None,
-        None,
-        ("whole", 0, 0, 0),
-    ),
 ]
 
 
@@ -267,7 +259,7 @@ def test_unicode_digit_content_length_is_an_http_status_error() -> None:
 
 
 @given(
-    size=st.integers(1, 10**12),
+    size=st.integers(1, MAX_FILE_SIZE),
     data=st.data(),
 )
 def test_any_exact_206_is_accepted(size: int, data: st.DataObject) -> None:
@@ -491,3 +483,23 @@ def test_a_redirect_left_as_the_answer_is_a_redirect_error(status: int) -> None:
 def test_a_3xx_without_location_is_a_plain_status_error() -> None:
     error = error_for_status(304, {}, b"", now=0.0)
     assert isinstance(error, HTTPStatusError) and error.status == 304
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (206, {"content-range": f"bytes 0-9/{64 * 1024**4}"}),
+        (206, {"content-range": f"bytes 0-9/{10**20}"}),
+        (206, {"content-range": "bytes 0-9/" + "9" * 5000}),
+        (200, {"content-length": str(MAX_FILE_SIZE + 1)}),
+        (200, {"content-length": "7" * 5000}),
+        (200, {"content-length": "0"}),
+    ],
+    ids=["64TiB", "1e20", "5000-digits", "just-over", "5000-digit-length", "empty"],
+)
+def test_implausible_sizes_are_refused_before_anything_is_allocated(
+    status: int, headers: dict[str, str]
+) -> None:
+    with pytest.raises(ImplausibleSizeError) as caught:
+        judge_range_answer(status, headers, start=0, end=10, size=None, validator=None)
+    assert len(caught.value.message) < 200

@@ -1,0 +1,173 @@
+"""End to end: broken or hostile servers, one behaviour each, through the real ``sa1b`` process.
+
+Each must end with the file byte-identical, or absent with one clear line and exit 1; never a
+traceback, never a hang, never a file that failed for ever on every rerun.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.faults import Fault
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+from tests.scripted import Peer, answer, ranged, serve_ranges, serving
+
+from .conftest import assert_identical, run_cli
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def links_to(base: str, shard: ShardInfo, path: Path) -> Path:
+    path.write_text(f"{shard.name}\t{base}/{shard.name}\n")
+    return path
+
+
+def download(links: Path, out: Path, *args: str) -> tuple[int, str]:
+    result = run_cli("download", "--no-extract", links, "-o", out, *args)
+    return result.returncode, result.output
+
+
+def whole(data: bytes, start: int, end: int) -> bytes:
+    """A server without Range support: the whole file, whatever was asked."""
+    return answer(data, 'ETag: "v1"')
+
+
+def test_no_range_support_and_dropped_connections_recover_on_a_rerun(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """The first run keeps losing its one stream half way and gives up; the rerun (which
+    finds bytes on disk and asks for a range) gets the whole file again and finishes."""
+    shard, data = shards[0], shards[0].path.read_bytes()
+
+    def dropping(peer: Peer) -> None:
+        peer.request()
+        peer.send(whole(data, 0, len(data))[: len(data) // 2])
+        peer.close_fin()
+
+    links, out = tmp_path / "l.tsv", tmp_path / "out"
+    with serving(default=dropping) as server:
+        code, output = download(links_to(server.base, shard, links), out, "--retries", "2")
+    assert code == 1, output
+    assert "giving up after 2 failures" in output and "Traceback" not in output
+    with serving(default=serve_ranges(data, whole)) as server:
+        for _ in range(2):  # and a third run finds it done
+            code, output = download(links_to(server.base, shard, links), out)
+            assert code == 0, output
+    assert_identical(out, [shard])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["empty-200", "short-200"],
+)
+def test_a_whole_answer_that_is_empty_or_short_is_never_published(
+    shape: str, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    shard, data = shards[0], shards[0].path.read_bytes()
+
+    def broken(data: bytes, start: int, end: int) -> bytes:
+        if shape == "empty-200":
+            return answer(b"")
+        return answer(data)[: -len(data) // 3]  # announces all, sends two thirds
+
+    def script(peer: Peer) -> None:
+        serve_ranges(data, broken)(peer)
+
+    with serving(default=script) as server:
+        links = links_to(server.base, shard, tmp_path / "l.tsv")
+        code, output = download(links, tmp_path / "out", "--retries", "2", "--read-timeout", "1")
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out" / "tars").exists()
+    if shape == "empty-200":
+        assert "empty body" in output
+
+
+def test_a_flapping_version_is_given_up_not_restarted_for_ever(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault(shards[0].name, Fault("change_etag", times=10_000))
+    began = time.monotonic()
+    code, output = download(links, tmp_path / "out")
+    assert code == 1, output
+    assert time.monotonic() - began < 30
+    assert "changed on the server 4 times" in output
+    assert "try again later" in output
+    assert_identical(tmp_path / "out", shards[1:])
+    requests = sum(1 for r in cdn.requests if r.name == shards[0].name)
+    assert requests < 100, requests
+
+
+@pytest.mark.parametrize(
+    "total",
+    [str(64 * 1024**4), str(10**20), "9" * 5000],
+    ids=["64TiB", "1e20", "5000-digits"],
+)
+def test_an_implausible_size_fails_that_file_only(
+    total: str, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    bad, good = shards[0], shards[1]
+    data = good.path.read_bytes()
+
+    def script(peer: Peer) -> None:
+        while True:
+            try:
+                request = peer.request()
+            except OSError:
+                return
+            if bad.name.encode() in request.split(b"\r\n")[0]:
+                peer.send(
+                    answer(b"x" * 10, f"Content-Range: bytes 0-9/{total}", status="206 Partial")
+                )
+            else:
+                serve_once(peer, request, data)
+
+    with serving(default=script) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(
+            f"{bad.name}\t{server.base}/{bad.name}\n{good.name}\t{server.base}/{good.name}\n"
+        )
+        code, output = download(links, tmp_path / "out")
+    assert code == 1, output
+    assert "more than any SA-1B file" in output and "Traceback" not in output
+    assert "free some space" not in output
+    assert_identical(tmp_path / "out", [good])
+    assert not (tmp_path / "out" / ".sa1b" / "partial" / f"{bad.name}.part").exists()
+
+
+def serve_once(peer: Peer, request: bytes, data: bytes) -> None:
+    """Answer one already-read range request for ``data``."""
+    start, end = 0, len(data)
+    for line in request.decode("latin-1").split("\r\n"):
+        if line.lower().startswith("range: bytes="):
+            first, _, last = line.split("=", 1)[1].partition("-")
+            start, end = int(first), min(len(data), int(last) + 1)
+    peer.send(ranged(data, start, end))
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://127.0.0.1:99999/x.tar", "http://127.0.0.1:abc/x.tar", "http://[::1/x.tar"],
+    ids=["port-99999", "port-abc", "broken-ipv6"],
+)
+def test_an_unusable_location_is_one_clear_line(
+    location: str, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    def move(peer: Peer) -> None:
+        while True:
+            try:
+                peer.request()
+            except OSError:
+                return
+            peer.send(answer(b"", f"Location: {location}", status="302 Found"))
+
+    with serving(default=move) as server:
+        links = links_to(server.base, shards[0], tmp_path / "l.tsv")
+        code, output = download(links, tmp_path / "out")
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert "not followed" in output or "cannot connect" in output
