@@ -13,8 +13,10 @@ from sa1b.transport.options import TransportOptions
 from sa1b.unpacker import ExtractOptions
 
 MiB = 1024 * 1024
-START_CONNECTIONS = 64
-"""Connections open at the start of an adaptive run; the governor grows them."""
+START_CONNECTIONS = 32
+"""Connections open at the start of an adaptive run; the governor grows them. 32 rather
+than 64: where the CPU is the limit, fewer handshakes and sockets were 4% faster and
+used 10% less CPU; where each connection is capped, one more doubling costs 0.6 s."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

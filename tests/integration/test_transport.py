@@ -198,7 +198,7 @@ def test_credentials_in_a_link_reach_neither_host_header_nor_state_nor_screen(
 
 def test_connections_grow_where_each_one_is_capped(tmp_path: Path) -> None:
     """A server that caps every connection rewards more of them: the count grows past
-    the 64 it starts with (the one shard has work for about 80 at once)."""
+    the 32 it starts with, twice (the one shard has work for about 80 at once)."""
     (shard,) = make_dataset(
         tmp_path / "cdn", shard_indices=[0], shard_size=96 * MiB, seed=3, extras=False
     )
@@ -209,6 +209,7 @@ def test_connections_grow_where_each_one_is_capped(tmp_path: Path) -> None:
         outcome = download(links, tmp_path / "out", "--log-file", str(log), "--log-level", "debug")
     assert outcome.startswith("0\n"), outcome
     assert_identical(tmp_path / "out", [shard])
+    assert "connections: 32 -> 64" in log.read_text()
     assert "connections: 64 -> 128" in log.read_text()
 
 
@@ -220,7 +221,7 @@ def test_connections_back_off_when_the_server_pushes_back(
     outcome = download(links, tmp_path / "out", "--log-file", str(log))
     assert outcome.startswith("0\n"), outcome
     assert_identical(tmp_path / "out", shards)
-    assert "the server pushes back: connections 64 -> 48" in log.read_text()
+    assert "the server pushes back: connections 32 -> 24" in log.read_text()
 
 
 def test_a_fixed_count_is_kept_whatever_the_server_says(
