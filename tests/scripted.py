@@ -203,3 +203,17 @@ def serve_ranges(data: bytes, shape: Shape = ranged) -> Script:
             peer.send(shape(data, start, end))
 
     return script
+
+
+def redirecting(location: str, status: str = "302 Found") -> Script:
+    """Answer every request on a connection with a redirect to ``location``."""
+
+    def script(peer: Peer) -> None:
+        while True:
+            try:
+                peer.request()
+            except (ConnectionError, OSError):
+                return
+            peer.send(answer(b"", f"Location: {location}", status=status))
+
+    return script

@@ -14,7 +14,7 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
-from tests.scripted import Peer, answer, ranged, serve_ranges, serving
+from tests.scripted import Peer, answer, ranged, redirecting, serve_ranges, serving
 
 from .conftest import assert_identical, run_cli
 
@@ -157,15 +157,7 @@ def serve_once(peer: Peer, request: bytes, data: bytes) -> None:
 def test_an_unusable_location_is_one_clear_line(
     location: str, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
-    def move(peer: Peer) -> None:
-        while True:
-            try:
-                peer.request()
-            except OSError:
-                return
-            peer.send(answer(b"", f"Location: {location}", status="302 Found"))
-
-    with serving(default=move) as server:
+    with serving(default=redirecting(location)) as server:
         links = links_to(server.base, shards[0], tmp_path / "l.tsv")
         code, output = download(links, tmp_path / "out")
     assert code == 1, output

@@ -18,7 +18,15 @@ from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
-from tests.scripted import Peer, answer, chunked, ranged, serve_ranges, server_context, serving
+from tests.scripted import (
+    Peer,
+    chunked,
+    ranged,
+    redirecting,
+    serve_ranges,
+    server_context,
+    serving,
+)
 
 from .conftest import assert_identical, run_cli, sa1b_command
 
@@ -92,11 +100,7 @@ def test_https_to_http_redirect_is_refused(
 ) -> None:
     shard, data = shards[0], shards[0].path.read_bytes()
     with serving(default=serve_ranges(data)) as plain:
-
-        def downgrade(peer: Peer) -> None:
-            peer.request()
-            peer.send(answer(b"", f"Location: {plain.base}/{shard.name}", status="302 Found"))
-
+        downgrade = redirecting(f"{plain.base}/{shard.name}")
         with serving(default=downgrade, tls=server_context(certificates)) as secure:
             links = links_to(secure.base, shard, tmp_path / "l.tsv")
             outcome = download(links, tmp_path / "out", "--ca-bundle", str(certificates.ca))
@@ -111,15 +115,7 @@ def test_https_to_https_redirect_is_followed_with_tls_verified(
 ) -> None:
     shard, data = shards[0], shards[0].path.read_bytes()
     with serving(default=serve_ranges(data), tls=server_context(certificates)) as target:
-
-        def move(peer: Peer) -> None:
-            while True:
-                try:
-                    peer.request()
-                except OSError:
-                    return
-                peer.send(answer(b"", f"Location: {target.base}/{shard.name}", status="307 X"))
-
+        move = redirecting(f"{target.base}/{shard.name}", "307 Temporary Redirect")
         with serving(default=move, tls=server_context(certificates)) as first:
             links = links_to(first.base, shard, tmp_path / "l.tsv")
             outcome = download(links, tmp_path / "out", env={"SSL_CERT_FILE": str(certificates.ca)})
