@@ -13,5 +13,6 @@ sa1b keeps the decisions, each a pure module here or above:
 
 :mod:`~sa1b.transport.curl` is the one module that imports pycurl: an event loop
 (``epoll`` and ``curl_multi_socket_action``) that asks its source for requests and
-hands each response to the request's receiver.
+hands each response to the request's receiver. :mod:`~sa1b.transport.pool` is what the
+engine holds: the loops (one by default) and what they share.
 """
