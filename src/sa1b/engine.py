@@ -1,7 +1,7 @@
 """The download engine: connections that fetch ranges into preallocated partial files.
 
-The transport (:class:`~sa1b.transport.pool.Transport`: event loops over libcurl,
-one per core) runs in threads of its own; each of its slots asks its
+The transport (:class:`~sa1b.transport.pool.Transport`: an event loop over libcurl,
+or several) runs in a thread of its own; each of its slots asks its
 :class:`~sa1b.connection.Connection` for work, and the connection asks this engine,
 which decides: a free range of a file in flight, else the first request of the
 next file, else half of the largest range still outstanding anywhere (work
@@ -347,7 +347,7 @@ class Engine:
         if self._stopping:
             return None
         now = self._clock()
-        live = [t for t in self._tasks if t.state in ("pending", "active", "verifying")]
+        live = [t for t in self._tasks if t.state not in FINAL_STATES]
         ready = [
             t
             for t in live
@@ -468,9 +468,7 @@ class Engine:
     def finished(self) -> bool:
         """No file needs a connection any more (each is done, failed, or ended)."""
         with self._lock:
-            return self._stopping or all(
-                t.state not in ("pending", "active", "verifying") for t in self._tasks
-            )
+            return self._stopping or all(t.state in FINAL_STATES for t in self._tasks)
 
     # -- what connections ask (connection.Scheduler) ------------------------
 
