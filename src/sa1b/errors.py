@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sa1b.redaction import clean
+
 
 def _rebuild(cls: type[SA1BError], args: tuple[Any, ...], state: dict[str, Any]) -> SA1BError:
     error = cls.__new__(cls)
@@ -76,12 +78,14 @@ class InputError(SA1BError):
 class LinksFileError(InputError):
     """A links file, or one of its lines, cannot be used."""
 
-    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+    hint = "fix that line, or download a fresh links file from Meta's SA-1B page"
+
+    def __init__(
+        self, message: str, *, path: str, line: int | None = None, hint: str | None = None
+    ) -> None:
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(
-            f"{where}: {message}",
-            hint="fix that line, or download a fresh links file from Meta's SA-1B page",
-        )
+        # clean(): a quoted line may hold a signature or terminal escapes.
+        super().__init__(f"{where}: {clean(message)}", hint=hint)
         self.path = path
         self.line = line
 

@@ -99,6 +99,13 @@ def parse_links(text: str, *, source: str = "<links>") -> list[Link]:
     is not a header, a blank line, a ``#`` comment, a ``name url`` row or a bare URL;
     for unsafe or duplicate names; and for a file with no links at all.
     """
+    if _looks_like_html(text):
+        raise LinksFileError(
+            "this is a web page (HTML), not the links file",
+            path=source,
+            hint="on Meta's SA-1B page, download the links file itself: a text file "
+            "of 'file_name<TAB>cdn_link' rows",
+        )
     links: list[Link] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -122,6 +129,11 @@ def parse_links(text: str, *, source: str = "<links>") -> list[Link]:
     if not links:
         raise LinksFileError("no links found (is this the SA-1B links file?)", path=source)
     return links
+
+
+def _looks_like_html(text: str) -> bool:
+    start = text.lstrip()[:15].lower()
+    return start.startswith(("<!doctype html", "<html", "<?xml", "<head", "<!--"))
 
 
 def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
@@ -158,6 +170,13 @@ def _check_url(url: str, *, source: str, number: int) -> None:
             "URL has non-ASCII or control characters (percent-encode them)",
             path=source,
             line=number,
+        )
+    if url.startswith(("&", "?")):
+        raise LinksFileError(
+            "this line looks like the end of the previous line's URL",
+            path=source,
+            line=number,
+            hint="join it to the line before (the URL was broken in two when it was copied)",
         )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise LinksFileError(f"not an http(s) URL: {redact(url)[:80]!r}", path=source, line=number)

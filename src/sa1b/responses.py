@@ -34,8 +34,8 @@ from sa1b.errors import (
     TransferError,
 )
 from sa1b.links import expiry
+from sa1b.redaction import clean
 from sa1b.sizes import MAX_FILE_SIZE
-from sa1b.transport.failures import clean
 from sa1b.transport.options import MAX_REDIRECTS
 
 EXPIRED_BODY = "signature expired"

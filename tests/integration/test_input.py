@@ -25,7 +25,13 @@ BAD_FILES = {
     "not-a-url": ("file_name\tcdn_link\nsa_000001.tar\tftp://x/y\n", ":2:", "not an http"),
     "three-fields": (f"sa_000001.tar\t{URL}\textra\n", ":1:", "found 3 fields"),
     "empty": ("file_name\tcdn_link\n", "links", "no links found"),
-    "html-page": ("<html><body>403 Forbidden</body></html>\n", ":1:", "not an http"),
+    "html-page": ("<!DOCTYPE html>\n<html><body>SA-1B</body></html>\n", "links", "web page"),
+    "url-broken-in-two": (
+        f"sa_000001.tar\t{URL.partition('&oh=')[0]}\n&oh=00_abc&oe=7FFFFFFF\n",
+        ":2:",
+        "end of the previous line's URL",
+    ),
+    "signature-in-a-bad-line": ("sa_000001.tar\tftp://x/y?oh=00_abc\n", ":1:", "not an http"),
 }
 
 
@@ -40,6 +46,7 @@ def test_bad_links_file_is_refused_with_file_and_line(
     first = result.stderr.strip().splitlines()[0]
     assert str(links) in first and where in first and what in first, first
     assert "Traceback" not in result.output
+    assert "00_abc" not in result.output  # the signature is never shown
 
 
 def test_binary_links_file(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ pycurl and is tested as a table. Nothing above the transport sees a libcurl code
 
 from __future__ import annotations
 
-import re
-
 from sa1b.errors import (
     BadResponseError,
     ConnectError,
@@ -19,6 +17,7 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
+from sa1b.redaction import clean
 
 UNSUPPORTED_PROTOCOL = 1
 URL_MALFORMAT = 3
@@ -65,16 +64,6 @@ _REFUSED = {UNSUPPORTED_PROTOCOL, URL_MALFORMAT}
 
 PUSHBACK = _CONNECT | _CUT
 """Codes that may mean the server sheds connections: the governor backs off on them."""
-
-_SIGNED_QUERY = re.compile(r"(\w+://[^\s?'\"]*)\?[^\s'\"]*")
-
-
-def clean(text: str, *, limit: int = 200) -> str:
-    """Server-influenced text made safe to log and show: no query strings (they carry
-    signatures), no control characters, at most ``limit`` characters."""
-    text = _SIGNED_QUERY.sub(r"\1?…", text)
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-    return text[:limit]
 
 
 def translate(

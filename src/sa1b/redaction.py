@@ -1,0 +1,34 @@
+"""Text made safe to show, log and store: no signatures, no terminal control.
+
+A signed SA-1B link carries its signature in the query (``oh=``, and ``_nc_`` tokens).
+It must never reach a terminal, a log or the state store, whatever path the text took:
+a server echoing the URL in an error page, a links-file line broken before ``&oh=``,
+libcurl quoting the URL. Untrusted text (a server's body, a links-file line) may also
+carry escape sequences that would drive the user's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+
+_QUERY = re.compile(r"(\w+://[^\s?'\"]*)\?[^\s'\"]*")
+"""A URL's query string, wherever it appears in the text."""
+
+_SIGNATURE = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(oh|sig|signature|x-amz-signature|x-amz-credential|token|_nc_[a-z]+)"
+    r"=[^\s&'\"]*"
+)
+"""A signature-like ``key=value`` outside a full URL (a line broken before ``&oh=``)."""
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with every query string and signature-like parameter replaced by ``…``."""
+    return _SIGNATURE.sub(r"\1=…", _QUERY.sub(r"\1?…", text))
+
+
+def clean(text: str, *, limit: int = 200) -> str:
+    """Untrusted text made safe to show: no secrets, control characters escaped,
+    at most ``limit`` characters."""
+    text = hide_secrets(text)
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text[:limit]
