@@ -179,7 +179,9 @@ def _check_url(url: str, *, source: str, number: int) -> None:
             hint="join it to the line before (the URL was broken in two when it was copied)",
         )
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LinksFileError(f"not an http(s) URL: {redact(url)[:80]!r}", path=source, line=number)
+        # Not echoed: a line that is no URL may be a fragment of one, signature and all.
+        what = f"its scheme is {parts.scheme[:10]!r}" if parts.scheme else "no scheme"
+        raise LinksFileError(f"not an http(s) URL ({what})", path=source, line=number)
 
 
 def read_links(path: str | Path) -> list[Link]:

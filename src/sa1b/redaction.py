@@ -10,15 +10,17 @@ carry escape sequences that would drive the user's terminal.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+MIN_SECRET = 6
+"""Shorter query values (``ccb=10-5``) are not secret and would blank out ordinary words."""
 
 _QUERY = re.compile(r"(\w+://[^\s?'\"]*)\?[^\s'\"]*")
 """A URL's query string, wherever it appears in the text."""
 
-_SIGNATURE = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(oh|sig|signature|x-amz-signature|x-amz-credential|token|_nc_[a-z]+)"
-    r"=[^\s&'\"]*"
-)
-"""A signature-like ``key=value`` outside a full URL (a line broken before ``&oh=``)."""
+_SIGNATURE = re.compile(r"(?i)(oh|sig|signature|x-amz-credential|token|_nc_[a-z]+)=[^\s&'\"]*")
+"""A signature-like ``key=value`` outside a full URL (a line broken before ``&oh=``).
+Matched even inside a longer word: hiding a harmless ``uhoh=`` costs nothing."""
 
 
 def hide_secrets(text: str) -> str:
@@ -26,9 +28,13 @@ def hide_secrets(text: str) -> str:
     return _SIGNATURE.sub(r"\1=…", _QUERY.sub(r"\1?…", text))
 
 
-def clean(text: str, *, limit: int = 200) -> str:
-    """Untrusted text made safe to show: no secrets, control characters escaped,
-    at most ``limit`` characters."""
+def clean(text: str, *, limit: int = 200, secrets: Iterable[str] = ()) -> str:
+    """Untrusted text made safe to show: no secrets (nor any of ``secrets``, e.g. the
+    query values of the link the text answers), control characters escaped, at most
+    ``limit`` characters."""
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET:
+            text = text.replace(secret, "…")
     text = hide_secrets(text)
     text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
     return text[:limit]

@@ -33,7 +33,7 @@ from sa1b.errors import (
     ServerError,
     TransferError,
 )
-from sa1b.links import expiry
+from sa1b.links import expiry, query_items
 from sa1b.redaction import clean
 from sa1b.sizes import MAX_FILE_SIZE
 from sa1b.transport.options import MAX_REDIRECTS
@@ -105,18 +105,23 @@ def judge_range_answer(
     got = Validator.from_headers(headers)
     changed = validator is not None and validator.contradicts(got)
     if status == 206:
-        match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+        shown = headers.get("content-range", "")
+        match = _CONTENT_RANGE.fullmatch(shown.strip())
         if not match or match.group(3) == "*":
             raise RangeMismatchError(
-                f"206 without a usable Content-Range ({headers.get('content-range')!r})",
+                f"206 without a usable Content-Range ({clean(shown, limit=60)!r})",
                 name=name,
                 url=url,
             )
         first, last, total = (_size(match.group(i), name=name, url=url) for i in (1, 2, 3))
+        if not first <= last < total:  # breaks HTTP whatever was asked: says nothing of a change
+            raise RangeMismatchError(
+                f"206 with an impossible Content-Range {first}-{last}/{total}", name=name, url=url
+            )
         if changed or (size is not None and total != size):
             return BodyPlan("changed", 0, 0, total, got)
         length = last + 1 - first
-        if first != start or last >= end or length <= 0 or last >= total:
+        if first != start or last >= end:
             raise RangeMismatchError(
                 f"asked for bytes {start}-{end - 1}, got {first}-{last}/{total}",
                 name=name,
@@ -125,7 +130,8 @@ def judge_range_answer(
         declared = headers.get("content-length")
         if declared is not None and declared.strip() != str(length):
             raise RangeMismatchError(
-                f"Content-Length {declared} does not match Content-Range {first}-{last}",
+                f"Content-Length {clean(declared, limit=24)!r} does not match "
+                f"Content-Range {first}-{last}",
                 name=name,
                 url=url,
             )
@@ -187,7 +193,9 @@ def error_for_status(
         oe = expiry(url)
         if EXPIRED_BODY in text.lower() or (oe is not None and oe <= now):
             return LinkExpiredError("the signed link has expired", **where)
-        return HTTPStatusError(f"403 Forbidden ({clean(text, limit=80)})", status=status, **where)
+        secrets = [value for _, value in query_items(url) if value]
+        shown = clean(text, limit=80, secrets=secrets)  # a server may echo the signature
+        return HTTPStatusError(f"403 Forbidden ({shown})", status=status, **where)
     if status in (408, 429) or 500 <= status <= 599:
         return ServerError(
             f"server answered {status}",
@@ -198,7 +206,7 @@ def error_for_status(
     if 300 <= status < 400 and (location := headers.get("location")):
         # Only scheme and authority are shown; no parser: the Location may be malformed.
         scheme, sep, rest = location.strip().partition("://")
-        target = f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}" if sep else location
+        target = f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}" if sep else "elsewhere"
         return RedirectError(
             f"a redirect ({status}) to {clean(target, limit=80)} "
             "was not followed: only http(s), never from https to http, at most "

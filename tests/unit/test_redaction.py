@@ -15,7 +15,7 @@ CASES = {
     "broken-line": (f"&oh={SECRET}&oe=6A2B3C4D", "&oh=…&oe=6A2B3C4D"),
     "upper-case-key": (f"X-Amz-Signature={SECRET}", "X-Amz-Signature=…"),
     "nc-token": (f"_nc_ohc={SECRET} rest", "_nc_ohc=… rest"),
-    "word-ending-in-oh": ("uhoh=fine", "uhoh=fine"),
+    "glued-to-a-word": (f"file_nameoh={SECRET}", "file_nameoh=…"),
     "plain": ("nothing secret here", "nothing secret here"),
 }
 

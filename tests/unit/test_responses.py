@@ -246,6 +246,16 @@ def test_judge_range_answer_errors(
         assert info.value.status == status
 
 
+@pytest.mark.parametrize("content_range", ["bytes 0-0/0", "bytes 5-2/10", "bytes 0-10/10"])
+def test_an_impossible_content_range_is_refused_not_taken_for_a_change(content_range: str) -> None:
+    # Found by the fuzzer: a new total used to win over the range's own nonsense, and a
+    # total of 0 restarted the file as an empty one.
+    with pytest.raises(RangeMismatchError, match="impossible"):
+        judge_range_answer(
+            206, {"content-range": content_range}, start=0, end=10, size=1000, validator=None
+        )
+
+
 def test_judge_range_answer_rejects_other_statuses() -> None:
     with pytest.raises(ValueError, match="304"):
         judge_range_answer(304, {}, start=0, end=1, size=None, validator=None)
