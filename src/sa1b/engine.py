@@ -127,6 +127,14 @@ class Engine:
         partial = partial_path(self.config.out, link.name)
         final_size = final.stat().st_size if final.exists() else None
         partial_size = partial.stat().st_size if partial.exists() else None
+        if not record.consistent:
+            log.warning(
+                "%s: its record in the state store is inconsistent; not trusted, the file "
+                "is verified again",
+                link.name,
+            )
+            task.generation = self.store.restart(record.id)
+            record = self.store.get(link.name) or record
         complete = record.size is not None and record.ranges.covers(0, record.size)
         if self._extracts(task) and record.extracted:
             if partial_size is not None:  # a crash between record and clean-up
@@ -163,9 +171,19 @@ class Engine:
             return task
         if record.size is not None and partial_size == record.size:
             task.size, task.validator, task.recorded = record.size, record.validator, record.ranges
-        elif record.size is not None or record.ranges:
-            log.info("%s: partial file missing or resized; starting it over", link.name)
+            return task
+        if record.size is not None and partial_size is not None:
+            log.warning(
+                "%s: the partial file is %d bytes, its record says %d; its bytes are not "
+                "trusted and are fetched again",
+                link.name,
+                partial_size,
+                record.size,
+            )
+        if record.size is not None or record.ranges:
             task.generation = self.store.restart(record.id)
+        if final_size:  # on disk, but no record vouches for it: the server's size will
+            task.unrecorded_final = final_size
         return task
 
     def _extracts(self, task: Task) -> bool:
@@ -500,6 +518,11 @@ class Engine:
                     return None
                 self._restart(task, answer.total, answer.validator)
                 return None
+            if task.unrecorded_final is not None:
+                found, task.unrecorded_final = task.unrecorded_final, None
+                if found == answer.total:
+                    self._adopt_final(task, answer)
+                    return None
             if answer.kind == "range" and segment is not None:
                 return segment
             whole = answer.kind == "whole"
@@ -515,6 +538,15 @@ class Engine:
             adopted = task.plan.adopt(0)
             adopted.requested = answer.start + answer.length
             return adopted
+
+    def _adopt_final(self, task: Task, answer: BodyPlan) -> None:
+        """Take the unrecorded file under the final name as this file's bytes (lock held):
+        it goes through verification (size, checksum, extraction) as if just fetched."""
+        log.info("%s: the file on disk has the server's size; verifying it", task.name)
+        os.replace(final_path(self.config.out, task.name), partial_path(self.config.out, task.name))
+        task.recorded = RangeSet([(0, answer.total)])
+        self._activate(task, answer.total, answer.validator, single_stream=False)
+        self.store.save_ranges({task.id: (task.generation, task.recorded)})
 
     def _restart(self, task: Task, size: int, validator: Validator) -> None:
         """The object changed under us: void its bytes and start over (lock held)."""

@@ -9,6 +9,7 @@ store is never ahead of the disk. A lock file keeps a second process out.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -21,8 +22,12 @@ from typing import Literal
 from sa1b.errors import StateError, StateLockedError
 from sa1b.ranges import RangeSet
 from sa1b.responses import Validator
+from sa1b.sizes import MAX_FILE_SIZE
+
+log = logging.getLogger(__name__)
 
 Status = Literal["pending", "partial", "done", "failed", "expired"]
+STATUSES = frozenset(("pending", "partial", "done", "failed", "expired"))
 STATE_DIR = ".sa1b"
 SCHEMA_VERSION = 1
 
@@ -74,6 +79,21 @@ class FileRecord:
     """The layout the shard was extracted into, once all of it is in place."""
 
     @property
+    def consistent(self) -> bool:
+        """Whether the record could have been written by sa1b (else it is not trusted)."""
+        size = self.size
+        return (
+            self.status in STATUSES
+            and self.generation >= 0
+            and (size is None or 0 < size <= MAX_FILE_SIZE)
+            and (
+                size is not None
+                or (not self.ranges and self.status in ("pending", "failed", "expired"))
+            )
+            and all(0 <= start < end <= (size or 0) for start, end in self.ranges)
+        )
+
+    @property
     def done_bytes(self) -> int:
         return self.size if self.status == "done" and self.size else self.ranges.total
 
@@ -104,31 +124,103 @@ class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
     def __init__(self, out: Path, *, lock: bool = True, create: bool = True) -> None:
+        """Open (or create) the store of ``out``.
+
+        The owner (``lock=True``, a download) repairs what it finds: a damaged database
+        is set aside as ``state.db.damaged`` and a fresh one started; a store written
+        for another folder has its file records voided. Either way nothing it said is
+        trusted, and each file is re-verified from what the server says.
+        """
         self.out = out
         directory = state_dir(out)
-        path = directory / "state.db"
-        if not create and not path.exists():
+        self.path = directory / "state.db"
+        if not create and not self.path.exists():
             raise StateError(
                 f"{out}: no sa1b state here", hint="pass the folder given to sa1b download -o"
             )
         directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = self._take_lock(directory) if lock else None
         self._mutex = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
-            if "extracted" not in columns:  # a store written before extraction existed
-                self._db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._open()
+        except sqlite3.DatabaseError as error:
+            self._close_db()
+            if not lock:  # a reader (status) leaves the repair to the next download
+                self.close()
+                raise StateError(
+                    f"{self.path}: the state store is damaged ({error})",
+                    hint="the next sa1b download into this folder sets it aside and "
+                    "re-verifies every file",
+                ) from error
+            self._set_aside(error)
+            try:
+                self._open()
+            except sqlite3.Error as again:
+                self.close()
+                raise StateError(f"{self.path}: cannot open the state store: {again}") from again
         except sqlite3.Error as error:
             self.close()
-            raise StateError(f"{path}: cannot open the state store: {error}") from error
+            raise StateError(f"{self.path}: cannot open the state store: {error}") from error
+        if lock:
+            self._claim_folder()
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._connection = db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {str(verdict)[:80]}")
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        if "extracted" not in columns:  # a store written before extraction existed
+            db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def _set_aside(self, error: sqlite3.Error) -> None:
+        """Keep a damaged database for inspection, out of the way of a fresh one."""
+        aside = self.path.with_name("state.db.damaged")
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                os.replace(source, aside.with_name(aside.name + suffix))
+        log.warning(
+            "%s: the state store is damaged (%s); set aside as %s. Every file is "
+            "re-verified: finished ones against the server's size, partial ones fetched again",
+            self.path,
+            error,
+            aside.name,
+        )
+
+    def _claim_folder(self) -> None:
+        """Bind the store to this folder; void the file records of another folder's store.
+
+        The folder is the same when its path or its identity (device and inode) is:
+        a folder renamed in place keeps its store, a copy of someone's ``.sa1b`` does not.
+        """
+        stat = self.out.stat()
+        here = {"folder": str(self.out.resolve()), "folder_id": f"{stat.st_dev}:{stat.st_ino}"}
+        with self._mutex:
+            known = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if "folder" in known and all(known.get(key) != value for key, value in here.items()):
+            log.warning(
+                "%s: the state store was written for another folder (%s); its records are "
+                "not trusted: finished files are re-verified against the server's size, "
+                "partial ones fetched again",
+                self.out,
+                known["folder"],
+            )
+            self.forget_files()
+        with self._mutex:
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(here.items()))
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._connection is not None, "the state store is closed"
+        return self._connection
 
     def _take_lock(self, directory: Path) -> int:
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -144,11 +236,13 @@ class StateStore:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return fd
 
+    def _close_db(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     def close(self) -> None:
-        db = getattr(self, "_db", None)
-        if db is not None:
-            db.close()
-            self._db = None  # type: ignore[assignment]
+        self._close_db()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -233,6 +327,19 @@ class StateStore:
                 "SELECT generation FROM files WHERE id = ?", (file_id,)
             ).fetchone()
         return int(row[0])
+
+    def forget_files(self) -> None:
+        """Void what every file record says (sizes, validators, ranges, outcomes): the
+        records cannot be trusted. Generations move on, so journal spans are void too."""
+        with self._mutex, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM ranges")
+            self._db.execute(
+                "UPDATE files SET size = NULL, etag = NULL, last_modified = NULL, "
+                "generation = generation + 1, status = 'pending', error = NULL, "
+                "extracted = NULL, updated_at = ?",
+                (time.time(),),
+            )
 
     def set_extracted(self, file_id: int, layout: str | None) -> None:
         """Record that the shard is extracted into ``layout`` (after it is all in place)."""

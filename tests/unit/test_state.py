@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -260,15 +261,98 @@ def test_close_twice_is_harmless(tmp_path: Path) -> None:
         assert again.records() == []
 
 
-def test_corrupt_database_is_a_state_error(tmp_path: Path) -> None:
-    (tmp_path / STATE_DIR).mkdir()
-    (tmp_path / STATE_DIR / "state.db").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StateError, match="cannot open"):
-        StateStore(tmp_path)
-    # The failed open released the lock.
-    (tmp_path / STATE_DIR / "state.db").unlink()
-    with StateStore(tmp_path) as store:
+def _damage_truncated(db: Path) -> None:
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+
+
+def _damage_page(db: Path) -> None:
+    data = bytearray(db.read_bytes())
+    data[4096 + 8 : 4096 + 400] = b"\xa5" * 392  # inside the second page (a table's b-tree)
+    db.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "not-a-database": lambda db: db.write_bytes(b"this is not a database" * 100),
+    "truncated": _damage_truncated,
+    "page-overwritten": _damage_page,
+}
+
+
+def _store_with_a_record(out: Path) -> Path:
+    with StateStore(out) as store:
+        record = store.register("sa_000001.tar", KEY)
+        store.set_identity(record.id, 1000, Validator('"v1"'))
+        store.save_ranges({record.id: (record.generation, RangeSet([(0, 500)]))})
+        for i in range(200):  # enough rows for several pages
+            store.register(f"extra_{i:04d}.txt", f"{KEY}/{i}")
+    with StateStore(out) as store:  # a clean close checkpoints the WAL into state.db
+        pass
+    return state_dir(out) / "state.db"
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_a_damaged_database_is_set_aside_and_trusted_for_nothing(
+    damage: Callable[[Path], None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = _store_with_a_record(tmp_path)
+    damage(db)
+    with pytest.raises(StateError, match="damaged"):  # a reader only reports it
+        StateStore(tmp_path, lock=False, create=False)
+    with StateStore(tmp_path) as store:  # the owner sets it aside and starts afresh
         assert store.records() == []
+    assert (state_dir(tmp_path) / "state.db.damaged").exists()
+    assert "set aside as state.db.damaged" in caplog.text
+
+
+def test_a_store_copied_from_another_folder_is_not_trusted(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    _store_with_a_record(first)
+    shutil.copytree(state_dir(first), state_dir(second))
+    with StateStore(second) as store:
+        (record,) = [r for r in store.records() if r.name == "sa_000001.tar"]
+        assert (record.size, record.status, list(record.ranges)) == (None, "pending", [])
+        assert record.generation == 1  # the journal's spans of generation 0 are void too
+    with StateStore(first) as store:  # the original is still trusted where it lives
+        (record,) = [r for r in store.records() if r.name == "sa_000001.tar"]
+        assert (record.size, list(record.ranges)) == (1000, [(0, 500)])
+
+
+def test_a_folder_renamed_in_place_keeps_its_store(tmp_path: Path) -> None:
+    _store_with_a_record(tmp_path / "before")
+    (tmp_path / "before").rename(tmp_path / "after")
+    with StateStore(tmp_path / "after") as store:
+        (record,) = [r for r in store.records() if r.name == "sa_000001.tar"]
+        assert list(record.ranges) == [(0, 500)]
+
+
+def record(**changes: object) -> FileRecord:
+    base: dict[str, object] = {
+        "id": 1, "name": "sa_000001.tar", "object_key": KEY, "size": 1000,
+        "validator": Validator(), "generation": 0, "status": "partial", "error": None,
+        "ranges": RangeSet([(0, 500)]),
+    }  # fmt: skip
+    return FileRecord(**{**base, **changes})  # type: ignore[arg-type]
+
+
+CONSISTENCY = {
+    "partial": (record(), True),
+    "done": (record(status="done", ranges=RangeSet([(0, 1000)])), True),
+    "pending-unknown-size": (record(size=None, status="pending", ranges=RangeSet()), True),
+    "range-past-size": (record(ranges=RangeSet([(0, 1001)])), False),
+    "ranges-without-size": (record(size=None, status="pending"), False),
+    "partial-without-size": (record(size=None, ranges=RangeSet()), False),
+    "zero-size": (record(size=0, ranges=RangeSet()), False),
+    "implausible-size": (record(size=2**50), False),
+    "unknown-status": (record(status="finished"), False),
+    "negative-generation": (record(generation=-1), False),
+}
+
+
+@pytest.mark.parametrize(("entry", "expected"), CONSISTENCY.values(), ids=CONSISTENCY.keys())
+def test_record_consistency(entry: FileRecord, expected: bool) -> None:
+    assert entry.consistent is expected
 
 
 def test_concurrent_writers_from_threads(store: StateStore) -> None:

@@ -22,7 +22,7 @@ from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output
 from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
-from sa1b.errors import InputError, SA1BError, StateLockedError
+from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
 from sa1b.retry import RetryPolicy
@@ -279,7 +279,10 @@ def _announce(
     if left is None or left <= 0:
         return
     console.line(f"links valid for {human_duration(left)} more")
-    status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
+    try:
+        status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
+    except StateError:  # damaged: the download sets it aside and says so
+        status = None
     speed = status.last_run.speed if status and status.last_run else None
     if speed:
         needed = len(pending) * NOMINAL_SHARD_SIZE / speed
