@@ -286,15 +286,16 @@ class RangeReceiver:
         """``pwrite`` the next bytes of the answer at their offset; False to end."""
         task, segment = self.task, self.segment
         assert segment is not None
-        if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
-            return False  # the file restarted or ended since: these bytes belong nowhere
-        try:
-            written = os.pwrite(self.fd, data, self.offset)
-            while written < len(data):  # short writes are rare
-                written += os.pwrite(self.fd, data[written:], self.offset + written)
-        except OSError as error:
-            self.error = StorageError(f"{task.name}: cannot write: {error.strerror}")
-            return False
+        with task.writing:
+            if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
+                return False  # the file restarted or ended since: these bytes belong nowhere
+            try:
+                written = os.pwrite(self.fd, data, self.offset)
+                while written < len(data):  # short writes are rare
+                    written += os.pwrite(self.fd, data[written:], self.offset + written)
+            except OSError as error:
+                self.error = StorageError(f"{task.name}: cannot write: {error.strerror}")
+                return False
         self.offset += written
         self.written += written
         segment.pos = self.offset

@@ -532,7 +532,8 @@ class Engine:
                 # bytes (same version): the plan starts empty, so byte 0 is free to take.
                 task.recorded = RangeSet()
             if task.plan is not None:
-                task.plan.restart()
+                with task.writing:
+                    task.plan.restart()
             self._activate(task, answer.total, answer.validator, single_stream=whole)
             assert task.plan is not None
             adopted = task.plan.adopt(0)
@@ -551,9 +552,10 @@ class Engine:
     def _restart(self, task: Task, size: int, validator: Validator) -> None:
         """The object changed under us: void its bytes and start over (lock held)."""
         log.warning("%s: the file changed on the server; starting it over", task.name)
-        if task.plan is not None:
-            task.plan.restart()
-        task.generation = self.store.restart(task.id)
+        with task.writing:  # no write of the old version is between its check and pwrite
+            if task.plan is not None:
+                task.plan.restart()
+            task.generation = self.store.restart(task.id)
         task.recorded, task.size, task.single_stream = RangeSet(), None, False
         self._activate(task, size, validator, single_stream=False)
 
@@ -635,9 +637,7 @@ class Engine:
         with self._lock:
             task.state = "done"
             task.outcome = FileOutcome(task.name, "done", task.size, message)
-            if task.fd is not None:
-                os.close(task.fd)
-                task.fd = None
+            self._close_file(task)
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
         self.listener.finished(task.outcome)
         self.transport.wake()  # the last file done ends the run now, not at the next tick
@@ -706,9 +706,16 @@ class Engine:
     def _close_files(self) -> None:
         with self._lock:
             for task in self._tasks:
-                if task.fd is not None:
-                    os.close(task.fd)
-                    task.fd = None
+                self._close_file(task)
+
+    @staticmethod
+    def _close_file(task: Task) -> None:
+        """Close a file's descriptor once no write can be between its check and pwrite:
+        the number may be reused at once, by another file."""
+        with task.writing:
+            if task.fd is not None:
+                os.close(task.fd)
+                task.fd = None
 
 
 def _preallocate(fd: int, size: int) -> None:

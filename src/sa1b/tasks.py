@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,10 @@ class Task:
     store was damaged or foreign, or deleted): adopted once the server's first answer
     confirms that size, then verified like any download; else fetched again."""
     outcome: FileOutcome | None = None
+    writing: threading.Lock = field(default_factory=threading.Lock)
+    """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
+    voids writes (a restart, closing the descriptor): so the check and the write are
+    one step, whichever transport loop writes."""
 
     @property
     def name(self) -> str:
