@@ -163,3 +163,35 @@ def test_an_unusable_location_is_one_clear_line(
     assert code == 1, output
     assert "Traceback" not in output
     assert "not followed" in output or "cannot connect" in output
+
+
+def echoing_403(peer: Peer) -> None:
+    """A 403 whose page repeats the request line (signature and all) and drives terminals."""
+    while True:
+        try:
+            request = peer.request()
+        except (ConnectionError, OSError):
+            return
+        line = request.split(b"\r\n", 1)[0]
+        body = b"\x1b]0;owned\x07\x1b[2J\x1b[31mAccessDenied for " + line + b"\x1b[0m"
+        peer.send(answer(body, status="403 Forbidden"))
+
+
+def test_a_403_page_is_shown_without_its_signature_or_terminal_control(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    shard, out, signature = shards[0], tmp_path / "out", "00_SeCrEtSiGnAtUrE"
+    with serving(default=echoing_403) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(
+            f"{shard.name}\t{server.base}/{shard.name}?_nc_gid=x&oh={signature}&oe=7FFFFFFF\n"
+        )
+        code, output = download(links, out, "--log-file", str(tmp_path / "log"))
+    status = run_cli("status", out).output
+    stored = b"".join(p.read_bytes() for p in (out / ".sa1b").glob("state.db*"))
+    assert code == 1, output
+    assert "403 Forbidden" in output and "AccessDenied" in output
+    for shown in (output, status, (tmp_path / "log").read_text()):
+        assert signature not in shown
+        assert "\x1b" not in shown and "\x07" not in shown
+    assert signature.encode() not in stored and b"\x1b" not in stored
