@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.errors import LinksExpiredError
+from sa1b.errors import LinksExpiredError, OutputFolderError
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.state import FileRecord, RunRecord, StateStore
@@ -93,7 +93,10 @@ def download(
     process owns the folder; per-file failures are outcomes, not exceptions.
     KeyboardInterrupt is re-raised after the state is saved.
     """
-    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
     with StateStore(config.out) as store:
         done = {r.name for r in store.records() if r.status == "done"}
         refuse_expired([link for link in links if link.name not in done], now=time.time())

@@ -7,7 +7,8 @@
     │   ├── LinksFileError          a links file line cannot be used (names file and line)
     │   ├── SelectionError          a --shards spec is malformed or names absent shards
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
-    │   └── LinksExpiredError       the selected links expired before the run started
+    │   ├── LinksExpiredError       the selected links expired before the run started
+    │   └── OutputFolderError       the -o folder cannot be created or written
     ├── StateError                  the state store cannot be used
     │   └── StateLockedError        another sa1b process owns the output folder
     ├── StorageError                the output folder cannot be written (disk full, I/O)
@@ -96,6 +97,12 @@ class SelectionError(InputError):
 
 class ChecksumsFileError(InputError):
     """A ``--checksums`` file, or one of its lines, cannot be used."""
+
+
+class OutputFolderError(InputError):
+    """The output folder cannot be created or written (read-only, no permission)."""
+
+    hint = "pick another -o folder, or make this one writable"
 
 
 class LinksExpiredError(InputError):

@@ -190,7 +190,12 @@ def read_links(path: str | Path) -> list[Link]:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise LinksFileError(f"cannot read: {error.strerror}", path=source) from error
+        raise LinksFileError(
+            f"cannot read: {error.strerror}",
+            path=source,
+            hint="check the path (relative to the folder you run sa1b from); the links file "
+            "is the text file you download from Meta's SA-1B page",
+        ) from error
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

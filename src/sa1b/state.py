@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sa1b.errors import StateError, StateLockedError
+from sa1b.errors import OutputFolderError, StateError, StateLockedError
 from sa1b.ranges import RangeSet
 from sa1b.responses import Validator
 from sa1b.sizes import MAX_FILE_SIZE
@@ -138,8 +138,13 @@ class StateStore:
             raise StateError(
                 f"{out}: no sa1b state here", hint="pass the folder given to sa1b download -o"
             )
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd: int | None = self._take_lock(directory) if lock else None
+        self._lock_fd: int | None = None
+        if lock:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = self._take_lock(directory)
+            except OSError as error:
+                raise OutputFolderError(f"{out}: cannot write here ({error.strerror})") from None
         self._mutex = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         try:

@@ -90,7 +90,7 @@ def _demo_shards(out: Path) -> list[ShardInfo]:
 
 def test_demo_downloads_and_extracts_the_shards_it_made(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    args = ("--shards", "2", "--shard-size", "3M", "--rate", "50M", "-q")
+    args = ("--count", "2", "--shard-size", "3M", "--rate", "50M", "-q")
     result = run_cli("demo", "-o", out, *args, timeout=60)
     assert result.returncode == 0, result.output
     made = _demo_shards(out)
@@ -100,14 +100,21 @@ def test_demo_downloads_and_extracts_the_shards_it_made(tmp_path: Path) -> None:
     assert "2/2 files done" in result.output
 
 
-def test_download_without_a_links_file_runs_the_demo(tmp_path: Path) -> None:
+def test_a_second_demo_starts_afresh(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run_cli("download", "-o", out, "--quiet", timeout=60)
-    assert result.returncode == 0, result.output
-    made = _demo_shards(out)
-    assert [s.name for s in made] == [f"sa_{i:06d}.tar" for i in range(4)]  # demo defaults
-    assert_extracted(out / "data", made)
-    assert "4/4 files done" in result.output
+    args = ("--count", "1", "--shard-size", "2M", "--rate", "50M")
+    run_cli("demo", "-o", out, *args, "-q", timeout=60)
+    again = run_cli("demo", "-o", out, *args, timeout=60)
+    assert again.returncode == 0, again.output
+    assert "1/1 files done; fetched 2.0 MiB" in again.output
+
+
+def test_download_without_a_links_file_is_an_error_not_the_demo(tmp_path: Path) -> None:
+    out = tmp_path / "SA-1B"
+    result = run_cli("download", "-o", out, "--shards", "0")
+    assert result.returncode == 2, result.output
+    assert "a links file is needed" in result.output and "sa1b demo" in result.output
+    assert not out.exists()
 
 
 def test_an_unusable_redirect_fails_the_file_cleanly(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -34,6 +35,7 @@ from sa1b.unpacker import ExtractOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = Path("SA-1B")
+DEMO_OUT = Path("sa1b-demo")
 EXPIRY_WARNING_MARGIN = 1.2
 
 
@@ -72,14 +74,17 @@ class _DefaultsShown(argparse.HelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sa1b", description="Download Meta's SA-1B dataset fast, verifiably and resumably."
+        prog="sa1b",
+        description="Download Meta's SA-1B dataset fast, verifiably and resumably.",
+        allow_abbrev=False,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dl = commands.add_parser(
         "download",
         formatter_class=_DefaultsShown,
-        help="download the files of a links file (no file: run the demo)",
+        allow_abbrev=False,
+        help="download the files of a links file",
         description="Download the selected files of an SA-1B links file and extract each "
         "shard while it downloads (--no-extract: keep the tars in OUT/tars/). "
         "Run the same command again to resume; a fresh links file continues the same bytes.",
@@ -149,25 +154,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="failures in a row (without progress) before a file is given up",
     )
     _add_output_options(dl)
+    dl.set_defaults(command_parser=dl)
 
-    st = commands.add_parser("status", help="show what the state store of a folder knows")
-    st.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
+    st = commands.add_parser(
+        "status",
+        formatter_class=_DefaultsShown,
+        allow_abbrev=False,
+        help="show what an output folder holds, and whether a download is running",
+        description="Show each file's state in an output folder (done, partial with the "
+        "bytes kept, failed, expired), whether a download is running there, and the last "
+        "run. Exits 1 when a file failed or expired.",
+    )
+    st.add_argument(
+        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
+    )
     _add_output_options(st)
+    st.set_defaults(command_parser=st)
 
-    demo = commands.add_parser("demo", help="download synthetic shards from a local CDN")
-    demo.add_argument("-o", "--out", type=Path, default=Path("sa1b-demo"))
-    demo.add_argument("--shards", type=_positive_int, default=4, help="how many shards")
-    demo.add_argument("--shard-size", type=_size, default=parse_size("48M"))
+    demo = commands.add_parser(
+        "demo",
+        formatter_class=_DefaultsShown,
+        allow_abbrev=False,
+        help="download synthetic shards from a local CDN stand-in (no network needed)",
+        description="Make synthetic SA-1B shards, serve them from a local CDN stand-in on "
+        "loopback and download them with the live display. Each demo starts afresh.",
+    )
+    demo.add_argument("-o", "--out", type=Path, default=DEMO_OUT, help="the demo's folder")
+    demo.add_argument("--count", type=_positive_int, default=4, help="how many shards")
+    demo.add_argument("--shard-size", type=_size, default="48M", help="bytes per shard")
     demo.add_argument(
         "--rate",
         type=_size,
-        default=parse_size("4M"),
-        help="the stand-in's per-connection cap (bytes/s), slow enough to watch",
+        default="4M",
+        help="the stand-in's per-connection cap, bytes/s (slow enough to watch)",
     )
     _add_output_options(demo)
+    demo.set_defaults(command_parser=demo)
 
-    cdn = commands.add_parser("cdn", help="run the local CDN stand-in", add_help=False)
-    cdn.add_argument("args", nargs=argparse.REMAINDER)
+    commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
     return parser
 
 
@@ -175,26 +199,33 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the end")
     parser.add_argument("--log-file", type=Path, help="write a detailed log here")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what goes into --log-file",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "cdn":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cdn"]:  # the stand-in has a command line of its own
         from sa1b.cdn.cli import main as cdn_main
 
-        return cdn_main(args.args)
+        return cdn_main(argv[1:])
+    args = _parse(build_parser(), argv)
     console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
         if args.command == "status":
             return _status(args.out, Output(sys.stdout))
-        if args.command == "demo" or args.links is None:
-            if args.command == "download" and args.out == DEFAULT_OUT:
-                args.out = Path("sa1b-demo")
+        if args.command == "demo":
             return _demo(args, console)
+        if args.links is None:
+            raise InputError(
+                "a links file is needed: sa1b download LINKS_FILE [-o OUT]",
+                hint="download it from Meta's SA-1B page (see the README); "
+                "'sa1b demo' runs a demo without one",
+            )
         return _download(args, console)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
@@ -204,6 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.hint:
             console.line(f"  hint: {error.hint}")
         return EXIT_USAGE if isinstance(error, InputError | StateLockedError) else EXIT_FAILED
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; an unknown option is reported by its subcommand's own usage."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _configure_logging(args: argparse.Namespace, console: Output) -> None:
@@ -375,19 +415,18 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     from sa1b.cdn.synth import make_dataset
 
     out: Path = args.out
-    shards = getattr(args, "shards", None)
-    count = shards if isinstance(shards, int) else 4
-    size = getattr(args, "shard_size", parse_size("48M"))
-    rate = getattr(args, "rate", parse_size("4M"))
-    source = out / "cdn"
+    source, data = out / "cdn", out / "data"
+    count, size = args.count, args.shard_size
     console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
-    with CDNServer(root=source, rate_per_connection=float(rate)) as server:
+    if data.exists():  # each demo starts afresh (the synthetic shards are reused)
+        shutil.rmtree(data)
+    with CDNServer(root=source, rate_per_connection=float(args.rate)) as server:
         links_file = out / "demo-links.tsv"
         server.write_links_file(links_file)
         console.line(f"demo: local CDN at {server.base_url}, links in {links_file}")
         selected = select_links(read_links(links_file))
-        config = DownloadConfig(out=out / "data", connections=8, max_files=2)
+        config = DownloadConfig(out=data, connections=8, max_files=2)
         _announce(selected, config, args, console)
         return _run(selected, config, args, console)
 

@@ -1,0 +1,110 @@
+"""Resume from Python's ``http.server``, which ignores Range: every answer is the whole file.
+
+A user's own quick server is often this one. An interrupted file cannot be continued from
+it, so sa1b restarts that file as one stream, says so, and ends byte-identical; no rerun
+ever fails for good.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.synth import ShardInfo
+from sa1b.state import StateStore
+
+from .conftest import assert_extracted, assert_identical, run_cli, sa1b_command
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def http_server(shards: list[ShardInfo]) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = shards[0].path.parent
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            root,
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _kept(out: Path) -> int:
+    with StateStore(out, lock=False, create=False) as store:
+        return sum(record.done_bytes for record in store.records())
+
+
+@pytest.mark.parametrize(
+    ("stop", "extra"),
+    [(signal.SIGINT, ()), (signal.SIGKILL, ("--no-extract",))],
+    ids=["ctrl-c-extracting", "sigkill-tars"],
+)
+def test_interrupted_download_from_http_server_finishes_on_a_rerun(
+    http_server: str,
+    shards: list[ShardInfo],
+    tmp_path: Path,
+    stop: signal.Signals,
+    extra: tuple[str, ...],
+) -> None:
+    links, out = tmp_path / "links.txt", tmp_path / "out"
+    links.write_text("".join(f"{http_server}/{shard.name}\n" for shard in shards))
+    args = ["download", links, "-o", out, *extra]
+    proc = subprocess.Popen(
+        sa1b_command(*args, "--max-rate", "6M"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    total = sum(shard.size for shard in shards)
+    deadline = time.monotonic() + 30
+    while not (out / ".sa1b" / "state.db").exists() or _kept(out) < total // 4:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.1)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode in (130, -signal.SIGKILL), stderr
+    assert "Traceback" not in stderr
+
+    outputs = []
+    for _ in range(2):  # the rerun finishes; a second one finds everything done
+        result = run_cli(*args)
+        assert result.returncode == 0, result.output
+        assert "Traceback" not in result.output and "internal error" not in result.output
+        outputs.append(result.output)
+    assert "server ignored Range; fetching it as one stream" in outputs[0]
+    if extra:
+        assert_identical(out, shards)
+    else:
+        assert_extracted(out, shards)
