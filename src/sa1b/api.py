@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import LinksExpiredError, OutputFolderError
+from sa1b.journal import Journal, Span
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
-from sa1b.state import FileRecord, RunRecord, StateStore
+from sa1b.state import FileRecord, RunRecord, StateStore, lock_holder, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,43 @@ def download(
 
 @dataclass(frozen=True, slots=True)
 class FolderStatus:
-    """What the state store of an output folder knows."""
+    """What an output folder holds: the store's records, with the bytes a running or
+    killed download wrote since its last commit (from the crash journal) counted in."""
 
     files: tuple[FileRecord, ...]
     last_run: RunRecord | None
+    running: int | None = None
+    """The process id of a download working in the folder now, if any (0: unknown)."""
+
+    @property
+    def ok(self) -> bool:
+        """No file failed or expired."""
+        return all(record.status not in ("failed", "expired") for record in self.files)
 
 
 def status(out: Path) -> FolderStatus:
-    """Read an output folder's state store (works while a download is running)."""
+    """Read an output folder's state (works while a download is running)."""
     with StateStore(out, lock=False, create=False) as store:
-        return FolderStatus(tuple(store.records()), store.last_run())
+        records, last_run = store.records(), store.last_run()
+    spans = Journal.recover(state_dir(out) / "journal")
+    return FolderStatus(tuple(_with_journal(records, spans)), last_run, lock_holder(out))
+
+
+def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:
+    """Records with the journal's spans of their current generation added (pure)."""
+    by_file: dict[tuple[int, int], list[Span]] = {}
+    for span in spans:
+        by_file.setdefault((span.file_id, span.generation), []).append(span)
+    updated = []
+    for record in records:
+        mine = by_file.get((record.id, record.generation))
+        size = record.size
+        if not mine or not size or record.status in ("done", "failed", "expired"):
+            updated.append(record)
+            continue
+        ranges = record.ranges.copy()
+        for span in mine:
+            if span.start < min(span.pos, size):
+                ranges.add(span.start, min(span.pos, size))
+        updated.append(replace(record, ranges=ranges))
+    return updated

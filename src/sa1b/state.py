@@ -120,6 +120,22 @@ def state_dir(out: Path) -> Path:
     return out / STATE_DIR
 
 
+def lock_holder(out: Path) -> int | None:
+    """The pid of the sa1b process working in ``out`` now (0 if unreadable), else None."""
+    try:
+        fd = os.open(state_dir(out) / "lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else 0
+    finally:
+        os.close(fd)  # (releases the shared lock, if taken)
+    return None
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 

@@ -384,6 +384,9 @@ def _summarise(result: api.DownloadResult, console: Output) -> int:
 
 def _status(out: Path, console: Output) -> int:
     folder = api.status(out)
+    if folder.running is not None:
+        pid = f" (pid {folder.running})" if folder.running else ""
+        console.line(f"a download is running in {out}{pid}; these figures are live")
     for record in folder.files:
         size = record.size
         done = record.done_bytes
@@ -401,13 +404,14 @@ def _status(out: Path, console: Output) -> int:
     for record in folder.files:
         counts[record.status] = counts.get(record.status, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    console.line(f"{len(folder.files)} files: {summary or 'none'}")
+    kept = sum(record.done_bytes for record in folder.files)
+    console.line(f"{len(folder.files)} files: {summary or 'none'}; {human_bytes(kept)} on disk")
     run = folder.last_run
     if run and run.speed is not None:
         console.line(
             f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
-    return EXIT_OK
+    return EXIT_OK if folder.ok else EXIT_FAILED
 
 
 def _demo(args: argparse.Namespace, console: Output) -> int:

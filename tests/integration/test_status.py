@@ -1,0 +1,88 @@
+"""``sa1b status``: what a folder holds, counted as a rerun will count it; live while a
+download runs; exit 1 when a file failed or expired."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sa1b import api
+from sa1b.cdn.faults import Fault
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import run_cli, sa1b_command
+from .test_resume import _start, _wait_for_bytes
+
+
+@pytest.fixture
+def slow_links(slow_cdn: CDNServer, tmp_path: Path) -> Path:
+    path = tmp_path / "links.tsv"
+    slow_cdn.write_links_file(path)
+    return path
+
+
+@pytest.mark.parametrize("extract", [False, True], ids=["tars", "extracting"])
+def test_status_after_a_sigkill_counts_what_a_rerun_keeps(
+    slow_cdn: CDNServer, slow_links: Path, shards: list[ShardInfo], tmp_path: Path, extract: bool
+) -> None:
+    out, total = tmp_path / "out", sum(s.size for s in shards)
+    proc = _start_extracting(slow_links, out) if extract else _start(slow_links, out)
+    _wait_for_bytes(slow_cdn, total // 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+    shown = run_cli("status", out)
+    assert shown.returncode == 0, shown.output
+    assert "partial" in shown.output and "a download is running" not in shown.output
+    kept = sum(record.done_bytes for record in api.status(out).files)
+
+    args = ("download", slow_links, "-o", out) + (() if extract else ("--no-extract",))
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.output
+    last_run = api.status(out).last_run
+    assert last_run is not None
+    really_kept = total - last_run.bytes
+    assert abs(kept - really_kept) <= 0.05 * really_kept, (kept, really_kept)
+
+
+def _start_extracting(links: Path, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        sa1b_command("download", links, "-o", out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_status_during_a_run_says_so_and_shows_progress(
+    slow_cdn: CDNServer, slow_links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out, total = tmp_path / "out", sum(s.size for s in shards)
+    proc = _start(slow_links, out)
+    try:
+        _wait_for_bytes(slow_cdn, total // 3, proc)
+        time.sleep(0.2)
+        shown = run_cli("status", out)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert f"a download is running in {out} (pid {proc.pid})" in shown.output
+    on_disk = re.search(r"([\d.]+) MiB on disk", shown.output)
+    assert on_disk and float(on_disk.group(1)) > 1.0, shown.output
+
+
+def test_status_exits_1_when_a_file_failed(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    cdn.add_fault(shards[0].name, Fault("not_found", times=100))
+    assert run_cli("download", "--no-extract", links, "-o", out).returncode == 1
+    shown = run_cli("status", out)
+    assert shown.returncode == 1
+    assert "1 failed" in shown.output
