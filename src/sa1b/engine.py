@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from sa1b.config import DownloadConfig
 from sa1b.connection import Connection
 from sa1b.errors import (
+    CorruptArchiveError,
     ExtractionError,
     FatalTransferError,
     LinkExpiredError,
@@ -549,9 +550,16 @@ class Engine:
         self._activate(task, answer.total, answer.validator, single_stream=False)
         self.store.save_ranges({task.id: (task.generation, task.recorded)})
 
-    def _restart(self, task: Task, size: int, validator: Validator) -> None:
-        """The object changed under us: void its bytes and start over (lock held)."""
-        log.warning("%s: the file changed on the server; starting it over", task.name)
+    def _restart(
+        self,
+        task: Task,
+        size: int,
+        validator: Validator,
+        *,
+        reason: str = "the file changed on the server",
+    ) -> None:
+        """Void the file's bytes and start over (lock held)."""
+        log.warning("%s: %s; starting it over", task.name, reason)
         with task.writing:  # no write of the old version is between its check and pwrite
             if task.plan is not None:
                 task.plan.restart()
@@ -583,7 +591,7 @@ class Engine:
         error.name = error.name or task.name
         with self._lock:
             if isinstance(error, FatalTransferError):
-                log.error("%s: %s", task.name, error.message)
+                log.info("%s: %s", task.name, error.message)  # the run reports it
                 state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
                 self._halt(task, state, error)
                 return
@@ -599,7 +607,7 @@ class Engine:
             task.failures += 1
             delay = self.config.retry.delay(error, task.failures, jitter=random.random())
             if delay is None:
-                log.error("%s: giving up after %d failures: %s", task.name, task.failures, error)
+                log.info("%s: giving up after %d failures: %s", task.name, task.failures, error)
                 self._halt(task, "failed", error)
                 return
             log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
@@ -624,13 +632,15 @@ class Engine:
 
     def fail(self, task: Task, error: SA1BError) -> None:
         with self._lock:
+            if isinstance(error, CorruptArchiveError):  # these bytes are useless: a rerun
+                task.generation = self.store.restart(task.id)  # fetches the shard afresh
             self._halt(task, "failed", error)
             self._end(task)
 
-    def redownload(self, task: Task) -> None:
+    def redownload(self, task: Task, reason: str) -> None:
         with self._lock:
             task.state = "active"
-            self._restart(task, task.size or 0, task.validator)
+            self._restart(task, task.size or 0, task.validator, reason=reason)
         self.transport.wake()
 
     def done(self, task: Task, message: str | None) -> None:

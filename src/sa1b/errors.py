@@ -150,6 +150,11 @@ class RetryableError(TransferError):
 class ConnectError(RetryableError):
     """The connection could not be opened."""
 
+    hint = (
+        "check the network (can this machine reach the host?); behind a proxy, set "
+        "HTTPS_PROXY; then run the same command again"
+    )
+
 
 class StallError(RetryableError):
     """No byte arrived within the read timeout."""
@@ -192,8 +197,16 @@ class HTTPStatusError(FatalTransferError):
     """A status that retrying cannot fix: 404, 410, a 403 that is not expiry, other 4xx."""
 
     def __init__(self, message: str, *, status: int, **kw: Any) -> None:
+        kw.setdefault("hint", _STATUS_HINTS.get(status))
         super().__init__(message, **kw)
         self.status = status
+
+
+_STATUS_HINTS = {
+    403: "the server refuses this link: fetch a fresh links file from Meta's SA-1B page",
+    404: "nothing is at this link any more: fetch a fresh links file from Meta's SA-1B page",
+    410: "nothing is at this link any more: fetch a fresh links file from Meta's SA-1B page",
+}
 
 
 class RedirectError(FatalTransferError):
@@ -240,6 +253,11 @@ class UnsafeMemberError(ExtractionError):
 
 class CorruptArchiveError(ExtractionError):
     """The tar does not parse, a member is cut short, or the archive does not end."""
+
+    hint = (
+        "the bytes the server sent are not a whole tar (an error page, or a damaged copy): "
+        "run again to fetch the shard afresh; if it fails again, try a fresh links file"
+    )
 
 
 class NameClashError(ExtractionError):

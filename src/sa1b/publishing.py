@@ -42,7 +42,7 @@ class TaskControl(Protocol):
 
     def fail(self, task: Task, error: SA1BError) -> None: ...
 
-    def redownload(self, task: Task) -> None: ...
+    def redownload(self, task: Task, reason: str) -> None: ...
 
     def done(self, task: Task, message: str | None) -> None: ...
 
@@ -171,8 +171,7 @@ class Publisher:
             )
             self.control.fail(task, ChecksumMismatchError(message, name=task.name))
             return
-        log.warning("%s: %s mismatch; downloading it again", task.name, algorithm)
-        self.control.redownload(task)
+        self.control.redownload(task, f"its {algorithm} does not match the checksums file")
 
 
 def dispose_tar(config: DownloadConfig, name: str) -> None:

@@ -108,7 +108,7 @@ class Unpacker:
         except Superseded:
             job.result = None
         except ExtractionError as error:
-            log.error("%s: %s", job.name, error.message)
+            log.info("%s: %s", job.name, error.message)  # reported once, by the run
             job.result = error
             if job.on_error is not None:
                 job.on_error(error)

@@ -14,12 +14,11 @@ ACTIVE_BARS = 6
 
 
 def counts_line(snapshot: Snapshot) -> str:
-    """Files by state, and the connections open now (they adapt while the run goes)."""
-    return (
-        f"files {snapshot.count('done')}/{len(snapshot.files)} done, "
-        f"{snapshot.count('failed')} failed, {snapshot.count('expired')} expired; "
-        f"{snapshot.connections} connections"
-    )
+    """Files by state (failed and expired only once there are some), and the
+    connections open now (they adapt while the run goes)."""
+    parts = [f"{snapshot.count('done')}/{len(snapshot.files)} files done"]
+    parts += [f"{n} {state}" for state in ("failed", "expired") if (n := snapshot.count(state))]
+    return f"{', '.join(parts)}; {snapshot.connections} conn"
 
 
 class Display(Protocol):
@@ -58,12 +57,16 @@ class PlainDisplay:
         if now - self._last < self.interval:
             return
         self._last = now
-        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
         done = snapshot.done_bytes
+        if all(f.size is None for f in snapshot.files):  # no answer yet: no total to show
+            print(f"sa1b: waiting for the first answers; {counts_line(snapshot)}", file=self.stream)
+            return
+        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
+        about = "" if all(f.size is not None for f in snapshot.files) else "about "
         eta = (total - done) / snapshot.speed if snapshot.speed > 0 else None
         eta_text = human_duration(eta) if eta is not None else "?"
         print(
-            f"sa1b: {human_bytes(done)} of {human_bytes(total)} "
+            f"sa1b: {human_bytes(done)} of {about}{human_bytes(total)} "
             f"({100 * done / max(total, 1):.0f}%), {human_bytes(snapshot.speed)}/s, "
             f"ETA {eta_text}; {counts_line(snapshot)}",
             file=self.stream,

@@ -8,15 +8,29 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.table import Column
+from rich.text import Text
 
 from sa1b.cli.display import ACTIVE_BARS, counts_line
+from sa1b.cli.units import human_bytes
 from sa1b.progress import FileOutcome, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+
+
+class SpeedColumn(ProgressColumn):
+    """Speed in the units of every other figure sa1b prints (KiB, MiB: powers of 1024)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(
+            "?" if speed is None else f"{human_bytes(speed)}/s", style="progress.data.speed"
+        )
 
 
 class LiveDisplay:
@@ -25,10 +39,13 @@ class LiveDisplay:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(bar_width=None),
+            TextColumn(
+                "{task.description}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", ratio=3),
+            ),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            SpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=False,
@@ -50,7 +67,7 @@ class LiveDisplay:
             self._overall,
             total=total,
             completed=snapshot.done_bytes,
-            description=f"total ({counts_line(snapshot)})",
+            description=f"total: {counts_line(snapshot)}",
         )
         active = [f for f in snapshot.files if f.state in ("active", "verifying")]
         for progress in active[:ACTIVE_BARS]:
