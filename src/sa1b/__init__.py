@@ -6,6 +6,8 @@
 >>> result.ok
 """
 
+import logging
+
 from sa1b.api import (
     DownloadResult,
     FolderStatus,
@@ -50,3 +52,7 @@ __all__ = [
     "status",
 ]
 __version__ = "0.1.0"
+
+# The library never prints: without a handler of the application's own, its warnings
+# would reach stderr through logging's last resort. The CLI adds its handlers.
+logging.getLogger("sa1b").addHandler(logging.NullHandler())

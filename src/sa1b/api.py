@@ -43,15 +43,13 @@ def check_validity(links: Sequence[Link], *, now: float) -> LinkValidity:
 
 
 def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
-    """Raise :class:`LinksExpiredError` if any needed link has expired already."""
+    """Raise :class:`LinksExpiredError` when every needed link has expired already (the
+    run could fetch nothing); files whose links alone expired end as ``expired``."""
     validity = check_validity(links, now=now)
-    if validity.expired:
+    if links and len(validity.expired) == len(links):
         shown = ", ".join(validity.expired[:3])
         more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
-        raise LinksExpiredError(
-            f"{len(validity.expired)} of the {len(links)} links still needed have expired "
-            f"({shown}{more})"
-        )
+        raise LinksExpiredError(f"all {len(links)} links still needed have expired ({shown}{more})")
     return validity
 
 
@@ -89,9 +87,11 @@ def download(
 ) -> DownloadResult:
     """Download ``links`` into ``config.out``; resumes whatever an earlier run left.
 
-    Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if a link
-    still needed has expired, :class:`~sa1b.errors.StateLockedError` if another
-    process owns the folder; per-file failures are outcomes, not exceptions.
+    Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if every
+    link still needed has expired (a file whose link alone expired ends ``expired``),
+    :class:`~sa1b.errors.OutputFolderError` if ``config.out`` cannot be written, and
+    :class:`~sa1b.errors.StateLockedError` if another process owns the folder;
+    per-file failures are outcomes, not exceptions.
     KeyboardInterrupt is re-raised after the state is saved.
     """
     try:

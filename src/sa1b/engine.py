@@ -25,10 +25,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
 from sa1b.connection import Connection
 from sa1b.errors import (
+    ConnectError,
     CorruptArchiveError,
     ExtractionError,
     FatalTransferError,
@@ -91,6 +93,7 @@ class Engine:
         self._stopping = False
         self._fatal: SA1BError | None = None
         self._stopped = threading.Event()
+        self._unreachable: set[str] = set()
         policy = config.connection_policy()
         slots = policy.ceiling
         self._per_file = config.connections_per_file or slots
@@ -169,6 +172,13 @@ class Engine:
                 self.store.set_status(record.id, "done")
             task.state, task.size = "done", record.size
             task.outcome = FileOutcome(link.name, "done", record.size, "already on disk")
+            return task
+        if link.expires_at is not None and link.expires_at <= time.time():
+            # No request can succeed: say so now, keep every byte for a fresh links file.
+            error = LinkExpiredError("the signed link expired before this run", name=link.name)
+            self.store.set_status(record.id, "expired", error.message)
+            task.state, task.halted, task.size = "expired", True, record.size
+            task.outcome = FileOutcome(link.name, "expired", record.size, error.message, error.hint)
             return task
         if record.size is not None and partial_size == record.size:
             task.size, task.validator, task.recorded = record.size, record.validator, record.ranges
@@ -612,6 +622,10 @@ class Engine:
                 return
             log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
             task.not_before = max(task.not_before, self._clock() + delay)
+            host = urlsplit(task.link.url).hostname or "?"
+            if isinstance(error, ConnectError) and host not in self._unreachable:
+                self._unreachable.add(host)  # once per host: a user staring at 0% learns why
+                log.warning("cannot connect to %s (%s); retrying. %s", host, error, error.hint)
 
     def _halt(self, task: Task, state: FileState, error: SA1BError) -> None:
         """Stop a file for this run, keeping its bytes (lock held)."""

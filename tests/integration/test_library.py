@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import sa1b
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.progress import FileOutcome, Snapshot
@@ -64,3 +67,25 @@ def test_warns_when_the_run_will_outlive_its_links(
     # Interrupted, but the state was saved: the bytes fetched are recorded.
     folder = sa1b.status(tmp_path / "out")
     assert sum(f.done_bytes for f in folder.files) > 0
+
+
+def test_the_library_prints_nothing_even_when_it_warns(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A program without logging set up: sa1b's warnings (here, a server that ignores
+    Range) must not reach its stderr through logging's last-resort handler."""
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links, names=[shards[0].name])
+    cdn.add_fault(shards[0].name, Fault("ignore_range", times=100))
+    program = (
+        "import sys, sa1b\n"
+        "from pathlib import Path\n"
+        f"links = sa1b.select_links(sa1b.read_links({str(links)!r}))\n"
+        f"config = sa1b.DownloadConfig(out=Path({str(tmp_path / 'out')!r}), extract=None)\n"
+        "sys.exit(0 if sa1b.download(links, config).ok else 1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""

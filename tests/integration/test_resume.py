@@ -161,3 +161,21 @@ def test_killed_run_with_pid_reuse_free_journal_after_reboot_is_ignored(
     path.write_bytes(bytes(data))
     assert Journal.recover(path) == []
     assert os.path.exists(path)
+
+
+def test_one_expired_row_is_reported_and_the_others_are_fetched(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    stale = tmp_path / "stale.tsv"
+    cdn.write_links_file(stale, names=[shards[0].name], expires_at=int(time.time()) - 60)
+    rows = links.read_text().splitlines()
+    stale_row = stale.read_text().splitlines()[-1]
+    links.write_text("\n".join(stale_row if r.startswith(shards[0].name) else r for r in rows))
+    result = run_cli("download", "--no-extract", links, "-o", out)
+    assert result.returncode == 1, result.output
+    assert "1 of the links still needed have expired (sa_000000.tar)" in result.output
+    assert f"{shards[0].name}  expired" in result.output
+    assert_identical(out, shards[1:])
+    assert all(r.name != shards[0].name for r in cdn.requests)

@@ -311,7 +311,17 @@ def _announce(
     """Say what will be fetched and how long the links stay valid; warn if too short."""
     now = time.time()
     pending = api.pending_links(selected, config.out)
-    validity = api.check_validity(pending, now=now)
+    expired = set(api.check_validity(pending, now=now).expired)
+    if expired and len(expired) < len(pending):
+        shown = ", ".join(sorted(expired)[:3]) + (", ..." if len(expired) > 3 else "")
+        logging.getLogger("sa1b").warning(
+            "%d of the links still needed have expired (%s): the other files are fetched; "
+            "for these, download a fresh links file and run again",
+            len(expired),
+            shown,
+        )
+    live = [link for link in pending if link.name not in expired]
+    validity = api.check_validity(live, now=now)
     if args.quiet or not pending:
         return
     console.line(f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}")
