@@ -617,8 +617,9 @@ class Engine:
             task.failures += 1
             delay = self.config.retry.delay(error, task.failures, jitter=random.random())
             if delay is None:
-                log.info("%s: giving up after %d failures: %s", task.name, task.failures, error)
-                self._halt(task, "failed", error)
+                note = f" (gave up after {task.failures} attempts in a row)"
+                log.info("%s: %s%s", task.name, error, note)
+                self._halt(task, "failed", error, note=note)
                 return
             log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
             task.not_before = max(task.not_before, self._clock() + delay)
@@ -627,12 +628,13 @@ class Engine:
                 self._unreachable.add(host)  # once per host: a user staring at 0% learns why
                 log.warning("cannot connect to %s (%s); retrying. %s", host, error, error.hint)
 
-    def _halt(self, task: Task, state: FileState, error: SA1BError) -> None:
+    def _halt(self, task: Task, state: FileState, error: SA1BError, *, note: str = "") -> None:
         """Stop a file for this run, keeping its bytes (lock held)."""
         if task.halted:
             return
         task.halted = True
-        task.outcome = FileOutcome(task.name, state, task.size, error.message, error.hint)
+        message = f"{error.message}{note}"
+        task.outcome = FileOutcome(task.name, state, task.size, message, error.hint)
 
     def _end(self, task: Task) -> None:
         assert task.outcome is not None

@@ -47,6 +47,11 @@ class Link:
         return expiry(self.url)
 
 
+def is_shard_name(name: str) -> bool:
+    """True for ``sa_NNNNNN.tar``, a shard of the dataset (the rest are extras)."""
+    return bool(_SHARD_NAME.fullmatch(name))
+
+
 def is_safe_name(name: str) -> bool:
     """True for a plain file name that cannot escape a folder or hide itself."""
     return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name

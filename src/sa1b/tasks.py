@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sa1b.links import Link
+from sa1b.links import Link, is_shard_name
 from sa1b.progress import FileOutcome, FileState
 from sa1b.ranges import RangeSet
 from sa1b.responses import Validator
@@ -20,8 +20,9 @@ def partial_path(out: Path, name: str) -> Path:
 
 
 def final_path(out: Path, name: str) -> Path:
-    """Where a verified file is published (when tars are kept)."""
-    return out / "tars" / name
+    """Where a verified file is published: shard tars (when kept) in ``OUT/tars/``;
+    the other files of the links file (``--extras``) in ``OUT/`` itself."""
+    return out / "tars" / name if is_shard_name(name) else out / name
 
 
 @dataclass(eq=False)

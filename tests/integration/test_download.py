@@ -23,7 +23,7 @@ def test_downloads_every_shard_byte_for_byte(
     assert_identical(out, shards)
     assert "3/3 files done" in result.output
     # Extras are opt-in: the ids file is listed but not fetched.
-    assert not (out / "tars" / "sa_images_ids.txt").exists()
+    assert not (out / "sa_images_ids.txt").exists()
     # Nothing but final files under tars/, no partial left behind.
     assert sorted(p.name for p in (out / "tars").iterdir()) == sorted(s.name for s in shards)
     assert not list((out / ".sa1b" / "partial").iterdir())
@@ -57,7 +57,8 @@ def test_selects_by_shard_id_and_extras(
     )
     assert result.returncode == 0, result.output
     names = sorted(p.name for p in (out / "tars").iterdir())
-    assert names == ["sa_000000.tar", "sa_000002.tar", "sa_images_ids.txt"]
+    assert names == ["sa_000000.tar", "sa_000002.tar"]
+    assert (out / "sa_images_ids.txt").is_file()  # extras beside the dataset, not in tars/
 
 
 def test_status_reports_done_and_last_run(links: Path, tmp_path: Path) -> None:

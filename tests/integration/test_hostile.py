@@ -52,7 +52,7 @@ def test_no_range_support_and_dropped_connections_recover_on_a_rerun(
     with serving(default=dropping) as server:
         code, output = download(links_to(server.base, shard, links), out, "--retries", "2")
     assert code == 1, output
-    assert "giving up after 2 failures" in output and "Traceback" not in output
+    assert "gave up after 2 attempts in a row" in output and "Traceback" not in output
     with serving(default=serve_ranges(data, whole)) as server:
         for _ in range(2):  # and a third run finds it done
             code, output = download(links_to(server.base, shard, links), out)

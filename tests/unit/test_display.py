@@ -62,3 +62,11 @@ def test_the_live_display_fits_the_terminal(width: int) -> None:
     assert lines[0].startswith("total: 0/8 files done; 8 conn")
     assert "0.7/10.6 GiB" in lines[2]
     assert "MB/s" not in screen.getvalue()  # one unit system: KiB, MiB, GiB
+
+
+def test_the_live_display_invents_no_total_either() -> None:
+    display = LiveDisplay(Console(file=io.StringIO(), width=100))
+    display.update(snapshot(("sa_000000.tar", "active", None, 0)))
+    screen = io.StringIO()
+    Console(file=screen, width=100, color_system=None).print(display.progress.get_renderable())
+    assert "GiB" not in screen.getvalue()

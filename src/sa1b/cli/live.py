@@ -44,9 +44,9 @@ class LiveDisplay:
                 table_column=Column(no_wrap=True, overflow="ellipsis", ratio=3),
             ),
             BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
-            DownloadColumn(binary_units=True),
-            SpeedColumn(),
-            TimeRemainingColumn(),
+            DownloadColumn(binary_units=True, table_column=Column(no_wrap=True)),
+            SpeedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
             console=console,
             transient=False,
             refresh_per_second=8,
@@ -62,7 +62,8 @@ class LiveDisplay:
         self.progress.stop()
 
     def update(self, snapshot: Snapshot) -> None:
-        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
+        known = any(f.size is not None for f in snapshot.files)  # else no total to show
+        total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) if known else None
         self.progress.update(
             self._overall,
             total=total,

@@ -29,6 +29,7 @@ from sa1b.links import Link, read_links
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.state import lock_holder
 from sa1b.transport.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.transport.proxy import Proxies
 from sa1b.unpacker import ExtractOptions
@@ -433,6 +434,8 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     count, size = args.count, args.shard_size
     console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
+    if (pid := lock_holder(data)) is not None:
+        raise StateLockedError(f"{data}: another demo (pid {pid}) is running in this folder")
     if data.exists():  # each demo starts afresh (the synthetic shards are reused)
         shutil.rmtree(data)
     with CDNServer(root=source, rate_per_connection=float(args.rate)) as server:
