@@ -195,6 +195,15 @@ class StateStore:
         (verdict,) = db.execute("PRAGMA quick_check").fetchone()
         if verdict != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {str(verdict)[:80]}")
+        new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
+        partial = self.path.parent / "partial"
+        if new and partial.is_dir() and any(partial.iterdir()):
+            # A database cut within its first page reads as an empty one: say so.
+            log.warning(
+                "%s: the state store has lost its records (partial files exist); they are "
+                "not trusted: finished files are re-verified, partial ones fetched again",
+                self.path,
+            )
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
         if "extracted" not in columns:  # a store written before extraction existed

@@ -81,10 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dl = commands.add_parser(
+    dl = _command(
+        commands,
         "download",
-        formatter_class=_DefaultsShown,
-        allow_abbrev=False,
         help="download the files of a links file",
         description="Download the selected files of an SA-1B links file and extract each "
         "shard while it downloads (--no-extract: keep the tars in OUT/tars/). "
@@ -155,12 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="failures in a row (without progress) before a file is given up",
     )
     _add_output_options(dl)
-    dl.set_defaults(command_parser=dl)
 
-    st = commands.add_parser(
+    st = _command(
+        commands,
         "status",
-        formatter_class=_DefaultsShown,
-        allow_abbrev=False,
         help="show what an output folder holds, and whether a download is running",
         description="Show each file's state in an output folder (done, partial with the "
         "bytes kept, failed, expired), whether a download is running there, and the last "
@@ -170,12 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
     )
     _add_output_options(st)
-    st.set_defaults(command_parser=st)
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        formatter_class=_DefaultsShown,
-        allow_abbrev=False,
         help="download synthetic shards from a local CDN stand-in (no network needed)",
         description="Make synthetic SA-1B shards, serve them from a local CDN stand-in on "
         "loopback and download them with the live display. Each demo starts afresh.",
@@ -190,9 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="the stand-in's per-connection cap, bytes/s (slow enough to watch)",
     )
     _add_output_options(demo)
-    demo.set_defaults(command_parser=demo)
 
     commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
+    return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A subcommand: defaults shown, no abbreviations, its own usage on errors."""
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=_DefaultsShown,
+        allow_abbrev=False,
+    )
+    parser.set_defaults(command_parser=parser)
     return parser
 
 
