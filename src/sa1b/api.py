@@ -14,7 +14,7 @@ from pathlib import Path
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import LinksExpiredError, OutputFolderError
-from sa1b.journal import Journal, Span
+from sa1b.journal import Journal, Span, fold
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.state import FileRecord, RunRecord, StateStore, lock_holder, state_dir
@@ -138,20 +138,15 @@ def status(out: Path) -> FolderStatus:
 
 
 def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:
-    """Records with the journal's spans of their current generation added (pure)."""
-    by_file: dict[tuple[int, int], list[Span]] = {}
-    for span in spans:
-        by_file.setdefault((span.file_id, span.generation), []).append(span)
-    updated = []
-    for record in records:
-        mine = by_file.get((record.id, record.generation))
-        size = record.size
-        if not mine or not size or record.status in ("done", "failed", "expired"):
-            updated.append(record)
-            continue
-        ranges = record.ranges.copy()
-        for span in mine:
-            if span.start < min(span.pos, size):
-                ranges.add(span.start, min(span.pos, size))
-        updated.append(replace(record, ranges=ranges))
-    return updated
+    """Records with what a running or killed download wrote since its last commit."""
+    return [
+        replace(
+            record,
+            ranges=fold(
+                record.ranges, spans, file_id=record.id, generation=record.generation, size=size
+            ),
+        )
+        if (size := record.size) and record.status != "done"
+        else record
+        for record in records
+    ]

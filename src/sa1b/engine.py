@@ -40,7 +40,8 @@ from sa1b.errors import (
     TransferError,
     UnstableSourceError,
 )
-from sa1b.journal import Journal, Span
+from sa1b.journal import Journal, Span, fold
+from sa1b.layout import shard_folders
 from sa1b.links import Link, object_key
 from sa1b.progress import (
     FINAL_STATES,
@@ -52,6 +53,7 @@ from sa1b.progress import (
 )
 from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
+from sa1b.reconcile import DiskFacts, reconcile
 from sa1b.responses import BodyPlan, Validator
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
@@ -124,77 +126,56 @@ class Engine:
     # -- start-up -----------------------------------------------------------
 
     def _prepare(self, link: Link) -> Task:
-        """Match a link with what the store and the disk say about its file."""
+        """Match a link with what the store and the disk say about its file: gather the
+        facts, let :func:`reconcile` decide, carry the decision out."""
         record = self.store.register(link.name, object_key(link.url))
         task = Task(link=link, id=record.id, generation=record.generation)
         final = final_path(self.config.out, link.name)
         partial = partial_path(self.config.out, link.name)
-        final_size = final.stat().st_size if final.exists() else None
-        partial_size = partial.stat().st_size if partial.exists() else None
-        if not record.consistent:
-            log.warning(
-                "%s: its record in the state store is inconsistent; not trusted, the file "
-                "is verified again",
-                link.name,
-            )
+        extracted = record.extracted
+        disk = DiskFacts(
+            final_size=final.stat().st_size if final.exists() else None,
+            partial_size=partial.stat().st_size if partial.exists() else None,
+            extraction_present=all(
+                (self.config.out / folder).is_dir()
+                for folder in (shard_folders(link.name, extracted) if extracted else ())
+            ),
+        )
+        expired = link.expires_at is not None and link.expires_at <= time.time()
+        layout = self.config.extract.layout if self.config.extract else None
+        action = reconcile(
+            record, disk, extracts=self._extracts(task), layout=layout, expired=expired
+        )
+        if action.warning:
+            log.warning("%s: %s", link.name, action.warning)
+        if action.restart:
             task.generation = self.store.restart(record.id)
-            record = self.store.get(link.name) or record
-        complete = record.size is not None and record.ranges.covers(0, record.size)
-        if self._extracts(task) and record.extracted:
-            if partial_size is not None:  # a crash between record and clean-up
+        size = None if action.restart else record.size
+        if action.start == "extracted":
+            if action.dispose_partial:  # a crash between record and clean-up
                 dispose_tar(self.config, task.name)
-            assert self.config.extract is not None
-            if record.extracted != self.config.extract.layout:
-                log.warning(
-                    "%s was extracted in the %s layout earlier; it is left as it is, not "
-                    "moved to the %s layout",
-                    link.name,
-                    record.extracted,
-                    self.config.extract.layout,
-                )
-            task.state, task.size = "done", record.size
-            task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
-            return task
-        if self._extracts(task) and final_size is not None and final_size == record.size:
-            # Downloaded by an earlier run that did not extract: extract it now.
+            task.state, task.size = "done", size
+            task.outcome = FileOutcome(link.name, "done", size, "already extracted")
+        elif action.start == "extract-kept-tar":
             os.replace(final, partial)
             self.store.set_status(record.id, "partial")
-            task.size, task.validator = record.size, record.validator
-            task.recorded = RangeSet([(0, final_size)])
-            return task
-        if (
-            final_size is not None
-            and final_size == record.size
-            and (record.status == "done" or (complete and partial_size is None))
-        ):
-            # Done, or renamed into place just before a crash recorded it.
-            if record.status != "done":
+            task.size, task.validator = size, record.validator
+            task.recorded = RangeSet([(0, disk.final_size or 0)])
+        elif action.start == "on-disk":
+            if action.mark_done:
                 self.store.set_status(record.id, "done")
-            task.state, task.size = "done", record.size
-            task.outcome = FileOutcome(link.name, "done", record.size, "already on disk")
-            return task
-        if link.expires_at is not None and link.expires_at <= time.time():
+            task.state, task.size = "done", size
+            task.outcome = FileOutcome(link.name, "done", size, "already on disk")
+        elif action.start == "resume":
+            task.size, task.validator, task.recorded = size, record.validator, record.ranges
+        elif action.start == "expired":
             # No request can succeed: say so now, keep every byte for a fresh links file.
             error = LinkExpiredError("the signed link expired before this run", name=link.name)
             self.store.set_status(record.id, "expired", error.message)
-            task.state, task.halted, task.size = "expired", True, record.size
-            task.outcome = FileOutcome(link.name, "expired", record.size, error.message, error.hint)
-            return task
-        if record.size is not None and partial_size == record.size:
-            task.size, task.validator, task.recorded = record.size, record.validator, record.ranges
-            return task
-        if record.size is not None and partial_size is not None:
-            log.warning(
-                "%s: the partial file is %d bytes, its record says %d; its bytes are not "
-                "trusted and are fetched again",
-                link.name,
-                partial_size,
-                record.size,
-            )
-        if record.size is not None or record.ranges:
-            task.generation = self.store.restart(record.id)
-        if final_size:  # on disk, but no record vouches for it: the server's size will
-            task.unrecorded_final = final_size
+            task.state, task.halted, task.size = "expired", True, size
+            task.outcome = FileOutcome(link.name, "expired", size, error.message, error.hint)
+        else:
+            task.unrecorded_final = action.adopt_final
         return task
 
     def _extracts(self, task: Task) -> bool:
@@ -203,17 +184,15 @@ class Engine:
 
     def _recover(self, spans: Sequence[Span]) -> None:
         """Fold in what a killed run wrote after its last durable record."""
-        by_id = {task.id: task for task in self._tasks}
         touched: dict[int, Task] = {}
-        for span in spans:
-            task = by_id.get(span.file_id)
-            if task is None or task.size is None or task.state == "done":
+        for task in self._tasks:
+            if task.size is None or task.state in FINAL_STATES:
                 continue
-            if span.generation != task.generation:
-                continue
-            start, pos = span.start, min(span.pos, task.size)
-            if pos > start:
-                task.recorded.add(start, pos)
+            folded = fold(
+                task.recorded, spans, file_id=task.id, generation=task.generation, size=task.size
+            )
+            if folded != task.recorded:
+                task.recorded = folded
                 touched[task.id] = task
         if not touched:
             return
@@ -481,6 +460,8 @@ class Engine:
         with self._lock:
             if task.generation != generation or task.state != "active":
                 return
+            if isinstance(error, CorruptArchiveError):
+                self._void(task)
             self._halt(task, "failed", error)
             if not task.connections:
                 self._end(task)
@@ -555,7 +536,14 @@ class Engine:
         """Take the unrecorded file under the final name as this file's bytes (lock held):
         it goes through verification (size, checksum, extraction) as if just fetched."""
         log.info("%s: the file on disk has the server's size; verifying it", task.name)
-        os.replace(final_path(self.config.out, task.name), partial_path(self.config.out, task.name))
+        final, partial = (
+            final_path(self.config.out, task.name),
+            partial_path(self.config.out, task.name),
+        )
+        try:
+            os.replace(final, partial)
+        except OSError as error:
+            raise StorageError(f"{final}: cannot move it to verify it: {error.strerror}") from error
         task.recorded = RangeSet([(0, answer.total)])
         self._activate(task, answer.total, answer.validator, single_stream=False)
         self.store.save_ranges({task.id: (task.generation, task.recorded)})
@@ -570,12 +558,20 @@ class Engine:
     ) -> None:
         """Void the file's bytes and start over (lock held)."""
         log.warning("%s: %s; starting it over", task.name, reason)
-        with task.writing:  # no write of the old version is between its check and pwrite
+        self._void(task)
+        task.size, task.single_stream = None, False
+        self._activate(task, size, validator, single_stream=False)
+
+    def _void(self, task: Task) -> None:
+        """Make every byte of the file void: in the store (a new generation, no ranges)
+        and in this run (segments cancelled; no write of the old bytes is between its
+        check and its ``pwrite`` once this returns). Lock held."""
+        generation = self.store.restart(task.id)  # (its sync is outside the write lock)
+        with task.writing:
             if task.plan is not None:
                 task.plan.restart()
-            task.generation = self.store.restart(task.id)
-        task.recorded, task.size, task.single_stream = RangeSet(), None, False
-        self._activate(task, size, validator, single_stream=False)
+            task.generation = generation
+        task.recorded = RangeSet()
 
     def release(self, task: Task, segment: Segment | None) -> None:
         with self._lock:
@@ -648,8 +644,8 @@ class Engine:
 
     def fail(self, task: Task, error: SA1BError) -> None:
         with self._lock:
-            if isinstance(error, CorruptArchiveError):  # these bytes are useless: a rerun
-                task.generation = self.store.restart(task.id)  # fetches the shard afresh
+            if isinstance(error, CorruptArchiveError):
+                self._void(task)
             self._halt(task, "failed", error)
             self._end(task)
 

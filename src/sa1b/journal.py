@@ -17,8 +17,11 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sa1b.ranges import RangeSet
 
 _MAGIC = b"SA1BJNL1"
 _HEADER = struct.Struct("<8s36s")
@@ -36,6 +39,19 @@ class Span:
     generation: int
     start: int
     pos: int
+
+
+def fold(
+    ranges: RangeSet, spans: Iterable[Span], *, file_id: int, generation: int, size: int
+) -> RangeSet:
+    """``ranges`` with the spans of one file at one generation added, clipped to its
+    ``size``: what a killed run had written of it (a new set; pure)."""
+    folded = ranges.copy()
+    for span in spans:
+        end = min(span.pos, size)
+        if span.file_id == file_id and span.generation == generation and span.start < end:
+            folded.add(span.start, end)
+    return folded
 
 
 def boot_id() -> bytes | None:

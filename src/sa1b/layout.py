@@ -35,6 +35,17 @@ def shard_stem(name: str) -> str:
     return name[:-4] if name.endswith(".tar") else name
 
 
+def shard_folders(shard: str, layout: str) -> tuple[PurePosixPath, ...]:
+    """The folders (relative to the output folder) that hold only ``shard``'s files in
+    ``layout``; none for ``flat``, which mixes every shard in one folder."""
+    stem = shard_stem(shard)
+    if layout == "shard":
+        return (PurePosixPath(stem),)
+    if layout == "split":
+        return (PurePosixPath("images", stem), PurePosixPath("annotations", stem))
+    return ()
+
+
 def normalise(member: str, *, shard: str) -> str:
     """The member's name with ``./`` and an inner ``<shard>/`` folder removed."""
     parts = [part for part in member.split("/") if part not in ("", ".")]

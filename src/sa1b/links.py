@@ -22,6 +22,8 @@ from sa1b.errors import LinksFileError
 
 HEADER = ("file_name", "cdn_link")
 
+OWN_FOLDERS = frozenset({"tars", "images", "annotations", "other"})
+"""Folders sa1b makes in the output folder: no file of a links file may take their name."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _SHARD_NAME = re.compile(r"sa_(\d{6})\.tar")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,16}")
@@ -152,6 +154,12 @@ def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
     else:
         raise LinksFileError(
             f"expected 'file_name<TAB>url' or a bare URL, found {len(fields)} fields",
+            path=source,
+            line=number,
+        )
+    if name in OWN_FOLDERS:
+        raise LinksFileError(
+            f"the file name {name!r} is a folder sa1b makes in the output folder",
             path=source,
             line=number,
         )

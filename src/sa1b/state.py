@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 from sa1b.errors import OutputFolderError, StateError, StateLockedError
+from sa1b.layout import LAYOUTS
 from sa1b.ranges import RangeSet
+from sa1b.redaction import clean
 from sa1b.responses import Validator
 from sa1b.sizes import MAX_FILE_SIZE
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 Status = Literal["pending", "partial", "done", "failed", "expired"]
 STATUSES = frozenset(("pending", "partial", "done", "failed", "expired"))
 STATE_DIR = ".sa1b"
+PARTIAL_DIR = "partial"
+LOCK_PATIENCE = 0.5
+"""Seconds to wait for the folder's lock: ``sa1b status`` holds it for an instant."""
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -91,6 +96,7 @@ class FileRecord:
                 or (not self.ranges and self.status in ("pending", "failed", "expired"))
             )
             and all(0 <= start < end <= (size or 0) for start, end in self.ranges)
+            and (self.extracted is None or (self.extracted in LAYOUTS and size is not None))
         )
 
     @property
@@ -136,6 +142,18 @@ def lock_holder(out: Path) -> int | None:
     return None
 
 
+class _Damaged(sqlite3.DatabaseError):
+    """``quick_check`` found the database inconsistent."""
+
+
+def _is_damage(error: sqlite3.Error) -> bool:
+    """Damage to the file itself, not a busy, full or read-only disk (which a repair
+    would make worse: the records would be thrown away for nothing)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    damaged = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+    return isinstance(error, _Damaged) or (code is not None and code & 0xFF in damaged)
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
@@ -143,9 +161,9 @@ class StateStore:
         """Open (or create) the store of ``out``.
 
         The owner (``lock=True``, a download) repairs what it finds: a damaged database
-        is set aside as ``state.db.damaged`` and a fresh one started; a store written
-        for another folder has its file records voided. Either way nothing it said is
-        trusted, and each file is re-verified from what the server says.
+        is set aside as ``state.db.damaged`` and a fresh one started; the store of
+        another folder keeps its finished files (checked against the disk like any) but
+        not its partial ones, whose files it cannot vouch for.
         """
         self.out = out
         directory = state_dir(out)
@@ -164,27 +182,31 @@ class StateStore:
         self._mutex = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         try:
+            self._open_or_repair(repair=lock)
+            if lock:
+                self._claim_folder()
+        except (sqlite3.Error, OSError) as error:
+            self.close()
+            raise StateError(f"{self.path}: cannot open the state store: {error}") from error
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_or_repair(self, *, repair: bool) -> None:
+        try:
             self._open()
-        except sqlite3.DatabaseError as error:
+        except sqlite3.Error as error:
             self._close_db()
-            if not lock:  # a reader (status) leaves the repair to the next download
-                self.close()
+            if not _is_damage(error):
+                raise
+            if not repair:  # a reader (status) leaves the repair to the next download
                 raise StateError(
                     f"{self.path}: the state store is damaged ({error})",
                     hint="the next sa1b download into this folder sets it aside and "
                     "re-verifies every file",
                 ) from error
             self._set_aside(error)
-            try:
-                self._open()
-            except sqlite3.Error as again:
-                self.close()
-                raise StateError(f"{self.path}: cannot open the state store: {again}") from again
-        except sqlite3.Error as error:
-            self.close()
-            raise StateError(f"{self.path}: cannot open the state store: {error}") from error
-        if lock:
-            self._claim_folder()
+            self._open()
 
     def _open(self) -> None:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -194,14 +216,14 @@ class StateStore:
         db.execute("PRAGMA busy_timeout=5000")
         (verdict,) = db.execute("PRAGMA quick_check").fetchone()
         if verdict != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {str(verdict)[:80]}")
+            raise _Damaged(f"quick_check: {str(verdict)[:80]}")
         new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
-        partial = self.path.parent / "partial"
-        if new and partial.is_dir() and any(partial.iterdir()):
+        partials = self.path.parent / PARTIAL_DIR
+        if new and partials.is_dir() and any(partials.iterdir()):
             # A database cut within its first page reads as an empty one: say so.
             log.warning(
                 "%s: the state store has lost its records (partial files exist); they are "
-                "not trusted: finished files are re-verified, partial ones fetched again",
+                "not trusted: files on disk are re-verified, partial ones fetched again",
                 self.path,
             )
         db.executescript(_SCHEMA)
@@ -211,39 +233,46 @@ class StateStore:
         db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _set_aside(self, error: sqlite3.Error) -> None:
-        """Keep a damaged database for inspection, out of the way of a fresh one."""
+        """Keep a damaged database for inspection (the latest one), out of the way."""
         aside = self.path.with_name("state.db.damaged")
+        for suffix in ("", "-wal", "-shm"):
+            aside.with_name(aside.name + suffix).unlink(missing_ok=True)
         for suffix in ("", "-wal", "-shm"):
             source = self.path.with_name(self.path.name + suffix)
             if source.exists():
                 os.replace(source, aside.with_name(aside.name + suffix))
         log.warning(
-            "%s: the state store is damaged (%s); set aside as %s. Every file is "
-            "re-verified: finished ones against the server's size, partial ones fetched again",
+            "%s: the state store is damaged (%s); set aside as %s. Files on disk are "
+            "re-verified, partial ones fetched again",
             self.path,
             error,
             aside.name,
         )
 
     def _claim_folder(self) -> None:
-        """Bind the store to this folder; void the file records of another folder's store.
+        """Bind the store to this folder; distrust the partial files of another's.
 
-        The folder is the same when its path or its identity (device and inode) is:
-        a folder renamed in place keeps its store, a copy of someone's ``.sa1b`` does not.
+        The folder is the same when its path or its identity (device and inode) is: a
+        folder renamed in place keeps its store. A store copied or moved to another
+        disk keeps its finished files, which start-up checks against the disk anyway,
+        but its records of partial files describe files it cannot vouch for.
         """
         stat = self.out.stat()
-        here = {"folder": str(self.out.resolve()), "folder_id": f"{stat.st_dev}:{stat.st_ino}"}
+        here = {
+            "folder": os.path.abspath(self.out),
+            "folder_id": f"{stat.st_dev}:{stat.st_ino}",
+        }
         with self._mutex:
             known = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if "folder" in known and all(known.get(key) != value for key, value in here.items()):
             log.warning(
-                "%s: the state store was written for another folder (%s); its records are "
-                "not trusted: finished files are re-verified against the server's size, "
-                "partial ones fetched again",
+                "%s: the state store was written for another folder (%s): finished files "
+                "are checked on disk as always; partial files are not trusted and are "
+                "fetched again",
                 self.out,
                 known["folder"],
             )
-            self.forget_files()
+            self.forget_partial_files()
         with self._mutex:
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(here.items()))
 
@@ -254,14 +283,20 @@ class StateStore:
 
     def _take_lock(self, directory: Path) -> int:
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StateLockedError(
-                f"{self.out}: another sa1b process (pid {holder}) is using this folder"
-            ) from None
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:  # perhaps a status glancing at it
+                    time.sleep(0.02)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise StateLockedError(
+                    f"{self.out}: another sa1b process (pid {holder}) is using this folder"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return fd
@@ -350,7 +385,8 @@ class StateStore:
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             self._db.execute(
                 "UPDATE files SET size = NULL, etag = NULL, last_modified = NULL, "
-                "generation = generation + 1, status = 'pending', updated_at = ? WHERE id = ?",
+                "generation = generation + 1, status = 'pending', error = NULL, "
+                "extracted = NULL, updated_at = ? WHERE id = ?",
                 (time.time(), file_id),
             )
             row = self._db.execute(
@@ -358,16 +394,19 @@ class StateStore:
             ).fetchone()
         return int(row[0])
 
-    def forget_files(self) -> None:
-        """Void what every file record says (sizes, validators, ranges, outcomes): the
-        records cannot be trusted. Generations move on, so journal spans are void too."""
+    def forget_partial_files(self) -> None:
+        """Void the records of every file not finished (sizes, validators, ranges): their
+        partial files cannot be vouched for. Generations move on, so journal spans are
+        void too; finished files keep their records (start-up checks them on disk)."""
         with self._mutex, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM ranges")
+            self._db.execute(
+                "DELETE FROM ranges WHERE file_id IN (SELECT id FROM files WHERE status != 'done')"
+            )
             self._db.execute(
                 "UPDATE files SET size = NULL, etag = NULL, last_modified = NULL, "
                 "generation = generation + 1, status = 'pending', error = NULL, "
-                "extracted = NULL, updated_at = ?",
+                "extracted = NULL, updated_at = ? WHERE status != 'done'",
                 (time.time(),),
             )
 
@@ -379,9 +418,10 @@ class StateStore:
         )
 
     def set_status(self, file_id: int, status: Status, error: str | None = None) -> None:
+        """Record a file's status; ``error`` is stored cleaned (it may quote a server)."""
         self._write(
             "UPDATE files SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-            (status, error, time.time(), file_id),
+            (status, None if error is None else clean(error, limit=500), time.time(), file_id),
         )
 
     def save_ranges(self, ranges: Mapping[int, tuple[int, RangeSet]]) -> None:

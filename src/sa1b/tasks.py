@@ -11,12 +11,12 @@ from sa1b.progress import FileOutcome, FileState
 from sa1b.ranges import RangeSet
 from sa1b.responses import Validator
 from sa1b.segments import SegmentPlan
-from sa1b.state import state_dir
+from sa1b.state import PARTIAL_DIR, state_dir
 
 
 def partial_path(out: Path, name: str) -> Path:
     """Where a file's bytes are written until it is verified."""
-    return state_dir(out) / "partial" / f"{name}.part"
+    return state_dir(out) / PARTIAL_DIR / f"{name}.part"
 
 
 def final_path(out: Path, name: str) -> Path:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,17 @@ class Result:
 
 def sa1b_command(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "sa1b", *map(str, args)]
+
+
+def start_cli(*args: str | os.PathLike[str], **popen: Any) -> subprocess.Popen[Any]:
+    """Start ``sa1b ARGS`` as a real process, to signal or kill it mid-run.
+
+    SIGINT is set back to its default for it (``env --default-signal``): a test runner
+    started in the background by a non-interactive shell ignores SIGINT, and a child
+    would inherit that and never see a Ctrl-C.
+    """
+    command = ["env", "--default-signal=INT", *sa1b_command(*args)]
+    return subprocess.Popen(command, **popen)
 
 
 def run_cli(

@@ -19,7 +19,7 @@ from .conftest import (
     extracted_path,
     member_bytes,
     run_cli,
-    sa1b_command,
+    start_cli,
 )
 
 MiB = 1024 * 1024
@@ -151,8 +151,8 @@ def test_sigkill_during_extraction_then_resume(
     links = tmp_path / "links.tsv"
     slow_cdn.write_links_file(links)
     out = tmp_path / "out"
-    command = sa1b_command("download", links, "-o", out, "--layout", layout, "--connections", "3")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = ("download", links, "-o", out, "--layout", layout, "--connections", "3")
+    proc = start_cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     staging = out / ".sa1b" / "staging"
     deadline = time.monotonic() + 60
     # Wait until members are being extracted, then kill mid-way.

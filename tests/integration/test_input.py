@@ -23,6 +23,7 @@ BAD_FILES = {
         "duplicate file name",
     ),
     "not-a-url": ("file_name\tcdn_link\nsa_000001.tar\tftp://x/y\n", ":2:", "not an http"),
+    "own-folder-name": (f"tars\t{URL}\n", ":1:", "a folder sa1b makes"),
     "three-fields": (f"sa_000001.tar\t{URL}\textra\n", ":1:", "found 3 fields"),
     "empty": ("file_name\tcdn_link\n", "links", "no links found"),
     "html-page": ("<!DOCTYPE html>\n<html><body>SA-1B</body></html>\n", "links", "web page"),

@@ -14,7 +14,7 @@ from sa1b.cdn.certs import CertificatePaths
 from sa1b.cdn.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import assert_extracted, assert_identical, run_cli, sa1b_command
+from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
 MiB = 1024 * 1024
 
@@ -50,8 +50,13 @@ def test_sigkill_then_resume_against_nginx(
         links = _url_list(ng, shards, tmp_path / "urls.txt")
         out = tmp_path / "out"
         total = sum(s.size for s in shards)
-        proc = subprocess.Popen(
-            sa1b_command("download", "--no-extract", links, "-o", out, *args),
+        proc = start_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            out,
+            *args,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -20,7 +20,7 @@ import pytest
 from sa1b.cdn.synth import ShardInfo
 from sa1b.state import StateStore
 
-from .conftest import assert_extracted, assert_identical, run_cli, sa1b_command
+from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,8 +80,10 @@ def test_interrupted_download_from_http_server_finishes_on_a_rerun(
     links, out = tmp_path / "links.txt", tmp_path / "out"
     links.write_text("".join(f"{http_server}/{shard.name}\n" for shard in shards))
     args = ["download", links, "-o", out, *extra]
-    proc = subprocess.Popen(
-        sa1b_command(*args, "--max-rate", "6M"),
+    proc = start_cli(
+        *args,
+        "--max-rate",
+        "6M",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -131,3 +131,12 @@ def test_an_unusable_redirect_fails_the_file_cleanly(
     assert "Traceback" not in result.output
     assert "interrupted" not in result.output
     assert shards[0].name in result.output
+
+
+def test_a_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.txt").write_text("mine")
+    result = run_cli("demo", "-o", tmp_path, "--count", "1", "--shard-size", "1M", "-q")
+    assert result.returncode == 2, result.output
+    assert "is not a demo's" in result.output
+    assert (tmp_path / "data" / "precious.txt").read_text() == "mine"

@@ -13,14 +13,19 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import assert_identical, run_cli, sa1b_command
+from .conftest import assert_identical, run_cli, start_cli
 
 MiB = 1024 * 1024
 
 
 def _start(links: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        sa1b_command("download", "--no-extract", links, "-o", out, *extra),
+    return start_cli(
+        "download",
+        "--no-extract",
+        links,
+        "-o",
+        out,
+        *extra,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,7 +16,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import run_cli, sa1b_command
+from .conftest import run_cli, start_cli
 from .test_resume import _start, _wait_for_bytes
 
 
@@ -52,8 +52,11 @@ def test_status_after_a_sigkill_counts_what_a_rerun_keeps(
 
 
 def _start_extracting(links: Path, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        sa1b_command("download", links, "-o", out),
+    return start_cli(
+        "download",
+        links,
+        "-o",
+        out,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -28,7 +28,7 @@ from sa1b.layout import LAYOUTS
 from sa1b.state import StateStore, state_dir
 from tests.conftest import REPORT_LINES
 
-from .conftest import extracted_path, md5, member_bytes, run_cli, sa1b_command
+from .conftest import extracted_path, md5, member_bytes, run_cli, start_cli
 
 KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
 """Kills per test; two tests (extracting, tars only) make 50 in ``./test``."""
@@ -99,9 +99,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
 
     finished_early = 0
     for kill in range(KILLS):
-        proc = subprocess.Popen(
-            sa1b_command(*args, "--quiet"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.05, 1.0))
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)

@@ -28,7 +28,7 @@ from tests.scripted import (
     serving,
 )
 
-from .conftest import assert_identical, run_cli, sa1b_command
+from .conftest import assert_identical, run_cli, start_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,8 +147,12 @@ def test_a_stop_reaches_a_request_still_waiting_for_its_head(
 ) -> None:
     with serving(default=dripping_head) as server:
         links = links_to(server.base, shards[0], tmp_path / "l.tsv")
-        process = subprocess.Popen(
-            sa1b_command("download", "--no-extract", links, "-o", tmp_path / "out"),
+        process = start_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "out",
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sa1b import journal as journal_module
-from sa1b.journal import Journal, Span
+from sa1b.journal import Journal, Span, fold
+from sa1b.ranges import RangeSet
 
 BOOT_A = b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 BOOT_B = b"11111111-2222-3333-4444-555555555555"
@@ -211,3 +212,17 @@ def test_ring_wraps_around_keeping_the_latest(boot: list[bytes | None], path: Pa
     jnl.close()
     assert set(Journal.recover(path)) == {Span(7, 0, 30, 40), Span(7, 0, 40, 50)}
     assert path.stat().st_size == HEADER + 3 * SLOT
+
+
+def test_fold_adds_only_this_files_spans_of_this_generation_clipped_to_its_size() -> None:
+    spans = [
+        Span(file_id=1, generation=2, start=100, pos=200),  # counted
+        Span(file_id=1, generation=1, start=300, pos=400),  # an older version: void
+        Span(file_id=2, generation=2, start=500, pos=600),  # another file
+        Span(file_id=1, generation=2, start=900, pos=1200),  # past the end: clipped
+        Span(file_id=1, generation=2, start=1100, pos=1200),  # wholly past the end
+    ]
+    kept = RangeSet([(0, 50)])
+    folded = fold(kept, spans, file_id=1, generation=2, size=1000)
+    assert list(folded) == [(0, 50), (100, 200), (900, 1000)]
+    assert list(kept) == [(0, 50)]  # a new set

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -305,15 +306,21 @@ def test_a_damaged_database_is_set_aside_and_trusted_for_nothing(
     assert "set aside as state.db.damaged" in caplog.text
 
 
-def test_a_store_copied_from_another_folder_is_not_trusted(tmp_path: Path) -> None:
+def test_a_store_copied_from_another_folder_keeps_only_its_finished_files(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     _store_with_a_record(first)
+    with StateStore(first) as store:
+        done = store.register("sa_000002.tar", KEY + "2")
+        store.set_identity(done.id, 2000, Validator('"v2"'))
+        store.set_status(done.id, "done")
     shutil.copytree(state_dir(first), state_dir(second))
     with StateStore(second) as store:
-        (record,) = [r for r in store.records() if r.name == "sa_000001.tar"]
-        assert (record.size, record.status, list(record.ranges)) == (None, "pending", [])
-        assert record.generation == 1  # the journal's spans of generation 0 are void too
+        records = {r.name: r for r in store.records()}
+    partial, finished = records["sa_000001.tar"], records["sa_000002.tar"]
+    assert (partial.size, partial.status, list(partial.ranges)) == (None, "pending", [])
+    assert partial.generation == 1  # the journal's spans of generation 0 are void too
+    assert (finished.size, finished.status) == (2000, "done")
     with StateStore(first) as store:  # the original is still trusted where it lives
         (record,) = [r for r in store.records() if r.name == "sa_000001.tar"]
         assert (record.size, list(record.ranges)) == (1000, [(0, 500)])
@@ -347,6 +354,8 @@ CONSISTENCY = {
     "implausible-size": (record(size=2**50), False),
     "unknown-status": (record(status="finished"), False),
     "negative-generation": (record(generation=-1), False),
+    "extracted": (record(status="done", extracted="split"), True),
+    "extracted-unknown-layout": (record(status="done", extracted="\x1b[2J"), False),
 }
 
 
@@ -368,3 +377,32 @@ def test_concurrent_writers_from_threads(store: StateStore) -> None:
     for thread in threads:
         thread.join()
     assert [list(record.ranges) for record in store.records()] == [[(0, 29)]] * 8
+
+
+def _error_of(action: Callable[[], object]) -> sqlite3.Error:
+    with pytest.raises(sqlite3.Error) as info:
+        action()
+    return info.value
+
+
+def test_only_damage_to_the_file_counts_as_damage(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 300)
+    busy = tmp_path / "busy.db"
+    holder = sqlite3.connect(busy, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = _error_of(lambda: sqlite3.connect(busy, timeout=0).execute("SELECT * FROM t"))
+    finally:
+        holder.close()
+    read_only = _error_of(
+        lambda: sqlite3.connect(f"file:{busy}?mode=ro", uri=True).execute(
+            "INSERT INTO t VALUES (1)"
+        )
+    )
+    assert state_module._is_damage(
+        _error_of(lambda: sqlite3.connect(garbage).execute("SELECT 1 FROM sqlite_master"))
+    )
+    assert not state_module._is_damage(locked)  # a busy store is never thrown away
+    assert not state_module._is_damage(read_only)

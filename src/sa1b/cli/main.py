@@ -20,12 +20,13 @@ from types import FrameType
 from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
-from sa1b.cli.output import Output
+from sa1b.cli.output import Output, clean_record
 from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
+from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
@@ -37,6 +38,8 @@ from sa1b.unpacker import ExtractOptions
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = Path("SA-1B")
 DEMO_OUT = Path("sa1b-demo")
+DEMO_MARK = ".sa1b-demo"
+"""A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 EXPIRY_WARNING_MARGIN = 1.2
 
 
@@ -255,8 +258,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     """Parse ``argv``; an unknown option is reported by its subcommand's own usage."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 
@@ -269,6 +271,7 @@ def _configure_logging(args: argparse.Namespace, console: Output) -> None:
     if args.log_file:
         handler = logging.FileHandler(args.log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(clean_record)
         handler.setLevel(args.log_level.upper())
         root.addHandler(handler)
 
@@ -423,7 +426,8 @@ def _status(out: Path, console: Output) -> int:
             label = record.status
         sizes = f"{human_bytes(done)} / {human_bytes(size)}" if size else human_bytes(done)
         error = f"  ({record.error})" if record.error and record.status != "done" else ""
-        console.line(f"{record.name}  {label:<19} {sizes}{error}")
+        # clean(): the store may be another's, or damaged; it is shown, never obeyed.
+        console.line(clean(f"{record.name}  {label:<19} {sizes}{error}", limit=1000))
     counts: dict[str, int] = {}
     for record in folder.files:
         counts[record.status] = counts.get(record.status, 0) + 1
@@ -449,8 +453,16 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
     if (pid := lock_holder(data)) is not None:
         raise StateLockedError(f"{data}: another demo (pid {pid}) is running in this folder")
+    mark = data / DEMO_MARK
+    if data.exists() and not mark.exists():
+        raise InputError(
+            f"{data} exists and is not a demo's: the demo would replace it",
+            hint="pass the demo another folder with -o",
+        )
     if data.exists():  # each demo starts afresh (the synthetic shards are reused)
         shutil.rmtree(data)
+    data.mkdir(parents=True)
+    mark.write_text("made by sa1b demo: each demo deletes and remakes this folder\n")
     with CDNServer(root=source, rate_per_connection=float(args.rate)) as server:
         links_file = out / "demo-links.tsv"
         server.write_links_file(links_file)

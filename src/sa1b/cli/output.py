@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TextIO
 
+from sa1b.redaction import clean
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -35,6 +37,7 @@ class Output:
             print(text, file=self.stream, flush=True)
 
     def error(self, text: str) -> None:
+        text = clean(text, limit=2000)  # a last net: messages may quote servers and files
         if self.console is not None:
             from rich.markup import escape
 
@@ -44,10 +47,36 @@ class Output:
 
     def log_handler(self) -> logging.Handler:
         """A logging handler that does not tear the live display."""
+        handler: logging.Handler
         if self.console is not None:
             from rich.logging import RichHandler
 
-            return RichHandler(console=self.console, show_time=False, show_path=False)
-        handler = logging.StreamHandler(self.stream)
-        handler.setFormatter(logging.Formatter("sa1b: %(levelname)s: %(message)s"))
+            handler = RichHandler(
+                console=self.console, show_time=False, show_path=False, markup=False
+            )
+            handler.setFormatter(NoTraceback("%(message)s"))
+        else:
+            handler = logging.StreamHandler(self.stream)
+            handler.setFormatter(NoTraceback("sa1b: %(levelname)s: %(message)s"))
+        handler.addFilter(clean_record)
         return handler
+
+
+class NoTraceback(logging.Formatter):
+    """One line per record on the screen: a traceback (an internal error) goes to the
+    log file only, where ``--log-file`` puts it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:  # the log file's handler, after this one, still gets the traceback
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def clean_record(record: logging.LogRecord) -> bool:
+    """A logging filter: the message without signatures or terminal control (it may
+    quote a server), whatever the code that logged it."""
+    record.msg, record.args = clean(record.getMessage(), limit=4000), None
+    return True

@@ -36,6 +36,7 @@ import pycurl
 
 from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
 from sa1b.links import redact
+from sa1b.redaction import clean
 from sa1b.transport.failures import PUSHBACK, translate
 from sa1b.transport.heads import Head, HeadError, HeadReader
 from sa1b.transport.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
@@ -157,7 +158,9 @@ class _Transfer:
         try:
             self.heads.feed(line)
         except HeadError as error:
-            self.failure = BadResponseError(f"malformed response: {error}", url=self.url)
+            self.failure = BadResponseError(
+                f"malformed response: {clean(str(error))}", url=self.url
+            )
             return 0
         except Exception as error:  # a bug: end this request loudly, keep the loop alive
             log.exception("internal error while reading a head from %s", self.url)

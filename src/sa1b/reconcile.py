@@ -1,0 +1,123 @@
+"""What to do with a file at start-up, given what the store and the disk say. Pure.
+
+A run can end at any instant: killed between a rename and its record, between an
+extraction and the tar's removal, with a store that is damaged, foreign or older than
+the files. :func:`reconcile` decides, for one file, from facts gathered beforehand:
+
+- the store's record (sizes, ranges, status, the layout it was extracted into);
+- the disk: the size of the file under its final name and of its partial file, and
+  whether the folders an extraction made are still there;
+- the run: does it extract shards, in which layout, and has the link expired.
+
+It trusts a record only where the disk agrees with it; everything else is fetched
+again, and the few cases a user should know of carry a warning. The engine carries the
+action out (:meth:`sa1b.engine.Engine._prepare`); the table of cases is in
+``tests/unit/test_reconcile.py``, one row per crash window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sa1b.state import FileRecord
+
+Start = Literal["extracted", "extract-kept-tar", "on-disk", "resume", "fetch", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFacts:
+    """What the disk holds for one file."""
+
+    final_size: int | None = None
+    """Size of the file under its final name (``OUT/tars/`` or ``OUT/``), if any."""
+    partial_size: int | None = None
+    extraction_present: bool = True
+    """Whether the folders of the recorded extraction exist (always True for ``flat``,
+    whose files are not grouped by shard)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartAction:
+    """How a file starts this run.
+
+    ``start`` is one of: ``extracted`` (nothing to do), ``extract-kept-tar`` (move the
+    final tar back and extract it), ``on-disk`` (done), ``resume`` (the partial file
+    and its ranges), ``fetch`` (from what the server says), ``expired`` (the link
+    expired: no request can succeed). ``restart`` voids the record first.
+    """
+
+    start: Start
+    restart: bool = False
+    warning: str | None = None
+    mark_done: bool = False
+    """``on-disk``: the rename happened, its record did not (a crash between them)."""
+    dispose_partial: bool = False
+    """``extracted``: the tar was not yet removed when the last run ended."""
+    adopt_final: int | None = None
+    """``fetch``: a file under the final name that no record vouches for; adopted if
+    the server's size is this one, then verified like any download."""
+
+
+def reconcile(
+    record: FileRecord,
+    disk: DiskFacts,
+    *,
+    extracts: bool,
+    layout: str | None,
+    expired: bool,
+) -> StartAction:
+    """The start of one file (see the module docstring). ``extracts`` says whether this
+    file is extracted in this run (a shard, without ``--no-extract``), in ``layout``."""
+    final, partial = disk.final_size, disk.partial_size
+    if not record.consistent:
+        return _fetch(
+            expired,
+            restart=True,
+            final=final,
+            warning="its record in the state store is inconsistent; not trusted, the file "
+            "is verified again",
+        )
+    if extracts and record.extracted:
+        if not disk.extraction_present:
+            return _fetch(
+                expired,
+                restart=True,
+                final=final,
+                warning=f"it was extracted ({record.extracted} layout) but its folder is "
+                "gone; fetching it again",
+            )
+        moved = record.extracted != layout
+        return StartAction(
+            "extracted",
+            dispose_partial=partial is not None,
+            warning=f"it was extracted in the {record.extracted} layout earlier; it is left "
+            f"as it is, not moved to the {layout} layout"
+            if moved
+            else None,
+        )
+    size = record.size
+    if extracts and final is not None and final == size:
+        return StartAction("extract-kept-tar")  # downloaded earlier without extraction
+    complete = size is not None and record.ranges.covers(0, size)
+    done = record.status == "done"
+    if final is not None and final == size and (done or (complete and partial is None)):
+        # Done; or all in and renamed into place just before a crash could record it.
+        return StartAction("on-disk", mark_done=not done)
+    if size is not None and partial == size:
+        return StartAction("resume" if complete or not expired else "expired")
+    warning = None
+    if size is not None and partial is not None:
+        warning = (
+            f"the partial file is {partial} bytes, its record says {size}; its bytes are "
+            "not trusted and are fetched again"
+        )
+    return _fetch(
+        expired, restart=size is not None or bool(record.ranges), final=final, warning=warning
+    )
+
+
+def _fetch(expired: bool, *, restart: bool, final: int | None, warning: str | None) -> StartAction:
+    if expired:
+        return StartAction("expired", restart=restart, warning=warning)
+    return StartAction("fetch", restart=restart, warning=warning, adopt_final=final or None)

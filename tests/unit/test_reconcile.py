@@ -1,0 +1,111 @@
+"""Start-up reconciliation as a table: one row per state a run can leave a file in.
+
+Each row: what the store says, what the disk holds, what this run does, and the action
+expected. The crash windows are named after the step the previous run was killed in.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sa1b.ranges import RangeSet
+from sa1b.reconcile import DiskFacts, StartAction, reconcile
+from sa1b.responses import Validator
+from sa1b.state import FileRecord, Status
+
+SIZE = 1000
+
+
+def record(
+    status: Status = "partial",
+    size: int | None = SIZE,
+    ranges: tuple[tuple[int, int], ...] = ((0, 400),),
+    extracted: str | None = None,
+) -> FileRecord:
+    return FileRecord(
+        id=1, name="sa_000001.tar", object_key="h/p", size=size, validator=Validator('"v"'),
+        generation=0, status=status, error=None, ranges=RangeSet(list(ranges)), extracted=extracted,
+    )  # fmt: skip
+
+
+NEW = record("pending", None, ())
+PARTIAL = record()
+ALL_IN = record(ranges=((0, SIZE),))
+DONE = record("done", ranges=((0, SIZE),))
+EXTRACTED = record("done", ranges=((0, SIZE),), extracted="shard")
+BROKEN = record(ranges=((0, SIZE + 1),))
+
+Disk, Act = DiskFacts, StartAction
+FRESH = Act("fetch", restart=True)
+RESIZED = (
+    "the partial file is 12 bytes, its record says 1000; its bytes are not trusted and are "
+    "fetched again"
+)
+INCONSISTENT = (
+    "its record in the state store is inconsistent; not trusted, the file is verified again"
+)
+MOVED = (
+    "it was extracted in the shard layout earlier; it is left as it is, not moved to the "
+    "split layout"
+)
+GONE = "it was extracted (shard layout) but its folder is gone; fetching it again"
+
+# name: (record, disk, the layout this run extracts into (None: tars), expired, action)
+CASES: dict[str, tuple[FileRecord, DiskFacts, str | None, bool, StartAction]] = {
+    "never started": (NEW, Disk(), None, False, Act("fetch")),
+    "killed before the first answer": (NEW, Disk(partial_size=0), None, False, Act("fetch")),
+    "killed mid-download": (PARTIAL, Disk(partial_size=SIZE), None, False, Act("resume")),
+    "killed with every byte in": (ALL_IN, Disk(partial_size=SIZE), None, False, Act("resume")),
+    "killed between the rename and its record": (
+        ALL_IN, Disk(final_size=SIZE), None, False, Act("on-disk", mark_done=True)
+    ),
+    "finished earlier": (DONE, Disk(final_size=SIZE), None, False, Act("on-disk")),
+    "finished, link since expired": (DONE, Disk(final_size=SIZE), None, True, Act("on-disk")),
+    "finished, tar since truncated": (
+        DONE, Disk(final_size=10), None, False, Act("fetch", restart=True, adopt_final=10)
+    ),
+    "finished, tar since deleted": (DONE, Disk(), None, False, FRESH),
+    "partial file deleted": (PARTIAL, Disk(), None, False, FRESH),
+    "partial file resized": (
+        PARTIAL, Disk(partial_size=12), None, False, Act("fetch", restart=True, warning=RESIZED)
+    ),
+    "mid-download, link expired": (PARTIAL, Disk(partial_size=SIZE), None, True, Act("expired")),
+    "all in, link expired: verified offline": (
+        ALL_IN, Disk(partial_size=SIZE), None, True, Act("resume")
+    ),
+    "new, link expired": (NEW, Disk(), None, True, Act("expired")),
+    "a tar but no record (store lost)": (
+        NEW, Disk(final_size=SIZE), None, False, Act("fetch", adopt_final=SIZE)
+    ),
+    "a tar but no record, link expired": (NEW, Disk(final_size=SIZE), None, True, Act("expired")),
+    "impossible record": (
+        BROKEN, Disk(partial_size=SIZE), None, False,
+        Act("fetch", restart=True, warning=INCONSISTENT),
+    ),
+    "extracted earlier": (EXTRACTED, Disk(), "shard", False, Act("extracted")),
+    "extracted, link since expired": (EXTRACTED, Disk(), "shard", True, Act("extracted")),
+    "killed between extraction's record and removing the tar": (
+        EXTRACTED, Disk(partial_size=SIZE), "shard", False, Act("extracted", dispose_partial=True)
+    ),
+    "extracted in another layout": (
+        EXTRACTED, Disk(), "split", False, Act("extracted", warning=MOVED)
+    ),
+    "extracted, folder since deleted": (
+        EXTRACTED, Disk(extraction_present=False), "shard", False,
+        Act("fetch", restart=True, warning=GONE),
+    ),
+    "kept as a tar earlier, extracting now": (
+        DONE, Disk(final_size=SIZE), "shard", False, Act("extract-kept-tar")
+    ),
+    "extracted earlier, tars only now": (EXTRACTED, Disk(), None, False, FRESH),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("entry", "disk", "into", "expired", "expected"), CASES.values(), ids=CASES.keys()
+)
+def test_reconcile(
+    entry: FileRecord, disk: DiskFacts, into: str | None, expired: bool, expected: StartAction
+) -> None:
+    action = reconcile(entry, disk, extracts=into is not None, layout=into, expired=expired)
+    assert action == expected
