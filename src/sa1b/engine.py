@@ -42,6 +42,7 @@ from sa1b.errors import (
 )
 from sa1b.journal import Journal, Span, fold
 from sa1b.layout import shard_folders
+from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import (
     FINAL_STATES,
@@ -55,6 +56,7 @@ from sa1b.publishing import Publisher, dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.reconcile import DiskFacts, reconcile
 from sa1b.responses import BodyPlan, Validator
+from sa1b.scheduling import choose_job
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import StateStore, Status, state_dir
@@ -154,7 +156,7 @@ class Engine:
         if action.start == "extracted":
             if action.dispose_partial:  # a crash between record and clean-up
                 dispose_tar(self.config, task.name)
-            task.state, task.size = "done", size
+            task.state, task.size = next_state(task.state, "found-done"), size
             task.outcome = FileOutcome(link.name, "done", size, "already extracted")
         elif action.start == "extract-kept-tar":
             os.replace(final, partial)
@@ -164,7 +166,7 @@ class Engine:
         elif action.start == "on-disk":
             if action.mark_done:
                 self.store.set_status(record.id, "done")
-            task.state, task.size = "done", size
+            task.state, task.size = next_state(task.state, "found-done"), size
             task.outcome = FileOutcome(link.name, "done", size, "already on disk")
         elif action.start == "resume":
             task.size, task.validator, task.recorded = size, record.validator, record.ranges
@@ -172,7 +174,7 @@ class Engine:
             # No request can succeed: say so now, keep every byte for a fresh links file.
             error = LinkExpiredError("the signed link expired before this run", name=link.name)
             self.store.set_status(record.id, "expired", error.message)
-            task.state, task.halted, task.size = "expired", True, size
+            task.state, task.halted, task.size = next_state(task.state, "found-expired"), True, size
             task.outcome = FileOutcome(link.name, "expired", size, error.message, error.hint)
         else:
             task.unrecorded_final = action.adopt_final
@@ -352,39 +354,25 @@ class Engine:
             return None
 
     def _choose_job(self) -> tuple[Task, Segment | None] | None:
-        if self._stopping:
-            return None
-        now = self._clock()
-        live = [t for t in self._tasks if t.state not in FINAL_STATES]
-        ready = [
-            t
-            for t in live
-            if t.not_before <= now and not t.halted and t.connections < self._per_file
-        ]
-        for task in ready:
-            plan = task.plan
-            if (
-                task.state == "active"
-                and plan
-                and plan.free
-                and not (task.single_stream and plan.active)
-            ):
-                return self._assign(task, plan.claim())
-        in_flight = sum(1 for t in live if t.state == "active")
-        if in_flight < self.config.max_files:
-            for task in ready:
-                if task.state == "pending" and (job := self._open(task)):
-                    return job
-        victims = [t for t in ready if t.state == "active" and t.plan and not t.single_stream]
-        best = max(
-            victims,
-            key=lambda t: max((s.end - s.pos for s in t.plan.active), default=0) if t.plan else 0,
-            default=None,
-        )
-        if best is not None and best.plan is not None:
-            segment = best.plan.steal()
-            if segment is not None:
-                return self._assign(best, segment)
+        """Carry out :func:`choose_job` (lock held)."""
+        while not self._stopping:
+            job = choose_job(
+                self._tasks,
+                now=self._clock(),
+                per_file=self._per_file,
+                max_files=self.config.max_files,
+            )
+            if job is None:
+                return None
+            task = self._tasks[job.index]
+            if job.kind == "open":
+                opened = self._open(task)
+                if opened is None:  # every byte was on disk, or nothing free: choose again
+                    continue
+                return opened
+            assert task.plan is not None
+            segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
+            return self._assign(task, segment) if segment is not None else None
         return None
 
     def _assign(self, task: Task, segment: Segment | None) -> tuple[Task, Segment | None]:
@@ -393,13 +381,13 @@ class Engine:
 
     def _open(self, task: Task) -> tuple[Task, Segment | None] | None:
         """Start a file: from the store's record if it has one, else by a first request."""
-        task.state = "active"
+        task.state = next_state(task.state, "open")
         if task.size is None:
             return self._assign(task, None)
         self._activate(task, task.size, task.validator, single_stream=False)
         assert task.plan is not None
         if task.plan.complete:  # every byte was on disk already: verify and publish
-            task.state = "verifying"
+            task.state = next_state(task.state, "all-in")
             self._publisher.submit(task)
             return None
         segment = task.plan.claim()
@@ -582,12 +570,12 @@ class Engine:
                     self.journal.log(task.id, task.generation, segment.start, end)
                 task.plan.release(segment)
             if task.plan is None and task.state == "active" and not task.connections:
-                task.state = "pending"  # its first request failed
+                task.state = next_state(task.state, "first-request-failed")
             if task.halted and not task.connections:
                 self._end(task)
             elif task.plan is not None and task.plan.complete and task.state == "active":
                 log.debug("%s: all %d bytes are in", task.name, task.size)
-                task.state = "verifying"
+                task.state = next_state(task.state, "all-in")
                 self._publisher.submit(task)
 
     def failed(self, task: Task, error: TransferError) -> None:
@@ -634,7 +622,7 @@ class Engine:
 
     def _end(self, task: Task) -> None:
         assert task.outcome is not None
-        task.state = task.outcome.state
+        task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
         stored: Status = "expired" if task.state == "expired" else "failed"
         self.store.set_status(task.id, stored, task.outcome.message)
         self.listener.finished(task.outcome)
@@ -651,13 +639,13 @@ class Engine:
 
     def redownload(self, task: Task, reason: str) -> None:
         with self._lock:
-            task.state = "active"
+            task.state = next_state(task.state, "redownload")
             self._restart(task, task.size or 0, task.validator, reason=reason)
         self.transport.wake()
 
     def done(self, task: Task, message: str | None) -> None:
         with self._lock:
-            task.state = "done"
+            task.state = next_state(task.state, "published")
             task.outcome = FileOutcome(task.name, "done", task.size, message)
             self._close_file(task)
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")

@@ -62,3 +62,16 @@ class Task:
     @property
     def name(self) -> str:
         return self.link.name
+
+    @property
+    def claimable(self) -> bool:
+        """Free bytes a new connection may claim now (a single stream allows one)."""
+        plan = self.plan
+        return bool(plan and plan.free and not (self.single_stream and plan.active))
+
+    @property
+    def outstanding(self) -> int:
+        """The largest range still to come on one connection; 0 for a single stream."""
+        if self.plan is None or self.single_stream:
+            return 0
+        return max((s.end - s.pos for s in self.plan.active), default=0)

@@ -1,0 +1,61 @@
+"""A file's life in one run, as one table: (state, event) -> state. Pure.
+
+::
+
+    pending ──open──────────▶ active ──all-in──▶ verifying ──published──▶ done
+       ▲  │                     │  ▲                 │
+       │  └─found-done─▶ done   │  └───redownload────┤ (checksum mismatch)
+       │  └─found-expired─▶ expired                  │
+       └──first-request-failed──┘                    │
+    pending, active, verifying ──fail──▶ failed;  pending, active ──expire──▶ expired
+
+``found-*`` are start-up's verdicts (:mod:`sa1b.reconcile`). Every other pair is a
+bug, refused with :class:`IllegalTransition`; ``tests/unit/test_lifecycle.py`` walks
+every edge and tries every pair that is not one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sa1b.progress import FileState
+
+Event = Literal[
+    "found-done",
+    "found-expired",
+    "open",
+    "first-request-failed",
+    "all-in",
+    "published",
+    "redownload",
+    "fail",
+    "expire",
+]
+
+TRANSITIONS: dict[tuple[FileState, Event], FileState] = {
+    ("pending", "found-done"): "done",
+    ("pending", "found-expired"): "expired",
+    ("pending", "open"): "active",
+    ("pending", "fail"): "failed",
+    ("pending", "expire"): "expired",
+    ("active", "first-request-failed"): "pending",
+    ("active", "all-in"): "verifying",
+    ("active", "fail"): "failed",
+    ("active", "expire"): "expired",
+    ("verifying", "published"): "done",
+    ("verifying", "redownload"): "active",
+    ("verifying", "fail"): "failed",
+}
+
+
+class IllegalTransition(RuntimeError):
+    """An event that cannot happen in this state: a bug in sa1b, never an input."""
+
+
+def next_state(state: FileState, event: Event) -> FileState:
+    """The state after ``event``; raises :class:`IllegalTransition` for a pair not in
+    :data:`TRANSITIONS`."""
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise IllegalTransition(f"{event!r} cannot happen to a file in state {state!r}") from None

@@ -1,0 +1,88 @@
+"""Which job a free connection takes next. Pure: it reads files, it changes nothing.
+
+In order of preference:
+
+1. **Claim** free bytes of a file already in flight (its lowest free range), so files
+   finish one after another rather than all crawling together;
+2. **Open** the next pending file, while fewer than ``max_files`` are in flight;
+3. **Steal** half of the largest range still outstanding on another connection, so no
+   file crawls to its end on one connection (the engine asks the file's plan, which may
+   find it too small to be worth it);
+4. **Wait**: nothing to do now (``None``).
+
+A file takes part only when it is ready: not finished, not halted, not backing off
+after a failure, and below the connections allowed per file. A file fetched as one
+stream (a server without Range) offers nothing to claim while its stream runs, and
+nothing to steal ever. The table of cases is in ``tests/unit/test_scheduling.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sa1b.progress import FINAL_STATES, FileState
+
+
+class Schedulable(Protocol):
+    """What scheduling reads of a file (:class:`sa1b.tasks.Task` is one)."""
+
+    @property
+    def state(self) -> FileState: ...
+
+    @property
+    def not_before(self) -> float:
+        """No request before this time (monotonic seconds): it is backing off."""
+        ...
+
+    @property
+    def halted(self) -> bool: ...
+
+    @property
+    def connections(self) -> int:
+        """Connections working on it now."""
+        ...
+
+    @property
+    def claimable(self) -> bool:
+        """It has free bytes a new connection may claim now."""
+        ...
+
+    @property
+    def outstanding(self) -> int:
+        """Bytes of its largest range still to come on one connection (0: none to steal)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Work for a free connection: ``kind`` on the file at ``index``."""
+
+    kind: Literal["claim", "open", "steal"]
+    index: int
+
+
+def choose_job(
+    files: Sequence[Schedulable], *, now: float, per_file: int, max_files: int
+) -> Job | None:
+    """The job a free connection takes next, or None to wait (see the module docstring)."""
+    ready: list[int] = []
+    in_flight = 0
+    for index, file in enumerate(files):
+        if file.state in FINAL_STATES:
+            continue
+        in_flight += file.state == "active"
+        if not file.halted and file.not_before <= now and file.connections < per_file:
+            ready.append(index)
+    for index in ready:
+        if files[index].state == "active" and files[index].claimable:
+            return Job("claim", index)
+    if in_flight < max_files:
+        for index in ready:
+            if files[index].state == "pending":
+                return Job("open", index)
+    victims = [i for i in ready if files[i].state == "active" and files[i].outstanding > 0]
+    if victims:
+        return Job("steal", max(victims, key=lambda i: files[i].outstanding))
+    return None

@@ -1,0 +1,63 @@
+"""Which job a free connection takes, as a table: one row per scheduling case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from sa1b.progress import FileState
+from sa1b.scheduling import Job, choose_job
+
+NOW = 100.0
+
+
+@dataclass(frozen=True)
+class File:
+    state: FileState = "pending"
+    not_before: float = 0.0
+    halted: bool = False
+    connections: int = 0
+    claimable: bool = False
+    outstanding: int = 0
+
+
+PENDING = File()
+ACTIVE_FREE = File("active", connections=2, claimable=True, outstanding=1000)
+ACTIVE_BUSY = File("active", connections=4, outstanding=1000)
+ACTIVE_BIGGER = File("active", connections=4, outstanding=5000)
+SINGLE_STREAM = File("active", connections=1)  # a stream runs: nothing to claim or steal
+BACKING_OFF = File("active", not_before=NOW + 5, claimable=True, outstanding=9000)
+HALTED = File("active", halted=True, claimable=True, outstanding=9000)
+FULL = File("active", connections=8, claimable=True, outstanding=9000)  # at per_file
+VERIFYING = File("verifying")
+DONE, FAILED, EXPIRED = File("done"), File("failed"), File("expired")
+
+# name: (files, max_files, expected job) -- per_file is 8 throughout
+CASES: dict[str, tuple[list[File], int, Job | None]] = {
+    "nothing to do": ([], 8, None),
+    "only finished files": ([DONE, FAILED, EXPIRED], 8, None),
+    "open the first pending file": ([DONE, PENDING, PENDING], 8, Job("open", 1)),
+    "claim before opening": ([PENDING, ACTIVE_FREE], 8, Job("claim", 1)),
+    "claim the first file with free bytes": (
+        [ACTIVE_BUSY, ACTIVE_FREE, ACTIVE_FREE], 8, Job("claim", 1)
+    ),
+    "open while under max_files": ([ACTIVE_BUSY, PENDING], 2, Job("open", 1)),
+    "max_files reached: steal instead": ([ACTIVE_BUSY, PENDING], 1, Job("steal", 0)),
+    "verifying files do not count as in flight": ([VERIFYING, PENDING], 1, Job("open", 1)),
+    "steal from the largest outstanding range": ([ACTIVE_BUSY, ACTIVE_BIGGER], 8, Job("steal", 1)),
+    "a single stream offers nothing": ([SINGLE_STREAM], 8, None),
+    "a file backing off is left alone": ([BACKING_OFF, PENDING], 1, None),
+    "a file backing off counts as in flight": ([BACKING_OFF, PENDING], 2, Job("open", 1)),
+    "a halted file is left alone": ([HALTED], 8, None),
+    "a file at its connection cap is left alone": ([FULL, ACTIVE_BUSY], 8, Job("steal", 1)),
+    "a pending file backing off waits its turn": (
+        [File(not_before=NOW + 1), PENDING], 8, Job("open", 1)
+    ),
+    "backoff over exactly now": ([File(not_before=NOW)], 8, Job("open", 0)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("files", "max_files", "expected"), CASES.values(), ids=CASES.keys())
+def test_choose_job(files: list[File], max_files: int, expected: Job | None) -> None:
+    assert choose_job(files, now=NOW, per_file=8, max_files=max_files) == expected
