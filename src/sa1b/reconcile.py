@@ -11,7 +11,7 @@ the files. :func:`reconcile` decides, for one file, from facts gathered beforeha
 
 It trusts a record only where the disk agrees with it; everything else is fetched
 again, and the few cases a user should know of carry a warning. The engine carries the
-action out (:meth:`sa1b.engine.Engine._prepare`); the table of cases is in
+action out (:func:`sa1b.engine.startup.prepare`); the table of cases is in
 ``tests/unit/test_reconcile.py``, one row per crash window.
 """
 

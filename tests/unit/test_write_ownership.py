@@ -83,7 +83,7 @@ class World:
 
     def idle(self) -> list[Connection]:
         busy = {id(a.connection) for a in self.answers}
-        return [c for c in self.engine._connections if id(c) not in busy]
+        return [c for c in self.engine.connections if id(c) not in busy]
 
     def start(self, connection: Connection) -> None:
         request = connection.next_request()
@@ -126,7 +126,7 @@ class World:
 
     def check(self) -> None:
         """Every byte the plan counts as written is the task's own version's byte."""
-        for task in self.engine._tasks:
+        for task in self.engine.tasks:
             if task.plan is None or task.fd is None:
                 continue
             expected = content(task.name, version_of(task))
@@ -165,7 +165,7 @@ def _engine(tmp_path: Path) -> Iterator[World]:
     with StateStore(tmp_path) as store:
         engine = Engine(links, config, store, listener=NullListener(), clock=lambda: clock[0])
         yield World(engine, clock)
-        engine._close_files()
+        engine.close_files()
         engine.journal.close()
 
 
@@ -218,9 +218,9 @@ def play(world: World, steps: list[tuple[str, int]]) -> None:
             elif answer in world.answers:
                 world.chunk(answer, 64 * KiB)
         world.check()
-    event(f"restarts: {max(t.generation for t in world.engine._tasks)}")
+    event(f"restarts: {max(t.generation for t in world.engine.tasks)}")
     event(f"steals: {'yes' if world.steals else 'no'}")
-    for task in world.engine._tasks:
+    for task in world.engine.tasks:
         assert task.state in ("verifying", "failed"), (task.name, task.state)
         if task.state == "verifying":  # whole, in one version (a later change came too late)
             data = partial_path(world.engine.config.out, task.name).read_bytes()

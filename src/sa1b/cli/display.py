@@ -6,9 +6,9 @@ import time
 from types import TracebackType
 from typing import IO, Protocol
 
-from sa1b.cli.units import human_bytes, human_duration
 from sa1b.progress import FileOutcome, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.units import human_bytes, human_duration
 
 ACTIVE_BARS = 6
 

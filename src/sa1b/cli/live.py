@@ -18,9 +18,9 @@ from rich.table import Column
 from rich.text import Text
 
 from sa1b.cli.display import ACTIVE_BARS, counts_line
-from sa1b.cli.units import human_bytes
 from sa1b.progress import FileOutcome, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.units import human_bytes
 
 
 class SpeedColumn(ProgressColumn):

@@ -21,9 +21,9 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
-from sa1b.cli.units import human_bytes, human_duration, parse_size
 from sa1b.config import DownloadConfig
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
+from sa1b.expiry import forecast
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
 from sa1b.redaction import clean
@@ -33,6 +33,7 @@ from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.state import lock_holder
 from sa1b.transport.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.transport.proxy import Proxies
+from sa1b.units import human_bytes, human_duration, parse_size
 from sa1b.unpacker import ExtractOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,7 +41,6 @@ DEFAULT_OUT = Path("SA-1B")
 DEMO_OUT = Path("sa1b-demo")
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
-EXPIRY_WARNING_MARGIN = 1.2
 
 
 def _size(text: str) -> int:
@@ -350,17 +350,12 @@ def _announce(
         status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
     except StateError:  # damaged: the download sets it aside and says so
         status = None
-    speed = status.last_run.speed if status and status.last_run else None
-    if speed:
-        needed = len(pending) * NOMINAL_SHARD_SIZE / speed
-        if needed * EXPIRY_WARNING_MARGIN > left:
-            logging.getLogger("sa1b").warning(
-                "at the last run's %s/s this run needs about %s, but the links expire in %s: "
-                "when they do, fetch a fresh links file and rerun (bytes are kept)",
-                human_bytes(speed),
-                human_duration(needed),
-                human_duration(left),
-            )
+    speed = (status.last_run.speed or 0.0) if status and status.last_run else 0.0
+    stamps = [stamp for link in live if (stamp := link.expires_at) is not None]
+    remaining = len(pending) * NOMINAL_SHARD_SIZE
+    outlook = forecast(remaining=remaining, speed=speed, expires=stamps, now=now)
+    if outlook is not None and outlook.too_late:
+        logging.getLogger("sa1b").warning("judging by the last run: %s", outlook.warning())
 
 
 def _run(

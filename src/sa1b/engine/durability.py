@@ -1,0 +1,79 @@
+"""Durability: written bytes reach the disk (``fdatasync``) before the store records
+them, so the store never runs ahead of the disk; and descriptors close only when no
+write can still be on its way to them."""
+
+from __future__ import annotations
+
+import os
+
+from sa1b.engine.run import Run
+from sa1b.errors import StorageError
+from sa1b.tasks import Task
+from sa1b.writeback import start_writeback
+
+
+def commit(run: Run, *, transient: bool = True) -> None:
+    """Make written bytes durable, then record them.
+
+    With ``transient=False``, tars that will be deleted once extracted are left out:
+    syncing them would write every shard to disk twice (tar, then files), and a killed
+    run resumes them from the journal anyway.
+    """
+    with run.lock:
+        pending = {}
+        for task in run.tasks:
+            if task.plan is None or task.fd is None or task.state == "done":
+                continue
+            if not transient and run.transient(task):
+                continue
+            spans = task.plan.written()
+            if spans != task.recorded:
+                # A duplicate, so that the publisher may close the task's own meanwhile.
+                pending[task.id] = (task, os.dup(task.fd), task.generation, spans)
+    try:
+        for _, fd, _, _ in pending.values():
+            os.fdatasync(fd)
+        run.store.save_ranges({i: (gen, spans) for i, (_, _, gen, spans) in pending.items()})
+    except OSError as error:
+        run.fatal = StorageError(f"cannot sync partial files: {error.strerror}")
+        return
+    finally:
+        for _, fd, _, _ in pending.values():
+            os.close(fd)
+    with run.lock:
+        for task, _, generation, spans in pending.values():
+            if task.generation == generation:
+                task.recorded = spans
+
+
+def start_writing_back(run: Run) -> None:
+    """Let the disk work while the network does, so that syncs find little left."""
+    with run.lock:
+        fds = [
+            os.dup(t.fd)
+            for t in run.tasks
+            if t.fd is not None and t.state == "active" and not run.transient(t)
+        ]
+    try:
+        for fd in fds:
+            start_writeback(fd)
+    except OSError as error:
+        run.fatal = StorageError(f"cannot write partial files: {error.strerror}")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def close_file(task: Task) -> None:
+    """Close a file's descriptor once no write can be between its check and its
+    ``pwrite``: the number may be reused at once, by another file."""
+    with task.writing:
+        if task.fd is not None:
+            os.close(task.fd)
+            task.fd = None
+
+
+def close_files(run: Run) -> None:
+    with run.lock:
+        for task in run.tasks:
+            close_file(task)

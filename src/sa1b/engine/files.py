@@ -1,0 +1,256 @@
+"""Every change to a file during a run, made under the run's lock: its size and plan,
+its restarts, its halt and end, and the publisher's verdicts on it.
+
+A file moves through :mod:`sa1b.lifecycle`'s table. Its bytes are void whenever its
+generation moves on (a new version on the server, a corrupt archive, a checksum
+mismatch): :meth:`FileControl.void` cancels its segments under the file's write lock,
+so that no write of the old bytes is between its ownership check and its ``pwrite``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+
+from sa1b.engine.durability import close_file
+from sa1b.engine.run import Run
+from sa1b.errors import (
+    CorruptArchiveError,
+    ExtractionError,
+    SA1BError,
+    StorageError,
+    UnstableSourceError,
+)
+from sa1b.lifecycle import next_state
+from sa1b.progress import FileOutcome, FileState, ProgressListener
+from sa1b.publishing import Publisher
+from sa1b.ranges import RangeSet
+from sa1b.responses import BodyPlan, Validator
+from sa1b.segments import Segment, SegmentPlan
+from sa1b.state import Status
+from sa1b.tasks import Task, final_path, partial_path
+from sa1b.unpacker import Superseded, Unpacker
+
+log = logging.getLogger(__name__)
+
+MAX_CHANGES = 3
+"""Restarts of one file because its version changed, before the run gives it up: a
+real replacement happens once; origins out of step flap for ever."""
+PREFIX_POLL = 0.02
+"""Seconds an extractor waits before looking again at how far its download got."""
+
+
+class FileControl:
+    """Changes files' state; the publisher's :class:`~sa1b.publishing.TaskControl`."""
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        unpacker: Unpacker | None,
+        listener: ProgressListener,
+        abort: Callable[[SA1BError], None],
+    ) -> None:
+        self.run = run
+        self.unpacker = unpacker
+        self.listener = listener
+        self.abort = abort
+        self.publisher = Publisher(run.config, run.store, self, unpacker=unpacker)
+        self.wake: Callable[[], None] = lambda: None
+        """Wakes the transport (set once it exists): a file ended, or needs work again."""
+
+    # -- a file's size, plan and extraction (lock held) ----------------------------
+
+    def activate(self, task: Task, size: int, validator: Validator, *, single_stream: bool) -> None:
+        """Give a file its size, partial file and plan."""
+        run = self.run
+        path = partial_path(run.config.out, task.name)
+        if task.fd is None:
+            task.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(task.fd).st_size != size:
+                os.ftruncate(task.fd, size)
+                if size:
+                    _preallocate(task.fd, size)
+        except OSError as error:
+            message = f"{path}: cannot preallocate {size} bytes: {error.strerror}"
+            raise StorageError(message) from error
+        if task.size is None:
+            run.store.set_identity(task.id, size, validator)
+        task.size, task.validator, task.single_stream = size, validator, single_stream
+        min_steal = size + 1 if single_stream else run.config.min_steal
+        task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
+        if self.unpacker is not None and run.extracts(task):
+            expected = run.config.checksums.get(task.name)
+            generation = task.generation
+            self.unpacker.start(
+                task.name,
+                generation=generation,
+                path=path,
+                size=size,
+                wait=self._prefix_waiter(task, generation),
+                digest_algorithm=expected.algorithm if expected else None,
+                on_error=lambda error: self._extraction_failed(task, generation, error),
+            )
+
+    def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
+        """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
+        run, known = self.run, 0
+
+        def wait(end: int) -> None:
+            nonlocal known
+            while end > known:
+                with run.lock:
+                    if task.generation != generation or task.halted or run.stopping:
+                        raise Superseded
+                    if task.plan is not None:
+                        known = task.plan.prefix()
+                if end > known:
+                    run.stopped.wait(PREFIX_POLL)
+
+        return wait
+
+    def _extraction_failed(self, task: Task, generation: int, error: ExtractionError) -> None:
+        """An unsafe or corrupt shard: stop fetching it now (the publisher reports it)."""
+        with self.run.lock:
+            if task.generation != generation or task.state != "active":
+                return
+            if isinstance(error, CorruptArchiveError):
+                self.void(task)
+            self.halt(task, "failed", error)
+            if not task.connections:
+                self.end(task)
+
+    # -- answers that change a file (lock held) --------------------------------------
+
+    def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None:
+        """Where the body of ``answer`` goes: ``segment`` itself; a new segment of the
+        whole file (a first answer, or a server that ignored the range); or nowhere
+        (None: the file changed and starts over, or its bytes were on disk already)."""
+        if answer.kind == "changed":
+            task.changes += 1
+            if task.changes > MAX_CHANGES:
+                message = (
+                    f"the file changed on the server {task.changes} times during this "
+                    "run (its ETag, Last-Modified or size keeps flapping)"
+                )
+                self.halt(task, "failed", UnstableSourceError(message, name=task.name))
+                return None
+            self.restart(task, answer.total, answer.validator)
+            return None
+        if task.unrecorded_final is not None:
+            found, task.unrecorded_final = task.unrecorded_final, None
+            if found == answer.total:
+                self._adopt_final(task, answer)
+                return None
+        if answer.kind == "range" and segment is not None:
+            return segment
+        whole = answer.kind == "whole"
+        if whole:
+            log.warning("%s: server ignored Range; fetching it as one stream", task.name)
+            # The stream starts at byte 0 and rewrites what is on disk with the same
+            # bytes (same version): the plan starts empty, so byte 0 is free to take.
+            task.recorded = RangeSet()
+        if task.plan is not None:
+            with task.writing:
+                task.plan.restart()
+        self.activate(task, answer.total, answer.validator, single_stream=whole)
+        assert task.plan is not None
+        adopted = task.plan.adopt(0)
+        adopted.requested = answer.start + answer.length
+        return adopted
+
+    def _adopt_final(self, task: Task, answer: BodyPlan) -> None:
+        """Take the unrecorded file under the final name as this file's bytes: it goes
+        through verification (size, checksum, extraction) as if just fetched."""
+        log.info("%s: the file on disk has the server's size; verifying it", task.name)
+        out = self.run.config.out
+        final, partial = final_path(out, task.name), partial_path(out, task.name)
+        try:
+            os.replace(final, partial)
+        except OSError as error:
+            raise StorageError(f"{final}: cannot move it to verify it: {error.strerror}") from error
+        task.recorded = RangeSet([(0, answer.total)])
+        self.activate(task, answer.total, answer.validator, single_stream=False)
+        self.run.store.save_ranges({task.id: (task.generation, task.recorded)})
+
+    def restart(
+        self,
+        task: Task,
+        size: int,
+        validator: Validator,
+        *,
+        reason: str = "the file changed on the server",
+    ) -> None:
+        """Void the file's bytes and start over."""
+        log.warning("%s: %s; starting it over", task.name, reason)
+        self.void(task)
+        task.size, task.single_stream = None, False
+        self.activate(task, size, validator, single_stream=False)
+
+    def void(self, task: Task) -> None:
+        """Make every byte of the file void: in the store (a new generation, no ranges)
+        and in this run (segments cancelled; no write of the old bytes is between its
+        check and its ``pwrite`` once this returns)."""
+        generation = self.run.store.restart(task.id)  # (its sync is outside the write lock)
+        with task.writing:
+            if task.plan is not None:
+                task.plan.restart()
+            task.generation = generation
+        task.recorded = RangeSet()
+
+    # -- the end of a file in this run (lock held) ------------------------------------
+
+    def halt(self, task: Task, state: FileState, error: SA1BError, *, note: str = "") -> None:
+        """Stop a file for this run, keeping its bytes; it ends once no connection holds it."""
+        if task.halted:
+            return
+        task.halted = True
+        message = f"{error.message}{note}"
+        task.outcome = FileOutcome(task.name, state, task.size, message, error.hint)
+
+    def end(self, task: Task) -> None:
+        """A halted file that no connection holds any more: record and report it."""
+        assert task.outcome is not None
+        task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
+        stored: Status = "expired" if task.state == "expired" else "failed"
+        self.run.store.set_status(task.id, stored, task.outcome.message)
+        self.listener.finished(task.outcome)
+        self.wake()
+
+    # -- the publisher's verdicts (TaskControl) ---------------------------------------
+
+    def fail(self, task: Task, error: SA1BError) -> None:
+        with self.run.lock:
+            if isinstance(error, CorruptArchiveError):
+                self.void(task)
+            self.halt(task, "failed", error)
+            self.end(task)
+
+    def redownload(self, task: Task, reason: str) -> None:
+        with self.run.lock:
+            task.state = next_state(task.state, "redownload")
+            self.restart(task, task.size or 0, task.validator, reason=reason)
+        self.wake()
+
+    def done(self, task: Task, message: str | None) -> None:
+        with self.run.lock:
+            task.state = next_state(task.state, "published")
+            task.outcome = FileOutcome(task.name, "done", task.size, message)
+            close_file(task)
+        log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
+        self.listener.finished(task.outcome)
+        self.wake()  # the last file done ends the run now, not at the next tick
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the blocks now (a full disk shows at once, files do not fragment);
+    where the filesystem cannot, the sparse file has to do."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        log.debug("preallocation unsupported here (%s); the file stays sparse", error.strerror)

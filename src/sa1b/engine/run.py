@@ -1,0 +1,40 @@
+"""What every part of one run shares: the files, the lock over them, the stop."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sa1b.config import DownloadConfig
+from sa1b.errors import SA1BError
+from sa1b.state import StateStore
+from sa1b.tasks import Task
+
+
+@dataclass(eq=False)
+class Run:
+    """One run's shared state. ``lock`` guards every task's fields and ``stopping``;
+    ``stopped`` is set with ``stopping``, for threads that wait on it."""
+
+    config: DownloadConfig
+    store: StateStore
+    tasks: list[Task] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False
+    fatal: SA1BError | None = None
+    """The error that ends the whole run (a full disk, an internal error)."""
+
+    def extracts(self, task: Task) -> bool:
+        """Shards (``sa_NNNNNN.tar``) are extracted unless told not to; extras never."""
+        return self.config.extract is not None and task.link.shard_id is not None
+
+    def transient(self, task: Task) -> bool:
+        """A tar deleted once extracted: its bytes need not reach the disk soon."""
+        extract = self.config.extract
+        return self.extracts(task) and extract is not None and not extract.keep_tars
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            self.stopped.set()

@@ -1,0 +1,203 @@
+"""The scheduler: what connections and the transport ask of a run.
+
+Each transport slot has a :class:`~sa1b.connection.Connection`; a free one asks for a
+job, and :func:`sa1b.scheduling.choose_job` decides which (claim free bytes, open the
+next file, or steal half of a range in flight). The scheduler carries the decision
+out, counts failures per outage and backs a file off, and hands a file whose bytes
+are all in to the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from sa1b.config import DownloadConfig
+from sa1b.connection import Connection
+from sa1b.engine.files import FileControl
+from sa1b.engine.run import Run
+from sa1b.errors import (
+    ConnectError,
+    FatalTransferError,
+    LinkExpiredError,
+    SA1BError,
+    StorageError,
+    TransferError,
+)
+from sa1b.journal import Journal
+from sa1b.lifecycle import next_state
+from sa1b.progress import FINAL_STATES, FileState
+from sa1b.responses import BodyPlan
+from sa1b.scheduling import choose_job
+from sa1b.segments import Segment
+from sa1b.tasks import Task
+from sa1b.transport.curl import Request
+
+log = logging.getLogger(__name__)
+
+Job = tuple[Task, Segment | None]
+
+
+class Scheduler:
+    """The :class:`~sa1b.connection.Scheduler` and the transport's
+    :class:`~sa1b.transport.curl.RequestSource` of one run."""
+
+    def __init__(
+        self,
+        run: Run,
+        files: FileControl,
+        journal: Journal,
+        *,
+        slots: int,
+        per_file: int,
+        abort: Callable[[SA1BError], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run = run
+        self.config: DownloadConfig = run.config
+        self.files = files
+        self.journal = journal
+        self.per_file = per_file
+        self.abort = abort
+        self.clock = clock
+        self.connections = [Connection(self, i, clock=clock) for i in range(slots)]
+        self._unreachable: set[str] = set()
+
+    # -- the transport's RequestSource -------------------------------------------
+
+    def next_request(self, slot: int) -> Request | None:
+        return self.connections[slot].next_request()
+
+    def park(self, slot: int) -> None:
+        self.connections[slot].release()
+
+    @property
+    def finished(self) -> bool:
+        """No file needs a connection any more (each is done, failed, or ended)."""
+        run = self.run
+        with run.lock:
+            return run.stopping or all(t.state in FINAL_STATES for t in run.tasks)
+
+    # -- what connections ask ------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.run.stopping
+
+    def take_job(self) -> Job | None:
+        """Work for a free connection, or None when there is none right now. A full
+        disk (preallocation fails) ends the run."""
+        try:
+            with self.run.lock:
+                return self._carry_out_choice()
+        except StorageError as error:
+            self.abort(error)
+            return None
+
+    def _carry_out_choice(self) -> Job | None:
+        run = self.run
+        while not run.stopping:
+            job = choose_job(
+                run.tasks,
+                now=self.clock(),
+                per_file=self.per_file,
+                max_files=self.config.max_files,
+            )
+            if job is None:
+                return None
+            task = run.tasks[job.index]
+            if job.kind == "open":
+                opened = self._open(task)
+                if opened is None:  # every byte was on disk, or nothing free: choose again
+                    continue
+                return opened
+            assert task.plan is not None
+            segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
+            return _assign(task, segment) if segment is not None else None
+        return None
+
+    def _open(self, task: Task) -> Job | None:
+        """Start a file: from the store's record if it has one, else by a first request."""
+        task.state = next_state(task.state, "open")
+        if task.size is None:
+            return _assign(task, None)
+        self.files.activate(task, task.size, task.validator, single_stream=False)
+        assert task.plan is not None
+        if task.plan.complete:  # every byte was on disk already: verify and publish
+            task.state = next_state(task.state, "all-in")
+            self.files.publisher.submit(task)
+            return None
+        segment = task.plan.claim()
+        return _assign(task, segment) if segment else None
+
+    def should_leave(self, task: Task, segment: Segment) -> bool:
+        return self.run.stopping or task.halted or segment.cancelled
+
+    def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
+        with self.run.lock:
+            assert task.plan is not None
+            return task.plan.next_request(segment, length)
+
+    def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None:
+        with self.run.lock:
+            return self.files.adopt(task, answer, segment)
+
+    def release(self, task: Task, segment: Segment | None) -> None:
+        """A connection lets go of ``task``: what it fetched is done, the rest free."""
+        with self.run.lock:
+            task.connections -= 1
+            if segment is not None and task.plan is not None:
+                if not segment.cancelled and segment.pos > segment.start:
+                    end = min(segment.pos, segment.end)
+                    self.journal.log(task.id, task.generation, segment.start, end)
+                task.plan.release(segment)
+            if task.plan is None and task.state == "active" and not task.connections:
+                task.state = next_state(task.state, "first-request-failed")
+            if task.halted and not task.connections:
+                self.files.end(task)
+            elif task.plan is not None and task.plan.complete and task.state == "active":
+                log.debug("%s: all %d bytes are in", task.name, task.size)
+                task.state = next_state(task.state, "all-in")
+                self.files.publisher.submit(task)
+
+    def failed(self, task: Task, error: TransferError) -> None:
+        """A request of ``task`` failed. Failures count per outage, not per connection:
+        one that arrives while the file waits out the backoff of an earlier one is
+        part of the same outage (a blip that stalls 16 connections at once is one)."""
+        error.name = error.name or task.name
+        with self.run.lock:
+            if isinstance(error, FatalTransferError):
+                log.info("%s: %s", task.name, error.message)  # the run reports it
+                state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
+                self.files.halt(task, state, error)
+                return
+            if self.clock() < task.not_before:
+                log.debug("%s: %s (same outage)", task.name, error.message)
+                return
+            # Failures count in a row, without progress between them: bytes on disk
+            # beyond the best seen at a failure reset the count; bytes written again
+            # (a server without Range restarting its one stream) do not.
+            done = task.plan.done_bytes() if task.plan else task.recorded.total
+            if done > task.best_done:
+                task.failures, task.best_done = 0, done
+            task.failures += 1
+            delay = self.config.retry.delay(error, task.failures, jitter=random.random())
+            if delay is None:
+                note = f" (gave up after {task.failures} attempts in a row)"
+                log.info("%s: %s%s", task.name, error, note)
+                self.files.halt(task, "failed", error, note=note)
+                return
+            log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
+            task.not_before = max(task.not_before, self.clock() + delay)
+            host = urlsplit(task.link.url).hostname or "?"
+            if isinstance(error, ConnectError) and host not in self._unreachable:
+                self._unreachable.add(host)  # once per host: a user staring at 0% learns why
+                log.warning("cannot connect to %s (%s); retrying. %s", host, error, error.hint)
+
+
+def _assign(task: Task, segment: Segment | None) -> Job:
+    task.connections += 1
+    return task, segment

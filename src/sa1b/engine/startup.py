@@ -1,0 +1,100 @@
+"""Start-up: match each link with what the store and the disk say, and fold in what a
+killed run wrote after its last record. The decisions are :func:`sa1b.reconcile.reconcile`'s;
+this module gathers their facts and carries them out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from sa1b.engine.run import Run
+from sa1b.errors import LinkExpiredError
+from sa1b.journal import Span, fold
+from sa1b.layout import shard_folders
+from sa1b.lifecycle import next_state
+from sa1b.links import Link, object_key
+from sa1b.progress import FINAL_STATES, FileOutcome
+from sa1b.publishing import dispose_tar
+from sa1b.ranges import RangeSet
+from sa1b.reconcile import DiskFacts, reconcile
+from sa1b.tasks import Task, final_path, partial_path
+
+log = logging.getLogger(__name__)
+
+
+def prepare(run: Run, link: Link) -> Task:
+    """The task of ``link``: gather the facts, let :func:`reconcile` decide, do it."""
+    config, store = run.config, run.store
+    record = store.register(link.name, object_key(link.url))
+    task = Task(link=link, id=record.id, generation=record.generation)
+    final, partial = final_path(config.out, link.name), partial_path(config.out, link.name)
+    extracted = record.extracted
+    disk = DiskFacts(
+        final_size=final.stat().st_size if final.exists() else None,
+        partial_size=partial.stat().st_size if partial.exists() else None,
+        extraction_present=all(
+            (config.out / folder).is_dir()
+            for folder in (shard_folders(link.name, extracted) if extracted else ())
+        ),
+    )
+    expired = link.expires_at is not None and link.expires_at <= time.time()
+    layout = config.extract.layout if config.extract else None
+    action = reconcile(record, disk, extracts=run.extracts(task), layout=layout, expired=expired)
+    if action.warning:
+        log.warning("%s: %s", link.name, action.warning)
+    if action.restart:
+        task.generation = store.restart(record.id)
+    size = None if action.restart else record.size
+    if action.start == "extracted":
+        if action.dispose_partial:  # a crash between record and clean-up
+            dispose_tar(config, task.name)
+        task.state, task.size = next_state(task.state, "found-done"), size
+        task.outcome = FileOutcome(link.name, "done", size, "already extracted")
+    elif action.start == "extract-kept-tar":
+        os.replace(final, partial)
+        store.set_status(record.id, "partial")
+        task.size, task.validator = size, record.validator
+        task.recorded = RangeSet([(0, disk.final_size or 0)])
+    elif action.start == "on-disk":
+        if action.mark_done:
+            store.set_status(record.id, "done")
+        task.state, task.size = next_state(task.state, "found-done"), size
+        task.outcome = FileOutcome(link.name, "done", size, "already on disk")
+    elif action.start == "resume":
+        task.size, task.validator, task.recorded = size, record.validator, record.ranges
+    elif action.start == "expired":
+        # No request can succeed: say so now, keep every byte for a fresh links file.
+        error = LinkExpiredError("the signed link expired before this run", name=link.name)
+        store.set_status(record.id, "expired", error.message)
+        task.state, task.halted, task.size = next_state(task.state, "found-expired"), True, size
+        task.outcome = FileOutcome(link.name, "expired", size, error.message, error.hint)
+    else:
+        task.unrecorded_final = action.adopt_final
+    return task
+
+
+def recover(run: Run, spans: Sequence[Span]) -> None:
+    """Fold in what a killed run wrote after its last durable record: synced, then
+    recorded, so that the store never runs ahead of the disk."""
+    touched: list[Task] = []
+    for task in run.tasks:
+        if task.size is None or task.state in FINAL_STATES:
+            continue
+        folded = fold(
+            task.recorded, spans, file_id=task.id, generation=task.generation, size=task.size
+        )
+        if folded != task.recorded:
+            task.recorded = folded
+            touched.append(task)
+    if not touched:
+        return
+    for task in touched:
+        fd = os.open(partial_path(run.config.out, task.name), os.O_RDWR)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    run.store.save_ranges({t.id: (t.generation, t.recorded) for t in touched})
+    log.info("recovered unrecorded progress of %d file(s) from the journal", len(touched))

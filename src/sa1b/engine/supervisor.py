@@ -1,0 +1,233 @@
+"""The supervisor: builds a run's parts, runs them, and ends them cleanly.
+
+The transport runs in a thread of its own; the publisher and the extractors in
+theirs. The calling thread supervises: every tick it reports progress and paces
+durability (a commit about once a second, tars deleted once extracted every 15 s,
+writeback in between); at the end, however the run ends (done, Ctrl-C, a full disk),
+it stops the transport, lets the publisher finish, syncs and records what was written,
+and closes every file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from sa1b.config import DownloadConfig
+from sa1b.connection import Connection
+from sa1b.engine import durability, startup
+from sa1b.engine.files import FileControl
+from sa1b.engine.run import Run
+from sa1b.engine.scheduler import Scheduler
+from sa1b.errors import SA1BError, StorageError
+from sa1b.expiry import forecast
+from sa1b.journal import Journal
+from sa1b.links import Link
+from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
+from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.state import StateStore, state_dir
+from sa1b.tasks import Task, partial_path
+from sa1b.transport.governor import Governor
+from sa1b.transport.pool import Transport
+from sa1b.transport.ratelimit import RateLimiter
+from sa1b.unpacker import Unpacker
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Downloads ``links`` into ``config.out``; :meth:`run` blocks until all have ended."""
+
+    def __init__(
+        self,
+        links: Sequence[Link],
+        config: DownloadConfig,
+        store: StateStore,
+        *,
+        listener: ProgressListener,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.listener = listener
+        self._clock = clock
+        self.run_state = run = Run(config, store)
+        policy = config.connection_policy()
+        slots = policy.ceiling
+        self._unpacker = (
+            Unpacker(staging_root=state_dir(config.out) / "staging", layout=config.extract.layout)
+            if config.extract
+            else None
+        )
+        self.files = FileControl(run, unpacker=self._unpacker, listener=listener, abort=self.abort)
+        partial_path(config.out, "x").parent.mkdir(parents=True, exist_ok=True)
+        journal_path = state_dir(config.out) / "journal"
+        recovered = Journal.recover(journal_path)
+        run.tasks = [startup.prepare(run, link) for link in links]
+        startup.recover(run, recovered)
+        self.journal = Journal(journal_path, slots=slots)
+        self.scheduler = Scheduler(
+            run,
+            self.files,
+            self.journal,
+            slots=slots,
+            per_file=config.connections_per_file or slots,
+            abort=self.abort,
+            clock=clock,
+        )
+        # Last: it holds sockets and descriptors that only its run() releases.
+        self.transport = Transport(
+            config.transport,
+            self.scheduler,
+            slots=slots,
+            governor=Governor(policy, clock()),
+            limiter=RateLimiter(config.max_rate, now=clock()) if config.max_rate else None,
+            loops=config.loops,
+            clock=clock,
+        )
+        self.files.wake = self.transport.wake
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.run_state.tasks
+
+    @property
+    def connections(self) -> list[Connection]:
+        return self.scheduler.connections
+
+    def run(self) -> list[FileOutcome]:
+        """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
+        run, config = self.run_state, self.config
+        transport = threading.Thread(target=self._transport, name="sa1b-transport", daemon=True)
+        started = self._clock()
+        for outcome in (t.outcome for t in run.tasks if t.outcome):
+            self.listener.finished(outcome)
+        self.files.publisher.start()
+        transport.start()
+        last_commit = last_transient_commit = started
+        warned_expiry = False
+        history: list[tuple[float, int]] = [(started, 0)]
+        try:
+            while transport.is_alive() or not self.files.publisher.idle:
+                transport.join(config.tick_interval)
+                now = self._clock()
+                if now - last_transient_commit >= config.transient_commit_interval:
+                    durability.commit(run)
+                    last_commit = last_transient_commit = now
+                elif now - last_commit >= config.commit_interval:
+                    durability.commit(run, transient=False)
+                    last_commit = now
+                else:
+                    durability.start_writing_back(run)
+                history = [*history[-40:], (now, self.fetched)]
+                snapshot = self._snapshot(now - started, history)
+                self.listener.update(snapshot)
+                if not warned_expiry and now - started >= config.expiry_check_after:
+                    warned_expiry = True
+                    self._warn_if_links_expire_first(snapshot)
+                if run.fatal:
+                    self._stop()
+        except KeyboardInterrupt:
+            self._stop()
+            raise
+        finally:
+            self._finish(transport)
+            now = self._clock()
+            self.listener.update(self._snapshot(now - started, [*history, (now, self.fetched)]))
+        if run.fatal:
+            raise run.fatal
+        return [task.outcome or _unfinished(task) for task in run.tasks]
+
+    def _finish(self, transport: threading.Thread) -> None:
+        """However the run ends: stop, let the publisher finish, record, close."""
+        run = self.run_state
+        self._stop()
+        transport.join()
+        self.files.publisher.close()
+        if self._unpacker is not None:
+            self._unpacker.join()
+            for task in run.tasks:  # what a failed or interrupted shard left half-made
+                shutil.rmtree(self._unpacker.staging(task.name), ignore_errors=True)
+        durability.commit(run)
+        durability.close_files(run)
+        self.journal.close()
+
+    @property
+    def fetched(self) -> int:
+        """Bytes received in this run (all files, all connections)."""
+        return self.transport.received
+
+    def cancel(self) -> None:
+        """Stop soon, from any thread: connections finish their current read and leave."""
+        self._stop()
+
+    def abort(self, error: SA1BError) -> None:
+        """End the whole run with ``error`` (a full disk, an internal error)."""
+        self.run_state.fatal = error
+        self._stop()
+
+    def close_files(self) -> None:
+        durability.close_files(self.run_state)
+
+    def _stop(self) -> None:
+        self.run_state.stop()
+        self.transport.stop()  # every request ends within a tick, however slow its server
+
+    def _transport(self) -> None:
+        """The transport thread: its loop runs until every file has ended, or a stop."""
+        try:
+            self.transport.run()
+        except Exception as error:  # a bug: end the run loudly rather than hang it
+            log.exception("internal error in the transport")
+            self.abort(StorageError(f"internal error in the transport: {error!r}"))
+
+    def _warn_if_links_expire_first(self, snapshot: Snapshot) -> None:
+        """Once the speed is known: say so if the run will likely outlive its links."""
+        with self.run_state.lock:
+            stamps = [
+                stamp
+                for task in self.run_state.tasks
+                if task.state not in FINAL_STATES and (stamp := task.link.expires_at) is not None
+            ]
+        remaining = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) - snapshot.done_bytes
+        outlook = forecast(
+            remaining=remaining, speed=snapshot.speed, expires=stamps, now=time.time()
+        )
+        if outlook is not None and outlook.too_late:
+            log.warning("%s", outlook.warning())
+
+    def _snapshot(self, elapsed: float, history: list[tuple[float, int]]) -> Snapshot:
+        window = [h for h in history if h[0] >= history[-1][0] - 5.0] or history
+        span = window[-1][0] - window[0][0]
+        speed = (window[-1][1] - window[0][1]) / span if span > 0 else 0.0
+        with self.run_state.lock:
+            files = tuple(
+                FileProgress(
+                    name=t.name,
+                    state=t.state,
+                    size=t.size,
+                    done=(
+                        t.size or 0
+                        if t.state == "done"
+                        else t.plan.done_bytes()
+                        if t.plan
+                        else t.recorded.total
+                    ),
+                    connections=t.connections,
+                )
+                for t in self.run_state.tasks
+            )
+        return Snapshot(
+            files=files,
+            fetched=self.fetched,
+            elapsed=elapsed,
+            speed=speed,
+            connections=self.transport.busy,
+        )
+
+
+def _unfinished(task: Task) -> FileOutcome:
+    done = task.plan.done_bytes() if task.plan else task.recorded.total
+    return FileOutcome(task.name, "failed", task.size, f"interrupted at {done} bytes")
