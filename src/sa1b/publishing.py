@@ -50,7 +50,7 @@ class TaskControl(Protocol):
 
 
 class Publisher:
-    """The finisher thread: takes complete tasks, verifies, publishes, reports."""
+    """The publisher thread: takes complete tasks, verifies, publishes, reports."""
 
     def __init__(
         self,
