@@ -17,7 +17,8 @@ from sa1b.errors import LinksExpiredError, OutputFolderError
 from sa1b.journal import Journal, Span, fold
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
-from sa1b.state import FileRecord, RunRecord, StateStore, lock_holder, state_dir
+from sa1b.records import FileRecord, RunRecord
+from sa1b.state import StateStore, lock_holder, state_dir
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sa1b.state import FileRecord
+from sa1b.records import FileRecord
 
 Start = Literal["extracted", "extract-kept-tar", "on-disk", "resume", "fetch", "expired"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from sa1b.links import Link, is_shard_name
 from sa1b.progress import FileOutcome, FileState
 from sa1b.ranges import RangeSet
-from sa1b.responses import Validator
 from sa1b.segments import SegmentPlan
 from sa1b.state import PARTIAL_DIR, state_dir
+from sa1b.versions import Validator
 
 
 def partial_path(out: Path, name: str) -> Path:

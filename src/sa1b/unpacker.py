@@ -27,14 +27,6 @@ class Superseded(Exception):
     """Raised by ``wait`` when the download this extraction follows has restarted."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExtractOptions:
-    """Extract shards while they download, into ``layout``; keep the tars or not."""
-
-    layout: Layout = "shard"
-    keep_tars: bool = False
-
-
 @dataclass(eq=False)
 class _Job:
     """One shard's extraction at one generation of its download."""

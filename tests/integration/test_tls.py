@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -38,8 +37,7 @@ def test_trusted_certificate_downloads_over_tls(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))
-    assert os.environ["SSL_CERT_FILE"]
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))  # run_cli passes it on
     links = _links(https_base, shards, tmp_path / "urls.txt")
     out = tmp_path / "out"
     result = run_cli("download", "--no-extract", links, "-o", out, "--connections", "4")

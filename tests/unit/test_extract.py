@@ -921,19 +921,22 @@ def test_publish_of_an_empty_shard(box: Box) -> None:
 # -- containment under every failure at once -----------------------------------------------
 
 
-def _everything(box: Box) -> Iterator[Callable[[], object]]:
-    """Every kind of extraction and publish above, for a containment check after each."""
+def _everything(box: Box) -> Iterator[tuple[Callable[[], object], bool]]:
+    """Every kind of extraction and publish above, and whether it must be refused."""
     for bad in _unsafe_members(box.root).values():
-        yield partial(box.extract, build([*pair(1), bad]))
+        yield partial(box.extract, build([*pair(1), bad])), True
     for cut in _cuts().values():
-        yield partial(box.extract, _good()[:cut])
+        yield partial(box.extract, _good()[:cut]), True
     for layout in LAYOUTS:
-        yield partial(_extract_and_publish, box, pair(1), layout)
+        yield partial(_extract_and_publish, box, pair(1), layout), False
 
 
 def test_nothing_outside_staging_and_out(box: Box) -> None:
-    for step in _everything(box):
-        with contextlib.suppress(ExtractionError):
+    for step, refused in _everything(box):
+        if refused:
+            with pytest.raises(ExtractionError):
+                step()
+        else:
             step()
         box.check_contained()
     everything = {p.name for p in box.root.parent.iterdir()}

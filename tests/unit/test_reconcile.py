@@ -10,8 +10,8 @@ import pytest
 
 from sa1b.ranges import RangeSet
 from sa1b.reconcile import DiskFacts, StartAction, reconcile
-from sa1b.responses import Validator
-from sa1b.state import FileRecord, Status
+from sa1b.records import FileRecord, Status
+from sa1b.versions import Validator
 
 SIZE = 1000
 

@@ -13,8 +13,9 @@ import pytest
 from sa1b import state as state_module
 from sa1b.errors import StateError, StateLockedError
 from sa1b.ranges import RangeSet
-from sa1b.responses import Validator
-from sa1b.state import STATE_DIR, FileRecord, RunRecord, StateStore, state_dir
+from sa1b.records import FileRecord, RunRecord
+from sa1b.state import STATE_DIR, StateStore, state_dir
+from sa1b.versions import Validator
 
 KEY = "scontent.xx.fbcdn.net/m1/v/t6/obj0.tar"
 

@@ -21,7 +21,7 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
-from sa1b.config import DownloadConfig
+from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.layout import LAYOUTS
@@ -34,7 +34,6 @@ from sa1b.state import lock_holder
 from sa1b.transport.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.transport.proxy import Proxies
 from sa1b.units import human_bytes, human_duration, parse_size
-from sa1b.unpacker import ExtractOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_OUT = Path("SA-1B")

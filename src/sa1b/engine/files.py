@@ -27,11 +27,12 @@ from sa1b.lifecycle import next_state
 from sa1b.progress import FileOutcome, FileState, ProgressListener
 from sa1b.publishing import Publisher
 from sa1b.ranges import RangeSet
-from sa1b.responses import BodyPlan, Validator
+from sa1b.records import Status
+from sa1b.responses import BodyPlan
 from sa1b.segments import Segment, SegmentPlan
-from sa1b.state import Status
 from sa1b.tasks import Task, final_path, partial_path
 from sa1b.unpacker import Superseded, Unpacker
+from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
