@@ -30,6 +30,7 @@ from sa1b.tarformat import (
     GNU_LONGNAME,
     META_TYPES,
     PAX_LOCAL,
+    Header,
     TarFormatError,
     apply_overrides,
     is_zero_block,
@@ -155,36 +156,11 @@ def extract_shard(
     overrides: dict[str, str] = {}
     offset = 0
     made: set[Path] = {staging}
-    while True:
-        if offset + BLOCK > size:
-            raise _fail(shard, "the archive ends without its end-of-archive blocks")
-        block = reader.read(offset, BLOCK)
-        try:
-            header = parse_block(block)
-        except TarFormatError as error:
-            raise _fail(shard, f"bad header at byte {offset}: {error}") from None
-        if header is None:
-            _check_end(reader, offset, shard)
-            break
+    while (header := _next_header(reader, offset, shard)) is not None:
         data = offset + BLOCK
-        following = data + padded(header.size)
-        if following > size:
-            raise _fail(shard, f"member {header.name!r} is cut short", header.name)
+        following = _member_end(header, data, size, shard)
         if header.typeflag in META_TYPES:
-            if header.size > MAX_META:
-                raise _fail(shard, f"a {header.size}-byte name record", header.name)
-            record = reader.read(data, padded(header.size))[: header.size]
-            if header.typeflag == PAX_LOCAL:
-                try:
-                    overrides.update(parse_pax(record))
-                except TarFormatError as error:
-                    raise _fail(shard, f"bad pax header: {error}") from None
-            elif header.typeflag == GNU_LONGNAME:
-                overrides["path"] = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-            elif header.typeflag == GNU_LONGLINK:
-                overrides["linkpath"] = record.split(b"\x00", 1)[0].decode(
-                    "utf-8", "surrogateescape"
-                )
+            overrides.update(_meta_record(reader, header, data, shard))
             offset = following
             continue
         try:
@@ -192,24 +168,13 @@ def extract_shard(
         except TarFormatError as error:
             raise _fail(shard, f"bad pax header before byte {offset}: {error}") from None
         overrides = {}
-        following = data + padded(header.size)
-        if following > size:
-            raise _fail(shard, f"member {header.name!r} is cut short", header.name)
+        following = _member_end(header, data, size, shard)
         target = target_for(header, shard=shard, layout=layout)
         if target is not None:
             if str(target) in seen:
                 raise _fail(shard, f"member {header.name!r} appears twice", header.name)
             seen.add(str(target))
-            path = staging / target
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                reader.copy(data, header.size, out)
-                start_writeback(out)  # the disk starts now; the publishing sync finds less
-            finally:
-                os.close(out)
+            _write_member(reader, data, header.size, staging / target, made)
             members.append(target)
             if following > data + header.size:
                 _skip(reader, data + header.size, following - data - header.size)
@@ -222,6 +187,58 @@ def extract_shard(
         digest=digest.hexdigest() if digest else None,
         warnings=tuple(_missing_partners(members, shard)),
     )
+
+
+def _next_header(reader: _Reader, offset: int, shard: str) -> Header | None:
+    """The header at ``offset``, or None at the end of the archive (checked whole)."""
+    if offset + BLOCK > reader.size:
+        raise _fail(shard, "the archive ends without its end-of-archive blocks")
+    try:
+        header = parse_block(reader.read(offset, BLOCK))
+    except TarFormatError as error:
+        raise _fail(shard, f"bad header at byte {offset}: {error}") from None
+    if header is None:
+        _check_end(reader, offset, shard)
+    return header
+
+
+def _member_end(header: Header, data: int, size: int, shard: str) -> int:
+    """Where the next header starts; the member must fit in the archive."""
+    following = data + padded(header.size)
+    if following > size:
+        raise _fail(shard, f"member {header.name!r} is cut short", header.name)
+    return following
+
+
+def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict[str, str]:
+    """What a pax or GNU long-name record says of the member that follows it."""
+    if header.size > MAX_META:
+        raise _fail(shard, f"a {header.size}-byte name record", header.name)
+    record = reader.read(data, padded(header.size))[: header.size]
+    if header.typeflag == PAX_LOCAL:
+        try:
+            return parse_pax(record)
+        except TarFormatError as error:
+            raise _fail(shard, f"bad pax header: {error}") from None
+    text = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+    if header.typeflag == GNU_LONGNAME:
+        return {"path": text}
+    if header.typeflag == GNU_LONGLINK:
+        return {"linkpath": text}
+    return {}
+
+
+def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
+    """Copy one member's bytes into a new file at ``path`` (never over an existing one)."""
+    if path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made.add(path.parent)
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        reader.copy(data, size, out)
+        start_writeback(out)  # the disk starts now; the publishing sync finds less
+    finally:
+        os.close(out)
 
 
 def _skip(reader: _Reader, offset: int, length: int) -> None:

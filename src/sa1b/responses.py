@@ -79,58 +79,59 @@ def judge_range_answer(
     """
     got = Validator.from_headers(headers)
     changed = validator is not None and validator.contradicts(got)
+    where = {"name": name, "url": url}
     if status == 206:
-        shown = headers.get("content-range", "")
-        match = _CONTENT_RANGE.fullmatch(shown.strip())
-        if not match or match.group(3) == "*":
-            raise RangeMismatchError(
-                f"206 without a usable Content-Range ({clean(shown, limit=60)!r})",
-                name=name,
-                url=url,
-            )
-        first, last, total = (_size(match.group(i), name=name, url=url) for i in (1, 2, 3))
-        if not first <= last < total:  # breaks HTTP whatever was asked: says nothing of a change
-            raise RangeMismatchError(
-                f"206 with an impossible Content-Range {first}-{last}/{total}", name=name, url=url
-            )
+        first, last, total = _content_range(headers.get("content-range", ""), where)
         if changed or (size is not None and total != size):
             return BodyPlan("changed", 0, 0, total, got)
-        length = last + 1 - first
         if first != start or last >= end:
             raise RangeMismatchError(
-                f"asked for bytes {start}-{end - 1}, got {first}-{last}/{total}",
-                name=name,
-                url=url,
+                f"asked for bytes {start}-{end - 1}, got {first}-{last}/{total}", **where
             )
+        length = last + 1 - first
         declared = headers.get("content-length")
         if declared is not None and declared.strip() != str(length):
             raise RangeMismatchError(
                 f"Content-Length {clean(declared, limit=24)!r} does not match "
                 f"Content-Range {first}-{last}",
-                name=name,
-                url=url,
+                **where,
             )
         return BodyPlan("range", first, length, total, got)
     if status == 200:
-        declared = headers.get("content-length", "").strip()
-        if not (declared.isascii() and declared.isdigit()):
-            raise HTTPStatusError(
-                "the server sent the whole file without a Content-Length",
-                status=status,
-                name=name,
-                url=url,
-            )
-        total = _size(declared, name=name, url=url)
-        if not total:  # an empty answer to a range request: never an SA-1B file
-            raise ImplausibleSizeError(
-                "the server answers 200 with an empty body: no SA-1B file is empty",
-                name=name,
-                url=url,
-            )
+        total = _whole_length(headers.get("content-length", "").strip(), where)
         if changed or (size is not None and total != size):
             return BodyPlan("changed", 0, total, total, got)
         return BodyPlan("whole", 0, total, total, got)
     raise ValueError(f"judge_range_answer handles 200 and 206, not {status}")
+
+
+def _content_range(shown: str, where: dict[str, str]) -> tuple[int, int, int]:
+    """``first, last, total`` of a 206's ``Content-Range``, which must be usable."""
+    match = _CONTENT_RANGE.fullmatch(shown.strip())
+    if not match or match.group(3) == "*":
+        raise RangeMismatchError(
+            f"206 without a usable Content-Range ({clean(shown, limit=60)!r})", **where
+        )
+    first, last, total = (_size(match.group(i), **where) for i in (1, 2, 3))
+    if not first <= last < total:  # breaks HTTP whatever was asked: says nothing of a change
+        raise RangeMismatchError(
+            f"206 with an impossible Content-Range {first}-{last}/{total}", **where
+        )
+    return first, last, total
+
+
+def _whole_length(declared: str, where: dict[str, str]) -> int:
+    """The length of a 200 answer (the whole file), which must be given and plausible."""
+    if not (declared.isascii() and declared.isdigit()):
+        raise HTTPStatusError(
+            "the server sent the whole file without a Content-Length", status=200, **where
+        )
+    total = _size(declared, **where)
+    if not total:  # an empty answer to a range request: never an SA-1B file
+        raise ImplausibleSizeError(
+            "the server answers 200 with an empty body: no SA-1B file is empty", **where
+        )
+    return total
 
 
 def _size(digits: str, *, name: str, url: str) -> int:

@@ -94,6 +94,76 @@ def _is_damage(error: sqlite3.Error) -> bool:
     return isinstance(error, _Damaged) or (code is not None and code & 0xFF in damaged)
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """The store's database, checked (``quick_check``) and with its schema."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+        if verdict != "ok":
+            raise _Damaged(f"quick_check: {str(verdict)[:80]}")
+        new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
+        partials = path.parent / PARTIAL_DIR
+        if new and partials.is_dir() and any(partials.iterdir()):
+            # A database cut within its first page reads as an empty one: say so.
+            log.warning(
+                "%s: the state store has lost its records (partial files exist); they are "
+                "not trusted: files on disk are re-verified, partial ones fetched again",
+                path,
+            )
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        if "extracted" not in columns:  # a store written before extraction existed
+            db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _set_aside(path: Path, error: sqlite3.Error) -> None:
+    """Keep a damaged database for inspection (the latest one), out of the way."""
+    aside = path.with_name("state.db.damaged")
+    for suffix in ("", "-wal", "-shm"):
+        aside.with_name(aside.name + suffix).unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, aside.with_name(aside.name + suffix))
+    log.warning(
+        "%s: the state store is damaged (%s); set aside as %s. Files on disk are "
+        "re-verified, partial ones fetched again",
+        path,
+        error,
+        aside.name,
+    )
+
+
+def _lock_folder(directory: Path, out: Path) -> int:
+    """Take the folder's lock (waiting briefly: a status may hold it for an instant)."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + LOCK_PATIENCE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateLockedError(
+                f"{out}: another sa1b process (pid {holder}) is using this folder"
+            ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
@@ -116,7 +186,7 @@ class StateStore:
         if lock:
             try:
                 directory.mkdir(parents=True, exist_ok=True)
-                self._lock_fd = self._take_lock(directory)
+                self._lock_fd = _lock_folder(directory, out)
             except OSError as error:
                 raise OutputFolderError(f"{out}: cannot write here ({error.strerror})") from None
         self._mutex = threading.Lock()
@@ -134,9 +204,8 @@ class StateStore:
 
     def _open_or_repair(self, *, repair: bool) -> None:
         try:
-            self._open()
+            self._connection = _connect(self.path)
         except sqlite3.Error as error:
-            self._close_db()
             if not _is_damage(error):
                 raise
             if not repair:  # a reader (status) leaves the repair to the next download
@@ -145,49 +214,8 @@ class StateStore:
                     hint="the next sa1b download into this folder sets it aside and "
                     "re-verifies every file",
                 ) from error
-            self._set_aside(error)
-            self._open()
-
-    def _open(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._connection = db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
-        if verdict != "ok":
-            raise _Damaged(f"quick_check: {str(verdict)[:80]}")
-        new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
-        partials = self.path.parent / PARTIAL_DIR
-        if new and partials.is_dir() and any(partials.iterdir()):
-            # A database cut within its first page reads as an empty one: say so.
-            log.warning(
-                "%s: the state store has lost its records (partial files exist); they are "
-                "not trusted: files on disk are re-verified, partial ones fetched again",
-                self.path,
-            )
-        db.executescript(_SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
-        if "extracted" not in columns:  # a store written before extraction existed
-            db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-
-    def _set_aside(self, error: sqlite3.Error) -> None:
-        """Keep a damaged database for inspection (the latest one), out of the way."""
-        aside = self.path.with_name("state.db.damaged")
-        for suffix in ("", "-wal", "-shm"):
-            aside.with_name(aside.name + suffix).unlink(missing_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            source = self.path.with_name(self.path.name + suffix)
-            if source.exists():
-                os.replace(source, aside.with_name(aside.name + suffix))
-        log.warning(
-            "%s: the state store is damaged (%s); set aside as %s. Files on disk are "
-            "re-verified, partial ones fetched again",
-            self.path,
-            error,
-            aside.name,
-        )
+            _set_aside(self.path, error)
+            self._connection = _connect(self.path)
 
     def _claim_folder(self) -> None:
         """Bind the store to this folder; distrust the partial files of another's.
@@ -221,33 +249,11 @@ class StateStore:
         assert self._connection is not None, "the state store is closed"
         return self._connection
 
-    def _take_lock(self, directory: Path) -> int:
-        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + LOCK_PATIENCE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:  # perhaps a status glancing at it
-                    time.sleep(0.02)
-                    continue
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                raise StateLockedError(
-                    f"{self.out}: another sa1b process (pid {holder}) is using this folder"
-                ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return fd
-
-    def _close_db(self) -> None:
+    def close(self) -> None:
+        """Close the database and release the folder (idempotent)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def close(self) -> None:
-        self._close_db()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sa1b import api
 from sa1b.checksums import read_checksums
@@ -82,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_download(commands)
+    _add_status(commands)
+    _add_demo(commands)
+    commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
+    return parser
 
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _add_download(commands: Commands) -> None:
     dl = _command(
         commands,
         "download",
@@ -107,56 +119,63 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
-    dl.add_argument(
+    _add_network_options(dl)
+    _add_output_options(dl)
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    """How many connections, how fast, how patient, whom to trust."""
+    parser.add_argument(
         "--connections",
         type=_positive_int,
         help="use exactly N connections (default: adapt, growing while throughput grows)",
     )
-    dl.add_argument(
+    parser.add_argument(
         "--max-connections",
         type=_positive_int,
         default=256,
         help="never more connections than this (to the one CDN host)",
     )
-    dl.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
-    dl.add_argument(
+    parser.add_argument("--files", type=_positive_int, default=8, help="files in flight at once")
+    parser.add_argument(
         "--connections-per-file", type=_positive_int, help="cap per file (default: none)"
     )
-    dl.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
-    dl.add_argument(
+    parser.add_argument("--max-rate", type=_size, help="total bandwidth cap, bytes/s (e.g. 100M)")
+    parser.add_argument(
         "--connect-timeout",
         type=_seconds,
         default=15.0,
         metavar="SECONDS",
         help="give up on a connection attempt after this long",
     )
-    dl.add_argument(
+    parser.add_argument(
         "--head-timeout",
         type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="give up on a request whose response head is not complete after this long",
     )
-    dl.add_argument(
+    parser.add_argument(
         "--read-timeout",
         type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="a connection bringing under 4 KiB/s for this long is a stall",
     )
-    dl.add_argument(
+    parser.add_argument(
         "--ca-bundle",
         type=Path,
         help="trust these CA certificates (default: SSL_CERT_FILE, else the system's)",
     )
-    dl.add_argument(
+    parser.add_argument(
         "--retries",
         type=_positive_int,
         default=8,
         help="failures in a row (without progress) before a file is given up",
     )
-    _add_output_options(dl)
 
+
+def _add_status(commands: Commands) -> None:
     st = _command(
         commands,
         "status",
@@ -170,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_options(st)
 
+
+def _add_demo(commands: Commands) -> None:
     demo = _command(
         commands,
         "demo",
@@ -188,12 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_options(demo)
 
-    commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
-    return parser
-
 
 def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Commands,
     name: str,
     *,
     help: str,
