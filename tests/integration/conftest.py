@@ -43,13 +43,15 @@ def sa1b_command(*args: str | os.PathLike[str]) -> list[str]:
 
 
 def start_cli(*args: str | os.PathLike[str], **popen: Any) -> subprocess.Popen[Any]:
-    """Start ``sa1b ARGS`` as a real process, to signal or kill it mid-run.
+    """Start ``sa1b ARGS`` as a real process, to signal or kill it mid-run (its output
+    piped as text unless ``popen`` says otherwise).
 
     SIGINT is set back to its default for it (``env --default-signal``): a test runner
     started in the background by a non-interactive shell ignores SIGINT, and a child
     would inherit that and never see a Ctrl-C.
     """
     command = ["env", "--default-signal=INT", *sa1b_command(*args)]
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen(command, **popen)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -152,7 +151,7 @@ def test_sigkill_during_extraction_then_resume(
     slow_cdn.write_links_file(links)
     out = tmp_path / "out"
     args = ("download", links, "-o", out, "--layout", layout, "--connections", "3")
-    proc = start_cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli(*args)
     staging = out / ".sa1b" / "staging"
     deadline = time.monotonic() + 60
     # Wait until members are being extracted, then kill mid-way.

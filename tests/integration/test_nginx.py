@@ -4,7 +4,6 @@ ranges, keep-alive, extraction, SIGKILL then resume."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -50,16 +49,7 @@ def test_sigkill_then_resume_against_nginx(
         links = _url_list(ng, shards, tmp_path / "urls.txt")
         out = tmp_path / "out"
         total = sum(s.size for s in shards)
-        proc = start_cli(
-            "download",
-            "--no-extract",
-            links,
-            "-o",
-            out,
-            *args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = start_cli("download", "--no-extract", links, "-o", out, *args)
         deadline = time.monotonic() + 60
         while ng.bytes_sent() < total // 2:
             assert proc.poll() is None and time.monotonic() < deadline

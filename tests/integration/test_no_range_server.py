@@ -80,14 +80,7 @@ def test_interrupted_download_from_http_server_finishes_on_a_rerun(
     links, out = tmp_path / "links.txt", tmp_path / "out"
     links.write_text("".join(f"{http_server}/{shard.name}\n" for shard in shards))
     args = ["download", links, "-o", out, *extra]
-    proc = start_cli(
-        *args,
-        "--max-rate",
-        "6M",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli(*args, "--max-rate", "6M")
     total = sum(shard.size for shard in shards)
     deadline = time.monotonic() + 30
     while not (out / ".sa1b" / "state.db").exists() or _kept(out) < total // 4:

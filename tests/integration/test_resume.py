@@ -19,17 +19,7 @@ MiB = 1024 * 1024
 
 
 def _start(links: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return start_cli(
-        "download",
-        "--no-extract",
-        links,
-        "-o",
-        out,
-        *extra,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli("download", "--no-extract", links, "-o", out, *extra)
 
 
 def _wait_for_bytes(cdn: CDNServer, target: int, proc: subprocess.Popen[str]) -> None:

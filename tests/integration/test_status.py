@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def test_status_after_a_sigkill_counts_what_a_rerun_keeps(
     slow_cdn: CDNServer, slow_links: Path, shards: list[ShardInfo], tmp_path: Path, extract: bool
 ) -> None:
     out, total = tmp_path / "out", sum(s.size for s in shards)
-    proc = _start_extracting(slow_links, out) if extract else _start(slow_links, out)
+    proc = start_cli("download", slow_links, "-o", out) if extract else _start(slow_links, out)
     _wait_for_bytes(slow_cdn, total // 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -49,18 +48,6 @@ def test_status_after_a_sigkill_counts_what_a_rerun_keeps(
     assert last_run is not None
     really_kept = total - last_run.bytes
     assert abs(kept - really_kept) <= 0.05 * really_kept, (kept, really_kept)
-
-
-def _start_extracting(links: Path, out: Path) -> subprocess.Popen[str]:
-    return start_cli(
-        "download",
-        links,
-        "-o",
-        out,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_status_during_a_run_says_so_and_shows_progress(

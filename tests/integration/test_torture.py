@@ -104,7 +104,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
         if proc.returncode != -signal.SIGKILL:  # it finished first: fine, and said so
-            assert proc.returncode == 0, f"kill {kill} {where}: {stderr.decode()}"
+            assert proc.returncode == 0, f"kill {kill} {where}: {stderr}"
             finished_early += 1
         for path in _published(out):
             assert path in expected, f"kill {kill} {where}: stray file {path}"

@@ -147,16 +147,8 @@ def test_a_stop_reaches_a_request_still_waiting_for_its_head(
 ) -> None:
     with serving(default=dripping_head) as server:
         links = links_to(server.base, shards[0], tmp_path / "l.tsv")
-        process = start_cli(
-            "download",
-            "--no-extract",
-            links,
-            "-o",
-            tmp_path / "out",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        args = ("download", "--no-extract", links, "-o", tmp_path / "out")
+        process = start_cli(*args, stderr=subprocess.STDOUT)
         time.sleep(1.5)
         stopped_at = time.monotonic()
         process.send_signal(signal.SIGTERM)
