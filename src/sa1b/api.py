@@ -18,7 +18,7 @@ from sa1b.journal import Journal, Span, fold
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.records import FileRecord, RunRecord
-from sa1b.state import StateStore, lock_holder, state_dir
+from sa1b.state import StateStore, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,10 @@ class DownloadResult:
         return [outcome for outcome in self.outcomes if outcome.state == state]
 
 
-def pending_links(links: Sequence[Link], out: Path) -> list[Link]:
+def pending_links(links: Sequence[Link], out: Path, *, state: Path | None = None) -> list[Link]:
     """The links whose files are not done yet, according to the state store."""
     try:
-        with StateStore(out, lock=False, create=False) as store:
+        with StateStore(out, state=state, lock=False, create=False) as store:
             done = {r.name for r in store.records() if r.status == "done"}
     except Exception:  # no store yet, or unreadable: everything is pending
         return list(links)
@@ -99,7 +99,7 @@ def download(
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
-    with StateStore(config.out) as store:
+    with StateStore(config.out, state=config.state_dir) as store:
         done = {r.name for r in store.records() if r.status == "done"}
         refuse_expired([link for link in links if link.name not in done], now=time.time())
         run_id = store.start_run()
@@ -130,12 +130,13 @@ class FolderStatus:
         return all(record.status not in ("failed", "expired") for record in self.files)
 
 
-def status(out: Path) -> FolderStatus:
-    """Read an output folder's state (works while a download is running)."""
-    with StateStore(out, lock=False, create=False) as store:
-        records, last_run = store.records(), store.last_run()
-    spans = Journal.recover(state_dir(out) / "journal")
-    return FolderStatus(tuple(_with_journal(records, spans)), last_run, lock_holder(out))
+def status(out: Path, *, state: Path | None = None) -> FolderStatus:
+    """Read an output folder's state (works while a download is running); ``state`` is
+    where its store lives when it is not ``out/.sa1b``."""
+    with StateStore(out, state=state, lock=False, create=False) as store:
+        records, last_run, paths = store.records(), store.last_run(), store.paths
+    spans = Journal.recover(paths.journal)
+    return FolderStatus(tuple(_with_journal(records, spans)), last_run, lock_holder(paths))
 
 
 def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:

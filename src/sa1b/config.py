@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sa1b.checksums import Digest
 from sa1b.layout import Layout
+from sa1b.paths import OutputPaths
 from sa1b.retry import RetryPolicy
 from sa1b.transport.governor import GovernorPolicy
 from sa1b.transport.options import TransportOptions
@@ -39,6 +40,9 @@ class DownloadConfig:
     """
 
     out: Path
+    state_dir: Path | None = None
+    """Where the store, its lock and the journal live (default ``out/.sa1b``): a local
+    disk when ``out`` is on a network filesystem (see :class:`~sa1b.paths.OutputPaths`)."""
     connections: int | None = None
     max_connections: int = 256
     max_files: int = 8
@@ -70,6 +74,10 @@ class DownloadConfig:
             raise ValueError("connection, file and loop counts must be >= 1")
         if self.max_rate is not None and self.max_rate <= 0:
             raise ValueError("max_rate must be positive")
+
+    @property
+    def paths(self) -> OutputPaths:
+        return OutputPaths.of(self.out, self.state_dir)
 
     def connection_policy(self) -> GovernorPolicy:
         """How many connections: ``connections`` always, or adaptive up to the ceiling."""

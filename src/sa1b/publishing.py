@@ -30,7 +30,7 @@ from sa1b.errors import (
 from sa1b.extract import ExtractReport, publish
 from sa1b.ranges import RangeSet
 from sa1b.state import StateStore
-from sa1b.tasks import Task, final_path, partial_path
+from sa1b.tasks import Task
 from sa1b.unpacker import Unpacker
 from sa1b.writeback import fsync_dir
 
@@ -101,8 +101,8 @@ class Publisher:
     def _publish_file(self, task: Task) -> None:
         """Verify a complete partial file, rename it into place, then record it done."""
         assert task.size is not None
-        partial = partial_path(self.config.out, task.name)
-        final = final_path(self.config.out, task.name)
+        partial = self.config.paths.partial(task.name)
+        final = self.config.paths.final(task.name)
         fd = os.open(partial, os.O_RDONLY)
         try:
             os.fdatasync(fd)
@@ -132,7 +132,7 @@ class Publisher:
         """Collect the shard's extraction, check it, move it into place, record it."""
         assert self.unpacker is not None and self.config.extract is not None
         assert task.size is not None
-        actual = partial_path(self.config.out, task.name).stat().st_size
+        actual = self.config.paths.partial(task.name).stat().st_size
         result = self.unpacker.result(task.name, task.generation)
         if actual != task.size:
             message = f"{actual} bytes on disk, server announced {task.size}"
@@ -176,9 +176,9 @@ class Publisher:
 
 def dispose_tar(config: DownloadConfig, name: str) -> None:
     """After extraction: keep the tar under its final name, or delete it."""
-    partial = partial_path(config.out, name)
+    partial = config.paths.partial(name)
     if config.extract is not None and config.extract.keep_tars:
-        final = final_path(config.out, name)
+        final = config.paths.final(name)
         final.parent.mkdir(exist_ok=True)
         os.replace(partial, final)
         fsync_dir(final.parent)

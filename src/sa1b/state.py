@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from sa1b.errors import OutputFolderError, StateError, StateLockedError
+from sa1b.paths import OutputPaths
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
@@ -25,8 +26,6 @@ from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".sa1b"
-PARTIAL_DIR = "partial"
 LOCK_PATIENCE = 0.5
 """Seconds to wait for the folder's lock: ``sa1b status`` holds it for an instant."""
 SCHEMA_VERSION = 1
@@ -62,14 +61,10 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-def state_dir(out: Path) -> Path:
-    return out / STATE_DIR
-
-
-def lock_holder(out: Path) -> int | None:
-    """The pid of the sa1b process working in ``out`` now (0 if unreadable), else None."""
+def lock_holder(paths: OutputPaths) -> int | None:
+    """The pid of the sa1b process working in the folder now (0 if unreadable), else None."""
     try:
-        fd = os.open(state_dir(out) / "lock", os.O_RDONLY)
+        fd = os.open(paths.lock, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -94,7 +89,7 @@ def _is_damage(error: sqlite3.Error) -> bool:
     return isinstance(error, _Damaged) or (code is not None and code & 0xFF in damaged)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, partials: Path) -> sqlite3.Connection:
     """The store's database, checked (``quick_check``) and with its schema."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
@@ -105,7 +100,6 @@ def _connect(path: Path) -> sqlite3.Connection:
         if verdict != "ok":
             raise _Damaged(f"quick_check: {str(verdict)[:80]}")
         new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
-        partials = path.parent / PARTIAL_DIR
         if new and partials.is_dir() and any(partials.iterdir()):
             # A database cut within its first page reads as an empty one: say so.
             log.warning(
@@ -142,9 +136,10 @@ def _set_aside(path: Path, error: sqlite3.Error) -> None:
     )
 
 
-def _lock_folder(directory: Path, out: Path) -> int:
+def _lock_folder(paths: OutputPaths) -> int:
     """Take the folder's lock (waiting briefly: a status may hold it for an instant)."""
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    out = paths.out
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + LOCK_PATIENCE
     while True:
         try:
@@ -167,8 +162,11 @@ def _lock_folder(directory: Path, out: Path) -> int:
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
-    def __init__(self, out: Path, *, lock: bool = True, create: bool = True) -> None:
-        """Open (or create) the store of ``out``.
+    def __init__(
+        self, out: Path, *, state: Path | None = None, lock: bool = True, create: bool = True
+    ) -> None:
+        """Open (or create) the store of ``out``, kept in ``state`` (default ``out/.sa1b``,
+        see :class:`~sa1b.paths.OutputPaths`).
 
         The owner (``lock=True``, a download) repairs what it finds: a damaged database
         is set aside as ``state.db.damaged`` and a fresh one started; the store of
@@ -176,8 +174,8 @@ class StateStore:
         not its partial ones, whose files it cannot vouch for.
         """
         self.out = out
-        directory = state_dir(out)
-        self.path = directory / "state.db"
+        self.paths = paths = OutputPaths.of(out, state)
+        self.path = paths.database
         if not create and not self.path.exists():
             raise StateError(
                 f"{out}: no sa1b state here", hint="pass the folder given to sa1b download -o"
@@ -185,8 +183,8 @@ class StateStore:
         self._lock_fd: int | None = None
         if lock:
             try:
-                directory.mkdir(parents=True, exist_ok=True)
-                self._lock_fd = _lock_folder(directory, out)
+                paths.state.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _lock_folder(paths)
             except OSError as error:
                 raise OutputFolderError(f"{out}: cannot write here ({error.strerror})") from None
         self._mutex = threading.Lock()
@@ -204,7 +202,7 @@ class StateStore:
 
     def _open_or_repair(self, *, repair: bool) -> None:
         try:
-            self._connection = _connect(self.path)
+            self._connection = _connect(self.path, self.paths.partials)
         except sqlite3.Error as error:
             if not _is_damage(error):
                 raise
@@ -215,7 +213,7 @@ class StateStore:
                     "re-verifies every file",
                 ) from error
             _set_aside(self.path, error)
-            self._connection = _connect(self.path)
+            self._connection = _connect(self.path, self.paths.partials)
 
     def _claim_folder(self) -> None:
         """Bind the store to this folder; distrust the partial files of another's.

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from sa1b.links import Link, is_shard_name
+from sa1b.links import Link
 from sa1b.progress import FileOutcome, FileState
 from sa1b.ranges import RangeSet
 from sa1b.segments import SegmentPlan
-from sa1b.state import PARTIAL_DIR, state_dir
 from sa1b.versions import Validator
-
-
-def partial_path(out: Path, name: str) -> Path:
-    """Where a file's bytes are written until it is verified."""
-    return state_dir(out) / PARTIAL_DIR / f"{name}.part"
-
-
-def final_path(out: Path, name: str) -> Path:
-    """Where a verified file is published: shard tars (when kept) in ``OUT/tars/``;
-    the other files of the links file (``--extras``) in ``OUT/`` itself."""
-    return out / "tars" / name if is_shard_name(name) else out / name
 
 
 @dataclass(eq=False)

@@ -174,3 +174,23 @@ def test_one_expired_row_is_reported_and_the_others_are_fetched(
     assert f"{shards[0].name}  expired" in result.output
     assert_identical(out, shards[1:])
     assert all(r.name != shards[0].name for r in cdn.requests)
+
+
+def test_state_kept_apart_from_the_output_folder_resumes_after_a_kill(
+    slow_cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A cluster node keeps its store on local disk (``--state-dir``) beside a shared OUT."""
+    links, out, state = tmp_path / "links.tsv", tmp_path / "shared" / "out", tmp_path / "local"
+    slow_cdn.write_links_file(links)
+    proc = _start(links, out, "--state-dir", str(state))
+    _wait_for_bytes(slow_cdn, sum(s.size for s in shards) // 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert (state / "state.db").is_file() and (state / "journal").is_file()
+    assert not (out / ".sa1b" / "state.db").exists()
+    shown = run_cli("status", out, "--state-dir", state)
+    assert shown.returncode == 0 and "partial" in shown.output, shown.output
+    result = run_cli("download", "--no-extract", links, "-o", out, "--state-dir", state)
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+    assert "3 files: 3 done" in run_cli("status", out, "--state-dir", state).output

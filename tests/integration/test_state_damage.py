@@ -19,7 +19,7 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.config import DownloadConfig
-from sa1b.state import state_dir
+from sa1b.paths import WORK_DIR
 
 from .conftest import assert_identical, extracted_path, member_bytes, run_cli
 from .test_resume import _start, _wait_for_bytes
@@ -54,7 +54,7 @@ def test_damaged_store_after_a_finished_run_refetches_nothing(
     out = tmp_path / "out"
     _rerun(links, out)
     total = cdn.bytes_sent_total
-    (state_dir(out) / "state.db").write_bytes(b"\0garbage" * 4096)
+    ((out / WORK_DIR) / "state.db").write_bytes(b"\0garbage" * 4096)
     output = _rerun(links, out)
     assert "set aside as state.db.damaged" in output
     assert_identical(out, shards)
@@ -69,7 +69,7 @@ def test_tars_on_disk_without_a_store_are_verified_and_extracted_not_fetched(
 ) -> None:
     out = tmp_path / "out"
     _rerun(links, out)
-    shutil.rmtree(state_dir(out))  # the store deleted outright
+    shutil.rmtree(out / WORK_DIR)  # the store deleted outright
     result = run_cli("download", links, "-o", out, "--keep-tars")
     assert result.returncode == 0, result.output
     assert "fetched 0 B" in result.output
@@ -84,9 +84,9 @@ def test_store_copied_from_another_folder_is_not_trusted(
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     _killed_midway(slow_cdn, links_slow, first, sum(s.size for s in shards))
-    shutil.copytree(state_dir(first), state_dir(second))
+    shutil.copytree((first / WORK_DIR), (second / WORK_DIR))
     # The second folder's partial files are not the ones the copied records describe.
-    for partial in (state_dir(second) / "partial").iterdir():
+    for partial in ((second / WORK_DIR) / "partial").iterdir():
         size = partial.stat().st_size
         partial.write_bytes(b"\xee" * size)
     output = _rerun(links_slow, second)
@@ -97,23 +97,23 @@ def test_store_copied_from_another_folder_is_not_trusted(
 
 
 def _cut_short(out: Path) -> str:
-    db = state_dir(out) / "state.db"
+    db = (out / WORK_DIR) / "state.db"
     db.write_bytes(db.read_bytes()[:1000])
-    for wal in state_dir(out).glob("state.db-*"):
+    for wal in (out / WORK_DIR).glob("state.db-*"):
         wal.unlink()
     # A cut inside the first page reads as an empty database: "lost its records".
     return "the state store is damaged|the state store has lost its records"
 
 
 def _resize_a_partial(out: Path) -> str:
-    partials = sorted((state_dir(out) / "partial").iterdir())
+    partials = sorted(((out / WORK_DIR) / "partial").iterdir())
     with partials[0].open("r+b") as handle:
         handle.truncate(12345)
     return "the partial file is 12345 bytes"
 
 
 def _impossible_range(out: Path) -> str:
-    with sqlite3.connect(state_dir(out) / "state.db") as db:
+    with sqlite3.connect((out / WORK_DIR) / "state.db") as db:
         (name,) = db.execute("SELECT name FROM files WHERE size IS NOT NULL LIMIT 1").fetchone()
         db.execute(
             "INSERT OR REPLACE INTO ranges SELECT id, 0, size + 1 FROM files WHERE name = ?",

@@ -25,7 +25,8 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.layout import LAYOUTS
-from sa1b.state import StateStore, state_dir
+from sa1b.paths import WORK_DIR
+from sa1b.state import StateStore
 from tests.conftest import REPORT_LINES
 
 from .conftest import extracted_path, md5, member_bytes, run_cli, start_cli
@@ -67,7 +68,7 @@ def _expected(out: Path, shards: list[ShardInfo], layout: str | None) -> dict[Pa
 def _published(out: Path) -> list[Path]:
     """Every file under a final name (outside the state folder)."""
     return [
-        path for path in out.rglob("*") if path.is_file() and state_dir(out) not in path.parents
+        path for path in out.rglob("*") if path.is_file() and (out / WORK_DIR) not in path.parents
     ]
 
 
@@ -120,7 +121,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     assert all(md5(path) == expected[path] for path in published), where
     leftovers = [
         p
-        for p in state_dir(out).rglob("*")
+        for p in (out / WORK_DIR).rglob("*")
         if p.is_file() and ("partial" in p.parts or "staging" in p.parts)
     ]
     assert not leftovers, f"{where}: left behind {leftovers}"

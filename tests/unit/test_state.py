@@ -12,9 +12,10 @@ import pytest
 
 from sa1b import state as state_module
 from sa1b.errors import StateError, StateLockedError
+from sa1b.paths import WORK_DIR
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord
-from sa1b.state import STATE_DIR, StateStore, state_dir
+from sa1b.state import StateStore
 from sa1b.versions import Validator
 
 KEY = "scontent.xx.fbcdn.net/m1/v/t6/obj0.tar"
@@ -41,12 +42,22 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
         yield opened
 
 
-def test_creates_state_dir(tmp_path: Path) -> None:
+def test_creates_the_state_in_the_output_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with StateStore(out):
-        assert state_dir(out) == out / STATE_DIR
-        assert (out / STATE_DIR / "state.db").is_file()
-        assert (out / STATE_DIR / "lock").is_file()
+        assert (out / WORK_DIR / "state.db").is_file()
+        assert (out / WORK_DIR / "lock").is_file()
+
+
+def test_the_state_can_live_elsewhere(tmp_path: Path) -> None:
+    out, local = tmp_path / "shared" / "out", tmp_path / "local" / "state"
+    out.mkdir(parents=True)
+    with StateStore(out, state=local) as store:
+        store.register("sa_000001.tar", KEY)
+        assert (local / "state.db").is_file() and (local / "lock").is_file()
+        assert not (out / WORK_DIR / "state.db").exists()
+    with StateStore(out, state=local, lock=False, create=False) as again:
+        assert [r.name for r in again.records()] == ["sa_000001.tar"]
 
 
 def test_create_false_on_a_folder_without_state(tmp_path: Path) -> None:
@@ -54,7 +65,7 @@ def test_create_false_on_a_folder_without_state(tmp_path: Path) -> None:
         StateStore(tmp_path, create=False)
     assert str(tmp_path) in str(info.value)
     assert info.value.hint
-    assert not (tmp_path / STATE_DIR).exists()
+    assert not (tmp_path / WORK_DIR).exists()
 
 
 def test_register_and_get(store: StateStore) -> None:
@@ -230,7 +241,7 @@ def test_second_store_is_locked_out_until_the_first_closes(tmp_path: Path) -> No
         assert isinstance(info.value, StateError)
         assert str(tmp_path) in str(info.value)
         assert info.value.hint
-        lock_text = (tmp_path / STATE_DIR / "lock").read_text()
+        lock_text = (tmp_path / WORK_DIR / "lock").read_text()
         assert lock_text.strip().isdigit()
         assert lock_text.strip() in str(info.value)  # names the holder's pid
     finally:
@@ -290,7 +301,7 @@ def _store_with_a_record(out: Path) -> Path:
             store.register(f"extra_{i:04d}.txt", f"{KEY}/{i}")
     with StateStore(out) as store:  # a clean close checkpoints the WAL into state.db
         pass
-    return state_dir(out) / "state.db"
+    return (out / WORK_DIR) / "state.db"
 
 
 @pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
@@ -303,7 +314,7 @@ def test_a_damaged_database_is_set_aside_and_trusted_for_nothing(
         StateStore(tmp_path, lock=False, create=False)
     with StateStore(tmp_path) as store:  # the owner sets it aside and starts afresh
         assert store.records() == []
-    assert (state_dir(tmp_path) / "state.db.damaged").exists()
+    assert ((tmp_path / WORK_DIR) / "state.db.damaged").exists()
     assert "set aside as state.db.damaged" in caplog.text
 
 
@@ -315,7 +326,7 @@ def test_a_store_copied_from_another_folder_keeps_only_its_finished_files(tmp_pa
         done = store.register("sa_000002.tar", KEY + "2")
         store.set_identity(done.id, 2000, Validator('"v2"'))
         store.set_status(done.id, "done")
-    shutil.copytree(state_dir(first), state_dir(second))
+    shutil.copytree((first / WORK_DIR), (second / WORK_DIR))
     with StateStore(second) as store:
         records = {r.name: r for r in store.records()}
     partial, finished = records["sa_000001.tar"], records["sa_000002.tar"]

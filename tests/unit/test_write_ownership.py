@@ -34,7 +34,7 @@ from sa1b.progress import NullListener
 from sa1b.retry import RetryPolicy
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.state import StateStore
-from sa1b.tasks import Task, partial_path
+from sa1b.tasks import Task
 from sa1b.transport.curl import Request
 from sa1b.transport.heads import Head
 
@@ -130,7 +130,7 @@ class World:
             if task.plan is None or task.fd is None:
                 continue
             expected = content(task.name, version_of(task))
-            data = partial_path(self.engine.config.out, task.name).read_bytes()
+            data = self.engine.config.paths.partial(task.name).read_bytes()
             for start, end in task.plan.written():
                 assert data[start:end] == expected[start:end], (task.name, start, end)
 
@@ -223,7 +223,7 @@ def play(world: World, steps: list[tuple[str, int]]) -> None:
     for task in world.engine.tasks:
         assert task.state in ("verifying", "failed"), (task.name, task.state)
         if task.state == "verifying":  # whole, in one version (a later change came too late)
-            data = partial_path(world.engine.config.out, task.name).read_bytes()
+            data = world.engine.config.paths.partial(task.name).read_bytes()
             assert data == content(task.name, version_of(task))
 
 
@@ -244,7 +244,7 @@ def test_a_stale_answer_ending_after_a_restart_writes_nothing() -> None:
         world.chunk(newer, 40 * KiB)
         world.end(first)  # the old answer ends: its 8 KiB must land nowhere
         world.check()
-        data = partial_path(world.engine.config.out, name).read_bytes()
+        data = world.engine.config.paths.partial(name).read_bytes()
         assert data[: 8 * KiB] == content(name, 1)[: 8 * KiB]
 
 

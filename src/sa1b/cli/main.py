@@ -27,6 +27,7 @@ from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
+from sa1b.paths import OutputPaths
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
@@ -120,6 +121,7 @@ def _add_download(commands: Commands) -> None:
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
     _add_network_options(dl)
+    _add_state_dir_option(dl)
     _add_output_options(dl)
 
 
@@ -187,6 +189,7 @@ def _add_status(commands: Commands) -> None:
     st.add_argument(
         "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
     )
+    _add_state_dir_option(st)
     _add_output_options(st)
 
 
@@ -229,6 +232,15 @@ def _command(
     return parser
 
 
+def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep the state store, its lock and the crash journal here, on a local disk, "
+        "when OUT is on a network filesystem (default: OUT/.sa1b)",
+    )
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the end")
     parser.add_argument("--log-file", type=Path, help="write a detailed log here")
@@ -251,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args, console)
     try:
         if args.command == "status":
-            return _status(args.out, Output(sys.stdout))
+            return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
             return _demo(args, console)
         if args.links is None:
@@ -297,6 +309,7 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
     checksums = read_checksums(args.checksums) if args.checksums else {}
     return DownloadConfig(
         out=args.out,
+        state_dir=args.state_dir,
         connections=args.connections,
         max_connections=args.max_connections,
         max_files=args.files,
@@ -344,7 +357,7 @@ def _announce(
 ) -> None:
     """Say what will be fetched and how long the links stay valid; warn if too short."""
     now = time.time()
-    pending = api.pending_links(selected, config.out)
+    pending = api.pending_links(selected, config.out, state=config.state_dir)
     expired = set(api.check_validity(pending, now=now).expired)
     if expired and len(expired) < len(pending):
         shown = ", ".join(sorted(expired)[:3]) + (", ..." if len(expired) > 3 else "")
@@ -364,7 +377,8 @@ def _announce(
         return
     console.line(f"links valid for {human_duration(left)} more")
     try:
-        status = api.status(config.out) if (config.out / ".sa1b" / "state.db").exists() else None
+        known = config.paths.database.exists()
+        status = api.status(config.out, state=config.state_dir) if known else None
     except StateError:  # damaged: the download sets it aside and says so
         status = None
     speed = (status.last_run.speed or 0.0) if status and status.last_run else 0.0
@@ -421,8 +435,8 @@ def _summarise(result: api.DownloadResult, console: Output) -> int:
     return EXIT_FAILED
 
 
-def _status(out: Path, console: Output) -> int:
-    folder = api.status(out)
+def _status(out: Path, state: Path | None, console: Output) -> int:
+    folder = api.status(out, state=state)
     if folder.running is not None:
         pid = f" (pid {folder.running})" if folder.running else ""
         console.line(f"a download is running in {out}{pid}; these figures are live")
@@ -463,7 +477,7 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     count, size = args.count, args.shard_size
     console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
-    if (pid := lock_holder(data)) is not None:
+    if (pid := lock_holder(OutputPaths.of(data))) is not None:
         raise StateLockedError(f"{data}: another demo (pid {pid}) is running in this folder")
     mark = data / DEMO_MARK
     if data.exists() and not mark.exists():

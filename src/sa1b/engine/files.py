@@ -30,7 +30,7 @@ from sa1b.ranges import RangeSet
 from sa1b.records import Status
 from sa1b.responses import BodyPlan
 from sa1b.segments import Segment, SegmentPlan
-from sa1b.tasks import Task, final_path, partial_path
+from sa1b.tasks import Task
 from sa1b.unpacker import Superseded, Unpacker
 from sa1b.versions import Validator
 
@@ -67,7 +67,7 @@ class FileControl:
     def activate(self, task: Task, size: int, validator: Validator, *, single_stream: bool) -> None:
         """Give a file its size, partial file and plan."""
         run = self.run
-        path = partial_path(run.config.out, task.name)
+        path = run.config.paths.partial(task.name)
         if task.fd is None:
             task.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -167,8 +167,8 @@ class FileControl:
         """Take the unrecorded file under the final name as this file's bytes: it goes
         through verification (size, checksum, extraction) as if just fetched."""
         log.info("%s: the file on disk has the server's size; verifying it", task.name)
-        out = self.run.config.out
-        final, partial = final_path(out, task.name), partial_path(out, task.name)
+        paths = self.run.config.paths
+        final, partial = paths.final(task.name), paths.partial(task.name)
         try:
             os.replace(final, partial)
         except OSError as error:

@@ -19,7 +19,7 @@ from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.publishing import dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.reconcile import DiskFacts, reconcile
-from sa1b.tasks import Task, final_path, partial_path
+from sa1b.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def prepare(run: Run, link: Link) -> Task:
     config, store = run.config, run.store
     record = store.register(link.name, object_key(link.url))
     task = Task(link=link, id=record.id, generation=record.generation)
-    final, partial = final_path(config.out, link.name), partial_path(config.out, link.name)
+    final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(
         final_size=final.stat().st_size if final.exists() else None,
@@ -91,7 +91,7 @@ def recover(run: Run, spans: Sequence[Span]) -> None:
     if not touched:
         return
     for task in touched:
-        fd = os.open(partial_path(run.config.out, task.name), os.O_RDWR)
+        fd = os.open(run.config.paths.partial(task.name), os.O_RDWR)
         try:
             os.fdatasync(fd)
         finally:

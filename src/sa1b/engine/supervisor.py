@@ -28,8 +28,8 @@ from sa1b.journal import Journal
 from sa1b.links import Link
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
-from sa1b.state import StateStore, state_dir
-from sa1b.tasks import Task, partial_path
+from sa1b.state import StateStore
+from sa1b.tasks import Task
 from sa1b.transport.governor import Governor
 from sa1b.transport.pool import Transport
 from sa1b.transport.ratelimit import RateLimiter
@@ -57,13 +57,13 @@ class Engine:
         policy = config.connection_policy()
         slots = policy.ceiling
         self._unpacker = (
-            Unpacker(staging_root=state_dir(config.out) / "staging", layout=config.extract.layout)
+            Unpacker(staging_root=config.paths.staging, layout=config.extract.layout)
             if config.extract
             else None
         )
         self.files = FileControl(run, unpacker=self._unpacker, listener=listener, abort=self.abort)
-        partial_path(config.out, "x").parent.mkdir(parents=True, exist_ok=True)
-        journal_path = state_dir(config.out) / "journal"
+        config.paths.partials.mkdir(parents=True, exist_ok=True)
+        journal_path = config.paths.journal
         recovered = Journal.recover(journal_path)
         run.tasks = [startup.prepare(run, link) for link in links]
         startup.recover(run, recovered)

@@ -1,0 +1,61 @@
+"""Where everything of one output folder lives. Pure: path arithmetic only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sa1b.links import is_shard_name
+
+WORK_DIR = ".sa1b"
+"""In the output folder: partial files and staging, beside the files they become."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """The places of one output folder.
+
+    In ``out``: what is published (shard tars in ``tars/``, extras, extracted shards)
+    and, in ``out/.sa1b/``, partial files and staging. Those stay beside the published
+    files because publishing renames them into place, which only works on one
+    filesystem. The state (the SQLite store, its lock and the crash journal) lives in
+    ``state``: ``out/.sa1b/`` unless given, for example on a node's local disk when
+    ``out`` is on a network filesystem, where SQLite's WAL and ``flock`` are unsafe.
+    """
+
+    out: Path
+    state: Path
+
+    @classmethod
+    def of(cls, out: Path, state: Path | None = None) -> OutputPaths:
+        return cls(out, state if state is not None else out / WORK_DIR)
+
+    def final(self, name: str) -> Path:
+        """Where a verified file is published: shard tars (when kept) in ``tars/``,
+        the other files of the links file (``--extras``) in the folder itself."""
+        return self.out / "tars" / name if is_shard_name(name) else self.out / name
+
+    def partial(self, name: str) -> Path:
+        """Where a file's bytes are written until it is verified."""
+        return self.partials / f"{name}.part"
+
+    @property
+    def partials(self) -> Path:
+        return self.out / WORK_DIR / "partial"
+
+    @property
+    def staging(self) -> Path:
+        """Where shards are extracted before they are moved into place."""
+        return self.out / WORK_DIR / "staging"
+
+    @property
+    def database(self) -> Path:
+        return self.state / "state.db"
+
+    @property
+    def lock(self) -> Path:
+        return self.state / "lock"
+
+    @property
+    def journal(self) -> Path:
+        return self.state / "journal"
