@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sa1b.errors import CorruptArchiveError, NameClashError
-from sa1b.layout import Layout, partner, shard_stem
+from sa1b.layout import Layout, partner, whole_units
 from sa1b.layout import member_target as target_for
 from sa1b.tarformat import (
     BLOCK,
@@ -269,16 +269,6 @@ def _missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]
             yield f"{shard}: {name} has no {other}"
 
 
-def units(layout: Layout, shard: str) -> list[PurePosixPath]:
-    """The folders that are renamed into place as wholes (none for ``flat``)."""
-    stem = shard_stem(shard)
-    if layout == "shard":
-        return [PurePosixPath(stem)]
-    if layout == "split":
-        return [PurePosixPath(kind, stem) for kind in ("images", "annotations", "other")]
-    return []
-
-
 def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
     """Move a shard's staged files into place; durable before it returns.
 
@@ -301,7 +291,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             os.replace(staging / member, out / member)
         touched.add(out)
     else:
-        for unit in units(layout, report.shard):
+        for unit in whole_units(layout, report.shard):
             source, target = staging / unit, out / unit
             if not source.exists():
                 continue

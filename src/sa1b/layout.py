@@ -35,14 +35,15 @@ def shard_stem(name: str) -> str:
     return name[:-4] if name.endswith(".tar") else name
 
 
-def shard_folders(shard: str, layout: str) -> tuple[PurePosixPath, ...]:
+def whole_units(layout: str, shard: str) -> tuple[PurePosixPath, ...]:
     """The folders (relative to the output folder) that hold only ``shard``'s files in
-    ``layout``; none for ``flat``, which mixes every shard in one folder."""
+    ``layout``, published by one rename each; none for ``flat``, which mixes every
+    shard's files in one folder and publishes them one by one."""
     stem = shard_stem(shard)
     if layout == "shard":
         return (PurePosixPath(stem),)
     if layout == "split":
-        return (PurePosixPath("images", stem), PurePosixPath("annotations", stem))
+        return tuple(PurePosixPath(kind, stem) for kind in ("images", "annotations", "other"))
     return ()
 
 

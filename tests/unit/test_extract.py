@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from sa1b import extract as extract_module
 from sa1b.cdn.synth import MemberStyle, ShardInfo, make_shard
 from sa1b.errors import CorruptArchiveError, ExtractionError, NameClashError, UnsafeMemberError
-from sa1b.extract import ExtractReport, Wait, extract_shard, publish, units
-from sa1b.layout import LAYOUTS, Layout
+from sa1b.extract import ExtractReport, Wait, extract_shard, publish
+from sa1b.layout import LAYOUTS, Layout, whole_units
 
 SHARD = "sa_000007.tar"
 STEM = "sa_000007"
@@ -821,20 +821,20 @@ def test_publish_each_layout(box: Box, layout: Layout) -> None:
     assert not box.staging.exists()
 
 
-def test_units() -> None:
-    assert units("shard", SHARD) == [PurePosixPath(STEM)]
-    assert units("split", SHARD) == [
+def test_whole_units() -> None:
+    assert whole_units("shard", SHARD) == (PurePosixPath(STEM),)
+    assert whole_units("split", SHARD) == (
         PurePosixPath("images", STEM),
         PurePosixPath("annotations", STEM),
         PurePosixPath("other", STEM),
-    ]
-    assert units("flat", SHARD) == []
+    )
+    assert whole_units("flat", SHARD) == ()
 
 
 @pytest.mark.parametrize("layout", ["shard", "split"])
 def test_publish_replaces_what_a_crash_left(box: Box, layout: Layout) -> None:
     members = [*pair(1), *pair(2)]
-    for unit in units(layout, SHARD)[:2]:
+    for unit in whole_units(layout, SHARD)[:2]:
         stale = box.out / unit
         stale.mkdir(parents=True)
         (stale / "sa_1.jpg").write_bytes(b"half-written")

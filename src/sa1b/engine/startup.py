@@ -8,11 +8,12 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from sa1b.engine.run import Run
 from sa1b.errors import LinkExpiredError
 from sa1b.journal import Span, fold
-from sa1b.layout import shard_folders
+from sa1b.layout import whole_units
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
@@ -34,10 +35,7 @@ def prepare(run: Run, link: Link) -> Task:
     disk = DiskFacts(
         final_size=final.stat().st_size if final.exists() else None,
         partial_size=partial.stat().st_size if partial.exists() else None,
-        extraction_present=all(
-            (config.out / folder).is_dir()
-            for folder in (shard_folders(link.name, extracted) if extracted else ())
-        ),
+        extraction_present=_extraction_present(config.out, link.name, extracted),
     )
     expired = link.expires_at is not None and link.expires_at <= time.time()
     layout = config.extract.layout if config.extract else None
@@ -73,6 +71,13 @@ def prepare(run: Run, link: Link) -> Task:
     else:
         task.unrecorded_final = action.adopt_final
     return task
+
+
+def _extraction_present(out: Path, name: str, layout: str | None) -> bool:
+    """Whether a recorded extraction is still there: one of its folders at least (a
+    ``flat`` extraction has none of its own, and is taken as present)."""
+    units = whole_units(layout, name) if layout else ()
+    return not units or any((out / unit).is_dir() for unit in units)
 
 
 def recover(run: Run, spans: Sequence[Span]) -> None:
