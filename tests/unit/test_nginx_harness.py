@@ -248,13 +248,18 @@ def test_stop_leaves_no_process(root: Path, tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     srv = NginxServer(root=root, workdir=prefix)
     srv.start()
-    master = srv.pid
-    assert master is not None
-    assert srv.running
-    workers = children_of(master)
-    assert workers, "nginx should have started a worker process"
-    assert int((prefix / "nginx.pid").read_text()) == master
-    srv.stop()
+    try:
+        master = srv.pid
+        assert master is not None
+        assert srv.running
+        # The port answers once the master listens; its workers may come a moment later.
+        deadline = time.monotonic() + 5
+        while not (workers := children_of(master)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert workers, "nginx should have started a worker process"
+        assert int((prefix / "nginx.pid").read_text()) == master
+    finally:
+        srv.stop()
     assert not srv.running
     for pid in [master, *workers]:
         assert not process_exists(pid), f"nginx process {pid} survived stop()"
