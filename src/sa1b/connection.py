@@ -2,7 +2,7 @@
 
 The transport (:mod:`sa1b.transport.curl`) owns the sockets and calls a
 :class:`Connection` when its slot is free; the connection asks the
-:class:`Scheduler` (the engine, which holds the lock and the state of every file)
+:class:`JobSource` (the engine, which holds the lock and the state of every file)
 for a job and turns it into range requests of about ``request_seconds`` each.
 Each answer goes to a :class:`RangeReceiver`, which judges its head before a single
 body byte is written (:func:`~sa1b.responses.judge_range_answer`), then gathers the
@@ -49,35 +49,56 @@ ERROR_BODY = 4096
 """Bytes of an error page kept to tell why (``URL signature expired``)."""
 
 
-class Scheduler(Protocol):
-    """What a connection asks of the engine."""
+class JobSource(Protocol):
+    """What a connection asks of the engine (:class:`sa1b.engine.scheduler.Scheduler`):
+    work, and what to do with each answer. Every method may be called from any
+    transport loop; the engine serialises them under its lock."""
 
     config: DownloadConfig
     journal: Journal
 
     @property
-    def stopping(self) -> bool: ...
+    def stopping(self) -> bool:
+        """The run is stopping: finish the current read and take no new work."""
+        ...
 
-    def take_job(self) -> tuple[Task, Segment | None] | None: ...
+    def take_job(self) -> tuple[Task, Segment | None] | None:
+        """A file to work on and the segment of it this connection now owns (None: the
+        file's first request, its size still unknown); None when there is no work now."""
+        ...
 
-    def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None: ...
+    def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
+        """The next ``[start, end)`` to ask for in ``segment``, at most ``length`` bytes;
+        None when the segment is done."""
+        ...
 
-    def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None: ...
+    def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None:
+        """Where the body of a judged ``answer`` goes: the segment to write into, or
+        None to write nothing (the file restarted, or its bytes were on disk already)."""
+        ...
 
-    def should_leave(self, task: Task, segment: Segment) -> bool: ...
+    def should_leave(self, task: Task, segment: Segment) -> bool:
+        """Stop writing into ``segment`` now (the run stops, the file halted or restarted)."""
+        ...
 
-    def release(self, task: Task, segment: Segment | None) -> None: ...
+    def release(self, task: Task, segment: Segment | None) -> None:
+        """This connection lets go of ``task``: what it wrote is done, the rest free."""
+        ...
 
-    def failed(self, task: Task, error: TransferError) -> None: ...
+    def failed(self, task: Task, error: TransferError) -> None:
+        """A request of ``task`` failed: retry later, or give the file up."""
+        ...
 
-    def abort(self, error: SA1BError) -> None: ...
+    def abort(self, error: SA1BError) -> None:
+        """End the whole run (a full disk, an internal error)."""
+        ...
 
 
 class Connection:
     """The job of one transport slot, kept from one request to the next."""
 
     def __init__(
-        self, scheduler: Scheduler, index: int, *, clock: Callable[[], float] = time.monotonic
+        self, scheduler: JobSource, index: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.scheduler = scheduler
         self.index = index

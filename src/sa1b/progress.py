@@ -63,9 +63,16 @@ class FileOutcome:
 
 
 class ProgressListener(Protocol):
-    def update(self, snapshot: Snapshot) -> None: ...
+    """What a download reports to (the CLI's displays; :class:`NullListener` by default).
+    Called from the engine's threads: keep each call short, and never raise."""
 
-    def finished(self, outcome: FileOutcome) -> None: ...
+    def update(self, snapshot: Snapshot) -> None:
+        """The run as it stands, a few times a second, and once more at its end."""
+        ...
+
+    def finished(self, outcome: FileOutcome) -> None:
+        """One file ended in this run (done, failed or expired), once per file."""
+        ...
 
 
 class NullListener:

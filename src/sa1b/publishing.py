@@ -40,13 +40,22 @@ log = logging.getLogger(__name__)
 class TaskControl(Protocol):
     """What the publisher may do to a task; the engine does it under its lock."""
 
-    def fail(self, task: Task, error: SA1BError) -> None: ...
+    def fail(self, task: Task, error: SA1BError) -> None:
+        """The file failed verification or extraction: it ends ``failed`` (a corrupt
+        archive is voided, so that a rerun fetches it again)."""
+        ...
 
-    def redownload(self, task: Task, reason: str) -> None: ...
+    def redownload(self, task: Task, reason: str) -> None:
+        """Fetch the file once more from scratch (a checksum mismatch), saying why."""
+        ...
 
-    def done(self, task: Task, message: str | None) -> None: ...
+    def done(self, task: Task, message: str | None) -> None:
+        """The file is published and recorded; ``message`` says how (files extracted)."""
+        ...
 
-    def abort(self, error: SA1BError) -> None: ...
+    def abort(self, error: SA1BError) -> None:
+        """End the whole run (the output folder cannot be written)."""
+        ...
 
 
 class Publisher:

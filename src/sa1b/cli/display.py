@@ -6,7 +6,7 @@ import time
 from types import TracebackType
 from typing import IO, Protocol
 
-from sa1b.progress import FileOutcome, Snapshot
+from sa1b.progress import FileOutcome, ProgressListener, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.units import human_bytes, human_duration
 
@@ -21,8 +21,9 @@ def counts_line(snapshot: Snapshot) -> str:
     return f"{', '.join(parts)}; {snapshot.connections} conn"
 
 
-class Display(Protocol):
-    """A progress listener that is also a context manager (started and stopped)."""
+class Display(ProgressListener, Protocol):
+    """A progress listener that is also a context manager: started before the run,
+    stopped after it (a live display then leaves its last frame)."""
 
     def __enter__(self) -> Display: ...
 
@@ -32,10 +33,6 @@ class Display(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-    def update(self, snapshot: Snapshot) -> None: ...
-
-    def finished(self, outcome: FileOutcome) -> None: ...
 
 
 class PlainDisplay:

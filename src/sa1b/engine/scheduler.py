@@ -42,7 +42,7 @@ Job = tuple[Task, Segment | None]
 
 
 class Scheduler:
-    """The :class:`~sa1b.connection.Scheduler` and the transport's
+    """The :class:`~sa1b.connection.JobSource` and the transport's
     :class:`~sa1b.transport.curl.RequestSource` of one run."""
 
     def __init__(
