@@ -8,6 +8,11 @@ Layouts, relative to the output folder:
   (anything else under ``other/<shard>/``);
 - ``flat``: every member of every shard in the output folder itself.
 
+Each layout is one class (:class:`ShardLayout`, :class:`SplitLayout`,
+:class:`FlatLayout`): where a member goes, and which folders hold only one shard's files
+(published by one rename each; a layout without them is published file by file). A new
+layout is one more class in :data:`RULES`.
+
 Member names are normalised first: a ``./`` prefix and an inner folder named after
 the shard are removed. What is left must be a plain, safe file name; a member that
 is not a regular file (a link, a device, a FIFO) or whose name is absolute or climbs
@@ -17,7 +22,7 @@ with ``..`` makes the whole shard unsafe.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, Protocol
 
 from sa1b.errors import UnsafeMemberError
 from sa1b.links import is_safe_name
@@ -35,16 +40,64 @@ def shard_stem(name: str) -> str:
     return name[:-4] if name.endswith(".tar") else name
 
 
+class LayoutRule(Protocol):
+    """One layout: where a member goes, and the folders that hold one shard alone."""
+
+    def place(self, name: str, stem: str) -> PurePosixPath:
+        """The path (relative to the output folder) of member ``name`` of shard ``stem``;
+        raises ValueError, saying why, for a name this layout cannot take."""
+        ...
+
+    def units(self, stem: str) -> tuple[PurePosixPath, ...]:
+        """The folders holding only this shard's files, each published by one rename."""
+        ...
+
+
+class ShardLayout:
+    """``<shard>/<name>``: one folder per shard, as ``tar -x`` into it."""
+
+    def place(self, name: str, stem: str) -> PurePosixPath:
+        return PurePosixPath(stem, name)
+
+    def units(self, stem: str) -> tuple[PurePosixPath, ...]:
+        return (PurePosixPath(stem),)
+
+
+class SplitLayout:
+    """``images/<shard>/``, ``annotations/<shard>/`` and ``other/<shard>/`` by kind."""
+
+    def place(self, name: str, stem: str) -> PurePosixPath:
+        kind = _KIND_FOLDERS.get(PurePosixPath(name).suffix.lower(), "other")
+        return PurePosixPath(kind, stem, name)
+
+    def units(self, stem: str) -> tuple[PurePosixPath, ...]:
+        return tuple(PurePosixPath(kind, stem) for kind in ("images", "annotations", "other"))
+
+
+class FlatLayout:
+    """Every member of every shard in the output folder itself (published one by one)."""
+
+    def place(self, name: str, stem: str) -> PurePosixPath:
+        if name in RESERVED:
+            raise ValueError(f"would replace sa1b's own folder OUT/{name}")
+        return PurePosixPath(name)
+
+    def units(self, stem: str) -> tuple[PurePosixPath, ...]:
+        return ()
+
+
+RULES: dict[str, LayoutRule] = {
+    "shard": ShardLayout(),
+    "split": SplitLayout(),
+    "flat": FlatLayout(),
+}
+"""Each layout by name (the name is what the CLI takes and the store records)."""
+
+
 def whole_units(layout: str, shard: str) -> tuple[PurePosixPath, ...]:
     """The folders (relative to the output folder) that hold only ``shard``'s files in
-    ``layout``, published by one rename each; none for ``flat``, which mixes every
-    shard's files in one folder and publishes them one by one."""
-    stem = shard_stem(shard)
-    if layout == "shard":
-        return (PurePosixPath(stem),)
-    if layout == "split":
-        return tuple(PurePosixPath(kind, stem) for kind in ("images", "annotations", "other"))
-    return ()
+    ``layout``, published by one rename each; none for ``flat``."""
+    return RULES[layout].units(shard_stem(shard))
 
 
 def normalise(member: str, *, shard: str) -> str:
@@ -75,19 +128,12 @@ def member_target(header: Header, *, shard: str, layout: Layout) -> PurePosixPat
         raise UnsafeMemberError(f"{header.kind} {raw[:120]!r}{target}", shard=shard, member=raw)
     if not is_safe_name(name):
         raise UnsafeMemberError(f"unexpected member name {raw[:120]!r}", shard=shard, member=raw)
-    stem = shard_stem(shard)
-    if layout == "shard":
-        return PurePosixPath(stem, name)
-    if layout == "split":
-        kind = _KIND_FOLDERS.get(PurePosixPath(name).suffix.lower(), "other")
-        return PurePosixPath(kind, stem, name)
-    if name in RESERVED:
+    try:
+        return RULES[layout].place(name, shard_stem(shard))
+    except ValueError as refusal:
         raise UnsafeMemberError(
-            f"member {raw[:120]!r} would replace sa1b's own folder OUT/{name}",
-            shard=shard,
-            member=raw,
-        )
-    return PurePosixPath(name)
+            f"member {raw[:120]!r} {refusal}", shard=shard, member=raw
+        ) from None
 
 
 def partner(name: str) -> str | None:

@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sa1b.errors import ExtractionError, UnsafeMemberError
-from sa1b.layout import LAYOUTS, Layout, member_target, normalise, partner, shard_stem
+from sa1b.layout import (
+    LAYOUTS,
+    RULES,
+    Layout,
+    member_target,
+    normalise,
+    partner,
+    shard_stem,
+)
 from sa1b.tarformat import Header
 
 SHARD = "sa_000123.tar"
@@ -324,3 +332,12 @@ def test_partner_is_an_involution(stem: str) -> None:
         assert other is not None
         assert other != name
         assert partner(other) == name
+
+
+def test_every_layout_the_cli_offers_is_one_rule() -> None:
+    assert tuple(RULES) == LAYOUTS
+    for rule in RULES.values():  # a rule's units contain every member it places
+        units = rule.units("sa_000001")
+        for name in ("sa_1.jpg", "sa_1.json", "readme.txt"):
+            place = rule.place(name, "sa_000001")
+            assert not units or any(unit in place.parents for unit in units), (rule, place)
