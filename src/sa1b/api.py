@@ -70,16 +70,6 @@ class DownloadResult:
         return [outcome for outcome in self.outcomes if outcome.state == state]
 
 
-def pending_links(links: Sequence[Link], out: Path, *, state: Path | None = None) -> list[Link]:
-    """The links whose files are not done yet, according to the state store."""
-    try:
-        with StateStore(out, state=state, lock=False, create=False) as store:
-            done = {r.name for r in store.records() if r.status == "done"}
-    except Exception:  # no store yet, or unreadable: everything is pending
-        return list(links)
-    return [link for link in links if link.name not in done]
-
-
 def download(
     links: Sequence[Link],
     config: DownloadConfig,

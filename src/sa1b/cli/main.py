@@ -357,7 +357,9 @@ def _announce(
 ) -> None:
     """Say what will be fetched and how long the links stay valid; warn if too short."""
     now = time.time()
-    pending = api.pending_links(selected, config.out, state=config.state_dir)
+    folder = _folder_status(config)
+    done = {r.name for r in folder.files if r.status == "done"} if folder else set()
+    pending = [link for link in selected if link.name not in done]
     expired = set(api.check_validity(pending, now=now).expired)
     if expired and len(expired) < len(pending):
         shown = ", ".join(sorted(expired)[:3]) + (", ..." if len(expired) > 3 else "")
@@ -376,17 +378,23 @@ def _announce(
     if left is None or left <= 0:
         return
     console.line(f"links valid for {human_duration(left)} more")
-    try:
-        known = config.paths.database.exists()
-        status = api.status(config.out, state=config.state_dir) if known else None
-    except StateError:  # damaged: the download sets it aside and says so
-        status = None
-    speed = (status.last_run.speed or 0.0) if status and status.last_run else 0.0
+    speed = (folder.last_run.speed or 0.0) if folder and folder.last_run else 0.0
     stamps = [stamp for link in live if (stamp := link.expires_at) is not None]
     remaining = len(pending) * NOMINAL_SHARD_SIZE
     outlook = forecast(remaining=remaining, speed=speed, expires=stamps, now=now)
     if outlook is not None and outlook.too_late:
         logging.getLogger("sa1b").warning("judging by the last run: %s", outlook.warning())
+
+
+def _folder_status(config: DownloadConfig) -> api.FolderStatus | None:
+    """What the output folder holds already, read once; None without a readable store
+    (a damaged one is set aside by the download, which says so)."""
+    if not config.paths.database.exists():
+        return None
+    try:
+        return api.status(config.out, state=config.state_dir)
+    except StateError:
+        return None
 
 
 def _run(
