@@ -12,6 +12,7 @@ The seed is printed at the end of the test run, with the command that replays it
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
@@ -56,8 +57,6 @@ def _expected(out: Path, shards: list[ShardInfo], layout: str | None) -> dict[Pa
     """Every final path of the run and the md5 of what belongs there."""
     if layout is None:
         return {out / "tars" / shard.name: shard.md5 for shard in shards}
-    import hashlib
-
     return {
         extracted_path(out, shard.name, name, layout): hashlib.md5(data).hexdigest()
         for shard in shards

@@ -46,9 +46,18 @@ def server(root: Path) -> Iterator[NginxServer]:
 
 
 def get(
-    srv: NginxServer, path: str, headers: dict[str, str] | None = None
+    srv: NginxServer,
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    """One GET to ``srv``; over TLS with ``context``."""
+    conn = (
+        http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30, context=context)
+        if context is not None
+        else http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    )
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
@@ -309,19 +318,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
     return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
-def tls_get(
-    srv: NginxServer, context: ssl.SSLContext, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=30, context=context)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        body = response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-    finally:
-        conn.close()
-
-
 def negotiated_alpn(srv: NginxServer, context: ssl.SSLContext, host: str = "127.0.0.1") -> str:
     context.set_alpn_protocols(["h2", "http/1.1"])
     with (
@@ -392,10 +388,11 @@ def test_tls_serves_ranges_to_a_client_that_trusts_the_ca(
         assert srv.scheme == "https"
         assert srv.base_url == f"https://127.0.0.1:{srv.port}"
         assert srv.url_for("small.bin") == f"{srv.base_url}/small.bin"
-        status, headers, body = tls_get(srv, context, "/small.bin", {"Range": "bytes=1000-1999"})
+        ranged = {"Range": "bytes=1000-1999"}
+        status, headers, body = get(srv, "/small.bin", ranged, context=context)
         assert (status, body) == (206, data[1000:2000])
         assert headers["content-range"] == f"bytes 1000-1999/{len(data)}"
-        status, _, body = tls_get(srv, context, "/small.bin")
+        status, _, body = get(srv, "/small.bin", context=context)
         assert (status, body) == (200, data)
         wait_for(lambda: srv.bytes_sent("small.bin") == 1000 + len(data))
         # the certificate is valid for localhost too
@@ -406,7 +403,7 @@ def test_tls_client_without_the_ca_is_refused(root: Path, certs: CertificatePath
     with NginxServer(root=root, tls=(certs.certificate, certs.key)) as srv:
         stranger = ssl.create_default_context()  # the system's CAs only
         with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
-            tls_get(srv, stranger, "/small.bin", {"Range": "bytes=0-9"})
+            get(srv, "/small.bin", {"Range": "bytes=0-9"}, context=stranger)
         # trusting the CA is not enough for a name the certificate does not carry
         trusting = ssl.create_default_context(cafile=str(certs.ca))
         with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
@@ -426,5 +423,5 @@ def test_http2_is_offered_through_alpn_only_when_asked(
         assert negotiated_alpn(srv, offering_h2) == ("h2" if http2 else "http/1.1")
         # an HTTP/1.1 client (no ALPN) is still served
         no_alpn = ssl.create_default_context(cafile=str(certs.ca))
-        status, _, body = tls_get(srv, no_alpn, "/small.bin", {"Range": "bytes=0-3"})
+        status, _, body = get(srv, "/small.bin", {"Range": "bytes=0-3"}, context=no_alpn)
         assert (status, body) == (206, bytes(range(4)))
