@@ -57,47 +57,19 @@ import sys
 import tarfile
 import threading
 import time
-import types
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+# The loopback servers (nginx, a private CA) live in the repository's ``harness`` package,
+# outside the wheel: they are for tests and benchmarks, not for users.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _import_harness() -> tuple[types.ModuleType, types.ModuleType]:
-    """``sa1b.cdn.nginx`` and ``sa1b.cdn.certs`` (standard library only).
-
-    Imported normally when the package imports; otherwise (not installed, or the package's
-    ``__init__`` is broken mid-change) straight from ``src/`` without running the package's
-    ``__init__`` modules: the benchmark only needs the harness, not the downloader.
-    """
-    try:
-        return importlib.import_module("sa1b.cdn.nginx"), importlib.import_module("sa1b.cdn.certs")
-    except Exception as exc:  # anything the package's __init__ may raise
-        for name in [n for n in sys.modules if n == "sa1b" or n.startswith("sa1b.")]:
-            del sys.modules[name]
-        for name, path in (("sa1b", SRC / "sa1b"), ("sa1b.cdn", SRC / "sa1b" / "cdn")):
-            stub = types.ModuleType(name)
-            stub.__path__ = [str(path)]
-            sys.modules[name] = stub
-        print(
-            f"bench.py: importing sa1b failed ({type(exc).__name__}: {exc}); "
-            f"using the nginx harness from {SRC} directly",
-            file=sys.stderr,
-        )
-        return importlib.import_module("sa1b.cdn.nginx"), importlib.import_module("sa1b.cdn.certs")
-
-
-_nginx, _certs = _import_harness()
-if TYPE_CHECKING:
-    from sa1b.cdn.certs import make_certificates
-    from sa1b.cdn.nginx import NginxServer, find_nginx
-else:
-    NginxServer = _nginx.NginxServer
-    find_nginx = _nginx.find_nginx
-    make_certificates = _certs.make_certificates
+from harness import certs as _certs
+from harness import nginx as _nginx
+from harness.certs import make_certificates
+from harness.nginx import NginxServer, find_nginx
 
 MakeDataset = Callable[..., Sequence[Any]]
 

@@ -34,8 +34,10 @@ from pathlib import Path
 
 import pycurl
 
-from sa1b.cdn.certs import make_certificates
-from sa1b.cdn.nginx import NginxServer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's harness
+
+from harness.certs import make_certificates
+from harness.nginx import NginxServer
 
 VARIANTS = ("one-loop", "per-chunk", "two-loops", "http2")
 BLOCK = 128 * 1024

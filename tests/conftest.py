@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths, make_certificates
+from harness.certs import CertificatePaths, make_certificates
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sa1b.cdn.certs import CertificatePaths
+from harness.certs import CertificatePaths
 
 
 def server_context(paths: CertificatePaths) -> ssl.SSLContext:

@@ -20,11 +20,11 @@ from sa1b.checksums import Digest, read_checksums
 from sa1b.config import DownloadConfig
 from sa1b.errors import SA1BError
 from sa1b.links import Link, parse_links, read_links
+from sa1b.net.options import Timeouts, TransportOptions
+from sa1b.net.proxy import Proxies
 from sa1b.progress import FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
-from sa1b.transport.options import Timeouts, TransportOptions
-from sa1b.transport.proxy import Proxies
 
 __all__ = [
     "Digest",

@@ -14,11 +14,11 @@ from pathlib import Path
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import LinksExpiredError, OutputFolderError
-from sa1b.journal import Journal, Span, fold
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.records import FileRecord, RunRecord
-from sa1b.state import StateStore, lock_holder
+from sa1b.store.journal import Journal, Span, fold
+from sa1b.store.state import StateStore, lock_holder
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sa1b.checksums import Digest
 from sa1b.layout import Layout
-from sa1b.paths import OutputPaths
+from sa1b.net.governor import GovernorPolicy
+from sa1b.net.options import TransportOptions
 from sa1b.retry import RetryPolicy
-from sa1b.transport.governor import GovernorPolicy
-from sa1b.transport.options import TransportOptions
+from sa1b.store.paths import OutputPaths
 
 MiB = 1024 * 1024
 START_CONNECTIONS = 32
@@ -33,7 +33,7 @@ class DownloadConfig:
     """How to download. Defaults were chosen with ``benchmarks/bench.py``.
 
     ``connections`` fixes the number of connections across all files; without it
-    the number adapts (:mod:`sa1b.transport.governor`) and never passes
+    the number adapts (:mod:`sa1b.net.governor`) and never passes
     ``max_connections``. ``max_files`` is how many files may be in flight at once;
     a file's connections grow by stealing work, up to ``connections_per_file``
     (None: no cap of its own).
@@ -42,14 +42,14 @@ class DownloadConfig:
     out: Path
     state_dir: Path | None = None
     """Where the store, its lock and the journal live (default ``out/.sa1b``): a local
-    disk when ``out`` is on a network filesystem (see :class:`~sa1b.paths.OutputPaths`)."""
+    disk when ``out`` is on a network filesystem (see :class:`~sa1b.store.paths.OutputPaths`)."""
     connections: int | None = None
     max_connections: int = 256
     max_files: int = 8
     connections_per_file: int | None = None
     max_rate: float | None = None
     loops: int = 1
-    """Transport event loops, each a thread (see :mod:`sa1b.transport.pool`)."""
+    """Transport event loops, each a thread (see :mod:`sa1b.net.pool`)."""
     transport: TransportOptions = field(default_factory=TransportOptions)
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)

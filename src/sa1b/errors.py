@@ -35,7 +35,7 @@
             └── ChecksumMismatchError  the digest differs from --checksums, twice
 
 libcurl's error codes are translated to this tree in one place,
-:mod:`sa1b.transport.failures`; nothing above the transport sees a libcurl code.
+:mod:`sa1b.net.failures`; nothing above the transport sees a libcurl code.
 Every exception pickles with its data, because distributed workers send them back
 to the coordinator.
 """

@@ -1,5 +1,5 @@
 """What the state store records, as values: one file, one run. Pure (the store that
-reads and writes them is :mod:`sa1b.state`)."""
+reads and writes them is :mod:`sa1b.store.state`)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from sa1b.progress import FINAL_STATES, FileState
 
 
 class Schedulable(Protocol):
-    """What scheduling reads of a file (:class:`sa1b.tasks.Task` is one)."""
+    """What scheduling reads of a file (:class:`sa1b.engine.tasks.Task` is one)."""
 
     @property
     def state(self) -> FileState: ...

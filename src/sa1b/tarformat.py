@@ -3,7 +3,7 @@
 Enough of POSIX ustar, pax (``x``/``g``) and GNU (``L``/``K`` long names, base-256
 sizes) to read any shard a tool might produce, and to see exactly what each member
 is before a byte of it is written anywhere. Pure functions over bytes; the reading
-and writing live in :mod:`sa1b.extract`.
+and writing live in :mod:`sa1b.extract.shard`.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from sa1b.checksums import parse_checksums, read_checksums
 from sa1b.errors import SA1BError, TransferError
 from sa1b.links import parse_links, read_links
-from sa1b.responses import error_for_status, judge_range_answer
+from sa1b.net.answers import error_for_status, judge_range_answer
+from sa1b.net.heads import HeadError, HeadReader
 from sa1b.selection import parse_shard_spec
 from sa1b.sizes import MAX_FILE_SIZE
-from sa1b.transport.heads import HeadError, HeadReader
 from sa1b.versions import Validator
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))

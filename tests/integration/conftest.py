@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths
-from sa1b.cdn.nginx import NginxServer
+from harness.certs import CertificatePaths
+from harness.nginx import NginxServer
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from tests.scripted import server_context

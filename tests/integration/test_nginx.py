@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths
-from sa1b.cdn.nginx import NginxServer
+from harness.certs import CertificatePaths
+from harness.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sa1b.cdn.synth import ShardInfo
-from sa1b.state import StateStore
+from sa1b.store.state import StateStore
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 

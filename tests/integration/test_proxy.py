@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths
+from harness.certs import CertificatePaths
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from tests.scripted import server_context

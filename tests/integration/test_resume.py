@@ -144,7 +144,7 @@ def test_killed_run_with_pid_reuse_free_journal_after_reboot_is_ignored(
     tmp_path: Path,
 ) -> None:
     """A journal from another boot must never be trusted."""
-    from sa1b.journal import Journal
+    from sa1b.store.journal import Journal
 
     path = tmp_path / "journal"
     journal = Journal(path, slots=2)

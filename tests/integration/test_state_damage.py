@@ -19,7 +19,7 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.config import DownloadConfig
-from sa1b.paths import WORK_DIR
+from sa1b.store.paths import WORK_DIR
 
 from .conftest import assert_identical, extracted_path, member_bytes, run_cli
 from .test_resume import _start, _wait_for_bytes

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths
+from harness.certs import CertificatePaths
 from sa1b.cdn.synth import ShardInfo
 
 from .conftest import assert_identical, run_cli

@@ -26,8 +26,8 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.layout import LAYOUTS
-from sa1b.paths import WORK_DIR
-from sa1b.state import StateStore
+from sa1b.store.paths import WORK_DIR
+from sa1b.store.state import StateStore
 from tests.conftest import REPORT_LINES
 
 from .conftest import extracted_path, md5, member_bytes, run_cli, start_cli

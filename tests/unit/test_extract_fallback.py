@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sa1b import extract
-from sa1b.extract import extract_shard
+from sa1b.extract import shard as extract
+from sa1b.extract.shard import extract_shard
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sa1b import journal as journal_module
-from sa1b.journal import Journal, Span, fold
 from sa1b.ranges import RangeSet
+from sa1b.store import journal as journal_module
+from sa1b.store.journal import Journal, Span, fold
 
 BOOT_A = b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 BOOT_B = b"11111111-2222-3333-4444-555555555555"

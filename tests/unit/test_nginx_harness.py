@@ -1,4 +1,4 @@
-"""The nginx test harness (sa1b.cdn.nginx) against a real nginx on loopback."""
+"""The nginx test harness (harness.nginx) against a real nginx on loopback."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn import nginx as nginx_module
-from sa1b.cdn.certs import (
+from harness import nginx as nginx_module
+from harness.certs import (
     CertificateError,
     CertificatePaths,
     make_certificates,
 )
-from sa1b.cdn.nginx import (
+from harness.nginx import (
     NginxError,
     NginxNotFoundError,
     NginxServer,

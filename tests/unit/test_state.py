@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from sa1b import state as state_module
 from sa1b.errors import StateError, StateLockedError
-from sa1b.paths import WORK_DIR
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord
-from sa1b.state import StateStore
+from sa1b.store import state as state_module
+from sa1b.store.paths import WORK_DIR
+from sa1b.store.state import StateStore
 from sa1b.versions import Validator
 
 KEY = "scontent.xx.fbcdn.net/m1/v/t6/obj0.tar"

@@ -26,17 +26,17 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sa1b.config import DownloadConfig
-from sa1b.connection import Connection
 from sa1b.engine import Engine
+from sa1b.engine.connection import Connection
+from sa1b.engine.tasks import Task
 from sa1b.errors import TruncatedBodyError
 from sa1b.links import Link
+from sa1b.net.curl import Request
+from sa1b.net.heads import Head
 from sa1b.progress import NullListener
 from sa1b.retry import RetryPolicy
 from sa1b.segments import Segment, SegmentPlan
-from sa1b.state import StateStore
-from sa1b.tasks import Task
-from sa1b.transport.curl import Request
-from sa1b.transport.heads import Head
+from sa1b.store.state import StateStore
 
 KiB = 1024
 SIZES = {"sa_000000.tar": 300 * KiB, "sa_000001.tar": 190 * KiB}

@@ -27,14 +27,14 @@ from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
-from sa1b.paths import OutputPaths
+from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
+from sa1b.net.proxy import Proxies
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
-from sa1b.state import lock_holder
-from sa1b.transport.options import Timeouts, TransportOptions, find_ca_bundle
-from sa1b.transport.proxy import Proxies
+from sa1b.store.paths import OutputPaths
+from sa1b.store.state import lock_holder
 from sa1b.units import human_bytes, human_duration, parse_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -1,4 +1,4 @@
-"""The download engine, in the parts a reader can take one at a time.
+r"""The download engine, in the parts a reader can take one at a time.
 
 - :mod:`~sa1b.engine.supervisor` (:class:`Engine`): builds a run's parts, runs the
   transport in a thread of its own, paces durability and progress, ends the run
@@ -11,12 +11,18 @@
   publisher's verdicts), along :mod:`sa1b.lifecycle`'s table.
 - :mod:`~sa1b.engine.durability`: ``fdatasync`` before the store records anything.
 - :mod:`~sa1b.engine.run`: what they share (the files, the lock, the stop).
+- :mod:`~sa1b.engine.tasks`: one file during a run.
+- :mod:`~sa1b.engine.connection`: one connection's requests, and the receiver that
+  judges each answer and ``pwrite``\ s its body at its offset from the transport's
+  thread, noting its position in the crash :class:`~sa1b.store.journal.Journal`.
+- :mod:`~sa1b.engine.publisher`: verifies complete files and publishes them (a tar
+  renamed into place, or a shard's extraction, :mod:`sa1b.extract`, moved into its
+  layout).
 
-Bytes go straight to their offsets with ``pwrite`` from the transport's thread
-(:mod:`sa1b.connection`); each connection also notes its position in the crash
-:class:`~sa1b.journal.Journal`. Shards are extracted while they download
-(:mod:`sa1b.unpacker`), and the :class:`~sa1b.publishing.Publisher` verifies complete
-files and publishes them.
+The layers, lowest first: pure decisions at the top of the package; :mod:`sa1b.net`
+(HTTP) and :mod:`sa1b.store` (state on disk), which know nothing of each other;
+:mod:`sa1b.extract`; this engine; :mod:`sa1b.api`; :mod:`sa1b.cli`. The contracts in
+``pyproject.toml`` (``lint-imports``) hold them to that.
 """
 
 from sa1b.engine.supervisor import Engine

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 from sa1b.engine.run import Run
+from sa1b.engine.tasks import Task
 from sa1b.errors import StorageError
-from sa1b.tasks import Task
-from sa1b.writeback import start_writeback
+from sa1b.store.writeback import start_writeback
 
 
 def commit(run: Run, *, transient: bool = True) -> None:

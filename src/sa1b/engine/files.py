@@ -15,7 +15,9 @@ import os
 from collections.abc import Callable
 
 from sa1b.engine.durability import close_file
+from sa1b.engine.publisher import Publisher
 from sa1b.engine.run import Run
+from sa1b.engine.tasks import Task
 from sa1b.errors import (
     CorruptArchiveError,
     ExtractionError,
@@ -23,15 +25,13 @@ from sa1b.errors import (
     StorageError,
     UnstableSourceError,
 )
+from sa1b.extract.extractors import Extractors, Superseded
 from sa1b.lifecycle import next_state
+from sa1b.net.answers import BodyPlan
 from sa1b.progress import FileOutcome, FileState, ProgressListener
-from sa1b.publishing import Publisher
 from sa1b.ranges import RangeSet
 from sa1b.records import Status
-from sa1b.responses import BodyPlan
 from sa1b.segments import Segment, SegmentPlan
-from sa1b.tasks import Task
-from sa1b.unpacker import Superseded, Unpacker
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,21 @@ PREFIX_POLL = 0.02
 
 
 class FileControl:
-    """Changes files' state; the publisher's :class:`~sa1b.publishing.TaskControl`."""
+    """Changes files' state; the publisher's :class:`~sa1b.engine.publisher.TaskControl`."""
 
     def __init__(
         self,
         run: Run,
         *,
-        unpacker: Unpacker | None,
+        extractors: Extractors | None,
         listener: ProgressListener,
         abort: Callable[[SA1BError], None],
     ) -> None:
         self.run = run
-        self.unpacker = unpacker
+        self.extractors = extractors
         self.listener = listener
         self.abort = abort
-        self.publisher = Publisher(run.config, run.store, self, unpacker=unpacker)
+        self.publisher = Publisher(run.config, run.store, self, extractors=extractors)
         self.wake: Callable[[], None] = lambda: None
         """Wakes the transport (set once it exists): a file ended, or needs work again."""
 
@@ -83,10 +83,10 @@ class FileControl:
         task.size, task.validator, task.single_stream = size, validator, single_stream
         min_steal = size + 1 if single_stream else run.config.min_steal
         task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
-        if self.unpacker is not None and run.extracts(task):
+        if self.extractors is not None and run.extracts(task):
             expected = run.config.checksums.get(task.name)
             generation = task.generation
-            self.unpacker.start(
+            self.extractors.start(
                 task.name,
                 generation=generation,
                 path=path,
@@ -223,7 +223,7 @@ class FileControl:
 
     # -- the publisher's verdicts (TaskControl) ---------------------------------------
 
-    def fail(self, task: Task, error: SA1BError) -> None:
+    def reject(self, task: Task, error: SA1BError) -> None:
         with self.run.lock:
             if isinstance(error, CorruptArchiveError):
                 self.void(task)

@@ -6,9 +6,9 @@ import threading
 from dataclasses import dataclass, field
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError
-from sa1b.state import StateStore
-from sa1b.tasks import Task
+from sa1b.store.state import StateStore
 
 
 @dataclass(eq=False)

@@ -1,6 +1,6 @@
 """The scheduler: what connections and the transport ask of a run.
 
-Each transport slot has a :class:`~sa1b.connection.Connection`; a free one asks for a
+Each transport slot has a :class:`~sa1b.engine.connection.Connection`; a free one asks for a
 job, and :func:`sa1b.scheduling.choose_job` decides which (claim free bytes, open the
 next file, or steal half of a range in flight). The scheduler carries the decision
 out, counts failures per outage and backs a file off, and hands a file whose bytes
@@ -16,9 +16,10 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
-from sa1b.connection import Connection
+from sa1b.engine.connection import Connection
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
+from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ConnectError,
     FatalTransferError,
@@ -27,14 +28,13 @@ from sa1b.errors import (
     StorageError,
     TransferError,
 )
-from sa1b.journal import Journal
 from sa1b.lifecycle import next_state
+from sa1b.net.answers import BodyPlan
+from sa1b.net.curl import Request
 from sa1b.progress import FINAL_STATES, FileState
-from sa1b.responses import BodyPlan
 from sa1b.scheduling import choose_job
 from sa1b.segments import Segment
-from sa1b.tasks import Task
-from sa1b.transport.curl import Request
+from sa1b.store.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ Job = tuple[Task, Segment | None]
 
 
 class Scheduler:
-    """The :class:`~sa1b.connection.JobSource` and the transport's
-    :class:`~sa1b.transport.curl.RequestSource` of one run."""
+    """The :class:`~sa1b.engine.connection.JobSource` and the transport's
+    :class:`~sa1b.net.curl.RequestSource` of one run."""
 
     def __init__(
         self,
@@ -163,7 +163,7 @@ class Scheduler:
                 task.state = next_state(task.state, "all-in")
                 self.files.publisher.submit(task)
 
-    def failed(self, task: Task, error: TransferError) -> None:
+    def request_failed(self, task: Task, error: TransferError) -> None:
         """A request of ``task`` failed. Failures count per outage, not per connection:
         one that arrives while the file waits out the backoff of an earlier one is
         part of the same outage (a blip that stalls 16 connections at once is one)."""

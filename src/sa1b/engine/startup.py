@@ -10,17 +10,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sa1b.engine.publisher import dispose_tar
 from sa1b.engine.run import Run
+from sa1b.engine.tasks import Task
 from sa1b.errors import LinkExpiredError
-from sa1b.journal import Span, fold
 from sa1b.layout import whole_units
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
-from sa1b.publishing import dispose_tar
 from sa1b.ranges import RangeSet
 from sa1b.reconcile import DiskFacts, reconcile
-from sa1b.tasks import Task
+from sa1b.store.journal import Span, fold
 
 log = logging.getLogger(__name__)
 

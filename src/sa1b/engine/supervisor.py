@@ -17,23 +17,23 @@ import time
 from collections.abc import Callable, Sequence
 
 from sa1b.config import DownloadConfig
-from sa1b.connection import Connection
 from sa1b.engine import durability, startup
+from sa1b.engine.connection import Connection
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
+from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError, StorageError
 from sa1b.expiry import forecast
-from sa1b.journal import Journal
+from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
+from sa1b.net.governor import Governor
+from sa1b.net.pool import Transport
+from sa1b.net.ratelimit import RateLimiter
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
-from sa1b.state import StateStore
-from sa1b.tasks import Task
-from sa1b.transport.governor import Governor
-from sa1b.transport.pool import Transport
-from sa1b.transport.ratelimit import RateLimiter
-from sa1b.unpacker import Unpacker
+from sa1b.store.journal import Journal
+from sa1b.store.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,14 @@ class Engine:
         self.run_state = run = Run(config, store)
         policy = config.connection_policy()
         slots = policy.ceiling
-        self._unpacker = (
-            Unpacker(staging_root=config.paths.staging, layout=config.extract.layout)
+        self._extractors = (
+            Extractors(staging_root=config.paths.staging, layout=config.extract.layout)
             if config.extract
             else None
         )
-        self.files = FileControl(run, unpacker=self._unpacker, listener=listener, abort=self.abort)
+        self.files = FileControl(
+            run, extractors=self._extractors, listener=listener, abort=self.abort
+        )
         config.paths.partials.mkdir(parents=True, exist_ok=True)
         journal_path = config.paths.journal
         recovered = Journal.recover(journal_path)
@@ -146,10 +148,10 @@ class Engine:
         self._stop()
         transport.join()
         self.files.publisher.close()
-        if self._unpacker is not None:
-            self._unpacker.join()
+        if self._extractors is not None:
+            self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made
-                shutil.rmtree(self._unpacker.staging(task.name), ignore_errors=True)
+                shutil.rmtree(self._extractors.staging(task.name), ignore_errors=True)
         durability.commit(run)
         durability.close_files(run)
         self.journal.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sa1b.transport.options import Timeouts
-from sa1b.transport.watchdog import Watchdog
+from sa1b.net.options import Timeouts
+from sa1b.net.watchdog import Watchdog
 
 T = Timeouts(connect=1, head=5, read=10, floor=1000)
 

@@ -1,11 +1,11 @@
 """One connection's work: which bytes it asks for next, and where the answer goes.
 
-The transport (:mod:`sa1b.transport.curl`) owns the sockets and calls a
+The transport (:mod:`sa1b.net.curl`) owns the sockets and calls a
 :class:`Connection` when its slot is free; the connection asks the
 :class:`JobSource` (the engine, which holds the lock and the state of every file)
 for a job and turns it into range requests of about ``request_seconds`` each.
 Each answer goes to a :class:`RangeReceiver`, which judges its head before a single
-body byte is written (:func:`~sa1b.responses.judge_range_answer`), then gathers the
+body byte is written (:func:`~sa1b.net.answers.judge_range_answer`), then gathers the
 body into blocks of :data:`FLUSH` bytes and ``pwrite``\\ s each at its offset, noting
 it in the crash journal. A write lands only inside the segment this request serves,
 and only while the file is still in the generation the request began in: that is
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.tasks import Task
 from sa1b.errors import (
     BadResponseError,
     FatalTransferError,
@@ -29,13 +30,12 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.journal import Journal
 from sa1b.links import redact
-from sa1b.responses import BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.answers import BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.curl import Request
+from sa1b.net.heads import Head
 from sa1b.segments import Segment
-from sa1b.tasks import Task
-from sa1b.transport.curl import Request
-from sa1b.transport.heads import Head
+from sa1b.store.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class JobSource(Protocol):
         """This connection lets go of ``task``: what it wrote is done, the rest free."""
         ...
 
-    def failed(self, task: Task, error: TransferError) -> None:
+    def request_failed(self, task: Task, error: TransferError) -> None:
         """A request of ``task`` failed: retry later, or give the file up."""
         ...
 
@@ -155,7 +155,7 @@ class Connection:
         if isinstance(error, StorageError):
             scheduler.abort(error)
         elif isinstance(error, TransferError) and not scheduler.stopping:
-            scheduler.failed(receiver.task, error)
+            scheduler.request_failed(receiver.task, error)
         if error is not None or self.segment is None or scheduler.stopping:
             self.release()
         else:

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sa1b import extract as extract_module
 from sa1b.cdn.synth import MemberStyle, ShardInfo, make_shard
 from sa1b.errors import CorruptArchiveError, ExtractionError, NameClashError, UnsafeMemberError
-from sa1b.extract import ExtractReport, Wait, extract_shard, publish
+from sa1b.extract import shard as extract_module
+from sa1b.extract.shard import ExtractReport, Wait, extract_shard, publish
 from sa1b.layout import LAYOUTS, Layout, whole_units
 
 SHARD = "sa_000007.tar"

@@ -8,7 +8,7 @@ with the clock passed in.
 
 from __future__ import annotations
 
-from sa1b.transport.options import Timeouts
+from sa1b.net.options import Timeouts
 
 
 class Watchdog:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sa1b.transport.governor import Governor, GovernorPolicy
+from sa1b.net.governor import Governor, GovernorPolicy
 
 POLICY = GovernorPolicy(start=8, ceiling=256, minimum=2)
 TICK = 0.1

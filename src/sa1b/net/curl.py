@@ -6,16 +6,16 @@ connections while Python sees only a callback per received chunk (one TLS record
 16 KiB), gathered into blocks before each ``pwrite``. Every transfer speaks HTTP/1.1
 on a connection of its own, kept alive between requests: HTTP/2 would multiplex
 them all over one TCP connection and throw away what many connections win against
-a per-connection limit. :class:`~sa1b.transport.pool.Transport` runs one loop per
+a per-connection limit. :class:`~sa1b.net.pool.Transport` runs one loop per
 core.
 
 A loop asks the :class:`RequestSource` for a :class:`Request` whenever one of its
-slots is free and below the :class:`~sa1b.transport.governor.Governor`'s target,
+slots is free and below the :class:`~sa1b.net.governor.Governor`'s target,
 hands the final response head and then every body chunk to the request's
 :class:`Receiver` (never a byte before the head was judged), and ends each request
 exactly once with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors`
 error that stopped it. It enforces the head deadline and the speed floor
-(:class:`~sa1b.transport.watchdog.Watchdog`) and the ``--max-rate`` cap (by pausing
+(:class:`~sa1b.net.watchdog.Watchdog`) and the ``--max-rate`` cap (by pausing
 transfers), and refuses, through libcurl's options, every redirect from https to
 http and every scheme but http(s). TLS is always verified.
 """
@@ -36,11 +36,11 @@ import pycurl
 
 from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
 from sa1b.links import redact
+from sa1b.net.failures import PUSHBACK, translate
+from sa1b.net.heads import Head, HeadError, HeadReader
+from sa1b.net.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
+from sa1b.net.watchdog import Watchdog
 from sa1b.redaction import clean
-from sa1b.transport.failures import PUSHBACK, translate
-from sa1b.transport.heads import Head, HeadError, HeadReader
-from sa1b.transport.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
-from sa1b.transport.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class RequestSource(Protocol):
 
 
 class Shared(Protocol):
-    """What every loop of a transport shares (:class:`~sa1b.transport.pool.Transport`)."""
+    """What every loop of a transport shares (:class:`~sa1b.net.pool.Transport`)."""
 
     options: TransportOptions
     source: RequestSource

@@ -23,7 +23,7 @@ from sa1b.errors import (
     TransferError,
 )
 from sa1b.links import redact
-from sa1b.responses import (
+from sa1b.net.answers import (
     BodyPlan,
     Validator,
     error_for_status,

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from sa1b.errors import OutputFolderError, StateError, StateLockedError
-from sa1b.paths import OutputPaths
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
+from sa1b.store.paths import OutputPaths
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class StateStore:
         self, out: Path, *, state: Path | None = None, lock: bool = True, create: bool = True
     ) -> None:
         """Open (or create) the store of ``out``, kept in ``state`` (default ``out/.sa1b``,
-        see :class:`~sa1b.paths.OutputPaths`).
+        see :class:`~sa1b.store.paths.OutputPaths`).
 
         The owner (``lock=True``, a download) repairs what it finds: a damaged database
         is set aside as ``state.db.damaged`` and a fresh one started; the store of

@@ -34,9 +34,9 @@ from sa1b.errors import (
     TransferError,
 )
 from sa1b.links import expiry, query_items
+from sa1b.net.options import MAX_REDIRECTS
 from sa1b.redaction import clean
 from sa1b.sizes import MAX_FILE_SIZE
-from sa1b.transport.options import MAX_REDIRECTS
 from sa1b.versions import Validator
 
 EXPIRED_BODY = "signature expired"

@@ -22,10 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from sa1b.transport.curl import CurlLoop, RequestSource
-from sa1b.transport.governor import Governor
-from sa1b.transport.options import TransportOptions
-from sa1b.transport.ratelimit import RateLimiter
+from sa1b.net.curl import CurlLoop, RequestSource
+from sa1b.net.governor import Governor
+from sa1b.net.options import TransportOptions
+from sa1b.net.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

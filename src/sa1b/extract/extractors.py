@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.errors import ExtractionError, SA1BError
-from sa1b.extract import ExtractReport, Wait, extract_shard
+from sa1b.extract.shard import ExtractReport, Wait, extract_shard
 from sa1b.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class _Job:
     result: ExtractReport | SA1BError | None = None
 
 
-class Unpacker:
+class Extractors:
     """Extraction threads, one per shard and generation."""
 
     def __init__(self, *, staging_root: Path, layout: Layout) -> None:

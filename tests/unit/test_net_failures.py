@@ -17,9 +17,9 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
+from sa1b.net import failures
+from sa1b.net.failures import translate
 from sa1b.redaction import clean
-from sa1b.transport import failures
-from sa1b.transport.failures import translate
 
 URL = "https://cdn.example/f.tar?…"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sa1b.transport.heads import MAX_HEAD, Head, HeadError, HeadReader
+from sa1b.net.heads import MAX_HEAD, Head, HeadError, HeadReader
 
 
 def read(*lines: bytes) -> HeadReader:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.certs import CertificatePaths, make_certificates
+from harness.certs import CertificatePaths, make_certificates
 from sa1b.errors import (
     BadResponseError,
     ConnectError,
@@ -25,12 +25,12 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.transport.curl import Request
-from sa1b.transport.governor import Governor, GovernorPolicy
-from sa1b.transport.heads import Head
-from sa1b.transport.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
-from sa1b.transport.pool import Transport
-from sa1b.transport.ratelimit import RateLimiter
+from sa1b.net.curl import Request
+from sa1b.net.governor import Governor, GovernorPolicy
+from sa1b.net.heads import Head
+from sa1b.net.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
+from sa1b.net.pool import Transport
+from sa1b.net.ratelimit import RateLimiter
 from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
 pytestmark = pytest.mark.timeout(20)

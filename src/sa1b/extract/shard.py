@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from sa1b.errors import CorruptArchiveError, NameClashError
 from sa1b.layout import Layout, partner, whole_units
 from sa1b.layout import member_target as target_for
+from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
 from sa1b.tarformat import (
     BLOCK,
     GNU_LONGLINK,
@@ -38,7 +39,6 @@ from sa1b.tarformat import (
     parse_block,
     parse_pax,
 )
-from sa1b.writeback import fsync_dir, start_writeback, sync_fs
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A private certificate authority and a server certificate for loopback HTTPS.
 
-Benchmarks and tests serve HTTPS from a local nginx (:class:`sa1b.cdn.nginx.NginxServer` with
+Benchmarks and tests serve HTTPS from a local nginx (:class:`harness.nginx.NginxServer` with
 ``tls=``). Clients must verify the server as they would verify Meta's CDN, so the certificate
 is signed by a private CA that the client is told to trust (``curl --cacert``,
 ``aria2c --ca-certificate``, ``SSL_CERT_FILE`` for Python)::

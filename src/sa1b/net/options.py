@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.errors import InputError
-from sa1b.transport.proxy import Proxies
+from sa1b.net.proxy import Proxies
 
 USER_AGENT = "sa1b/0.2"
 MAX_REDIRECTS = 5

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sa1b.transport.ratelimit import RateLimiter
+from sa1b.net.ratelimit import RateLimiter
 
 START = 1000.0
 

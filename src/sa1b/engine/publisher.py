@@ -18,6 +18,7 @@ import threading
 from typing import Protocol
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ChecksumMismatchError,
     ExtractionError,
@@ -27,12 +28,11 @@ from sa1b.errors import (
     StateError,
     StorageError,
 )
-from sa1b.extract import ExtractReport, publish
+from sa1b.extract.extractors import Extractors
+from sa1b.extract.shard import ExtractReport, publish
 from sa1b.ranges import RangeSet
-from sa1b.state import StateStore
-from sa1b.tasks import Task
-from sa1b.unpacker import Unpacker
-from sa1b.writeback import fsync_dir
+from sa1b.store.state import StateStore
+from sa1b.store.writeback import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class TaskControl(Protocol):
     """What the publisher may do to a task; the engine does it under its lock."""
 
-    def fail(self, task: Task, error: SA1BError) -> None:
+    def reject(self, task: Task, error: SA1BError) -> None:
         """The file failed verification or extraction: it ends ``failed`` (a corrupt
         archive is voided, so that a rerun fetches it again)."""
         ...
@@ -67,12 +67,12 @@ class Publisher:
         store: StateStore,
         control: TaskControl,
         *,
-        unpacker: Unpacker | None,
+        extractors: Extractors | None,
     ) -> None:
         self.config = config
         self.store = store
         self.control = control
-        self.unpacker = unpacker
+        self.extractors = extractors
         self._queue: queue.Queue[Task | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sa1b-publish", daemon=True)
 
@@ -95,7 +95,7 @@ class Publisher:
     def _run(self) -> None:
         while (task := self._queue.get()) is not None:
             try:
-                if self.unpacker is not None and task.link.shard_id is not None:
+                if self.extractors is not None and task.link.shard_id is not None:
                     self._publish_extracted(task)
                 else:
                     self._publish_file(task)
@@ -118,7 +118,7 @@ class Publisher:
             actual = os.fstat(fd).st_size
             if actual != task.size:
                 message = f"{actual} bytes on disk, server announced {task.size}"
-                self.control.fail(task, SizeMismatchError(message, name=task.name))
+                self.control.reject(task, SizeMismatchError(message, name=task.name))
                 return
             expected = self.config.checksums.get(task.name)
             if expected is not None:
@@ -139,16 +139,16 @@ class Publisher:
 
     def _publish_extracted(self, task: Task) -> None:
         """Collect the shard's extraction, check it, move it into place, record it."""
-        assert self.unpacker is not None and self.config.extract is not None
+        assert self.extractors is not None and self.config.extract is not None
         assert task.size is not None
         actual = self.config.paths.partial(task.name).stat().st_size
-        result = self.unpacker.result(task.name, task.generation)
+        result = self.extractors.result(task.name, task.generation)
         if actual != task.size:
             message = f"{actual} bytes on disk, server announced {task.size}"
-            self.control.fail(task, SizeMismatchError(message, name=task.name))
+            self.control.reject(task, SizeMismatchError(message, name=task.name))
             return
         if not isinstance(result, ExtractReport):
-            self.control.fail(
+            self.control.reject(
                 task, result or ExtractionError("extraction did not run", shard=task.name)
             )
             return
@@ -159,11 +159,11 @@ class Publisher:
         for warning in result.warnings:
             log.warning("%s", warning)
         layout = self.config.extract.layout
-        staging = self.unpacker.staging(task.name)
+        staging = self.extractors.staging(task.name)
         try:
             publish(result, staging=staging, out=self.config.out, layout=layout)
         except NameClashError as clash:
-            self.control.fail(task, clash)
+            self.control.reject(task, clash)
             return
         self.store.set_extracted(task.id, layout)
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
@@ -178,7 +178,7 @@ class Publisher:
             message = (
                 f"{algorithm} {digest} does not match the checksums file, after a clean re-download"
             )
-            self.control.fail(task, ChecksumMismatchError(message, name=task.name))
+            self.control.reject(task, ChecksumMismatchError(message, name=task.name))
             return
         self.control.redownload(task, f"its {algorithm} does not match the checksums file")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sa1b.transport.proxy import Proxies, Proxy, bypassed, parse_proxy
+from sa1b.net.proxy import Proxies, Proxy, bypassed, parse_proxy
 
 
 @pytest.mark.parametrize(
