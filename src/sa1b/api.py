@@ -13,12 +13,14 @@ from pathlib import Path
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.errors import LinksExpiredError, OutputFolderError
+from sa1b.errors import LinksExpiredError, OutputFolderError, StateError, StateLockedError
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.records import FileRecord, RunRecord
+from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
-from sa1b.store.state import StateStore, lock_holder
+from sa1b.store.paths import WORKERS, OutputPaths
+from sa1b.store.state import StateStore, folder_stores, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,16 @@ def download(
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
-    with StateStore(config.out, state=config.state_dir) as store:
+    paths = config.paths
+    with StateStore(config.out, state=paths.state) as store:
+        others = _other_records(paths, config.worker)
         done = {r.name for r in store.records() if r.status == "done"}
+        done |= {
+            name for name, records in others.items() if any(r.status == "done" for r in records)
+        }
         refuse_expired([link for link in links if link.name not in done], now=time.time())
         run_id = store.start_run()
-        engine = Engine(links, config, store, listener=listener or NullListener())
+        engine = Engine(links, config, store, listener=listener or NullListener(), others=others)
         started = time.monotonic()
         outcome = "interrupted"
         try:
@@ -104,15 +111,96 @@ def download(
     return DownloadResult(tuple(outcomes), engine.fetched, time.monotonic() - started)
 
 
-@dataclass(frozen=True, slots=True)
-class FolderStatus:
-    """What an output folder holds: the store's records, with the bytes a running or
-    killed download wrote since its last commit (from the crash journal) counted in."""
+def _other_records(paths: OutputPaths, worker: WorkerPart | None) -> dict[str, list[FileRecord]]:
+    """The records of the folder's other stores, by name; refuses to run beside a
+    download whose files may be ours (the whole download beside a worker, or workers of
+    different counts): two processes would write the same partial files."""
+    others: dict[str, list[FileRecord]] = {}
+    for other in folder_stores(paths.out):
+        if other.state.resolve() == paths.state.resolve():
+            continue
+        holder = lock_holder(other)
+        if holder is not None and _may_overlap(worker, other):
+            raise StateLockedError(
+                f"{paths.out}: {_store_label(other)} is downloading into this folder "
+                f"(pid {holder or '?'})"
+            )
+        try:
+            with StateStore(paths.out, state=other.state, lock=False, create=False) as store:
+                for record in store.records():
+                    others.setdefault(record.name, []).append(record)
+        except StateError as error:
+            log.warning("%s; its records are not used", error.message)
+    return others
 
+
+def _may_overlap(worker: WorkerPart | None, other: OutputPaths) -> bool:
+    """Whether ``other``'s run may take files of ours: other workers of one split never do."""
+    theirs = worker_of(other)
+    if worker is None or theirs is None:
+        return True
+    return theirs.count != worker.count or theirs.index == worker.index
+
+
+def worker_of(paths: OutputPaths) -> WorkerPart | None:
+    """The worker whose store ``paths`` holds (``.sa1b/workers/3-of-8``), if any."""
+    if paths.state.parent.name != WORKERS:
+        return None
+    index, _, count = paths.state.name.partition("-of-")
+    if not (index.isdigit() and count.isdigit()):
+        return None
+    return WorkerPart(int(index), int(count), "store")
+
+
+def _store_label(paths: OutputPaths) -> str:
+    worker = worker_of(paths)
+    return worker.label if worker else "the whole download"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """One store's records: the whole download's, or one worker's of a split one. The
+    bytes a running or killed download wrote since its last commit (from its crash
+    journal) are counted in."""
+
+    worker: WorkerPart | None
     files: tuple[FileRecord, ...]
     last_run: RunRecord | None
     running: int | None = None
-    """The process id of a download working in the folder now, if any (0: unknown)."""
+    """The process id of a download working with this store now, if any (0: unknown)."""
+
+    @property
+    def label(self) -> str:
+        return self.worker.label if self.worker else "the whole download"
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """What an output folder holds, over every store in it (one per worker of a split
+    download): each file as far as any store got with it, and each store apart."""
+
+    stores: tuple[StoreStatus, ...]
+
+    @property
+    def files(self) -> tuple[FileRecord, ...]:
+        """Each file once, by name: the furthest record of it in any store."""
+        furthest: dict[str, FileRecord] = {}
+        for store in self.stores:
+            for record in store.files:
+                known = furthest.get(record.name)
+                if known is None or record.progress > known.progress:
+                    furthest[record.name] = record
+        return tuple(sorted(furthest.values(), key=lambda record: record.name))
+
+    @property
+    def last_run(self) -> RunRecord | None:
+        runs = [store.last_run for store in self.stores if store.last_run is not None]
+        return max(runs, key=lambda run: run.started_at, default=None)
+
+    @property
+    def running(self) -> int | None:
+        """A process id of a download working in the folder now, if any (0: unknown)."""
+        return next((s.running for s in self.stores if s.running is not None), None)
 
     @property
     def ok(self) -> bool:
@@ -121,12 +209,18 @@ class FolderStatus:
 
 
 def status(out: Path, *, state: Path | None = None) -> FolderStatus:
-    """Read an output folder's state (works while a download is running); ``state`` is
-    where its store lives when it is not ``out/.sa1b``."""
-    with StateStore(out, state=state, lock=False, create=False) as store:
-        records, last_run, paths = store.records(), store.last_run(), store.paths
+    """Read an output folder's state (works while downloads are running): its own store
+    and every worker's, or only the store in ``state`` when it lives elsewhere."""
+    found = [OutputPaths.of(out, state)] if state is not None else folder_stores(out)
+    return FolderStatus(tuple(_store_status(paths) for paths in found or [OutputPaths.of(out)]))
+
+
+def _store_status(paths: OutputPaths) -> StoreStatus:
+    with StateStore(paths.out, state=paths.state, lock=False, create=False) as store:
+        records, last_run = store.records(), store.last_run()
     spans = Journal.recover(paths.journal)
-    return FolderStatus(tuple(_with_journal(records, spans)), last_run, lock_holder(paths))
+    files = tuple(_with_journal(records, spans))
+    return StoreStatus(worker_of(paths), files, last_run, lock_holder(paths))
 
 
 def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:

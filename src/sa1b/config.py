@@ -11,6 +11,7 @@ from sa1b.layout import Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
 from sa1b.retry import RetryPolicy
+from sa1b.split import WorkerPart
 from sa1b.store.paths import OutputPaths
 
 MiB = 1024 * 1024
@@ -43,6 +44,9 @@ class DownloadConfig:
     state_dir: Path | None = None
     """Where the store, its lock and the journal live (default ``out/.sa1b``): a local
     disk when ``out`` is on a network filesystem (see :class:`~sa1b.store.paths.OutputPaths`)."""
+    worker: WorkerPart | None = None
+    """This run's part of a split download (its links are that part already); the
+    worker keeps its own store (``out/.sa1b/workers/<i>-of-<n>/`` unless ``state_dir``)."""
     connections: int | None = None
     max_connections: int = 256
     max_files: int = 8
@@ -77,7 +81,7 @@ class DownloadConfig:
 
     @property
     def paths(self) -> OutputPaths:
-        return OutputPaths.of(self.out, self.state_dir)
+        return OutputPaths.of(self.out, self.state_dir, self.worker.folder if self.worker else None)
 
     def connection_policy(self) -> GovernorPolicy:
         """How many connections: ``connections`` always, or adaptive up to the ceiling."""

@@ -5,7 +5,7 @@
     SA1BError                       base; carries a one-line message and a hint
     ├── InputError                  the user's input is wrong (CLI exit code 2)
     │   ├── LinksFileError          a links file line cannot be used (names file and line)
-    │   ├── SelectionError          a --shards spec is malformed or names absent shards
+    │   ├── SelectionError          a --shards or worker split (--shard-index) is wrong
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
     │   ├── LinksExpiredError       the selected links expired before the run started
     │   └── OutputFolderError       the -o folder cannot be created or written
@@ -92,7 +92,8 @@ class LinksFileError(InputError):
 
 
 class SelectionError(InputError):
-    """A ``--shards`` selection is malformed or names shards the links file lacks."""
+    """A ``--shards`` selection is malformed or names shards the links file lacks, or a
+    worker split (``--shard-index``, ``--shard-count``, a scheduler's index) is wrong."""
 
 
 class ChecksumsFileError(InputError):

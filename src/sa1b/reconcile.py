@@ -17,6 +17,7 @@ action out (:func:`sa1b.engine.startup.prepare`); the table of cases is in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,6 +116,24 @@ def reconcile(
     return _fetch(
         expired, restart=size is not None or bool(record.ranges), final=final, warning=warning
     )
+
+
+def record_to_adopt(own: FileRecord, others: Sequence[FileRecord]) -> FileRecord | None:
+    """Another store's record of the same file that knows more than ``own``, if any.
+
+    A split download keeps one store per worker; a later run with another store (the
+    whole download on one machine, or the worker's files taken on by another) adopts
+    the furthest record of the same object: one that finished it before one that
+    fetched part of it, the most bytes first. The disk is then checked against the
+    adopted record exactly as against one of our own.
+    """
+    candidates = [
+        record for record in others if record.consistent and record.object_key == own.object_key
+    ]
+    best = max(candidates, key=lambda record: record.progress, default=None)
+    if best is None or best.progress <= (own.progress if own.consistent else (0, 0)):
+        return None
+    return best
 
 
 def _fetch(expired: bool, *, restart: bool, final: int | None, warning: str | None) -> StartAction:

@@ -48,6 +48,14 @@ class FileRecord:
         )
 
     @property
+    def progress(self) -> tuple[int, int]:
+        """How far the file got, for comparing two stores' records of it: finished
+        (done or extracted) first, then the most bytes recorded."""
+        if self.status == "done" or self.extracted:
+            return (2, 0)
+        return (1, self.ranges.total) if self.ranges else (0, 0)
+
+    @property
     def done_bytes(self) -> int:
         return self.size if self.status == "done" and self.size else self.ranges.total
 

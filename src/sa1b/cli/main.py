@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -29,10 +30,12 @@ from sa1b.layout import LAYOUTS
 from sa1b.links import Link, read_links
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
+from sa1b.records import FileRecord
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links
 from sa1b.sizes import NOMINAL_SHARD_SIZE
+from sa1b.split import take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder
 from sa1b.units import human_bytes, human_duration, parse_size
@@ -64,6 +67,12 @@ def _seconds(text: str) -> float:
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return int(text)
 
 
@@ -120,9 +129,29 @@ def _add_download(commands: Commands) -> None:
     dl.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
+    _add_split_options(dl)
     _add_network_options(dl)
     _add_state_dir_option(dl)
     _add_output_options(dl)
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    """One worker's part of a download split among several (machines, array tasks)."""
+    parser.add_argument(
+        "--shard-index",
+        type=_non_negative_int,
+        metavar="I",
+        help="this worker's part, from 0, of a download split among --shard-count workers "
+        "(default: SLURM_ARRAY_TASK_ID in a Slurm array, JOB_COMPLETION_INDEX in a "
+        "Kubernetes indexed Job)",
+    )
+    parser.add_argument(
+        "--shard-count",
+        type=_positive_int,
+        metavar="N",
+        help="how many workers share the download: each takes every N-th selected file by "
+        "name (default: SLURM_ARRAY_TASK_COUNT in a Slurm array)",
+    )
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -344,7 +373,14 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     links = read_links(args.links)
     shards = parse_shard_spec(args.shards) if args.shards else None
     selected = select_links(links, shards=shards, extras=args.extras)
-    config = _config(args)
+    worker = worker_part(args.shard_index, args.shard_count, os.environ)
+    if worker is not None:
+        mine = take_part(selected, worker)
+        if not args.quiet:
+            source = "" if worker.source == "--shard-index" else f" (from {worker.source})"
+            console.line(f"{worker.label}{source}: {len(mine)} of the {len(selected)} files")
+        selected = mine
+    config = replace(_config(args), worker=worker)
     _announce(selected, config, args, console)
     return _run(selected, config, args, console)
 
@@ -462,18 +498,29 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
         error = f"  ({record.error})" if record.error and record.status != "done" else ""
         # clean(): the store may be another's, or damaged; it is shown, never obeyed.
         console.line(clean(f"{record.name}  {label:<19} {sizes}{error}", limit=1000))
-    counts: dict[str, int] = {}
-    for record in folder.files:
-        counts[record.status] = counts.get(record.status, 0) + 1
-    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    kept = sum(record.done_bytes for record in folder.files)
-    console.line(f"{len(folder.files)} files: {summary or 'none'}; {human_bytes(kept)} on disk")
+    if len(folder.stores) > 1:
+        for store in folder.stores:
+            running = f", running (pid {store.running})" if store.running is not None else ""
+            console.line(f"{store.label}: {_tally(store.files)}{running}")
+    console.line(
+        f"in all: {_tally(folder.files)}" if len(folder.stores) > 1 else _tally(folder.files)
+    )
     run = folder.last_run
     if run and run.speed is not None:
         console.line(
             f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
     return EXIT_OK if folder.ok else EXIT_FAILED
+
+
+def _tally(files: Sequence[FileRecord]) -> str:
+    """``3 files: 2 done, 1 partial; 21.0 MiB on disk``."""
+    counts: dict[str, int] = {}
+    for record in files:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    kept = sum(record.done_bytes for record in files)
+    return f"{len(files)} files: {summary or 'none'}; {human_bytes(kept)} on disk"
 
 
 def _demo(args: argparse.Namespace, console: Output) -> int:

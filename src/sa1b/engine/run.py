@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError
+from sa1b.records import FileRecord
 from sa1b.store.state import StateStore
 
 
@@ -24,6 +26,9 @@ class Run:
     stopping: bool = False
     fatal: SA1BError | None = None
     """The error that ends the whole run (a full disk, an internal error)."""
+    others: Mapping[str, Sequence[FileRecord]] = field(default_factory=dict)
+    """By name, the records of the folder's other stores (a split download's workers),
+    for start-up to continue from (:func:`sa1b.reconcile.record_to_adopt`)."""
 
     def extracts(self, task: Task) -> bool:
         """Shards (``sa_NNNNNN.tar``) are extracted unless told not to; extras never."""

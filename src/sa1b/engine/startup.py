@@ -19,7 +19,7 @@ from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import DiskFacts, reconcile
+from sa1b.reconcile import DiskFacts, reconcile, record_to_adopt
 from sa1b.store.journal import Span, fold
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ def prepare(run: Run, link: Link) -> Task:
     """The task of ``link``: gather the facts, let :func:`reconcile` decide, do it."""
     config, store = run.config, run.store
     record = store.register(link.name, object_key(link.url))
+    adopted = record_to_adopt(record, run.others.get(link.name, ()))
+    if adopted is not None:
+        log.info("%s: continuing from the record of another store of this folder", link.name)
+        record = store.adopt(record.id, adopted)
     task = Task(link=link, id=record.id, generation=record.generation)
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted

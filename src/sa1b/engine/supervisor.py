@@ -14,7 +14,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import durability, startup
@@ -31,6 +31,7 @@ from sa1b.net.governor import Governor
 from sa1b.net.pool import Transport
 from sa1b.net.ratelimit import RateLimiter
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
+from sa1b.records import FileRecord
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.store.journal import Journal
 from sa1b.store.state import StateStore
@@ -48,12 +49,13 @@ class Engine:
         store: StateStore,
         *,
         listener: ProgressListener,
+        others: Mapping[str, Sequence[FileRecord]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.listener = listener
         self._clock = clock
-        self.run_state = run = Run(config, store)
+        self.run_state = run = Run(config, store, others=others or {})
         policy = config.connection_policy()
         slots = policy.ceiling
         self._extractors = (

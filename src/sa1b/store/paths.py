@@ -9,6 +9,8 @@ from sa1b.links import is_shard_name
 
 WORK_DIR = ".sa1b"
 """In the output folder: partial files and staging, beside the files they become."""
+WORKERS = "workers"
+"""In ``WORK_DIR``: one state folder per worker of a split download (``0-of-8``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +23,19 @@ class OutputPaths:
     filesystem. The state (the SQLite store, its lock and the crash journal) lives in
     ``state``: ``out/.sa1b/`` unless given, for example on a node's local disk when
     ``out`` is on a network filesystem, where SQLite's WAL and ``flock`` are unsafe.
+    A worker of a split download (``--shard-index``) keeps its own store, by default in
+    ``out/.sa1b/workers/<i>-of-<n>/``, where ``sa1b status`` finds every worker's.
     """
 
     out: Path
     state: Path
 
     @classmethod
-    def of(cls, out: Path, state: Path | None = None) -> OutputPaths:
-        return cls(out, state if state is not None else out / WORK_DIR)
+    def of(cls, out: Path, state: Path | None = None, worker: str | None = None) -> OutputPaths:
+        """The places for ``out``; ``worker`` (``0-of-8``) names a worker's own state."""
+        if state is None:
+            state = out / WORK_DIR / WORKERS / worker if worker else out / WORK_DIR
+        return cls(out, state)
 
     def final(self, name: str) -> Path:
         """Where a verified file is published: shard tars (when kept) in ``tars/``,

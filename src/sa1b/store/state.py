@@ -21,7 +21,7 @@ from sa1b.errors import OutputFolderError, StateError, StateLockedError
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
-from sa1b.store.paths import OutputPaths
+from sa1b.store.paths import WORK_DIR, WORKERS, OutputPaths
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,20 @@ def lock_holder(paths: OutputPaths) -> int | None:
     return None
 
 
+def folder_stores(out: Path) -> list[OutputPaths]:
+    """The stores of an output folder that exist: its own, then each worker's."""
+    own = OutputPaths.of(out)
+    found = [own] if own.database.exists() else []
+    workers = out / WORK_DIR / WORKERS
+    if workers.is_dir():
+        found += [
+            OutputPaths(out, folder)
+            for folder in sorted(workers.iterdir())
+            if (folder / "state.db").is_file()
+        ]
+    return found
+
+
 class _Damaged(sqlite3.DatabaseError):
     """``quick_check`` found the database inconsistent."""
 
@@ -91,6 +105,7 @@ def _is_damage(error: sqlite3.Error) -> bool:
 
 def _connect(path: Path, partials: Path) -> sqlite3.Connection:
     """The store's database, checked (``quick_check``) and with its schema."""
+    existed = path.exists()
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -100,8 +115,9 @@ def _connect(path: Path, partials: Path) -> sqlite3.Connection:
         if verdict != "ok":
             raise _Damaged(f"quick_check: {str(verdict)[:80]}")
         new = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None
-        if new and partials.is_dir() and any(partials.iterdir()):
-            # A database cut within its first page reads as an empty one: say so.
+        if new and existed and partials.is_dir() and any(partials.iterdir()):
+            # A database cut within its first page reads as an empty one: say so. (A
+            # store made new beside other workers' partial files has lost nothing.)
             log.warning(
                 "%s: the state store has lost its records (partial files exist); they are "
                 "not trusted: files on disk are re-verified, partial ones fetched again",
@@ -353,6 +369,35 @@ class StateStore:
                 "extracted = NULL, updated_at = ? WHERE status != 'done'",
                 (time.time(),),
             )
+
+    def adopt(self, file_id: int, source: FileRecord) -> FileRecord:
+        """Take over another store's record of the same file (a worker's): its size,
+        validators, status, extraction and ranges, under a new generation of ours."""
+        with self._mutex, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
+            self._db.execute(
+                "UPDATE files SET size = ?, etag = ?, last_modified = ?, status = ?, "
+                "error = NULL, extracted = ?, generation = generation + 1, updated_at = ? "
+                "WHERE id = ?",
+                (
+                    source.size,
+                    source.validator.etag,
+                    source.validator.last_modified,
+                    source.status,
+                    source.extracted,
+                    time.time(),
+                    file_id,
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO ranges (file_id, start, end) VALUES (?, ?, ?)",
+                [(file_id, start, end) for start, end in source.ranges],
+            )
+            row = self._db.execute("SELECT name FROM files WHERE id = ?", (file_id,)).fetchone()
+        adopted = self.get(row[0])
+        assert adopted is not None
+        return adopted
 
     def set_extracted(self, file_id: int, layout: str | None) -> None:
         """Record that the shard is extracted into ``layout`` (after it is all in place)."""
