@@ -93,7 +93,7 @@ def download(
         raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
     paths = config.paths
     with StateStore(config.out, state=paths.state) as store:
-        others = _other_records(paths, config.worker)
+        others = _other_records(paths, config.worker, config.state_copy)
         done = {r.name for r in store.records() if r.status == "done"}
         done |= {
             name for name, records in others.items() if any(r.status == "done" for r in records)
@@ -108,16 +108,21 @@ def download(
             outcome = "ok" if all(o.state == "done" for o in outcomes) else "incomplete"
         finally:
             store.finish_run(run_id, fetched=engine.fetched, outcome=outcome)
+            if config.state_copy is not None:
+                store.copy_to(config.state_copy)
     return DownloadResult(tuple(outcomes), engine.fetched, time.monotonic() - started)
 
 
-def _other_records(paths: OutputPaths, worker: WorkerPart | None) -> dict[str, list[FileRecord]]:
+def _other_records(
+    paths: OutputPaths, worker: WorkerPart | None, own_copy: Path | None
+) -> dict[str, list[FileRecord]]:
     """The records of the folder's other stores, by name; refuses to run beside a
     download whose files may be ours (the whole download beside a worker, or workers of
     different counts): two processes would write the same partial files."""
     others: dict[str, list[FileRecord]] = {}
+    ours = {paths.state.resolve(), *([own_copy.resolve()] if own_copy else [])}
     for other in folder_stores(paths.out):
-        if other.state.resolve() == paths.state.resolve():
+        if other.state.resolve() in ours:
             continue
         holder = lock_holder(other)
         if holder is not None and _may_overlap(worker, other):

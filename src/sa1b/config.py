@@ -44,6 +44,10 @@ class DownloadConfig:
     state_dir: Path | None = None
     """Where the store, its lock and the journal live (default ``out/.sa1b``): a local
     disk when ``out`` is on a network filesystem (see :class:`~sa1b.store.paths.OutputPaths`)."""
+    state_copy: Path | None = None
+    """A folder to keep a copy of the store in, refreshed after every commit: where
+    another machine finds it (a cluster task retried elsewhere continues from it, and
+    ``sa1b status`` reads it), while the store itself stays on a local disk."""
     worker: WorkerPart | None = None
     """This run's part of a split download (its links are that part already); the
     worker keeps its own store (``out/.sa1b/workers/<i>-of-<n>/`` unless ``state_dir``)."""

@@ -8,7 +8,8 @@
     │   ├── SelectionError          a --shards or worker split (--shard-index) is wrong
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
     │   ├── LinksExpiredError       the selected links expired before the run started
-    │   └── OutputFolderError       the -o folder cannot be created or written
+    │   ├── OutputFolderError       the -o folder cannot be created or written
+    │   └── ClusterError            the Ray engine cannot run: Ray missing, no cluster
     ├── StateError                  the state store cannot be used
     │   └── StateLockedError        another sa1b process owns the output folder
     ├── StorageError                the output folder cannot be written (disk full, I/O)
@@ -104,6 +105,12 @@ class OutputFolderError(InputError):
     """The output folder cannot be created or written (read-only, no permission)."""
 
     hint = "pick another -o folder, or make this one writable"
+
+
+class ClusterError(InputError):
+    """The Ray engine cannot run: Ray is not installed, or no cluster answers."""
+
+    hint = "install the extra (pip install 'sa1b[ray]') and check --ray-address"
 
 
 class LinksExpiredError(InputError):

@@ -7,6 +7,7 @@ when it ends; the default listener does nothing. Only the CLI draws.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -83,3 +84,15 @@ class NullListener:
 
     def finished(self, outcome: FileOutcome) -> None:
         pass
+
+
+def combine(parts: Sequence[Snapshot], *, elapsed: float) -> Snapshot:
+    """Several runs' snapshots as one (the tasks of a cluster run): their files side by
+    side, their bytes, speeds and connections added up."""
+    return Snapshot(
+        files=tuple(file for part in parts for file in part.files),
+        fetched=sum(part.fetched for part in parts),
+        elapsed=elapsed,
+        speed=sum(part.speed for part in parts),
+        connections=sum(part.connections for part in parts),
+    )

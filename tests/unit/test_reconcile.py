@@ -6,10 +6,12 @@ expected. The crash windows are named after the step the previous run was killed
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import DiskFacts, StartAction, reconcile
+from sa1b.reconcile import DiskFacts, StartAction, reconcile, record_to_adopt
 from sa1b.records import FileRecord, Status
 from sa1b.versions import Validator
 
@@ -109,3 +111,31 @@ def test_reconcile(
 ) -> None:
     action = reconcile(entry, disk, extracts=into is not None, layout=into, expired=expired)
     assert action == expected
+
+
+# -- another store's record of the same file (a split download's workers) ----------------
+
+FURTHER = record(ranges=((0, 700),))
+OTHER_OBJECT = replace(FURTHER, object_key="another-host/p")
+
+# name: (this store's record, the other stores' records, the one adopted or None)
+ADOPTIONS: dict[str, tuple[FileRecord, tuple[FileRecord, ...], FileRecord | None]] = {
+    "no other store knows it": (NEW, (), None),
+    "a worker fetched part of it": (NEW, (PARTIAL,), PARTIAL),
+    "a worker finished it": (NEW, (DONE,), DONE),
+    "a worker extracted it": (NEW, (EXTRACTED,), EXTRACTED),
+    "the furthest of several": (NEW, (PARTIAL, FURTHER, NEW), FURTHER),
+    "finished beats more bytes": (PARTIAL, (FURTHER, DONE), DONE),
+    "ours is as far": (PARTIAL, (PARTIAL,), None),
+    "ours is further": (FURTHER, (PARTIAL,), None),
+    "ours is done": (DONE, (EXTRACTED,), None),
+    "theirs is inconsistent": (NEW, (BROKEN,), None),
+    "ours is inconsistent, theirs is not": (BROKEN, (PARTIAL,), PARTIAL),
+    "theirs is of another object": (NEW, (OTHER_OBJECT,), None),
+}
+
+
+@pytest.mark.parametrize("case", list(ADOPTIONS))
+def test_which_record_of_another_store_is_adopted(case: str) -> None:
+    own, others, adopted = ADOPTIONS[case]
+    assert record_to_adopt(own, others) == adopted

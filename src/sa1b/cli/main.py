@@ -130,9 +130,32 @@ def _add_download(commands: Commands) -> None:
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
     _add_split_options(dl)
+    _add_cluster_options(dl)
     _add_network_options(dl)
     _add_state_dir_option(dl)
     _add_output_options(dl)
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The Ray engine: the same download as Ray tasks on a cluster."""
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine; ray: Ray tasks of --files files each on a Ray cluster "
+        "(pip install 'sa1b[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join (default: RAY_ADDRESS, else a Ray on this machine)",
+    )
+    parser.add_argument(
+        "--node-local",
+        action="store_true",
+        help="with --engine ray: OUT is on each node's own disk, not shared (a task lost "
+        "with its node starts again from zero elsewhere)",
+    )
 
 
 def _add_split_options(parser: argparse.ArgumentParser) -> None:
@@ -373,6 +396,8 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     links = read_links(args.links)
     shards = parse_shard_spec(args.shards) if args.shards else None
     selected = select_links(links, shards=shards, extras=args.extras)
+    if args.engine != "ray" and (args.ray_address or args.node_local):
+        args.command_parser.error("--ray-address and --node-local need --engine ray")
     worker = worker_part(args.shard_index, args.shard_count, os.environ)
     if worker is not None:
         mine = take_part(selected, worker)
@@ -451,7 +476,17 @@ def _run(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with display:
-            result = api.download(selected, config, listener=display)
+            if args.engine == "ray":
+                from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
+
+                cluster = ClusterOptions(
+                    address=args.ray_address,
+                    files_per_task=config.max_files,
+                    node_local=args.node_local,
+                )
+                result = download_on_ray(selected, config, cluster, listener=display)
+            else:
+                result = api.download(selected, config, listener=display)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return _summarise(result, console)

@@ -5,6 +5,7 @@ write can still be on its way to them."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
@@ -44,6 +45,18 @@ def commit(run: Run, *, transient: bool = True) -> None:
         for task, _, generation, spans in pending.values():
             if task.generation == generation:
                 task.recorded = spans
+
+
+def copy_state(run: Run) -> None:
+    """Refresh the copy of the store that another machine may continue from (after a
+    commit, so that the copy never runs ahead of the disk either)."""
+    folder = run.config.state_copy
+    if folder is None or run.fatal:
+        return
+    try:
+        run.store.copy_to(folder)
+    except (OSError, sqlite3.Error) as error:
+        run.fatal = StorageError(f"{folder}: cannot copy the state store there: {error}")
 
 
 def start_writing_back(run: Run) -> None:

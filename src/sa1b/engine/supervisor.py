@@ -119,9 +119,11 @@ class Engine:
                 now = self._clock()
                 if now - last_transient_commit >= config.transient_commit_interval:
                     durability.commit(run)
+                    durability.copy_state(run)
                     last_commit = last_transient_commit = now
                 elif now - last_commit >= config.commit_interval:
                     durability.commit(run, transient=False)
+                    durability.copy_state(run)
                     last_commit = now
                 else:
                     durability.start_writing_back(run)

@@ -8,6 +8,7 @@ store is never ahead of the disk. A lock file keeps a second process out.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -22,6 +23,7 @@ from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
 from sa1b.store.paths import WORK_DIR, WORKERS, OutputPaths
+from sa1b.store.writeback import fsync_dir
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -369,6 +371,23 @@ class StateStore:
                 "extracted = NULL, updated_at = ? WHERE status != 'done'",
                 (time.time(),),
             )
+
+    def copy_to(self, folder: Path) -> None:
+        """Write a consistent copy of the store to ``folder/state.db``, replacing the
+        last one at once (a reader never sees half a copy)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "state.db"
+        fresh = folder / "state.db.new"
+        fresh.unlink(missing_ok=True)
+        with self._mutex, contextlib.closing(sqlite3.connect(fresh)) as copy:
+            self._db.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable anywhere
+        with open(fresh, "rb") as handle:
+            os.fsync(handle.fileno())
+        for leftover in ("state.db-wal", "state.db-shm"):  # a reader's, of the last copy
+            (folder / leftover).unlink(missing_ok=True)
+        os.replace(fresh, target)
+        fsync_dir(folder)
 
     def adopt(self, file_id: int, source: FileRecord) -> FileRecord:
         """Take over another store's record of the same file (a worker's): its size,
