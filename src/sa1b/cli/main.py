@@ -23,6 +23,7 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
+from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
@@ -406,8 +407,13 @@ def _download(args: argparse.Namespace, console: Output) -> int:
             console.line(f"{worker.label}{source}: {len(mine)} of the {len(selected)} files")
         selected = mine
     config = replace(_config(args), worker=worker)
+    cluster = None
+    if args.engine == "ray":
+        cluster = ClusterOptions(
+            address=args.ray_address, files_per_task=config.max_files, node_local=args.node_local
+        )
     _announce(selected, config, args, console)
-    return _run(selected, config, args, console)
+    return _run(selected, config, args, console, cluster)
 
 
 def _announce(
@@ -463,7 +469,9 @@ def _run(
     config: DownloadConfig,
     args: argparse.Namespace,
     console: Output,
+    cluster: ClusterOptions | None = None,
 ) -> int:
+    """Download with a display; on a Ray cluster when ``cluster`` is given."""
     display: Display
     if args.quiet:
         display = QuietDisplay()
@@ -476,14 +484,7 @@ def _run(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with display:
-            if args.engine == "ray":
-                from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
-
-                cluster = ClusterOptions(
-                    address=args.ray_address,
-                    files_per_task=config.max_files,
-                    node_local=args.node_local,
-                )
+            if cluster is not None:
                 result = download_on_ray(selected, config, cluster, listener=display)
             else:
                 result = api.download(selected, config, listener=display)
