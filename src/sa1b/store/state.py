@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from sa1b.errors import OutputFolderError, StateError, StateLockedError
 from sa1b.ranges import RangeSet
@@ -177,6 +178,57 @@ def _lock_folder(paths: OutputPaths) -> int:
     return fd
 
 
+def _open(paths: OutputPaths, *, repair: bool) -> sqlite3.Connection:
+    """The store's database; with ``repair`` (its owner), a damaged one is set aside and
+    a fresh one started."""
+    try:
+        return _connect(paths.database, paths.partials)
+    except sqlite3.Error as error:
+        if not _is_damage(error):
+            raise
+        if not repair:  # a reader (status) leaves the repair to the next download
+            raise StateError(
+                f"{paths.database}: the state store is damaged ({error})",
+                hint="the next sa1b download into this folder sets it aside and "
+                "re-verifies every file",
+            ) from error
+        _set_aside(paths.database, error)
+        return _connect(paths.database, paths.partials)
+
+
+def _claim(db: sqlite3.Connection, out: Path) -> str | None:
+    """Bind the store to ``out``; the folder it was written for, if another.
+
+    The folder is the same when its path or its identity (device and inode) is: a
+    folder renamed in place keeps its store. A store copied or moved to another disk
+    keeps its finished files, which start-up checks against the disk anyway, but its
+    records of partial files describe files it cannot vouch for.
+    """
+    stat = out.stat()
+    here = {"folder": os.path.abspath(out), "folder_id": f"{stat.st_dev}:{stat.st_ino}"}
+    known = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    other = "folder" in known and all(known.get(key) != value for key, value in here.items())
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(here.items()))
+    return str(known["folder"]) if other else None
+
+
+def _record(row: tuple[Any, ...], ranges: RangeSet) -> FileRecord:
+    """A ``files`` row (in the order :meth:`StateStore._records` selects) as a record."""
+    file_id, name, key, size, etag, last_modified, generation, status, error, extracted = row
+    return FileRecord(
+        id=file_id,
+        name=name,
+        object_key=key,
+        size=size,
+        validator=Validator(etag, last_modified),
+        generation=generation,
+        status=status,
+        error=error,
+        ranges=ranges,
+        extracted=extracted,
+    )
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
@@ -208,57 +260,22 @@ class StateStore:
         self._mutex = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         try:
-            self._open_or_repair(repair=lock)
-            if lock:
-                self._claim_folder()
+            self._connection = _open(paths, repair=lock)
+            if lock and (other := _claim(self._db, out)) is not None:
+                log.warning(
+                    "%s: the state store was written for another folder (%s): finished "
+                    "files are checked on disk as always; partial files are not trusted "
+                    "and are fetched again",
+                    out,
+                    other,
+                )
+                self.forget_partial_files()
         except (sqlite3.Error, OSError) as error:
             self.close()
             raise StateError(f"{self.path}: cannot open the state store: {error}") from error
         except BaseException:
             self.close()
             raise
-
-    def _open_or_repair(self, *, repair: bool) -> None:
-        try:
-            self._connection = _connect(self.path, self.paths.partials)
-        except sqlite3.Error as error:
-            if not _is_damage(error):
-                raise
-            if not repair:  # a reader (status) leaves the repair to the next download
-                raise StateError(
-                    f"{self.path}: the state store is damaged ({error})",
-                    hint="the next sa1b download into this folder sets it aside and "
-                    "re-verifies every file",
-                ) from error
-            _set_aside(self.path, error)
-            self._connection = _connect(self.path, self.paths.partials)
-
-    def _claim_folder(self) -> None:
-        """Bind the store to this folder; distrust the partial files of another's.
-
-        The folder is the same when its path or its identity (device and inode) is: a
-        folder renamed in place keeps its store. A store copied or moved to another
-        disk keeps its finished files, which start-up checks against the disk anyway,
-        but its records of partial files describe files it cannot vouch for.
-        """
-        stat = self.out.stat()
-        here = {
-            "folder": os.path.abspath(self.out),
-            "folder_id": f"{stat.st_dev}:{stat.st_ino}",
-        }
-        with self._mutex:
-            known = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        if "folder" in known and all(known.get(key) != value for key, value in here.items()):
-            log.warning(
-                "%s: the state store was written for another folder (%s): finished files "
-                "are checked on disk as always; partial files are not trusted and are "
-                "fetched again",
-                self.out,
-                known["folder"],
-            )
-            self.forget_partial_files()
-        with self._mutex:
-            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(here.items()))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -316,21 +333,7 @@ class StateStore:
                 "SELECT file_id, start, end FROM ranges ORDER BY file_id, start"
             ):
                 spans.setdefault(file_id, RangeSet()).add(start, end)
-        return [
-            FileRecord(
-                id=row[0],
-                name=row[1],
-                object_key=row[2],
-                size=row[3],
-                validator=Validator(row[4], row[5]),
-                generation=row[6],
-                status=row[7],
-                error=row[8],
-                ranges=spans.get(row[0], RangeSet()),
-                extracted=row[9],
-            )
-            for row in rows
-        ]
+        return [_record(row, spans.get(row[0], RangeSet())) for row in rows]
 
     def set_identity(self, file_id: int, size: int, validator: Validator) -> None:
         """Record the size and validators of the file's first answer."""
