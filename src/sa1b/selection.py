@@ -6,11 +6,14 @@ lines" is neither shards 0..N-1 nor reproducible. Selection is by shard id only.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 
 from sa1b.errors import SelectionError
 from sa1b.links import Link
+from sa1b.sizes import NOMINAL_SHARD_SIZE
 
 MAX_SHARD = 999
 _SHARD_TOKEN = re.compile(r"(?:sa_)?(\d{1,6})(?:\.tar)?")
@@ -79,3 +82,40 @@ def select_links(
             hint="pass --extras to download the other files it lists",
         )
     return sorted(chosen, key=lambda link: link.name)
+
+
+def within_budget(
+    links: Sequence[Link], *, max_bytes: int | None = None, fraction: Fraction | None = None
+) -> list[Link]:
+    """The selected shards up to a budget, lowest ids first; extras are kept as selected.
+
+    The order is the shards' ids, so that "10% of SA-1B" (``fraction=1/10`` of the 1000
+    shards: ``sa_000000`` to ``sa_000099``) is the same subset for every user and every
+    copy of the links file. ``fraction`` takes that share of the selected shards (at
+    least one); ``max_bytes`` as many as fit at the nominal 10.5 GiB a shard (real sizes
+    differ by a few percent; none is known before the server answers).
+    """
+    shards = sorted((link for link in links if link.shard_id is not None), key=_shard_order)
+    extras = [link for link in links if link.shard_id is None]
+    if not shards and (fraction is not None or max_bytes is not None):
+        raise SelectionError("a budget (--fraction, --max-bytes) selects shards: none is selected")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise SelectionError(f"--fraction {fraction}: not above 0 and at most 1")
+        count = max(1, math.floor(fraction * len(shards)))
+    elif max_bytes is not None:
+        count = max_bytes // NOMINAL_SHARD_SIZE
+        if count < 1:
+            raise SelectionError(
+                f"--max-bytes {max_bytes}: less than one shard (about 10.5 GiB)",
+                hint="give 11G or more",
+            )
+    else:
+        return list(links)
+    kept = {link.name for link in shards[:count]} | {link.name for link in extras}
+    return [link for link in links if link.name in kept]
+
+
+def _shard_order(link: Link) -> int:
+    assert link.shard_id is not None
+    return link.shard_id

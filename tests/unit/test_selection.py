@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sa1b.errors import InputError, SelectionError
 from sa1b.links import Link
-from sa1b.selection import MAX_SHARD, parse_shard_spec, select_links
+from sa1b.selection import MAX_SHARD, parse_shard_spec, select_links, within_budget
+from sa1b.sizes import NOMINAL_SHARD_SIZE
 
 # -- parse_shard_spec ----------------------------------------------------------------------
 
@@ -201,3 +205,45 @@ def test_selection_property(
     assert names(chosen) == sorted(names(chosen))
     assert {item.shard_id for item in chosen if item.shard_id is not None} == wanted
     assert ("sa_images_ids.txt" in names(chosen)) == extras
+
+
+# -- budgets -------------------------------------------------------------------------------
+
+THOUSAND = [Link(f"sa_{i:06d}.tar", f"https://h/{i}", i) for i in (999, *range(999))]
+EXTRA = Link("sa_images_ids.txt", "https://h/ids", 1001)
+
+
+@pytest.mark.parametrize(
+    ("budget", "ids"),
+    [
+        ({"fraction": Fraction(1, 10)}, range(100)),
+        ({"fraction": Fraction("0.29")}, range(290)),  # exact: not 289 by float rounding
+        ({"fraction": Fraction(1)}, range(1000)),
+        ({"fraction": Fraction(1, 100_000)}, range(1)),  # at least one shard
+        ({"max_bytes": 2 * 1024**4}, range(195)),  # 2 TiB / 10.5 GiB = 195.04
+        ({"max_bytes": NOMINAL_SHARD_SIZE}, range(1)),
+        ({}, range(1000)),
+    ],
+)
+def test_a_budget_takes_the_lowest_ids_whatever_the_row_order(
+    budget: dict[str, Any], ids: range
+) -> None:
+    chosen = within_budget([*THOUSAND, EXTRA], **budget)
+    assert sorted(link.shard_id for link in chosen if link.shard_id is not None) == list(ids)
+    assert EXTRA in chosen  # extras are not counted in a budget, nor dropped by it
+
+
+@pytest.mark.parametrize(
+    ("links", "budget", "message"),
+    [
+        (THOUSAND, {"max_bytes": NOMINAL_SHARD_SIZE - 1}, "less than one shard"),
+        (THOUSAND, {"fraction": Fraction(0)}, "not above 0"),
+        (THOUSAND, {"fraction": Fraction(3, 2)}, "not above 0 and at most 1"),
+        ([EXTRA], {"fraction": Fraction(1, 2)}, "selects shards: none is selected"),
+    ],
+)
+def test_an_impossible_budget_is_refused(
+    links: list[Link], budget: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SelectionError, match=message):
+        within_budget(links, **budget)

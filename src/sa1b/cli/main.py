@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ from sa1b.net.proxy import Proxies
 from sa1b.records import FileRecord
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
-from sa1b.selection import parse_shard_spec, select_links
+from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import take_part, worker_part
 from sa1b.store.paths import OutputPaths
@@ -53,6 +54,19 @@ def _size(text: str) -> int:
         return parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fraction(text: str) -> Fraction:
+    """``0.1`` or ``1/10``, exactly (0.29 of 100 shards is 29, not 28.999...)."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a share like 0.1 or 1/10, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text!r}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -118,6 +132,20 @@ def _add_download(commands: Commands) -> None:
     dl.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
     dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)")
     dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
+    budget = dl.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--max-bytes",
+        type=_size,
+        metavar="SIZE",
+        help="only as many shards, lowest ids first, as fit in SIZE (e.g. 2T) at 10.5 GiB each",
+    )
+    budget.add_argument(
+        "--fraction",
+        type=_fraction,
+        metavar="F",
+        help="only this share of the selected shards, lowest ids first (0.1: sa_000000 to "
+        "sa_000099 of all 1000, the same for everyone)",
+    )
     dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
     dl.add_argument(
         "--layout",
@@ -397,6 +425,13 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     links = read_links(args.links)
     shards = parse_shard_spec(args.shards) if args.shards else None
     selected = select_links(links, shards=shards, extras=args.extras)
+    if args.max_bytes is not None or args.fraction is not None:
+        chosen = within_budget(selected, max_bytes=args.max_bytes, fraction=args.fraction)
+        if not args.quiet:
+            kept = [link.name for link in chosen if link.shard_id is not None]
+            every = sum(1 for link in selected if link.shard_id is not None)
+            console.line(f"budget: {len(kept)} of {every} shards ({kept[0]} to {kept[-1]})")
+        selected = chosen
     if args.engine != "ray" and (args.ray_address or args.node_local):
         args.command_parser.error("--ray-address and --node-local need --engine ray")
     worker = worker_part(args.shard_index, args.shard_count, os.environ)
