@@ -6,6 +6,7 @@ The CLI is a thin shell over these functions; they never print.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +16,8 @@ from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import LinksExpiredError, OutputFolderError, StateError, StateLockedError
 from sa1b.links import Link
+from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
+from sa1b.planning import FileFacts, Plan, disk_needed
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.records import FileRecord, RunRecord
 from sa1b.split import WorkerPart
@@ -54,6 +57,70 @@ def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
         more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
         raise LinksExpiredError(f"all {len(links)} links still needed have expired ({shown}{more})")
     return validity
+
+
+def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float = 4.0) -> Plan:
+    """What a download of ``links`` into ``config.out`` needs, asked of the server and
+    the disk without downloading: each file's size (one-byte range requests, many at
+    once), what the folder holds, the free space, and a speed probe of
+    ``probe_seconds`` (0: none) on the download's own connections."""
+    held = {r.name: r for r in status(config.out).files} if folder_stores(config.out) else {}
+    wanted = [link for link in links if not _finished(held.get(link.name))]
+    answers = {a.name: a for a in probe_sizes(wanted, config.transport)} if wanted else {}
+    facts = tuple(
+        _facts(link, held.get(link.name), answers.get(link.name), config) for link in links
+    )
+    speed = None
+    sized = [(link, answers[link.name].size or 0) for link in wanted if answers[link.name].size]
+    if probe_seconds > 0 and sized:
+        policy = config.connection_policy()
+        speed = probe_speed(
+            sized[: config.max_files], config.transport, policy, seconds=probe_seconds
+        )
+    at_once = config.max_files
+    extract, keep_tars = (
+        config.extract is not None,
+        bool(config.extract and config.extract.keep_tars),
+    )
+    return Plan(
+        files=facts,
+        free=_free_space(config.out),
+        needed=disk_needed(facts, extract=extract, keep_tars=keep_tars, at_once=at_once),
+        needed_keeping_tars=disk_needed(facts, extract=True, keep_tars=True, at_once=at_once),
+        needed_without_tars=disk_needed(facts, extract=True, keep_tars=False, at_once=at_once),
+        speed=speed,
+        expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
+        now=time.time(),
+    )
+
+
+def _finished(record: FileRecord | None) -> bool:
+    return record is not None and (record.status == "done" or record.extracted is not None)
+
+
+def _facts(
+    link: Link, record: FileRecord | None, answer: SizeAnswer | None, config: DownloadConfig
+) -> FileFacts:
+    shard = link.shard_id is not None
+    if _finished(record):
+        assert record is not None
+        return FileFacts(link.name, record.size, shard, done=True, kept=record.size or 0)
+    if answer is None or answer.size is None:
+        error = answer.error.message if answer and answer.error else "no answer"
+        return FileFacts(link.name, None, shard, error=error)
+    partial = config.paths.partial(link.name)
+    allocated = partial.stat().st_blocks * 512 if partial.exists() else 0
+    same = record is not None and record.size == answer.size
+    kept = record.done_bytes if same and record is not None else 0
+    return FileFacts(link.name, answer.size, shard, kept=kept, allocated=allocated)
+
+
+def _free_space(out: Path) -> int:
+    """Free bytes on the filesystem ``out`` is (or will be) on."""
+    folder = out.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ In order of preference:
 
 1. **Claim** free bytes of a file already in flight (its lowest free range), so files
    finish one after another rather than all crawling together;
-2. **Open** the next pending file, while fewer than ``max_files`` are in flight;
+2. **Open** the next pending file, while fewer than ``max_files`` are in flight (from
+   their first byte until they are published: a file being verified still holds its
+   tar, so ``max_files`` bounds the tars on the disk, which ``sa1b plan`` counts on);
 3. **Steal** half of the largest range still outstanding on another connection, so no
    file crawls to its end on one connection (the engine asks the file's plan, which may
    find it too small to be worth it);
@@ -72,7 +74,7 @@ def choose_job(
     for index, file in enumerate(files):
         if file.state in FINAL_STATES:
             continue
-        in_flight += file.state == "active"
+        in_flight += file.state in ("active", "verifying")
         if not file.halted and file.not_before <= now and file.connections < per_file:
             ready.append(index)
     for index in ready:

@@ -44,7 +44,9 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
     ),
     "open while under max_files": ([ACTIVE_BUSY, PENDING], 2, Job("open", 1)),
     "max_files reached: steal instead": ([ACTIVE_BUSY, PENDING], 1, Job("steal", 0)),
-    "verifying files do not count as in flight": ([VERIFYING, PENDING], 1, Job("open", 1)),
+    # Until it is published a file holds its tar: --files bounds the tars on the disk.
+    "a verifying file counts as in flight": ([VERIFYING, PENDING], 1, None),
+    "a verifying file leaves room under max_files": ([VERIFYING, PENDING], 2, Job("open", 1)),
     "steal from the largest outstanding range": ([ACTIVE_BUSY, ACTIVE_BIGGER], 8, Job("steal", 1)),
     "a single stream offers nothing": ([SINGLE_STREAM], 8, None),
     "a file backing off is left alone": ([BACKING_OFF, PENDING], 1, None),

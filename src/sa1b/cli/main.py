@@ -24,6 +24,7 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
+from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
@@ -37,7 +38,7 @@ from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
-from sa1b.split import take_part, worker_part
+from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder
 from sa1b.units import human_bytes, human_duration, parse_size
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_download(commands)
+    _add_plan(commands)
     _add_status(commands)
     _add_demo(commands)
     commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
@@ -128,11 +130,49 @@ def _add_download(commands: Commands) -> None:
         "shard while it downloads (--no-extract: keep the tars in OUT/tars/). "
         "Run the same command again to resume; a fresh links file continues the same bytes.",
     )
-    dl.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
-    dl.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    dl.add_argument("--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)")
-    dl.add_argument("--extras", action="store_true", help="also fetch non-shard files")
-    budget = dl.add_mutually_exclusive_group()
+    _add_selection_options(dl)
+    _add_storage_options(dl)
+    _add_cluster_options(dl)
+    _add_network_options(dl)
+    _add_state_dir_option(dl)
+    _add_output_options(dl)
+
+
+def _add_plan(commands: Commands) -> None:
+    plan = _command(
+        commands,
+        "plan",
+        help="say what a download needs, without downloading",
+        description="Ask the server for each selected file's size (one byte of each, many at "
+        "once) and measure its speed for a few seconds; say what OUT holds already, whether "
+        "the download fits on the disk (with and without --keep-tars) and whether its links "
+        "outlive it. Exit 1 when it does not fit, a file does not answer, or the links "
+        "expire first.",
+    )
+    _add_selection_options(plan)
+    _add_storage_options(plan)
+    plan.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=4.0,
+        metavar="S",
+        help="how long to measure the speed (0: not at all)",
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON, for scripts")
+    _add_network_options(plan)
+    _add_state_dir_option(plan)
+    _add_output_options(plan)
+
+
+def _add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """Which files: the links file, the shards, a budget, this worker's part."""
+    parser.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
+    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument(
+        "--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)"
+    )
+    parser.add_argument("--extras", action="store_true", help="also fetch non-shard files")
+    budget = parser.add_mutually_exclusive_group()
     budget.add_argument(
         "--max-bytes",
         type=_size,
@@ -146,23 +186,23 @@ def _add_download(commands: Commands) -> None:
         help="only this share of the selected shards, lowest ids first (0.1: sa_000000 to "
         "sa_000099 of all 1000, the same for everyone)",
     )
-    dl.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
-    dl.add_argument(
+    _add_split_options(parser)
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    """What is kept on disk, and how it is checked."""
+    parser.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to verify against")
+    parser.add_argument(
         "--layout",
         choices=LAYOUTS,
         default="shard",
         help="shard: OUT/<shard>/; split: OUT/images/<shard>/ and "
         "OUT/annotations/<shard>/; flat: every file in OUT/",
     )
-    dl.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
-    dl.add_argument(
+    parser.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
+    parser.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )
-    _add_split_options(dl)
-    _add_cluster_options(dl)
-    _add_network_options(dl)
-    _add_state_dir_option(dl)
-    _add_output_options(dl)
 
 
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -349,10 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, console)
         if args.links is None:
             raise InputError(
-                "a links file is needed: sa1b download LINKS_FILE [-o OUT]",
+                f"a links file is needed: sa1b {args.command} LINKS_FILE [-o OUT]",
                 hint="download it from Meta's SA-1B page (see the README); "
                 "'sa1b demo' runs a demo without one",
             )
+        if args.command == "plan":
+            return _plan(args, console)
         return _download(args, console)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
@@ -422,6 +464,29 @@ def _proxies() -> Proxies:
 
 
 def _download(args: argparse.Namespace, console: Output) -> int:
+    if args.engine != "ray" and (args.ray_address or args.node_local):
+        args.command_parser.error("--ray-address and --node-local need --engine ray")
+    selected, worker = _selection(args, console)
+    config = replace(_config(args), worker=worker)
+    cluster = None
+    if args.engine == "ray":
+        cluster = ClusterOptions(
+            address=args.ray_address, files_per_task=config.max_files, node_local=args.node_local
+        )
+    _announce(selected, config, args, console)
+    return _run(selected, config, args, console, cluster)
+
+
+def _plan(args: argparse.Namespace, console: Output) -> int:
+    selected, worker = _selection(args, console)
+    config = replace(_config(args), worker=worker)
+    plan = api.plan(selected, config, probe_seconds=args.probe_seconds)
+    show_plan(plan, config, Output(sys.stdout), as_json=args.json)
+    return EXIT_OK if plan.ok else EXIT_FAILED
+
+
+def _selection(args: argparse.Namespace, console: Output) -> tuple[list[Link], WorkerPart | None]:
+    """The links this run takes: selected, within the budget, this worker's part."""
     links = read_links(args.links)
     shards = parse_shard_spec(args.shards) if args.shards else None
     selected = select_links(links, shards=shards, extras=args.extras)
@@ -432,8 +497,6 @@ def _download(args: argparse.Namespace, console: Output) -> int:
             every = sum(1 for link in selected if link.shard_id is not None)
             console.line(f"budget: {len(kept)} of {every} shards ({kept[0]} to {kept[-1]})")
         selected = chosen
-    if args.engine != "ray" and (args.ray_address or args.node_local):
-        args.command_parser.error("--ray-address and --node-local need --engine ray")
     worker = worker_part(args.shard_index, args.shard_count, os.environ)
     if worker is not None:
         mine = take_part(selected, worker)
@@ -441,14 +504,7 @@ def _download(args: argparse.Namespace, console: Output) -> int:
             source = "" if worker.source == "--shard-index" else f" (from {worker.source})"
             console.line(f"{worker.label}{source}: {len(mine)} of the {len(selected)} files")
         selected = mine
-    config = replace(_config(args), worker=worker)
-    cluster = None
-    if args.engine == "ray":
-        cluster = ClusterOptions(
-            address=args.ray_address, files_per_task=config.max_files, node_local=args.node_local
-        )
-    _announce(selected, config, args, console)
-    return _run(selected, config, args, console, cluster)
+    return selected, worker
 
 
 def _announce(

@@ -38,6 +38,9 @@ def commit(run: Run, *, transient: bool = True) -> None:
     except OSError as error:
         run.fatal = StorageError(f"cannot sync partial files: {error.strerror}")
         return
+    except StorageError as error:  # the store's disk is full or failing
+        run.fatal = error
+        return
     finally:
         for _, fd, _, _ in pending.values():
             os.close(fd)
@@ -55,6 +58,8 @@ def copy_state(run: Run) -> None:
         return
     try:
         run.store.copy_to(folder)
+    except StorageError as error:
+        run.fatal = error
     except (OSError, sqlite3.Error) as error:
         run.fatal = StorageError(f"{folder}: cannot copy the state store there: {error}")
 

@@ -15,11 +15,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sa1b.errors import OutputFolderError, StateError, StateLockedError
+from sa1b.errors import OutputFolderError, StateError, StateLockedError, StorageError
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
@@ -229,6 +229,21 @@ def _record(row: tuple[Any, ...], ranges: RangeSet) -> FileRecord:
     )
 
 
+@contextlib.contextmanager
+def _storing(path: Path) -> Iterator[None]:
+    """A full or failing disk under the store is the disk's problem, said as such (a
+    :class:`StorageError`), not an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
+            raise StorageError(f"{path}: the disk is full") from None
+        if code == sqlite3.SQLITE_IOERR:
+            raise StorageError(f"{path}: cannot write the state store ({error})") from None
+        raise
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
@@ -298,7 +313,7 @@ class StateStore:
         self.close()
 
     def _write(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
-        with self._mutex:
+        with self._mutex, _storing(self.path):
             return self._db.execute(sql, tuple(params))
 
     # -- files --------------------------------------------------------------
@@ -345,7 +360,7 @@ class StateStore:
 
     def restart(self, file_id: int) -> int:
         """Void every byte of a file (its object changed); return the new generation."""
-        with self._mutex, self._db:
+        with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             self._db.execute(
@@ -363,7 +378,7 @@ class StateStore:
         """Void the records of every file not finished (sizes, validators, ranges): their
         partial files cannot be vouched for. Generations move on, so journal spans are
         void too; finished files keep their records (start-up checks them on disk)."""
-        with self._mutex, self._db:
+        with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "DELETE FROM ranges WHERE file_id IN (SELECT id FROM files WHERE status != 'done')"
@@ -382,7 +397,7 @@ class StateStore:
         target = folder / "state.db"
         fresh = folder / "state.db.new"
         fresh.unlink(missing_ok=True)
-        with self._mutex, contextlib.closing(sqlite3.connect(fresh)) as copy:
+        with self._mutex, _storing(fresh), contextlib.closing(sqlite3.connect(fresh)) as copy:
             self._db.backup(copy)
             copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable anywhere
         with open(fresh, "rb") as handle:
@@ -395,7 +410,7 @@ class StateStore:
     def adopt(self, file_id: int, source: FileRecord) -> FileRecord:
         """Take over another store's record of the same file (a worker's): its size,
         validators, status, extraction and ranges, under a new generation of ours."""
-        with self._mutex, self._db:
+        with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             self._db.execute(
@@ -444,7 +459,7 @@ class StateStore:
         """
         if not ranges:
             return
-        with self._mutex, self._db:
+        with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for file_id, (generation, spans) in ranges.items():
                 row = self._db.execute(

@@ -1,0 +1,93 @@
+"""``sa1b plan`` through the real CLI against the CDN stand-in: exact sizes, what the
+folder holds, expired links, and a disk verdict that a download then bears out (on a
+small tmpfs of the test's own)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import run_cli
+
+
+def _plan(links: Path, out: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    result = run_cli("plan", links, "-o", out, "--json", "--probe-seconds", "0.5", *args)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_the_plan_knows_every_size_and_what_the_download_needs(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    total = sum(shard.size for shard in shards)
+    code, plan, errors = _plan(links, tmp_path / "out")
+    assert code == 0, (plan, errors)
+    assert plan["total_bytes"] == total == plan["to_fetch_bytes"]
+    assert plan["needed_bytes"] == 2 * total  # extracted files, and the 3 tars in flight
+    assert plan["needed_bytes_keeping_tars"] == 2 * total
+    assert plan["fits"] is True and plan["problems"] == []
+    assert isinstance(plan["speed_bytes_per_second"], float) and plan["speed_bytes_per_second"] > 0
+    assert not (tmp_path / "out").exists()  # a plan downloads nothing
+    code, tars, _ = _plan(links, tmp_path / "out", "--no-extract", "--files", "1")
+    assert tars["needed_bytes"] == total
+    text = run_cli("plan", links, "-o", tmp_path / "out", "--probe-seconds", "0")
+    assert text.returncode == 0, text.output
+    assert "server sizes    18.0 MiB (3 of 3 answered)" in text.stdout
+    assert "ok: the download fits" in text.stdout
+
+
+def test_the_plan_counts_what_the_folder_holds(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = run_cli("download", links, "-o", out, "--shards", "0", "--no-extract")
+    assert first.returncode == 0, first.output
+    code, plan, _ = _plan(links, out, "--no-extract")
+    assert code == 0
+    files = {f["name"]: f for f in plan["files"]}  # type: ignore[union-attr]
+    assert files["sa_000000.tar"]["done"] is True
+    assert plan["to_fetch_bytes"] == shards[1].size + shards[2].size
+    assert plan["needed_bytes"] == shards[1].size + shards[2].size
+
+
+def test_an_expired_link_is_a_problem_and_exit_1(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links, expires_at=1_000_000)  # long past
+    result = run_cli("plan", links, "-o", tmp_path / "out", "--probe-seconds", "0")
+    assert result.returncode == 1, result.output
+    assert "problem: links have expired already: download a fresh links file" in result.stdout
+    assert "sa_000000.tar: the signed link has expired" in result.stdout
+    assert "oh=" not in result.output and "Traceback" not in result.output
+
+
+def _tmpfs(folder: Path, mib: int) -> Path:
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", folder], check=True)
+    return folder
+
+
+@pytest.mark.parametrize("case", [("8", 20, False), ("1", 28, True)], ids=["8-20M", "1-28M"])
+def test_the_disk_verdict_is_what_the_download_then_meets(
+    cdn: CDNServer, links: Path, tmp_path: Path, case: tuple[str, int, bool]
+) -> None:
+    files, mib, fits = case
+    # The verdict is the worst case: with 8 files at once, every tar in flight at the end
+    # of its shard beside its extracted files (36 MiB); with 1, one tar at a time (24 MiB).
+    # No order of events needs less than 24 MiB, so 20 MiB must fail.
+    disk = _tmpfs(tmp_path / "disk", mib)
+    try:
+        code, plan, _ = _plan(links, disk / "out", "--files", files)
+        assert plan["fits"] is fits and code == (0 if fits else 1), plan
+        download = run_cli("download", links, "-o", disk / "out", "--files", files)
+    finally:
+        subprocess.run(["umount", "-l", disk], check=True)
+    assert (download.returncode == 0) is fits, download.output
+    if not fits:
+        assert "hint: free some space" in download.output and "Traceback" not in download.output
