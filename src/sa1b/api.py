@@ -8,13 +8,16 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sa1b.checksums import Digest
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import LinksExpiredError, OutputFolderError, StateError, StateLockedError
+from sa1b.extract.audit import audit_extracted, audit_tar, remove_extracted
+from sa1b.layout import whole_units
 from sa1b.links import Link
 from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
 from sa1b.planning import FileFacts, Plan, disk_needed
@@ -308,3 +311,97 @@ def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[
         else record
         for record in records
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """One file as :func:`verify` found it."""
+
+    name: str
+    kind: str
+    """``extracted (LAYOUT layout)``, ``tar``, ``file`` or ``not finished``."""
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checks: tuple[FileCheck, ...]
+    repaired: tuple[str, ...] = ()
+    """Files marked to be fetched again by the next download (``repair``)."""
+
+    @property
+    def ok(self) -> bool:
+        return not any(check.problems for check in self.checks)
+
+
+def verify(
+    out: Path,
+    *,
+    checksums: Mapping[str, Digest] | None = None,
+    deep: bool = False,
+    repair: bool = False,
+) -> VerifyReport:
+    """Check every file the folder's stores know (see :mod:`sa1b.extract.audit`); with
+    ``repair``, mark each finished file found bad so that the next download fetches it
+    again, and only it: its records are voided and its bad files removed."""
+    stores = folder_stores(out)
+    if not stores:
+        raise StateError(f"{out}: no sa1b state here", hint="pass the folder given to -o")
+    indexes: dict[str, list[tuple[str, int, int]]] = {}
+    for paths in stores:
+        with StateStore(out, state=paths.state, lock=False, create=False) as store:
+            for record in store.records():
+                if record.extracted and record.name not in indexes:
+                    index = store.member_index(record.name)
+                    if index is not None:
+                        indexes[record.name] = index
+    digests = checksums or {}
+    checks = tuple(
+        _check(out, record, indexes.get(record.name), digests.get(record.name), deep=deep)
+        for record in status(out).files
+    )
+    bad = [c for c in checks if c.problems and c.kind != "not finished"]
+    if repair and bad:
+        _repair(out, stores, [c.name for c in bad], indexes)
+    return VerifyReport(checks, tuple(c.name for c in bad) if repair else ())
+
+
+def _check(
+    out: Path,
+    record: FileRecord,
+    index: list[tuple[str, int, int]] | None,
+    digest: Digest | None,
+    *,
+    deep: bool,
+) -> FileCheck:
+    paths = OutputPaths.of(out)
+    if record.extracted:
+        problems = audit_extracted(out, record.name, index, deep=deep)
+        tar = paths.final(record.name)
+        if tar.exists():  # kept too (--keep-tars)
+            problems += audit_tar(tar, size=record.size, digest=digest)
+        return FileCheck(record.name, f"extracted ({record.extracted} layout)", tuple(problems))
+    if record.status == "done":
+        kind = "tar" if record.name.endswith(".tar") else "file"
+        problems = audit_tar(paths.final(record.name), size=record.size, digest=digest)
+        return FileCheck(record.name, kind, tuple(problems))
+    message = f"not finished ({record.status}): run sa1b download again"
+    return FileCheck(record.name, "not finished", (message,))
+
+
+def _repair(
+    out: Path,
+    stores: Sequence[OutputPaths],
+    names: Sequence[str],
+    indexes: Mapping[str, list[tuple[str, int, int]]],
+) -> None:
+    for paths in stores:
+        with StateStore(out, state=paths.state) as store:  # the lock: no download runs
+            for record in store.records():
+                if record.name in names:
+                    layout = record.extracted
+                    units = whole_units(layout, record.name) if layout else ()
+                    remove_extracted(out, indexes.get(record.name), units)
+                    paths.final(record.name).unlink(missing_ok=True)
+                    store.restart(record.id)
+                    log.info("%s: marked to be fetched again", record.name)

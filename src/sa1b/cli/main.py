@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download(commands)
     _add_plan(commands)
     _add_status(commands)
+    _add_verify(commands)
     _add_demo(commands)
     commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
     return parser
@@ -314,6 +315,30 @@ def _add_status(commands: Commands) -> None:
     _add_output_options(st)
 
 
+def _add_verify(commands: Commands) -> None:
+    check = _command(
+        commands,
+        "verify",
+        help="check what an output folder holds, file by file",
+        description="Check every file the folder's state knows: kept tars (size, digest with "
+        "--checksums, tar structure) and extracted shards (every member there with its "
+        "size, every jpg with its json, every json of SA-1B's shape; --deep also decodes "
+        "every mask). Exits 1 on any problem; --repair marks the bad files so that the next "
+        "download fetches them again, and only them.",
+    )
+    check.add_argument(
+        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
+    )
+    check.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to check kept tars")
+    check.add_argument(
+        "--deep",
+        action="store_true",
+        help="decode every mask (pycocotools) and check it against its image and area",
+    )
+    check.add_argument("--repair", action="store_true", help="mark bad files to be fetched again")
+    _add_output_options(check)
+
+
 def _add_demo(commands: Commands) -> None:
     demo = _command(
         commands,
@@ -387,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
             return _demo(args, console)
+        if args.command == "verify":
+            return _verify(args, Output(sys.stdout))
         if args.links is None:
             raise InputError(
                 f"a links file is needed: sa1b {args.command} LINKS_FILE [-o OUT]",
@@ -638,6 +665,24 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
             f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
     return EXIT_OK if folder.ok else EXIT_FAILED
+
+
+def _verify(args: argparse.Namespace, console: Output) -> int:
+    checksums = read_checksums(args.checksums) if args.checksums else None
+    report = api.verify(args.out, checksums=checksums, deep=args.deep, repair=args.repair)
+    for check in report.checks:
+        verdict = "BAD" if check.problems else "ok"
+        console.line(clean(f"{check.name}  {verdict:<3}  {check.kind}", limit=300))
+        for problem in check.problems:
+            console.line(clean(f"    {problem}", limit=300))
+    bad = sum(1 for check in report.checks if check.problems)
+    console.line(f"{len(report.checks)} files: {len(report.checks) - bad} ok, {bad} with problems")
+    if report.repaired:
+        console.line(
+            f"marked to be fetched again: {', '.join(report.repaired)}; "
+            "run the same sa1b download to fetch them"
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _tally(files: Sequence[FileRecord]) -> str:

@@ -165,7 +165,8 @@ class Publisher:
         except NameClashError as clash:
             self.control.reject(task, clash)
             return
-        self.store.set_extracted(task.id, layout)
+        index = [(str(m.path), m.offset, m.size) for m in result.index]
+        self.store.set_extracted(task.id, layout, index)
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         dispose_tar(self.config, task.name)
         self.store.set_status(task.id, "done")

@@ -51,13 +51,27 @@ Wait = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """One extracted member: where it went (relative to the output folder), and where
+    its data lies in the tar."""
+
+    path: PurePosixPath
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class ExtractReport:
     """What one shard's extraction produced."""
 
     shard: str
-    members: tuple[PurePosixPath, ...]
+    index: tuple[Member, ...]
     digest: str | None
     warnings: tuple[str, ...]
+
+    @property
+    def members(self) -> tuple[PurePosixPath, ...]:
+        return tuple(member.path for member in self.index)
 
 
 def _fail(shard: str, message: str, member: str = "") -> CorruptArchiveError:
@@ -151,7 +165,7 @@ def extract_shard(
     staging.mkdir(parents=True)
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
     reader = _Reader(fd, size, wait, digest)
-    members: list[PurePosixPath] = []
+    members: list[Member] = []
     seen: set[str] = set()
     overrides: dict[str, str] = {}
     offset = 0
@@ -175,7 +189,7 @@ def extract_shard(
                 raise _fail(shard, f"member {header.name!r} appears twice", header.name)
             seen.add(str(target))
             _write_member(reader, data, header.size, staging / target, made)
-            members.append(target)
+            members.append(Member(target, data, header.size))
             if following > data + header.size:
                 _skip(reader, data + header.size, following - data - header.size)
         else:
@@ -183,9 +197,9 @@ def extract_shard(
         offset = following
     return ExtractReport(
         shard=shard,
-        members=tuple(members),
+        index=tuple(members),
         digest=digest.hexdigest() if digest else None,
-        warnings=tuple(_missing_partners(members, shard)),
+        warnings=tuple(_missing_partners([m.path for m in members], shard)),
     )
 
 

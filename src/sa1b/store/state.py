@@ -15,7 +15,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ CREATE TABLE IF NOT EXISTS ranges (
     end INTEGER NOT NULL,
     PRIMARY KEY (file_id, start)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indexes (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    members BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -244,6 +249,34 @@ def _storing(path: Path) -> Iterator[None]:
         raise
 
 
+def _copy(db: sqlite3.Connection, folder: Path) -> None:
+    """Copy ``db`` to ``folder/state.db``, replacing the last copy at once: a reader never
+    sees half a copy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fresh = folder / "state.db.new"
+    fresh.unlink(missing_ok=True)
+    with _storing(fresh), contextlib.closing(sqlite3.connect(fresh)) as copy:
+        db.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable anywhere
+    with open(fresh, "rb") as handle:
+        os.fsync(handle.fileno())
+    for leftover in ("state.db-wal", "state.db-shm"):  # a reader's, of the last copy
+        (folder / leftover).unlink(missing_ok=True)
+    os.replace(fresh, folder / "state.db")
+    fsync_dir(folder)
+
+
+def _pack(index: Sequence[tuple[str, int, int]]) -> bytes:
+    """A shard's member index as compressed ``path<TAB>offset<TAB>size`` lines (22,000
+    members of a shard take about 100 KB)."""
+    return zlib.compress("".join(f"{p}\t{o}\t{n}\n" for p, o, n in index).encode())
+
+
+def _unpack(blob: bytes) -> list[tuple[str, int, int]]:
+    rows = [line.split("\t") for line in zlib.decompress(blob).decode().splitlines()]
+    return [(path, int(offset), int(size)) for path, offset, size in rows]
+
+
 class StateStore:
     """The output folder's SQLite store. Thread-safe; hold it with ``with``."""
 
@@ -363,6 +396,7 @@ class StateStore:
         with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
+            self._db.execute("DELETE FROM indexes WHERE file_id = ?", (file_id,))
             self._db.execute(
                 "UPDATE files SET size = NULL, etag = NULL, last_modified = NULL, "
                 "generation = generation + 1, status = 'pending', error = NULL, "
@@ -391,21 +425,9 @@ class StateStore:
             )
 
     def copy_to(self, folder: Path) -> None:
-        """Write a consistent copy of the store to ``folder/state.db``, replacing the
-        last one at once (a reader never sees half a copy)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / "state.db"
-        fresh = folder / "state.db.new"
-        fresh.unlink(missing_ok=True)
-        with self._mutex, _storing(fresh), contextlib.closing(sqlite3.connect(fresh)) as copy:
-            self._db.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable anywhere
-        with open(fresh, "rb") as handle:
-            os.fsync(handle.fileno())
-        for leftover in ("state.db-wal", "state.db-shm"):  # a reader's, of the last copy
-            (folder / leftover).unlink(missing_ok=True)
-        os.replace(fresh, target)
-        fsync_dir(folder)
+        """Write a consistent copy of the store to ``folder/state.db`` (see :func:`_copy`)."""
+        with self._mutex:
+            _copy(self._db, folder)
 
     def adopt(self, file_id: int, source: FileRecord) -> FileRecord:
         """Take over another store's record of the same file (a worker's): its size,
@@ -413,35 +435,42 @@ class StateStore:
         with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
+            validator, now = source.validator, time.time()
             self._db.execute(
                 "UPDATE files SET size = ?, etag = ?, last_modified = ?, status = ?, "
                 "error = NULL, extracted = ?, generation = generation + 1, updated_at = ? "
                 "WHERE id = ?",
-                (
-                    source.size,
-                    source.validator.etag,
-                    source.validator.last_modified,
-                    source.status,
-                    source.extracted,
-                    time.time(),
-                    file_id,
-                ),
-            )
-            self._db.executemany(
-                "INSERT INTO ranges (file_id, start, end) VALUES (?, ?, ?)",
-                [(file_id, start, end) for start, end in source.ranges],
-            )
-            row = self._db.execute("SELECT name FROM files WHERE id = ?", (file_id,)).fetchone()
-        adopted = self.get(row[0])
+                (source.size, validator.etag, validator.last_modified, source.status,
+                 source.extracted, now, file_id),
+            )  # fmt: skip
+            spans = [(file_id, start, end) for start, end in source.ranges]
+            self._db.executemany("INSERT INTO ranges (file_id, start, end) VALUES (?, ?, ?)", spans)
+        adopted = self.get(source.name)
         assert adopted is not None
         return adopted
 
-    def set_extracted(self, file_id: int, layout: str | None) -> None:
-        """Record that the shard is extracted into ``layout`` (after it is all in place)."""
-        self._write(
-            "UPDATE files SET extracted = ?, updated_at = ? WHERE id = ?",
-            (layout, time.time(), file_id),
-        )
+    def set_extracted(
+        self, file_id: int, layout: str | None, index: Sequence[tuple[str, int, int]] = ()
+    ) -> None:
+        """Record that the shard is extracted into ``layout`` (after it is all in place),
+        with its members (path in the output folder, data offset in the tar, size)."""
+        with self._mutex, _storing(self.path), self._db:
+            self._db.execute(
+                "UPDATE files SET extracted = ?, updated_at = ? WHERE id = ?",
+                (layout, time.time(), file_id),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO indexes VALUES (?, ?)", (file_id, _pack(index))
+            )
+
+    def member_index(self, name: str) -> list[tuple[str, int, int]] | None:
+        """The members of an extracted shard, as recorded when it was extracted."""
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT members FROM indexes JOIN files ON files.id = file_id WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return None if row is None else _unpack(row[0])
 
     def set_status(self, file_id: int, status: Status, error: str | None = None) -> None:
         """Record a file's status; ``error`` is stored cleaned (it may quote a server)."""

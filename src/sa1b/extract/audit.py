@@ -1,0 +1,162 @@
+"""Check, after the fact, what a download left on disk: tars and extracted shards.
+
+A tar: its size against the server's, its digest against ``--checksums`` when given,
+and its structure: every header parses (checksum included), no member runs past the
+end, and the archive ends with its zero blocks. An extracted shard: every member the
+extraction recorded (path and size, the store's member index) is there with that size,
+every ``.jpg`` has its ``.json``, and every ``.json`` parses and has SA-1B's shape
+(:mod:`sa1b.schema`). ``deep`` also decodes every mask with pycocotools and checks its
+size against the image's and its area against the annotation's, and the image's own
+size (its JPEG header, through Pillow) against what the JSON says. Each check returns
+problems as short lines; none means sound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sa1b.checksums import Digest
+from sa1b.errors import InputError
+from sa1b.schema import annotation_problems
+from sa1b.tarformat import BLOCK, TarFormatError, is_zero_block, padded, parse_block
+
+Index = Sequence[tuple[str, int, int]]
+"""A shard's members: path in the output folder, data offset in the tar, size."""
+
+
+def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[str]:
+    """What is wrong with a kept tar (or another kept file, when it is not a tar)."""
+    if not path.is_file():
+        return [f"{path} is missing"]
+    actual = path.stat().st_size
+    problems = [] if size is None or actual == size else [f"{actual} bytes, the server's {size}"]
+    if digest is not None and (found := _digest(path, digest.algorithm)) != digest.hexdigest:
+        problems.append(f"{digest.algorithm} {found}, the checksums file says {digest.hexdigest}")
+    if path.suffix == ".tar":
+        problems += _structure(path)
+    return problems
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _structure(path: Path) -> list[str]:
+    """Walk the headers: each parses, each member fits, the end is there."""
+    end = path.stat().st_size
+    with path.open("rb") as handle:
+        offset = 0
+        while True:
+            handle.seek(offset)
+            block = handle.read(BLOCK)
+            if len(block) < BLOCK:
+                return [f"cut short: no end-of-archive blocks (it ends at byte {end})"]
+            if is_zero_block(block):
+                return [] if len(handle.read(BLOCK)) == BLOCK else ["cut short in its end blocks"]
+            try:
+                header = parse_block(block)
+            except TarFormatError as error:
+                return [f"bad header at byte {offset}: {error}"]
+            assert header is not None
+            offset += BLOCK + padded(header.size)
+            if offset > end:
+                return [f"member {header.name!r} is cut short (the file ends at byte {end})"]
+
+
+def audit_extracted(out: Path, shard: str, index: Index | None, *, deep: bool) -> list[str]:
+    """What is wrong with an extracted shard (``index`` None: extracted by an sa1b that
+    kept no member index; then only what the index would name cannot be checked)."""
+    if index is None:
+        return ["no member index was recorded for it: members cannot be checked"]
+    problems = []
+    present: set[str] = set()
+    for member, _, size in index:
+        path = out / member
+        if not path.is_file():
+            problems.append(f"{member} is missing")
+        elif (actual := path.stat().st_size) != size:
+            problems.append(f"{member} is {actual} bytes, the tar's member {size}")
+        else:
+            present.add(member)
+    problems += _unpaired(member for member, _, _ in index)
+    for member in sorted(m for m in present if m.endswith(".json")):
+        problems += [f"{member}: {p}" for p in _json_problems(out, member, present, deep=deep)]
+    return problems
+
+
+def _unpaired(members: Iterator[str]) -> list[str]:
+    paths = {PurePosixPath(m) for m in members}
+    return [
+        f"{path} has no {other}"
+        for path in sorted(paths)
+        if path.suffix in (".jpg", ".json")
+        and (other := path.with_suffix(".json" if path.suffix == ".jpg" else ".jpg")) not in paths
+    ]
+
+
+def _json_problems(out: Path, member: str, present: set[str], *, deep: bool) -> list[str]:
+    image = PurePosixPath(member).with_suffix(".jpg")
+    try:
+        document = json.loads((out / member).read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:
+        return [f"not JSON ({error})"[:200]]
+    problems = annotation_problems(document, image_file=image.name)
+    if deep and not problems and str(image) in present:
+        problems = _mask_problems(document, out / image)
+    return problems
+
+
+def _mask_problems(document: dict[str, Any], image: Path) -> list[str]:
+    """Decode every mask: its size is the image's, its area the annotation's."""
+    mask_api, pil = _deep_tools()
+    width, height = document["image"]["width"], document["image"]["height"]
+    with pil.open(image) as picture:
+        if picture.size != (width, height):
+            return [f"the image is {picture.size[0]}x{picture.size[1]}, the JSON says "
+                    f"{width}x{height}"]  # fmt: skip
+    problems = []
+    for number, annotation in enumerate(document["annotations"]):
+        segmentation = annotation["segmentation"]
+        rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+        try:
+            mask = mask_api.decode(rle)
+        except Exception as error:  # pycocotools raises bare exceptions for bad RLE
+            problems.append(f"annotation {number}: the mask does not decode ({error})")
+            continue
+        if mask.shape != (height, width):
+            problems.append(f"annotation {number}: the mask is {mask.shape[1]}x{mask.shape[0]}")
+        elif (area := int(mask.sum())) != annotation["area"]:
+            problems.append(
+                f"annotation {number}: the mask's area is {area}, not {annotation['area']}"
+            )
+    return problems[:3] + ([f"and {len(problems) - 3} more"] if len(problems) > 3 else [])
+
+
+def _deep_tools() -> tuple[Any, Any]:
+    """pycocotools' mask module and Pillow's Image, from the ``masks`` extra."""
+    try:
+        from PIL import Image
+        from pycocotools import mask  # type: ignore[import-untyped]
+    except ImportError:
+        raise InputError(
+            "--deep decodes masks with pycocotools and reads images with Pillow",
+            hint="install the extra: pip install 'sa1b[masks]'",
+        ) from None
+    return mask, Image
+
+
+def remove_extracted(out: Path, index: Index | None, units: Sequence[PurePosixPath]) -> None:
+    """Delete a bad shard's extracted files, so that a new extraction meets none."""
+    for unit in units:
+        shutil.rmtree(out / unit, ignore_errors=True)
+    for member, _, _ in index or ():
+        (out / member).unlink(missing_ok=True)

@@ -1,0 +1,59 @@
+"""What a download adds to the disk at its peak, as a table; and a plan's verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from sa1b.planning import FileFacts, Plan, disk_needed
+
+G = 1000
+SHARD, BIG, EXTRA = (
+    FileFacts("a", 10 * G, True),
+    FileFacts("b", 12 * G, True),
+    FileFacts("x", G, False),
+)
+DONE = FileFacts("d", 10 * G, True, done=True, kept=10 * G)
+HALF = FileFacts("h", 10 * G, True, kept=5 * G, allocated=10 * G)  # preallocated
+SILENT = FileFacts("s", None, True, error="the signed link has expired")
+
+# name: (files, extract, keep_tars, files at once, bytes needed)
+CASES = {
+    "tars only": ([SHARD, BIG, EXTRA], False, False, 8, 23 * G),
+    "extracting, all in flight at once": ([SHARD, BIG, EXTRA], True, False, 8, 45 * G),
+    "extracting, one at a time: the largest tar": ([SHARD, BIG, EXTRA], True, False, 1, 35 * G),
+    "extracting, keeping tars": ([SHARD, BIG, EXTRA], True, True, 1, 45 * G),
+    "an extra is never extracted": ([EXTRA], True, True, 8, G),
+    "a finished file adds nothing": ([DONE, SHARD], False, False, 8, 10 * G),
+    "a partial file is allocated already": ([HALF], False, False, 8, 0),
+    "extracting a partial file: its files": ([HALF], True, False, 8, 10 * G),
+    "a file without a size is not counted": ([SILENT, SHARD], False, False, 8, 10 * G),
+    "nothing": ([], True, False, 8, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_disk_needed(case: str) -> None:
+    files, extract, keep_tars, at_once, needed = CASES[case]
+    assert disk_needed(files, extract=extract, keep_tars=keep_tars, at_once=at_once) == needed
+
+
+def _plan(files: tuple[FileFacts, ...], *, free: int, speed: float, expires: int) -> Plan:
+    needed = disk_needed(files, extract=False, keep_tars=False, at_once=8)
+    return Plan(files, free, needed, needed, needed, speed, (expires,), now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("files", "free", "expires", "ok"),
+    [
+        ((SHARD,), 10 * G, 10_000, True),
+        ((SHARD,), 10 * G - 1, 10_000, False),  # does not fit
+        ((SHARD, SILENT), 10 * G, 10_000, False),  # a file did not answer
+        ((SHARD,), 10 * G, 11, False),  # 10 s needed, x1.2 margin, links last 11 s
+        ((SHARD,), 10 * G, 13, True),
+        ((SHARD,), 10 * G, -1, False),  # expired already
+    ],
+)
+def test_a_plan_is_ok_when_it_fits_every_file_answers_and_the_links_outlive_it(
+    files: tuple[FileFacts, ...], free: int, expires: int, ok: bool
+) -> None:
+    assert _plan(files, free=free, speed=G, expires=expires).ok is ok
