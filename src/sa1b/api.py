@@ -8,17 +8,23 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sa1b.checksums import Digest
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.errors import LinksExpiredError, OutputFolderError, StateError, StateLockedError
+from sa1b.errors import (
+    LinksExpiredError,
+    NoSpaceError,
+    OutputFolderError,
+    StateError,
+    StateLockedError,
+)
 from sa1b.extract.audit import audit_extracted, audit_tar, remove_extracted
 from sa1b.layout import whole_units
-from sa1b.links import Link
+from sa1b.links import Link, mirror_link, redact
 from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
 from sa1b.planning import FileFacts, Plan, disk_needed
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
@@ -27,6 +33,8 @@ from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
 from sa1b.store.state import StateStore, folder_stores, lock_holder
+from sa1b.units import human_bytes
+from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +70,27 @@ def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
     return validity
 
 
-def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float = 4.0) -> Plan:
+def plan(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    *,
+    probe_seconds: float = 4.0,
+    ask_known: bool = True,
+) -> Plan:
     """What a download of ``links`` into ``config.out`` needs, asked of the server and
     the disk without downloading: each file's size (one-byte range requests, many at
-    once), what the folder holds, the free space, and a speed probe of
-    ``probe_seconds`` (0: none) on the download's own connections."""
+    once; ``ask_known=False`` takes the sizes the store knows instead), what the folder
+    holds, the free space, and a speed probe of ``probe_seconds`` (0: none) on the
+    download's own connections."""
     held = {r.name: r for r in status(config.out).files} if folder_stores(config.out) else {}
     wanted = [link for link in links if not _finished(held.get(link.name))]
-    answers = {a.name: a for a in probe_sizes(wanted, config.transport)} if wanted else {}
+    answers = {
+        name: SizeAnswer(name, size)
+        for link in wanted
+        if not ask_known and (size := _known_size(held.get(name := link.name))) is not None
+    }
+    asked = [link for link in wanted if link.name not in answers]
+    answers |= {a.name: a for a in probe_sizes(asked, config.transport)} if asked else {}
     facts = tuple(
         _facts(link, held.get(link.name), answers.get(link.name), config) for link in links
     )
@@ -95,6 +116,22 @@ def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float 
         expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
         now=time.time(),
     )
+
+
+def check_space(links: Sequence[Link], config: DownloadConfig) -> None:
+    """Raise :class:`NoSpaceError` when the download cannot fit, by :func:`plan`'s
+    reckoning (the worst case) without its speed probe: the sizes the store knows, the
+    rest asked of the server (one byte each)."""
+    checked = plan(links, config, probe_seconds=0, ask_known=False)
+    if not checked.fits:
+        raise NoSpaceError(
+            f"{config.out}: the download needs {human_bytes(checked.needed)} more and "
+            f"{human_bytes(checked.free)} are free"
+        )
+
+
+def _known_size(record: FileRecord | None) -> int | None:
+    return record.size if record is not None else None
 
 
 def _finished(record: FileRecord | None) -> bool:
@@ -168,19 +205,56 @@ def download(
         done |= {
             name for name, records in others.items() if any(r.status == "done" for r in records)
         }
-        refuse_expired([link for link in links if link.name not in done], now=time.time())
+        if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
+            refuse_expired([link for link in links if link.name not in done], now=time.time())
         run_id = store.start_run()
-        engine = Engine(links, config, store, listener=listener or NullListener(), others=others)
         started = time.monotonic()
-        outcome = "interrupted"
+        outcome, fetched = "interrupted", 0
         try:
-            outcomes = engine.run()
-            outcome = "ok" if all(o.state == "done" for o in outcomes) else "incomplete"
+            outcomes: dict[str, FileOutcome] = {}
+            for base, batch in _sources(links, config, outcomes):
+                if base is not None:
+                    _ready_for_mirror(store, batch, config)
+                engine = Engine(
+                    batch, config, store, listener=listener or NullListener(), others=others
+                )
+                try:
+                    ended = engine.run()
+                finally:
+                    fetched += engine.fetched
+                outcomes |= {o.name: replace(o, source=base) if base else o for o in ended}
+            outcome = "ok" if all(o.state == "done" for o in outcomes.values()) else "incomplete"
         finally:
-            store.finish_run(run_id, fetched=engine.fetched, outcome=outcome)
+            store.finish_run(run_id, fetched=fetched, outcome=outcome)
             if config.state_copy is not None:
                 store.copy_to(config.state_copy)
-    return DownloadResult(tuple(outcomes), engine.fetched, time.monotonic() - started)
+    ordered = tuple(outcomes[link.name] for link in links)
+    return DownloadResult(ordered, fetched, time.monotonic() - started)
+
+
+def _sources(
+    links: Sequence[Link], config: DownloadConfig, outcomes: Mapping[str, FileOutcome]
+) -> Iterator[tuple[str | None, list[Link]]]:
+    """The links to run, first their own, then each mirror's for the files still not
+    done (read from ``outcomes`` as the runs before fill it)."""
+    yield None, list(links)
+    for base in config.mirrors:
+        missing = [link for link in links if outcomes[link.name].state != "done"]
+        if not missing:
+            return
+        log.info("trying %d file(s) at the mirror %s", len(missing), redact(base))
+        yield base, [mirror_link(base, link) for link in missing]
+
+
+def _ready_for_mirror(store: StateStore, links: Sequence[Link], config: DownloadConfig) -> None:
+    """Bytes kept from another server are continued only when they are sure to be the
+    same file: the size must match (any answer checks that), and the ETag too unless
+    a checksum will check the finished file. So the validator is forgotten where a
+    checksum is known, and kept (to be compared) where none is."""
+    for link in links:
+        record = store.get(link.name)
+        if record is not None and record.size is not None and link.name in config.checksums:
+            store.set_identity(record.id, record.size, Validator(None, None))
 
 
 def _other_records(

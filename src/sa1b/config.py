@@ -62,6 +62,9 @@ class DownloadConfig:
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
+    mirrors: tuple[str, ...] = ()
+    """Base URLs tried in turn for a file whose own link failed for good or expired:
+    ``BASE/<file name>`` (see :func:`sa1b.api.download`)."""
     extract: ExtractOptions | None = field(default_factory=ExtractOptions)
     """Extract shards while they download; None keeps the tars only."""
     first_request: int = 4 * MiB

@@ -9,6 +9,7 @@
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
     │   ├── LinksExpiredError       the selected links expired before the run started
     │   ├── OutputFolderError       the -o folder cannot be created or written
+    │   ├── NoSpaceError            the download cannot fit on the output folder's disk
     │   └── ClusterError            the Ray engine cannot run: Ray missing, no cluster
     ├── StateError                  the state store cannot be used
     │   └── StateLockedError        another sa1b process owns the output folder
@@ -111,6 +112,15 @@ class ClusterError(InputError):
     """The Ray engine cannot run: Ray is not installed, or no cluster answers."""
 
     hint = "install the extra (pip install 'sa1b[ray]') and check --ray-address"
+
+
+class NoSpaceError(InputError):
+    """The download needs more space than the output folder's disk has free."""
+
+    hint = (
+        "free some space, pick another -o, or take less (--shards, --fraction); "
+        "sa1b plan shows the figures, --no-space-check runs anyway"
+    )
 
 
 class LinksExpiredError(InputError):

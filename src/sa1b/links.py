@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from sa1b.errors import LinksFileError
+from sa1b.errors import InputError, LinksFileError
 
 HEADER = ("file_name", "cdn_link")
 
@@ -170,6 +170,26 @@ def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
             line=number,
         )
     return Link(name=name, url=url, line=number)
+
+
+def mirror_link(base: str, link: Link) -> Link:
+    """``link``'s file at a mirror: ``BASE/<file name>`` (the name is a plain, checked
+    file name; it is percent-encoded all the same)."""
+    return Link(link.name, f"{base.rstrip('/')}/{quote(link.name)}", link.line)
+
+
+def check_mirror(base: str) -> str:
+    """``base`` if it can serve as a mirror: a printable http(s) URL with a host."""
+    try:
+        parts = urlsplit(base)
+        parts.port  # noqa: B018  (raises for a malformed port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError("--mirror needs an http(s) URL", hint="e.g. --mirror https://host/sa1b")
+    if not base.isascii() or not base.isprintable():
+        raise InputError("--mirror: the URL has non-ASCII or control characters")
+    return base
 
 
 def _check_url(url: str, *, source: str, number: int) -> None:

@@ -61,6 +61,8 @@ class FileOutcome:
     size: int | None = None
     message: str | None = None
     hint: str | None = None
+    source: str | None = None
+    """The mirror it came from (its base URL), when not from its own link."""
 
 
 class ProgressListener(Protocol):

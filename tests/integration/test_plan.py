@@ -91,3 +91,23 @@ def test_the_disk_verdict_is_what_the_download_then_meets(
     assert (download.returncode == 0) is fits, download.output
     if not fits:
         assert "hint: free some space" in download.output and "Traceback" not in download.output
+
+
+def test_a_download_that_cannot_fit_is_refused_before_it_starts(
+    cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    disk = _tmpfs(tmp_path / "disk", 20)  # the download needs 36 MiB at its worst
+    try:
+        refused = run_cli("download", links, "-o", disk / "out")
+        asked = cdn.bytes_sent_total
+        written = sorted(str(p.relative_to(disk)) for p in disk.rglob("*") if p.is_file())
+        anyway = run_cli("download", links, "-o", disk / "anyway", "--no-space-check")
+    finally:
+        subprocess.run(["umount", "-l", disk], check=True)
+    assert refused.returncode == 2, refused.output
+    assert "the download needs 36.0 MiB more and" in refused.output
+    assert "sa1b plan shows the figures, --no-space-check runs anyway" in refused.output
+    assert asked == 3, refused.output  # one byte of each file was asked for
+    assert written == [], written  # nothing was allocated
+    assert anyway.returncode == 1, anyway.output  # it ran, and met the full disk
+    assert "hint: free some space" in anyway.output and "the download needs" not in anyway.output

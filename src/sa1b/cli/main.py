@@ -30,7 +30,7 @@ from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.layout import LAYOUTS
-from sa1b.links import Link, read_links
+from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
 from sa1b.records import FileRecord
@@ -133,6 +133,20 @@ def _add_download(commands: Commands) -> None:
     )
     _add_selection_options(dl)
     _add_storage_options(dl)
+    dl.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="BASE_URL",
+        help="where to fetch BASE_URL/<file name> when a file's own link has expired or "
+        "failed for good (repeatable, tried in order); kept bytes are continued only when "
+        "the size matches, and the ETag too unless --checksums checks the file",
+    )
+    dl.add_argument(
+        "--no-space-check",
+        action="store_true",
+        help="start even when the download may not fit on the disk (see sa1b plan)",
+    )
     _add_cluster_options(dl)
     _add_network_options(dl)
     _add_state_dir_option(dl)
@@ -494,12 +508,15 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     if args.engine != "ray" and (args.ray_address or args.node_local):
         args.command_parser.error("--ray-address and --node-local need --engine ray")
     selected, worker = _selection(args, console)
-    config = replace(_config(args), worker=worker)
+    mirrors = tuple(check_mirror(base) for base in args.mirror)
+    config = replace(_config(args), worker=worker, mirrors=mirrors)
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(
             address=args.ray_address, files_per_task=config.max_files, node_local=args.node_local
         )
+    if not args.no_space_check and not args.node_local:  # node-local: disks elsewhere
+        api.check_space(selected, config)
     _announce(selected, config, args, console)
     return _run(selected, config, args, console, cluster)
 
@@ -622,6 +639,9 @@ def _summarise(result: api.DownloadResult, console: Output) -> int:
         f"{len(done)}/{len(result.outcomes)} files done; fetched {human_bytes(result.fetched)} "
         f"in {human_duration(result.seconds)} ({human_bytes(speed)}/s)"
     )
+    for outcome in result.outcomes:
+        if outcome.state == "done" and outcome.source:
+            console.line(f"  {outcome.name}  from the mirror {redact(outcome.source)}")
     if result.ok:
         return EXIT_OK
     for outcome in result.outcomes:
