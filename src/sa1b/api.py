@@ -189,6 +189,7 @@ def download(
 
     Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if every
     link still needed has expired (a file whose link alone expired ends ``expired``),
+    :class:`~sa1b.errors.NoSpaceError` if the download cannot fit (``check_space``),
     :class:`~sa1b.errors.OutputFolderError` if ``config.out`` cannot be written, and
     :class:`~sa1b.errors.StateLockedError` if another process owns the folder;
     per-file failures are outcomes, not exceptions.
@@ -207,6 +208,8 @@ def download(
         }
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
             refuse_expired([link for link in links if link.name not in done], now=time.time())
+        if config.check_space:
+            check_space(links, config)
         run_id = store.start_run()
         started = time.monotonic()
         outcome, fetched = "interrupted", 0

@@ -62,6 +62,8 @@ class DownloadConfig:
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     checksums: Mapping[str, Digest] = field(default_factory=dict)
+    check_space: bool = True
+    """Refuse to start a download that cannot fit (:func:`sa1b.api.check_space`)."""
     mirrors: tuple[str, ...] = ()
     """Base URLs tried in turn for a file whose own link failed for good or expired:
     ``BASE/<file name>`` (see :func:`sa1b.api.download`)."""

@@ -14,7 +14,7 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
-from sa1b.cli.main import build_parser
+from sa1b.cli.parser import build_parser
 from tests.scripted import serve_ranges, serving
 
 from .conftest import run_cli

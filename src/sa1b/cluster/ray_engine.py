@@ -86,6 +86,8 @@ def download_on_ray(
     files of a task lost more often than ``max_retries`` end ``failed``.
     """
     ray = _import_ray()
+    if config.check_space and not options.node_local:  # once, on the shared folder
+        api.check_space(links, config)
     started = time.monotonic()
     groups = _groups(links, options.files_per_task)
     try:
@@ -275,12 +277,14 @@ def _run_group(
     import ray
 
     if node_local:  # OUT is this node's own disk: the store can live there, as a worker's
-        task_config = replace(config, worker=group)
+        task_config = replace(config, worker=group)  # each node checks its own disk
     else:
         shared = config.out / WORK_DIR / WORKERS / group.folder
         local = _node_state(config, group, ray.get_runtime_context().get_node_id())
         _start_from(shared, local)
-        task_config = replace(config, worker=group, state_dir=local, state_copy=shared)
+        task_config = replace(
+            config, worker=group, state_dir=local, state_copy=shared, check_space=False
+        )
     listener = _HubListener(hub, group.index)
     result = api.download(links, task_config, listener=listener)
     last = listener.flush()
