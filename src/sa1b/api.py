@@ -16,6 +16,7 @@ from sa1b.checksums import Digest
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.errors import (
+    LinkExpiredError,
     LinksExpiredError,
     NoSpaceError,
     OutputFolderError,
@@ -89,6 +90,11 @@ def plan(
         for link in wanted
         if not ask_known and (size := _known_size(held.get(name := link.name))) is not None
     }
+    now = time.time()
+    for link in wanted:  # an expired link is not asked: it can only say so
+        if (stamp := link.expires_at) is not None and stamp <= now:
+            error = LinkExpiredError("the signed link has expired", name=link.name)
+            answers.setdefault(link.name, SizeAnswer(link.name, error=error))
     asked = [link for link in wanted if link.name not in answers]
     answers |= {a.name: a for a in probe_sizes(asked, config.transport)} if asked else {}
     facts = tuple(

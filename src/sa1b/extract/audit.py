@@ -22,6 +22,7 @@ from typing import Any
 
 from sa1b.checksums import Digest
 from sa1b.errors import InputError
+from sa1b.extract.masks import decode_mask
 from sa1b.schema import annotation_problems
 from sa1b.tarformat import BLOCK, TarFormatError, is_zero_block, padded, parse_block
 
@@ -117,7 +118,7 @@ def _json_problems(out: Path, member: str, present: set[str], *, deep: bool) -> 
 
 def _mask_problems(document: dict[str, Any], image: Path) -> list[str]:
     """Decode every mask: its size is the image's, its area the annotation's."""
-    mask_api, pil = _deep_tools()
+    pil = _pillow()
     width, height = document["image"]["width"], document["image"]["height"]
     with pil.open(image) as picture:
         if picture.size != (width, height):
@@ -125,10 +126,10 @@ def _mask_problems(document: dict[str, Any], image: Path) -> list[str]:
                     f"{width}x{height}"]  # fmt: skip
     problems = []
     for number, annotation in enumerate(document["annotations"]):
-        segmentation = annotation["segmentation"]
-        rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
         try:
-            mask = mask_api.decode(rle)
+            mask = decode_mask(annotation["segmentation"])
+        except InputError:
+            raise
         except Exception as error:  # pycocotools raises bare exceptions for bad RLE
             problems.append(f"annotation {number}: the mask does not decode ({error})")
             continue
@@ -141,17 +142,15 @@ def _mask_problems(document: dict[str, Any], image: Path) -> list[str]:
     return problems[:3] + ([f"and {len(problems) - 3} more"] if len(problems) > 3 else [])
 
 
-def _deep_tools() -> tuple[Any, Any]:
-    """pycocotools' mask module and Pillow's Image, from the ``masks`` extra."""
+def _pillow() -> Any:
+    """Pillow's Image, from the ``masks`` extra."""
     try:
         from PIL import Image
-        from pycocotools import mask  # type: ignore[import-untyped]
     except ImportError:
         raise InputError(
-            "--deep decodes masks with pycocotools and reads images with Pillow",
-            hint="install the extra: pip install 'sa1b[masks]'",
+            "--deep reads images with Pillow", hint="install the extra: pip install 'sa1b[masks]'"
         ) from None
-    return mask, Image
+    return Image
 
 
 def remove_extracted(out: Path, index: Index | None, units: Sequence[PurePosixPath]) -> None:

@@ -1,0 +1,129 @@
+"""Samples of a downloaded SA-1B, from any layout: an image with its annotations.
+
+:func:`open_dataset` (``sa1b.open``) lists the samples of an output folder from the
+member index each shard's extraction recorded (``sa1b download`` keeps it in the
+folder's stores): every ``.jpg`` paired with its ``.json``, in shard order, then by
+name. A folder extracted by another tool, with no store, is walked instead: a ``.jpg``
+beside its ``.json`` (``shard`` and ``flat`` layouts) or under ``images/`` with its
+``.json`` under ``annotations/`` (``split``).
+
+A :class:`Sample` reads lazily: the JSON when asked for, the image as bytes or as a
+Pillow image, the masks decoded with pycocotools (``pip install 'sa1b[masks]'``).
+:class:`Samples` is a map-style dataset (``len`` and indexing), which
+``torch.utils.data.DataLoader`` takes as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sa1b.errors import InputError, StateError
+from sa1b.extract.masks import decode_mask
+from sa1b.store.state import StateStore, folder_stores
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of SA-1B and its annotation file."""
+
+    image_path: Path
+    annotation_path: Path
+    shard: str | None = None
+    """The shard it came from, when the folder's index says so."""
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The parsed annotation file: ``{"image": {...}, "annotations": [...]}``."""
+        parsed: dict[str, Any] = json.loads(self.annotation_path.read_bytes())
+        return parsed
+
+    @property
+    def annotations(self) -> list[dict[str, Any]]:
+        annotations: list[dict[str, Any]] = self.document["annotations"]
+        return annotations
+
+    def image_bytes(self) -> bytes:
+        return self.image_path.read_bytes()
+
+    def image(self) -> Any:
+        """The image, opened with Pillow."""
+        from PIL import Image
+
+        return Image.open(self.image_path)
+
+    def masks(self) -> list[Any]:
+        """Each annotation's mask as a ``height x width`` array of 0 and 1 (pycocotools)."""
+        return [decode_mask(annotation["segmentation"]) for annotation in self.annotations]
+
+
+class Samples(Sequence[Sample]):
+    """The samples of one output folder, in a stable order."""
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self._samples = samples
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        return self._samples[index]
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self._samples)
+
+
+def open_dataset(out: Path | str) -> Samples:
+    """The samples in ``out``, the folder given to ``sa1b download -o``."""
+    folder = Path(out)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder", hint="pass the folder given to -o")
+    indexed = _from_index(folder)
+    return Samples(indexed if indexed is not None else _from_walk(folder))
+
+
+def _from_index(out: Path) -> list[Sample] | None:
+    """Pairs from the member indexes of the folder's stores; None without any store."""
+    stores = folder_stores(out)
+    if not stores:
+        return None
+    members: dict[str, list[str]] = {}
+    for paths in stores:
+        try:
+            with StateStore(out, state=paths.state, lock=False, create=False) as store:
+                for record in store.records():
+                    if record.extracted and record.name not in members:
+                        index = store.member_index(record.name)
+                        members[record.name] = [path for path, _, _ in index or ()]
+        except StateError:
+            continue
+    samples = []
+    for shard in sorted(members):
+        names = {PurePosixPath(p) for p in members[shard]}
+        for image in sorted(p for p in names if p.suffix == ".jpg"):
+            partner = _partner(image)
+            if partner in names:
+                samples.append(Sample(out / image, out / partner, shard))
+    return samples
+
+
+def _partner(image: PurePosixPath) -> PurePosixPath:
+    """Where an image's annotation file is: beside it, or under ``annotations/``."""
+    parts = image.with_suffix(".json").parts
+    if len(parts) >= 3 and parts[0] == "images":
+        return PurePosixPath("annotations", *parts[1:])
+    return PurePosixPath(*parts)
+
+
+def _from_walk(out: Path) -> list[Sample]:
+    samples = []
+    for image in sorted(out.rglob("*.jpg")):
+        relative = image.relative_to(out)
+        partner = out / _partner(PurePosixPath(*relative.parts))
+        if partner.is_file():
+            samples.append(Sample(image, partner))
+    return samples
