@@ -85,18 +85,7 @@ def plan(
     download's own connections."""
     held = {r.name: r for r in status(config.out).files} if folder_stores(config.out) else {}
     wanted = [link for link in links if not _finished(held.get(link.name))]
-    answers = {
-        name: SizeAnswer(name, size)
-        for link in wanted
-        if not ask_known and (size := _known_size(held.get(name := link.name))) is not None
-    }
-    now = time.time()
-    for link in wanted:  # an expired link is not asked: it can only say so
-        if (stamp := link.expires_at) is not None and stamp <= now:
-            error = LinkExpiredError("the signed link has expired", name=link.name)
-            answers.setdefault(link.name, SizeAnswer(link.name, error=error))
-    asked = [link for link in wanted if link.name not in answers]
-    answers |= {a.name: a for a in probe_sizes(asked, config.transport)} if asked else {}
+    answers = _sizes(wanted, held, config, ask_known=ask_known)
     facts = tuple(
         _facts(link, held.get(link.name), answers.get(link.name), config) for link in links
     )
@@ -136,8 +125,27 @@ def check_space(links: Sequence[Link], config: DownloadConfig) -> None:
         )
 
 
-def _known_size(record: FileRecord | None) -> int | None:
-    return record.size if record is not None else None
+def _sizes(
+    links: Sequence[Link],
+    held: Mapping[str, FileRecord],
+    config: DownloadConfig,
+    *,
+    ask_known: bool,
+) -> dict[str, SizeAnswer]:
+    """Each file's size: the store's where it knows it (unless ``ask_known``), none for a
+    link expired already (it could only say so), the server's for the rest."""
+    answers, asked, now = {}, [], time.time()
+    for link in links:
+        record = held.get(link.name)
+        if not ask_known and record is not None and record.size is not None:
+            answers[link.name] = SizeAnswer(link.name, record.size)
+        elif (stamp := link.expires_at) is not None and stamp <= now:
+            error = LinkExpiredError("the signed link has expired", name=link.name)
+            answers[link.name] = SizeAnswer(link.name, error=error)
+        else:
+            asked.append(link)
+    answers |= {a.name: a for a in probe_sizes(asked, config.transport)} if asked else {}
+    return answers
 
 
 def _finished(record: FileRecord | None) -> bool:
