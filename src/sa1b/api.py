@@ -404,6 +404,20 @@ def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[
     ]
 
 
+def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
+    """Each extracted shard's members as its extraction recorded them: (path in the
+    output folder, offset of the member's data in the tar, size), by shard name."""
+    indexes: dict[str, list[tuple[str, int, int]]] = {}
+    for paths in folder_stores(out):
+        with StateStore(out, state=paths.state, lock=False, create=False) as store:
+            for record in store.records():
+                if record.extracted and record.name not in indexes:
+                    index = store.member_index(record.name)
+                    if index is not None:
+                        indexes[record.name] = index
+    return indexes
+
+
 @dataclass(frozen=True, slots=True)
 class FileCheck:
     """One file as :func:`verify` found it."""
@@ -438,14 +452,7 @@ def verify(
     stores = folder_stores(out)
     if not stores:
         raise StateError(f"{out}: no sa1b state here", hint="pass the folder given to -o")
-    indexes: dict[str, list[tuple[str, int, int]]] = {}
-    for paths in stores:
-        with StateStore(out, state=paths.state, lock=False, create=False) as store:
-            for record in store.records():
-                if record.extracted and record.name not in indexes:
-                    index = store.member_index(record.name)
-                    if index is not None:
-                        indexes[record.name] = index
+    indexes = member_indexes(out)
     digests = checksums or {}
     checks = tuple(
         _check(out, record, indexes.get(record.name), digests.get(record.name), deep=deep)

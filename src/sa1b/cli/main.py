@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import FrameType
 
 from sa1b import api
@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
             return _demo(args, console)
+        if args.command == "index":
+            return _index(args.out, Output(sys.stdout))
         if args.command == "verify":
             return _verify(args, Output(sys.stdout))
         if args.links is None:
@@ -318,6 +320,17 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
             f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
     return EXIT_OK if folder.ok else EXIT_FAILED
+
+
+def _index(out: Path, console: Output) -> int:
+    indexes = api.member_indexes(out)
+    if not indexes:
+        raise StateError(f"{out}: no extracted shard with a member index here")
+    console.line("shard\tmember\toffset\tsize\tpath")
+    for shard, members in sorted(indexes.items()):
+        for path, offset, size in members:
+            console.line(f"{shard}\t{PurePosixPath(path).name}\t{offset}\t{size}\t{path}")
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace, console: Output) -> int:

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(commands)
     _add_status(commands)
     _add_verify(commands)
+    _add_index(commands)
     _add_demo(commands)
     commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
     return parser
@@ -295,6 +296,21 @@ def _add_status(commands: Commands) -> None:
     )
     _add_state_dir_option(st)
     _add_output_options(st)
+
+
+def _add_index(commands: Commands) -> None:
+    index = _command(
+        commands,
+        "index",
+        help="print each extracted shard's members as TSV",
+        description="Print, as tab-separated lines with a header, every member of every "
+        "extracted shard as its extraction recorded it: the shard, the member's name in the "
+        "tar, the offset of its data in the tar, its size, and its path in OUT.",
+    )
+    index.add_argument(
+        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
+    )
+    _add_output_options(index)
 
 
 def _add_verify(commands: Commands) -> None:

@@ -1,0 +1,38 @@
+"""``sa1b index``: each extracted member with its offset in the tar, which is where its
+bytes really are (read back from the source shards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import member_bytes, run_cli
+
+
+def test_the_index_points_at_every_member_in_its_tar(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--layout", "split").returncode == 0
+    result = run_cli("index", out)
+    assert result.returncode == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header == "shard\tmember\toffset\tsize\tpath"
+    by_shard = {shard.name: shard for shard in shards}
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        shard, member, offset, size, path = row.split("\t")
+        with by_shard[shard].path.open("rb") as tar:
+            tar.seek(int(offset))
+            assert tar.read(int(size)) == (out / path).read_bytes(), row
+        seen.setdefault(shard, set()).add(member)
+    assert seen == {s.name: set(member_bytes(s)) for s in shards}
+
+
+def test_a_folder_without_an_index_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("index", tmp_path)
+    assert result.returncode == 1
+    assert "no extracted shard with a member index" in result.output
+    assert "Traceback" not in result.output
