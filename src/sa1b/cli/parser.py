@@ -291,9 +291,7 @@ def _add_status(commands: Commands) -> None:
         "bytes kept, failed, expired), whether a download is running there, and the last "
         "run. Exits 1 when a file failed or expired.",
     )
-    st.add_argument(
-        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
-    )
+    _add_folder_argument(st)
     _add_state_dir_option(st)
     _add_output_options(st)
 
@@ -307,9 +305,7 @@ def _add_index(commands: Commands) -> None:
         "extracted shard as its extraction recorded it: the shard, the member's name in the "
         "tar, the offset of its data in the tar, its size, and its path in OUT.",
     )
-    index.add_argument(
-        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
-    )
+    _add_folder_argument(index)
     _add_output_options(index)
 
 
@@ -324,9 +320,7 @@ def _add_verify(commands: Commands) -> None:
         "every mask). Exits 1 on any problem; --repair marks the bad files so that the next "
         "download fetches them again, and only them.",
     )
-    check.add_argument(
-        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
-    )
+    _add_folder_argument(check)
     check.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to check kept tars")
     check.add_argument(
         "--deep",
@@ -374,6 +368,13 @@ def _command(
     )
     parser.set_defaults(command_parser=parser)
     return parser
+
+
+def _add_folder_argument(parser: argparse.ArgumentParser) -> None:
+    """OUT, for the commands that read an output folder (status, verify, index)."""
+    parser.add_argument(
+        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
+    )
 
 
 def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
