@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,3 +47,14 @@ def read_checksums(path: str | Path) -> dict[str, Digest]:
     except (OSError, UnicodeDecodeError) as error:
         raise ChecksumsFileError(f"{path}: cannot read: {error}") from error
     return parse_checksums(text, source=str(path))
+
+
+def hash_file(fd: int, algorithm: str) -> str:
+    """The hex digest of a whole file, read in 4 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    view = memoryview(bytearray(4 * 1024 * 1024))
+    offset = 0
+    while n := os.preadv(fd, [view], offset):
+        digest.update(view[:n])
+        offset += n
+    return digest.hexdigest()

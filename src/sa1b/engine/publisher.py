@@ -10,13 +10,13 @@ state and is told the verdict.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
 import threading
 from typing import Protocol
 
+from sa1b.checksums import hash_file
 from sa1b.config import DownloadConfig
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
@@ -194,14 +194,3 @@ def dispose_tar(config: DownloadConfig, name: str) -> None:
         fsync_dir(final.parent)
     else:
         partial.unlink(missing_ok=True)
-
-
-def hash_file(fd: int, algorithm: str) -> str:
-    """The hex digest of a whole file, read in 4 MiB blocks."""
-    digest = hashlib.new(algorithm)
-    view = memoryview(bytearray(4 * 1024 * 1024))
-    offset = 0
-    while n := os.preadv(fd, [view], offset):
-        digest.update(view[:n])
-        offset += n
-    return digest.hexdigest()

@@ -13,16 +13,16 @@ problems as short lines; none means sound.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sa1b.checksums import Digest
+from sa1b.checksums import Digest, hash_file
 from sa1b.errors import InputError
 from sa1b.extract.masks import decode_mask
+from sa1b.extract.shard import missing_partners
 from sa1b.schema import annotation_problems
 from sa1b.tarformat import BLOCK, TarFormatError, is_zero_block, padded, parse_block
 
@@ -36,19 +36,16 @@ def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[st
         return [f"{path} is missing"]
     actual = path.stat().st_size
     problems = [] if size is None or actual == size else [f"{actual} bytes, the server's {size}"]
-    if digest is not None and (found := _digest(path, digest.algorithm)) != digest.hexdigest:
-        problems.append(f"{digest.algorithm} {found}, the checksums file says {digest.hexdigest}")
+    if digest is not None:
+        with path.open("rb") as handle:
+            found = hash_file(handle.fileno(), digest.algorithm)
+        if found != digest.hexdigest:
+            problems.append(
+                f"{digest.algorithm} {found}, the checksums file says {digest.hexdigest}"
+            )
     if path.suffix == ".tar":
         problems += _structure(path)
     return problems
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _structure(path: Path) -> list[str]:
@@ -88,20 +85,10 @@ def audit_extracted(out: Path, shard: str, index: Index | None, *, deep: bool) -
             problems.append(f"{member} is {actual} bytes, the tar's member {size}")
         else:
             present.add(member)
-    problems += _unpaired(member for member, _, _ in index)
+    problems += missing_partners([PurePosixPath(member) for member, _, _ in index], shard)
     for member in sorted(m for m in present if m.endswith(".json")):
         problems += [f"{member}: {p}" for p in _json_problems(out, member, present, deep=deep)]
     return problems
-
-
-def _unpaired(members: Iterator[str]) -> list[str]:
-    paths = {PurePosixPath(m) for m in members}
-    return [
-        f"{path} has no {other}"
-        for path in sorted(paths)
-        if path.suffix in (".jpg", ".json")
-        and (other := path.with_suffix(".json" if path.suffix == ".jpg" else ".jpg")) not in paths
-    ]
 
 
 def _json_problems(out: Path, member: str, present: set[str], *, deep: bool) -> list[str]:

@@ -199,7 +199,7 @@ def extract_shard(
         shard=shard,
         index=tuple(members),
         digest=digest.hexdigest() if digest else None,
-        warnings=tuple(_missing_partners([m.path for m in members], shard)),
+        warnings=tuple(missing_partners([m.path for m in members], shard)),
     )
 
 
@@ -274,7 +274,8 @@ def _check_end(reader: _Reader, offset: int, shard: str) -> None:
         position += step
 
 
-def _missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
+def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
+    """A line for each ``.jpg`` without its ``.json`` among ``members``, and the reverse."""
     names = {member.name for member in members}
     folded = {name.lower() for name in names}
     for name in sorted(names):
