@@ -33,7 +33,7 @@ from sa1b.records import FileRecord, RunRecord
 from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
-from sa1b.store.state import StateStore, folder_stores, lock_holder
+from sa1b.store.state import StateStore, folder_stores, lock_holder, member_indexes
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
 
@@ -402,20 +402,6 @@ def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[
         else record
         for record in records
     ]
-
-
-def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
-    """Each extracted shard's members as its extraction recorded them: (path in the
-    output folder, offset of the member's data in the tar, size), by shard name."""
-    indexes: dict[str, list[tuple[str, int, int]]] = {}
-    for paths in folder_stores(out):
-        with StateStore(out, state=paths.state, lock=False, create=False) as store:
-            for record in store.records():
-                if record.extracted and record.name not in indexes:
-                    index = store.member_index(record.name)
-                    if index is not None:
-                        indexes[record.name] = index
-    return indexes
 
 
 @dataclass(frozen=True, slots=True)

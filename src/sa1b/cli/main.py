@@ -38,7 +38,7 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
-from sa1b.store.state import lock_holder
+from sa1b.store.state import lock_holder, member_indexes
 from sa1b.units import human_bytes, human_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -323,7 +323,7 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
 
 
 def _index(out: Path, console: Output) -> int:
-    indexes = api.member_indexes(out)
+    indexes = member_indexes(out)
     if not indexes:
         raise StateError(f"{out}: no extracted shard with a member index here")
     console.line("shard\tmember\toffset\tsize\tpath")

@@ -22,9 +22,9 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sa1b.errors import InputError, StateError
+from sa1b.errors import InputError
 from sa1b.extract.masks import decode_mask
-from sa1b.store.state import StateStore, folder_stores
+from sa1b.store.state import folder_stores, member_indexes
 
 
 @dataclass(frozen=True)
@@ -88,22 +88,11 @@ def open_dataset(out: Path | str) -> Samples:
 
 def _from_index(out: Path) -> list[Sample] | None:
     """Pairs from the member indexes of the folder's stores; None without any store."""
-    stores = folder_stores(out)
-    if not stores:
+    if not folder_stores(out):
         return None
-    members: dict[str, list[str]] = {}
-    for paths in stores:
-        try:
-            with StateStore(out, state=paths.state, lock=False, create=False) as store:
-                for record in store.records():
-                    if record.extracted and record.name not in members:
-                        index = store.member_index(record.name)
-                        members[record.name] = [path for path, _, _ in index or ()]
-        except StateError:
-            continue
     samples = []
-    for shard in sorted(members):
-        names = {PurePosixPath(p) for p in members[shard]}
+    for shard, index in sorted(member_indexes(out).items()):
+        names = {PurePosixPath(path) for path, _, _ in index}
         for image in sorted(p for p in names if p.suffix == ".jpg"):
             partner = _partner(image)
             if partner in names:
