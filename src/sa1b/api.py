@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 
 from sa1b.checksums import Digest
@@ -29,7 +30,7 @@ from sa1b.links import Link, mirror_link, redact
 from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
 from sa1b.planning import FileFacts, Plan, disk_needed
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
-from sa1b.records import FileRecord, RunRecord
+from sa1b.records import FileRecord, RunRecord, furthest
 from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
@@ -71,19 +72,45 @@ def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
     return validity
 
 
-def plan(
-    links: Sequence[Link],
-    config: DownloadConfig,
-    *,
-    probe_seconds: float = 4.0,
-    ask_known: bool = True,
-) -> Plan:
+def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float = 4.0) -> Plan:
     """What a download of ``links`` into ``config.out`` needs, asked of the server and
     the disk without downloading: each file's size (one-byte range requests, many at
-    once; ``ask_known=False`` takes the sizes the store knows instead), what the folder
-    holds, the free space, and a speed probe of ``probe_seconds`` (0: none) on the
-    download's own connections."""
-    held = {r.name: r for r in status(config.out).files} if folder_stores(config.out) else {}
+    once), what the folder holds, the free space, and a speed probe of
+    ``probe_seconds`` (0: none) on the download's own connections."""
+    return _plan(links, config, _held(config.out), probe_seconds=probe_seconds, ask_known=True)
+
+
+def check_space(
+    links: Sequence[Link], config: DownloadConfig, held: Mapping[str, FileRecord] | None = None
+) -> None:
+    """Raise :class:`NoSpaceError` when the download cannot fit, by :func:`plan`'s
+    reckoning (the worst case) without its speed probe: the sizes the folder's stores
+    know (``held``, read from them when not given), the rest asked of the server (one
+    byte each)."""
+    known = _held(config.out) if held is None else held
+    checked = _plan(links, config, known, probe_seconds=0, ask_known=False)
+    if not checked.fits:
+        raise NoSpaceError(
+            f"{config.out}: the download needs {human_bytes(checked.needed)} more and "
+            f"{human_bytes(checked.free)} are free"
+        )
+
+
+def _held(out: Path) -> dict[str, FileRecord]:
+    """What the folder's stores know of each file (the furthest record of it)."""
+    return {r.name: r for r in status(out).files} if folder_stores(out) else {}
+
+
+def _plan(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    held: Mapping[str, FileRecord],
+    *,
+    probe_seconds: float,
+    ask_known: bool,
+) -> Plan:
+    """:func:`plan`, from what the folder holds; ``ask_known=False`` takes the sizes the
+    stores know instead of asking the server for them."""
     wanted = [link for link in links if not _finished(held.get(link.name))]
     answers = _sizes(wanted, held, config, ask_known=ask_known)
     facts = tuple(
@@ -111,18 +138,6 @@ def plan(
         expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
         now=time.time(),
     )
-
-
-def check_space(links: Sequence[Link], config: DownloadConfig) -> None:
-    """Raise :class:`NoSpaceError` when the download cannot fit, by :func:`plan`'s
-    reckoning (the worst case) without its speed probe: the sizes the store knows, the
-    rest asked of the server (one byte each)."""
-    checked = plan(links, config, probe_seconds=0, ask_known=False)
-    if not checked.fits:
-        raise NoSpaceError(
-            f"{config.out}: the download needs {human_bytes(checked.needed)} more and "
-            f"{human_bytes(checked.free)} are free"
-        )
 
 
 def _sizes(
@@ -216,14 +231,12 @@ def download(
     paths = config.paths
     with StateStore(config.out, state=paths.state) as store:
         others = _other_records(paths, config.worker, config.state_copy)
-        done = {r.name for r in store.records() if r.status == "done"}
-        done |= {
-            name for name, records in others.items() if any(r.status == "done" for r in records)
-        }
+        known = [*store.records(), *chain.from_iterable(others.values())]
+        done = {record.name for record in known if record.status == "done"}
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
             refuse_expired([link for link in links if link.name not in done], now=time.time())
-        if config.check_space:
-            check_space(links, config)
+        if config.check_space:  # from the records just read, not every store again
+            check_space(links, config, furthest(known))
         run_id = store.start_run()
         started = time.monotonic()
         outcome, fetched = "interrupted", 0
@@ -350,13 +363,8 @@ class FolderStatus:
     @property
     def files(self) -> tuple[FileRecord, ...]:
         """Each file once, by name: the furthest record of it in any store."""
-        furthest: dict[str, FileRecord] = {}
-        for store in self.stores:
-            for record in store.files:
-                known = furthest.get(record.name)
-                if known is None or record.progress > known.progress:
-                    furthest[record.name] = record
-        return tuple(sorted(furthest.values(), key=lambda record: record.name))
+        chosen = furthest(record for store in self.stores for record in store.files)
+        return tuple(sorted(chosen.values(), key=lambda record: record.name))
 
     @property
     def last_run(self) -> RunRecord | None:

@@ -3,6 +3,7 @@ reads and writes them is :mod:`sa1b.store.state`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +59,17 @@ class FileRecord:
     @property
     def done_bytes(self) -> int:
         return self.size if self.status == "done" and self.size else self.ranges.total
+
+
+def furthest(records: Iterable[FileRecord]) -> dict[str, FileRecord]:
+    """Each file once, by name: the record of it that got furthest (:attr:`FileRecord.progress`),
+    the first of equals."""
+    chosen: dict[str, FileRecord] = {}
+    for record in records:
+        known = chosen.get(record.name)
+        if known is None or record.progress > known.progress:
+            chosen[record.name] = record
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
