@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,21 +10,16 @@ import pytest
 
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import assert_identical, run_cli
+from .conftest import assert_identical, run_cli, tmpfs
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 14 MiB tmpfs: room for two 6 MiB shards, not three. Needs root (CI is root)."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=14m", "tmpfs", str(mountpoint)], check=True)
-    try:
+    """A 14 MiB tmpfs: room for two 6 MiB shards, not three."""
+    with tmpfs(tmp_path / "small", 14) as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

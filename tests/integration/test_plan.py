@@ -5,7 +5,6 @@ small tmpfs of the test's own)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import run_cli
+from .conftest import run_cli, tmpfs
 
 
 def _plan(links: Path, out: Path, *args: str) -> tuple[int, dict[str, object], str]:
@@ -67,12 +66,6 @@ def test_an_expired_link_is_a_problem_and_exit_1(
     assert "oh=" not in result.output and "Traceback" not in result.output
 
 
-def _tmpfs(folder: Path, mib: int) -> Path:
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", folder], check=True)
-    return folder
-
-
 @pytest.mark.parametrize("case", [("8", 20, False), ("1", 28, True)], ids=["8-20M", "1-28M"])
 def test_the_disk_verdict_is_what_the_download_then_meets(
     cdn: CDNServer, links: Path, tmp_path: Path, case: tuple[str, int, bool]
@@ -81,13 +74,10 @@ def test_the_disk_verdict_is_what_the_download_then_meets(
     # The verdict is the worst case: with 8 files at once, every tar in flight at the end
     # of its shard beside its extracted files (36 MiB); with 1, one tar at a time (24 MiB).
     # No order of events needs less than 24 MiB, so 20 MiB must fail.
-    disk = _tmpfs(tmp_path / "disk", mib)
-    try:
+    with tmpfs(tmp_path / "disk", mib) as disk:
         code, plan, _ = _plan(links, disk / "out", "--files", files)
         assert plan["fits"] is fits and code == (0 if fits else 1), plan
         download = run_cli("download", links, "-o", disk / "out", "--files", files)
-    finally:
-        subprocess.run(["umount", "-l", disk], check=True)
     assert (download.returncode == 0) is fits, download.output
     if not fits:
         assert "hint: free some space" in download.output and "Traceback" not in download.output
@@ -96,16 +86,13 @@ def test_the_disk_verdict_is_what_the_download_then_meets(
 def test_a_download_that_cannot_fit_is_refused_before_it_starts(
     cdn: CDNServer, links: Path, tmp_path: Path
 ) -> None:
-    disk = _tmpfs(tmp_path / "disk", 20)  # the download needs 36 MiB at its worst
-    try:
+    with tmpfs(tmp_path / "disk", 20) as disk:  # the download needs 36 MiB at its worst
         refused = run_cli("download", links, "-o", disk / "out")
         asked = cdn.bytes_sent_total
         written = sorted(p.name for p in disk.rglob("*.part")) + [
             p.name for p in disk.rglob("*.tar")
         ]
         anyway = run_cli("download", links, "-o", disk / "anyway", "--no-space-check")
-    finally:
-        subprocess.run(["umount", "-l", disk], check=True)
     assert refused.returncode == 2, refused.output
     assert "the download needs 36.0 MiB more and" in refused.output
     assert "sa1b plan shows the figures, --no-space-check runs anyway" in refused.output
