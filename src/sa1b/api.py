@@ -16,6 +16,7 @@ from pathlib import Path
 from sa1b.checksums import Digest
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
+from sa1b.engine.selective import fetch_members
 from sa1b.errors import (
     LinkExpiredError,
     LinksExpiredError,
@@ -199,6 +200,8 @@ class DownloadResult:
     outcomes: tuple[FileOutcome, ...]
     fetched: int
     seconds: float
+    walked: int | None = None
+    """With ``--only``: the sizes of the shards walked, which ``fetched`` is a part of."""
 
     @property
     def ok(self) -> bool:
@@ -235,8 +238,11 @@ def download(
         done = {record.name for record in known if record.status == "done"}
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
             refuse_expired([link for link in links if link.name not in done], now=time.time())
-        if config.check_space:  # from the records just read, not every store again
+        only = config.extract.only if config.extract else None
+        if config.check_space and only is None:  # from the records just read
             check_space(links, config, furthest(known))
+        if only is not None:
+            return _fetch_members(links, config, store, only, listener or NullListener())
         run_id = store.start_run()
         started = time.monotonic()
         outcome, fetched = "interrupted", 0
@@ -260,6 +266,26 @@ def download(
                 store.copy_to(config.state_copy)
     ordered = tuple(outcomes[link.name] for link in links)
     return DownloadResult(ordered, fetched, time.monotonic() - started)
+
+
+def _fetch_members(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    store: StateStore,
+    kind: str,
+    listener: ProgressListener,
+) -> DownloadResult:
+    """The ``--only`` run: members of one kind of each shard, by range reads."""
+    run_id, started = store.start_run(), time.monotonic()
+    outcome, fetched = "interrupted", 0
+    try:
+        result = fetch_members(links, config, store, kind=kind, listener=listener)
+        fetched = result.fetched
+        outcome = "ok" if all(o.state == "done" for o in result.outcomes) else "incomplete"
+    finally:
+        store.finish_run(run_id, fetched=fetched, outcome=outcome)
+    seconds = time.monotonic() - started
+    return DownloadResult(result.outcomes, fetched, seconds, walked=result.shard_bytes)
 
 
 def _sources(

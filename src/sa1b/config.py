@@ -27,6 +27,9 @@ class ExtractOptions:
 
     layout: Layout = "shard"
     keep_tars: bool = False
+    only: str | None = None
+    """``json`` or ``jpg``: fetch only these members of each shard by range reads
+    (:mod:`sa1b.engine.selective`), never the tars."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,5 +34,5 @@ def test_the_index_points_at_every_member_in_its_tar(
 def test_a_folder_without_an_index_is_one_line(tmp_path: Path) -> None:
     result = run_cli("index", tmp_path)
     assert result.returncode == 1
-    assert "no extracted shard with a member index" in result.output
+    assert "no extracted or walked shard with a member index" in result.output
     assert "Traceback" not in result.output

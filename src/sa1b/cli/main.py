@@ -39,6 +39,7 @@ from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder, member_indexes
+from sa1b.store.walks import catalogs
 from sa1b.units import human_bytes, human_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -126,7 +127,9 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
         checksums=checksums,
         extract=None
         if args.no_extract
-        else ExtractOptions(layout=args.layout, keep_tars=args.keep_tars),
+        else ExtractOptions(
+            layout=args.layout, keep_tars=args.keep_tars, only=getattr(args, "only", None)
+        ),
     )
 
 
@@ -143,6 +146,8 @@ def _proxies() -> Proxies:
 def _download(args: argparse.Namespace, console: Output) -> int:
     if args.engine != "ray" and (args.ray_address or args.node_local):
         args.command_parser.error("--ray-address and --node-local need --engine ray")
+    if args.only:
+        _check_only(args)
     selected, worker = _selection(args, console)
     mirrors = tuple(check_mirror(base) for base in args.mirror)
     check = not args.no_space_check
@@ -154,6 +159,21 @@ def _download(args: argparse.Namespace, console: Output) -> int:
         )
     _announce(selected, config, args, console)
     return _run(selected, config, args, console, cluster)
+
+
+def _check_only(args: argparse.Namespace) -> None:
+    """--only reads members of shards by their ranges: no tar, no digest of one."""
+    clashes = {
+        "--no-extract": args.no_extract,
+        "--keep-tars": args.keep_tars,
+        "--extras": args.extras,
+        "--checksums": args.checksums,
+        "--mirror": args.mirror,
+        "--engine ray": args.engine == "ray",
+    }
+    for option, given in clashes.items():
+        if given:
+            args.command_parser.error(f"--only fetches members, not whole files: drop {option}")
 
 
 def _plan(args: argparse.Namespace, console: Output) -> int:
@@ -274,6 +294,9 @@ def _summarise(result: api.DownloadResult, console: Output) -> int:
         f"{len(done)}/{len(result.outcomes)} files done; fetched {human_bytes(result.fetched)} "
         f"in {human_duration(result.seconds)} ({human_bytes(speed)}/s)"
     )
+    if result.walked:
+        share = 100 * result.fetched / result.walked
+        console.line(f"  {share:.2f}% of the {human_bytes(result.walked)} the shards hold")
     for outcome in result.outcomes:
         if outcome.state == "done" and outcome.source:
             console.line(f"  {outcome.name}  from the mirror {redact(outcome.source)}")
@@ -323,13 +346,24 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
 
 
 def _index(out: Path, console: Output) -> int:
-    indexes = member_indexes(out)
-    if not indexes:
-        raise StateError(f"{out}: no extracted shard with a member index here")
+    """Every member of every extracted or walked (``--only``) shard; a walked shard's
+    members that were not published have no path."""
+    rows: dict[str, list[tuple[str, int, int, str]]] = {}
+    for shard, index in member_indexes(out).items():
+        rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]
+    for shard, walk in catalogs(out).items():
+        if shard not in rows:
+            paths = [walk.published_path(shard, entry) for entry in walk.entries]
+            rows[shard] = [
+                (e.name, e.offset, e.size, str(p or ""))
+                for e, p in zip(walk.entries, paths, strict=True)
+            ]
+    if not rows:
+        raise StateError(f"{out}: no extracted or walked shard with a member index here")
     console.line("shard\tmember\toffset\tsize\tpath")
-    for shard, members in sorted(indexes.items()):
-        for path, offset, size in members:
-            console.line(f"{shard}\t{PurePosixPath(path).name}\t{offset}\t{size}\t{path}")
+    for shard, members in sorted(rows.items()):
+        for name, offset, size, path in members:
+            console.line(f"{shard}\t{name}\t{offset}\t{size}\t{path}")
     return EXIT_OK
 
 

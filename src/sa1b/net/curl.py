@@ -146,8 +146,7 @@ class _Transfer:
         self.watchdog = Watchdog(self.loop.shared.options.timeouts, now)
         self.answered = self.stopped = self.paused = False
         self.failure = None
-        self.received = 0
-        self.resume_at = 0.0
+        self.received = 0  # resume_at stays: the next request waits out the last one's debt
         configure(self.easy, request, self.loop.shared.options, ca_folder=self.loop.ca_folder)
         self.easy.setopt(pycurl.HEADERFUNCTION, self.on_header)
         self.easy.setopt(pycurl.WRITEFUNCTION, self.on_write)

@@ -59,6 +59,21 @@ CREATE TABLE IF NOT EXISTS indexes (
     file_id INTEGER PRIMARY KEY REFERENCES files(id),
     members BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS walks (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    size INTEGER NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    next INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 0,
+    published TEXT
+);
+CREATE TABLE IF NOT EXISTS walk_parts (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    upto INTEGER NOT NULL,
+    members BLOB NOT NULL,
+    PRIMARY KEY (file_id, upto)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -284,13 +299,13 @@ def _copy(db: sqlite3.Connection, folder: Path) -> None:
     fsync_dir(folder)
 
 
-def _pack(index: Sequence[tuple[str, int, int]]) -> bytes:
+def pack_members(index: Sequence[tuple[str, int, int]]) -> bytes:
     """A shard's member index as compressed ``path<TAB>offset<TAB>size`` lines (22,000
     members of a shard take about 100 KB)."""
     return zlib.compress("".join(f"{p}\t{o}\t{n}\n" for p, o, n in index).encode())
 
 
-def _unpack(blob: bytes) -> list[tuple[str, int, int]]:
+def unpack_members(blob: bytes) -> list[tuple[str, int, int]]:
     rows = [line.split("\t") for line in zlib.decompress(blob).decode().splitlines()]
     return [(path, int(offset), int(size)) for path, offset, size in rows]
 
@@ -362,6 +377,13 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The database, for statements that commit together (:mod:`sa1b.store.walks`)."""
+        with self._mutex, _storing(self.path), self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield self._db
 
     def _write(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
         with self._mutex, _storing(self.path):
@@ -441,6 +463,7 @@ class StateStore:
                 "extracted = NULL, updated_at = ? WHERE status != 'done'",
                 (time.time(),),
             )
+            self._db.execute("DELETE FROM walks WHERE complete = 0")  # its staging too
 
     def copy_to(self, folder: Path) -> None:
         """Write a consistent copy of the store to ``folder/state.db`` (see :func:`_copy`)."""
@@ -478,7 +501,7 @@ class StateStore:
                 (layout, time.time(), file_id),
             )
             self._db.execute(
-                "INSERT OR REPLACE INTO indexes VALUES (?, ?)", (file_id, _pack(index))
+                "INSERT OR REPLACE INTO indexes VALUES (?, ?)", (file_id, pack_members(index))
             )
 
     def member_index(self, name: str) -> list[tuple[str, int, int]] | None:
@@ -488,7 +511,7 @@ class StateStore:
                 "SELECT members FROM indexes JOIN files ON files.id = file_id WHERE name = ?",
                 (name,),
             ).fetchone()
-        return None if row is None else _unpack(row[0])
+        return None if row is None else unpack_members(row[0])
 
     def set_status(self, file_id: int, status: Status, error: str | None = None) -> None:
         """Record a file's status; ``error`` is stored cleaned (it may quote a server)."""

@@ -1,0 +1,133 @@
+"""What the state store keeps of each shard walked by range reads (``--only``).
+
+Per shard: the object's size and validators, where the walk goes on (its last
+checkpoint, :attr:`sa1b.tarwalk.TarWalk.checkpoint`), whether it reached the end,
+and what was published (``layout:kinds``, e.g. ``shard:json``). The catalog (every
+member's name, data offset and size) is saved in parts, each the entries found since
+the part before, so that a checkpoint costs the new entries only; a finished walk's
+parts are folded into one. Everything a checkpoint names is on disk before it is
+saved (the walker syncs its staging first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from sa1b.errors import StateError
+from sa1b.layout import RULES, shard_stem
+from sa1b.store.state import StateStore, folder_stores, pack_members, unpack_members
+from sa1b.tarwalk import Entry
+from sa1b.versions import Validator
+
+
+@dataclass(frozen=True, slots=True)
+class WalkRecord:
+    """One shard's walk as the store knows it."""
+
+    size: int
+    validator: Validator
+    next: int
+    complete: bool
+    published: frozenset[str]
+    """``layout:kind`` of every kind of member published, e.g. ``shard:json``."""
+    entries: tuple[Entry, ...]
+
+    def published_path(self, shard: str, entry: Entry) -> PurePosixPath | None:
+        """Where the member was published in the output folder, if it was."""
+        for layout, _, kind in (item.partition(":") for item in sorted(self.published)):
+            if entry.name.lower().endswith(f".{kind}") and layout in RULES:
+                return RULES[layout].place(entry.name, shard_stem(shard))
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A walk's progress to save: the entries found since the last save, and where it
+    goes on."""
+
+    file_id: int
+    next: int
+    entries: tuple[Entry, ...]
+
+
+def load_walk(store: StateStore, file_id: int) -> WalkRecord | None:
+    with store.transaction() as db:
+        row = db.execute(
+            "SELECT size, etag, last_modified, next, complete, published FROM walks "
+            "WHERE file_id = ?",
+            (file_id,),
+        ).fetchone()
+        parts = db.execute(
+            "SELECT members FROM walk_parts WHERE file_id = ? ORDER BY upto", (file_id,)
+        ).fetchall()
+    if row is None:
+        return None
+    size, etag, last_modified, next_header, complete, published = row
+    entries = tuple(Entry(*fields) for (blob,) in parts for fields in unpack_members(blob))
+    return WalkRecord(
+        size,
+        Validator(etag, last_modified),
+        next_header,
+        bool(complete),
+        frozenset(filter(None, (published or "").split(","))),
+        entries,
+    )
+
+
+def start_walk(store: StateStore, file_id: int, size: int, validator: Validator) -> None:
+    """A walk of a new object (or a new version of it): whatever was known is void."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM walk_parts WHERE file_id = ?", (file_id,))
+        db.execute(
+            "INSERT OR REPLACE INTO walks (file_id, size, etag, last_modified) VALUES (?, ?, ?, ?)",
+            (file_id, size, validator.etag, validator.last_modified),
+        )
+
+
+def save_checkpoints(store: StateStore, checkpoints: Iterable[Checkpoint]) -> None:
+    """Every walk's progress in one transaction (the caller synced the files first)."""
+    with store.transaction() as db:
+        for point in checkpoints:
+            if point.entries:
+                db.execute(
+                    "INSERT OR REPLACE INTO walk_parts VALUES (?, ?, ?)",
+                    (point.file_id, point.next, pack_members(_rows(point.entries))),
+                )
+            db.execute("UPDATE walks SET next = ? WHERE file_id = ?", (point.next, point.file_id))
+
+
+def finish_walk(
+    store: StateStore, file_id: int, entries: Sequence[Entry], published: Iterable[str]
+) -> None:
+    """The walk reached the end: its whole catalog as one part, and what is published."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM walk_parts WHERE file_id = ?", (file_id,))
+        db.execute(
+            "INSERT INTO walk_parts VALUES (?, ?, ?)", (file_id, -1, pack_members(_rows(entries)))
+        )
+        db.execute(
+            "UPDATE walks SET complete = 1, published = ? WHERE file_id = ?",
+            (",".join(sorted(published)), file_id),
+        )
+
+
+def catalogs(out: Path) -> dict[str, WalkRecord]:
+    """Every shard walked to its end, from whichever of the folder's stores has it, by
+    shard name."""
+    found: dict[str, WalkRecord] = {}
+    for paths in folder_stores(out):
+        try:
+            with StateStore(out, state=paths.state, lock=False, create=False) as store:
+                for record in store.records():
+                    walk = load_walk(store, record.id)
+                    if walk is not None and walk.complete and record.name not in found:
+                        found[record.name] = walk
+        except StateError:
+            continue
+    return found
+
+
+def _rows(entries: Iterable[Entry]) -> list[tuple[str, int, int]]:
+    return [(entry.name, entry.offset, entry.size) for entry in entries]

@@ -1,0 +1,243 @@
+"""Walk a tar by range reads: which bytes to ask for next, and what they hold. Pure.
+
+``sa1b download --only json`` does not download the shards. It reads each header
+(512 bytes), jumps over the data of a member it does not want, and asks for the data
+of one it wants *together with the header after it*, so that a wanted member costs
+one round trip and an unwanted one a 512-byte read. The headers are checked exactly
+as extraction checks them (:func:`sa1b.layout.member_target`: links, devices,
+absolute or ``..`` names make the shard unsafe), pax and GNU records rename the
+member after them, and the walk ends at the end-of-archive blocks.
+
+:class:`TarWalk` is the state machine: :meth:`~TarWalk.need` says which bytes it
+needs next, :meth:`~TarWalk.feed` takes bytes at an offset (a range answer, or a
+whole stream from a server that ignores ranges: bytes it does not need are passed
+over) and returns the wanted members' data as :class:`Piece` values. Every regular
+member goes into the shard's catalog (:class:`Entry`: name, data offset, size), so a
+later run can fetch any member by its range with no second walk.
+:attr:`~TarWalk.checkpoint` is the last member boundary: a walk resumed there, with
+the catalog up to it, goes on as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sa1b.errors import CorruptArchiveError
+from sa1b.layout import Layout, member_target, normalise
+from sa1b.tarformat import (
+    BLOCK,
+    GNU_LONGLINK,
+    GNU_LONGNAME,
+    META_TYPES,
+    PAX_LOCAL,
+    Header,
+    TarFormatError,
+    apply_overrides,
+    is_zero_block,
+    padded,
+    parse_block,
+    parse_pax,
+)
+
+CHUNK = 4 * 1024 * 1024
+"""The most bytes of a wanted member asked for (and held in memory) at once."""
+MAX_META = 1024 * 1024
+"""A pax record or GNU long name larger than this is refused (they are names)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One regular member of a shard: its name (normalised), data offset and size."""
+
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Bytes ``[at, at + len(data))`` of a wanted member; ``last`` when it is complete."""
+
+    entry: Entry
+    at: int
+    data: bytes
+
+    @property
+    def last(self) -> bool:
+        return self.at + len(self.data) == self.entry.size
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """A range the walk needs whole before it can go on, and what lies in it: member
+    data or a pax/GNU record at its start, and a header block at its end."""
+
+    start: int
+    end: int
+    data: tuple[Entry, int] | None = None
+    meta: Header | None = None
+    header: int | None = None
+    trailer: bool = False
+
+
+class TarWalk:
+    """The walk of one shard of ``size`` bytes; see the module's docstring.
+
+    ``wanted(name)`` says which members' data to fetch. ``start`` and ``entries``
+    resume a walk at a checkpoint (``start=None``: the walk had ended). Raises
+    :class:`~sa1b.errors.CorruptArchiveError` (or :class:`~sa1b.errors.UnsafeMemberError`)
+    from :meth:`feed`.
+    """
+
+    def __init__(
+        self,
+        shard: str,
+        size: int,
+        wanted: Callable[[str], bool],
+        *,
+        layout: Layout = "shard",
+        start: int | None = 0,
+        entries: Sequence[Entry] = (),
+    ) -> None:
+        self.shard, self.size, self.wanted, self.layout = shard, size, wanted, layout
+        self.entries: list[Entry] = list(entries)
+        self._names = {entry.name for entry in self.entries}
+        self._overrides: dict[str, str] = {}
+        self._buffer = bytearray()
+        self.checkpoint = (size if start is None else start, len(self.entries))
+        """Where a resumed walk may start, and how many catalog entries lie before it."""
+        self.finished = start is None
+        self._need: _Need | None = None if start is None else self._header_need(start)
+
+    def need(self) -> tuple[int, int] | None:
+        """The bytes ``[start, end)`` wanted next (some may have arrived); None when done."""
+        if self._need is None:
+            return None
+        return self._need.start + len(self._buffer), self._need.end
+
+    def feed(self, offset: int, data: bytes | memoryview) -> list[Piece]:
+        """Take ``data``, the bytes at ``offset``; return the wanted members' data in it.
+
+        Bytes before the next needed one are passed over; a gap (bytes after it) is
+        a ValueError: the caller asked for other bytes than it gives.
+        """
+        pieces: list[Piece] = []
+        view = memoryview(data)
+        while view and (need := self._need) is not None:
+            wanted_at = need.start + len(self._buffer)
+            if offset + len(view) <= wanted_at:
+                break
+            if offset < wanted_at:
+                view, offset = view[wanted_at - offset :], wanted_at
+            elif offset > wanted_at:
+                raise ValueError(f"bytes from {offset} given where {wanted_at} is needed")
+            take = min(len(view), need.end - offset)
+            self._buffer += view[:take]
+            view, offset = view[take:], offset + take
+            if len(self._buffer) == need.end - need.start:
+                block, self._buffer = bytes(self._buffer), bytearray()
+                pieces.extend(self._complete(need, block))
+        return pieces
+
+    # -- the steps ------------------------------------------------------------
+
+    def _complete(self, need: _Need, block: bytes) -> list[Piece]:
+        pieces: list[Piece] = []
+        if need.trailer:
+            if not is_zero_block(block):
+                raise self._corrupt("the archive ends after one zero block instead of two")
+            self._need, self.finished = None, True
+            return pieces
+        if need.data is not None:
+            entry, at = need.data
+            length = min(entry.size - at, len(block))
+            pieces.append(Piece(entry, at, block[:length]))
+            if need.header is None:  # a large member: its next chunk, or the next header
+                done = at + length
+                more = done < entry.size
+                following = entry.offset + padded(entry.size)
+                self._need = self._data_need(entry, done) if more else self._header_need(following)
+                return pieces
+        if need.meta is not None:
+            self._overrides.update(self._meta_record(need.meta, block[: need.meta.size]))
+        assert need.header is not None
+        self._on_header(need.header, block[need.header - need.start :])
+        return pieces
+
+    def _on_header(self, offset: int, block: bytes) -> None:
+        if not self._overrides:  # a member boundary: everything before it is handed out
+            self.checkpoint = (offset, len(self.entries))
+        try:
+            header = parse_block(block)
+        except TarFormatError as error:
+            raise self._corrupt(f"bad header at byte {offset}: {error}") from None
+        if header is None:
+            if offset + 2 * BLOCK > self.size:
+                raise self._corrupt("the archive ends after one zero block instead of two")
+            self._need = _Need(offset + BLOCK, offset + 2 * BLOCK, trailer=True)
+            return
+        data = offset + BLOCK
+        if header.typeflag in META_TYPES:
+            if header.size > MAX_META:
+                raise self._corrupt(f"a {header.size}-byte name record", header.name)
+            following = self._following(header, data)
+            self._need = _Need(data, following + BLOCK, meta=header, header=following)
+            self._check_fits(following + BLOCK)
+            return
+        try:
+            header = apply_overrides(header, self._overrides)
+        except TarFormatError as error:
+            raise self._corrupt(f"bad pax header before byte {offset}: {error}") from None
+        self._overrides = {}
+        following = self._following(header, data)
+        if member_target(header, shard=self.shard, layout=self.layout) is None:
+            self._need = self._header_need(following)  # a folder: implied by the layout
+            return
+        entry = Entry(normalise(header.name, shard=self.shard), data, header.size)
+        if entry.name in self._names:
+            raise self._corrupt(f"member {header.name!r} appears twice", header.name)
+        self._names.add(entry.name)
+        self.entries.append(entry)
+        if entry.size and self.wanted(entry.name):
+            self._need = self._data_need(entry, 0)
+        else:
+            self._need = self._header_need(following)
+
+    def _header_need(self, offset: int) -> _Need:
+        self._check_fits(offset + BLOCK)
+        return _Need(offset, offset + BLOCK, header=offset)
+
+    def _data_need(self, entry: Entry, at: int) -> _Need:
+        start = entry.offset + at
+        following = entry.offset + padded(entry.size)
+        if following + BLOCK - start <= CHUNK:
+            self._check_fits(following + BLOCK)
+            return _Need(start, following + BLOCK, data=(entry, at), header=following)
+        return _Need(start, min(start + CHUNK, entry.offset + entry.size), data=(entry, at))
+
+    def _following(self, header: Header, data: int) -> int:
+        following = data + padded(header.size)
+        if following > self.size:
+            raise self._corrupt(f"member {header.name!r} is cut short", header.name)
+        return following
+
+    def _check_fits(self, end: int) -> None:
+        if end > self.size:
+            raise self._corrupt("the archive ends without its end-of-archive blocks")
+
+    def _meta_record(self, header: Header, record: bytes) -> dict[str, str]:
+        if header.typeflag == PAX_LOCAL:
+            try:
+                return parse_pax(record)
+            except TarFormatError as error:
+                raise self._corrupt(f"bad pax header: {error}") from None
+        text = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+        if header.typeflag == GNU_LONGNAME:
+            return {"path": text}
+        if header.typeflag == GNU_LONGLINK:
+            return {"linkpath": text}
+        return {}  # a global pax header: nothing SA-1B needs
+
+    def _corrupt(self, message: str, member: str = "") -> CorruptArchiveError:
+        return CorruptArchiveError(message, shard=self.shard, member=member)

@@ -1,0 +1,137 @@
+"""``sa1b download --only json`` / ``--only jpg``: members fetched by range reads, never
+the tars, through the real CLI against the CDN stand-in (and a server without ranges)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+
+from .conftest import extracted_path, member_bytes, run_cli, start_cli
+
+
+def only(shards: list[ShardInfo], kind: str) -> dict[tuple[str, str], bytes]:
+    return {
+        (shard.name, name): data
+        for shard in shards
+        for name, data in member_bytes(shard).items()
+        if name.endswith(f".{kind}")
+    }
+
+
+def files_in(out: Path) -> set[Path]:
+    return {p for p in out.rglob("*") if p.is_file() and ".sa1b" not in p.parts}
+
+
+def assert_members(out: Path, wanted: dict[tuple[str, str], bytes], layout: str) -> None:
+    paths = {extracted_path(out, shard, name, layout) for shard, name in wanted}
+    assert files_in(out) == paths, "only the wanted members, nothing else"
+    for (shard, name), data in wanted.items():
+        assert extracted_path(out, shard, name, layout).read_bytes() == data
+
+
+@pytest.mark.parametrize("layout", ["shard", "split", "flat"])
+def test_only_json_fetches_each_annotation_and_little_else(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, layout: str
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--only", "json", "--layout", layout)
+    assert result.returncode == 0, result.output
+    wanted = only(shards, "json")
+    assert_members(out, wanted, layout)
+    served = sum(r.bytes_sent for r in cdn.requests)
+    headers = sum(len(member_bytes(shard)) + 3 for shard in shards)  # + folder, 2 end blocks
+    assert served <= 1.3 * sum(map(len, wanted.values())) + 512 * headers
+    assert "% of the" in result.output  # the bytes fetched against the shard sizes
+    assert not (out / "tars").exists()
+
+
+def test_a_rerun_fetches_nothing_and_jpg_later_needs_no_second_walk(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--only", "json").returncode == 0
+    cdn.clear_requests()
+    again = run_cli("download", links, "-o", out, "--only", "json")
+    assert again.returncode == 0, again.output
+    assert cdn.requests == []
+    jpgs = run_cli("download", links, "-o", out, "--only", "jpg")
+    assert jpgs.returncode == 0, jpgs.output
+    member_count = len(only(shards, "jpg"))
+    assert len(cdn.requests) == member_count, "one request per image, no header read"
+    assert_members(out, only(shards, "json") | only(shards, "jpg"), "shard")
+
+
+def test_the_index_lists_every_member_of_a_walked_shard(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--only", "json").returncode == 0
+    result = run_cli("index", out)
+    assert result.returncode == 0, result.output
+    by_shard = {shard.name: shard for shard in shards}
+    seen: dict[str, set[str]] = {}
+    for row in result.stdout.splitlines()[1:]:
+        shard, member, offset, size, path = row.split("\t")
+        with by_shard[shard].path.open("rb") as tar:
+            tar.seek(int(offset))
+            assert tar.read(int(size)) == member_bytes(by_shard[shard])[member]
+        assert (path != "") == member.endswith(".json"), row  # published ones have a path
+        seen.setdefault(shard, set()).add(member)
+    assert seen == {s.name: set(member_bytes(s)) for s in shards}
+
+
+def test_a_walk_killed_mid_way_goes_on_from_its_checkpoint(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    assert run_cli("download", links, "-o", tmp_path / "whole", "--only", "json").returncode == 0
+    unbroken = len(cdn.requests)
+    cdn.clear_requests()
+    out = tmp_path / "out"
+    slowly = ("--connections", "1", "--max-rate", "50K", "-q")  # a walk of about 6 s
+    args = ("download", links, "-o", out, "--only", "json", *slowly)
+    process = start_cli(*args)
+    deadline = time.monotonic() + 30
+    while len(cdn.requests) < unbroken // 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.6)  # a checkpoint or two saved
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    before = len(cdn.requests)
+    assert 5 < before < unbroken, "killed mid-walk"
+    cdn.clear_requests()
+    result = run_cli(*args)
+    assert result.returncode == 0, result.output
+    assert_members(out, only(shards, "json"), "shard")
+    after = len(cdn.requests)
+    assert after <= unbroken - before // 2, "the rerun went on from the checkpoints"
+    assert not any((out / ".sa1b" / "staging").rglob("*.json")), "staging emptied"
+
+
+def test_a_server_without_ranges_is_read_as_one_stream(
+    shards: list[ShardInfo], tmp_path: Path, http_server: str
+) -> None:
+    links = tmp_path / "links.txt"
+    links.write_text("".join(f"{s.name}\t{http_server}/{s.name}\n" for s in shards))
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--only", "json")
+    assert result.returncode == 0, result.output
+    assert_members(out, only(shards, "json"), "shard")
+
+
+@pytest.mark.parametrize(
+    "option", [["--no-extract"], ["--keep-tars"], ["--extras"], ["--engine", "ray"]]
+)
+def test_only_refuses_options_about_whole_files(
+    links: Path, tmp_path: Path, option: list[str]
+) -> None:
+    result = run_cli("download", links, "-o", tmp_path / "out", "--only", "json", *option)
+    assert result.returncode == 2
+    assert f"drop {option[0]}" in result.output
+    assert "Traceback" not in result.output

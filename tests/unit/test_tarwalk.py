@@ -1,0 +1,188 @@
+"""The tar walk by range reads (sa1b.tarwalk), against archives Python's tarfile writes."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sa1b.errors import CorruptArchiveError, UnsafeMemberError
+from sa1b.tarwalk import CHUNK, Entry, TarWalk
+
+
+def make_tar(members: list[tuple[str, bytes]], *, fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def wants_json(name: str) -> bool:
+    return name.endswith(".json")
+
+
+def walk_by_ranges(archive: bytes, walk: TarWalk) -> tuple[dict[str, bytes], int, int]:
+    """Drive the walk as the downloader does, one range request at a time: the members'
+    data, the bytes fetched and the number of requests."""
+    got: dict[str, bytearray] = {}
+    fetched = requests = 0
+    while (need := walk.need()) is not None:
+        start, end = need
+        data = archive[start:end]
+        fetched, requests = fetched + len(data), requests + 1
+        for piece in walk.feed(start, data):
+            got.setdefault(piece.entry.name, bytearray())[piece.at : piece.at + len(piece.data)] = (
+                piece.data
+            )
+    assert walk.finished
+    return {name: bytes(data) for name, data in got.items()}, fetched, requests
+
+
+def catalog(archive: bytes) -> list[Entry]:
+    """What tarfile says: every regular member's name, data offset and size."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return [
+            Entry(m.name.removeprefix("./").removeprefix("sa_000000/"), m.offset_data, m.size)
+            for m in tar.getmembers()
+            if m.isfile()
+        ]
+
+
+PAIRS = [
+    (f"sa_{i}.{ext}", bytes([i]) * (700 * i + 13)) for i in range(1, 6) for ext in ("jpg", "json")
+]
+
+
+@pytest.mark.parametrize(
+    ("members", "fmt"),
+    [
+        (PAIRS, tarfile.GNU_FORMAT),
+        (PAIRS[::-1], tarfile.USTAR_FORMAT),
+        ([("./" + n, d) for n, d in PAIRS], tarfile.GNU_FORMAT),
+        ([("sa_000000/" + n, d) for n, d in PAIRS], tarfile.PAX_FORMAT),
+        ([("x" * 150 + ".json", b"{}"), *PAIRS], tarfile.GNU_FORMAT),  # a GNU long name
+        ([("y" * 150 + ".json", b"[]"), *PAIRS], tarfile.PAX_FORMAT),  # a pax path
+        ([("empty.json", b""), *PAIRS], tarfile.GNU_FORMAT),
+    ],
+    ids=["gnu", "ustar-reversed", "dot-slash", "shard-folder-pax", "gnu-long", "pax-long", "empty"],
+)
+def test_the_walk_finds_every_member_and_fetches_only_the_wanted_data(
+    members: list[tuple[str, bytes]], fmt: int
+) -> None:
+    archive = make_tar(members, fmt=fmt)
+    walk = TarWalk("sa_000000.tar", len(archive), wants_json)
+    got, fetched, _ = walk_by_ranges(archive, walk)
+    assert walk.entries == catalog(archive)
+    expected = {e.name: archive[e.offset : e.offset + e.size] for e in walk.entries}
+    assert got == {n: d for n, d in expected.items() if n.endswith(".json") and d}
+    json_bytes = sum(len(d) for n, d in expected.items() if n.endswith(".json"))
+    headers = len(archive) // 512  # an upper bound on header blocks
+    assert fetched <= 1.3 * json_bytes + 512 * min(headers, 3 * len(members) + 2)
+
+
+def test_a_wanted_member_comes_with_the_next_header_in_one_request() -> None:
+    members = [(f"sa_{i}.json", b"{}" * 300) for i in range(10)]
+    archive = make_tar(members)
+    _, _, requests = walk_by_ranges(archive, TarWalk("s.tar", len(archive), wants_json))
+    assert requests == 1 + 10 + 1  # the first header, each member with the next, the trailer
+
+
+def test_a_stream_of_the_whole_archive_gives_the_same_as_range_reads() -> None:
+    archive = make_tar(PAIRS)
+    walk = TarWalk("s.tar", len(archive), wants_json)
+    got: dict[str, bytes] = {}
+    for offset in range(0, len(archive), 1000):  # chunks that straddle everything
+        for piece in walk.feed(offset, archive[offset : offset + 1000]):
+            got[piece.entry.name] = got.get(piece.entry.name, b"") + piece.data
+    assert walk.finished
+    assert got == {n: d for n, d in PAIRS if n.endswith(".json")}
+
+
+def test_a_large_wanted_member_arrives_in_chunks() -> None:
+    big = bytes(range(256)) * (CHUNK // 256 * 2 + 3)
+    archive = make_tar([("big.jpg", big), ("a.json", b"{}")])
+    got, _, _ = walk_by_ranges(archive, TarWalk("s.tar", len(archive), lambda n: n.endswith("jpg")))
+    assert got == {"big.jpg": big}
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2])
+def test_a_walk_resumed_at_its_checkpoint_ends_as_an_unbroken_one(cut: int) -> None:
+    archive = make_tar(PAIRS)
+    first = TarWalk("s.tar", len(archive), wants_json)
+    for _ in range(3 + cut * 2):
+        start, end = first.need() or (0, 0)
+        first.feed(start, archive[start:end])
+    start, count = first.checkpoint
+    resumed = TarWalk("s.tar", len(archive), wants_json, start=start, entries=first.entries[:count])
+    walk_by_ranges(archive, resumed)
+    assert resumed.entries == catalog(archive)
+
+
+def unsafe(kind: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo("sa_1.jpg"), io.BytesIO())
+        info = tarfile.TarInfo("../evil.json" if kind == "climb" else "sa_2.json")
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info, io.BytesIO())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "climb"])
+def test_an_unsafe_member_stops_the_walk_even_when_not_wanted(kind: str) -> None:
+    archive = unsafe(kind)
+    with pytest.raises(UnsafeMemberError):
+        walk_by_ranges(archive, TarWalk("s.tar", len(archive), lambda n: False))
+
+
+def _end_of_members(archive: bytes) -> int:
+    last = catalog(archive)[-1]
+    return last.offset + -(-last.size // 512) * 512
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda a: a[: _end_of_members(a)], "end-of-archive"),
+        (lambda a: a[: _end_of_members(a) + 512], "one zero block"),
+        (lambda a: a[:100] + b"x" + a[101:], "checksum"),
+        (lambda a: a[: len(a) - 512 * 21], "cut short|end-of-archive"),
+    ],
+    ids=["no-end-blocks", "one-end-block", "bad-checksum", "cut-member"],
+)
+def test_a_damaged_archive_is_refused(damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    archive = damage(make_tar(PAIRS))
+    with pytest.raises(CorruptArchiveError, match=message):
+        walk_by_ranges(archive, TarWalk("s.tar", len(archive), wants_json))
+
+
+def test_bytes_past_what_is_needed_are_a_caller_error() -> None:
+    archive = make_tar(PAIRS)
+    with pytest.raises(ValueError, match="needed"):
+        TarWalk("s.tar", len(archive), wants_json).feed(512, archive[512:1024])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40), st.sampled_from(["jpg", "json"]), st.integers(0, 3000)),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda t: (t[0], t[1]),
+    ),
+    st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+)
+def test_any_order_and_sizes(members: list[tuple[int, str, int]], fmt: int) -> None:
+    files = [(f"sa_{i}.{ext}", bytes([i % 251]) * size) for i, ext, size in members]
+    archive = make_tar(files, fmt=fmt)
+    walk = TarWalk("s.tar", len(archive), wants_json)
+    got, _, _ = walk_by_ranges(archive, walk)
+    assert walk.entries == catalog(archive)
+    assert got == {n: d for n, d in files if n.endswith(".json") and d}
