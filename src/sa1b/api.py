@@ -9,7 +9,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
 from sa1b.store.state import StateStore, folder_stores, lock_holder, member_indexes
+from sa1b.store.walks import WalkRecord, load_walks
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
 
@@ -373,6 +374,8 @@ class StoreStatus:
     last_run: RunRecord | None
     running: int | None = None
     """The process id of a download working with this store now, if any (0: unknown)."""
+    walks: Mapping[str, WalkRecord] = field(default_factory=dict)
+    """The shards walked by range reads (``--only``), by name."""
 
     @property
     def label(self) -> str:
@@ -391,6 +394,17 @@ class FolderStatus:
         """Each file once, by name: the furthest record of it in any store."""
         chosen = furthest(record for store in self.stores for record in store.files)
         return tuple(sorted(chosen.values(), key=lambda record: record.name))
+
+    @property
+    def walks(self) -> dict[str, WalkRecord]:
+        """Each walked shard once: the furthest walk of it in any store."""
+        found: dict[str, WalkRecord] = {}
+        for store in self.stores:
+            for name, walk in store.walks.items():
+                known = found.get(name)
+                if known is None or (walk.complete, walk.next) > (known.complete, known.next):
+                    found[name] = walk
+        return found
 
     @property
     def last_run(self) -> RunRecord | None:
@@ -417,10 +431,11 @@ def status(out: Path, *, state: Path | None = None) -> FolderStatus:
 
 def _store_status(paths: OutputPaths) -> StoreStatus:
     with StateStore(paths.out, state=paths.state, lock=False, create=False) as store:
-        records, last_run = store.records(), store.last_run()
+        records, last_run, walks = store.records(), store.last_run(), load_walks(store)
     spans = Journal.recover(paths.journal)
     files = tuple(_with_journal(records, spans))
-    return StoreStatus(worker_of(paths), files, last_run, lock_holder(paths))
+    walked = {r.name: walks[r.id] for r in records if r.id in walks}
+    return StoreStatus(worker_of(paths), files, last_run, lock_holder(paths), walked)
 
 
 def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:

@@ -376,3 +376,33 @@ def test_flat_member_named_like_an_existing_folder(site: Site, good_shard: Shard
     assert "cannot publish" not in second.output
     assert (site.out / "tars" / GOOD).is_file()
     assert_extracted(site.out, [good], layout="flat")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_only_json_refuses_a_malicious_shard_exactly_as_extraction(
+    site: Site, good_shard: ShardInfo, kind: str
+) -> None:
+    name, bad = malicious_shard(KINDS.index(kind), kind, site)
+    good = site.serve_good(good_shard)
+    result = site.run("--only", "json")
+    assert result.returncode == 1, result.output
+    assert_reported(result, name, bad.name)
+    assert not (site.out / name.removesuffix(".tar")).exists()  # not even its good members
+    wanted = {n: d for n, d in member_bytes(good).items() if n.endswith(".json")}
+    stem = good.name.removesuffix(".tar")
+    assert {p.name: p.read_bytes() for p in (site.out / stem).iterdir()} == wanted
+    site.assert_contained(allowed_in_out={stem})
+
+
+def test_only_json_in_flat_refuses_a_name_another_shard_holds(site: Site) -> None:
+    two_shards_with_one_name(site, same=False)
+    site.serve("sa_000000.tar", tar_bytes([*pair(1, b"a"), *pair(2)]))
+    site.serve("sa_000001.tar", tar_bytes([(n, d + b" ") for n, d in pair(1)] + pair(3)))
+    first = site.run("--layout", "flat", "--only", "json", "--shards", "0")
+    assert first.returncode == 0, first.output
+    kept = (site.out / "sa_1.json").read_bytes()
+    second = site.run("--layout", "flat", "--only", "json", "--shards", "1")
+    assert second.returncode == 1, second.output
+    assert_reported(second, "sa_000001.tar", "sa_1.json")
+    assert (site.out / "sa_1.json").read_bytes() == kept
+    assert not (site.out / "sa_3.json").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
@@ -135,3 +136,72 @@ def test_only_refuses_options_about_whole_files(
     assert result.returncode == 2
     assert f"drop {option[0]}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_status_shows_walked_shards_and_a_failed_walk_fails_it(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    cdn.add_fault(shards[0].name, Fault("not_found"))
+    first = run_cli("download", links, "-o", out, "--only", "json")
+    assert first.returncode == 1, first.output
+    assert f"{shards[0].name}  failed" in first.output
+    status = run_cli("status", out)
+    assert status.returncode == 1, status.output
+    assert f"{shards[0].name}  failed" in status.output
+    assert f"{shards[1].name}  walked: json" in status.output
+    assert "3 files: 1 failed, 2 walked" in status.output
+    again = run_cli("download", links, "-o", out, "--only", "json")
+    assert again.returncode == 0, again.output
+    status = run_cli("status", out)
+    assert status.returncode == 0, status.output
+    assert "3 files: 3 walked" in status.output
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("cut", after=100, times=3),
+        Fault("cut", after=0, times=2, mode="rst"),
+        Fault("status", status=503, times=2),
+        Fault("throttle", retry_after=0.2),
+        Fault("wrong_range", times=2),
+        Fault("ignore_range"),
+        Fault("stall", after=10, seconds=3),
+    ],
+    ids=["cut", "reset", "503", "429", "wrong-range", "ignore-range", "stall"],
+)
+def test_a_walk_survives_transient_faults(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, fault: Fault
+) -> None:
+    for shard in shards:
+        cdn.add_fault(shard.name, fault)
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--only", "json", "--read-timeout", "1")
+    assert result.returncode == 0, result.output
+    assert_members(out, only(shards, "json"), "shard")
+
+
+def test_a_new_version_mid_walk_starts_the_walk_again(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    name = shards[0].name
+    cdn.add_fault(name, Fault("cut", after=1 << 40, times=5))  # five whole answers, then
+    cdn.add_fault(name, Fault("change_etag"))  # the object is replaced
+    out = tmp_path / "out"
+    result = run_cli("download", links, "-o", out, "--only", "json")
+    assert result.returncode == 0, result.output
+    assert_members(out, only(shards, "json"), "shard")
+    firsts = [r for r in cdn.requests if r.name == name and r.range_header == "bytes=0-511"]
+    assert len(firsts) == 2, "walked from the start again"
+
+
+def test_an_expired_link_stops_that_shard_with_a_plain_message(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    cdn.add_fault(shards[1].name, Fault("forbidden"))
+    result = run_cli("download", links, "-o", tmp_path / "out", "--only", "json")
+    assert result.returncode == 1
+    assert f"{shards[1].name}  expired: the signed link has expired" in result.output
+    assert "Traceback" not in result.output
+    assert "oh=" not in result.output

@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import FrameType
@@ -39,7 +39,7 @@ from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder, member_indexes
-from sa1b.store.walks import catalogs
+from sa1b.store.walks import WalkRecord, catalogs
 from sa1b.units import human_bytes, human_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -316,9 +316,14 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if folder.running is not None:
         pid = f" (pid {folder.running})" if folder.running else ""
         console.line(f"a download is running in {out}{pid}; these figures are live")
+    walks = folder.walks
     for record in folder.files:
         size = record.size
         done = record.done_bytes
+        walk = walks.get(record.name)
+        if walk is not None and not done and record.status == "pending":
+            console.line(clean(f"{record.name}  {_walked(walk)}", limit=1000))
+            continue
         if record.status == "partial" or (record.status == "pending" and done):
             share = f"{100 * done / size:.1f}%" if size else "?"
             label = f"partial {share}"
@@ -333,9 +338,11 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if len(folder.stores) > 1:
         for store in folder.stores:
             running = f", running (pid {store.running})" if store.running is not None else ""
-            console.line(f"{store.label}: {_tally(store.files)}{running}")
+            console.line(f"{store.label}: {_tally(store.files, store.walks)}{running}")
     console.line(
-        f"in all: {_tally(folder.files)}" if len(folder.stores) > 1 else _tally(folder.files)
+        f"in all: {_tally(folder.files, walks)}"
+        if len(folder.stores) > 1
+        else _tally(folder.files, walks)
     )
     run = folder.last_run
     if run and run.speed is not None:
@@ -343,6 +350,15 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
             f"last run: {human_bytes(run.bytes)} at {human_bytes(run.speed)}/s ({run.outcome})"
         )
     return EXIT_OK if folder.ok else EXIT_FAILED
+
+
+def _walked(walk: WalkRecord) -> str:
+    """A shard walked by range reads (``--only``), as far as it got."""
+    if walk.complete:
+        kinds = ", ".join(sorted(item.partition(":")[2] for item in walk.published))
+        return f"{'walked: ' + kinds:<19} {len(walk.entries)} members indexed"
+    share = f"walking {100 * walk.next / walk.size:.1f}%"
+    return f"{share:<19} {human_bytes(walk.next)} / {human_bytes(walk.size)}"
 
 
 def _index(out: Path, console: Output) -> int:
@@ -385,11 +401,15 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _tally(files: Sequence[FileRecord]) -> str:
-    """``3 files: 2 done, 1 partial; 21.0 MiB on disk``."""
+def _tally(files: Sequence[FileRecord], walks: Mapping[str, WalkRecord]) -> str:
+    """``3 files: 2 done, 1 partial; 21.0 MiB on disk`` (a shard walked to its end by
+    ``--only`` counts as ``walked``)."""
     counts: dict[str, int] = {}
     for record in files:
-        counts[record.status] = counts.get(record.status, 0) + 1
+        walk = walks.get(record.name)
+        walked = walk is not None and walk.complete and record.status == "pending"
+        state = "walked" if walked and not record.ranges else record.status
+        counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     kept = sum(record.done_bytes for record in files)
     return f"{len(files)} files: {summary or 'none'}; {human_bytes(kept)} on disk"

@@ -22,16 +22,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource
-from sa1b.errors import SA1BError, StorageError, UnsafeMemberError
+from sa1b.errors import (
+    ExtractionError,
+    NameClashError,
+    SA1BError,
+    StorageError,
+    UnsafeMemberError,
+)
+from sa1b.extract.shard import same_file
 from sa1b.layout import Layout, member_target
 from sa1b.links import Link, object_key
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.pool import Transport
 from sa1b.net.ratelimit import RateLimiter
-from sa1b.progress import FileOutcome, FileProgress, ProgressListener, Snapshot
+from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
+from sa1b.records import Status
 from sa1b.store.state import StateStore
 from sa1b.store.walks import Checkpoint, finish_walk, load_walk, save_checkpoints, start_walk
 from sa1b.store.writeback import fsync_dir, sync_fs
@@ -197,8 +206,18 @@ class _Committer:
         self.ready.put(shard)
 
     def ended(self, shard: WalkedShard) -> None:
-        assert shard.outcome is not None
-        self.listener.finished(shard.outcome)
+        """A shard failed: said to the listener, and kept in the store for ``status``."""
+        outcome = shard.outcome
+        assert outcome is not None
+        self._set_status(shard, outcome.state, outcome.message)
+        self.listener.finished(outcome)
+
+    def _set_status(self, shard: WalkedShard, state: FileState, message: str | None) -> None:
+        """The file's status says how its walk ended, unless a whole download of it has
+        begun in this folder (its own status is the one to keep)."""
+        record = self.store.get(shard.name)
+        if record is not None and not record.ranges and record.status != "done":
+            self.store.set_status(shard.file_id, cast(Status, state), message)
 
     def close(self) -> None:
         """Stop; save what the walks reached (published or not)."""
@@ -246,6 +265,13 @@ class _Committer:
     def _publish(self, shard: WalkedShard) -> None:
         try:
             self._move_into_place(shard)
+        except ExtractionError as error:  # a name another shard holds (flat)
+            assert self.source is not None
+            with self.source.lock:
+                shard.outcome = FileOutcome(
+                    shard.name, "failed", shard.size, error.message, error.hint
+                )
+            self.ended(shard)
         except OSError as error:
             raise StorageError(f"{self.out}: cannot publish {shard.name} ({error})") from None
 
@@ -256,7 +282,7 @@ class _Committer:
         self._save()
         if shard.staging.exists():
             sync_fs(shard.staging)
-        folders: set[Path] = set()
+        moves: list[tuple[Path, Path]] = []
         for entry in walk.entries:
             if not shard.wanted(entry.name):
                 continue
@@ -267,6 +293,16 @@ class _Committer:
             elif entry.name not in shard.staged:
                 continue  # in place since an earlier run
             target = self.out / _target(shard.name, entry, self.layout)
+            if self.layout == "flat" and target.exists() and not same_file(staged, target):
+                raise NameClashError(
+                    f"{entry.name} is already in {self.out} with other contents (from "
+                    "another shard)",
+                    shard=shard.name,
+                    member=entry.name,
+                )
+            moves.append((staged, target))
+        folders: set[Path] = set()
+        for staged, target in moves:
             target.parent.mkdir(parents=True, exist_ok=True)
             staged.replace(target)
             folders.add(target.parent)
@@ -277,6 +313,7 @@ class _Committer:
         if saved is not None and saved.complete:
             published |= saved.published
         finish_walk(self.store, shard.file_id, walk.entries, published)
+        self._set_status(shard, "pending", None)  # walked; the tar itself is not here
         shutil.rmtree(shard.staging, ignore_errors=True)
         wanted = sum(1 for entry in walk.entries if shard.wanted(entry.name))
         with self.source.lock:

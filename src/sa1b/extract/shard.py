@@ -296,7 +296,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
     if layout == "flat":
         for member in report.members:
             source, target = staging / member, out / member
-            if target.exists() and not _same_file(source, target):
+            if target.exists() and not same_file(source, target):
                 raise NameClashError(
                     f"{member} is already in {out} with other contents (from another shard)",
                     shard=report.shard,
@@ -320,7 +320,8 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` is a regular file with the bytes of ``a``."""
     if not b.is_file() or b.is_symlink() or a.stat().st_size != b.stat().st_size:
         return False
     with a.open("rb") as fa, b.open("rb") as fb:

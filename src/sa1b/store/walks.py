@@ -53,27 +53,35 @@ class Checkpoint:
 
 
 def load_walk(store: StateStore, file_id: int) -> WalkRecord | None:
+    """The walk of one shard, if it has begun."""
+    return load_walks(store, file_id).get(file_id)
+
+
+def load_walks(store: StateStore, file_id: int | None = None) -> dict[int, WalkRecord]:
+    """Every walk the store knows (or ``file_id``'s alone), by file id."""
+    where, params = ("WHERE file_id = ?", (file_id,)) if file_id is not None else ("", ())
     with store.transaction() as db:
-        row = db.execute(
-            "SELECT size, etag, last_modified, next, complete, published FROM walks "
-            "WHERE file_id = ?",
-            (file_id,),
-        ).fetchone()
-        parts = db.execute(
-            "SELECT members FROM walk_parts WHERE file_id = ? ORDER BY upto", (file_id,)
+        rows = db.execute(
+            "SELECT file_id, size, etag, last_modified, next, complete, published FROM walks "
+            + where,
+            params,
         ).fetchall()
-    if row is None:
-        return None
-    size, etag, last_modified, next_header, complete, published = row
-    entries = tuple(Entry(*fields) for (blob,) in parts for fields in unpack_members(blob))
-    return WalkRecord(
-        size,
-        Validator(etag, last_modified),
-        next_header,
-        bool(complete),
-        frozenset(filter(None, (published or "").split(","))),
-        entries,
-    )
+        parts: dict[int, list[Entry]] = {}
+        for owner, blob in db.execute(
+            f"SELECT file_id, members FROM walk_parts {where} ORDER BY file_id, upto", params
+        ):
+            parts.setdefault(owner, []).extend(Entry(*f) for f in unpack_members(blob))
+    return {
+        owner: WalkRecord(
+            size,
+            Validator(etag, last_modified),
+            next_header,
+            bool(complete),
+            frozenset(filter(None, (published or "").split(","))),
+            tuple(parts.get(owner, ())),
+        )
+        for owner, size, etag, last_modified, next_header, complete, published in rows
+    }
 
 
 def start_walk(store: StateStore, file_id: int, size: int, validator: Validator) -> None:
@@ -120,8 +128,9 @@ def catalogs(out: Path) -> dict[str, WalkRecord]:
     for paths in folder_stores(out):
         try:
             with StateStore(out, state=paths.state, lock=False, create=False) as store:
+                walks = load_walks(store)
                 for record in store.records():
-                    walk = load_walk(store, record.id)
+                    walk = walks.get(record.id)
                     if walk is not None and walk.complete and record.name not in found:
                         found[record.name] = walk
         except StateError:
