@@ -36,7 +36,7 @@ from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
 from sa1b.store.state import StateStore, folder_stores, lock_holder, member_indexes
-from sa1b.store.walks import WalkRecord, load_walks
+from sa1b.store.walks import WalkRecord, forget_published, load_walks
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
 
@@ -489,12 +489,17 @@ def verify(
         raise StateError(f"{out}: no sa1b state here", hint="pass the folder given to -o")
     indexes = member_indexes(out)
     digests = checksums or {}
+    folder = status(out)
+    walks = {name: walk for name, walk in folder.walks.items() if walk.complete}
     checks = tuple(
-        _check(out, record, indexes.get(record.name), digests.get(record.name), deep=deep)
-        for record in status(out).files
+        _check_walked(out, record.name, walks[record.name], deep=deep)
+        if _walked_only(record, walks)
+        else _check(out, record, indexes.get(record.name), digests.get(record.name), deep=deep)
+        for record in folder.files
     )
     bad = [c for c in checks if c.problems and c.kind != "not finished"]
     if repair and bad:
+        indexes |= {name: walk.published_index(name) for name, walk in walks.items()}
         _repair(out, stores, [c.name for c in bad], indexes)
     return VerifyReport(checks, tuple(c.name for c in bad) if repair else ())
 
@@ -522,6 +527,20 @@ def _check(
     return FileCheck(record.name, "not finished", (message,))
 
 
+def _walked_only(record: FileRecord, walks: Mapping[str, WalkRecord]) -> bool:
+    """Whether the shard is here as members fetched by ``--only`` alone."""
+    whole = record.extracted or record.status == "done" or record.ranges
+    return record.name in walks and not whole
+
+
+def _check_walked(out: Path, shard: str, walk: WalkRecord, *, deep: bool) -> FileCheck:
+    """A shard walked by ``--only``: its published members against its catalog."""
+    kinds = walk.kinds
+    index = walk.published_index(shard)
+    problems = audit_extracted(out, shard, index, deep=deep, pairs=kinds >= {"jpg", "json"})
+    return FileCheck(shard, f"walked ({', '.join(sorted(kinds))})", tuple(problems))
+
+
 def _repair(
     out: Path,
     stores: Sequence[OutputPaths],
@@ -536,5 +555,6 @@ def _repair(
                     units = whole_units(layout, record.name) if layout else ()
                     remove_extracted(out, indexes.get(record.name), units)
                     paths.final(record.name).unlink(missing_ok=True)
+                    forget_published(store, record.id)
                     store.restart(record.id)
                     log.info("%s: marked to be fetched again", record.name)

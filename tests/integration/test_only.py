@@ -205,3 +205,24 @@ def test_an_expired_link_stops_that_shard_with_a_plain_message(
     assert f"{shards[1].name}  expired: the signed link has expired" in result.output
     assert "Traceback" not in result.output
     assert "oh=" not in result.output
+
+
+def test_verify_checks_walked_members_and_repair_fetches_a_bad_one_again(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--only", "json").returncode == 0
+    good = run_cli("verify", out)
+    assert good.returncode == 0, good.output
+    assert f"{shards[0].name}  ok   walked (json)" in good.output
+    victim = sorted((out / shards[0].name.removesuffix(".tar")).glob("*.json"))[0]
+    victim.write_bytes(victim.read_bytes()[:-1])
+    bad = run_cli("verify", out, "--repair")
+    assert bad.returncode == 1, bad.output
+    assert f"{victim.relative_to(out)} is" in bad.output
+    cdn.clear_requests()
+    again = run_cli("download", links, "-o", out, "--only", "json")
+    assert again.returncode == 0, again.output
+    assert_members(out, only(shards, "json"), "shard")
+    assert {r.name for r in cdn.requests} == {shards[0].name}, "only the repaired shard"
+    assert all(r.range_header != "bytes=0-511" for r in cdn.requests), "no second walk"

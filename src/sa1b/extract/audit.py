@@ -70,9 +70,12 @@ def _structure(path: Path) -> list[str]:
                 return [f"member {header.name!r} is cut short (the file ends at byte {end})"]
 
 
-def audit_extracted(out: Path, shard: str, index: Index | None, *, deep: bool) -> list[str]:
+def audit_extracted(
+    out: Path, shard: str, index: Index | None, *, deep: bool, pairs: bool = True
+) -> list[str]:
     """What is wrong with an extracted shard (``index`` None: extracted by an sa1b that
-    kept no member index; then only what the index would name cannot be checked)."""
+    kept no member index; then only what the index would name cannot be checked);
+    ``pairs=False`` when one kind was fetched alone (``--only``): no image has its JSON."""
     if index is None:
         return ["no member index was recorded for it: members cannot be checked"]
     problems = []
@@ -85,7 +88,8 @@ def audit_extracted(out: Path, shard: str, index: Index | None, *, deep: bool) -
             problems.append(f"{member} is {actual} bytes, the tar's member {size}")
         else:
             present.add(member)
-    problems += missing_partners([PurePosixPath(member) for member, _, _ in index], shard)
+    if pairs:
+        problems += missing_partners([PurePosixPath(m) for m, _, _ in index], shard)
     for member in sorted(m for m in present if m.endswith(".json")):
         problems += [f"{member}: {p}" for p in _json_problems(out, member, present, deep=deep)]
     return problems

@@ -41,6 +41,20 @@ class WalkRecord:
                 return RULES[layout].place(entry.name, shard_stem(shard))
         return None
 
+    def published_index(self, shard: str) -> list[tuple[str, int, int]]:
+        """The published members as a member index: (path in the output folder, data
+        offset in the tar, size), as extraction records one."""
+        return [
+            (str(path), entry.offset, entry.size)
+            for entry in self.entries
+            if (path := self.published_path(shard, entry)) is not None
+        ]
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of member published (``json``, ``jpg``), in whatever layout."""
+        return frozenset(item.partition(":")[2] for item in self.published)
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -140,3 +154,15 @@ def catalogs(out: Path) -> dict[str, WalkRecord]:
 
 def _rows(entries: Iterable[Entry]) -> list[tuple[str, int, int]]:
     return [(entry.name, entry.offset, entry.size) for entry in entries]
+
+
+def forget_published(store: StateStore, file_id: int) -> None:
+    """The shard's published members cannot be trusted (``sa1b verify --repair``): the
+    next ``--only`` run fetches them again, by their ranges (the catalog stays)."""
+    with store.transaction() as db:
+        db.execute("UPDATE walks SET published = NULL WHERE file_id = ?", (file_id,))
+
+
+def published_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
+    """The published members of every walked shard, as member indexes, by shard name."""
+    return {name: walk.published_index(name) for name, walk in catalogs(out).items()}
