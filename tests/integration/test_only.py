@@ -88,8 +88,9 @@ def test_the_index_lists_every_member_of_a_walked_shard(
     assert seen == {s.name: set(member_bytes(s)) for s in shards}
 
 
-def test_a_walk_killed_mid_way_goes_on_from_its_checkpoint(
-    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_a_walk_stopped_mid_way_goes_on_from_its_checkpoint(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, stop: signal.Signals
 ) -> None:
     assert run_cli("download", links, "-o", tmp_path / "whole", "--only", "json").returncode == 0
     unbroken = len(cdn.requests)
@@ -102,8 +103,10 @@ def test_a_walk_killed_mid_way_goes_on_from_its_checkpoint(
     while len(cdn.requests) < unbroken // 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.6)  # a checkpoint or two saved
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate()
+    os.kill(process.pid, stop)
+    _, errors = process.communicate()
+    assert process.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL), errors
+    assert "Traceback" not in errors
     before = len(cdn.requests)
     assert 5 < before < unbroken, "killed mid-walk"
     cdn.clear_requests()

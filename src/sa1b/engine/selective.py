@@ -4,11 +4,12 @@ What the store knows decides where each shard starts (:func:`prepare`): from
 nothing; from its walk's last checkpoint, trusting the staged members before it
 (synced before the checkpoint was saved) when their sizes match; or, once walked to
 the end, from its catalog, fetching only the wanted members that are not in place.
-The transport then runs the requests of :class:`~sa1b.engine.shardwalk.WalkSource`,
-while a committer thread, about once a second, syncs the staging folder and saves
-the checkpoints, and publishes each shard that is complete: its members renamed into
-the layout one by one (a member already in place from another kind, ``--only jpg``
-after ``--only json``, stays), then the catalog and what was published recorded.
+The transport then runs the requests of :class:`~sa1b.engine.shardwalk.WalkSource`
+in a thread of its own, while the run's thread, four times a second, syncs the staging
+folder and saves the checkpoints, and publishes each shard that is complete: its
+members renamed into the layout one by one (a member already in place from another
+kind, ``--only jpg`` after ``--only json``, stays), then the catalog and what was
+published recorded.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource
 from sa1b.errors import (
     ExtractionError,
     NameClashError,
-    SA1BError,
     StorageError,
     UnsafeMemberError,
 )
@@ -89,38 +89,53 @@ def fetch_members(
         prepare(link, store, out=config.out, root=root, wanted=wanted, layout=layout)
         for link in links
     ]
-    committer = _Committer(
-        store, config.out, root=root, wanted=wanted, layout=layout, listener=listener
-    )
-    source = WalkSource(
-        shards, policy=config.retry, on_ready=committer.publish, on_end=committer.ended
-    )
-    committer.source = source
+    keeper = _Keeper(store, config.out, root=root, wanted=wanted, layout=layout, listener=listener)
+    source = WalkSource(shards, policy=config.retry, on_ready=keeper.publish, on_end=keeper.ended)
+    keeper.source = source
     for shard in shards:
         if shard.outcome is not None:
             listener.finished(shard.outcome)
         elif shard.ready_to_publish:
             shard.publishing = True
-            committer.publish(shard)
-    limiter = RateLimiter(config.max_rate) if config.max_rate else None
+            keeper.publish(shard)
     policy = GovernorPolicy.fixed(config.connections or config.max_connections)
     transport = Transport(
         config.transport,
         source,
         slots=policy.ceiling,
         governor=Governor(policy, 0.0),
-        limiter=limiter,
+        limiter=RateLimiter(config.max_rate) if config.max_rate else None,
         loops=config.loops,
     )
-    committer.start()
-    try:
-        transport.run()
-    finally:
-        transport.stop()
-        committer.close()
+    _run(transport, keeper)
     sizes = sum(shard.size or 0 for shard in shards)
     outcomes = tuple(_outcome(shard) for shard in shards)
     return SelectiveResult(outcomes, source.fetched, sizes)
+
+
+def _run(transport: Transport, keeper: _Keeper) -> None:
+    """The transport in a thread of its own (a Ctrl-C lands here, never inside one of
+    libcurl's callbacks); this thread saves and publishes until every shard has ended."""
+    failures: list[BaseException] = []
+
+    def carry() -> None:
+        try:
+            transport.run()
+        except BaseException as error:  # a bug: said from this thread
+            failures.append(error)
+
+    thread = threading.Thread(target=carry, name="sa1b-transport", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(COMMIT_EVERY / 4)
+            keeper.tick()
+    finally:
+        transport.stop()  # every request ends within a tick, however slow its server
+        thread.join()
+        keeper.save()
+    if failures:
+        raise failures[0]
 
 
 def _outcome(shard: WalkedShard) -> FileOutcome:
@@ -134,6 +149,9 @@ def prepare(
     record = store.register(link.name, object_key(link.url))
     staging = root / link.name
     shard = WalkedShard(link, record.id, staging, wanted, layout)
+    if record.extracted == layout:  # the whole shard is here already
+        shard.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
+        return shard
     saved = load_walk(store, record.id)
     if saved is None:
         shutil.rmtree(staging, ignore_errors=True)
@@ -177,8 +195,9 @@ def _size(path: Path) -> int | None:
         return None
 
 
-class _Committer:
-    """The thread that saves checkpoints and publishes complete shards."""
+class _Keeper:
+    """Saves checkpoints, publishes complete shards, reports progress: the run's own
+    thread, a few times a second."""
 
     def __init__(
         self,
@@ -194,15 +213,10 @@ class _Committer:
         self.kind, self.layout, self.listener = wanted.kind, layout, listener
         self.source: WalkSource | None = None
         self.ready: queue.SimpleQueue[WalkedShard] = queue.SimpleQueue()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="sa1b-walk-commit", daemon=True)
         self.started = time.monotonic()
-        self.failure: BaseException | None = None
-
-    def start(self) -> None:
-        self.thread.start()
 
     def publish(self, shard: WalkedShard) -> None:
+        """From any thread: the shard is complete, to be published at the next tick."""
         self.ready.put(shard)
 
     def ended(self, shard: WalkedShard) -> None:
@@ -212,6 +226,13 @@ class _Committer:
         self._set_status(shard, outcome.state, outcome.message)
         self.listener.finished(outcome)
 
+    def tick(self) -> None:
+        self.save()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._publish(self.ready.get_nowait())
+        self.listener.update(self._snapshot())
+
     def _set_status(self, shard: WalkedShard, state: FileState, message: str | None) -> None:
         """The file's status says how its walk ended, unless a whole download of it has
         begun in this folder (its own status is the one to keep)."""
@@ -219,32 +240,8 @@ class _Committer:
         if record is not None and not record.ranges and record.status != "done":
             self.store.set_status(shard.file_id, cast(Status, state), message)
 
-    def close(self) -> None:
-        """Stop; save what the walks reached (published or not)."""
-        self.stopping.set()
-        self.thread.join()
-        self._save()
-        if self.failure is not None:
-            raise self.failure
-
-    def _run(self) -> None:
-        try:
-            while not self.stopping.wait(COMMIT_EVERY / 4):
-                self._save()
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        self._publish(self.ready.get_nowait())
-                self.listener.update(self._snapshot())
-        except BaseException as error:  # raised by close(), in the run's thread
-            self.failure = error
-            message = error.message if isinstance(error, SA1BError) else repr(error)
-            assert self.source is not None
-            with self.source.lock:  # every shard ends, so the transport does too
-                for shard in self.source.shards:
-                    if shard.outcome is None:
-                        shard.outcome = FileOutcome(shard.name, "failed", shard.size, message)
-
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Sync the staging folder, then save what the walks reached."""
         assert self.source is not None
         with self.source.lock:
             records, self.source.records = self.source.records, []
@@ -279,7 +276,7 @@ class _Committer:
         """Move the staged members into place, then record the shard as walked."""
         walk = shard.walk
         assert walk is not None and self.source is not None
-        self._save()
+        self.save()
         if shard.staging.exists():
             sync_fs(shard.staging)
         moves: list[tuple[Path, Path]] = []
