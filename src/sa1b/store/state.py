@@ -380,7 +380,8 @@ class StateStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The database, for statements that commit together (:mod:`sa1b.store.walks`)."""
+        """The database, for statements that commit together (here and in
+        :mod:`sa1b.store.walks`)."""
         with self._mutex, _storing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             yield self._db
@@ -433,8 +434,7 @@ class StateStore:
 
     def restart(self, file_id: int) -> int:
         """Void every byte of a file (its object changed); return the new generation."""
-        with self._mutex, _storing(self.path), self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             self._db.execute("DELETE FROM indexes WHERE file_id = ?", (file_id,))
             self._db.execute(
@@ -452,8 +452,7 @@ class StateStore:
         """Void the records of every file not finished (sizes, validators, ranges): their
         partial files cannot be vouched for. Generations move on, so journal spans are
         void too; finished files keep their records (start-up checks them on disk)."""
-        with self._mutex, _storing(self.path), self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             self._db.execute(
                 "DELETE FROM ranges WHERE file_id IN (SELECT id FROM files WHERE status != 'done')"
             )
@@ -473,8 +472,7 @@ class StateStore:
     def adopt(self, file_id: int, source: FileRecord) -> FileRecord:
         """Take over another store's record of the same file (a worker's): its size,
         validators, status, extraction and ranges, under a new generation of ours."""
-        with self._mutex, _storing(self.path), self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             validator, now = source.validator, time.time()
             self._db.execute(
@@ -529,8 +527,7 @@ class StateStore:
         """
         if not ranges:
             return
-        with self._mutex, _storing(self.path), self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             for file_id, (generation, spans) in ranges.items():
                 row = self._db.execute(
                     "SELECT generation FROM files WHERE id = ?", (file_id,)
