@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 BLOCK = 512
 
+MAX_META = 1024 * 1024
+"""A pax record or GNU long name larger than this is refused (they are names)."""
+
 REGULAR = frozenset({b"0", b"\x00"})
 DIRECTORY = b"5"
 PAX_LOCAL = b"x"
@@ -139,3 +142,16 @@ def apply_overrides(header: Header, overrides: dict[str, str]) -> Header:
             raise TarFormatError(f"pax size {text[:40]!r} is not a whole number")
         size = int(text)
     return Header(name=name, size=size, typeflag=header.typeflag, linkname=linkname)
+
+
+def meta_record(header: Header, record: bytes) -> dict[str, str]:
+    """What a pax (``x``) or GNU long-name (``L``/``K``) record says of the member after
+    it, as pax keys (``path``, ``linkpath``); a global pax header says nothing SA-1B needs."""
+    if header.typeflag == PAX_LOCAL:
+        return parse_pax(record)
+    text = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+    if header.typeflag == GNU_LONGNAME:
+        return {"path": text}
+    if header.typeflag == GNU_LONGLINK:
+        return {"linkpath": text}
+    return {}

@@ -27,23 +27,19 @@ from sa1b.errors import CorruptArchiveError
 from sa1b.layout import Layout, member_target, normalise
 from sa1b.tarformat import (
     BLOCK,
-    GNU_LONGLINK,
-    GNU_LONGNAME,
+    MAX_META,
     META_TYPES,
-    PAX_LOCAL,
     Header,
     TarFormatError,
     apply_overrides,
     is_zero_block,
+    meta_record,
     padded,
     parse_block,
-    parse_pax,
 )
 
 CHUNK = 4 * 1024 * 1024
 """The most bytes of a wanted member asked for (and held in memory) at once."""
-MAX_META = 1024 * 1024
-"""A pax record or GNU long name larger than this is refused (they are names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +156,10 @@ class TarWalk:
                 self._need = self._data_need(entry, done) if more else self._header_need(following)
                 return pieces
         if need.meta is not None:
-            self._overrides.update(self._meta_record(need.meta, block[: need.meta.size]))
+            try:
+                self._overrides.update(meta_record(need.meta, block[: need.meta.size]))
+            except TarFormatError as error:
+                raise self._corrupt(f"bad pax header: {error}") from None
         assert need.header is not None
         self._on_header(need.header, block[need.header - need.start :])
         return pieces
@@ -225,19 +224,6 @@ class TarWalk:
     def _check_fits(self, end: int) -> None:
         if end > self.size:
             raise self._corrupt("the archive ends without its end-of-archive blocks")
-
-    def _meta_record(self, header: Header, record: bytes) -> dict[str, str]:
-        if header.typeflag == PAX_LOCAL:
-            try:
-                return parse_pax(record)
-            except TarFormatError as error:
-                raise self._corrupt(f"bad pax header: {error}") from None
-        text = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-        if header.typeflag == GNU_LONGNAME:
-            return {"path": text}
-        if header.typeflag == GNU_LONGLINK:
-            return {"linkpath": text}
-        return {}  # a global pax header: nothing SA-1B needs
 
     def _corrupt(self, message: str, member: str = "") -> CorruptArchiveError:
         return CorruptArchiveError(message, shard=self.shard, member=member)

@@ -27,24 +27,20 @@ from sa1b.layout import member_target as target_for
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
 from sa1b.tarformat import (
     BLOCK,
-    GNU_LONGLINK,
-    GNU_LONGNAME,
+    MAX_META,
     META_TYPES,
-    PAX_LOCAL,
     Header,
     TarFormatError,
     apply_overrides,
     is_zero_block,
+    meta_record,
     padded,
     parse_block,
-    parse_pax,
 )
 
 log = logging.getLogger(__name__)
 
 COPY_CHUNK = 8 * 1024 * 1024
-MAX_META = 1024 * 1024
-"""A pax record or GNU long name larger than this is refused (they are names)."""
 
 Wait = Callable[[int], None]
 """``wait(end)`` returns once bytes ``[0, end)`` are on disk; raises to abort."""
@@ -228,18 +224,10 @@ def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict
     """What a pax or GNU long-name record says of the member that follows it."""
     if header.size > MAX_META:
         raise _fail(shard, f"a {header.size}-byte name record", header.name)
-    record = reader.read(data, padded(header.size))[: header.size]
-    if header.typeflag == PAX_LOCAL:
-        try:
-            return parse_pax(record)
-        except TarFormatError as error:
-            raise _fail(shard, f"bad pax header: {error}") from None
-    text = record.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-    if header.typeflag == GNU_LONGNAME:
-        return {"path": text}
-    if header.typeflag == GNU_LONGLINK:
-        return {"linkpath": text}
-    return {}
+    try:
+        return meta_record(header, reader.read(data, padded(header.size))[: header.size])
+    except TarFormatError as error:
+        raise _fail(shard, f"bad pax header: {error}") from None
 
 
 def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
