@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import cast
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource
+from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource, parts_of
 from sa1b.errors import (
     ExtractionError,
     NameClashError,
@@ -107,7 +107,10 @@ def fetch_members(
         limiter=RateLimiter(config.max_rate) if config.max_rate else None,
         loops=config.loops,
     )
-    _run(transport, keeper)
+    try:
+        _run(transport, keeper)
+    finally:
+        source.stager.close()
     sizes = sum(shard.size or 0 for shard in shards)
     outcomes = tuple(_outcome(shard) for shard in shards)
     return SelectiveResult(outcomes, source.fetched, sizes)
@@ -172,7 +175,7 @@ def prepare(
             if _size(staging / entry.name) == entry.size:
                 shard.staged.add(entry.name)
             else:
-                shard.todo.append(entry)
+                shard.todo.extend(parts_of(entry))
     except UnsafeMemberError as error:
         shard.outcome = FileOutcome(link.name, "failed", saved.size, error.message, error.hint)
         return shard
@@ -245,6 +248,7 @@ class _Keeper:
         assert self.source is not None
         with self.source.lock:
             records, self.source.records = self.source.records, []
+        self.source.stager.flush()  # every piece a checkpoint below names, written
         if not records:
             return
         if self.root.exists():

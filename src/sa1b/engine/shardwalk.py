@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sa1b.engine.staging import Stager, stage_piece
 from sa1b.errors import (
     BadResponseError,
     LinkExpiredError,
@@ -41,7 +42,7 @@ from sa1b.progress import FileOutcome, FileState
 from sa1b.retry import RetryPolicy
 from sa1b.store.walks import Checkpoint
 from sa1b.tarformat import BLOCK
-from sa1b.tarwalk import Entry, Piece, TarWalk
+from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
 from sa1b.versions import Validator
 
 ERROR_BODY = 2048
@@ -64,10 +65,17 @@ class WalkedShard:
     size: int | None = None
     validator: Validator | None = None
     walk: TarWalk | None = None
-    todo: deque[Entry] = field(default_factory=deque)
+    todo: deque[Part] = field(default_factory=deque)
     """Members of the catalog to fetch by their ranges."""
     staged: set[str] = field(default_factory=set)
     """Wanted members whose every byte is in the staging folder."""
+    written: dict[str, int] = field(default_factory=dict)
+    """Bytes of members on their way into the staging folder, written so far."""
+    writing: int = 0
+    """Pieces handed to the stager and not written yet."""
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held to write a staged piece, and to start the walk over: a piece of an older
+    generation is never written once the staging folder is voided."""
     generation: int = 0
     """Moves on when the walk starts over: answers to older requests write nothing."""
     walker: object | None = None
@@ -99,7 +107,23 @@ class WalkedShard:
     @property
     def ready_to_publish(self) -> bool:
         walked = self.walk is not None and self.walk.finished
-        return walked and not self.todo and not self.busy and self.outcome is None
+        idle = not (self.todo or self.busy or self.writing)
+        return walked and idle and self.outcome is None and not self.publishing
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A stretch of a member the catalog knows, fetched by its own range (a member is
+    fetched in parts of at most :data:`~sa1b.tarwalk.CHUNK` bytes, each held in memory
+    until it is complete)."""
+
+    entry: Entry
+    at: int
+    length: int
+
+
+def parts_of(entry: Entry) -> list[Part]:
+    return [Part(entry, at, min(CHUNK, entry.size - at)) for at in range(0, entry.size, CHUNK)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +160,7 @@ class WalkSource:
         self.ready: deque[WalkedShard] = deque(s for s in shards if s.outcome is None)
         self.records: list[Identity | Checkpoint] = []
         self.fetched = 0
+        self.stager = Stager()
 
     # -- RequestSource -------------------------------------------------------
 
@@ -172,8 +197,9 @@ class WalkSource:
             answer = _Answer(self, shard, *need)
             shard.walker = answer
         elif shard.todo and shard.busy < MEMBERS_AT_ONCE:
-            entry = shard.todo.popleft()
-            answer = _Answer(self, shard, entry.offset, entry.offset + entry.size, entry)
+            part = shard.todo.popleft()
+            start = part.entry.offset + part.at
+            answer = _Answer(self, shard, start, start + part.length, part)
         else:
             return None
         shard.busy += 1
@@ -192,11 +218,13 @@ class WalkSource:
     def start_over(self, shard: WalkedShard) -> None:
         """Walk from byte 0 again (a new version, or a server that sends only the whole
         shard): answers in flight are void and so is the staging folder."""
-        shard.generation += 1
+        with shard.write_lock:
+            shard.generation += 1
+            shutil.rmtree(shard.staging, ignore_errors=True)
         shard.walker, shard.walk = None, None
         shard.todo.clear()
         shard.staged.clear()
-        shutil.rmtree(shard.staging, ignore_errors=True)
+        shard.written.clear()
 
     def changed(self, shard: WalkedShard) -> None:
         shard.restarts += 1
@@ -215,19 +243,73 @@ class WalkSource:
         if shard.walker is answer:
             shard.walker = None
         if answer.generation == shard.generation and shard.outcome is None:
-            if error is None and answer.entry is not None:
-                shard.staged.add(answer.entry.name)
+            if error is None and answer.part is not None:
+                part = answer.part
+                self.stage(shard, Piece(part.entry, part.at, bytes(answer.buffer)), parts=True)
             elif error is not None:
-                if answer.entry is not None:
-                    shard.todo.append(answer.entry)
+                if answer.part is not None:
+                    shard.todo.append(answer.part)
                 self._failed(shard, error)
             self._note_checkpoint(shard)
-        if shard.outcome is None:
-            if shard.ready_to_publish and not shard.publishing:
-                shard.publishing = True
-                self.on_ready(shard)
-            else:
-                self.ready.append(shard)
+        if shard.outcome is None and not self._publish_if_ready(shard):
+            self.ready.append(shard)
+
+    def stage(self, shard: WalkedShard, piece: Piece, *, parts: bool = False) -> None:
+        """Hand ``piece`` to the stager. A member fetched in parts is written beside its
+        name and renamed to it once whole, so that a staged file that has its member's
+        size is whole (a run killed mid-member leaves a ``.partial`` file, never trusted)."""
+        shard.writing += 1
+        generation, name = shard.generation, piece.entry.name
+        path = shard.staging / (f"{name}.partial" if parts else name)
+
+        def write() -> None:  # in a writer thread
+            error: OSError | None = None
+            try:
+                with shard.write_lock:
+                    if shard.generation == generation:
+                        stage_piece(path, piece)
+                if self._count(shard, generation, piece) and parts:
+                    with shard.write_lock:
+                        if shard.generation == generation:
+                            os.replace(path, shard.staging / name)
+            except OSError as failure:
+                error = failure
+            self._written(shard, generation, piece, error)
+
+        self.stager.submit(write)
+
+    def _count(self, shard: WalkedShard, generation: int, piece: Piece) -> bool:
+        """Count a written piece; True when its member is whole."""
+        with self.lock:
+            if generation != shard.generation:
+                return False
+            name = piece.entry.name
+            got = shard.written.get(name, 0) + len(piece.data)
+            shard.written[name] = got
+            return got == piece.entry.size
+
+    def _written(
+        self, shard: WalkedShard, generation: int, piece: Piece, error: OSError | None
+    ) -> None:
+        with self.lock:
+            shard.writing -= 1
+            if generation != shard.generation or shard.outcome is not None:
+                return
+            name = piece.entry.name
+            if error is not None:
+                problem = f"{shard.staging}: cannot write {name} ({error.strerror})"
+                self._end(shard, StorageError(problem))
+            elif shard.written.get(name) == piece.entry.size:
+                del shard.written[name]
+                shard.staged.add(name)
+                self._publish_if_ready(shard)
+
+    def _publish_if_ready(self, shard: WalkedShard) -> bool:
+        if not shard.ready_to_publish:
+            return False
+        shard.publishing = True
+        self.on_ready(shard)
+        return True
 
     def _note_checkpoint(self, shard: WalkedShard) -> None:
         walk = shard.walk
@@ -261,7 +343,7 @@ class WalkSource:
 
 
 class _Answer:
-    """The receiver of one request: a step of the walk, or one known member."""
+    """The receiver of one request: a step of the walk, or a part of a known member."""
 
     def __init__(
         self,
@@ -269,16 +351,16 @@ class _Answer:
         shard: WalkedShard,
         start: int,
         end: int,
-        entry: Entry | None = None,
+        part: Part | None = None,
     ) -> None:
         self.source, self.shard = source, shard
-        self.start, self.stop, self.entry = start, end, entry
+        self.start, self.stop, self.part = start, end, part
         self.generation = shard.generation
         self.offset = start
         self.refusal: Head | None = None
         self.page = b""
         self.error: SA1BError | None = None
-        self.fd: int | None = None
+        self.buffer = bytearray()
 
     @property
     def current(self) -> bool:
@@ -315,16 +397,10 @@ class _Answer:
         if plan.kind == "whole":  # no ranges here: the walk reads the one stream
             if shard.walk is not None:
                 self.source.start_over(shard)
-            self.generation, self.entry, self.offset = shard.generation, None, 0
+            self.generation, self.part, self.offset = shard.generation, None, 0
             shard.walker = self
         if shard.walk is None:
             self.source.identify(shard, plan)
-        if self.entry is not None:
-            try:
-                self.fd = self._open(self.entry, truncate=True)
-            except OSError as error:
-                self.error = StorageError(f"{shard.staging}: cannot write ({error.strerror})")
-                return False
         return True
 
     def body(self, data: bytes) -> bool:
@@ -341,13 +417,10 @@ class _Answer:
             except SA1BError as error:
                 self.error = error
                 return False
-            except OSError as error:
-                self.error = StorageError(f"{self.shard.staging}: cannot write ({error.strerror})")
-                return False
 
     def _take(self, data: bytes) -> bool:
-        if self.fd is not None:
-            os.write(self.fd, data)
+        if self.part is not None:
+            self.buffer += data
             self.offset += len(data)
             return True
         walk = self.shard.walk
@@ -360,28 +433,10 @@ class _Answer:
             raise BadResponseError(f"an answer out of step with the walk: {error}") from None
         self.offset += len(data)
         for piece in pieces:
-            self._write(piece)
+            self.source.stage(self.shard, piece)
         return not walk.finished
 
-    def _write(self, piece: Piece) -> None:
-        fd = self._open(piece.entry, truncate=piece.at == 0)
-        try:
-            os.pwrite(fd, piece.data, piece.at)
-        finally:
-            os.close(fd)
-        if piece.last:
-            self.shard.staged.add(piece.entry.name)
-
-    def _open(self, entry: Entry, *, truncate: bool) -> int:
-        path = self.shard.staging / entry.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0)
-        return os.open(path, flags, 0o644)
-
     def end(self, error: TransferError | None) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
         failure: SA1BError | None = self.error or error
         if self.refusal is not None:
             link = self.shard.link
@@ -397,10 +452,10 @@ class _Answer:
         with self.source.lock:
             if failure is None and self.offset == self.start and self.current:
                 failure = BadResponseError("an answer without a byte", name=self.shard.name)
-            elif failure is None and self.entry is not None and self.offset != self.stop:
+            elif failure is None and self.part is not None and self.offset != self.stop:
                 failure = BadResponseError(
-                    f"{self.entry.name}: {self.offset - self.start} of {self.entry.size} "
-                    "bytes arrived",
+                    f"{self.part.entry.name}: {self.offset - self.start} of "
+                    f"{self.part.length} bytes arrived",
                     name=self.shard.name,
                 )
             self.source.ended(self, failure)
