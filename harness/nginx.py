@@ -4,8 +4,9 @@
 ``nginx -p PREFIX -c CONF -e ERRLOG -g 'daemon off;'`` as a child process (in its own process
 group) and stops it again. It listens only on ``127.0.0.1``. Every request is appended to a
 private access log in a fixed format (``$uri``, ``$status``, ``$body_bytes_sent``,
-``$http_range``) without buffering, so :meth:`NginxServer.bytes_sent` can tell how many body
-bytes nginx handed out, per file or in total::
+``$http_range``, ``$bytes_sent``) without buffering, so :meth:`NginxServer.bytes_sent` can tell
+how many body bytes nginx handed out, per file or in total (:meth:`NginxServer.response_bytes`:
+with the response headers)::
 
     with NginxServer(root=shard_dir, limit_rate="8m") as server:
         url = server.url_for("sa_000000.tar")
@@ -76,7 +77,7 @@ _WORKER_PROCESSES = "1"
 
 _LOG_FORMAT_NAME = "sa1b_bench"
 #: Tab-separated; nginx escapes control characters in values, so a tab never appears inside one.
-_LOG_FORMAT = "'$uri\\t$status\\t$body_bytes_sent\\t$http_range'"
+_LOG_FORMAT = "'$uri\\t$status\\t$body_bytes_sent\\t$http_range\\t$bytes_sent'"
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 _PORT_ATTEMPTS = 5
@@ -100,6 +101,7 @@ class AccessLogEntry(NamedTuple):
     status: int
     body_bytes_sent: int
     range: str  # the request's Range header, or "" when there was none
+    bytes_sent: int = 0  # body and response headers (0 in a line logged without it)
 
 
 def find_nginx() -> str:
@@ -134,15 +136,16 @@ def _free_loopback_port() -> int:
 
 def _parse_log_line(line: str) -> AccessLogEntry | None:
     parts = line.rstrip("\n").split("\t")
-    if len(parts) != 4:
+    if len(parts) not in (4, 5):
         return None
-    uri, status, sent, range_header = parts
+    uri, status, sent, range_header = parts[:4]
     try:
         return AccessLogEntry(
             uri=uri,
             status=int(status),
             body_bytes_sent=int(sent),
             range="" if range_header == "-" else range_header,
+            bytes_sent=int(parts[4]) if len(parts) == 5 else 0,
         )
     except ValueError:
         return None
@@ -466,6 +469,14 @@ class NginxServer:
         uri = None if name is None else "/" + name.lstrip("/")
         return sum(
             entry.body_bytes_sent for entry in self.log_entries() if uri is None or entry.uri == uri
+        )
+
+    def response_bytes(self, name: str | None = None) -> int:
+        """Sum of ``$bytes_sent`` (body and response headers), as :meth:`bytes_sent` sums
+        the bodies. TLS records and TCP are not counted."""
+        uri = None if name is None else "/" + name.lstrip("/")
+        return sum(
+            entry.bytes_sent for entry in self.log_entries() if uri is None or entry.uri == uri
         )
 
     def clear_log(self) -> None:

@@ -209,6 +209,40 @@ def test_tiny_shard_still_has_four_pairs(tmp_path: Path) -> None:
     assert info.size % 512 == 0
 
 
+def test_pairs_sets_the_pair_count(tmp_path: Path) -> None:
+    info = make_shard(tmp_path / shard_name(2), shard_index=2, size=4 * MiB, seed=0, pairs=30)
+    assert info.size == 4 * MiB  # still the size asked for
+    members = _members(info.path)
+    assert all(m.isfile() for m in members)
+    jpgs = sorted(int(m.name[3:-4]) for m in members if m.name.endswith(".jpg"))
+    jsons = sorted(int(m.name[3:-5]) for m in members if m.name.endswith(".json"))
+    assert jpgs == jsons == list(range(200_001, 200_031))
+    assert len(members) == 60
+    stems = [m.name.rsplit(".", 1)[0] for m in members]
+    assert all(a != b for a, b in itertools.pairwise(stems))
+    again = make_shard(tmp_path / "again.tar", shard_index=2, size=4 * MiB, seed=0, pairs=30)
+    assert again.md5 == info.md5  # deterministic
+    with pytest.raises(ValueError, match="pairs"):
+        make_shard(tmp_path / "none.tar", shard_index=2, size=MiB, seed=0, pairs=0)
+
+
+def test_pairs_default_is_unchanged(tmp_path: Path, shard: Path) -> None:
+    # Digests of shards made before ``pairs`` existed: the default output must not change.
+    small = make_shard(tmp_path / "s.tar", shard_index=3, size=200_000, seed=7, pairs=None)
+    assert small.md5 == "16517d755da31caa8960d5398a2deee1"
+    assert hashlib.md5(shard.read_bytes()).hexdigest() == "cc076adc998aa2d2f8fc2547dc1a239f"
+    # Twelve pairs is what a 2 MiB shard gets by default: asking for them changes nothing.
+    twelve = make_shard(tmp_path / "t.tar", shard_index=3, size=2 * MiB, seed=7, pairs=12)
+    assert twelve.md5 == "cc076adc998aa2d2f8fc2547dc1a239f"
+    infos = make_dataset(tmp_path / "d", shard_indices=[0], shard_size=300_000, pairs=None)
+    assert "pairs" not in (tmp_path / "d" / "sa_000000.tar.params").read_text()
+    ids = (tmp_path / "d" / IDS_FILE_NAME).read_text().split()
+    assert len(ids) == 4 and infos[0].size == 300_032  # 300_000 // 64 KiB = 4 pairs
+    denser = make_dataset(tmp_path / "e", shard_indices=[0], shard_size=300_000, pairs=10)
+    assert len((tmp_path / "e" / IDS_FILE_NAME).read_text().split()) == 10
+    assert denser[0].md5 != infos[0].md5
+
+
 # -- datasets ------------------------------------------------------------------------------
 
 

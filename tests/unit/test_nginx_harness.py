@@ -212,6 +212,10 @@ def test_bytes_sent_counts_per_file_and_total(root: Path) -> None:
         assert [e.status for e in entries] == [206, 206, 200, 404]
         assert entries[0].range == "bytes=0-99"
         assert entries[2].range == ""
+        # $bytes_sent adds the response headers (a status line and a few headers at least)
+        assert all(100 < e.bytes_sent - e.body_bytes_sent < 1000 for e in entries)
+        assert srv.response_bytes("small.bin") == entries[0].bytes_sent + entries[1].bytes_sent
+        assert srv.response_bytes() == sum(e.bytes_sent for e in entries)
         srv.clear_log()
         assert srv.bytes_sent() == 0
         get(srv, "/other.bin", {"Range": "bytes=0-9"})

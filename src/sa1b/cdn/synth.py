@@ -8,8 +8,10 @@ that decode, and masks that ``pycocotools`` decodes. They also need to be big (h
 and made in seconds, so the bulk of each JPEG is COM-segment padding cut from a pool of random
 bytes instead of per-byte work, and nothing but the pool is drawn from the RNG per byte.
 
-Everything is deterministic from ``(seed, shard_index, size, member_style)``; a shard does not
-depend on which other shards are generated alongside it.
+Everything is deterministic from ``(seed, shard_index, size, member_style, pairs)``; a shard
+does not depend on which other shards are generated alongside it. ``pairs`` (default: about
+twelve per shard, four at least) sets how many image pairs a shard holds: real SA-1B has about
+one pair per MB, which benchmarks of per-member work (``--only``) need.
 """
 
 from __future__ import annotations
@@ -148,9 +150,17 @@ def _dimensions(rng: random.Random, budget: int) -> tuple[int, int]:
     return w, h
 
 
-def _pair_count(size: int) -> int:
-    """About twelve image pairs per shard, at least four however small the shard."""
+def _pair_count(size: int, pairs: int | None = None) -> int:
+    """``pairs`` if given, else about twelve image pairs per shard, at least four however
+    small the shard."""
+    if pairs is not None:
+        return pairs
     return max(_MIN_PAIRS, min(_MAX_PAIRS, size // (64 * 1024)))
+
+
+def _check_pairs(pairs: int | None) -> None:
+    if pairs is not None and pairs < 1:
+        raise ValueError(f"pairs must be at least 1: {pairs}")
 
 
 def _ceil_block(n: int) -> int:
@@ -193,9 +203,10 @@ def _write_tar(
     size: int,
     rng: random.Random,
     member_style: MemberStyle,
+    pairs: int | None = None,
 ) -> None:
     """Plan member sizes so the archive is ``size`` bytes (rounded up to 512), then write it."""
-    pairs = _pair_count(size)
+    pairs = _pair_count(size, pairs)
     per_pair = size // pairs
     first_id = shard_index * IDS_PER_SHARD + 1
     ids = list(range(first_id, first_id + pairs))
@@ -253,21 +264,31 @@ def make_shard(
     size: int,
     seed: int,
     member_style: MemberStyle = "flat",
+    pairs: int | None = None,
 ) -> ShardInfo:
     """Write one synthetic shard to ``path`` (atomically) and return its digests.
 
-    The file is ``size`` rounded up to 512 bytes, unless ``size`` is below what four small image
-    pairs need, in which case it is that minimum.
+    The file is ``size`` rounded up to 512 bytes, unless ``size`` is below what its image
+    pairs need at their smallest, in which case it is that minimum. ``pairs`` is how many
+    image pairs it holds (None: about twelve, at least four).
     """
     if shard_index < 0 or size < 0:
         raise ValueError("shard_index and size must be non-negative")
+    _check_pairs(pairs)
     path = Path(path)
     rng = random.Random(f"sa1b-synth:{_GENERATOR_VERSION}:{seed}:{shard_index}")
     tmp = _atomic_target(path)
     try:
         with tmp.open("wb") as f:
             out = _HashingWriter(f)
-            _write_tar(out, shard_index=shard_index, size=size, rng=rng, member_style=member_style)
+            _write_tar(
+                out,
+                shard_index=shard_index,
+                size=size,
+                rng=rng,
+                member_style=member_style,
+                pairs=pairs,
+            )
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -285,14 +306,19 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def _params(shard_index: int, size: int, seed: int, style: MemberStyle) -> dict[str, Any]:
-    return {
+def _params(
+    shard_index: int, size: int, seed: int, style: MemberStyle, pairs: int | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "generator": _GENERATOR_VERSION,
         "shard_index": shard_index,
         "size": size,
         "seed": seed,
         "member_style": style,
     }
+    if pairs is not None:  # absent otherwise: sidecars written before it stay valid
+        params["pairs"] = pairs
+    return params
 
 
 def _reuse(path: Path, params: dict[str, Any]) -> ShardInfo | None:
@@ -311,14 +337,16 @@ def _reuse(path: Path, params: dict[str, Any]) -> ShardInfo | None:
 
 
 def _make_or_reuse(
-    directory: Path, index: int, size: int, seed: int, style: MemberStyle
+    directory: Path, index: int, size: int, seed: int, style: MemberStyle, *, pairs: int | None
 ) -> ShardInfo:
     path = directory / shard_name(index)
-    params = _params(index, size, seed, style)
+    params = _params(index, size, seed, style, pairs)
     found = _reuse(path, params)
     if found is not None:
         return found
-    info = make_shard(path, shard_index=index, size=size, seed=seed, member_style=style)
+    info = make_shard(
+        path, shard_index=index, size=size, seed=seed, member_style=style, pairs=pairs
+    )
     record = {"params": params, "bytes": info.size, "md5": info.md5, "sha256": info.sha256}
     _write_bytes_atomic(path.with_name(path.name + PARAMS_SUFFIX), json.dumps(record).encode())
     return info
@@ -330,10 +358,10 @@ def _info_for_bytes(path: Path, data: bytes) -> ShardInfo:
     return ShardInfo(path.name, path, len(data), md5, sha256)
 
 
-def _ids_file(directory: Path, indices: Sequence[int], size: int) -> ShardInfo:
+def _ids_file(directory: Path, indices: Sequence[int], size: int, pairs: int | None) -> ShardInfo:
     """``sa_images_ids.txt``: the image ids of the generated shards, one per line."""
-    pairs = _pair_count(size)
-    lines = [str(k * IDS_PER_SHARD + 1 + j) for k in sorted(set(indices)) for j in range(pairs)]
+    count = _pair_count(size, pairs)
+    lines = [str(k * IDS_PER_SHARD + 1 + j) for k in sorted(set(indices)) for j in range(count)]
     data = ("\n".join(lines) + "\n").encode()
     path = directory / IDS_FILE_NAME
     try:
@@ -353,13 +381,17 @@ def make_dataset(
     seed: int = 0,
     extras: bool = True,
     member_style: MemberStyle = "flat",
+    pairs: int | None = None,
 ) -> list[ShardInfo]:
     """Write ``sa_%06d.tar`` for each index into ``directory``, reusing up-to-date files.
 
     A shard is reused when its ``.params`` sidecar records the same parameters and the file
     still has the recorded size. Returns one info per shard, in the order of
     ``shard_indices``, followed by the info of ``sa_images_ids.txt`` when ``extras``.
+    ``pairs`` is the number of image pairs per shard (None: about twelve, see
+    :func:`make_shard`).
     """
+    _check_pairs(pairs)
     indices = list(dict.fromkeys(shard_indices))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -368,11 +400,12 @@ def make_dataset(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         infos = list(
             pool.map(
-                lambda i: _make_or_reuse(directory, i, shard_size, seed, member_style), indices
+                lambda i: _make_or_reuse(directory, i, shard_size, seed, member_style, pairs=pairs),
+                indices,
             )
         )
     if extras:
-        infos.append(_ids_file(directory, indices, shard_size))
+        infos.append(_ids_file(directory, indices, shard_size, pairs))
     return infos
 
 
