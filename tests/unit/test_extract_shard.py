@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 
 from sa1b.cdn.synth import MemberStyle, ShardInfo, make_shard
 from sa1b.errors import CorruptArchiveError, ExtractionError, NameClashError, UnsafeMemberError
+from sa1b.extract import reader as reader_module
 from sa1b.extract import shard as extract_module
-from sa1b.extract.shard import ExtractReport, Wait, extract_shard, publish
+from sa1b.extract.reader import Wait
+from sa1b.extract.shard import ExtractReport, extract_shard, publish
 from sa1b.layout import LAYOUTS, Layout, whole_units
 
 SHARD = "sa_000007.tar"
@@ -535,6 +537,7 @@ def test_digest_covers_the_whole_file(box: Box, fmt: str, algorithm: str) -> Non
 
 def test_digest_with_small_copy_chunks(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(extract_module, "COPY_CHUNK", 1000)
+    monkeypatch.setattr(reader_module, "COPY_CHUNK", 1000)
     members = [("sa_1.jpg", os.urandom(10_000)), ("sa_1.json", os.urandom(2_500))]
     raw = build(members, tarfile.PAX_FORMAT)
     report = box.extract(raw, digest_algorithm="sha256")

@@ -12,16 +12,16 @@ files into place and only after that is the shard recorded as extracted.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sa1b.errors import CorruptArchiveError, NameClashError
+from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
 from sa1b.layout import Layout, partner, whole_units
 from sa1b.layout import member_target as target_for
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
@@ -42,12 +42,8 @@ from sa1b.tarformat import (
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 8 * 1024 * 1024
 MAX_META = 1024 * 1024
 """A pax record or GNU long name larger than this is refused (they are names)."""
-
-Wait = Callable[[int], None]
-"""``wait(end)`` returns once bytes ``[0, end)`` are on disk; raises to abort."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,72 +74,6 @@ def _fail(shard: str, message: str, member: str = "") -> CorruptArchiveError:
     return CorruptArchiveError(message, shard=shard, member=member)
 
 
-class _Reader:
-    """Reads the partial file in order below the prefix, hashing what it reads."""
-
-    def __init__(self, fd: int, size: int, wait: Wait, digest: hashlib._Hash | None):
-        self.fd = fd
-        self.size = size
-        self.wait = wait
-        self.digest = digest
-        self.in_kernel = True
-
-    def read(self, offset: int, length: int) -> bytes:
-        self.wait(offset + length)
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise OSError(f"short read at {offset}")
-        if self.digest is not None:
-            self.digest.update(data)
-        return data
-
-    def copy(self, offset: int, length: int, out_fd: int) -> None:
-        """Copy ``[offset, offset + length)`` to the start of ``out_fd``, waiting for it.
-
-        In the kernel (``copy_file_range``) unless the digest must see the bytes or
-        the filesystem cannot (some network filesystems): then through a buffer.
-        """
-        done = 0
-        while done < length:
-            step = min(COPY_CHUNK, length - done)
-            position = offset + done
-            if self.digest is None and self.in_kernel:
-                self.wait(position + step)
-                try:
-                    _copy_in_kernel(self.fd, out_fd, position, step)
-                except OSError as error:
-                    if error.errno not in _NO_KERNEL_COPY:
-                        raise
-                    log.info(
-                        "copy_file_range unsupported here (%s); copying through memory",
-                        error.strerror,
-                    )
-                    self.in_kernel = False
-                    os.lseek(out_fd, done, os.SEEK_SET)
-                    continue
-            else:
-                _write_all(out_fd, self.read(position, step))
-            done += step
-
-
-_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
-
-
-def _copy_in_kernel(source: int, target: int, offset: int, length: int) -> None:
-    copied = 0
-    while copied < length:
-        n = os.copy_file_range(source, target, length - copied, offset + copied)
-        if n <= 0:
-            raise OSError(f"copy_file_range copied {n} bytes")
-        copied += n
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def extract_shard(
     fd: int,
     size: int,
@@ -164,7 +94,7 @@ def extract_shard(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
-    reader = _Reader(fd, size, wait, digest)
+    reader = Reader(fd, size, wait, digest)
     members: list[Member] = []
     seen: set[str] = set()
     overrides: dict[str, str] = {}
@@ -203,7 +133,7 @@ def extract_shard(
     )
 
 
-def _next_header(reader: _Reader, offset: int, shard: str) -> Header | None:
+def _next_header(reader: Reader, offset: int, shard: str) -> Header | None:
     """The header at ``offset``, or None at the end of the archive (checked whole)."""
     if offset + BLOCK > reader.size:
         raise _fail(shard, "the archive ends without its end-of-archive blocks")
@@ -224,7 +154,7 @@ def _member_end(header: Header, data: int, size: int, shard: str) -> int:
     return following
 
 
-def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict[str, str]:
+def _meta_record(reader: Reader, header: Header, data: int, shard: str) -> dict[str, str]:
     """What a pax or GNU long-name record says of the member that follows it."""
     if header.size > MAX_META:
         raise _fail(shard, f"a {header.size}-byte name record", header.name)
@@ -242,7 +172,7 @@ def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict
     return {}
 
 
-def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
+def _write_member(reader: Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
     """Copy one member's bytes into a new file at ``path`` (never over an existing one)."""
     if path.parent not in made:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,14 +185,14 @@ def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[P
         os.close(out)
 
 
-def _skip(reader: _Reader, offset: int, length: int) -> None:
+def _skip(reader: Reader, offset: int, length: int) -> None:
     """Bytes that are not written anywhere still count for the digest."""
     if reader.digest is not None and length:
         for start in range(offset, offset + length, COPY_CHUNK):
             reader.read(start, min(COPY_CHUNK, offset + length - start))
 
 
-def _check_end(reader: _Reader, offset: int, shard: str) -> None:
+def _check_end(reader: Reader, offset: int, shard: str) -> None:
     """After the first zero block: a second one, then nothing but zeros to the end."""
     if offset + 2 * BLOCK > reader.size:
         raise _fail(shard, "the archive ends after one zero block instead of two")
