@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sa1b.errors import CorruptArchiveError, NameClashError
+from sa1b.extract.archive import write_archive
 from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
-from sa1b.layout import Layout, partner, whole_units
+from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
 from sa1b.layout import member_target as target_for
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
 from sa1b.tarformat import (
@@ -54,6 +55,8 @@ class Member:
     path: PurePosixPath
     offset: int
     size: int
+    mtime: int = 0
+    """The member's time in the tar (kept in a ``wds`` tar; not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +98,41 @@ def extract_shard(
     staging.mkdir(parents=True)
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
     reader = Reader(fd, size, wait, digest)
+    archive = archive_of(layout, shard)
     members: list[Member] = []
     seen: set[str] = set()
+    made: set[Path] = {staging}
+    for header, data, following in _members(reader, shard):
+        target = target_for(header, shard=shard, layout=layout)
+        copied = data  # the member's bytes from here on are only read for the digest
+        if target is not None:
+            if str(target) in seen:
+                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
+            seen.add(str(target))
+            members.append(Member(target, data, header.size, header.mtime))
+            if archive is None:
+                _write_member(reader, data, header.size, staging / target, made)
+                copied = data + header.size
+        _skip(reader, copied, following - copied)
+    if archive is not None:  # its order needs every member: written once the shard is whole
+        members.sort(key=lambda member: sample_order(member.path.name))
+        write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
+    return ExtractReport(
+        shard=shard,
+        index=tuple(members),
+        digest=digest.hexdigest() if digest else None,
+        warnings=tuple(missing_partners([m.path for m in members], shard)),
+    )
+
+
+def _members(reader: Reader, shard: str) -> Iterator[tuple[Header, int, int]]:
+    """Each member as its header says (pax and GNU records applied), the offset of its
+    data and of the next header; the archive's end is checked before the walk ends."""
     overrides: dict[str, str] = {}
     offset = 0
-    made: set[Path] = {staging}
     while (header := _next_header(reader, offset, shard)) is not None:
         data = offset + BLOCK
-        following = _member_end(header, data, size, shard)
+        following = _member_end(header, data, reader.size, shard)
         if header.typeflag in META_TYPES:
             overrides.update(_meta_record(reader, header, data, shard))
             offset = following
@@ -112,25 +142,9 @@ def extract_shard(
         except TarFormatError as error:
             raise _fail(shard, f"bad pax header before byte {offset}: {error}") from None
         overrides = {}
-        following = _member_end(header, data, size, shard)
-        target = target_for(header, shard=shard, layout=layout)
-        if target is not None:
-            if str(target) in seen:
-                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
-            seen.add(str(target))
-            _write_member(reader, data, header.size, staging / target, made)
-            members.append(Member(target, data, header.size))
-            if following > data + header.size:
-                _skip(reader, data + header.size, following - data - header.size)
-        else:
-            _skip(reader, data, following - data)
+        following = _member_end(header, data, reader.size, shard)
+        yield header, data, following
         offset = following
-    return ExtractReport(
-        shard=shard,
-        index=tuple(members),
-        digest=digest.hexdigest() if digest else None,
-        warnings=tuple(missing_partners([m.path for m in members], shard)),
-    )
 
 
 def _next_header(reader: Reader, offset: int, shard: str) -> Header | None:
@@ -217,8 +231,8 @@ def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
 def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
     """Move a shard's staged files into place; durable before it returns.
 
-    Folders (``shard``, ``split``) are renamed whole, replacing a copy a crash left
-    between rename and record. ``flat`` moves file by file and refuses a name that
+    Folders (``shard``, ``split``) and a ``wds`` tar are renamed whole, replacing a
+    copy a crash left between rename and record. ``flat`` moves file by file and refuses a name that
     another shard already holds with different bytes.
     """
     sync_fs(staging)
@@ -241,7 +255,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             if not source.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
+            if target.is_dir():  # a folder a crash left; a file (a wds tar) is replaced whole
                 shutil.rmtree(target)
             os.replace(source, target)
             touched.add(target.parent)
