@@ -12,7 +12,8 @@ own shards; only their headers are read to list them).
 A :class:`Sample` reads lazily: the JSON when asked for, the image as bytes or as a
 Pillow image, the masks decoded with pycocotools (``pip install 'sa1b[masks]'``).
 :class:`Samples` is a map-style dataset (``len`` and indexing), which
-``torch.utils.data.DataLoader`` takes as it is.
+``torch.utils.data.DataLoader`` takes as it is; :meth:`Samples.torch` wraps it as a
+``torch.utils.data.Dataset`` of tensors (:mod:`sa1b.data.torch`, torch imported then).
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sa1b.errors import InputError
 from sa1b.extract.extents import Extent, locate
 from sa1b.extract.masks import decode_mask
 from sa1b.store.state import folder_stores, member_indexes
+
+if TYPE_CHECKING:
+    from sa1b.data.torch import SA1BDataset
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,15 @@ class Samples(Sequence[Sample]):
 
     def __iter__(self) -> Iterator[Sample]:
         return iter(self._samples)
+
+    def torch(
+        self, *, transform: Callable[[Any], Any] | None = None, masks: bool = False
+    ) -> SA1BDataset:
+        """These samples as a ``torch.utils.data.Dataset`` (see :mod:`sa1b.data.torch`);
+        torch is imported now, not before (``pip install 'sa1b[torch]'``)."""
+        from sa1b.data.torch import SA1BDataset
+
+        return SA1BDataset(self, transform=transform, masks=masks)
 
 
 def open_dataset(out: Path | str) -> Samples:
