@@ -49,7 +49,7 @@ def shard_stem(name: str) -> str:
 
 
 class LayoutRule(Protocol):
-    """One layout: where a member goes, and the folders that hold one shard alone."""
+    """One layout: where a member goes, and the folders (or tar) that hold one shard alone."""
 
     archive: bool
     """Whether the shard's members go into one tar (its only unit) instead of files."""
@@ -60,7 +60,8 @@ class LayoutRule(Protocol):
         ...
 
     def units(self, stem: str) -> tuple[PurePosixPath, ...]:
-        """The folders holding only this shard's files, each published by one rename."""
+        """The folders (or the one tar) holding only this shard's files, each published
+        by one rename."""
         ...
 
 

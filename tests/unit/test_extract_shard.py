@@ -878,7 +878,17 @@ def test_publish_replaces_what_a_crash_left(box: Box, layout: Layout) -> None:
     assert files_under(box.out) == expected_files(members, layout)
 
 
-@pytest.mark.parametrize("layout", ["shard", "split"])
+def test_publish_replaces_a_wds_tar_a_crash_left(box: Box) -> None:
+    """Renamed into place, then killed before the record: the next run's tar replaces it."""
+    stale = box.out / "wds" / f"{STEM}.tar"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half of an older attempt")
+    members = [*pair(2), *pair(1)]
+    _extract_and_publish(box, members, "wds")
+    assert files_under(box.out) == expected_files(members, "wds")
+
+
+@pytest.mark.parametrize("layout", ["shard", "split", "wds"])
 def test_publish_leaves_other_shards_alone(box: Box, layout: Layout) -> None:
     first = [*pair(1)]
     _extract_and_publish(box, first, layout, shard="sa_000001.tar")

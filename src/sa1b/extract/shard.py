@@ -4,10 +4,13 @@ The extractor reads the partial file only below the prefix the download has writ
 (``wait(end)`` blocks until bytes ``[0, end)`` are there), parses each header with
 :mod:`sa1b.tarformat`, decides where the member goes with :mod:`sa1b.layout` before
 writing a byte of it, and copies its data into a private staging folder, in the
-kernel (``copy_file_range``) unless a digest must see the bytes. When the shard ends,
-it checks what can be checked without published checksums (the archive ends with its
-zero blocks, every ``.jpg`` has its ``.json``); :func:`publish` then moves the staged
-files into place and only after that is the shard recorded as extracted.
+kernel (``copy_file_range``) unless a digest must see the bytes (reading:
+:mod:`sa1b.extract.reader`). When the shard ends, it checks what can be checked without
+published checksums (the archive ends with its zero blocks, every ``.jpg`` has its
+``.json``). In the ``wds`` layout nothing is copied while the shard arrives: once it is
+whole and sound, its one tar is written into staging (:mod:`sa1b.extract.archive`).
+:func:`publish` then moves the staged files into place and only after that is the
+shard recorded as extracted.
 """
 
 from __future__ import annotations
