@@ -18,6 +18,7 @@ from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
 from sa1b.engine.selective import fetch_members
 from sa1b.errors import (
+    InputError,
     LinkExpiredError,
     LinksExpiredError,
     NoSpaceError,
@@ -243,6 +244,8 @@ def download(
         if config.check_space and only is None:  # from the records just read
             check_space(links, config, furthest(known))
         if only is not None:
+            if config.extract and config.extract.layout == "wds":
+                raise InputError("--only writes members as files: it cannot make wds tars")
             return _fetch_members(links, config, store, only, listener or NullListener())
         run_id = store.start_run()
         started = time.monotonic()

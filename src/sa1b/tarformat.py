@@ -1,13 +1,17 @@
-"""The tar format, sans I/O: parse 512-byte headers and the records that rename them.
+"""The tar format, sans I/O: parse 512-byte headers and the records that rename them,
+and make the plain headers of the tars sa1b writes itself.
 
 Enough of POSIX ustar, pax (``x``/``g``) and GNU (``L``/``K`` long names, base-256
 sizes) to read any shard a tool might produce, and to see exactly what each member
-is before a byte of it is written anywhere. Pure functions over bytes; the reading
-and writing live in :mod:`sa1b.extract.shard`.
+is before a byte of it is written anywhere. The tars sa1b writes (``--layout wds``)
+take one plain ustar block per member (:func:`ustar_header`), so where each member
+lies follows from the sizes alone (:func:`data_offsets`). Pure functions over bytes;
+the reading and writing live in :mod:`sa1b.extract`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 BLOCK = 512
@@ -15,7 +19,8 @@ BLOCK = 512
 MAX_META = 1024 * 1024
 """A pax record or GNU long name larger than this is refused (they are names)."""
 
-REGULAR = frozenset({b"0", b"\x00"})
+REGULAR_FILE = b"0"
+REGULAR = frozenset({REGULAR_FILE, b"\x00"})
 DIRECTORY = b"5"
 PAX_LOCAL = b"x"
 PAX_GLOBAL = b"g"
@@ -46,6 +51,8 @@ class Header:
     size: int
     typeflag: bytes
     linkname: str = ""
+    mtime: int = 0
+    """Seconds since the epoch, as the archive says (a tar sa1b writes keeps it)."""
 
     @property
     def is_regular(self) -> bool:
@@ -103,7 +110,22 @@ def parse_block(block: bytes | memoryview) -> Header | None:
     size = _number(raw[124:136])
     if size < 0:
         raise TarFormatError("negative member size")
-    return Header(name=name, size=size, typeflag=raw[156:157], linkname=_text(raw[157:257]))
+    return Header(
+        name=name,
+        size=size,
+        typeflag=raw[156:157],
+        linkname=_text(raw[157:257]),
+        mtime=_mtime(raw[136:148]),
+    )
+
+
+def _mtime(field: bytes) -> int:
+    """The time field, leniently: it only decorates a header sa1b writes, and a shard
+    whose times are odd (negative base-256, garbage) is still extracted as before."""
+    try:
+        return _number(field)
+    except TarFormatError:
+        return 0
 
 
 def parse_pax(data: bytes) -> dict[str, str]:
@@ -141,7 +163,75 @@ def apply_overrides(header: Header, overrides: dict[str, str]) -> Header:
         if not (text.isascii() and text.isdigit()):
             raise TarFormatError(f"pax size {text[:40]!r} is not a whole number")
         size = int(text)
-    return Header(name=name, size=size, typeflag=header.typeflag, linkname=linkname)
+    return Header(
+        name=name,
+        size=size,
+        typeflag=header.typeflag,
+        linkname=linkname,
+        mtime=_pax_mtime(overrides.get("mtime"), header.mtime),
+    )
+
+
+def _pax_mtime(text: str | None, fallback: int) -> int:
+    """A pax ``mtime`` (``1680566400.25``) in whole seconds. Lenient: the time only
+    decorates a header sa1b writes, so a malformed one keeps the ustar field's."""
+    if text is None:
+        return fallback
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return fallback
+
+
+MODE = 0o644
+NAME_BYTES = 100
+"""A plain ustar name field: longer names would need a prefix split or a pax record."""
+MAX_OCTAL_12 = 8**11 - 1
+"""The largest size or time a 12-byte octal field holds (8 GiB - 1 for a size)."""
+END_OF_ARCHIVE = bytes(2 * BLOCK)
+
+
+def ustar_header(name: str, *, size: int, mtime: int) -> bytes:
+    """The one-block ustar header of a regular file, as Python's ``tarfile`` writes it
+    (mode 0644, owner 0:0 without names, no device numbers). An mtime a 12-byte field
+    cannot hold is written as 0; a name over 100 bytes or a size over 8 GiB is a
+    ValueError (a plain ustar header cannot say them)."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if not encoded or len(encoded) > NAME_BYTES:
+        raise ValueError(f"a ustar name takes 1 to {NAME_BYTES} bytes, not {len(encoded)}")
+    if not 0 <= size <= MAX_OCTAL_12:
+        raise ValueError(f"a ustar size field cannot hold {size}")
+    fields = [
+        encoded.ljust(NAME_BYTES, b"\x00"),
+        _octal(MODE, 8),
+        _octal(0, 8),  # uid
+        _octal(0, 8),  # gid
+        _octal(size, 12),
+        _octal(mtime if 0 <= mtime <= MAX_OCTAL_12 else 0, 12),
+        b" " * 8,  # the checksum, counted as spaces
+        REGULAR_FILE,
+        bytes(100),  # linkname
+        b"ustar\x0000",
+        bytes(32 + 32 + 8 + 8 + 155),  # uname, gname, devmajor, devminor, prefix
+    ]
+    block = b"".join(fields).ljust(BLOCK, b"\x00")
+    checksum = b"%06o\x00" % sum(block)
+    return block[:148] + checksum + block[155:]
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\x00" % (width - 1, value)
+
+
+def data_offsets(sizes: Iterable[int]) -> list[int]:
+    """Where each member's data starts in a tar of one-block headers, members in this
+    order from byte 0 (the tars :func:`ustar_header` makes)."""
+    offsets = []
+    position = 0
+    for size in sizes:
+        offsets.append(position + BLOCK)
+        position += BLOCK + padded(size)
+    return offsets
 
 
 def meta_record(header: Header, record: bytes) -> dict[str, str]:

@@ -25,6 +25,7 @@ from harness.nginx import NginxServer
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from tests.scripted import server_context
+from tests.wdstar import wds_tar
 
 SHARD_SIZE = 6 * 1024 * 1024
 SHARDS = 3
@@ -157,21 +158,42 @@ def member_bytes(shard: ShardInfo) -> dict[str, bytes]:
 
 
 def extracted_path(out: Path, shard: str, name: str, layout: str) -> Path:
+    """Where member ``name`` of ``shard`` is in ``layout``: its file, or its wds tar."""
     stem = shard.removesuffix(".tar")
     if layout == "shard":
         return out / stem / name
     if layout == "split":
         kind = {".jpg": "images", ".json": "annotations"}.get(Path(name).suffix, "other")
         return out / kind / stem / name
+    if layout == "wds":
+        return out / "wds" / f"{stem}.tar"
     return out / name
 
 
+def wds_bytes(shard: ShardInfo) -> bytes:
+    """The tar ``--layout wds`` must make of ``shard`` (built by Python's tarfile)."""
+    with tarfile.open(shard.path) as archive:
+        times = {member.mtime for member in archive.getmembers() if member.isfile()}
+    assert len(times) == 1, "the synthetic shards give every member one time"
+    return wds_tar(member_bytes(shard).items(), mtime=times.pop())
+
+
+def extracted_contents(out: Path, shard: ShardInfo, layout: str) -> dict[Path, bytes]:
+    """Every file an extraction of ``shard`` in ``layout`` publishes, with its bytes."""
+    if layout == "wds":
+        return {extracted_path(out, shard.name, "", layout): wds_bytes(shard)}
+    return {
+        extracted_path(out, shard.name, name, layout): data
+        for name, data in member_bytes(shard).items()
+    }
+
+
 def assert_extracted(out: Path, shards: Sequence[ShardInfo], layout: str = "shard") -> None:
-    """Every member of every shard is on disk at its layout path, byte for byte; the
-    tars are gone (not kept) and nothing is left in staging."""
+    """Every member of every shard is on disk at its layout path, byte for byte (in wds,
+    each shard's tar is exactly the expected one); the tars are gone (not kept) and
+    nothing is left in staging."""
     for shard in shards:
-        for name, data in member_bytes(shard).items():
-            path = extracted_path(out, shard.name, name, layout)
+        for path, data in extracted_contents(out, shard, layout).items():
             assert path.is_file(), f"{path} missing"
             assert path.read_bytes() == data, f"{path} differs from the source member"
         assert not (out / ".sa1b" / "partial" / f"{shard.name}.part").exists()

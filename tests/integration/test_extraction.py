@@ -11,11 +11,12 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.layout import LAYOUTS
 
 from .conftest import (
     assert_extracted,
     assert_identical,
-    extracted_path,
+    extracted_contents,
     member_bytes,
     run_cli,
     start_cli,
@@ -36,13 +37,11 @@ def tree(out: Path) -> set[str]:
 def expected_tree(shards: list[ShardInfo], layout: str) -> set[str]:
     root = Path("/")
     return {
-        str(extracted_path(root, s.name, name, layout).relative_to(root))
-        for s in shards
-        for name in member_bytes(s)
+        str(path.relative_to(root)) for s in shards for path in extracted_contents(root, s, layout)
     }
 
 
-@pytest.mark.parametrize("layout", ["shard", "split", "flat"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_each_layout_holds_every_member_byte_for_byte(
     layout: str, links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
-"""``sa1b.open``: the samples of a real download, in every layout, and of a folder another
-tool extracted; masks decoded with pycocotools agree with each annotation's area."""
+"""``sa1b.open``: the samples of a real download, in every layout (wds: read from its
+tars), and of a folder another tool extracted or of tars with no store; masks decoded
+with pycocotools agree with each annotation's area."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import sa1b
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.layout import LAYOUTS
 
 from .conftest import member_bytes, run_cli
 
@@ -19,7 +21,17 @@ def _images(shards: list[ShardInfo]) -> list[str]:
     return sorted(name for shard in shards for name in member_bytes(shard) if name.endswith(".jpg"))
 
 
-@pytest.mark.parametrize("layout", ["shard", "split", "flat"])
+def _assert_every_sample(samples: sa1b.Samples, shards: list[ShardInfo]) -> None:
+    """Each image of ``shards`` once, with its own JSON's bytes and its own image's."""
+    source = {name: data for shard in shards for name, data in member_bytes(shard).items()}
+    assert sorted(f"{s.key}.jpg" for s in samples) == _images(shards)
+    for sample in samples:
+        assert sample.image_bytes() == source[f"{sample.key}.jpg"]
+        assert sample.annotation_file.read() == source[f"{sample.key}.json"]
+        assert sample.document["image"]["file_name"] == f"{sample.key}.jpg"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_sample_of_a_download_in_any_layout(
     cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, layout: str
 ) -> None:
@@ -27,16 +39,19 @@ def test_every_sample_of_a_download_in_any_layout(
     result = run_cli("download", links, "-o", out, "--layout", layout)
     assert result.returncode == 0, result.output
     samples = sa1b.open(out)
-    assert sorted(s.image_path.name for s in samples) == _images(shards)
+    _assert_every_sample(samples, shards)
     assert {s.shard for s in samples} == {shard.name for shard in shards}
-    for sample in samples:
-        assert sample.document["image"]["file_name"] == sample.image_path.name
-        assert sample.image_bytes()[:2] == b"\xff\xd8"  # a JPEG
+    in_tars = {s.image_file.path.suffix == ".tar" for s in samples}
+    assert in_tars == {layout == "wds"}  # read from the wds tars, not from files
 
 
-def test_masks_decode_to_each_annotations_area(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["shard", "wds"])
+def test_masks_decode_to_each_annotations_area(
+    cdn: CDNServer, links: Path, tmp_path: Path, layout: str
+) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out, "--shards", "0").returncode == 0
+    download = ("download", links, "-o", out, "--shards", "0", "--layout", layout)
+    assert run_cli(*download).returncode == 0
     sample = sa1b.open(out)[0]
     with sample.image() as image:
         size = image.size
@@ -58,5 +73,25 @@ def test_a_folder_extracted_by_another_tool_is_walked(
     for part in ("images", "annotations"):
         shutil.copytree(out / part, elsewhere / part)  # no .sa1b: no store, no index
     samples = sa1b.open(elsewhere)
-    assert sorted(s.image_path.name for s in samples) == _images(shards)
-    assert all(s.shard is None and s.annotation_path.exists() for s in samples)
+    _assert_every_sample(samples, shards)
+    assert all(s.shard is None for s in samples)
+
+
+@pytest.mark.parametrize("layout", ["wds", None], ids=["wds-tars", "sa1b-shards"])
+def test_a_folder_of_tars_with_no_store_is_read_from_their_headers(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, layout: str | None
+) -> None:
+    out = tmp_path / "out"
+    extract = ("--layout", layout) if layout else ("--no-extract",)
+    assert run_cli("download", links, "-o", out, *extract).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(out / ("wds" if layout else "tars"), elsewhere)  # no .sa1b: no store
+    samples = sa1b.open(elsewhere)
+    _assert_every_sample(samples, shards)
+    assert all(s.shard is None and s.image_file.path.suffix == ".tar" for s in samples)
+
+
+def test_a_tar_that_is_not_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "sa_000000.tar").write_bytes(b"<html>not a tar</html>" * 100)
+    with pytest.raises(sa1b.SA1BError, match=r"sa_000000\.tar: not a tar that can be read"):
+        sa1b.open(tmp_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import sa1b
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
@@ -130,14 +131,15 @@ def test_a_server_without_ranges_is_read_as_one_stream(
 
 
 @pytest.mark.parametrize(
-    "option", [["--no-extract"], ["--keep-tars"], ["--extras"], ["--engine", "ray"]]
+    "option",
+    [["--no-extract"], ["--keep-tars"], ["--extras"], ["--engine", "ray"], ["--layout", "wds"]],
 )
 def test_only_refuses_options_about_whole_files(
     links: Path, tmp_path: Path, option: list[str]
 ) -> None:
     result = run_cli("download", links, "-o", tmp_path / "out", "--only", "json", *option)
     assert result.returncode == 2
-    assert f"drop {option[0]}" in result.output
+    assert f"drop {' '.join(option) if option[0] == '--layout' else option[0]}" in result.output
     assert "Traceback" not in result.output
 
 
@@ -229,3 +231,19 @@ def test_verify_checks_walked_members_and_repair_fetches_a_bad_one_again(
     assert_members(out, only(shards, "json"), "shard")
     assert {r.name for r in cdn.requests} == {shards[0].name}, "only the repaired shard"
     assert all(r.range_header != "bytes=0-511" for r in cdn.requests), "no second walk"
+
+
+def test_the_loader_pairs_what_only_json_and_only_jpg_published(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    for kind in ("json", "jpg"):
+        result = run_cli("download", links, "-o", out, "--only", kind, "--layout", "split")
+        assert result.returncode == 0, result.output
+    samples = sa1b.open(out)
+    pairs = only(shards, "jpg")
+    assert len(samples) == len(pairs)
+    for sample in samples:
+        assert sample.shard is not None
+        assert sample.image_bytes() == pairs[(sample.shard, f"{sample.key}.jpg")]
+        assert sample.document["image"]["file_name"] == f"{sample.key}.jpg"

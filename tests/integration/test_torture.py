@@ -30,7 +30,7 @@ from sa1b.store.paths import WORK_DIR
 from sa1b.store.state import StateStore
 from tests.conftest import REPORT_LINES
 
-from .conftest import extracted_path, md5, member_bytes, run_cli, start_cli
+from .conftest import extracted_contents, md5, run_cli, start_cli
 
 KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
 """Kills per test; two tests (extracting, tars only) make 50 in ``./test``."""
@@ -58,9 +58,9 @@ def _expected(out: Path, shards: list[ShardInfo], layout: str | None) -> dict[Pa
     if layout is None:
         return {out / "tars" / shard.name: shard.md5 for shard in shards}
     return {
-        extracted_path(out, shard.name, name, layout): hashlib.md5(data).hexdigest()
+        path: hashlib.md5(data).hexdigest()
         for shard in shards
-        for name, data in member_bytes(shard).items()
+        for path, data in extracted_contents(out, shard, layout).items()
     }
 
 

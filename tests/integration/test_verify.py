@@ -4,6 +4,7 @@ of damage is found and named; --repair then download fetches only the damaged sh
 from __future__ import annotations
 
 import re
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,17 @@ def test_a_clean_download_passes_even_deep(
     assert result.returncode == 0, result.output
     assert "3 files: 3 ok, 0 with problems" in result.stdout
     assert "sa_000000.tar  ok   extracted (shard layout)" in result.stdout
+
+
+def test_a_clean_wds_download_passes_even_deep(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _download(links, out, *WDS)
+    result = run_cli("verify", out, "--deep")
+    assert result.returncode == 0, result.output
+    assert "3 files: 3 ok, 0 with problems" in result.stdout
+    assert "sa_000000.tar  ok   extracted (wds layout)" in result.stdout
 
 
 def _truncate_tar(out: Path) -> None:
@@ -76,6 +88,43 @@ def _change_an_area(out: Path) -> None:
     path.write_text(text[: match.start(1)] + other + text[match.end(1) :])
 
 
+def _wds_tar(out: Path) -> Path:
+    return out / "wds" / "sa_000001.tar"
+
+
+def _first_json(tar: Path) -> tarfile.TarInfo:
+    """The first json member of a wds tar, as Python's tarfile reads it."""
+    with tarfile.open(tar) as archive:
+        return next(m for m in archive.getmembers() if m.name.endswith(".json"))
+
+
+def _flip(path: Path, offset: int) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _flip_a_byte_in_a_wds_json(out: Path) -> None:
+    _flip(_wds_tar(out), _first_json(_wds_tar(out)).offset_data)
+
+
+def _flip_a_byte_in_a_wds_header(out: Path) -> None:
+    _flip(_wds_tar(out), _first_json(_wds_tar(out)).offset + 5)  # in the member's name
+
+
+def _truncate_a_wds_tar(out: Path) -> None:
+    with _wds_tar(out).open("r+b") as handle:
+        handle.truncate(_wds_tar(out).stat().st_size - 5000)
+
+
+def _remove_a_wds_tar(out: Path) -> None:
+    _wds_tar(out).unlink()
+
+
+WDS = ("--layout", "wds")
+FIRST_JSON = "wds/sa_000001.tar/sa_100001.json"
 DAMAGE: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     "a truncated tar": (_truncate_tar, ("--no-extract",), "bytes, the server's"),
     "a flipped byte in a kept tar": (_flip_a_byte, ("--no-extract",), "the checksums file says"),
@@ -83,6 +132,14 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     "a jpg without its json": (_remove_a_json, (), ".json is missing"),
     "a corrupt json": (_corrupt_a_json, (), "not JSON"),
     "a mask whose area disagrees": (_change_an_area, (), "the mask's area is"),
+    "a flipped byte in a wds json": (_flip_a_byte_in_a_wds_json, WDS, f"{FIRST_JSON}: not JSON"),
+    "a flipped byte in a wds header": (
+        _flip_a_byte_in_a_wds_header,
+        WDS,
+        f"{FIRST_JSON}: bad header at byte",
+    ),
+    "a truncated wds tar": (_truncate_a_wds_tar, WDS, "its members and end blocks make"),
+    "a wds tar removed": (_remove_a_wds_tar, WDS, "wds/sa_000001.tar is missing"),
 }
 
 
@@ -109,7 +166,7 @@ def test_damage_is_found_and_repair_fetches_only_that_shard(
     # That shard, and only it (and the one byte the space check asked of it).
     assert cdn.bytes_sent_total - before == shards[1].size + 1
     assert run_cli(*check).returncode == 0
-    if download_args:
+    if "--no-extract" in download_args:
         assert_identical(out, shards)
     else:
-        assert_extracted(out, shards)
+        assert_extracted(out, shards, "wds" if download_args == WDS else "shard")

@@ -11,6 +11,10 @@ import pytest
 
 from sa1b.extract import shard as extract
 from sa1b.extract.shard import extract_shard
+from sa1b.layout import Layout
+from tests.wdstar import wds_tar
+
+MTIME = 1_680_566_400
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> None:
@@ -18,12 +22,14 @@ def _tar(path: Path, members: dict[str, bytes]) -> None:
         for name, data in members.items():
             source = path.parent / f"src-{name}"
             source.write_bytes(data)
+            os.utime(source, (MTIME, MTIME))
             archive.add(source, arcname=name)
 
 
+@pytest.mark.parametrize("layout", ["shard", "wds"])
 @pytest.mark.parametrize("fail_after", [0, 1])
 def test_falls_back_to_copying_through_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_after: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_after: int, layout: Layout
 ) -> None:
     members = {
         "sa_1.jpg": os.urandom(9 * 1024 * 1024 + 7),  # more than one copy chunk
@@ -51,14 +57,18 @@ def test_falls_back_to_copying_through_memory(
             shard.stat().st_size,
             shard="sa_000001.tar",
             staging=tmp_path / "staging",
-            layout="shard",
+            layout=layout,
             wait=lambda end: None,
         )
     finally:
         os.close(fd)
     assert calls == fail_after + 1  # one refusal, then never asked again
-    for name, data in members.items():
-        assert (tmp_path / "staging" / "sa_000001" / name).read_bytes() == data
+    if layout == "wds":  # a refusal mid-member goes on where that member began
+        written = (tmp_path / "staging" / "wds" / "sa_000001.tar").read_bytes()
+        assert written == wds_tar(members.items(), mtime=MTIME)
+    else:
+        for name, data in members.items():
+            assert (tmp_path / "staging" / "sa_000001" / name).read_bytes() == data
     assert len(report.members) == 4
 
 

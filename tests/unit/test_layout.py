@@ -14,9 +14,13 @@ from sa1b.layout import (
     LAYOUTS,
     RULES,
     Layout,
+    archive_of,
+    archived,
     member_target,
     normalise,
     partner,
+    sample_key,
+    sample_order,
     shard_stem,
 )
 from sa1b.tarformat import Header
@@ -110,6 +114,10 @@ def test_normalise_prefixes_never_change_the_file_name(prefix: list[str]) -> Non
         (f"./{STEM}/sa_1.json", "flat", "sa_1.json"),
         ("README.txt", "flat", "README.txt"),
         ("a" * 200, "shard", f"{STEM}/{'a' * 200}"),
+        ("sa_1.jpg", "wds", f"wds/{STEM}.tar/sa_1.jpg"),
+        (f"./{STEM}/sa_1.json", "wds", f"wds/{STEM}.tar/sa_1.json"),
+        ("README.txt", "wds", f"wds/{STEM}.tar/README.txt"),
+        ("a" * 100, "wds", f"wds/{STEM}.tar/{'a' * 100}"),
     ],
 )
 def test_member_target(member: str, layout: Layout, expected: str) -> None:
@@ -299,7 +307,7 @@ def test_accepted_targets_never_escape(name: str) -> None:
         assert "\\" not in str(path)
         assert "\x00" not in str(path)
         assert not path.name.startswith(".")
-        expected_depth = {"shard": 2, "split": 3, "flat": 1}[layout]
+        expected_depth = {"shard": 2, "split": 3, "flat": 1, "wds": 3}[layout]
         assert len(path.parts) == expected_depth
 
 
@@ -341,3 +349,98 @@ def test_every_layout_the_cli_offers_is_one_rule() -> None:
         for name in ("sa_1.jpg", "sa_1.json", "readme.txt"):
             place = rule.place(name, "sa_000001")
             assert not units or any(unit in place.parents for unit in units), (rule, place)
+
+
+# -- wds: one tar per shard, grouped by sample ---------------------------------------------
+
+
+def test_wds_refuses_a_name_a_ustar_header_cannot_hold() -> None:
+    error = refused(regular("a" * 101), "wds")
+    assert "longer than a ustar header holds (100 bytes)" in error.message
+    assert target("a" * 101, "shard") is not None  # the other layouts take it
+
+
+@pytest.mark.parametrize("name", ["wds", "tars"])
+def test_flat_never_replaces_sa1bs_own_folders(name: str) -> None:
+    assert "sa1b's own folder" in refused(regular(name), "flat").message
+
+
+def test_only_wds_writes_an_archive() -> None:
+    assert archive_of("wds", SHARD) == PurePosixPath(f"wds/{STEM}.tar")
+    assert [layout for layout in LAYOUTS if archive_of(layout, SHARD)] == ["wds"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"wds/{STEM}.tar/sa_1.jpg", (f"wds/{STEM}.tar", "sa_1.jpg")),
+        (f"wds/{STEM}.tar/README.txt", (f"wds/{STEM}.tar", "README.txt")),
+        (f"{STEM}/sa_1.jpg", None),  # shard
+        (f"images/{STEM}/sa_1.jpg", None),  # split
+        ("sa_1.jpg", None),  # flat
+        (f"other/{STEM}/x.tar", None),  # a member named .tar is a file of its own
+        (f"wds/{STEM}.tar", None),  # the tar itself
+        (f"wds/{STEM}/sa_1.jpg", None),
+    ],
+)
+def test_archived(path: str, expected: tuple[str, str] | None) -> None:
+    found = archived(PurePosixPath(path))
+    assert (None if found is None else (str(found[0]), found[1])) == expected
+
+
+@given(
+    st.sampled_from(LAYOUTS),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}(\.[A-Za-z0-9_-]{1,8}){0,2}", fullmatch=True),
+)
+def test_only_a_wds_place_is_inside_an_archive(layout: Layout, name: str) -> None:
+    try:
+        path = member_target(regular(name), shard=SHARD, layout=layout)
+    except UnsafeMemberError:  # flat refuses sa1b's own folder names, "tars" and "wds"
+        assert layout == "flat" and name in ("tars", "wds")
+        return
+    assert path is not None
+    found = archived(path)
+    assert (found is not None) == (layout == "wds")
+    if found is not None:
+        assert found == (archive_of(layout, SHARD), name)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("sa_1.jpg", ("sa_1", "jpg")),
+        ("sa_1.json", ("sa_1", "json")),
+        ("sa_1.seg.json", ("sa_1", "seg.json")),  # webdataset: up to the first dot
+        ("README", ("README", "")),
+    ],
+)
+def test_sample_key(name: str, key: tuple[str, str]) -> None:
+    assert sample_key(name) == key
+
+
+@pytest.mark.parametrize(
+    ("names", "ordered"),
+    [
+        (["sa_1.json", "sa_1.jpg"], ["sa_1.jpg", "sa_1.json"]),
+        (["sa_10.jpg", "sa_2.json", "sa_10.json", "sa_2.jpg"],
+         ["sa_2.jpg", "sa_2.json", "sa_10.jpg", "sa_10.json"]),  # by number, not text
+        (["sa_223750.json", "sa_1.jpg", "sa_223750.jpg", "sa_1.json"],
+         ["sa_1.jpg", "sa_1.json", "sa_223750.jpg", "sa_223750.json"]),
+        (["README.txt", "sa_3.jpg", "notes.md", "sa_3.json"],
+         ["sa_3.jpg", "sa_3.json", "README.txt", "notes.md"]),  # other names after, by name
+        (["sa_1.txt", "sa_1.json", "sa_2.jpg", "sa_1.jpg"],
+         ["sa_1.jpg", "sa_1.json", "sa_1.txt", "sa_2.jpg"]),  # every part of sa_1 together
+        (["sa_01.jpg", "sa_1.jpg", "sa_1.json", "sa_01.json"],
+         ["sa_01.jpg", "sa_01.json", "sa_1.jpg", "sa_1.json"]),  # one id, two samples
+        (["sa_x.jpg", "sa_.jpg", "sa_9.jpg"], ["sa_9.jpg", "sa_.jpg", "sa_x.jpg"]),
+    ],
+)  # fmt: skip
+def test_sample_order(names: list[str], ordered: list[str]) -> None:
+    assert sorted(names, key=sample_order) == ordered
+
+
+@given(st.lists(st.integers(0, 10**9), unique=True, max_size=30))
+def test_sample_order_puts_each_images_parts_together(ids: list[int]) -> None:
+    names = [f"sa_{i}.{ext}" for i in ids for ext in ("json", "jpg")]
+    ordered = sorted(names, key=sample_order)
+    assert ordered == [f"sa_{i}.{ext}" for i in sorted(ids) for ext in ("jpg", "json")]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sa1b.tarformat import (
     BLOCK,
+    END_OF_ARCHIVE,
     GNU_LONGLINK,
     GNU_LONGNAME,
     META_TYPES,
@@ -21,10 +22,12 @@ from sa1b.tarformat import (
     Header,
     TarFormatError,
     apply_overrides,
+    data_offsets,
     is_zero_block,
     padded,
     parse_block,
     parse_pax,
+    ustar_header,
 )
 
 FORMATS: dict[str, Literal[0, 1, 2]] = {
@@ -109,7 +112,9 @@ def test_plain_regular_header(fmt: str) -> None:
     raw = info("sa_1.jpg", size=1234).tobuf(FORMATS[fmt], "utf-8", "surrogateescape")
     assert len(raw) == BLOCK
     header = parse_block(raw)
-    assert header == Header(name="sa_1.jpg", size=1234, typeflag=b"0", linkname="")
+    assert header == Header(
+        name="sa_1.jpg", size=1234, typeflag=b"0", linkname="", mtime=1_680_566_400
+    )
     assert header.is_regular
     assert header.kind == "regular file"
 
@@ -411,8 +416,31 @@ def test_apply_overrides() -> None:
     )
     assert apply_overrides(BASE, {"linkpath": "new"}).linkname == "new"
     assert apply_overrides(BASE, {"size": str(10 * GiB)}).size == 10 * GiB
-    ignored = apply_overrides(BASE, {"mtime": "1.5", "uid": "0", "comment": "x"})
+    ignored = apply_overrides(BASE, {"uid": "0", "comment": "x"})
     assert ignored == BASE
+
+
+@pytest.mark.parametrize(
+    ("value", "mtime"),
+    [
+        ("1680566400", 1_680_566_400),
+        ("1680566400.75", 1_680_566_400),
+        ("-5", -5),
+        ("soon", 7),  # malformed: the ustar field's time stays (it only decorates a header)
+        ("", 7),
+        ("1e999", 7),  # infinite
+    ],
+)
+def test_pax_mtime(value: str, mtime: int) -> None:
+    header = Header(name="sa_1.jpg", size=5, typeflag=b"0", mtime=7)
+    assert apply_overrides(header, {"mtime": value}).mtime == mtime
+
+
+def test_odd_time_fields_do_not_refuse_a_member() -> None:
+    raw = bytearray(info("sa_1.jpg", size=3).tobuf(tarfile.USTAR_FORMAT))
+    raw[136:148] = b"\xff" * 12  # negative base-256, which no SA-1B tool writes
+    header = parse_block(with_checksum(raw))
+    assert header is not None and header.mtime == 0 and header.size == 3
 
 
 def test_apply_overrides_keeps_typeflag() -> None:
@@ -501,3 +529,84 @@ def test_walk_matches_tarfile(members: list[tuple[str, bytes, int, str]], fmt: s
         for m in walk(archive)
     ]
     assert walked == expected
+
+
+# -- the headers sa1b writes (--layout wds) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "mtime"),
+    [
+        ("sa_1.jpg", 1234, 1_680_566_400),
+        ("sa_1.json", 0, 0),
+        ("sa_223750.jpg", 8**11 - 1, 8**11 - 1),  # the largest a 12-byte octal field holds
+        ("a" * 100, 512, 1),  # the longest name a plain header holds
+        ("é.json", 5, 1_680_566_400),  # utf-8, as tarfile writes it
+    ],
+)
+def test_ustar_header_is_tarfiles(name: str, size: int, mtime: int) -> None:
+    member = info(name, size=size)
+    member.mtime = mtime
+    assert ustar_header(name, size=size, mtime=mtime) == member.tobuf(tarfile.USTAR_FORMAT)
+    assert parse_block(ustar_header(name, size=size, mtime=mtime)) == Header(
+        name=name, size=size, typeflag=b"0", linkname="", mtime=mtime
+    )
+
+
+@pytest.mark.parametrize("mtime", [-1, 8**11, 2**64])
+def test_ustar_header_writes_an_impossible_time_as_zero(mtime: int) -> None:
+    header = parse_block(ustar_header("sa_1.jpg", size=1, mtime=mtime))
+    assert header is not None and header.mtime == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        ("a" * 101, 1, "1 to 100 bytes"),
+        ("é" * 51, 1, "1 to 100 bytes"),  # 102 bytes in utf-8
+        ("", 1, "1 to 100 bytes"),
+        ("sa_1.jpg", 8**11, "cannot hold"),
+        ("sa_1.jpg", -1, "cannot hold"),
+    ],
+)
+def test_ustar_header_refuses_what_it_cannot_say(name: str, size: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ustar_header(name, size=size, mtime=0)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "offsets"),
+    [
+        ([], []),
+        ([0], [512]),
+        ([1], [512]),
+        ([512, 0, 513, 7], [512, 1536, 2048, 3584]),
+    ],
+)
+def test_data_offsets(sizes: list[int], offsets: list[int]) -> None:
+    assert data_offsets(sizes) == offsets
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"sa_[0-9]{1,6}\.(jpg|json)", fullmatch=True), st.binary(max_size=1500)
+        ),
+        max_size=6,
+    )
+)
+def test_a_tar_of_these_headers_is_what_tarfile_reads(members: list[tuple[str, bytes]]) -> None:
+    """Headers, data, padding, end blocks: tarfile reads every member back at the offset
+    :func:`data_offsets` gives."""
+    archive = bytearray()
+    for name, data in members:
+        archive += ustar_header(name, size=len(data), mtime=0) + data
+        archive += bytes(padded(len(data)) - len(data))
+    archive += END_OF_ARCHIVE
+    with tarfile.open(fileobj=io.BytesIO(bytes(archive)), mode="r:") as read:
+        found = [
+            (m.name, read.extractfile(m).read(), m.offset_data)  # type: ignore[union-attr]
+            for m in read.getmembers()
+        ]
+    offsets = data_offsets(len(data) for _, data in members)
+    assert found == [(n, d, o) for (n, d), o in zip(members, offsets, strict=True)]

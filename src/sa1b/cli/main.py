@@ -170,6 +170,7 @@ def _check_only(args: argparse.Namespace) -> None:
         "--checksums": args.checksums,
         "--mirror": args.mirror,
         "--engine ray": args.engine == "ray",
+        "--layout wds": args.layout == "wds",
     }
     for option, given in clashes.items():
         if given:

@@ -187,7 +187,8 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         choices=LAYOUTS,
         default="shard",
         help="shard: OUT/<shard>/; split: OUT/images/<shard>/ and "
-        "OUT/annotations/<shard>/; flat: every file in OUT/",
+        "OUT/annotations/<shard>/; flat: every file in OUT/; wds: OUT/wds/<shard>.tar, "
+        "each image's jpg then json, by image id (for the webdataset package)",
     )
     parser.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
     parser.add_argument(

@@ -3,43 +3,55 @@
 :func:`open_dataset` (``sa1b.open``) lists the samples of an output folder from the
 member index each shard's extraction recorded (``sa1b download`` keeps it in the
 folder's stores): every ``.jpg`` paired with its ``.json``, in shard order, then by
-name. A folder extracted by another tool, with no store, is walked instead: a ``.jpg``
-beside its ``.json`` (``shard`` and ``flat`` layouts) or under ``images/`` with its
-``.json`` under ``annotations/`` (``split``).
+name; in the ``wds`` layout both are read from the shard's tar, where the index says.
+A folder extracted by another tool, with no store, is walked instead: a ``.jpg`` beside
+its ``.json`` (``shard`` and ``flat`` layouts), under ``images/`` with its ``.json``
+under ``annotations/`` (``split``), or both inside a ``.tar`` (``wds`` tars, or SA-1B's
+own shards; only their headers are read to list them).
 
 A :class:`Sample` reads lazily: the JSON when asked for, the image as bytes or as a
 Pillow image, the masks decoded with pycocotools (``pip install 'sa1b[masks]'``).
 :class:`Samples` is a map-style dataset (``len`` and indexing), which
-``torch.utils.data.DataLoader`` takes as it is.
+``torch.utils.data.DataLoader`` takes as it is; :meth:`Samples.torch` wraps it as a
+``torch.utils.data.Dataset`` of tensors (:mod:`sa1b.data.torch`, torch imported then).
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator, Sequence
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sa1b.errors import InputError
+from sa1b.extract.extents import Extent, locate
 from sa1b.extract.masks import decode_mask
 from sa1b.store.state import folder_stores, member_indexes
+from sa1b.store.walks import published_indexes
+
+if TYPE_CHECKING:
+    from sa1b.data.torch import SA1BDataset
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One image of SA-1B and its annotation file."""
+    """One image of SA-1B and its annotation file, wherever their bytes are."""
 
-    image_path: Path
-    annotation_path: Path
+    key: str
+    """The image's name without ``.jpg`` (``sa_1``), as webdataset calls a sample."""
+    image_file: Extent
+    annotation_file: Extent
     shard: str | None = None
     """The shard it came from, when the folder's index says so."""
 
     @cached_property
     def document(self) -> dict[str, Any]:
         """The parsed annotation file: ``{"image": {...}, "annotations": [...]}``."""
-        parsed: dict[str, Any] = json.loads(self.annotation_path.read_bytes())
+        parsed: dict[str, Any] = json.loads(self.annotation_file.read())
         return parsed
 
     @property
@@ -48,13 +60,13 @@ class Sample:
         return annotations
 
     def image_bytes(self) -> bytes:
-        return self.image_path.read_bytes()
+        return self.image_file.read()
 
     def image(self) -> Any:
-        """The image, opened with Pillow."""
+        """The image, opened with Pillow (from its bytes: no file stays open)."""
         from PIL import Image
 
-        return Image.open(self.image_path)
+        return Image.open(io.BytesIO(self.image_bytes()))
 
     def masks(self) -> list[Any]:
         """Each annotation's mask as a ``height x width`` array of 0 and 1 (pycocotools)."""
@@ -76,6 +88,15 @@ class Samples(Sequence[Sample]):
     def __iter__(self) -> Iterator[Sample]:
         return iter(self._samples)
 
+    def torch(
+        self, *, transform: Callable[[Any], Any] | None = None, masks: bool = False
+    ) -> SA1BDataset:
+        """These samples as a ``torch.utils.data.Dataset`` (see :mod:`sa1b.data.torch`);
+        torch is imported now, not before (``pip install 'sa1b[torch]'``)."""
+        from sa1b.data.torch import SA1BDataset
+
+        return SA1BDataset(self, transform=transform, masks=masks)
+
 
 def open_dataset(out: Path | str) -> Samples:
     """The samples in ``out``, the folder given to ``sa1b download -o``."""
@@ -87,16 +108,20 @@ def open_dataset(out: Path | str) -> Samples:
 
 
 def _from_index(out: Path) -> list[Sample] | None:
-    """Pairs from the member indexes of the folder's stores; None without any store."""
+    """Pairs from the member indexes of the folder's stores (extracted shards, and the
+    members of walked shards that ``--only json`` and ``--only jpg`` published); None
+    without any store."""
     if not folder_stores(out):
         return None
     samples = []
-    for shard, index in sorted(member_indexes(out).items()):
-        names = {PurePosixPath(path) for path, _, _ in index}
-        for image in sorted(p for p in names if p.suffix == ".jpg"):
+    indexes = published_indexes(out) | member_indexes(out)  # a whole shard over its walk
+    for shard, index in sorted(indexes.items()):
+        paths = (PurePosixPath(path) for path, _, _ in index)
+        extents = dict(zip(paths, locate(out, index), strict=True))
+        for image in sorted(p for p in extents if p.suffix == ".jpg"):
             partner = _partner(image)
-            if partner in names:
-                samples.append(Sample(out / image, out / partner, shard))
+            if partner in extents:
+                samples.append(Sample(image.stem, extents[image], extents[partner], shard))
     return samples
 
 
@@ -114,5 +139,25 @@ def _from_walk(out: Path) -> list[Sample]:
         relative = image.relative_to(out)
         partner = out / _partner(PurePosixPath(*relative.parts))
         if partner.is_file():
-            samples.append(Sample(image, partner))
+            samples.append(Sample(image.stem, Extent(image), Extent(partner)))
+    for tar in sorted(out.rglob("*.tar")):
+        samples += _from_tar(tar)
     return samples
+
+
+def _from_tar(tar: Path) -> list[Sample]:
+    """The pairs inside one tar, by name; its headers are read, its data skipped."""
+    try:
+        with tarfile.open(tar, "r:") as archive:
+            members = {
+                member.name: Extent(tar, member.offset_data, member.size)
+                for member in archive
+                if member.isfile()
+            }
+    except tarfile.TarError as error:
+        raise InputError(f"{tar}: not a tar that can be read ({error})") from None
+    return [
+        Sample(PurePosixPath(name).stem, members[name], members[partner])
+        for name in sorted(members)
+        if name.endswith(".jpg") and (partner := name[: -len(".jpg")] + ".json") in members
+    ]

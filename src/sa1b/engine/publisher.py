@@ -30,6 +30,7 @@ from sa1b.errors import (
 )
 from sa1b.extract.extractors import Extractors
 from sa1b.extract.shard import ExtractReport, publish
+from sa1b.layout import archive_of
 from sa1b.ranges import RangeSet
 from sa1b.store.state import StateStore
 from sa1b.store.writeback import fsync_dir
@@ -170,7 +171,9 @@ class Publisher:
         self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
         dispose_tar(self.config, task.name)
         self.store.set_status(task.id, "done")
-        self.control.done(task, f"{len(result.members)} files extracted")
+        archive = archive_of(layout, task.name)
+        into = f"into {archive}" if archive else "extracted"
+        self.control.done(task, f"{len(result.members)} files {into}")
 
     def _digest_mismatch(self, task: Task, algorithm: str, digest: str) -> None:
         """Download once more from scratch; a second mismatch is the source's fault."""

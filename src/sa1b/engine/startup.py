@@ -78,10 +78,10 @@ def prepare(run: Run, link: Link) -> Task:
 
 
 def _extraction_present(out: Path, name: str, layout: str | None) -> bool:
-    """Whether a recorded extraction is still there: one of its folders at least (a
-    ``flat`` extraction has none of its own, and is taken as present)."""
+    """Whether a recorded extraction is still there: one of its folders at least, or
+    its tar (``wds``); a ``flat`` extraction has none of its own, and is taken as present."""
     units = whole_units(layout, name) if layout else ()
-    return not units or any((out / unit).is_dir() for unit in units)
+    return not units or any((out / unit).exists() for unit in units)
 
 
 def recover(run: Run, spans: Sequence[Span]) -> None:

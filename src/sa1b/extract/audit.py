@@ -3,8 +3,10 @@
 A tar: its size against the server's, its digest against ``--checksums`` when given,
 and its structure: every header parses (checksum included), no member runs past the
 end, and the archive ends with its zero blocks. An extracted shard: every member the
-extraction recorded (path and size, the store's member index) is there with that size,
-every ``.jpg`` has its ``.json``, and every ``.json`` parses and has SA-1B's shape
+extraction recorded (path and size, the store's member index) is there with that size
+(in ``wds``: its header, at its place in the shard's tar, names it with that size, and
+the tar ends with its end blocks right after the last member), every ``.jpg`` has its
+``.json``, and every ``.json`` parses and has SA-1B's shape
 (:mod:`sa1b.schema`). ``deep`` also decodes every mask with pycocotools and checks its
 size against the image's and its area against the annotation's, and the image's own
 size (its JPEG header, through Pillow) against what the JSON says. Each check returns
@@ -13,6 +15,7 @@ problems as short lines; none means sound.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Sequence
@@ -21,13 +24,18 @@ from typing import Any
 
 from sa1b.checksums import Digest, hash_file
 from sa1b.errors import InputError
+from sa1b.extract.extents import Extent, Index, locate
 from sa1b.extract.masks import decode_mask
 from sa1b.extract.shard import missing_partners
 from sa1b.schema import annotation_problems
-from sa1b.tarformat import BLOCK, TarFormatError, is_zero_block, padded, parse_block
-
-Index = Sequence[tuple[str, int, int]]
-"""A shard's members: path in the output folder, data offset in the tar, size."""
+from sa1b.tarformat import (
+    BLOCK,
+    END_OF_ARCHIVE,
+    TarFormatError,
+    is_zero_block,
+    padded,
+    parse_block,
+)
 
 
 def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[str]:
@@ -78,40 +86,85 @@ def audit_extracted(
     ``pairs=False`` when one kind was fetched alone (``--only``): no image has its JSON."""
     if index is None:
         return ["no member index was recorded for it: members cannot be checked"]
-    problems = []
-    present: set[str] = set()
-    for member, _, size in index:
-        path = out / member
-        if not path.is_file():
-            problems.append(f"{member} is missing")
-        elif (actual := path.stat().st_size) != size:
-            problems.append(f"{member} is {actual} bytes, the tar's member {size}")
-        else:
-            present.add(member)
+    extents = locate(out, index)
+    problems = _archive_problems(out, extents)
+    present: dict[str, Extent] = {}
+    for (member, _, size), extent in zip(index, extents, strict=True):
+        problem = _member_problem(member, size, extent)
+        if problem is None:
+            present[member] = extent
+        elif extent.path.is_file() or not extent.in_archive:  # a lost tar is said once
+            problems.append(problem)
     if pairs:
         problems += missing_partners([PurePosixPath(m) for m, _, _ in index], shard)
     for member in sorted(m for m in present if m.endswith(".json")):
-        problems += [f"{member}: {p}" for p in _json_problems(out, member, present, deep=deep)]
+        problems += [f"{member}: {p}" for p in _json_problems(member, present, deep=deep)]
     return problems
 
 
-def _json_problems(out: Path, member: str, present: set[str], *, deep: bool) -> list[str]:
-    image = PurePosixPath(member).with_suffix(".jpg")
+def _archive_problems(out: Path, extents: Sequence[Extent]) -> list[str]:
+    """Each wds tar is there and ends right after its last member, with its end blocks."""
+    ends: dict[Path, int] = {}
+    for extent in extents:
+        if extent.size is not None:
+            ends[extent.path] = max(ends.get(extent.path, 0), extent.offset + padded(extent.size))
+    problems = []
+    for tar, end in ends.items():
+        name = tar.relative_to(out)
+        if not tar.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        expected, actual = end + len(END_OF_ARCHIVE), tar.stat().st_size
+        if actual != expected:
+            problems.append(f"{name} is {actual} bytes; its members and end blocks make {expected}")
+            continue
+        with tar.open("rb") as handle:
+            handle.seek(end)
+            if handle.read() != END_OF_ARCHIVE:
+                problems.append(f"{name}: its end blocks are not zeros")
+    return problems
+
+
+def _member_problem(member: str, size: int, extent: Extent) -> str | None:
+    """Whether the member is where the index says, with its size: a file, or a member of
+    a wds tar whose header (at its place) names it with that size."""
+    if not extent.in_archive:
+        if not extent.path.is_file():
+            return f"{member} is missing"
+        if (actual := extent.path.stat().st_size) != size:
+            return f"{member} is {actual} bytes, the tar's member {size}"
+        return None
+    at = extent.offset - BLOCK
     try:
-        document = json.loads((out / member).read_bytes())
+        block = Extent(extent.path, at, BLOCK).read()
+        header = parse_block(block)
+    except (OSError, TarFormatError) as error:
+        return f"{member}: bad header at byte {at} of its tar ({error})"
+    if header is None or (header.name, header.size) != (PurePosixPath(member).name, size):
+        found = "the end of the archive" if header is None else f"{header.name!r}, {header.size}"
+        return f"{member}: the header at byte {at} of its tar says {found} bytes"
+    if (end := extent.path.stat().st_size) < extent.offset + size:
+        return f"{member} is cut short: its tar ends at byte {end}"
+    return None
+
+
+def _json_problems(member: str, present: dict[str, Extent], *, deep: bool) -> list[str]:
+    image = str(PurePosixPath(member).with_suffix(".jpg"))
+    try:
+        document = json.loads(present[member].read())
     except (ValueError, UnicodeDecodeError) as error:
         return [f"not JSON ({error})"[:200]]
-    problems = annotation_problems(document, image_file=image.name)
-    if deep and not problems and str(image) in present:
-        problems = _mask_problems(document, out / image)
+    problems = annotation_problems(document, image_file=PurePosixPath(image).name)
+    if deep and not problems and image in present:
+        problems = _mask_problems(document, present[image])
     return problems
 
 
-def _mask_problems(document: dict[str, Any], image: Path) -> list[str]:
+def _mask_problems(document: dict[str, Any], image: Extent) -> list[str]:
     """Decode every mask: its size is the image's, its area the annotation's."""
     pil = _pillow()
     width, height = document["image"]["width"], document["image"]["height"]
-    with pil.open(image) as picture:
+    with pil.open(io.BytesIO(image.read())) as picture:
         if picture.size != (width, height):
             return [f"the image is {picture.size[0]}x{picture.size[1]}, the JSON says "
                     f"{width}x{height}"]  # fmt: skip
@@ -145,8 +198,13 @@ def _pillow() -> Any:
 
 
 def remove_extracted(out: Path, index: Index | None, units: Sequence[PurePosixPath]) -> None:
-    """Delete a bad shard's extracted files, so that a new extraction meets none."""
+    """Delete a bad shard's extracted files (its folders, or its wds tar), so that a new
+    extraction meets none."""
     for unit in units:
-        shutil.rmtree(out / unit, ignore_errors=True)
-    for member, _, _ in index or ():
-        (out / member).unlink(missing_ok=True)
+        if (out / unit).is_dir():
+            shutil.rmtree(out / unit, ignore_errors=True)
+        else:
+            (out / unit).unlink(missing_ok=True)
+    for extent in locate(out, index or ()):
+        if not extent.in_archive:
+            extent.path.unlink(missing_ok=True)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.errors import ExtractionError, SA1BError
-from sa1b.extract.shard import ExtractReport, Wait, extract_shard
+from sa1b.extract.reader import Wait
+from sa1b.extract.shard import ExtractReport, extract_shard
 from sa1b.layout import Layout
 
 log = logging.getLogger(__name__)

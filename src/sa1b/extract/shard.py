@@ -4,25 +4,29 @@ The extractor reads the partial file only below the prefix the download has writ
 (``wait(end)`` blocks until bytes ``[0, end)`` are there), parses each header with
 :mod:`sa1b.tarformat`, decides where the member goes with :mod:`sa1b.layout` before
 writing a byte of it, and copies its data into a private staging folder, in the
-kernel (``copy_file_range``) unless a digest must see the bytes. When the shard ends,
-it checks what can be checked without published checksums (the archive ends with its
-zero blocks, every ``.jpg`` has its ``.json``); :func:`publish` then moves the staged
-files into place and only after that is the shard recorded as extracted.
+kernel (``copy_file_range``) unless a digest must see the bytes (reading:
+:mod:`sa1b.extract.reader`). When the shard ends, it checks what can be checked without
+published checksums (the archive ends with its zero blocks, every ``.jpg`` has its
+``.json``). In the ``wds`` layout nothing is copied while the shard arrives: once it is
+whole and sound, its one tar is written into staging (:mod:`sa1b.extract.archive`).
+:func:`publish` then moves the staged files into place and only after that is the
+shard recorded as extracted.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sa1b.errors import CorruptArchiveError, NameClashError
-from sa1b.layout import Layout, partner, whole_units
+from sa1b.extract.archive import write_archive
+from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
+from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
 from sa1b.layout import member_target as target_for
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
 from sa1b.tarformat import (
@@ -40,11 +44,6 @@ from sa1b.tarformat import (
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 8 * 1024 * 1024
-
-Wait = Callable[[int], None]
-"""``wait(end)`` returns once bytes ``[0, end)`` are on disk; raises to abort."""
-
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -54,6 +53,8 @@ class Member:
     path: PurePosixPath
     offset: int
     size: int
+    mtime: int = 0
+    """The member's time in the tar (kept in a ``wds`` tar; not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,72 +73,6 @@ class ExtractReport:
 
 def _fail(shard: str, message: str, member: str = "") -> CorruptArchiveError:
     return CorruptArchiveError(message, shard=shard, member=member)
-
-
-class _Reader:
-    """Reads the partial file in order below the prefix, hashing what it reads."""
-
-    def __init__(self, fd: int, size: int, wait: Wait, digest: hashlib._Hash | None):
-        self.fd = fd
-        self.size = size
-        self.wait = wait
-        self.digest = digest
-        self.in_kernel = True
-
-    def read(self, offset: int, length: int) -> bytes:
-        self.wait(offset + length)
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise OSError(f"short read at {offset}")
-        if self.digest is not None:
-            self.digest.update(data)
-        return data
-
-    def copy(self, offset: int, length: int, out_fd: int) -> None:
-        """Copy ``[offset, offset + length)`` to the start of ``out_fd``, waiting for it.
-
-        In the kernel (``copy_file_range``) unless the digest must see the bytes or
-        the filesystem cannot (some network filesystems): then through a buffer.
-        """
-        done = 0
-        while done < length:
-            step = min(COPY_CHUNK, length - done)
-            position = offset + done
-            if self.digest is None and self.in_kernel:
-                self.wait(position + step)
-                try:
-                    _copy_in_kernel(self.fd, out_fd, position, step)
-                except OSError as error:
-                    if error.errno not in _NO_KERNEL_COPY:
-                        raise
-                    log.info(
-                        "copy_file_range unsupported here (%s); copying through memory",
-                        error.strerror,
-                    )
-                    self.in_kernel = False
-                    os.lseek(out_fd, done, os.SEEK_SET)
-                    continue
-            else:
-                _write_all(out_fd, self.read(position, step))
-            done += step
-
-
-_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
-
-
-def _copy_in_kernel(source: int, target: int, offset: int, length: int) -> None:
-    copied = 0
-    while copied < length:
-        n = os.copy_file_range(source, target, length - copied, offset + copied)
-        if n <= 0:
-            raise OSError(f"copy_file_range copied {n} bytes")
-        copied += n
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def extract_shard(
@@ -160,15 +95,42 @@ def extract_shard(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
-    reader = _Reader(fd, size, wait, digest)
+    reader = Reader(fd, size, wait, digest)
+    archive = archive_of(layout, shard)
     members: list[Member] = []
     seen: set[str] = set()
+    made: set[Path] = {staging}
+    for header, data, following in _members(reader, shard):
+        target = target_for(header, shard=shard, layout=layout)
+        copied = data  # the member's bytes from here on are only read for the digest
+        if target is not None:
+            if str(target) in seen:
+                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
+            seen.add(str(target))
+            members.append(Member(target, data, header.size, header.mtime))
+            if archive is None:
+                _write_member(reader, data, header.size, staging / target, made)
+                copied = data + header.size
+        _skip(reader, copied, following - copied)
+    if archive is not None:  # its order needs every member: written once the shard is whole
+        members.sort(key=lambda member: sample_order(member.path.name))
+        write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
+    return ExtractReport(
+        shard=shard,
+        index=tuple(members),
+        digest=digest.hexdigest() if digest else None,
+        warnings=tuple(missing_partners([m.path for m in members], shard)),
+    )
+
+
+def _members(reader: Reader, shard: str) -> Iterator[tuple[Header, int, int]]:
+    """Each member as its header says (pax and GNU records applied), the offset of its
+    data and of the next header; the archive's end is checked before the walk ends."""
     overrides: dict[str, str] = {}
     offset = 0
-    made: set[Path] = {staging}
     while (header := _next_header(reader, offset, shard)) is not None:
         data = offset + BLOCK
-        following = _member_end(header, data, size, shard)
+        following = _member_end(header, data, reader.size, shard)
         if header.typeflag in META_TYPES:
             overrides.update(_meta_record(reader, header, data, shard))
             offset = following
@@ -178,28 +140,12 @@ def extract_shard(
         except TarFormatError as error:
             raise _fail(shard, f"bad pax header before byte {offset}: {error}") from None
         overrides = {}
-        following = _member_end(header, data, size, shard)
-        target = target_for(header, shard=shard, layout=layout)
-        if target is not None:
-            if str(target) in seen:
-                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
-            seen.add(str(target))
-            _write_member(reader, data, header.size, staging / target, made)
-            members.append(Member(target, data, header.size))
-            if following > data + header.size:
-                _skip(reader, data + header.size, following - data - header.size)
-        else:
-            _skip(reader, data, following - data)
+        following = _member_end(header, data, reader.size, shard)
+        yield header, data, following
         offset = following
-    return ExtractReport(
-        shard=shard,
-        index=tuple(members),
-        digest=digest.hexdigest() if digest else None,
-        warnings=tuple(missing_partners([m.path for m in members], shard)),
-    )
 
 
-def _next_header(reader: _Reader, offset: int, shard: str) -> Header | None:
+def _next_header(reader: Reader, offset: int, shard: str) -> Header | None:
     """The header at ``offset``, or None at the end of the archive (checked whole)."""
     if offset + BLOCK > reader.size:
         raise _fail(shard, "the archive ends without its end-of-archive blocks")
@@ -220,7 +166,7 @@ def _member_end(header: Header, data: int, size: int, shard: str) -> int:
     return following
 
 
-def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict[str, str]:
+def _meta_record(reader: Reader, header: Header, data: int, shard: str) -> dict[str, str]:
     """What a pax or GNU long-name record says of the member that follows it."""
     if header.size > MAX_META:
         raise _fail(shard, f"a {header.size}-byte name record", header.name)
@@ -230,7 +176,7 @@ def _meta_record(reader: _Reader, header: Header, data: int, shard: str) -> dict
         raise _fail(shard, f"bad pax header: {error}") from None
 
 
-def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
+def _write_member(reader: Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
     """Copy one member's bytes into a new file at ``path`` (never over an existing one)."""
     if path.parent not in made:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,14 +189,14 @@ def _write_member(reader: _Reader, data: int, size: int, path: Path, made: set[P
         os.close(out)
 
 
-def _skip(reader: _Reader, offset: int, length: int) -> None:
+def _skip(reader: Reader, offset: int, length: int) -> None:
     """Bytes that are not written anywhere still count for the digest."""
     if reader.digest is not None and length:
         for start in range(offset, offset + length, COPY_CHUNK):
             reader.read(start, min(COPY_CHUNK, offset + length - start))
 
 
-def _check_end(reader: _Reader, offset: int, shard: str) -> None:
+def _check_end(reader: Reader, offset: int, shard: str) -> None:
     """After the first zero block: a second one, then nothing but zeros to the end."""
     if offset + 2 * BLOCK > reader.size:
         raise _fail(shard, "the archive ends after one zero block instead of two")
@@ -275,8 +221,8 @@ def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
 def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
     """Move a shard's staged files into place; durable before it returns.
 
-    Folders (``shard``, ``split``) are renamed whole, replacing a copy a crash left
-    between rename and record. ``flat`` moves file by file and refuses a name that
+    Folders (``shard``, ``split``) and a ``wds`` tar are renamed whole, replacing a
+    copy a crash left between rename and record. ``flat`` moves file by file and refuses a name that
     another shard already holds with different bytes.
     """
     sync_fs(staging)
@@ -299,7 +245,7 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             if not source.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
+            if target.is_dir():  # a folder a crash left; a file (a wds tar) is replaced whole
                 shutil.rmtree(target)
             os.replace(source, target)
             touched.add(target.parent)
