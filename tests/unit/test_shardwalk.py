@@ -4,7 +4,6 @@ is renamed into place once whole."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from sa1b.engine.shardwalk import WalkedShard, WalkSource, parts_of
@@ -13,67 +12,57 @@ from sa1b.retry import RetryPolicy
 from sa1b.tarwalk import CHUNK, Entry, Piece
 
 
-class HeldJobs:
-    """A stager that runs its jobs when the test says."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Callable[[], None]] = []
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.append(job)
-
-    def run(self) -> None:
-        jobs, self.jobs = self.jobs, []
-        for job in jobs:
-            job()
-
-
-def setup(tmp_path: Path) -> tuple[WalkSource, WalkedShard, HeldJobs, list[WalkedShard]]:
+def setup(tmp_path: Path) -> tuple[WalkSource, WalkedShard, list[WalkedShard]]:
     link = Link(name="sa_000000.tar", url="http://127.0.0.1/sa_000000.tar")
     shard = WalkedShard(link, 1, tmp_path / "staging", lambda n: True, "shard")
     published: list[WalkedShard] = []
     source = WalkSource([shard], policy=RetryPolicy(), on_ready=published.append, on_end=print)
-    held = HeldJobs()
-    source.stager = held  # type: ignore[assignment]
-    return source, shard, held, published
+    return source, shard, published
+
+
+def run_jobs(source: WalkSource) -> None:
+    """What the run's thread does at a tick: the queued writes, one after another."""
+    for job in source.take_jobs():
+        job()
 
 
 def test_a_member_is_staged_once_every_piece_is_written(tmp_path: Path) -> None:
-    source, shard, held, _ = setup(tmp_path)
+    source, shard, _ = setup(tmp_path)
     entry = Entry("sa_1.json", 512, 10)
     with source.lock:
         source.stage(shard, Piece(entry, 5, b"fghij"))
         source.stage(shard, Piece(entry, 0, b"abcde"))
-    held.jobs.pop(0)()
+    first, second = source.take_jobs()
+    first()
     assert shard.staged == set() and shard.writing == 1
-    held.run()
+    second()
     assert shard.staged == {"sa_1.json"} and shard.writing == 0
     assert (shard.staging / "sa_1.json").read_bytes() == b"abcdefghij"
 
 
 def test_a_piece_of_a_voided_generation_writes_nothing(tmp_path: Path) -> None:
-    source, shard, held, _ = setup(tmp_path)
+    source, shard, _ = setup(tmp_path)
     entry = Entry("sa_1.json", 512, 5)
     with source.lock:
         source.stage(shard, Piece(entry, 0, b"old!!"))
         source.start_over(shard)  # a new version: the staging folder is void
-    held.run()
+    run_jobs(source)
     assert not (shard.staging / "sa_1.json").exists()
     assert shard.staged == set() and shard.written == {} and shard.writing == 0
 
 
 def test_a_member_in_parts_is_renamed_into_place_once_whole(tmp_path: Path) -> None:
-    source, shard, held, _ = setup(tmp_path)
+    source, shard, _ = setup(tmp_path)
     entry = Entry("sa_1.jpg", 512, CHUNK + 3)
     parts = parts_of(entry)
     assert [(p.at, p.length) for p in parts] == [(0, CHUNK), (CHUNK, 3)]
     with source.lock:
         source.stage(shard, Piece(entry, CHUNK, b"xyz"), parts=True)
-    held.run()
+    run_jobs(source)
     assert not (shard.staging / "sa_1.jpg").exists()  # never a whole-sized file with a hole
     assert (shard.staging / "sa_1.jpg.partial").stat().st_size == CHUNK + 3
     with source.lock:
         source.stage(shard, Piece(entry, 0, b"a" * CHUNK), parts=True)
-    held.run()
+    run_jobs(source)
     assert (shard.staging / "sa_1.jpg").read_bytes() == b"a" * CHUNK + b"xyz"
     assert shard.staged == {"sa_1.jpg"}

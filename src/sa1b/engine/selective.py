@@ -27,6 +27,7 @@ from typing import cast
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource, parts_of
+from sa1b.engine.staging import Stager
 from sa1b.errors import (
     ExtractionError,
     NameClashError,
@@ -110,7 +111,7 @@ def fetch_members(
     try:
         _run(transport, keeper)
     finally:
-        source.stager.close()
+        keeper.stager.close()
     sizes = sum(shard.size or 0 for shard in shards)
     outcomes = tuple(_outcome(shard) for shard in shards)
     return SelectiveResult(outcomes, source.fetched, sizes)
@@ -215,6 +216,7 @@ class _Keeper:
         self.store, self.out, self.root = store, out, root
         self.kind, self.layout, self.listener = wanted.kind, layout, listener
         self.source: WalkSource | None = None
+        self.stager = Stager()
         self.ready: queue.SimpleQueue[WalkedShard] = queue.SimpleQueue()
         self.started = time.monotonic()
 
@@ -248,7 +250,7 @@ class _Keeper:
         assert self.source is not None
         with self.source.lock:
             records, self.source.records = self.source.records, []
-        self.source.stager.flush()  # every piece a checkpoint below names, written
+        self.stager.run(self.source.take_jobs())  # every piece the records below name
         if not records:
             return
         if self.root.exists():
@@ -302,11 +304,11 @@ class _Keeper:
                     member=entry.name,
                 )
             moves.append((staged, target))
-        folders: set[Path] = set()
+        folders = {target.parent for _, target in moves}
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
         for staged, target in moves:
-            target.parent.mkdir(parents=True, exist_ok=True)
             staged.replace(target)
-            folders.add(target.parent)
         for folder in folders:
             fsync_dir(folder)
         published = {f"{self.layout}:{self.kind}"}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sa1b.engine.staging import Stager, stage_piece
+from sa1b.engine.staging import Job, stage_piece
 from sa1b.errors import (
     BadResponseError,
     LinkExpiredError,
@@ -160,7 +160,8 @@ class WalkSource:
         self.ready: deque[WalkedShard] = deque(s for s in shards if s.outcome is None)
         self.records: list[Identity | Checkpoint] = []
         self.fetched = 0
-        self.stager = Stager()
+        self.jobs: list[Job] = []
+        """Writes of staged pieces, queued for the run's thread to hand to the stager."""
 
     # -- RequestSource -------------------------------------------------------
 
@@ -255,7 +256,7 @@ class WalkSource:
             self.ready.append(shard)
 
     def stage(self, shard: WalkedShard, piece: Piece, *, parts: bool = False) -> None:
-        """Hand ``piece`` to the stager. A member fetched in parts is written beside its
+        """Queue the writing of ``piece``. A member fetched in parts is written beside its
         name and renamed to it once whole, so that a staged file that has its member's
         size is whole (a run killed mid-member leaves a ``.partial`` file, never trusted)."""
         shard.writing += 1
@@ -276,7 +277,12 @@ class WalkSource:
                 error = failure
             self._written(shard, generation, piece, error)
 
-        self.stager.submit(write)
+        self.jobs.append(write)
+
+    def take_jobs(self) -> list[Job]:
+        with self.lock:
+            jobs, self.jobs = self.jobs, []
+        return jobs
 
     def _count(self, shard: WalkedShard, generation: int, piece: Piece) -> bool:
         """Count a written piece; True when its member is whole."""

@@ -273,6 +273,9 @@ class CurlLoop:
         self._timer_at: float | None = None
         self._multi = pycurl.CurlMulti()
         self._epoll = select.epoll()
+        self._watched: set[int] = set()
+        """Sockets registered with ``_epoll``: registering is one call, not a failed
+        ``modify`` and then a ``register`` for every request on a kept connection."""
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wakeup, select.EPOLLIN)
 
@@ -431,6 +434,7 @@ class CurlLoop:
 
     def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
         if what == pycurl.POLL_REMOVE:
+            self._watched.discard(fd)
             with contextlib.suppress(OSError, ValueError):  # closed, or never registered
                 self._epoll.unregister(fd)
             return
@@ -439,10 +443,17 @@ class CurlLoop:
             mask |= select.EPOLLIN
         if what & pycurl.POLL_OUT:
             mask |= select.EPOLLOUT
+        if fd in self._watched:
+            try:
+                self._epoll.modify(fd, mask)
+                return
+            except FileNotFoundError:  # closed and reused without a POLL_REMOVE
+                pass
         try:
-            self._epoll.modify(fd, mask)
-        except FileNotFoundError:
             self._epoll.register(fd, mask)
+        except FileExistsError:  # registered before this loop knew it: cannot happen, but
+            self._epoll.modify(fd, mask)  # a socket must never go unwatched
+        self._watched.add(fd)
 
     def _on_timer(self, milliseconds: int) -> None:
         self._timer_at = None if milliseconds < 0 else self.shared.clock() + milliseconds / 1000
