@@ -8,7 +8,9 @@ ignores ranges answers with the whole shard: the walk then reads that one stream
 keeping what it wants. Wanted bytes go to the shard's staging folder, one file per
 member; :mod:`sa1b.engine.selective` publishes them once the shard is walked.
 
-Everything here runs in the transport's thread, under the source's lock.
+Requests are made and answered in the transport's thread, under the source's lock;
+the writing of staged pieces is queued as jobs, which the run's thread hands to the
+writer threads of :mod:`sa1b.engine.staging`.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class WalkedShard:
     generation is never written once the staging folder is voided."""
     generation: int = 0
     """Moves on when the walk starts over: answers to older requests write nothing."""
-    walker: object | None = None
+    walker: _Answer | None = None
     """The walk's request in flight, if any (one at a time)."""
     busy: int = 0
     failures: int = 0
@@ -86,7 +88,6 @@ class WalkedShard:
     not_before: float = 0.0
     restarts: int = 0
     saved: tuple[int, int] = (0, 0)
-    fetched: int = 0
     publishing: bool = False
     outcome: FileOutcome | None = None
 
@@ -265,17 +266,19 @@ class WalkSource:
 
         def write() -> None:  # in a writer thread
             error: OSError | None = None
+            whole = False
             try:
                 with shard.write_lock:
                     if shard.generation == generation:
                         stage_piece(path, piece)
-                if self._count(shard, generation, piece) and parts:
+                whole = self._count(shard, generation, piece)
+                if whole and parts:
                     with shard.write_lock:
                         if shard.generation == generation:
                             os.replace(path, shard.staging / name)
             except OSError as failure:
                 error = failure
-            self._written(shard, generation, piece, error)
+            self._written(shard, generation, name, whole=whole, error=error)
 
         self.jobs.append(write)
 
@@ -285,7 +288,7 @@ class WalkSource:
         return jobs
 
     def _count(self, shard: WalkedShard, generation: int, piece: Piece) -> bool:
-        """Count a written piece; True when its member is whole."""
+        """Count a written piece; True for the one that makes its member whole."""
         with self.lock:
             if generation != shard.generation:
                 return False
@@ -295,20 +298,20 @@ class WalkSource:
             return got == piece.entry.size
 
     def _written(
-        self, shard: WalkedShard, generation: int, piece: Piece, error: OSError | None
+        self, shard: WalkedShard, generation: int, name: str, *, whole: bool, error: OSError | None
     ) -> None:
+        """A piece's job is done: its member is staged when this piece made it whole."""
         with self.lock:
             shard.writing -= 1
             if generation != shard.generation or shard.outcome is not None:
                 return
-            name = piece.entry.name
             if error is not None:
                 problem = f"{shard.staging}: cannot write {name} ({error.strerror})"
                 self._end(shard, StorageError(problem))
-            elif shard.written.get(name) == piece.entry.size:
+            elif whole:
                 del shard.written[name]
                 shard.staged.add(name)
-                self._publish_if_ready(shard)
+            self._publish_if_ready(shard)
 
     def _publish_if_ready(self, shard: WalkedShard) -> bool:
         if not shard.ready_to_publish:
@@ -416,7 +419,6 @@ class _Answer:
         with self.source.lock:
             if not self.current:
                 return False
-            self.shard.fetched += len(data)
             self.source.fetched += len(data)
             try:
                 return self._take(data)
