@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sa1b.tarwalk import Piece
@@ -33,15 +33,18 @@ class Stager:
     def __init__(self, *, writers: int = WRITERS) -> None:
         self.writers = writers
         self._pool = ThreadPoolExecutor(writers, thread_name_prefix="sa1b-stage")
+        self._running: list[Future[None]] = []
 
     def run(self, jobs: Sequence[Job]) -> None:
-        """Run ``jobs`` on the writer threads, in equal shares; return when all have run."""
-        if not jobs:
-            return
-        share = -(-len(jobs) // self.writers)
-        batches = [jobs[k : k + share] for k in range(0, len(jobs), share)]
-        for future in [self._pool.submit(_run_all, batch) for batch in batches]:
-            future.result()
+        """Run ``jobs`` on the writer threads, in equal shares; return when all have run,
+        and every job of an earlier call too (one a Ctrl-C interrupted may still run)."""
+        if jobs:
+            share = -(-len(jobs) // self.writers)
+            batches = [jobs[k : k + share] for k in range(0, len(jobs), share)]
+            self._running += [self._pool.submit(_run_all, batch) for batch in batches]
+        while self._running:
+            self._running[0].result()
+            self._running.pop(0)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
