@@ -28,12 +28,14 @@ from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.layout import LAYOUTS
 from sa1b.store.paths import WORK_DIR
 from sa1b.store.state import StateStore
+from sa1b.store.walks import load_walks
 from tests.conftest import REPORT_LINES
 
 from .conftest import extracted_contents, md5, run_cli, start_cli
 
 KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
-"""Kills per test; two tests (extracting, tars only) make 50 in ``./test``."""
+"""Kills per test; three tests (extracting, tars only, ``--only json``) make 75 in
+``./test``."""
 SEED = int(os.environ.get("SA1B_TORTURE_SEED") or random.SystemRandom().randrange(10**9))
 TRANSFER_PER_ROUND = 0.32
 """Seconds a round transfers on average (kills come after 0.05-1 s; start-up takes the
@@ -128,3 +130,71 @@ def test_random_sigkills_never_publish_a_wrong_byte(
         records = store.records()
     assert [r.name for r in records] == [s.name for s in shards]
     assert all(r.status == "done" and r.consistent for r in records), f"{where}: {records}"
+
+
+@pytest.fixture(scope="module")
+def dense_cdn(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[CDNServer, list[ShardInfo]]]:
+    """Shards with SA-1B's density of members (about one pair per 100 KB here): a walk
+    of many steps, with checkpoints between them."""
+    root = tmp_path_factory.mktemp("torture-dense")
+    shards = make_dataset(
+        root, shard_indices=range(8), shard_size=4 * 1024 * 1024, seed=8, extras=False, pairs=40
+    )
+    with CDNServer(root=root) as server:
+        yield server, shards
+
+
+def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
+    dense_cdn: tuple[CDNServer, list[ShardInfo]], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``--only json``: killed while walking, writing staged members, saving checkpoints
+    and publishing; every JSON under its final name is always the source's."""
+    cdn, shards = dense_cdn
+    seed = SEED + 2
+    rng = random.Random(seed)
+    report = request.config.stash[REPORT_LINES]
+    line = len(report)
+    report.append(
+        f"torture (--only json): {KILLS} SIGKILLs, seed {seed} (replay: "
+        f"SA1B_TORTURE_SEED={SEED} SA1B_TORTURE_KILLS={KILLS} ./test -k torture)"
+    )
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    expected = {
+        path: hashlib.md5(data).hexdigest()
+        for shard in shards
+        for path, data in extracted_contents(out, shard, "shard").items()
+        if path.suffix == ".json"
+    }
+    rate = 32 * 1024  # each round walks its burst (64 KiB) and a little: about 26 rounds
+    args = ["download", links, "-o", out, "--only", "json", "--max-rate", str(rate)]
+    where = f"(seed {seed})"
+    finished_early = 0
+    for kill in range(KILLS):
+        proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.05, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+        if proc.returncode != -signal.SIGKILL:
+            assert proc.returncode == 0, f"kill {kill} {where}: {stderr}"
+            finished_early += 1
+        for path in _published(out):
+            assert path in expected, f"kill {kill} {where}: stray file {path}"
+            assert md5(path) == expected[path], f"kill {kill} {where}: {path} is wrong"
+    assert finished_early < KILLS // 2, f"the walk finished too early to torture it {where}"
+    report[line] += f"; {KILLS - finished_early} killed mid-run, {finished_early} finished first"
+
+    result = run_cli(*args)
+    assert result.returncode == 0, f"{where}: {result.output}"
+    published = _published(out)
+    assert sorted(published) == sorted(expected), f"{where}: missing or stray files"
+    assert all(md5(path) == expected[path] for path in published), where
+    staging = out / WORK_DIR / "staging"
+    assert not any(p.is_file() for p in staging.rglob("*")), f"{where}: staging left behind"
+    with StateStore(out, lock=False, create=False) as store:
+        walks = load_walks(store)
+        records = store.records()
+    assert all(r.consistent for r in records), f"{where}: {records}"
+    assert [walks[r.id].complete for r in records] == [True] * len(shards), where
