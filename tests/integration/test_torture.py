@@ -73,6 +73,38 @@ def _published(out: Path) -> list[Path]:
     ]
 
 
+def _kill_repeatedly(
+    args: list[str | Path], out: Path, expected: dict[Path, str], rng: random.Random, where: str
+) -> int:
+    """``KILLS`` rounds of ``sa1b ARGS`` killed after a random delay; after each, every
+    file under a final name is one of ``expected`` and byte-identical. Returns how many
+    rounds finished before their kill (fewer than half, or there was nothing to torture)."""
+    finished_early = 0
+    for kill in range(KILLS):
+        proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.05, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+        if proc.returncode != -signal.SIGKILL:  # it finished first: fine, and said so
+            assert proc.returncode == 0, f"kill {kill} {where}: {stderr}"
+            finished_early += 1
+        for path in _published(out):
+            assert path in expected, f"kill {kill} {where}: stray file {path}"
+            assert md5(path) == expected[path], f"kill {kill} {where}: {path} is wrong"
+    assert finished_early < KILLS // 2, f"the run finished too early to torture it {where}"
+    return finished_early
+
+
+def _finish(args: list[str | Path], out: Path, expected: dict[Path, str], where: str) -> None:
+    """One run to the end: every expected file there, byte-identical, nothing else."""
+    result = run_cli(*args)
+    assert result.returncode == 0, f"{where}: {result.output}"
+    assert "Traceback" not in result.output
+    published = _published(out)
+    assert sorted(published) == sorted(expected), f"{where}: missing or stray files"
+    assert all(md5(path) == expected[path] for path in published), where
+
+
 @pytest.mark.parametrize("extracting", [True, False], ids=["extracting", "tars"])
 def test_random_sigkills_never_publish_a_wrong_byte(
     torture_cdn: tuple[CDNServer, list[ShardInfo]],
@@ -99,27 +131,9 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     expected = _expected(out, shards, layout)
     where = f"(seed {seed})"
 
-    finished_early = 0
-    for kill in range(KILLS):
-        proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.05, 1.0))
-        proc.send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=60)
-        if proc.returncode != -signal.SIGKILL:  # it finished first: fine, and said so
-            assert proc.returncode == 0, f"kill {kill} {where}: {stderr}"
-            finished_early += 1
-        for path in _published(out):
-            assert path in expected, f"kill {kill} {where}: stray file {path}"
-            assert md5(path) == expected[path], f"kill {kill} {where}: {path} is wrong"
-    assert finished_early < KILLS // 2, f"the download finished too early to torture it {where}"
+    finished_early = _kill_repeatedly(args, out, expected, rng, where)
     report[line] += f"; {KILLS - finished_early} killed mid-run, {finished_early} finished first"
-
-    result = run_cli(*args)
-    assert result.returncode == 0, f"{where}: {result.output}"
-    assert "Traceback" not in result.output
-    published = _published(out)
-    assert sorted(published) == sorted(expected), f"{where}: missing or stray files"
-    assert all(md5(path) == expected[path] for path in published), where
+    _finish(args, out, expected, where)
     leftovers = [
         p
         for p in (out / WORK_DIR).rglob("*")
@@ -171,26 +185,9 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
     rate = 32 * 1024  # each round walks its burst (64 KiB) and a little: about 26 rounds
     args = ["download", links, "-o", out, "--only", "json", "--max-rate", str(rate)]
     where = f"(seed {seed})"
-    finished_early = 0
-    for kill in range(KILLS):
-        proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.05, 1.0))
-        proc.send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=60)
-        if proc.returncode != -signal.SIGKILL:
-            assert proc.returncode == 0, f"kill {kill} {where}: {stderr}"
-            finished_early += 1
-        for path in _published(out):
-            assert path in expected, f"kill {kill} {where}: stray file {path}"
-            assert md5(path) == expected[path], f"kill {kill} {where}: {path} is wrong"
-    assert finished_early < KILLS // 2, f"the walk finished too early to torture it {where}"
+    finished_early = _kill_repeatedly(args, out, expected, rng, where)
     report[line] += f"; {KILLS - finished_early} killed mid-run, {finished_early} finished first"
-
-    result = run_cli(*args)
-    assert result.returncode == 0, f"{where}: {result.output}"
-    published = _published(out)
-    assert sorted(published) == sorted(expected), f"{where}: missing or stray files"
-    assert all(md5(path) == expected[path] for path in published), where
+    _finish(args, out, expected, where)
     staging = out / WORK_DIR / "staging"
     assert not any(p.is_file() for p in staging.rglob("*")), f"{where}: staging left behind"
     with StateStore(out, lock=False, create=False) as store:
