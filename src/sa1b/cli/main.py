@@ -356,7 +356,7 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
 def _walked(walk: WalkRecord) -> str:
     """A shard walked by range reads (``--only``), as far as it got."""
     if walk.complete:
-        kinds = ", ".join(sorted(item.partition(":")[2] for item in walk.published))
+        kinds = ", ".join(sorted(walk.kinds))
         return f"{'walked: ' + kinds:<19} {len(walk.entries)} members indexed"
     share = f"walking {100 * walk.next / walk.size:.1f}%"
     return f"{share:<19} {human_bytes(walk.next)} / {human_bytes(walk.size)}"
