@@ -31,7 +31,7 @@ from sa1b.errors import (
     TruncatedBodyError,
 )
 from sa1b.links import redact
-from sa1b.net.answers import BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, BodyPlan, error_for_status, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.segments import Segment
@@ -45,8 +45,6 @@ little to fetch again after a kill. Each connection gathers into a block of its 
 allocated once: a buffer grown and freed for every write would cross glibc's mmap
 threshold (128 KiB) and cost a page fault per page (measured: twice the system time
 at 256 KiB)."""
-ERROR_BODY = 4096
-"""Bytes of an error page kept to tell why (``URL signature expired``)."""
 
 
 class JobSource(Protocol):

@@ -37,7 +37,7 @@ from sa1b.errors import (
 )
 from sa1b.layout import Layout
 from sa1b.links import Link, redact
-from sa1b.net.answers import BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, BodyPlan, error_for_status, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome, FileState
@@ -47,8 +47,6 @@ from sa1b.tarformat import BLOCK
 from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
 from sa1b.versions import Validator
 
-ERROR_BODY = 2048
-"""Bytes of an error page read, to tell an expired link from another refusal."""
 MEMBERS_AT_ONCE = 4
 """Known members of one shard fetched by their ranges at the same time."""
 MAX_RESTARTS = 3

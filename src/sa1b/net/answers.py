@@ -40,6 +40,9 @@ from sa1b.sizes import MAX_FILE_SIZE
 from sa1b.versions import Validator
 
 EXPIRED_BODY = "signature expired"
+ERROR_BODY = 2048
+"""Bytes of an error page read and judged: enough to tell an expired link from another
+refusal."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
@@ -163,7 +166,7 @@ def error_for_status(
     redacted: str = "",
 ) -> TransferError:
     """The error a non-2xx answer stands for; ``url`` is the real one (for ``oe``)."""
-    text = body[:2048].decode("utf-8", "replace").strip()
+    text = body[:ERROR_BODY].decode("utf-8", "replace").strip()
     where = {"name": name, "url": redacted}
     if status == 403:
         oe = expiry(url)

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 
 from sa1b.errors import SA1BError, TransferError
 from sa1b.links import Link, redact
-from sa1b.net.answers import error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, error_for_status, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.net.options import TransportOptions
 from sa1b.net.pool import Transport
 from sa1b.versions import Validator
-
-ERROR_BODY = 2048
-"""Bytes of an error page read, to tell an expired link from another refusal."""
 
 
 @dataclass(frozen=True, slots=True)
