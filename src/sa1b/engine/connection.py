@@ -31,7 +31,7 @@ from sa1b.errors import (
     TruncatedBodyError,
 )
 from sa1b.links import redact
-from sa1b.net.answers import ERROR_BODY, BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.segments import Segment
@@ -260,14 +260,8 @@ class RangeReceiver:
             self._flush()
             failure = self.error or failure
         if self.error_head is not None:  # its status says more than how its page ended
-            failure = error_for_status(
-                self.error_head.status,
-                self.error_head.headers,
-                bytes(self.error_body),
-                now=time.time(),
-                name=self.task.name,
-                url=self.task.link.url,
-                redacted=redact(self.task.link.url),
+            failure = refusal_error(
+                self.error_head, bytes(self.error_body), self.task.link, now=time.time()
             )
         elif (
             failure is None

@@ -37,7 +37,7 @@ from sa1b.errors import (
 )
 from sa1b.layout import Layout
 from sa1b.links import Link, redact
-from sa1b.net.answers import ERROR_BODY, BodyPlan, error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome, FileState
@@ -445,16 +445,7 @@ class _Answer:
     def end(self, error: TransferError | None) -> None:
         failure: SA1BError | None = self.error or error
         if self.refusal is not None:
-            link = self.shard.link
-            failure = error_for_status(
-                self.refusal.status,
-                self.refusal.headers,
-                self.page,
-                now=time.time(),
-                name=link.name,
-                url=link.url,
-                redacted=redact(link.url),
-            )
+            failure = refusal_error(self.refusal, self.page, self.shard.link, now=time.time())
         with self.source.lock:
             if failure is None and self.offset == self.start and self.current:
                 failure = BadResponseError("an answer without a byte", name=self.shard.name)

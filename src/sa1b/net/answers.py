@@ -33,7 +33,8 @@ from sa1b.errors import (
     ServerError,
     TransferError,
 )
-from sa1b.links import expiry, query_items
+from sa1b.links import Link, expiry, query_items, redact
+from sa1b.net.heads import Head
 from sa1b.net.options import MAX_REDIRECTS
 from sa1b.redaction import clean
 from sa1b.sizes import MAX_FILE_SIZE
@@ -153,6 +154,20 @@ def _size(digits: str, *, name: str, url: str) -> int:
             url=url,
         )
     return value
+
+
+def refusal_error(head: Head, page: bytes, link: Link, *, now: float) -> TransferError:
+    """The error a non-2xx answer to a request of ``link`` stands for (``page``: the
+    start of its body), named after the file, its URL shown without its signature."""
+    return error_for_status(
+        head.status,
+        head.headers,
+        page,
+        now=now,
+        name=link.name,
+        url=link.url,
+        redacted=redact(link.url),
+    )
 
 
 def error_for_status(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sa1b.errors import SA1BError, TransferError
 from sa1b.links import Link, redact
-from sa1b.net.answers import ERROR_BODY, error_for_status, judge_range_answer
+from sa1b.net.answers import ERROR_BODY, judge_range_answer, refusal_error
 from sa1b.net.curl import Request
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
@@ -133,16 +133,7 @@ class _FirstByte:
 
     def end(self, error: TransferError | None) -> None:
         if self.refusal is not None:
-            refusal = self.refusal
-            error = error_for_status(
-                refusal.status,
-                refusal.headers,
-                self.page,
-                now=time.time(),
-                name=self.link.name,
-                url=self.link.url,
-                redacted=redact(self.link.url),
-            )
+            error = refusal_error(self.refusal, self.page, self.link, now=time.time())
         if error is not None:
             error.name = error.name or self.link.name
         self.source.answered(SizeAnswer(self.link.name, error=error))
