@@ -22,7 +22,7 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
-from sa1b.cli.parser import build_parser
+from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions
@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cdn_main(argv[1:])
     args = _parse(build_parser(), argv)
+    if args.command == "version":
+        Output(sys.stdout).line(f"sa1b {installed_version()}")
+        return EXIT_OK
     console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
