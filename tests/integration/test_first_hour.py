@@ -154,7 +154,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return {name: sub for name, sub in commands.choices.items() if name != "cdn"}
 
 
-@pytest.mark.parametrize("command", ["download", "status", "demo"])
+@pytest.mark.parametrize("command", ["download", "status", "verify", "index", "demo", "version"])
 def test_every_option_has_help(command: str) -> None:
     parser = _subcommands()[command]
     for action in parser._actions:

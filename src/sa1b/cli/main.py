@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args, console)
         if args.command == "index":
-            return _index(args.out, Output(sys.stdout))
+            return _index(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "verify":
             return _verify(args, Output(sys.stdout))
         if args.links is None:
@@ -365,13 +365,13 @@ def _walked(walk: WalkRecord) -> str:
     return f"{share:<19} {human_bytes(walk.next)} / {human_bytes(walk.size)}"
 
 
-def _index(out: Path, console: Output) -> int:
+def _index(out: Path, state: Path | None, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
     rows: dict[str, list[tuple[str, int, int, str]]] = {}
-    for shard, index in member_indexes(out).items():
+    for shard, index in member_indexes(out, state).items():
         rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]
-    for shard, walk in catalogs(out).items():
+    for shard, walk in catalogs(out, state).items():
         if shard not in rows:
             paths = [walk.published_path(shard, entry) for entry in walk.entries]
             rows[shard] = [
@@ -389,7 +389,13 @@ def _index(out: Path, console: Output) -> int:
 
 def _verify(args: argparse.Namespace, console: Output) -> int:
     checksums = read_checksums(args.checksums) if args.checksums else None
-    report = api.verify(args.out, checksums=checksums, deep=args.deep, repair=args.repair)
+    report = api.verify(
+        args.out,
+        state=args.state_dir,
+        checksums=checksums,
+        deep=args.deep,
+        repair=args.repair,
+    )
     for check in report.checks:
         verdict = "BAD" if check.problems else "ok"
         console.line(clean(f"{check.name}  {verdict:<3}  {check.kind}", limit=300))

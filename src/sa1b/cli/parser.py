@@ -329,6 +329,7 @@ def _add_index(commands: Commands) -> None:
         "tar, the offset of its data in the tar, its size, and its path in OUT.",
     )
     _add_folder_argument(index)
+    _add_state_dir_option(index)
     _add_output_options(index)
 
 
@@ -351,6 +352,7 @@ def _add_verify(commands: Commands) -> None:
         help="decode every mask (pycocotools) and check it against its image and area",
     )
     check.add_argument("--repair", action="store_true", help="mark bad files to be fetched again")
+    _add_state_dir_option(check)
     _add_output_options(check)
 
 
