@@ -7,8 +7,10 @@ Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -40,7 +42,7 @@ from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder, member_indexes
 from sa1b.store.walks import WalkRecord, catalogs
-from sa1b.units import human_bytes, human_duration
+from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_MARK = ".sa1b-demo"
@@ -198,14 +200,17 @@ def _selection(args: argparse.Namespace, console: Output) -> tuple[list[Link], W
         if not args.quiet:
             kept = [link.name for link in chosen if link.shard_id is not None]
             every = sum(1 for link in selected if link.shard_id is not None)
-            console.line(f"budget: {len(kept)} of {every} shards ({kept[0]} to {kept[-1]})")
+            console.line(
+                f"budget: {len(kept)} of {plural(every, 'shard')} ({kept[0]} to {kept[-1]})"
+            )
         selected = chosen
     worker = worker_part(args.shard_index, args.shard_count, os.environ)
     if worker is not None:
         mine = take_part(selected, worker)
         if not args.quiet:
             source = "" if worker.source == "--shard-index" else f" (from {worker.source})"
-            console.line(f"{worker.label}{source}: {len(mine)} of the {len(selected)} files")
+            files = plural(len(selected), "file")
+            console.line(f"{worker.label}{source}: {len(mine)} of the {files}")
         selected = mine
     return selected, worker
 
@@ -220,6 +225,9 @@ def _announce(
     now = time.time()
     folder = _folder_status(config)
     done = {r.name for r in folder.files if r.status == "done"} if folder else set()
+    if folder and getattr(args, "only", None):  # walked, and these members published so
+        kind = f"{args.layout}:{args.only}"
+        done |= {n for n, walk in folder.walks.items() if walk.complete and kind in walk.published}
     pending = [link for link in selected if link.name not in done]
     expired = set(api.check_validity(pending, now=now).expired)
     if expired and len(expired) < len(pending):
@@ -232,9 +240,14 @@ def _announce(
         )
     live = [link for link in pending if link.name not in expired]
     validity = api.check_validity(live, now=now)
-    if args.quiet or not pending:
+    if args.quiet or not selected:
         return
-    console.line(f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}")
+    if not pending:
+        every = f"all {len(selected)} files are" if len(selected) > 1 else f"{selected[0].name} is"
+        console.line(f"{every} already done in {config.out}; nothing to download")
+        return
+    chosen = plural(len(selected), "file")
+    console.line(f"{chosen} selected, {len(pending)} still to fetch into {config.out}")
     left = validity.seconds_left(now)
     if left is None or left <= 0:
         return
@@ -432,7 +445,8 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     out: Path = args.out
     source, data = out / "cdn", out / "data"
     count, size = args.count, args.shard_size
-    console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
+    shards = plural(count, "synthetic shard")
+    console.line(f"demo: making {shards} of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
     if (pid := lock_holder(OutputPaths.of(data))) is not None:
         raise StateLockedError(f"{data}: another demo (pid {pid}) is running in this folder")
@@ -453,7 +467,34 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
         selected = select_links(read_links(links_file))
         config = DownloadConfig(out=data, connections=8, max_files=2)
         _announce(selected, config, args, console)
-        return _run(selected, config, args, console)
+        code = _run(selected, config, args, console)
+    if code == EXIT_OK and not args.quiet:
+        _next_steps(data, source, console)
+    return code
+
+
+def _next_steps(data: Path, source: Path, console: Output) -> None:
+    """Where the demo wrote, and the commands to try on it, ready to paste."""
+    sa1b, python, folder = _typed("sa1b"), _typed("python"), shlex.quote(str(data))
+    code = (
+        f"import sa1b; s = sa1b.open({json.dumps(str(data))}); "
+        'print(len(s), "samples; the first,", s[0].key, "has", len(s[0].annotations), "masks")'
+    )
+    console.line(f"demo: the shards are extracted in {data} (the synthetic tars in {source})")
+    console.line("try next:")
+    console.line(f"  {sa1b} status {folder}    # what the folder holds")
+    console.line(f"  {sa1b} verify {folder}    # check every file against what was recorded")
+    console.line(f"  {sa1b} index {folder}     # every member: its tar, offset, size and path")
+    console.line(f"  {python} -c {shlex.quote(code)}    # read the samples, as to train")
+
+
+def _typed(name: str) -> str:
+    """How to run ``name`` (sa1b, python) of this sa1b's environment: by name when that
+    is what the name runs, else by its path (./run leaves its .venv off PATH)."""
+    mine = Path(sys.executable).with_name(name)
+    if not mine.exists() or shutil.which(name) == str(mine):
+        return name
+    return shlex.quote(os.path.relpath(mine))
 
 
 def run() -> None:
