@@ -233,9 +233,10 @@ def _announce(
     if expired and len(expired) < len(pending):
         shown = ", ".join(sorted(expired)[:3]) + (", ..." if len(expired) > 3 else "")
         logging.getLogger("sa1b").warning(
-            "%d of the links still needed have expired (%s): the other files are fetched; "
+            "%d of the links still needed %s expired (%s): the other files are fetched; "
             "for these, download a fresh links file and run again",
             len(expired),
+            "has" if len(expired) == 1 else "have",
             shown,
         )
     live = [link for link in pending if link.name not in expired]
