@@ -71,12 +71,9 @@ def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
     if links and len(validity.expired) == len(links):
         shown = ", ".join(validity.expired[:3])
         more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
-        which = (
-            f"all {len(links)} links still needed have"
-            if len(links) > 1
-            else ("the link still needed has")
-        )
-        raise LinksExpiredError(f"{which} expired ({shown}{more})")
+        which = f"all {len(links)} links" if len(links) > 1 else "the link"
+        have = "have" if len(links) > 1 else "has"
+        raise LinksExpiredError(f"{which} still needed {have} expired ({shown}{more})")
     return validity
 
 

@@ -38,6 +38,6 @@ def human_duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def plural(count: int, noun: str, nouns: str = "") -> str:
-    """(1, 'file') -> '1 file', (3, 'file') -> '3 files'; ``nouns`` when not ``noun`` + s."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+def plural(count: int, noun: str) -> str:
+    """(1, 'file') -> '1 file', (3, 'file') -> '3 files'."""
+    return f"{count} {noun if count == 1 else noun + 's'}"

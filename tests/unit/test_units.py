@@ -133,16 +133,14 @@ def test_human_duration_shape(seconds: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "noun", "nouns", "said"),
+    ("count", "noun", "said"),
     [
-        (0, "file", "", "0 files"),
-        (1, "file", "", "1 file"),
-        (2, "file", "", "2 files"),
-        (1, "synthetic shard", "", "1 synthetic shard"),
-        (1000, "shard", "", "1000 shards"),
-        (1, "entry", "entries", "1 entry"),
-        (3, "entry", "entries", "3 entries"),
+        (0, "file", "0 files"),
+        (1, "file", "1 file"),
+        (2, "file", "2 files"),
+        (1, "synthetic shard", "1 synthetic shard"),
+        (1000, "shard", "1000 shards"),
     ],
 )
-def test_a_count_reads_as_english(count: int, noun: str, nouns: str, said: str) -> None:
-    assert plural(count, noun, nouns) == said
+def test_a_count_reads_as_english(count: int, noun: str, said: str) -> None:
+    assert plural(count, noun) == said
