@@ -71,7 +71,9 @@ def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
     if links and len(validity.expired) == len(links):
         shown = ", ".join(validity.expired[:3])
         more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
-        raise LinksExpiredError(f"all {len(links)} links still needed have expired ({shown}{more})")
+        which = f"all {len(links)} links" if len(links) > 1 else "the link"
+        have = "have" if len(links) > 1 else "has"
+        raise LinksExpiredError(f"{which} still needed {have} expired ({shown}{more})")
     return validity
 
 
@@ -480,19 +482,24 @@ class VerifyReport:
 def verify(
     out: Path,
     *,
+    state: Path | None = None,
     checksums: Mapping[str, Digest] | None = None,
     deep: bool = False,
     repair: bool = False,
 ) -> VerifyReport:
-    """Check every file the folder's stores know (see :mod:`sa1b.extract.audit`); with
-    ``repair``, mark each finished file found bad so that the next download fetches it
-    again, and only it: its records are voided and its bad files removed."""
-    stores = folder_stores(out)
+    """Check every file the folder's stores know (see :mod:`sa1b.extract.audit`), or the
+    store in ``state`` when it lives elsewhere; with ``repair``, mark each finished file
+    found bad so that the next download fetches it again, and only it: its records are
+    voided and its bad files removed."""
+    stores = folder_stores(out, state)
     if not stores:
-        raise StateError(f"{out}: no sa1b state here", hint="pass the folder given to -o")
-    indexes = member_indexes(out)
+        raise StateError(
+            f"{out}: no sa1b state here",
+            hint="pass the folder given to -o (and the --state-dir, if it had one)",
+        )
+    indexes = member_indexes(out, state)
     digests = checksums or {}
-    folder = status(out)
+    folder = status(out, state=state)
     walks = {name: walk for name, walk in folder.walks.items() if walk.complete}
     checks = tuple(
         _check_walked(out, record.name, walks[record.name], deep=deep)

@@ -1,4 +1,4 @@
-"""Parse and print byte sizes and rates the way people write them."""
+"""Parse and print byte sizes, rates and counts the way people write them."""
 
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ def human_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def plural(count: int, noun: str) -> str:
+    """(1, 'file') -> '1 file', (3, 'file') -> '3 files'."""
+    return f"{count} {noun if count == 1 else noun + 's'}"

@@ -47,6 +47,10 @@ def test_second_run_fetches_nothing(cdn: CDNServer, links: Path, tmp_path: Path)
     again = run_cli("download", "--no-extract", links, "-o", out)
     assert again.returncode == 0, again.output
     assert cdn.bytes_sent_total == 0
+    assert f"all 3 files are already done in {out}; nothing to download" in again.output
+    one = run_cli("download", "--no-extract", links, "-o", out, "--shards", "1")
+    assert f"sa_000001.tar is already done in {out}; nothing to download" in one.output
+    assert "selected" not in again.output + one.output
 
 
 def test_selects_by_shard_id_and_extras(

@@ -4,6 +4,7 @@ a hint and the documented exit code; never a traceback; ``--help`` explains ever
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.cli import parser
 from sa1b.cli.parser import build_parser
 from tests.scripted import serve_ranges, serving
 
@@ -152,7 +154,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return {name: sub for name, sub in commands.choices.items() if name != "cdn"}
 
 
-@pytest.mark.parametrize("command", ["download", "status", "demo"])
+@pytest.mark.parametrize("command", ["download", "status", "verify", "index", "demo", "version"])
 def test_every_option_has_help(command: str) -> None:
     parser = _subcommands()[command]
     for action in parser._actions:
@@ -164,6 +166,28 @@ def test_every_option_has_help(command: str) -> None:
 def test_cdn_help_is_the_stand_ins_own() -> None:
     shown = run_cli("cdn", "--help")
     assert shown.returncode == 0 and "make" in shown.output and "serve" in shown.output
+
+
+@pytest.mark.parametrize("args", [["--version"], ["version"]])
+def test_the_version_is_the_installed_packages(args: list[str]) -> None:
+    shown = run_cli(*args)
+    assert shown.returncode == 0, shown.output
+    assert shown.stdout == f"sa1b {importlib.metadata.version('sa1b')}\n"
+
+
+def test_help_lists_the_version_command_and_option() -> None:
+    shown = run_cli("--help").stdout
+    assert "version   print sa1b's version" in shown and "--version" in shown
+
+
+def test_a_source_tree_never_installed_says_so_as_its_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(parser, "version", missing)
+    assert parser.installed_version().startswith("unknown (not installed")
 
 
 @pytest.mark.parametrize(

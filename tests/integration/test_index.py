@@ -36,3 +36,26 @@ def test_a_folder_without_an_index_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no extracted or walked shard with a member index" in result.output
     assert "Traceback" not in result.output
+
+
+def test_verify_and_index_read_a_store_kept_elsewhere_with_state_dir(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """``--state-dir`` (a store on local disk beside a shared OUT) works for every command
+    that reads the store, not only for download and status."""
+    out, state = tmp_path / "shared" / "out", tmp_path / "local"
+    done = run_cli("download", links, "-o", out, "--state-dir", state)
+    assert done.returncode == 0, done.output
+    checked = run_cli("verify", out, "--state-dir", state)
+    assert checked.returncode == 0, checked.output
+    assert all(f"{shard.name}  ok" in checked.stdout for shard in shards), checked.output
+    indexed = run_cli("index", out, "--state-dir", state)
+    assert indexed.returncode == 0, indexed.output
+    assert {row.split("\t")[0] for row in indexed.stdout.splitlines()[1:]} == {
+        shard.name for shard in shards
+    }
+    for elsewhere in ([], ["--state-dir", tmp_path / "nowhere"]):
+        lost = run_cli("verify", out, *elsewhere)
+        assert lost.returncode != 0 and "no sa1b state here" in lost.output, lost.output
+        assert "--state-dir" in lost.output
+        assert run_cli("index", out, *elsewhere).returncode != 0

@@ -63,6 +63,7 @@ def test_a_rerun_fetches_nothing_and_jpg_later_needs_no_second_walk(
     again = run_cli("download", links, "-o", out, "--only", "json")
     assert again.returncode == 0, again.output
     assert cdn.requests == []
+    assert f"all 3 files are already done in {out}; nothing to download" in again.output
     jpgs = run_cli("download", links, "-o", out, "--only", "jpg")
     assert jpgs.returncode == 0, jpgs.output
     member_count = len(only(shards, "jpg"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socketserver
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,6 +108,29 @@ def test_a_second_demo_starts_afresh(tmp_path: Path) -> None:
     again = run_cli("demo", "-o", out, *args, timeout=60)
     assert again.returncode == 0, again.output
     assert "1/1 files done; fetched 2.0 MiB" in again.output
+    assert "demo: making 1 synthetic shard of 2.0 MiB" in again.output
+    assert "1 file selected, 1 still to fetch" in again.output
+
+
+def test_the_demo_says_where_it_wrote_and_what_to_try_next(tmp_path: Path) -> None:
+    """Run by ./run, whose .venv is not on PATH: the commands it suggests run as printed."""
+    out = tmp_path / "demo"
+    args = ("--count", "1", "--shard-size", "2M", "--rate", "50M")
+    shown = run_cli("demo", "-o", out, *args, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert shown.returncode == 0, shown.output
+    assert f"demo: the shards are extracted in {out / 'data'}" in shown.output
+    lines = shown.output.splitlines()
+    tries = [line.split("    # ")[0] for line in lines[lines.index("try next:") + 1 :]]
+    said = {}
+    for command in tries:
+        done = subprocess.run(
+            ["bash", "-c", command], check=False, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (command, done.stdout + done.stderr)
+        said[command.split()[1]] = done.stdout
+    assert "sa_000000.tar  extracted" in said["status"] and "sa_000000.tar  ok" in said["verify"]
+    assert said["index"].startswith("shard\tmember\toffset")
+    assert "samples; the first, sa_" in said["-c"]
 
 
 def test_download_without_a_links_file_is_an_error_not_the_demo(tmp_path: Path) -> None:

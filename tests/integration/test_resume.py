@@ -120,7 +120,10 @@ def test_expired_links_refused_up_front_then_fresh_links_work(
     out = tmp_path / "out"
     result = run_cli("download", "--no-extract", stale, "-o", out)
     assert result.returncode == 2
-    assert "expired" in result.output and "fresh links file" in result.output
+    assert "all 3 links still needed have expired" in result.output
+    assert "fresh links file" in result.output
+    one = run_cli("download", "--no-extract", stale, "-o", out, "--shards", "0")
+    assert "the link still needed has expired (sa_000000.tar)" in one.output, one.output
     assert cdn.bytes_sent_total == 0
     fresh = tmp_path / "fresh.tsv"
     cdn.write_links_file(fresh)
@@ -170,7 +173,7 @@ def test_one_expired_row_is_reported_and_the_others_are_fetched(
     links.write_text("\n".join(stale_row if r.startswith(shards[0].name) else r for r in rows))
     result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 1, result.output
-    assert "1 of the links still needed have expired (sa_000000.tar)" in result.output
+    assert "1 of the links still needed has expired (sa_000000.tar)" in result.output
     assert f"{shards[0].name}  expired" in result.output
     assert_identical(out, shards[1:])
     assert all(r.name != shards[0].name for r in cdn.requests)

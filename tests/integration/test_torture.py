@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ from tests.conftest import REPORT_LINES
 
 from .conftest import extracted_contents, md5, run_cli, start_cli
 
+REPO = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
 """Kills per test; three tests (extracting, tars only, ``--only json``) make 75 in
 ``./test``."""
@@ -53,6 +56,17 @@ def torture_cdn(
     )
     with CDNServer(root=root) as server:
         yield server, shards
+
+
+def _generator(test: str) -> random.Random:
+    """The delays (and layout) of ``test``'s rounds: from SEED and the test's id, so each
+    test draws its own and replays alone."""
+    return random.Random(f"{SEED}:{test}")
+
+
+def _replay(test: str) -> str:
+    """The command that replays ``test``'s rounds, as its report and its failures say it."""
+    return f"replay: SA1B_TORTURE_SEED={SEED} SA1B_TORTURE_KILLS={KILLS} ./test '{test}'"
 
 
 def _expected(out: Path, shards: list[ShardInfo], layout: str | None) -> dict[Path, str]:
@@ -113,15 +127,14 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     extracting: bool,
 ) -> None:
     cdn, shards = torture_cdn
-    seed = SEED + extracting
-    rng = random.Random(seed)
+    test = request.node.nodeid
+    rng = _generator(test)
     layout = rng.choice(sorted(LAYOUTS)) if extracting else None
     report = request.config.stash[REPORT_LINES]
     line = len(report)
     report.append(
         f"torture ({'extracting, ' + str(layout) + ' layout' if layout else 'tars'}): "
-        f"{KILLS} SIGKILLs, seed {seed} (replay: SA1B_TORTURE_SEED={SEED} "
-        f"SA1B_TORTURE_KILLS={KILLS} ./test -k torture)"
+        f"{KILLS} SIGKILLs, seed {SEED} ({_replay(test)})"
     )
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
@@ -129,7 +142,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     args = ["download", links, "-o", out, "--max-rate", str(rate)]
     args += ["--layout", layout] if layout else ["--no-extract"]
     expected = _expected(out, shards, layout)
-    where = f"(seed {seed})"
+    where = f"(seed {SEED}; {_replay(test)})"
 
     finished_early = _kill_repeatedly(args, out, expected, rng, where)
     report[line] += f"; {KILLS - finished_early} killed mid-run, {finished_early} finished first"
@@ -166,14 +179,11 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
     """``--only json``: killed while walking, writing staged members, saving checkpoints
     and publishing; every JSON under its final name is always the source's."""
     cdn, shards = dense_cdn
-    seed = SEED + 2
-    rng = random.Random(seed)
+    test = request.node.nodeid
+    rng = _generator(test)
     report = request.config.stash[REPORT_LINES]
     line = len(report)
-    report.append(
-        f"torture (--only json): {KILLS} SIGKILLs, seed {seed} (replay: "
-        f"SA1B_TORTURE_SEED={SEED} SA1B_TORTURE_KILLS={KILLS} ./test -k torture)"
-    )
+    report.append(f"torture (--only json): {KILLS} SIGKILLs, seed {SEED} ({_replay(test)})")
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
     expected = {
@@ -184,7 +194,7 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
     }
     rate = 32 * 1024  # each round walks its burst (64 KiB) and a little: about 26 rounds
     args = ["download", links, "-o", out, "--only", "json", "--max-rate", str(rate)]
-    where = f"(seed {seed})"
+    where = f"(seed {SEED}; {_replay(test)})"
     finished_early = _kill_repeatedly(args, out, expected, rng, where)
     report[line] += f"; {KILLS - finished_early} killed mid-run, {finished_early} finished first"
     _finish(args, out, expected, where)
@@ -195,3 +205,26 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
         records = store.records()
     assert all(r.consistent for r in records), f"{where}: {records}"
     assert [walks[r.id].complete for r in records] == [True] * len(shards), where
+
+
+def test_the_printed_seed_replays_the_rounds() -> None:
+    """What a torture test prints, at the end and in each failure, replays it: a run given
+    that seed draws the same rounds (the seed printed was once the replayed one plus 1)."""
+    test = "tests/integration/test_torture.py::test_random_sigkills_never_publish_a_wrong_byte"
+    printed = re.search(r"SA1B_TORTURE_SEED=(\d+) ", _replay(test))
+    assert printed is not None and f"./test '{test}'" in _replay(test)
+    rounds = _generator(test)
+    draws = [rounds.uniform(0.05, 1.0) for _ in range(3)]
+    code = (
+        "from tests.integration.test_torture import _generator; "
+        f"rounds = _generator({test!r}); print([rounds.uniform(0.05, 1.0) for _ in range(3)])"
+    )
+    replayed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "SA1B_TORTURE_SEED": printed[1]},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert replayed.stdout == f"{draws}\n"

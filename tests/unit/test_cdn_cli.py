@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.cdn.cli import main, parse_duration, parse_shards, parse_size
+from sa1b.cdn.cli import _parser, main, parse_duration, parse_shards, parse_size
 
 
 @pytest.mark.parametrize(
@@ -73,6 +74,29 @@ def test_make_writes_shards_and_checksums(
         "sa_000002.tar",
         "sa_000004.tar",
     ]
+
+
+def test_make_counts_one_file_in_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["make", "--dir", str(tmp_path), "--shards", "3", "--shard-size", "64K"]
+    assert main([*argv, "--no-extras"]) == 0
+    assert capsys.readouterr().out.startswith("1 file, ")
+
+
+@pytest.mark.parametrize("command", ["make", "serve"])
+def test_every_option_is_explained(command: str) -> None:
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in commands.choices[command]._actions:
+        assert action.help and action.help != argparse.SUPPRESS, (command, action.dest)
+    shown = subprocess.run(
+        [sys.executable, "-m", "sa1b.cdn", command, "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert f"usage: python -m sa1b.cdn {command}" in shown and "--shard-size SIZE" in shown
+    assert command == "make" or "--expires-in DURATION" in shown
 
 
 def test_usage_errors_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

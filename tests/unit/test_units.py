@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sa1b.units import human_bytes, human_duration, parse_size
+from sa1b.units import human_bytes, human_duration, parse_size, plural
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 
@@ -130,3 +130,17 @@ def test_human_duration_shape(seconds: int) -> None:
         assert text.startswith(f"{seconds // 3600}h")
     else:
         assert text.startswith(f"{seconds // 86400}d")
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "said"),
+    [
+        (0, "file", "0 files"),
+        (1, "file", "1 file"),
+        (2, "file", "2 files"),
+        (1, "synthetic shard", "1 synthetic shard"),
+        (1000, "shard", "1000 shards"),
+    ],
+)
+def test_a_count_reads_as_english(count: int, noun: str, said: str) -> None:
+    assert plural(count, noun) == said

@@ -97,28 +97,106 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m sa1b.cdn",
         description="Synthetic SA-1B shards and a local stand-in for Meta's CDN.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--dir", type=Path, required=True, help="directory of the shards")
-        sub.add_argument("--shards", type=_arg(parse_shards), default=parse_shards("0-5"))
-        sub.add_argument("--shard-size", type=_arg(parse_size), default=parse_size("170M"))
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--member-style", choices=get_args(MemberStyle), default="flat")
-        sub.add_argument("--no-extras", action="store_true", help="no sa_images_ids.txt")
-        sub.add_argument("--checksums-out", type=Path, help="write md5sum-format checksums")
+        sub.add_argument(
+            "--dir",
+            type=Path,
+            required=True,
+            help="folder of the shards: made if missing; shards already there with the same "
+            "parameters are reused",
+        )
+        sub.add_argument(
+            "--shards",
+            metavar="IDS",
+            type=_arg(parse_shards),
+            default=parse_shards("0-5"),
+            help="shard ids to make, 0 to 999: 0-5, 0,7,42 or 0-3,9 (default: 0-5)",
+        )
+        sub.add_argument(
+            "--shard-size",
+            metavar="SIZE",
+            type=_arg(parse_size),
+            default=parse_size("170M"),
+            help="bytes per shard, with K, M, G or T in powers of 1024 (default: 170M; "
+            "the real ones are about 10.5G)",
+        )
+        sub.add_argument(
+            "--seed",
+            metavar="N",
+            type=int,
+            default=0,
+            help="makes the same bytes again for the same seed, and shuffles the links "
+            "file's rows (default: 0)",
+        )
+        sub.add_argument(
+            "--member-style",
+            choices=get_args(MemberStyle),
+            default="flat",
+            help="member names in the tars: flat sa_1.jpg (as Meta's), dotslash ./sa_1.jpg, "
+            "folder sa_000000/sa_1.jpg (default: flat)",
+        )
+        sub.add_argument("--no-extras", action="store_true", help="do not make sa_images_ids.txt")
+        sub.add_argument(
+            "--checksums-out",
+            metavar="FILE",
+            type=Path,
+            help="also write md5sum-format checksums to this file",
+        )
 
-    make = commands.add_parser("make", help="generate shards only")
+    make = commands.add_parser("make", help="make the shards, and stop")
     common(make)
-    serve = commands.add_parser("serve", help="generate missing shards and serve them")
+    serve = commands.add_parser(
+        "serve",
+        help="make missing shards, write a links file and serve them until Ctrl-C",
+        description="Make missing shards, write a links file of signed, expiring links to "
+        "them, and serve them over HTTP on 127.0.0.1 (with ranges) until SIGINT or SIGTERM.",
+    )
     common(serve)
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    serve.add_argument("--rate", type=_arg(parse_size), help="bytes/s cap per connection")
-    serve.add_argument("--links-out", type=Path, help="default: DIR/sa1b_links.txt")
-    serve.add_argument("--links-style", choices=get_args(LinksStyle), default="official")
-    serve.add_argument("--expires-in", type=_arg(parse_duration), default=parse_duration("30d"))
-    serve.add_argument("--secret", default="sa1b-demo", help="signing secret")
+    serve.add_argument(
+        "--port",
+        metavar="PORT",
+        type=int,
+        default=0,
+        help="port on 127.0.0.1 (default: 0, a free one)",
+    )
+    serve.add_argument(
+        "--rate",
+        metavar="SIZE",
+        type=_arg(parse_size),
+        help="cap on each connection, bytes/s, K, M or G in powers of 1024 (default: none)",
+    )
+    serve.add_argument(
+        "--links-out",
+        metavar="FILE",
+        type=Path,
+        help="where to write the links file (default: DIR/sa1b_links.txt)",
+    )
+    serve.add_argument(
+        "--links-style",
+        choices=get_args(LinksStyle),
+        default="official",
+        help="the links file's shape: official (Meta's: a header, then name TAB url), crlf "
+        "(the same with CRLF), spaces (name url, no header), noheader (name TAB url), urls "
+        "(one url a line) (default: official)",
+    )
+    serve.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        type=_arg(parse_duration),
+        default=parse_duration("30d"),
+        help="how long the links stay valid: s, m, h or d; negative (--expires-in=-1h) for "
+        "links expired already (default: 30d)",
+    )
+    serve.add_argument(
+        "--secret",
+        metavar="TEXT",
+        default="sa1b-demo",
+        help="the key that signs the links; the server refuses a link not signed with it "
+        "(default: sa1b-demo)",
+    )
     return parser
 
 
@@ -134,7 +212,8 @@ def _generate(args: argparse.Namespace) -> list[ShardInfo]:
     )
     elapsed = time.monotonic() - started
     total = sum(i.size for i in infos)
-    print(f"{len(infos)} files, {total / 1024**2:.1f} MiB in {args.dir} ({elapsed:.1f} s)")
+    made = f"{len(infos)} file{'' if len(infos) == 1 else 's'}"
+    print(f"{made}, {total / 1024**2:.1f} MiB in {args.dir} ({elapsed:.1f} s)")
     if args.checksums_out is not None:
         write_checksums(infos, args.checksums_out)
         print(f"checksums: {args.checksums_out}")

@@ -7,8 +7,10 @@ Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -22,7 +24,7 @@ from sa1b import api
 from sa1b.checksums import read_checksums
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
-from sa1b.cli.parser import build_parser
+from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions
@@ -40,7 +42,7 @@ from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder, member_indexes
 from sa1b.store.walks import WalkRecord, catalogs
-from sa1b.units import human_bytes, human_duration
+from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_MARK = ".sa1b-demo"
@@ -54,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cdn_main(argv[1:])
     args = _parse(build_parser(), argv)
+    if args.command == "version":
+        Output(sys.stdout).line(f"sa1b {installed_version()}")
+        return EXIT_OK
     console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
@@ -62,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args, console)
         if args.command == "index":
-            return _index(args.out, Output(sys.stdout))
+            return _index(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "verify":
             return _verify(args, Output(sys.stdout))
         if args.links is None:
@@ -195,14 +200,17 @@ def _selection(args: argparse.Namespace, console: Output) -> tuple[list[Link], W
         if not args.quiet:
             kept = [link.name for link in chosen if link.shard_id is not None]
             every = sum(1 for link in selected if link.shard_id is not None)
-            console.line(f"budget: {len(kept)} of {every} shards ({kept[0]} to {kept[-1]})")
+            console.line(
+                f"budget: {len(kept)} of {plural(every, 'shard')} ({kept[0]} to {kept[-1]})"
+            )
         selected = chosen
     worker = worker_part(args.shard_index, args.shard_count, os.environ)
     if worker is not None:
         mine = take_part(selected, worker)
         if not args.quiet:
             source = "" if worker.source == "--shard-index" else f" (from {worker.source})"
-            console.line(f"{worker.label}{source}: {len(mine)} of the {len(selected)} files")
+            files = plural(len(selected), "file")
+            console.line(f"{worker.label}{source}: {len(mine)} of the {files}")
         selected = mine
     return selected, worker
 
@@ -217,21 +225,30 @@ def _announce(
     now = time.time()
     folder = _folder_status(config)
     done = {r.name for r in folder.files if r.status == "done"} if folder else set()
+    if folder and getattr(args, "only", None):  # walked, and these members published so
+        kind = f"{args.layout}:{args.only}"
+        done |= {n for n, walk in folder.walks.items() if walk.complete and kind in walk.published}
     pending = [link for link in selected if link.name not in done]
     expired = set(api.check_validity(pending, now=now).expired)
     if expired and len(expired) < len(pending):
         shown = ", ".join(sorted(expired)[:3]) + (", ..." if len(expired) > 3 else "")
         logging.getLogger("sa1b").warning(
-            "%d of the links still needed have expired (%s): the other files are fetched; "
+            "%d of the links still needed %s expired (%s): the other files are fetched; "
             "for these, download a fresh links file and run again",
             len(expired),
+            "has" if len(expired) == 1 else "have",
             shown,
         )
     live = [link for link in pending if link.name not in expired]
     validity = api.check_validity(live, now=now)
-    if args.quiet or not pending:
+    if args.quiet or not selected:
         return
-    console.line(f"{len(selected)} files selected, {len(pending)} still to fetch into {config.out}")
+    if not pending:
+        every = f"all {len(selected)} files are" if len(selected) > 1 else f"{selected[0].name} is"
+        console.line(f"{every} already done in {config.out}; nothing to download")
+        return
+    chosen = plural(len(selected), "file")
+    console.line(f"{chosen} selected, {len(pending)} still to fetch into {config.out}")
     left = validity.seconds_left(now)
     if left is None or left <= 0:
         return
@@ -362,13 +379,13 @@ def _walked(walk: WalkRecord) -> str:
     return f"{share:<19} {human_bytes(walk.next)} / {human_bytes(walk.size)}"
 
 
-def _index(out: Path, console: Output) -> int:
+def _index(out: Path, state: Path | None, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
     rows: dict[str, list[tuple[str, int, int, str]]] = {}
-    for shard, index in member_indexes(out).items():
+    for shard, index in member_indexes(out, state).items():
         rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]
-    for shard, walk in catalogs(out).items():
+    for shard, walk in catalogs(out, state).items():
         if shard not in rows:
             paths = [walk.published_path(shard, entry) for entry in walk.entries]
             rows[shard] = [
@@ -386,7 +403,13 @@ def _index(out: Path, console: Output) -> int:
 
 def _verify(args: argparse.Namespace, console: Output) -> int:
     checksums = read_checksums(args.checksums) if args.checksums else None
-    report = api.verify(args.out, checksums=checksums, deep=args.deep, repair=args.repair)
+    report = api.verify(
+        args.out,
+        state=args.state_dir,
+        checksums=checksums,
+        deep=args.deep,
+        repair=args.repair,
+    )
     for check in report.checks:
         verdict = "BAD" if check.problems else "ok"
         console.line(clean(f"{check.name}  {verdict:<3}  {check.kind}", limit=300))
@@ -423,7 +446,8 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
     out: Path = args.out
     source, data = out / "cdn", out / "data"
     count, size = args.count, args.shard_size
-    console.line(f"demo: making {count} synthetic shards of {human_bytes(size)} in {source}")
+    shards = plural(count, "synthetic shard")
+    console.line(f"demo: making {shards} of {human_bytes(size)} in {source}")
     make_dataset(source, shard_indices=range(count), shard_size=size, seed=0, extras=False)
     if (pid := lock_holder(OutputPaths.of(data))) is not None:
         raise StateLockedError(f"{data}: another demo (pid {pid}) is running in this folder")
@@ -444,7 +468,34 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
         selected = select_links(read_links(links_file))
         config = DownloadConfig(out=data, connections=8, max_files=2)
         _announce(selected, config, args, console)
-        return _run(selected, config, args, console)
+        code = _run(selected, config, args, console)
+    if code == EXIT_OK and not args.quiet:
+        _next_steps(data, source, console)
+    return code
+
+
+def _next_steps(data: Path, source: Path, console: Output) -> None:
+    """Where the demo wrote, and the commands to try on it, ready to paste."""
+    sa1b, python, folder = _typed("sa1b"), _typed("python"), shlex.quote(str(data))
+    code = (
+        f"import sa1b; s = sa1b.open({json.dumps(str(data))}); "
+        'print(len(s), "samples; the first,", s[0].key, "has", len(s[0].annotations), "masks")'
+    )
+    console.line(f"demo: the shards are extracted in {data} (the synthetic tars in {source})")
+    console.line("try next:")
+    console.line(f"  {sa1b} status {folder}    # what the folder holds")
+    console.line(f"  {sa1b} verify {folder}    # check every file against what was recorded")
+    console.line(f"  {sa1b} index {folder}     # every member: its tar, offset, size and path")
+    console.line(f"  {python} -c {shlex.quote(code)}    # read the samples, as to train")
+
+
+def _typed(name: str) -> str:
+    """How to run ``name`` (sa1b, python) of this sa1b's environment: by name when that
+    is what the name runs, else by its path (./run leaves its .venv off PATH)."""
+    mine = Path(sys.executable).with_name(name)
+    if not mine.exists() or shutil.which(name) == str(mine):
+        return name
+    return shlex.quote(os.path.relpath(mine))
 
 
 def run() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from fractions import Fraction
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,14 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def installed_version() -> str:
+    """The version of the installed package, from its metadata (pyproject.toml's)."""
+    try:
+        return version("sa1b")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 class _DefaultsShown(argparse.HelpFormatter):
     """Show an option's default when it says something (not None, not False)."""
 
@@ -76,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download Meta's SA-1B dataset fast, verifiably and resumably.",
         allow_abbrev=False,
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"sa1b {installed_version()}",
+        help="print sa1b's version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_download(commands)
     _add_plan(commands)
@@ -83,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(commands)
     _add_index(commands)
     _add_demo(commands)
+    _command(commands, "version", help="print sa1b's version", description="Print sa1b's version.")
     commands.add_parser("cdn", help="run the local CDN stand-in (sa1b cdn --help)", add_help=False)
     return parser
 
@@ -313,6 +329,7 @@ def _add_index(commands: Commands) -> None:
         "tar, the offset of its data in the tar, its size, and its path in OUT.",
     )
     _add_folder_argument(index)
+    _add_state_dir_option(index)
     _add_output_options(index)
 
 
@@ -335,6 +352,7 @@ def _add_verify(commands: Commands) -> None:
         help="decode every mask (pycocotools) and check it against its image and area",
     )
     check.add_argument("--repair", action="store_true", help="mark bad files to be fetched again")
+    _add_state_dir_option(check)
     _add_output_options(check)
 
 

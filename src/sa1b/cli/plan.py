@@ -8,7 +8,7 @@ from sa1b.cli.output import Output
 from sa1b.config import DownloadConfig
 from sa1b.planning import Plan
 from sa1b.redaction import clean
-from sa1b.units import human_bytes, human_duration
+from sa1b.units import human_bytes, human_duration, plural
 
 
 def show_plan(plan: Plan, config: DownloadConfig, output: Output, *, as_json: bool) -> None:
@@ -18,7 +18,7 @@ def show_plan(plan: Plan, config: DownloadConfig, output: Output, *, as_json: bo
     files, done = plan.files, [f for f in plan.files if f.done]
     partial = [f for f in plan.files if not f.done and f.kept]
     shards = sum(1 for f in files if f.shard)
-    output.line(f"plan: {len(files)} files ({shards} shards) into {config.out}")
+    output.line(f"plan: {plural(len(files), 'file')} ({plural(shards, 'shard')}) into {config.out}")
     answered = len(files) - len(plan.unanswered)
     output.line(
         f"  server sizes    {human_bytes(plan.total)} ({answered} of {len(files)} answered)"

@@ -100,8 +100,12 @@ def lock_holder(paths: OutputPaths) -> int | None:
     return None
 
 
-def folder_stores(out: Path) -> list[OutputPaths]:
-    """The stores of an output folder that exist: its own, then each worker's."""
+def folder_stores(out: Path, state: Path | None = None) -> list[OutputPaths]:
+    """The stores of an output folder that exist: its own, then each worker's; only the
+    one in ``state`` when the store lives elsewhere (``--state-dir``)."""
+    if state is not None:
+        given = OutputPaths.of(out, state)
+        return [given] if given.database.exists() else []
     own = OutputPaths.of(out)
     found = [own] if own.database.exists() else []
     workers = out / WORK_DIR / WORKERS
@@ -114,12 +118,13 @@ def folder_stores(out: Path) -> list[OutputPaths]:
     return found
 
 
-def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
+def member_indexes(out: Path, state: Path | None = None) -> dict[str, list[tuple[str, int, int]]]:
     """Each extracted shard's members as its extraction recorded them, from whichever of
     the folder's stores has them: (path in the output folder, offset of the member's data
-    in the tar, size), by shard name. A store that cannot be read is passed over."""
+    in the tar, size), by shard name. A store that cannot be read is passed over;
+    ``state`` names the one store to read (see :func:`folder_stores`)."""
     indexes: dict[str, list[tuple[str, int, int]]] = {}
-    for paths in folder_stores(out):
+    for paths in folder_stores(out, state):
         try:
             with StateStore(out, state=paths.state, lock=False, create=False) as store:
                 for record in store.records():

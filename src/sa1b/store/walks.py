@@ -135,11 +135,11 @@ def finish_walk(
         )
 
 
-def catalogs(out: Path) -> dict[str, WalkRecord]:
-    """Every shard walked to its end, from whichever of the folder's stores has it, by
-    shard name."""
+def catalogs(out: Path, state: Path | None = None) -> dict[str, WalkRecord]:
+    """Every shard walked to its end, from whichever of the folder's stores has it (or
+    from the one in ``state``: see ``folder_stores``), by shard name."""
     found: dict[str, WalkRecord] = {}
-    for paths in folder_stores(out):
+    for paths in folder_stores(out, state):
         try:
             with StateStore(out, state=paths.state, lock=False, create=False) as store:
                 walks = load_walks(store)
