@@ -114,24 +114,6 @@ def folder_stores(out: Path) -> list[OutputPaths]:
     return found
 
 
-def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
-    """Each extracted shard's members as its extraction recorded them, from whichever of
-    the folder's stores has them: (path in the output folder, offset of the member's data
-    in the tar, size), by shard name. A store that cannot be read is passed over."""
-    indexes: dict[str, list[tuple[str, int, int]]] = {}
-    for paths in folder_stores(out):
-        try:
-            with StateStore(out, state=paths.state, lock=False, create=False) as store:
-                for record in store.records():
-                    if record.extracted and record.name not in indexes:
-                        index = store.member_index(record.name)
-                        if index is not None:
-                            indexes[record.name] = index
-        except StateError:
-            continue
-    return indexes
-
-
 class _Damaged(sqlite3.DatabaseError):
     """``quick_check`` found the database inconsistent."""
 
