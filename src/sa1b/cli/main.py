@@ -25,7 +25,7 @@ from sa1b.cli.output import Output, clean_record
 from sa1b.cli.parser import build_parser
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
-from sa1b.config import DownloadConfig, ExtractOptions
+from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.links import Link, check_mirror, read_links, redact
@@ -163,19 +163,16 @@ def _download(args: argparse.Namespace, console: Output) -> int:
 
 
 def _check_only(args: argparse.Namespace) -> None:
-    """--only reads members of shards by their ranges: no tar, no digest of one."""
+    """--only beside what its configuration cannot hold (the configuration refuses the
+    rest itself: --keep-tars, --layout wds, --checksums, --mirror)."""
     clashes = {
         "--no-extract": args.no_extract,
-        "--keep-tars": args.keep_tars,
         "--extras": args.extras,
-        "--checksums": args.checksums,
-        "--mirror": args.mirror,
         "--engine ray": args.engine == "ray",
-        "--layout wds": args.layout == "wds",
     }
     for option, given in clashes.items():
         if given:
-            args.command_parser.error(f"--only fetches members, not whole files: drop {option}")
+            args.command_parser.error(only_refuses(option).message)
 
 
 def _plan(args: argparse.Namespace, console: Output) -> int:
