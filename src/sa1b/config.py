@@ -26,6 +26,7 @@ START_CONNECTIONS = 32
 than 64: where the CPU is the limit, fewer handshakes and sockets were 4% faster and
 used 10% less CPU; where each connection is capped, one more doubling costs 0.6 s."""
 ONLY_KINDS = ("json", "jpg")
+"""The members ``--only`` fetches, by the end of their names."""
 
 
 def only_refuses(option: str) -> InputError:
