@@ -1,4 +1,9 @@
-"""The frozen configuration of a download, built once at the edge (CLI or caller)."""
+"""The frozen configuration of a download, built once at the edge (CLI or caller).
+
+A configuration refuses what cannot go together when it is built, with the one-line
+:class:`~sa1b.errors.InputError` the command line prints (naming its options: each is
+the field of the same meaning here), so that a library caller is not silently given
+less than asked for."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.checksums import Digest
-from sa1b.layout import Layout
+from sa1b.errors import InputError
+from sa1b.layout import LAYOUTS, Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
 from sa1b.retry import RetryPolicy
@@ -19,6 +25,15 @@ START_CONNECTIONS = 32
 """Connections open at the start of an adaptive run; the governor grows them. 32 rather
 than 64: where the CPU is the limit, fewer handshakes and sockets were 4% faster and
 used 10% less CPU; where each connection is capped, one more doubling costs 0.6 s."""
+ONLY_KINDS = ("json", "jpg")
+"""The members ``--only`` fetches, by the end of their names."""
+
+
+def only_refuses(option: str) -> InputError:
+    """The error for ``--only`` beside an option about whole files (``option`` as the
+    command line spells it): ``--only`` reads members of shards by their ranges, and
+    never has a tar to keep, check or take from a mirror."""
+    return InputError(f"--only fetches members, not whole files: drop {option}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +45,18 @@ class ExtractOptions:
     only: str | None = None
     """``json`` or ``jpg``: fetch only these members of each shard by range reads
     (:mod:`sa1b.engine.selective`), never the tars."""
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise InputError(f"--layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.only is None:
+            return
+        if self.only not in ONLY_KINDS:
+            raise InputError(f"--only: expected one of {', '.join(ONLY_KINDS)}, got {self.only!r}")
+        if self.keep_tars:
+            raise only_refuses("--keep-tars")
+        if self.layout == "wds":
+            raise only_refuses("--layout wds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,11 +112,16 @@ class DownloadConfig:
     """Seconds into a run before its speed is trusted to predict link expiry."""
 
     def __post_init__(self) -> None:
-        counts = (self.connections or 1, self.max_connections, self.max_files, self.loops)
-        if min(counts) < 1 or (self.connections_per_file or 1) < 1:
-            raise ValueError("connection, file and loop counts must be >= 1")
+        counts = (self.connections, self.max_connections, self.max_files, self.loops)
+        if min(n for n in (*counts, self.connections_per_file) if n is not None) < 1:
+            raise InputError("connection, file and loop counts must be >= 1")
         if self.max_rate is not None and self.max_rate <= 0:
-            raise ValueError("max_rate must be positive")
+            raise InputError(f"--max-rate: expected bytes/s above 0, got {self.max_rate}")
+        if self.extract is not None and self.extract.only is not None:
+            if self.checksums:
+                raise only_refuses("--checksums")
+            if self.mirrors:
+                raise only_refuses("--mirror")
 
     @property
     def paths(self) -> OutputPaths:

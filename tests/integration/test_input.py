@@ -111,3 +111,14 @@ def test_bad_input_loses_nothing_already_downloaded(
     bad.write_text(f"../x.tar\t{URL}\n")
     assert run_cli("download", "--no-extract", bad, "-o", out).returncode == 2
     assert_identical(out, shards)
+
+
+@pytest.mark.parametrize("command", ["download", "plan"])
+def test_no_bandwidth_is_one_line_not_a_traceback(
+    command: str, links: Path, tmp_path: Path
+) -> None:
+    result = run_cli(command, links, "-o", tmp_path / "out", "--max-rate", "0")
+    assert result.returncode == 2
+    assert "--max-rate: expected bytes/s above 0, got 0" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -14,9 +14,10 @@ import sa1b
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.config import ExtractOptions
 from sa1b.progress import FileOutcome, Snapshot
 
-from .conftest import assert_identical
+from .conftest import assert_identical, run_cli
 
 
 class Recorder:
@@ -89,3 +90,23 @@ def test_the_library_prints_nothing_even_when_it_warns(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
+
+
+def test_only_with_checksums_is_refused_as_the_command_line_refuses_it(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A library caller is told what the CLI says, instead of checksums silently unused."""
+    sums = tmp_path / "sums.md5"
+    sums.write_text(f"{shards[0].md5}  {shards[0].name}\n")
+    cli = run_cli("download", links, "-o", tmp_path / "cli", "--only", "json", "--checksums", sums)
+    assert cli.returncode == 2, cli.output
+    config = {"out": tmp_path / "library", "checksums": sa1b.read_checksums(sums)}
+    with pytest.raises(sa1b.SA1BError) as refused:
+        sa1b.download(
+            sa1b.select_links(sa1b.read_links(links)),
+            sa1b.DownloadConfig(**config, extract=ExtractOptions(only="json")),
+        )
+    assert refused.value.message == "--only fetches members, not whole files: drop --checksums"
+    assert f"error: {refused.value.message}" in cli.output
+    assert "Traceback" not in cli.output
+    assert cdn.requests == [], "nothing fetched"

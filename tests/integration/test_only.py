@@ -133,7 +133,14 @@ def test_a_server_without_ranges_is_read_as_one_stream(
 
 @pytest.mark.parametrize(
     "option",
-    [["--no-extract"], ["--keep-tars"], ["--extras"], ["--engine", "ray"], ["--layout", "wds"]],
+    [
+        ["--no-extract"],
+        ["--keep-tars"],
+        ["--extras"],
+        ["--engine", "ray"],
+        ["--layout", "wds"],
+        ["--mirror", "https://mirror.example/sa1b"],
+    ],
 )
 def test_only_refuses_options_about_whole_files(
     links: Path, tmp_path: Path, option: list[str]

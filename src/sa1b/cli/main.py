@@ -15,9 +15,9 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import FrameType
 
 from sa1b import api
@@ -27,21 +27,22 @@ from sa1b.cli.output import Output, clean_record
 from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
-from sa1b.config import DownloadConfig, ExtractOptions
+from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
 from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
 from sa1b.expiry import forecast
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
-from sa1b.records import FileRecord
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
+from sa1b.store.members import shard_members
 from sa1b.store.paths import OutputPaths
-from sa1b.store.state import lock_holder, member_indexes
-from sa1b.store.walks import WalkRecord, catalogs
+from sa1b.store.shards import ShardState
+from sa1b.store.state import lock_holder
+from sa1b.store.walks import WalkRecord
 from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -167,19 +168,16 @@ def _download(args: argparse.Namespace, console: Output) -> int:
 
 
 def _check_only(args: argparse.Namespace) -> None:
-    """--only reads members of shards by their ranges: no tar, no digest of one."""
+    """--only beside what its configuration cannot hold (the configuration refuses the
+    rest itself: --keep-tars, --layout wds, --checksums, --mirror)."""
     clashes = {
         "--no-extract": args.no_extract,
-        "--keep-tars": args.keep_tars,
         "--extras": args.extras,
-        "--checksums": args.checksums,
-        "--mirror": args.mirror,
         "--engine ray": args.engine == "ray",
-        "--layout wds": args.layout == "wds",
     }
     for option, given in clashes.items():
         if given:
-            args.command_parser.error(f"--only fetches members, not whole files: drop {option}")
+            args.command_parser.error(only_refuses(option).message)
 
 
 def _plan(args: argparse.Namespace, console: Output) -> int:
@@ -334,21 +332,19 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if folder.running is not None:
         pid = f" (pid {folder.running})" if folder.running else ""
         console.line(f"a download is running in {out}{pid}; these figures are live")
-    walks = folder.walks
-    for record in folder.files:
-        size = record.size
-        done = record.done_bytes
-        walk = walks.get(record.name)
-        if walk is not None and not done and record.status == "pending":
+    for shard in folder.shards:
+        record, walk = shard.record, shard.walk
+        if walk is not None and shard.state in ("walked", "pending"):
             console.line(clean(f"{record.name}  {_walked(walk)}", limit=1000))
             continue
-        if record.status == "partial" or (record.status == "pending" and done):
+        size, done = shard.size, shard.bytes
+        if shard.state == "partial":
             share = f"{100 * done / size:.1f}%" if size else "?"
             label = f"partial {share}"
-        elif record.extracted:
+        elif shard.state == "extracted":
             label = f"extracted ({record.extracted})"
         else:
-            label = record.status
+            label = shard.state
         sizes = f"{human_bytes(done)} / {human_bytes(size)}" if size else human_bytes(done)
         error = f"  ({record.error})" if record.error and record.status != "done" else ""
         # clean(): the store may be another's, or damaged; it is shown, never obeyed.
@@ -356,11 +352,9 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if len(folder.stores) > 1:
         for store in folder.stores:
             running = f", running (pid {store.running})" if store.running is not None else ""
-            console.line(f"{store.label}: {_tally(store.files, store.walks)}{running}")
+            console.line(f"{store.label}: {_tally(store.shards)}{running}")
     console.line(
-        f"in all: {_tally(folder.files, walks)}"
-        if len(folder.stores) > 1
-        else _tally(folder.files, walks)
+        f"in all: {_tally(folder.shards)}" if len(folder.stores) > 1 else _tally(folder.shards)
     )
     run = folder.last_run
     if run and run.speed is not None:
@@ -382,22 +376,14 @@ def _walked(walk: WalkRecord) -> str:
 def _index(out: Path, state: Path | None, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
-    rows: dict[str, list[tuple[str, int, int, str]]] = {}
-    for shard, index in member_indexes(out, state).items():
-        rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]
-    for shard, walk in catalogs(out, state).items():
-        if shard not in rows:
-            paths = [walk.published_path(shard, entry) for entry in walk.entries]
-            rows[shard] = [
-                (e.name, e.offset, e.size, str(p or ""))
-                for e, p in zip(walk.entries, paths, strict=True)
-            ]
+    rows = shard_members(out, state)
     if not rows:
         raise StateError(f"{out}: no extracted or walked shard with a member index here")
     console.line("shard\tmember\toffset\tsize\tpath")
     for shard, members in sorted(rows.items()):
-        for name, offset, size, path in members:
-            console.line(f"{shard}\t{name}\t{offset}\t{size}\t{path}")
+        for member in members:
+            where = member.path or ""
+            console.line(f"{shard}\t{member.name}\t{member.offset}\t{member.size}\t{where}")
     return EXIT_OK
 
 
@@ -425,18 +411,16 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _tally(files: Sequence[FileRecord], walks: Mapping[str, WalkRecord]) -> str:
-    """``3 files: 2 done, 1 partial; 21.0 MiB on disk`` (a shard walked to its end by
-    ``--only`` counts as ``walked``)."""
+def _tally(shards: Sequence[ShardState]) -> str:
+    """``3 files: 2 done, 1 partial; 21.0 MiB on disk`` (an extracted shard counts as
+    ``done``, a shard walked to its end by ``--only`` as ``walked``)."""
     counts: dict[str, int] = {}
-    for record in files:
-        walk = walks.get(record.name)
-        walked = walk is not None and walk.complete and record.status == "pending"
-        state = "walked" if walked and not record.ranges else record.status
+    for shard in shards:
+        state = "done" if shard.finished else shard.state
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    kept = sum(record.done_bytes for record in files)
-    return f"{len(files)} files: {summary or 'none'}; {human_bytes(kept)} on disk"
+    kept = sum(shard.bytes for shard in shards)
+    return f"{len(shards)} files: {summary or 'none'}; {human_bytes(kept)} on disk"
 
 
 def _demo(args: argparse.Namespace, console: Output) -> int:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sa1b.config import ONLY_KINDS
 from sa1b.layout import LAYOUTS
 from sa1b.units import parse_size
 
@@ -120,7 +121,7 @@ def _add_download(commands: Commands) -> None:
     _add_storage_options(dl)
     dl.add_argument(
         "--only",
-        choices=["json", "jpg"],
+        choices=ONLY_KINDS,
         help="fetch only these members of each shard, by range reads, into the layout "
         "(json: the annotations, about 6%% of the bytes); the tars are never downloaded",
     )

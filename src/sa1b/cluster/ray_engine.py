@@ -49,7 +49,7 @@ from sa1b.progress import (
     combine,
 )
 from sa1b.split import WorkerPart, take_part
-from sa1b.store.paths import WORK_DIR, WORKERS
+from sa1b.store.paths import STATE_DB, WORK_DIR, WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,8 @@ def _node_state(config: DownloadConfig, group: WorkerPart, node: str) -> Path:
 def _start_from(shared: Path, local: Path) -> None:
     """Begin from the shared copy of the group's store when there is one: it is what
     the last node to run the group made durable (this node's own may be older)."""
-    if not (shared / "state.db").is_file():
+    if not (shared / STATE_DB).is_file():
         return
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
-    shutil.copyfile(shared / "state.db", local / "state.db")
+    shutil.copyfile(shared / STATE_DB, local / STATE_DB)

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from sa1b.errors import InputError
 from sa1b.extract.extents import Extent, locate
 from sa1b.extract.masks import decode_mask
-from sa1b.store.state import folder_stores, member_indexes
-from sa1b.store.walks import published_indexes
+from sa1b.store.members import member_indexes
+from sa1b.store.state import folder_stores
 
 if TYPE_CHECKING:
     from sa1b.data.torch import SA1BDataset
@@ -114,8 +114,7 @@ def _from_index(out: Path) -> list[Sample] | None:
     if not folder_stores(out):
         return None
     samples = []
-    indexes = published_indexes(out) | member_indexes(out)  # a whole shard over its walk
-    for shard, index in sorted(indexes.items()):
+    for shard, index in sorted(member_indexes(out).items()):
         paths = (PurePosixPath(path) for path, _, _ in index)
         extents = dict(zip(paths, locate(out, index), strict=True))
         for image in sorted(p for p in extents if p.suffix == ".jpg"):

@@ -11,6 +11,9 @@ WORK_DIR = ".sa1b"
 """In the output folder: partial files and staging, beside the files they become."""
 WORKERS = "workers"
 """In ``WORK_DIR``: one state folder per worker of a split download (``0-of-8``)."""
+STATE_DB = "state.db"
+"""In a state folder: the SQLite store (:mod:`sa1b.store.state`); its copies have this
+name too, and SQLite's companions (``-wal``, ``-shm``) add to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ class OutputPaths:
 
     @property
     def database(self) -> Path:
-        return self.state / "state.db"
+        return self.state / STATE_DB
 
     @property
     def lock(self) -> Path:

@@ -24,7 +24,7 @@ from sa1b.errors import OutputFolderError, StateError, StateLockedError, Storage
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
-from sa1b.store.paths import WORK_DIR, WORKERS, OutputPaths
+from sa1b.store.paths import STATE_DB, WORK_DIR, WORKERS, OutputPaths
 from sa1b.store.writeback import fsync_dir
 from sa1b.versions import Validator
 
@@ -113,28 +113,9 @@ def folder_stores(out: Path, state: Path | None = None) -> list[OutputPaths]:
         found += [
             OutputPaths(out, folder)
             for folder in sorted(workers.iterdir())
-            if (folder / "state.db").is_file()
+            if (folder / STATE_DB).is_file()
         ]
     return found
-
-
-def member_indexes(out: Path, state: Path | None = None) -> dict[str, list[tuple[str, int, int]]]:
-    """Each extracted shard's members as its extraction recorded them, from whichever of
-    the folder's stores has them: (path in the output folder, offset of the member's data
-    in the tar, size), by shard name. A store that cannot be read is passed over;
-    ``state`` names the one store to read (see :func:`folder_stores`)."""
-    indexes: dict[str, list[tuple[str, int, int]]] = {}
-    for paths in folder_stores(out, state):
-        try:
-            with StateStore(out, state=paths.state, lock=False, create=False) as store:
-                for record in store.records():
-                    if record.extracted and record.name not in indexes:
-                        index = store.member_index(record.name)
-                        if index is not None:
-                            indexes[record.name] = index
-        except StateError:
-            continue
-    return indexes
 
 
 class _Damaged(sqlite3.DatabaseError):
@@ -182,7 +163,7 @@ def _connect(path: Path, partials: Path) -> sqlite3.Connection:
 
 def _set_aside(path: Path, error: sqlite3.Error) -> None:
     """Keep a damaged database for inspection (the latest one), out of the way."""
-    aside = path.with_name("state.db.damaged")
+    aside = path.with_name(f"{STATE_DB}.damaged")
     for suffix in ("", "-wal", "-shm"):
         aside.with_name(aside.name + suffix).unlink(missing_ok=True)
     for suffix in ("", "-wal", "-shm"):
@@ -291,16 +272,16 @@ def _copy(db: sqlite3.Connection, folder: Path) -> None:
     """Copy ``db`` to ``folder/state.db``, replacing the last copy at once: a reader never
     sees half a copy."""
     folder.mkdir(parents=True, exist_ok=True)
-    fresh = folder / "state.db.new"
+    fresh = folder / f"{STATE_DB}.new"
     fresh.unlink(missing_ok=True)
     with _storing(fresh), contextlib.closing(sqlite3.connect(fresh)) as copy:
         db.backup(copy)
         copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable anywhere
     with open(fresh, "rb") as handle:
         os.fsync(handle.fileno())
-    for leftover in ("state.db-wal", "state.db-shm"):  # a reader's, of the last copy
+    for leftover in (f"{STATE_DB}-wal", f"{STATE_DB}-shm"):  # a reader's, of the last copy
         (folder / leftover).unlink(missing_ok=True)
-    os.replace(fresh, folder / "state.db")
+    os.replace(fresh, folder / STATE_DB)
     fsync_dir(folder)
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from sa1b.errors import StateError
 from sa1b.layout import RULES, shard_stem
-from sa1b.store.state import StateStore, folder_stores, pack_members, unpack_members
+from sa1b.store.state import StateStore, pack_members, unpack_members
 from sa1b.tarwalk import Entry
 from sa1b.versions import Validator
 
@@ -135,23 +134,6 @@ def finish_walk(
         )
 
 
-def catalogs(out: Path, state: Path | None = None) -> dict[str, WalkRecord]:
-    """Every shard walked to its end, from whichever of the folder's stores has it (or
-    from the one in ``state``: see ``folder_stores``), by shard name."""
-    found: dict[str, WalkRecord] = {}
-    for paths in folder_stores(out, state):
-        try:
-            with StateStore(out, state=paths.state, lock=False, create=False) as store:
-                walks = load_walks(store)
-                for record in store.records():
-                    walk = walks.get(record.id)
-                    if walk is not None and walk.complete and record.name not in found:
-                        found[record.name] = walk
-        except StateError:
-            continue
-    return found
-
-
 def _rows(entries: Iterable[Entry]) -> list[tuple[str, int, int]]:
     return [(entry.name, entry.offset, entry.size) for entry in entries]
 
@@ -161,8 +143,3 @@ def forget_published(store: StateStore, file_id: int) -> None:
     next ``--only`` run fetches them again, by their ranges (the catalog stays)."""
     with store.transaction() as db:
         db.execute("UPDATE walks SET published = NULL WHERE file_id = ?", (file_id,))
-
-
-def published_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
-    """The published members of every walked shard, as member indexes, by shard name."""
-    return {name: walk.published_index(name) for name, walk in catalogs(out).items()}

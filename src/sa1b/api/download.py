@@ -1,0 +1,144 @@
+"""Download links into an output folder: whole files through the engine, or with
+``--only`` the members of each shard by range reads; resumes what an earlier run left."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
+
+from sa1b.api.plan import check_space
+from sa1b.api.runs import recorded_run
+from sa1b.api.stores import other_records
+from sa1b.config import DownloadConfig
+from sa1b.engine import Engine
+from sa1b.engine.selective import fetch_members
+from sa1b.errors import OutputFolderError
+from sa1b.expiry import refuse_expired
+from sa1b.links import Link, mirror_link, redact
+from sa1b.progress import FileOutcome, NullListener, ProgressListener
+from sa1b.records import FileRecord, furthest
+from sa1b.store.state import StateStore
+from sa1b.versions import Validator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    """The outcome of every selected file, and what this run fetched."""
+
+    outcomes: tuple[FileOutcome, ...]
+    fetched: int
+    seconds: float
+    walked: int | None = None
+    """With ``--only``: the sizes of the shards walked, which ``fetched`` is a part of."""
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.state == "done" for outcome in self.outcomes)
+
+    def with_state(self, state: str) -> list[FileOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.state == state]
+
+
+def download(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    *,
+    listener: ProgressListener | None = None,
+) -> DownloadResult:
+    """Download ``links`` into ``config.out``; resumes whatever an earlier run left.
+
+    Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if every
+    link still needed has expired (a file whose link alone expired ends ``expired``),
+    :class:`~sa1b.errors.NoSpaceError` if the download cannot fit (``check_space``),
+    :class:`~sa1b.errors.OutputFolderError` if ``config.out`` cannot be written, and
+    :class:`~sa1b.errors.StateLockedError` if another process owns the folder;
+    per-file failures are outcomes, not exceptions.
+    KeyboardInterrupt is re-raised after the state is saved.
+    """
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
+    paths = config.paths
+    listener = listener or NullListener()
+    with StateStore(config.out, state=paths.state) as store:
+        others = other_records(paths, config.worker, config.state_copy)
+        known = [*store.records(), *chain.from_iterable(others.values())]
+        done = {record.name for record in known if record.status == "done"}
+        if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
+            refuse_expired([link for link in links if link.name not in done], now=time.time())
+        only = config.extract.only if config.extract else None
+        if only is not None:
+            return _fetch_members(links, config, store, only, listener)
+        if config.check_space:  # from the records just read
+            check_space(links, config, furthest(known))
+        return _fetch_files(links, config, store, others, listener)
+
+
+def _fetch_files(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    store: StateStore,
+    others: Mapping[str, list[FileRecord]],
+    listener: ProgressListener,
+) -> DownloadResult:
+    """The whole files, by the engine: from their own links, then from each mirror."""
+    with recorded_run(store, copy_to=config.state_copy) as run:
+        outcomes: dict[str, FileOutcome] = {}
+        for base, batch in _sources(links, config, outcomes):
+            if base is not None:
+                _ready_for_mirror(store, batch, config)
+            engine = Engine(batch, config, store, listener=listener, others=others)
+            try:
+                ended = engine.run()
+            finally:
+                run.fetched += engine.fetched
+            outcomes |= {o.name: replace(o, source=base) if base else o for o in ended}
+        run.ended(outcomes.values())
+    ordered = tuple(outcomes[link.name] for link in links)
+    return DownloadResult(ordered, run.fetched, run.seconds)
+
+
+def _fetch_members(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    store: StateStore,
+    kind: str,
+    listener: ProgressListener,
+) -> DownloadResult:
+    """The ``--only`` run: members of one kind of each shard, by range reads."""
+    with recorded_run(store, copy_to=config.state_copy) as run:
+        result = fetch_members(links, config, store, kind=kind, listener=listener)
+        run.fetched = result.fetched
+        run.ended(result.outcomes)
+    return DownloadResult(result.outcomes, run.fetched, run.seconds, walked=result.shard_bytes)
+
+
+def _sources(
+    links: Sequence[Link], config: DownloadConfig, outcomes: Mapping[str, FileOutcome]
+) -> Iterator[tuple[str | None, list[Link]]]:
+    """The links to run, first their own, then each mirror's for the files still not
+    done (read from ``outcomes`` as the runs before fill it)."""
+    yield None, list(links)
+    for base in config.mirrors:
+        missing = [link for link in links if outcomes[link.name].state != "done"]
+        if not missing:
+            return
+        log.info("trying %d file(s) at the mirror %s", len(missing), redact(base))
+        yield base, [mirror_link(base, link) for link in missing]
+
+
+def _ready_for_mirror(store: StateStore, links: Sequence[Link], config: DownloadConfig) -> None:
+    """Bytes kept from another server are continued only when they are sure to be the
+    same file: the size must match (any answer checks that), and the ETag too unless
+    a checksum will check the finished file. So the validator is forgotten where a
+    checksum is known, and kept (to be compared) where none is."""
+    for link in links:
+        record = store.get(link.name)
+        if record is not None and record.size is not None and link.name in config.checksums:
+            store.set_identity(record.id, record.size, Validator(None, None))
