@@ -232,7 +232,7 @@ def download(
     try:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
+        raise OutputFolderError.cannot_create(config.out, error) from None
     paths = config.paths
     with StateStore(config.out, state=paths.state) as store:
         others = _other_records(paths, config.worker, config.state_copy)

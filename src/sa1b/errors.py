@@ -107,6 +107,17 @@ class OutputFolderError(InputError):
 
     hint = "pick another -o folder, or make this one writable"
 
+    @classmethod
+    def cannot_create(cls, folder: object, error: OSError) -> OutputFolderError:
+        """Why ``folder`` could not be made: a file in the way is named as one."""
+        if isinstance(error, FileExistsError | NotADirectoryError):
+            what = "is a file" if isinstance(error, FileExistsError) else "is below a file"
+            return cls(
+                f"{folder} {what}, not a folder",
+                hint="give -o a folder: an existing one, or a new name that sa1b creates",
+            )
+        return cls(f"{folder}: cannot create it ({error.strerror})")
+
 
 class ClusterError(InputError):
     """The Ray engine cannot run: Ray is not installed, or no cluster answers."""
