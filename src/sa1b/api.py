@@ -36,7 +36,13 @@ from sa1b.records import FileRecord, RunRecord, furthest
 from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
-from sa1b.store.state import StateStore, folder_stores, lock_holder, member_indexes
+from sa1b.store.state import (
+    StateStore,
+    folder_stores,
+    lock_holder,
+    member_indexes,
+    require_stores,
+)
 from sa1b.store.walks import WalkRecord, forget_published, load_walks
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
@@ -487,9 +493,7 @@ def verify(
     """Check every file the folder's stores know (see :mod:`sa1b.extract.audit`); with
     ``repair``, mark each finished file found bad so that the next download fetches it
     again, and only it: its records are voided and its bad files removed."""
-    stores = folder_stores(out)
-    if not stores:
-        raise StateError(f"{out}: no sa1b state here", hint="pass the folder given to -o")
+    stores = require_stores(out)
     indexes = member_indexes(out)
     digests = checksums or {}
     folder = status(out)

@@ -1,7 +1,9 @@
 """The ``sa1b`` command: parse arguments, build the config, call the library, report.
 
-Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
-2 bad input or usage; 130 interrupted (state saved).
+Exit codes (the README's table): 0 every selected file is done; 1 some failed or
+expired (listed; every link expired too), a check found problems, or the run stopped
+(disk full, a damaged store); 2 bad input or usage (a file, a flag, a folder with no
+sa1b state, a folder another run holds); 130 interrupted (state saved).
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from sa1b.cli.parser import build_parser
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions
-from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
+from sa1b.errors import (
+    InputError,
+    NoStateError,
+    SA1BError,
+    StateError,
+    StateLockedError,
+)
 from sa1b.expiry import forecast
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
@@ -38,11 +46,13 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
-from sa1b.store.state import lock_holder, member_indexes
+from sa1b.store.state import lock_holder, member_indexes, require_stores
 from sa1b.store.walks import WalkRecord, catalogs
 from sa1b.units import human_bytes, human_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+USAGE_ERRORS = (InputError, NoStateError, StateLockedError)
+"""Exit 2: what was given cannot be used as it is; every other error exits 1."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -81,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.error(error.message)
         if error.hint:
             console.line(f"  hint: {error.hint}")
-        return EXIT_USAGE if isinstance(error, InputError | StateLockedError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -365,6 +375,7 @@ def _walked(walk: WalkRecord) -> str:
 def _index(out: Path, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
+    require_stores(out)
     rows: dict[str, list[tuple[str, int, int, str]]] = {}
     for shard, index in member_indexes(out).items():
         rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]

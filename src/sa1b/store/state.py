@@ -20,7 +20,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sa1b.errors import OutputFolderError, StateError, StateLockedError, StorageError
+from sa1b.errors import (
+    NoStateError,
+    OutputFolderError,
+    StateError,
+    StateLockedError,
+    StorageError,
+)
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
@@ -112,6 +118,21 @@ def folder_stores(out: Path) -> list[OutputPaths]:
             if (folder / "state.db").is_file()
         ]
     return found
+
+
+def require_stores(out: Path) -> list[OutputPaths]:
+    """:func:`folder_stores`, or :class:`NoStateError` when there is none."""
+    found = folder_stores(out)
+    if not found:
+        raise no_state(out)
+    return found
+
+
+def no_state(out: Path) -> NoStateError:
+    """The error for a folder with no store: one that does not exist is named as such."""
+    return NoStateError(
+        f"{out}: no such folder" if not out.is_dir() else f"{out}: no sa1b state here"
+    )
 
 
 def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
@@ -328,9 +349,7 @@ class StateStore:
         self.paths = paths = OutputPaths.of(out, state)
         self.path = paths.database
         if not create and not self.path.exists():
-            raise StateError(
-                f"{out}: no sa1b state here", hint="pass the folder given to sa1b download -o"
-            )
+            raise no_state(out)
         self._lock_fd: int | None = None
         if lock:
             try:
