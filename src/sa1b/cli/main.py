@@ -47,6 +47,7 @@ from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import lock_holder, member_indexes, require_stores
+from sa1b.store.usage import space_taken
 from sa1b.store.walks import WalkRecord, catalogs
 from sa1b.units import human_bytes, human_duration
 
@@ -327,7 +328,7 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if folder.running is not None:
         pid = f" (pid {folder.running})" if folder.running else ""
         console.line(f"a download is running in {out}{pid}; these figures are live")
-    walks = folder.walks
+    walks, paths = folder.walks, OutputPaths.of(out)
     for record in folder.files:
         size = record.size
         done = record.done_bytes
@@ -349,11 +350,11 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if len(folder.stores) > 1:
         for store in folder.stores:
             running = f", running (pid {store.running})" if store.running is not None else ""
-            console.line(f"{store.label}: {_tally(store.files, store.walks)}{running}")
+            console.line(f"{store.label}: {_tally(paths, store.files, store.walks)}{running}")
     console.line(
-        f"in all: {_tally(folder.files, walks)}"
+        f"in all: {_tally(paths, folder.files, walks)}"
         if len(folder.stores) > 1
-        else _tally(folder.files, walks)
+        else _tally(paths, folder.files, walks)
     )
     run = folder.last_run
     if run and run.speed is not None:
@@ -399,6 +400,8 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
     checksums = read_checksums(args.checksums) if args.checksums else None
     report = api.verify(args.out, checksums=checksums, deep=args.deep, repair=args.repair)
     for check in report.checks:
+        if args.quiet and not check.problems:  # -q: only the problems and the end
+            continue
         verdict = "BAD" if check.problems else "ok"
         console.line(clean(f"{check.name}  {verdict:<3}  {check.kind}", limit=300))
         for problem in check.problems:
@@ -413,9 +416,10 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _tally(files: Sequence[FileRecord], walks: Mapping[str, WalkRecord]) -> str:
-    """``3 files: 2 done, 1 partial; 21.0 MiB on disk`` (a shard walked to its end by
-    ``--only`` counts as ``walked``)."""
+def _tally(paths: OutputPaths, files: Sequence[FileRecord], walks: Mapping[str, WalkRecord]) -> str:
+    """``3 files: 2 done, 1 partial; 21.0 MiB fetched, 30.0 MiB on disk`` (a shard walked
+    to its end by ``--only`` counts as ``walked``): the bytes received, and the space the
+    files take as ``du`` counts it (partial files are preallocated whole)."""
     counts: dict[str, int] = {}
     for record in files:
         walk = walks.get(record.name)
@@ -423,8 +427,13 @@ def _tally(files: Sequence[FileRecord], walks: Mapping[str, WalkRecord]) -> str:
         state = "walked" if walked and not record.ranges else record.status
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    kept = sum(record.done_bytes for record in files)
-    return f"{len(files)} files: {summary or 'none'}; {human_bytes(kept)} on disk"
+    fetched = sum(record.done_bytes for record in files)
+    taken = sum(space_taken(paths, record) for record in files)
+    published = (size for name, walk in walks.items() for *_, size in walk.published_index(name))
+    return (
+        f"{len(files)} files: {summary or 'none'}; {human_bytes(fetched)} fetched, "
+        f"{human_bytes(taken + sum(published))} on disk"
+    )
 
 
 def _demo(args: argparse.Namespace, console: Output) -> int:
