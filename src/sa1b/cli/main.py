@@ -35,7 +35,7 @@ from sa1b.errors import (
     StateError,
     StateLockedError,
 )
-from sa1b.expiry import forecast
+from sa1b.expiry import forecast, remaining_bytes
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
@@ -249,8 +249,13 @@ def _announce(
     console.line(f"links valid for {human_duration(left)} more")
     speed = (folder.last_run.speed or 0.0) if folder and folder.last_run else 0.0
     stamps = [stamp for link in live if (stamp := link.expires_at) is not None]
-    remaining = len(pending) * NOMINAL_SHARD_SIZE
-    outlook = forecast(remaining=remaining, speed=speed, expires=stamps, now=now)
+    known = {r.name: (r.size, r.done_bytes) for r in folder.files} if folder else {}
+    remaining = remaining_bytes(
+        (known.get(link.name, (None, 0)) for link in pending), nominal=NOMINAL_SHARD_SIZE
+    )
+    outlook = forecast(
+        remaining=remaining, speed=speed, expires=stamps, now=now, cap=config.max_rate
+    )
     if outlook is not None and outlook.too_late:
         logging.getLogger("sa1b").warning("judging by the last run: %s", outlook.warning())
 

@@ -24,7 +24,7 @@ from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
 from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError, StorageError
-from sa1b.expiry import forecast
+from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
 from sa1b.net.governor import Governor
@@ -197,7 +197,10 @@ class Engine:
                 for task in self.run_state.tasks
                 if task.state not in FINAL_STATES and (stamp := task.link.expires_at) is not None
             ]
-        remaining = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) - snapshot.done_bytes
+        remaining = remaining_bytes(
+            ((f.size, f.done) for f in snapshot.files if f.state not in FINAL_STATES),
+            nominal=NOMINAL_SHARD_SIZE,
+        )
         outlook = forecast(
             remaining=remaining, speed=snapshot.speed, expires=stamps, now=time.time()
         )
