@@ -234,8 +234,10 @@ def download(
     :class:`~sa1b.errors.OutputFolderError` if ``config.out`` cannot be written, and
     :class:`~sa1b.errors.StateLockedError` if another process owns the folder;
     per-file failures are outcomes, not exceptions.
-    KeyboardInterrupt is re-raised after the state is saved.
+    KeyboardInterrupt is re-raised after the state is saved. ``seconds`` is the whole
+    call, the size check's answers (and a server slow to give them) included.
     """
+    started = time.monotonic()
     try:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -253,9 +255,9 @@ def download(
         if only is not None:
             if config.extract and config.extract.layout == "wds":
                 raise InputError("--only writes members as files: it cannot make wds tars")
-            return _fetch_members(links, config, store, only, listener or NullListener())
+            watcher = listener or NullListener()
+            return _fetch_members(links, config, store, only, watcher, started=started)
         run_id = store.start_run()
-        started = time.monotonic()
         outcome, fetched = "interrupted", 0
         try:
             outcomes: dict[str, FileOutcome] = {}
@@ -285,9 +287,11 @@ def _fetch_members(
     store: StateStore,
     kind: str,
     listener: ProgressListener,
+    *,
+    started: float,
 ) -> DownloadResult:
     """The ``--only`` run: members of one kind of each shard, by range reads."""
-    run_id, started = store.start_run(), time.monotonic()
+    run_id = store.start_run()
     outcome, fetched = "interrupted", 0
     try:
         result = fetch_members(links, config, store, kind=kind, listener=listener)

@@ -211,6 +211,7 @@ class Engine:
         window = [h for h in history if h[0] >= history[-1][0] - 5.0] or history
         span = window[-1][0] - window[0][0]
         speed = (window[-1][1] - window[0][1]) / span if span > 0 else 0.0
+        now, wall = self._clock(), time.time()
         with self.run_state.lock:
             files = tuple(
                 FileProgress(
@@ -225,6 +226,8 @@ class Engine:
                         else t.recorded.total
                     ),
                     connections=t.connections,
+                    retry_at=wall + t.not_before - now if _waiting(t, now) else None,
+                    retry_reason=t.waiting_for,
                 )
                 for t in self.run_state.tasks
             )
@@ -235,6 +238,11 @@ class Engine:
             speed=speed,
             connections=self.transport.busy,
         )
+
+
+def _waiting(task: Task, now: float) -> bool:
+    """The file waits out a retry delay: nothing of it in flight until ``not_before``."""
+    return task.not_before > now and not task.connections and task.state not in FINAL_STATES
 
 
 def _unfinished(task: Task) -> FileOutcome:
