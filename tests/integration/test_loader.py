@@ -128,26 +128,18 @@ def test_a_folder_of_only_one_kind_gives_those_alone(
             sample.annotations  # noqa: B018
 
 
-def test_kept_tars_are_read_where_their_headers_put_each_member(
-    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+@pytest.mark.parametrize("keep", ["--no-extract", "--keep-tars"])
+def test_kept_tars_are_read_where_their_headers_put_each_member_unless_extracted(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, keep: str
 ) -> None:
     out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out, "--no-extract").returncode == 0
+    assert run_cli("download", links, "-o", out, keep).returncode == 0
     samples = sa1b.open(out)
-    _assert_every_sample(samples, shards)
+    _assert_every_sample(samples, shards)  # each image once, beside its extraction too
     for sample in samples:
         assert sample.image_file is not None and sample.shard is not None
-        assert sample.image_file.path == out / "tars" / sample.shard
-
-
-def test_tars_kept_beside_their_extraction_count_once(
-    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    assert run_cli("download", links, "-o", out, "--keep-tars").returncode == 0
-    samples = sa1b.open(out)
-    _assert_every_sample(samples, shards)  # each image once
-    assert all(s.image_file and s.image_file.path.suffix == ".jpg" for s in samples)
+        in_tar = sample.image_file.path == out / "tars" / sample.shard
+        assert in_tar is (keep == "--no-extract")
 
 
 def test_a_download_with_nothing_finished_is_one_clear_error(
