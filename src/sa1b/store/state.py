@@ -120,21 +120,6 @@ def folder_stores(out: Path) -> list[OutputPaths]:
     return found
 
 
-def require_stores(out: Path) -> list[OutputPaths]:
-    """:func:`folder_stores`, or :class:`NoStateError` when there is none."""
-    found = folder_stores(out)
-    if not found:
-        raise no_state(out)
-    return found
-
-
-def no_state(out: Path) -> NoStateError:
-    """The error for a folder with no store: one that does not exist is named as such."""
-    return NoStateError(
-        f"{out}: no such folder" if not out.is_dir() else f"{out}: no sa1b state here"
-    )
-
-
 def member_indexes(out: Path) -> dict[str, list[tuple[str, int, int]]]:
     """Each extracted shard's members as its extraction recorded them, from whichever of
     the folder's stores has them: (path in the output folder, offset of the member's data
@@ -579,3 +564,18 @@ class StateStore:
                 "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
         return RunRecord(*row) if row else None
+
+
+def require_stores(out: Path) -> list[OutputPaths]:
+    """:func:`folder_stores`, or :class:`NoStateError` when there is none."""
+    found = folder_stores(out)
+    if not found:
+        raise no_state(out)
+    return found
+
+
+def no_state(out: Path) -> NoStateError:
+    """The error for a folder with no store: one that does not exist is named as such."""
+    return NoStateError(
+        f"{out}: no such folder" if not out.is_dir() else f"{out}: no sa1b state here"
+    )
