@@ -46,7 +46,7 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.paths import OutputPaths
-from sa1b.store.state import lock_holder, member_indexes, require_stores
+from sa1b.store.state import folder_stores, lock_holder, member_indexes, no_state
 from sa1b.store.usage import space_taken
 from sa1b.store.walks import WalkRecord, catalogs
 from sa1b.units import human_bytes, human_duration
@@ -381,7 +381,6 @@ def _walked(walk: WalkRecord) -> str:
 def _index(out: Path, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
-    require_stores(out)
     rows: dict[str, list[tuple[str, int, int, str]]] = {}
     for shard, index in member_indexes(out).items():
         rows[shard] = [(PurePosixPath(p).name, o, n, p) for p, o, n in index]
@@ -392,6 +391,8 @@ def _index(out: Path, console: Output) -> int:
                 (e.name, e.offset, e.size, str(p or ""))
                 for e, p in zip(walk.entries, paths, strict=True)
             ]
+    if not rows and not folder_stores(out):
+        raise no_state(out)
     if not rows:
         raise StateError(f"{out}: no extracted or walked shard with a member index here")
     console.line("shard\tmember\toffset\tsize\tpath")
