@@ -124,14 +124,14 @@ def open_dataset(out: Path | str) -> Samples:
         raise InputError(f"{folder}: no such folder", hint="pass the folder given to -o")
     indexed = _from_index(folder)
     samples = indexed if indexed is not None else _from_walk(folder)
+    if not samples and indexed is None:
+        raise InputError(
+            f"{folder}: no samples here (no .jpg with its .json, no .tar)",
+            hint="pass the folder given to sa1b download -o",
+        )
     if not samples:
         raise InputError(
-            f"{folder}: no samples here yet"
-            if indexed is not None
-            else f"{folder}: no samples here (no .jpg with its .json, no .tar)",
-            hint="sa1b status shows how far the download got"
-            if indexed is not None
-            else "pass the folder given to sa1b download -o",
+            f"{folder}: no samples here yet", hint="sa1b status shows how far the download got"
         )
     return Samples(samples)
 
