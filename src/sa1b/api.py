@@ -36,13 +36,7 @@ from sa1b.records import FileRecord, RunRecord, furthest
 from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import WORKERS, OutputPaths
-from sa1b.store.state import (
-    StateStore,
-    folder_stores,
-    lock_holder,
-    member_indexes,
-    require_stores,
-)
+from sa1b.store.state import StateStore, folder_stores, lock_holder, member_indexes, require_stores
 from sa1b.store.walks import WalkRecord, forget_published, load_walks
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
