@@ -7,12 +7,12 @@
     │   ├── LinksFileError          a links file line cannot be used (names file and line)
     │   ├── SelectionError          a --shards or worker split (--shard-index) is wrong
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
-    │   ├── LinksExpiredError       the selected links expired before the run started
     │   ├── OutputFolderError       the -o folder cannot be created or written
     │   ├── NoSpaceError            the download cannot fit on the output folder's disk
     │   └── ClusterError            the Ray engine cannot run: Ray missing, no cluster
     ├── StateError                  the state store cannot be used
-    │   └── StateLockedError        another sa1b process owns the output folder
+    │   ├── NoStateError            no state store there: no such folder (CLI exit code 2)
+    │   └── StateLockedError        another sa1b process owns the output folder (exit 2)
     ├── StorageError                the output folder cannot be written (disk full, I/O)
     └── TransferError               one file's transfer went wrong (names the file)
         ├── RetryableError          worth another attempt from the bytes on disk
@@ -24,6 +24,7 @@
         │   └── RangeMismatchError  a 206 for other bytes than asked
         └── FatalTransferError      another attempt cannot help
             ├── LinkExpiredError    the signed link expired: fetch a new links file
+            │   └── LinksExpiredError   every link the run needs expired before it started
             ├── HTTPStatusError     404, 410, a 403 that is not expiry, other 4xx
             ├── RedirectError       a redirect to http from https, to another scheme, or a loop
             ├── UnstableSourceError the server keeps changing the file while it downloads
@@ -107,6 +108,17 @@ class OutputFolderError(InputError):
 
     hint = "pick another -o folder, or make this one writable"
 
+    @classmethod
+    def cannot_create(cls, folder: object, error: OSError) -> OutputFolderError:
+        """Why ``folder`` could not be made: a file in the way is named as one."""
+        if isinstance(error, FileExistsError | NotADirectoryError):
+            what = "is a file" if isinstance(error, FileExistsError) else "is below a file"
+            return cls(
+                f"{folder} {what}, not a folder",
+                hint="give -o a folder: an existing one, or a new name that sa1b creates",
+            )
+        return cls(f"{folder}: cannot create it ({error.strerror})")
+
 
 class ClusterError(InputError):
     """The Ray engine cannot run: Ray is not installed, or no cluster answers."""
@@ -123,17 +135,15 @@ class NoSpaceError(InputError):
     )
 
 
-class LinksExpiredError(InputError):
-    """The links needed for this run expired before it started."""
-
-    hint = (
-        "download a fresh links file from Meta's SA-1B page and run the same command "
-        "with it; the bytes already on disk are kept and continued"
-    )
-
-
 class StateError(SA1BError):
     """The state store in the output folder cannot be used."""
+
+
+class NoStateError(StateError):
+    """The folder holds no sa1b state: it does not exist, or no download wrote there
+    (bad input: CLI exit code 2)."""
+
+    hint = "pass the folder given to sa1b download -o (and its --state-dir, if one was given)"
 
 
 class StateLockedError(StateError):
@@ -208,7 +218,15 @@ class FatalTransferError(TransferError):
 class LinkExpiredError(FatalTransferError):
     """The signed link expired (403 ``URL signature expired``, or ``oe`` has passed)."""
 
-    hint = LinksExpiredError.hint
+    hint = (
+        "download a fresh links file from Meta's SA-1B page and run the same command "
+        "with it; the bytes already on disk are kept and continued"
+    )
+
+
+class LinksExpiredError(LinkExpiredError):
+    """Every link the run needs expired before it started: each file would end as
+    expired, so none is asked for. Files that failed (exit code 1), not bad input."""
 
 
 class HTTPStatusError(FatalTransferError):

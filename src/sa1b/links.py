@@ -134,7 +134,13 @@ def parse_links(text: str, *, source: str = "<links>") -> list[Link]:
         seen[link.name] = number
         links.append(link)
     if not links:
-        raise LinksFileError("no links found (is this the SA-1B links file?)", path=source)
+        raise LinksFileError(
+            "the file has no links (it is empty, or holds only a header or comments)",
+            path=source,
+            hint="the links file is the text file you download from Meta's SA-1B page: a "
+            "'file_name<TAB>cdn_link' header, then one 'sa_000000.tar<TAB>https://...' row "
+            "per file",
+        )
     return links
 
 

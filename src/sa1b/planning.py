@@ -70,6 +70,8 @@ class Plan:
     expires: tuple[int, ...]
     """The ``oe`` expiry of each link still needed."""
     now: float
+    max_rate: float | None = None
+    """``--max-rate``: the run gets no more than this, whatever the probe measured."""
 
     @property
     def total(self) -> int:
@@ -84,10 +86,22 @@ class Plan:
         return self.needed <= self.free
 
     @property
-    def outlook(self) -> Forecast | None:
-        """The links against the time the rest needs at the measured speed."""
+    def expected_speed(self) -> float:
+        """The probe's speed, or ``--max-rate`` when that is slower (0: not measured)."""
         speed = self.speed or 0.0
-        return forecast(remaining=self.to_fetch, speed=speed, expires=self.expires, now=self.now)
+        return speed if self.max_rate is None else min(speed, self.max_rate)
+
+    @property
+    def outlook(self) -> Forecast | None:
+        """The links against the time the rest needs at the measured speed, or at
+        ``--max-rate`` when that is slower."""
+        return forecast(
+            remaining=self.to_fetch,
+            speed=self.speed or 0.0,
+            expires=self.expires,
+            now=self.now,
+            cap=self.max_rate,
+        )
 
     @property
     def unanswered(self) -> list[FileFacts]:

@@ -7,6 +7,7 @@ when it ends; the default listener does nothing. Only the CLI draws.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -24,6 +25,22 @@ class FileProgress:
     size: int | None
     done: int
     connections: int
+    retry_at: float | None = None
+    """While the file waits out a retry delay: when (``time.time()``) it asks again."""
+    retry_reason: str = ""
+    """Why it waits: ``the server asked to retry after 300 s``, or the failure."""
+
+    @property
+    def waiting_note(self) -> str | None:
+        """``sa_000001.tar: the server asked ...; waiting until 09:14:05``, while it waits."""
+        if self.retry_at is None:
+            return None
+        return waiting_note(self.name, self.retry_reason, self.retry_at)
+
+
+def waiting_note(name: str, reason: str, until: float) -> str:
+    """What a file waits for and until when (local time), for the screen and the log."""
+    return f"{name}: {reason}; waiting until {time.strftime('%H:%M:%S', time.localtime(until))}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sa1b.errors import RetryableError, TransferError
+from sa1b.redaction import clean
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,3 +37,13 @@ class RetryPolicy:
             return min(error.retry_after, self.retry_after_max)
         ceiling = min(self.backoff_max, self.backoff * 2.0 ** min(failures - 1, 64))
         return ceiling * (0.5 + jitter / 2)
+
+
+def waiting_reason(error: TransferError, delay: float) -> str:
+    """Why a file waits ``delay`` seconds before its next try, for a person: the
+    server's ``Retry-After`` (and the cap, when it asked for longer), or the failure."""
+    asked = error.retry_after if isinstance(error, RetryableError) else None
+    if asked is None:
+        return clean(error.message, limit=200)  # it may quote the server
+    capped = f" (waiting {delay:.0f} s, the most sa1b waits)" if asked > delay else ""
+    return f"the server asked to retry after {asked:.0f} s{capped}"

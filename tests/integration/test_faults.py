@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 
-from .conftest import assert_identical, run_cli
+from .conftest import assert_identical, run_cli, start_cli
 
 MiB = 1024 * 1024
 
@@ -172,3 +175,51 @@ def test_a_burst_of_sixteen_stalls_on_one_file_is_one_outage(tmp_path: Path) -> 
         assert server.pending_faults() == 0, "fewer than 16 requests stalled"
     assert_identical(out, [shard])
     assert log.read_text().count("(same outage)") >= 8
+
+
+def _seconds_of_day(clock: str) -> int:
+    hours, minutes, seconds = map(int, clock.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_a_long_retry_after_says_what_is_waited_for_and_until_when(
+    cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    """A Retry-After of 30 s: the log line, then the progress line, name the file, the
+    server's ask and the time the wait ends (both before the wait is over)."""
+    cdn.add_fault("sa_000000.tar", Fault("throttle", retry_after=30))
+    asked = time.time()
+    args = ("download", links, "-o", tmp_path / "out", "--shards", "0", "--no-space-check")
+    proc = start_cli(*args)
+    assert proc.stderr is not None
+    try:
+        said = re.compile(
+            r"sa_000000\.tar: the server asked to retry after 30 s; waiting until ([\d:]+)"
+        )
+        lines = (said.search(line) for line in proc.stderr if "waiting" in line)
+        logged = next(found for found in lines if found)
+        shown = next(found for found in lines if found)
+        assert logged.string.startswith("sa1b: WARNING: ")
+        assert shown.string.startswith("sa1b: sa_000000.tar:")  # the progress line
+        assert "0/1 files done" in shown.string
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    until = _seconds_of_day(logged.group(1))
+    expected = _seconds_of_day(time.strftime("%H:%M:%S", time.localtime(asked + 30)))
+    assert 0 <= (until - expected) % 86400 <= 5, (logged.group(1), expected)
+    assert shown.group(1) == logged.group(1)
+
+
+def test_the_summary_counts_the_whole_run(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
+    """The size check's request held 4 s by the server is part of the run the summary
+    times (it once said 0s)."""
+    cdn.add_fault("*", Fault("stall", after=0, seconds=4))
+    started = time.monotonic()
+    result = run_cli("download", links, "-o", tmp_path / "out", "--shards", "0", "--no-extract")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.output
+    summary = re.search(r"1/1 files done; fetched 6\.0 MiB in (\d+)s ", result.stderr)
+    assert summary, result.stderr
+    assert 4 <= int(summary.group(1)) <= took

@@ -31,10 +31,18 @@ def test_the_index_points_at_every_member_in_its_tar(
     assert seen == {s.name: set(member_bytes(s)) for s in shards}
 
 
-def test_a_folder_without_an_index_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("index", tmp_path)
+def test_tars_kept_whole_have_no_index_to_print(links: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--no-extract", "--shards", "0").returncode == 0
+    result = run_cli("index", out)
     assert result.returncode == 1
     assert "no extracted or walked shard with a member index" in result.output
+
+
+def test_a_folder_without_an_index_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("index", tmp_path)
+    assert result.returncode == 2  # no sa1b state: bad input
+    assert "no sa1b state here" in result.output
     assert "Traceback" not in result.output
 
 

@@ -25,7 +25,7 @@ BAD_FILES = {
     "not-a-url": ("file_name\tcdn_link\nsa_000001.tar\tftp://x/y\n", ":2:", "not an http"),
     "own-folder-name": (f"tars\t{URL}\n", ":1:", "a folder sa1b makes"),
     "three-fields": (f"sa_000001.tar\t{URL}\textra\n", ":1:", "found 3 fields"),
-    "empty": ("file_name\tcdn_link\n", "links", "no links found"),
+    "empty": ("file_name\tcdn_link\n", "links", "the file has no links"),
     "html-page": ("<!DOCTYPE html>\n<html><body>SA-1B</body></html>\n", "links", "web page"),
     "url-broken-in-two": (
         f"sa_000001.tar\t{URL.partition('&oh=')[0]}\n&oh=00_abc&oe=7FFFFFFF\n",
@@ -83,6 +83,36 @@ def test_bad_checksums_file(links: Path, tmp_path: Path) -> None:
     result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out", "--checksums", sums)
     assert result.returncode == 2
     assert f"{sums}:2" in result.output
+
+
+@pytest.mark.parametrize("text", ["", "file_name\tcdn_link\n", "# my links\n\n"])
+def test_a_links_file_without_links_says_what_one_holds(text: str, tmp_path: Path) -> None:
+    links = tmp_path / "links.txt"
+    links.write_text(text)
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out")
+    assert result.returncode == 2, result.output
+    error, hint = result.stderr.strip().splitlines()
+    assert error == f"error: {links}: the file has no links (it is empty, or holds only a " + (
+        "header or comments)"
+    )
+    assert "line" not in error  # there is no line to fix
+    assert "file_name<TAB>cdn_link" in hint and "Meta's SA-1B page" in hint
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["a-file", "below-a-file"])
+def test_an_output_folder_that_is_a_file_is_named_as_one(
+    below: bool, links: Path, tmp_path: Path
+) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine\n")
+    out = taken / "out" if below else taken
+    result = run_cli("download", "--no-extract", links, "-o", out)
+    assert result.returncode == 2, result.output
+    error, hint = result.stderr.strip().splitlines()[-2:]
+    what = "is below a file" if below else "is a file"
+    assert error == f"error: {out} {what}, not a folder"
+    assert "writable" not in hint and "give -o a folder" in hint
+    assert taken.read_text() == "mine\n"
 
 
 def test_usage_error_exit_2(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import sa1b
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.layout import LAYOUTS
@@ -94,4 +95,65 @@ def test_a_folder_of_tars_with_no_store_is_read_from_their_headers(
 def test_a_tar_that_is_not_one_is_named(tmp_path: Path) -> None:
     (tmp_path / "sa_000000.tar").write_bytes(b"<html>not a tar</html>" * 100)
     with pytest.raises(sa1b.SA1BError, match=r"sa_000000\.tar: not a tar that can be read"):
+        sa1b.open(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["json", "jpg"])
+def test_a_folder_of_only_one_kind_gives_those_alone(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, kind: str
+) -> None:
+    """``--only json``: every annotation is a sample, with no image (and one clear error
+    for it); ``--only jpg`` the same the other way round."""
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--only", kind).returncode == 0
+    source = {name: data for shard in shards for name, data in member_bytes(shard).items()}
+    samples = sa1b.open(out)
+    assert sorted(f"{s.key}.{kind}" for s in samples) == sorted(
+        name for name in source if name.endswith(f".{kind}")
+    )
+    sample = samples[0]
+    assert sample.shard in {shard.name for shard in shards}
+    if kind == "json":
+        assert sample.image_file is None and sample.annotation_file is not None
+        assert sample.annotation_file.read() == source[f"{sample.key}.json"]
+        assert sample.document["image"]["file_name"] == f"{sample.key}.jpg"
+        with pytest.raises(
+            sa1b.SA1BError, match=r": no image here \(the download was --only json\)"
+        ):
+            sample.image_bytes()
+    else:
+        assert sample.annotation_file is None and sample.image_file is not None
+        assert sample.image_bytes() == source[f"{sample.key}.jpg"]
+        with pytest.raises(sa1b.SA1BError, match=r"no annotations here .*--only jpg"):
+            sample.annotations  # noqa: B018
+
+
+@pytest.mark.parametrize("keep", ["--no-extract", "--keep-tars"])
+def test_kept_tars_are_read_where_their_headers_put_each_member_unless_extracted(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, keep: str
+) -> None:
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, keep).returncode == 0
+    samples = sa1b.open(out)
+    _assert_every_sample(samples, shards)  # each image once, beside its extraction too
+    for sample in samples:
+        assert sample.image_file is not None and sample.shard is not None
+        in_tar = sample.image_file.path == out / "tars" / sample.shard
+        assert in_tar is (keep == "--no-extract")
+
+
+def test_a_download_with_nothing_finished_is_one_clear_error(
+    cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    cdn.add_fault("*", Fault("not_found", times=100))
+    assert run_cli("download", links, "-o", out).returncode == 1
+    with pytest.raises(sa1b.SA1BError, match=r"out: no samples here yet") as raised:
+        sa1b.open(out)
+    assert "sa1b status" in raised.value.hint
+
+
+def test_a_folder_of_nothing_sa1b_reads_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here\n")
+    with pytest.raises(sa1b.SA1BError, match=r"no samples here \(no \.jpg with its \.json"):
         sa1b.open(tmp_path)

@@ -5,6 +5,8 @@ small tmpfs of the test's own)."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,24 @@ def test_a_download_that_cannot_fit_is_refused_before_it_starts(
     assert written == [], written  # nothing was allocated (the store alone was opened)
     assert anyway.returncode == 1, anyway.output  # it ran, and met the full disk
     assert "hint: free some space" in anyway.output and "the download needs" not in anyway.output
+
+
+def test_max_rate_below_the_probe_decides_the_links_verdict(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """18 MiB with links for 2 minutes: the probe's loopback speed does it in time, the
+    100 KiB/s cap (3 minutes) does not, and the report says which speed it took."""
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links, expires_at=int(time.time()) + 120)
+    free = run_cli("plan", links, "-o", tmp_path / "out", "--probe-seconds", "0.5")
+    assert free.returncode == 0, free.output
+    assert "with --max-rate" not in free.stdout and "ok: the download fits" in free.stdout
+    capped = run_cli(
+        "plan", links, "-o", tmp_path / "out", "--probe-seconds", "0.5", "--max-rate", "100K"
+    )
+    assert capped.returncode == 1, capped.output
+    assert re.search(r"speed +[\d.]+ MiB/s \(probe\), 100\.0 KiB/s with --max-rate", capped.stdout)
+    assert "problem: at 100.0 KiB/s (the --max-rate cap) the remaining 18.0 MiB" in capped.stdout
+    code, plan, _ = _plan(links, tmp_path / "out", "--max-rate", "100K")
+    assert code == 1 and plan["max_rate_bytes_per_second"] == 100 * 1024
+    assert plan["eta_seconds"] == pytest.approx(18 * 1024 / 100)

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from sa1b import api
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.units import human_bytes
 
 from .conftest import assert_identical, run_cli, start_cli
 
@@ -119,7 +122,7 @@ def test_expired_links_refused_up_front_then_fresh_links_work(
     cdn.write_links_file(stale, expires_at=int(time.time()) - 3600)
     out = tmp_path / "out"
     result = run_cli("download", "--no-extract", stale, "-o", out)
-    assert result.returncode == 2
+    assert result.returncode == 1  # files that cannot be fetched, not bad input
     assert "all 3 links still needed have expired" in result.output
     assert "fresh links file" in result.output
     one = run_cli("download", "--no-extract", stale, "-o", out, "--shards", "0")
@@ -197,3 +200,51 @@ def test_state_kept_apart_from_the_output_folder_resumes_after_a_kill(
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
     assert "3 files: 3 done" in run_cli("status", out, "--state-dir", state).output
+
+
+def _one_shard_partial(cdn: CDNServer, shards: list[ShardInfo], out: Path) -> int:
+    """A run that leaves the second shard part-fetched (its size known), its link refused
+    as expired; the bytes of it still to fetch."""
+    links = out.parent / "first.tsv"
+    cdn.write_links_file(links)
+    cdn.add_fault(shards[1].name, Fault("cut", after=2 * MiB))
+    cdn.add_fault(shards[1].name, Fault("forbidden"))
+    first = run_cli("download", "--no-extract", "--no-space-check", links, "-o", out)
+    assert first.returncode == 1, first.output
+    (left,) = [
+        r.size - r.done_bytes for r in api.status(out).files if r.status != "done" and r.size
+    ]
+    assert 0 < left < shards[1].size
+    return left
+
+
+def test_the_expiry_warning_counts_known_sizes(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A rerun's forecast counts what is left of a file whose size is known, not 10.5 GiB
+    a shard: at 1 MiB/s the few MiB left take seconds, and the links last 2 minutes."""
+    out, links = tmp_path / "out", tmp_path / "links.tsv"
+    _one_shard_partial(cdn, shards, out)
+    cdn.write_links_file(links, expires_at=int(time.time()) + 120)
+    rerun = run_cli("download", "--no-extract", links, "-o", out, "--max-rate", "1M")
+    assert rerun.returncode == 0, rerun.output
+    assert "links valid for 1m" in rerun.stderr and "start to expire" not in rerun.stderr
+    assert_identical(out, shards)
+
+
+def test_the_expiry_warning_takes_max_rate_when_slower(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """At 10 KiB/s the same few MiB take minutes: the warning says so, at the cap's speed."""
+    out, links = tmp_path / "out", tmp_path / "links.tsv"
+    left = _one_shard_partial(cdn, shards, out)
+    cdn.write_links_file(links, expires_at=int(time.time()) + 120)
+    proc = start_cli("download", "--no-extract", links, "-o", out, "--max-rate", "10K")
+    assert proc.stderr is not None
+    try:
+        warning = next(line for line in proc.stderr if "start to expire" in line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    expected = f"at 10.0 KiB/s (the --max-rate cap) the remaining {human_bytes(left)} need about"
+    assert f"judging by the last run: {expected}" in warning, warning

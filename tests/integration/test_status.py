@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sa1b import api
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.units import human_bytes
 
 from .conftest import run_cli, start_cli
 from .test_resume import _start, _wait_for_bytes
@@ -54,7 +56,7 @@ def test_status_during_a_run_says_so_and_shows_progress(
     slow_cdn: CDNServer, slow_links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     out, total = tmp_path / "out", sum(s.size for s in shards)
-    proc = _start(slow_links, out)
+    proc = _start(slow_links, out, "--connections", "2")  # 3 MiB/s: still running at status
     try:
         _wait_for_bytes(slow_cdn, total // 3, proc)
         time.sleep(0.2)
@@ -63,8 +65,8 @@ def test_status_during_a_run_says_so_and_shows_progress(
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert f"a download is running in {out} (pid {proc.pid})" in shown.output
-    on_disk = re.search(r"([\d.]+) MiB on disk", shown.output)
-    assert on_disk and float(on_disk.group(1)) > 1.0, shown.output
+    fetched = re.search(r"([\d.]+) MiB fetched", shown.output)
+    assert fetched and float(fetched.group(1)) > 1.0, shown.output
 
 
 def test_status_exits_1_when_a_file_failed(
@@ -76,3 +78,32 @@ def test_status_exits_1_when_a_file_failed(
     shown = run_cli("status", out)
     assert shown.returncode == 1
     assert "1 failed" in shown.output
+
+
+def test_on_disk_is_what_du_counts_and_fetched_what_arrived(
+    slow_cdn: CDNServer, slow_links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A partial download: its partial files are preallocated whole, so the space they
+    take (``du``, ``st_blocks * 512``) is more than the bytes fetched; status shows both."""
+    out, total = tmp_path / "out", sum(s.size for s in shards)
+    proc = _start(slow_links, out, "--connections", "3")
+    _wait_for_bytes(slow_cdn, total // 2, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+
+    shown = run_cli("status", out)
+    assert shown.returncode == 0, shown.output
+    files = [f for f in (out / "tars", out / ".sa1b" / "partial") if f.is_dir()]
+    taken = sum(p.stat().st_blocks * 512 for folder in files for p in folder.glob("*"))
+    du = subprocess.run(
+        ["du", "-s", "--block-size=1", "--total", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(du.stdout.splitlines()[-1].split()[0]) - taken <= 2 * 4096  # the folders
+    fetched = sum(record.done_bytes for record in api.status(out).files)
+    assert fetched < taken  # preallocated: a partial file takes its whole size at once
+    tally = shown.stdout.splitlines()[-2]
+    assert tally.endswith(f"; {human_bytes(fetched)} fetched, {human_bytes(taken)} on disk")

@@ -83,6 +83,8 @@ def test_collate_keeps_each_field_as_a_list() -> None:
 
 
 def test_torch_is_imported_only_when_the_wrapper_is_used(tmp_path: Path) -> None:
+    for name in ("sa_1.jpg", "sa_1.json"):  # a sample (read only when asked for)
+        (tmp_path / name).write_bytes(b"")
     script = (
         "import sys, sa1b\n"
         "samples = sa1b.open(sys.argv[1])\n"

@@ -170,3 +170,19 @@ def test_damage_is_found_and_repair_fetches_only_that_shard(
         assert_identical(out, shards)
     else:
         assert_extracted(out, shards, "wds" if download_args == WDS else "shard")
+
+
+def test_quiet_prints_only_the_problems_and_the_end(
+    cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _download(links, out, "--no-extract")
+    assert run_cli("verify", out, "-q").stdout == "3 files: 3 ok, 0 with problems\n"
+    _truncate_tar(out)
+    found = run_cli("verify", out, "--quiet")
+    assert found.returncode == 1, found.output
+    lines = found.stdout.splitlines()
+    assert lines[0] == "sa_000001.tar  BAD  tar"
+    assert all(line.startswith("    ") for line in lines[1:-1]) and len(lines) > 2  # problems
+    assert lines[-1] == "3 files: 2 ok, 1 with problems"
+    assert found.stderr == ""

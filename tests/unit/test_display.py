@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from rich.console import Console
 
-from sa1b.cli.display import PlainDisplay
+from sa1b.cli.display import PlainDisplay, waiting_text
 from sa1b.cli.live import LiveDisplay
 from sa1b.progress import FileProgress, FileState, Snapshot
 
@@ -70,3 +71,51 @@ def test_the_live_display_invents_no_total_either() -> None:
     screen = io.StringIO()
     Console(file=screen, width=100, color_system=None).print(display.progress.get_renderable())
     assert "GiB" not in screen.getvalue()
+
+
+def _waiting(
+    name: str, until: float, reason: str = "the server asked to retry after 300 s"
+) -> FileProgress:
+    return FileProgress(name, "pending", None, 0, 0, retry_at=until, retry_reason=reason)
+
+
+UNTIL = 1_800_000_000.0
+CLOCK = time.strftime("%H:%M:%S", time.localtime(UNTIL))
+
+# name: (files, what the display says the run waits for; None: nothing)
+WAITS = {
+    "nothing waits": ((FileProgress("a.tar", "active", None, 0, 1),), None),
+    "one file": (
+        (_waiting("sa_000001.tar", UNTIL), FileProgress("b.tar", "active", None, 0, 1)),
+        f"sa_000001.tar: the server asked to retry after 300 s; waiting until {CLOCK}",
+    ),
+    "the one due first, and how many more": (
+        (_waiting("b.tar", UNTIL + 60, "server answered 503"), _waiting("a.tar", UNTIL)),
+        f"a.tar: the server asked to retry after 300 s; waiting until {CLOCK} "
+        "(1 more files waiting)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("files", "text"), WAITS.values(), ids=WAITS.keys())
+def test_what_the_run_waits_for(files: tuple[FileProgress, ...], text: str | None) -> None:
+    snap = Snapshot(files, fetched=0, elapsed=1.0, speed=0.0)
+    assert waiting_text(snap) == text
+    line = plain(snap)
+    if text is None:
+        assert line.startswith("sa1b: waiting for the first answers;")
+    else:
+        assert line.startswith(f"sa1b: {text}; 0/{len(files)} files done")
+    live = LiveDisplay(Console(file=io.StringIO(), width=300))
+    live.update(snap)
+    screen = io.StringIO()
+    Console(file=screen, width=300, color_system=None).print(live.progress.get_renderable())
+    assert (text or "total: 0/") in screen.getvalue()
+
+
+def test_a_wait_beside_a_running_total_gets_its_own_line() -> None:
+    running = FileProgress("a.tar", "active", 10 * MiB, 5 * MiB, 4)
+    snap = Snapshot((running, _waiting("b.tar", UNTIL)), fetched=0, elapsed=1.0, speed=MiB)
+    first, second = plain(snap).splitlines()
+    assert "5.0 MiB of about 20.0 MiB" in first
+    assert second == f"sa1b: b.tar: the server asked to retry after 300 s; waiting until {CLOCK}"

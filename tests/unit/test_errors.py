@@ -176,3 +176,20 @@ def test_server_error_retry_after() -> None:
 def test_errors_can_be_raised_and_caught_by_base() -> None:
     with pytest.raises(SA1BError, match="boom"):
         raise errors.TruncatedBodyError("boom", name="x")
+
+
+# name: (what mkdir raised, the message, the hint says)
+CANNOT_CREATE = {
+    "a file of that name": (FileExistsError(17, "File exists"), "out is a file, not a folder"),
+    "a file on its path": (NotADirectoryError(20, "Not a directory"), "out is below a file"),
+    "no permission": (PermissionError(13, "Permission denied"), "out: cannot create it (Perm"),
+}
+
+
+@pytest.mark.parametrize(("raised", "says"), CANNOT_CREATE.values(), ids=CANNOT_CREATE.keys())
+def test_an_output_folder_that_cannot_be_made_says_why(raised: OSError, says: str) -> None:
+    error = errors.OutputFolderError.cannot_create("out", raised)
+    assert error.message.startswith(says)
+    file_in_the_way = isinstance(raised, FileExistsError | NotADirectoryError)
+    assert ("give -o a folder" in error.hint) is file_in_the_way
+    assert ("writable" in error.hint) is not file_in_the_way

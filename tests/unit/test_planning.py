@@ -57,3 +57,23 @@ def test_a_plan_is_ok_when_it_fits_every_file_answers_and_the_links_outlive_it(
     files: tuple[FileFacts, ...], free: int, expires: int, ok: bool
 ) -> None:
     assert _plan(files, free=free, speed=G, expires=expires).ok is ok
+
+
+@pytest.mark.parametrize(
+    ("probe", "cap", "expected", "ok"),
+    [
+        (G, None, G, True),  # 10 s needed, links last 13 s
+        (G, G / 2, G / 2, False),  # the cap makes it 20 s
+        (G / 2, G, G / 2, False),  # a cap above the probe's speed changes nothing
+        (None, G, 0.0, True),  # not measured: no forecast
+    ],
+)
+def test_the_plan_forecasts_at_the_slower_of_the_probe_and_max_rate(
+    probe: float | None, cap: float | None, expected: float, ok: bool
+) -> None:
+    needed = disk_needed((SHARD,), extract=False, keep_tars=False, at_once=8)
+    plan = Plan((SHARD,), 10 * G, needed, needed, needed, probe, (13,), now=0.0, max_rate=cap)
+    assert plan.expected_speed == expected
+    assert plan.ok is ok
+    if probe is not None:
+        assert plan.outlook is not None and plan.outlook.capped is (expected < probe)

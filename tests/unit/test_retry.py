@@ -24,7 +24,7 @@ from sa1b.errors import (
     TransferError,
     TruncatedBodyError,
 )
-from sa1b.retry import RetryPolicy
+from sa1b.retry import RetryPolicy, waiting_reason
 
 POLICY = RetryPolicy(attempts=8, backoff=0.5, backoff_max=30.0, retry_after_max=300.0)
 
@@ -176,3 +176,29 @@ def test_retries_retryable_errors(error: RetryableError) -> None:
 def test_many_failures_stay_capped() -> None:
     policy = RetryPolicy(attempts=10_000, backoff=0.5, backoff_max=30.0)
     assert policy.delay(ConnectError("x"), 2000, jitter=0.0) == pytest.approx(15.0)
+
+
+# name: (error, delay, what the file waits for)
+REASONS = {
+    "the server's Retry-After": (
+        ServerError("server answered 429", status=429, retry_after=300.0),
+        300.0,
+        "the server asked to retry after 300 s",
+    ),
+    "a Retry-After over the cap": (
+        ServerError("server answered 503", status=503, retry_after=3600.0),
+        300.0,
+        "the server asked to retry after 3600 s (waiting 300 s, the most sa1b waits)",
+    ),
+    "a failure without one": (StallError("no byte for 30 s"), 1.5, "no byte for 30 s"),
+    "a failure quoting the server is cleaned": (
+        ServerError("server answered 503: \x1b[31mred", status=503),
+        1.0,
+        "server answered 503: \\x1b[31mred",
+    ),
+}
+
+
+@pytest.mark.parametrize(("error", "delay", "reason"), REASONS.values(), ids=REASONS.keys())
+def test_waiting_reason(error: TransferError, delay: float, reason: str) -> None:
+    assert waiting_reason(error, delay) == reason

@@ -104,6 +104,8 @@ def test_human_bytes_never_shows_1024_of_a_smaller_unit(count: float) -> None:
         (59.99, "59s"),
         (60, "1m00s"),
         (61, "1m01s"),
+        (90, "1m30s"),  # the summary of a 90 s run (it once said 1m00s: the start went unmeasured)
+        (90.9, "1m30s"),
         (3599, "59m59s"),
         (3600, "1h00m"),
         (3725, "1h02m"),

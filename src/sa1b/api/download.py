@@ -58,12 +58,14 @@ def download(
     :class:`~sa1b.errors.OutputFolderError` if ``config.out`` cannot be written, and
     :class:`~sa1b.errors.StateLockedError` if another process owns the folder;
     per-file failures are outcomes, not exceptions.
-    KeyboardInterrupt is re-raised after the state is saved.
+    KeyboardInterrupt is re-raised after the state is saved. ``seconds`` is the whole
+    call, the size check's answers (and a server slow to give them) included.
     """
+    started = time.monotonic()
     try:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputFolderError(f"{config.out}: cannot create it ({error.strerror})") from None
+        raise OutputFolderError.cannot_create(config.out, error) from None
     paths = config.paths
     listener = listener or NullListener()
     with StateStore(config.out, state=paths.state) as store:
@@ -74,10 +76,10 @@ def download(
             refuse_expired([link for link in links if link.name not in done], now=time.time())
         only = config.extract.only if config.extract else None
         if only is not None:
-            return _fetch_members(links, config, store, only, listener)
+            return _fetch_members(links, config, store, only, listener, started=started)
         if config.check_space:  # from the records just read
             check_space(links, config, furthest(known))
-        return _fetch_files(links, config, store, others, listener)
+        return _fetch_files(links, config, store, others, listener, started=started)
 
 
 def _fetch_files(
@@ -86,9 +88,11 @@ def _fetch_files(
     store: StateStore,
     others: Mapping[str, list[FileRecord]],
     listener: ProgressListener,
+    *,
+    started: float,
 ) -> DownloadResult:
     """The whole files, by the engine: from their own links, then from each mirror."""
-    with recorded_run(store, copy_to=config.state_copy) as run:
+    with recorded_run(store, started=started, copy_to=config.state_copy) as run:
         outcomes: dict[str, FileOutcome] = {}
         for base, batch in _sources(links, config, outcomes):
             if base is not None:
@@ -110,9 +114,11 @@ def _fetch_members(
     store: StateStore,
     kind: str,
     listener: ProgressListener,
+    *,
+    started: float,
 ) -> DownloadResult:
     """The ``--only`` run: members of one kind of each shard, by range reads."""
-    with recorded_run(store, copy_to=config.state_copy) as run:
+    with recorded_run(store, started=started, copy_to=config.state_copy) as run:
         result = fetch_members(links, config, store, kind=kind, listener=listener)
         run.fetched = result.fetched
         run.ended(result.outcomes)

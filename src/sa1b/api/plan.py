@@ -84,6 +84,7 @@ def _plan(
         speed=speed,
         expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
         now=time.time(),
+        max_rate=config.max_rate,
     )
 
 

@@ -34,11 +34,14 @@ class Run:
 
 
 @contextmanager
-def recorded_run(store: StateStore, *, copy_to: Path | None = None) -> Iterator[Run]:
+def recorded_run(
+    store: StateStore, *, started: float, copy_to: Path | None = None
+) -> Iterator[Run]:
     """Record a run in ``store`` around the block, however the block ends; then refresh
-    the store's copy in ``copy_to`` (a cluster task's, where other machines find it)."""
+    the store's copy in ``copy_to`` (a cluster task's, where other machines find it).
+    ``started`` (monotonic) is when the caller began, checks before the run included."""
     run_id = store.start_run()
-    run = Run()
+    run = Run(started=started)
     try:
         yield run
     finally:

@@ -10,13 +10,12 @@ from pathlib import Path
 
 from sa1b.api.status import status
 from sa1b.checksums import Digest
-from sa1b.errors import StateError
 from sa1b.extract.audit import audit_extracted, audit_tar, remove_extracted
 from sa1b.layout import whole_units
 from sa1b.records import FileRecord
 from sa1b.store.members import Index, member_indexes
 from sa1b.store.paths import OutputPaths
-from sa1b.store.state import StateStore, folder_stores
+from sa1b.store.state import StateStore, require_stores
 from sa1b.store.walks import WalkRecord, forget_published
 
 log = logging.getLogger(__name__)
@@ -55,12 +54,7 @@ def verify(
     store in ``state`` when it lives elsewhere; with ``repair``, mark each finished file
     found bad so that the next download fetches it again, and only it: its records are
     voided and its bad files removed."""
-    stores = folder_stores(out, state)
-    if not stores:
-        raise StateError(
-            f"{out}: no sa1b state here",
-            hint="pass the folder given to -o (and the --state-dir, if it had one)",
-        )
+    stores = require_stores(out, state)
     indexes = member_indexes(out, state)
     digests = checksums or {}
     checks = tuple(

@@ -21,6 +21,18 @@ def counts_line(snapshot: Snapshot) -> str:
     return f"{', '.join(parts)}; {snapshot.connections} conn"
 
 
+def waiting_text(snapshot: Snapshot) -> str | None:
+    """When files wait out a retry delay: the one due first, what for and until when,
+    and how many more wait."""
+    waiting = sorted(
+        (f for f in snapshot.files if f.retry_at is not None), key=lambda f: f.retry_at or 0
+    )
+    if not waiting:
+        return None
+    more = f" ({len(waiting) - 1} more files waiting)" if len(waiting) > 1 else ""
+    return f"{waiting[0].waiting_note}{more}"
+
+
 class Display(ProgressListener, Protocol):
     """A progress listener that is also a context manager: started before the run,
     stopped after it (a live display then leaves its last frame)."""
@@ -54,9 +66,10 @@ class PlainDisplay:
         if now - self._last < self.interval:
             return
         self._last = now
-        done = snapshot.done_bytes
+        done, waiting = snapshot.done_bytes, waiting_text(snapshot)
         if all(f.size is None for f in snapshot.files):  # no answer yet: no total to show
-            print(f"sa1b: waiting for the first answers; {counts_line(snapshot)}", file=self.stream)
+            what = waiting or "waiting for the first answers"
+            print(f"sa1b: {what}; {counts_line(snapshot)}", file=self.stream, flush=True)
             return
         total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE)
         about = "" if all(f.size is not None for f in snapshot.files) else "about "
@@ -69,6 +82,8 @@ class PlainDisplay:
             file=self.stream,
             flush=True,
         )
+        if waiting:
+            print(f"sa1b: {waiting}", file=self.stream, flush=True)
 
     def finished(self, outcome: FileOutcome) -> None:
         if outcome.state != "done":

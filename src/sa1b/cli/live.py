@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
-from sa1b.cli.display import ACTIVE_BARS, counts_line
+from sa1b.cli.display import ACTIVE_BARS, counts_line, waiting_text
 from sa1b.progress import FileOutcome, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.units import human_bytes
@@ -64,11 +64,12 @@ class LiveDisplay:
     def update(self, snapshot: Snapshot) -> None:
         known = any(f.size is not None for f in snapshot.files)  # else no total to show
         total = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) if known else None
+        waiting = waiting_text(snapshot)  # else the run looks stalled
         self.progress.update(
             self._overall,
             total=total,
             completed=snapshot.done_bytes,
-            description=f"total: {counts_line(snapshot)}",
+            description=f"{escape(waiting) if waiting else 'total'}: {counts_line(snapshot)}",
         )
         active = [f for f in snapshot.files if f.state in ("active", "verifying")]
         for progress in active[:ACTIVE_BARS]:

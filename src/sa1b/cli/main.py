@@ -1,7 +1,9 @@
 """The ``sa1b`` command: parse arguments, build the config, call the library, report.
 
-Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
-2 bad input or usage; 130 interrupted (state saved).
+Exit codes (the README's table): 0 every selected file is done; 1 some failed or
+expired (listed; every link expired too), a check found problems, or the run stopped
+(disk full, a damaged store); 2 bad input or usage (a file, a flag, a folder with no
+sa1b state, a folder another run holds); 130 interrupted (state saved).
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
-from sa1b.errors import InputError, SA1BError, StateError, StateLockedError
-from sa1b.expiry import forecast
+from sa1b.errors import (
+    InputError,
+    NoStateError,
+    SA1BError,
+    StateError,
+    StateLockedError,
+)
+from sa1b.expiry import forecast, remaining_bytes
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
@@ -41,11 +49,14 @@ from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.members import shard_members
 from sa1b.store.paths import OutputPaths
 from sa1b.store.shards import ShardState
-from sa1b.store.state import lock_holder
+from sa1b.store.state import folder_stores, lock_holder, no_state
+from sa1b.store.usage import space_taken
 from sa1b.store.walks import WalkRecord
 from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+USAGE_ERRORS = (InputError, NoStateError, StateLockedError)
+"""Exit 2: what was given cannot be used as it is; every other error exits 1."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -87,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.error(error.message)
         if error.hint:
             console.line(f"  hint: {error.hint}")
-        return EXIT_USAGE if isinstance(error, InputError | StateLockedError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -253,8 +264,13 @@ def _announce(
     console.line(f"links valid for {human_duration(left)} more")
     speed = (folder.last_run.speed or 0.0) if folder and folder.last_run else 0.0
     stamps = [stamp for link in live if (stamp := link.expires_at) is not None]
-    remaining = len(pending) * NOMINAL_SHARD_SIZE
-    outlook = forecast(remaining=remaining, speed=speed, expires=stamps, now=now)
+    known = {r.name: (r.size, r.done_bytes) for r in folder.files} if folder else {}
+    remaining = remaining_bytes(
+        (known.get(link.name, (None, 0)) for link in pending), nominal=NOMINAL_SHARD_SIZE
+    )
+    outlook = forecast(
+        remaining=remaining, speed=speed, expires=stamps, now=now, cap=config.max_rate
+    )
     if outlook is not None and outlook.too_late:
         logging.getLogger("sa1b").warning("judging by the last run: %s", outlook.warning())
 
@@ -332,6 +348,7 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if folder.running is not None:
         pid = f" (pid {folder.running})" if folder.running else ""
         console.line(f"a download is running in {out}{pid}; these figures are live")
+    paths = OutputPaths.of(out)
     for shard in folder.shards:
         record, walk = shard.record, shard.walk
         if walk is not None and shard.state in ("walked", "pending"):
@@ -352,9 +369,11 @@ def _status(out: Path, state: Path | None, console: Output) -> int:
     if len(folder.stores) > 1:
         for store in folder.stores:
             running = f", running (pid {store.running})" if store.running is not None else ""
-            console.line(f"{store.label}: {_tally(store.shards)}{running}")
+            console.line(f"{store.label}: {_tally(paths, store.shards)}{running}")
     console.line(
-        f"in all: {_tally(folder.shards)}" if len(folder.stores) > 1 else _tally(folder.shards)
+        f"in all: {_tally(paths, folder.shards)}"
+        if len(folder.stores) > 1
+        else _tally(paths, folder.shards)
     )
     run = folder.last_run
     if run and run.speed is not None:
@@ -377,6 +396,8 @@ def _index(out: Path, state: Path | None, console: Output) -> int:
     """Every member of every extracted or walked (``--only``) shard; a walked shard's
     members that were not published have no path."""
     rows = shard_members(out, state)
+    if not rows and not folder_stores(out, state):
+        raise no_state(out)
     if not rows:
         raise StateError(f"{out}: no extracted or walked shard with a member index here")
     console.line("shard\tmember\toffset\tsize\tpath")
@@ -397,6 +418,8 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
         repair=args.repair,
     )
     for check in report.checks:
+        if args.quiet and not check.problems:  # -q: only the problems and the end
+            continue
         verdict = "BAD" if check.problems else "ok"
         console.line(clean(f"{check.name}  {verdict:<3}  {check.kind}", limit=300))
         for problem in check.problems:
@@ -411,16 +434,28 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _tally(shards: Sequence[ShardState]) -> str:
-    """``3 files: 2 done, 1 partial; 21.0 MiB on disk`` (an extracted shard counts as
-    ``done``, a shard walked to its end by ``--only`` as ``walked``)."""
+def _tally(paths: OutputPaths, shards: Sequence[ShardState]) -> str:
+    """``3 files: 2 done, 1 partial; 21.0 MiB fetched, 30.0 MiB on disk`` (an extracted
+    shard counts as ``done``, a shard walked to its end by ``--only`` as ``walked``): the
+    bytes received, and the space the files take as ``du`` counts it (partial files are
+    preallocated whole)."""
     counts: dict[str, int] = {}
     for shard in shards:
         state = "done" if shard.finished else shard.state
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    kept = sum(shard.bytes for shard in shards)
-    return f"{len(shards)} files: {summary or 'none'}; {human_bytes(kept)} on disk"
+    fetched = sum(shard.bytes for shard in shards)
+    taken = sum(space_taken(paths, shard.record) for shard in shards)
+    published = (
+        size
+        for shard in shards
+        if shard.walk is not None
+        for *_, size in shard.walk.published_index(shard.name)
+    )
+    return (
+        f"{len(shards)} files: {summary or 'none'}; {human_bytes(fetched)} fetched, "
+        f"{human_bytes(taken + sum(published))} on disk"
+    )
 
 
 def _demo(args: argparse.Namespace, console: Output) -> int:

@@ -82,8 +82,11 @@ def _disk_lines(plan: Plan, config: DownloadConfig) -> list[str]:
 def _time_lines(plan: Plan) -> list[str]:
     lines = []
     if plan.speed:
-        eta = human_duration(plan.to_fetch / plan.speed)
-        lines.append(f"  speed           {human_bytes(plan.speed)}/s (probe) -> about {eta}")
+        expected, speed = plan.expected_speed, f"{human_bytes(plan.speed)}/s (probe)"
+        if expected < plan.speed:
+            speed += f", {human_bytes(expected)}/s with --max-rate"
+        eta = human_duration(plan.to_fetch / expected)
+        lines.append(f"  speed           {speed} -> about {eta}")
     first = min(plan.expires, default=None)
     if first is not None and first > plan.now:
         lines.append(f"  links           valid for {human_duration(first - plan.now)} more")
@@ -113,6 +116,7 @@ def _as_dict(plan: Plan) -> dict[str, object]:
         "needed_bytes_without_tars": plan.needed_without_tars,
         "fits": plan.fits,
         "speed_bytes_per_second": plan.speed,
+        "max_rate_bytes_per_second": plan.max_rate,
         "eta_seconds": outlook.needed if outlook else None,
         "links_valid_seconds": None if first is None else first - plan.now,
         "problems": problems(plan),

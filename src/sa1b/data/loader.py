@@ -4,6 +4,9 @@
 member index each shard's extraction recorded (``sa1b download`` keeps it in the
 folder's stores): every ``.jpg`` paired with its ``.json``, in shard order, then by
 name; in the ``wds`` layout both are read from the shard's tar, where the index says.
+A shard walked by ``--only json`` (or ``--only jpg``) alone gives samples with no image
+(no annotations); a tar kept whole (``--no-extract``) is read where its headers put each
+member. A folder with no sample is an error, not an empty dataset.
 A folder extracted by another tool, with no store, is walked instead: a ``.jpg`` beside
 its ``.json`` (``shard`` and ``flat`` layouts), under ``images/`` with its ``.json``
 under ``annotations/`` (``split``), or both inside a ``.tar`` (``wds`` tars, or SA-1B's
@@ -30,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 from sa1b.errors import InputError
 from sa1b.extract.extents import Extent, locate
 from sa1b.extract.masks import decode_mask
+from sa1b.links import is_shard_name
 from sa1b.store.members import member_indexes
+from sa1b.store.paths import OutputPaths
 from sa1b.store.state import folder_stores
 
 if TYPE_CHECKING:
@@ -43,14 +48,18 @@ class Sample:
 
     key: str
     """The image's name without ``.jpg`` (``sa_1``), as webdataset calls a sample."""
-    image_file: Extent
-    annotation_file: Extent
+    image_file: Extent | None
+    """None where only the annotations were downloaded (``--only json``)."""
+    annotation_file: Extent | None
+    """None where only the images were downloaded (``--only jpg``)."""
     shard: str | None = None
     """The shard it came from, when the folder's index says so."""
 
     @cached_property
     def document(self) -> dict[str, Any]:
         """The parsed annotation file: ``{"image": {...}, "annotations": [...]}``."""
+        if self.annotation_file is None:
+            raise _missing(self.key, "annotations", "--only jpg", "json")
         parsed: dict[str, Any] = json.loads(self.annotation_file.read())
         return parsed
 
@@ -60,6 +69,8 @@ class Sample:
         return annotations
 
     def image_bytes(self) -> bytes:
+        if self.image_file is None:
+            raise _missing(self.key, "image", "--only json", "jpg")
         return self.image_file.read()
 
     def image(self) -> Any:
@@ -71,6 +82,13 @@ class Sample:
     def masks(self) -> list[Any]:
         """Each annotation's mask as a ``height x width`` array of 0 and 1 (pycocotools)."""
         return [decode_mask(annotation["segmentation"]) for annotation in self.annotations]
+
+
+def _missing(key: str, part: str, only: str, kind: str) -> InputError:
+    return InputError(
+        f"{key}: no {part} here (the download was {only})",
+        hint=f"fetch them too: sa1b download LINKS -o OUT --only {kind}",
+    )
 
 
 class Samples(Sequence[Sample]):
@@ -99,29 +117,57 @@ class Samples(Sequence[Sample]):
 
 
 def open_dataset(out: Path | str) -> Samples:
-    """The samples in ``out``, the folder given to ``sa1b download -o``."""
+    """The samples in ``out``, the folder given to ``sa1b download -o``; an
+    :class:`~sa1b.errors.InputError` if it holds none."""
     folder = Path(out)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder", hint="pass the folder given to -o")
     indexed = _from_index(folder)
-    return Samples(indexed if indexed is not None else _from_walk(folder))
+    samples = indexed if indexed is not None else _from_walk(folder)
+    if not samples and indexed is None:
+        raise InputError(
+            f"{folder}: no samples here (no .jpg with its .json, no .tar)",
+            hint="pass the folder given to sa1b download -o",
+        )
+    if not samples:
+        raise InputError(
+            f"{folder}: no samples here yet", hint="sa1b status shows how far the download got"
+        )
+    return Samples(samples)
 
 
 def _from_index(out: Path) -> list[Sample] | None:
-    """Pairs from the member indexes of the folder's stores (extracted shards, and the
-    members of walked shards that ``--only json`` and ``--only jpg`` published); None
-    without any store."""
+    """The samples the folder's stores know, None without any store: from the member
+    indexes of extracted shards and of the members walked shards published (``--only``:
+    annotations or images alone where the other kind is absent), then from the tars kept
+    whole (``--no-extract``), read where their headers put each member."""
     if not folder_stores(out):
         return None
     samples = []
-    for shard, index in sorted(member_indexes(out).items()):
+    indexes = member_indexes(out)  # a shard's extraction over its walk (store.members)
+    for shard, index in sorted(indexes.items()):
         paths = (PurePosixPath(path) for path, _, _ in index)
-        extents = dict(zip(paths, locate(out, index), strict=True))
-        for image in sorted(p for p in extents if p.suffix == ".jpg"):
-            partner = _partner(image)
-            if partner in extents:
-                samples.append(Sample(image.stem, extents[image], extents[partner], shard))
+        samples += _pairs(dict(zip(paths, locate(out, index), strict=True)), shard)
+    for tar in sorted(OutputPaths.of(out).tars.glob("*.tar")):
+        if is_shard_name(tar.name) and tar.name not in indexes:
+            samples += _from_tar(tar, shard=tar.name)
     return samples
+
+
+def _pairs(extents: dict[PurePosixPath, Extent], shard: str) -> list[Sample]:
+    """Each image with its annotation file; where a shard has only one of the two
+    kinds (``--only``), each file of that kind alone."""
+    images = sorted(p for p in extents if p.suffix == ".jpg")
+    if not images:
+        jsons = sorted(p for p in extents if p.suffix == ".json")
+        return [Sample(p.stem, None, extents[p], shard) for p in jsons]
+    if not any(p.suffix == ".json" for p in extents):
+        return [Sample(p.stem, extents[p], None, shard) for p in images]
+    return [
+        Sample(image.stem, extents[image], extents[partner], shard)
+        for image in images
+        if (partner := _partner(image)) in extents
+    ]
 
 
 def _partner(image: PurePosixPath) -> PurePosixPath:
@@ -144,7 +190,7 @@ def _from_walk(out: Path) -> list[Sample]:
     return samples
 
 
-def _from_tar(tar: Path) -> list[Sample]:
+def _from_tar(tar: Path, *, shard: str | None = None) -> list[Sample]:
     """The pairs inside one tar, by name; its headers are read, its data skipped."""
     try:
         with tarfile.open(tar, "r:") as archive:
@@ -156,7 +202,7 @@ def _from_tar(tar: Path) -> list[Sample]:
     except tarfile.TarError as error:
         raise InputError(f"{tar}: not a tar that can be read ({error})") from None
     return [
-        Sample(PurePosixPath(name).stem, members[name], members[partner])
+        Sample(PurePosixPath(name).stem, members[name], members[partner], shard)
         for name in sorted(members)
         if name.endswith(".jpg") and (partner := name[: -len(".jpg")] + ".json") in members
     ]

@@ -24,6 +24,7 @@ from sa1b.errors import (
     ConnectError,
     FatalTransferError,
     LinkExpiredError,
+    RetryableError,
     SA1BError,
     StorageError,
     TransferError,
@@ -31,7 +32,8 @@ from sa1b.errors import (
 from sa1b.lifecycle import next_state
 from sa1b.net.answers import BodyPlan
 from sa1b.net.curl import Request
-from sa1b.progress import FINAL_STATES, FileState
+from sa1b.progress import FINAL_STATES, FileState, waiting_note
+from sa1b.retry import waiting_reason
 from sa1b.scheduling import choose_job
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
@@ -39,6 +41,9 @@ from sa1b.store.journal import Journal
 log = logging.getLogger(__name__)
 
 Job = tuple[Task, Segment | None]
+NOTABLE_WAIT = 10.0
+"""A server's Retry-After of this many seconds or more is said on the screen: the run
+looks stalled meanwhile. Shorter ones are only logged."""
 
 
 class Scheduler:
@@ -190,8 +195,14 @@ class Scheduler:
                 log.info("%s: %s%s", task.name, error, note)
                 self.files.halt(task, "failed", error, note=note)
                 return
-            log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
             task.not_before = max(task.not_before, self.clock() + delay)
+            task.waiting_for = waiting_reason(error, delay)
+            asked = isinstance(error, RetryableError) and error.retry_after is not None
+            if asked and delay >= NOTABLE_WAIT:  # a run that looks stalled says why
+                until = time.time() + task.not_before - self.clock()
+                log.warning("%s", waiting_note(task.name, task.waiting_for, until))
+            else:
+                log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)
             host = urlsplit(task.link.url).hostname or "?"
             if isinstance(error, ConnectError) and host not in self._unreachable:
                 self._unreachable.add(host)  # once per host: a user staring at 0% learns why

@@ -24,7 +24,7 @@ from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
 from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError, StorageError
-from sa1b.expiry import forecast
+from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
 from sa1b.net.governor import Governor
@@ -197,7 +197,10 @@ class Engine:
                 for task in self.run_state.tasks
                 if task.state not in FINAL_STATES and (stamp := task.link.expires_at) is not None
             ]
-        remaining = snapshot.total_bytes(guess=NOMINAL_SHARD_SIZE) - snapshot.done_bytes
+        remaining = remaining_bytes(
+            ((f.size, f.done) for f in snapshot.files if f.state not in FINAL_STATES),
+            nominal=NOMINAL_SHARD_SIZE,
+        )
         outlook = forecast(
             remaining=remaining, speed=snapshot.speed, expires=stamps, now=time.time()
         )
@@ -208,6 +211,7 @@ class Engine:
         window = [h for h in history if h[0] >= history[-1][0] - 5.0] or history
         span = window[-1][0] - window[0][0]
         speed = (window[-1][1] - window[0][1]) / span if span > 0 else 0.0
+        now, wall = self._clock(), time.time()
         with self.run_state.lock:
             files = tuple(
                 FileProgress(
@@ -222,6 +226,8 @@ class Engine:
                         else t.recorded.total
                     ),
                     connections=t.connections,
+                    retry_at=wall + t.not_before - now if _waiting(t, now) else None,
+                    retry_reason=t.waiting_for,
                 )
                 for t in self.run_state.tasks
             )
@@ -232,6 +238,11 @@ class Engine:
             speed=speed,
             connections=self.transport.busy,
         )
+
+
+def _waiting(task: Task, now: float) -> bool:
+    """The file waits out a retry delay: nothing of it in flight until ``not_before``."""
+    return task.not_before > now and not task.connections and task.state not in FINAL_STATES
 
 
 def _unfinished(task: Task) -> FileOutcome:

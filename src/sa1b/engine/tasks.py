@@ -36,6 +36,8 @@ class Task:
     changes: int = 0
     """Times the file's version changed during this run (each one restarts it)."""
     not_before: float = 0.0
+    waiting_for: str = ""
+    """Why the file waits until ``not_before`` (:func:`sa1b.retry.waiting_reason`)."""
     unrecorded_final: int | None = None
     """The size of a file under the final name that the store has no record of (its
     store was damaged or foreign, or deleted): adopted once the server's first answer

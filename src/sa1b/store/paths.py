@@ -43,7 +43,12 @@ class OutputPaths:
     def final(self, name: str) -> Path:
         """Where a verified file is published: shard tars (when kept) in ``tars/``,
         the other files of the links file (``--extras``) in the folder itself."""
-        return self.out / "tars" / name if is_shard_name(name) else self.out / name
+        return self.tars / name if is_shard_name(name) else self.out / name
+
+    @property
+    def tars(self) -> Path:
+        """Where shard tars are published, when they are kept."""
+        return self.out / "tars"
 
     def partial(self, name: str) -> Path:
         """Where a file's bytes are written until it is verified."""

@@ -20,7 +20,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sa1b.errors import OutputFolderError, StateError, StateLockedError, StorageError
+from sa1b.errors import (
+    NoStateError,
+    OutputFolderError,
+    StateError,
+    StateLockedError,
+    StorageError,
+)
 from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, Status
 from sa1b.redaction import clean
@@ -314,9 +320,7 @@ class StateStore:
         self.paths = paths = OutputPaths.of(out, state)
         self.path = paths.database
         if not create and not self.path.exists():
-            raise StateError(
-                f"{out}: no sa1b state here", hint="pass the folder given to sa1b download -o"
-            )
+            raise no_state(out)
         self._lock_fd: int | None = None
         if lock:
             try:
@@ -546,3 +550,18 @@ class StateStore:
                 "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
         return RunRecord(*row) if row else None
+
+
+def require_stores(out: Path, state: Path | None = None) -> list[OutputPaths]:
+    """:func:`folder_stores`, or :class:`NoStateError` when there is none."""
+    found = folder_stores(out, state)
+    if not found:
+        raise no_state(out)
+    return found
+
+
+def no_state(out: Path) -> NoStateError:
+    """The error for a folder with no store: one that does not exist is named as such."""
+    return NoStateError(
+        f"{out}: no such folder" if not out.is_dir() else f"{out}: no sa1b state here"
+    )
