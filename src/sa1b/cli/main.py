@@ -1,12 +1,14 @@
 """The ``sa1b`` command: parse arguments, build the config, call the library, report.
 
 Exit codes: 0 every selected file is done; 1 some failed or expired (listed);
-2 bad input or usage; 130 interrupted (state saved).
+2 bad input or usage; 130 interrupted (state saved); 141 the reader of the output went
+away (``sa1b index OUT | head``): quietly, as git and every tool a SIGPIPE ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -43,6 +45,8 @@ from sa1b.store.walks import WalkRecord, catalogs
 from sa1b.units import human_bytes, human_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
+"""What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -449,4 +453,20 @@ def _demo(args: argparse.Namespace, console: Output) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # inside the try: what is still buffered may meet a closed pipe
+    except BrokenPipeError:
+        code = _output_closed()
+    sys.exit(code)
+
+
+def _output_closed() -> int:
+    """The reader of stdout or stderr has gone (``| head``): say nothing more. Both
+    are pointed at /dev/null, or Python's own flush at exit would fail again, loudly
+    (the recipe of Python's ``signal`` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or no descriptor
+            os.dup2(devnull, stream.fileno())
+    return EXIT_OUTPUT_CLOSED
