@@ -16,7 +16,15 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
-from tests.scripted import Peer, answer, ranged, redirecting, serve_ranges, serving
+from tests.scripted import (
+    Peer,
+    answer,
+    ranged,
+    redirecting,
+    serve_ranges,
+    serving,
+    trailing,
+)
 
 from .conftest import assert_identical, run_cli
 
@@ -60,6 +68,23 @@ def test_no_range_support_and_dropped_connections_recover_on_a_rerun(
             code, output = download(links_to(server.base, shard, links), out)
             assert code == 0, output
     assert_identical(out, [shard])
+
+
+def test_bytes_after_a_complete_body_never_fail_the_requests_after_it(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Every answer is followed by junk on its kept connection, where it would read as the
+    next answer's status line: each request that meets it goes again on a new connection,
+    so the file is complete even with a budget of two failures."""
+    data = shards[0].path.read_bytes() * 4  # requests enough to meet many kept connections
+    junk = trailing(b"junk after the body\r\n\x1b[31m\r\n")
+    with serving(default=serve_ranges(data, junk)) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(f"sa_000000.tar\t{server.base}/sa_000000.tar\n")
+        code, output = download(links, tmp_path / "out", "--connections", "4", "--retries", "2")
+    assert code == 0, output
+    assert "Invalid status line" not in output and "Traceback" not in output
+    assert (tmp_path / "out" / "tars" / "sa_000000.tar").read_bytes() == data
 
 
 @pytest.mark.parametrize(

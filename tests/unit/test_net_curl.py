@@ -178,6 +178,27 @@ def test_keep_alive_carries_the_next_request_on_the_same_connection() -> None:
     assert server.accepted == 1
 
 
+def test_bytes_after_a_complete_body_never_fail_the_next_request() -> None:
+    """Junk a server sent after a body (here: once the next request is on its way, so
+    libcurl cannot see it as excess of the first) reads as the next answer's status line:
+    that request goes again, once, on a new connection; the poisoned one is closed."""
+    poisoned = answer_each(ranged(BODY, 0, 10), b"junk after the body\r\n")
+    with serving(poisoned, answer_each(ranged(BODY, 10, 20))) as server:
+        first, second = Recorder(), Recorder()
+        run(Request(f"{server.base}/a", (), first), Request(f"{server.base}/a", (), second))
+    assert first.error is None and second.error is None
+    assert bytes(first.data + second.data) == BODY[:20]
+    assert server.accepted == 2
+    assert len(server.requests) == 3  # the second request twice: kept, then new
+
+
+def test_a_request_that_fails_on_a_new_connection_is_not_sent_again() -> None:
+    with serving(answer_each(b"junk instead of an answer\r\n\r\n")) as server:
+        got = get(f"{server.base}/a")
+    assert isinstance(got.error, BadResponseError)
+    assert server.accepted == 1 and len(server.requests) == 1
+
+
 def test_each_slot_has_a_connection_of_its_own() -> None:
     def script(peer: Peer) -> None:
         peer.request()

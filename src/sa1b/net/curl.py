@@ -17,7 +17,10 @@ exactly once with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors
 error that stopped it. It enforces the head deadline and the speed floor
 (:class:`~sa1b.net.watchdog.Watchdog`) and the ``--max-rate`` cap (by pausing
 transfers), and refuses, through libcurl's options, every redirect from https to
-http and every scheme but http(s). TLS is always verified.
+http and every scheme but http(s). TLS is always verified. A request that fails before
+its answer began, on a connection kept from an earlier request, goes again once on a
+new connection: bytes a server sent after a complete body wait on the kept connection
+and read as the next status line (libcurl closes a connection a request failed on).
 """
 
 from __future__ import annotations
@@ -139,17 +142,40 @@ class _Transfer:
         self.received = 0
         self.resume_at = 0.0
         self.paused = False
+        self.fresh = False
 
-    def begin(self, request: Request, now: float) -> None:
+    def begin(self, request: Request, now: float, *, fresh: bool = False) -> None:
+        """Start ``request``; ``fresh``: on a new connection, not a kept one."""
         self.request = request
         self.heads = HeadReader()
         self.watchdog = Watchdog(self.loop.shared.options.timeouts, now)
         self.answered = self.stopped = self.paused = False
         self.failure = None
         self.received = 0  # resume_at stays: the next request waits out the last one's debt
+        self.fresh = fresh
         configure(self.easy, request, self.loop.shared.options, ca_folder=self.loop.ca_folder)
+        self.easy.setopt(pycurl.FRESH_CONNECT, int(fresh))
         self.easy.setopt(pycurl.HEADERFUNCTION, self.on_header)
         self.easy.setopt(pycurl.WRITEFUNCTION, self.on_write)
+
+    def failed_on_kept_connection(self, code: int) -> bool:
+        """The request failed before any answer began, on a connection kept from an
+        earlier request: the fault may be the connection's (bytes a server sent after
+        a complete body wait there and read as this answer's status line; a connection
+        the server closed while idle), so it deserves one more try on a new one. libcurl
+        has closed the failed connection already; a stall is never sent again (the
+        deadlines are the user's), nor what the receiver stopped or a bug ended."""
+        failure = self.failure
+        failed = code != 0 or failure is not None
+        if not failed or self.fresh or self.stopped or self.answered or self.heads.final:
+            return False
+        if failure is not None and type(failure) is not BadResponseError:
+            return False
+        try:
+            connects: int = self.easy.getinfo(pycurl.NUM_CONNECTS)
+        except pycurl.error:
+            return False
+        return connects == 0
 
     # -- libcurl's callbacks (in the loop thread, inside socket_action) --------
 
@@ -381,6 +407,14 @@ class CurlLoop:
         """End a request; its slot goes straight on with its job, or is parked."""
         slot = transfer.slot
         self._multi.remove_handle(transfer.easy)
+        if not self._closing and transfer.failed_on_kept_connection(code):
+            assert transfer.request is not None
+            log.debug(
+                "%s: failed on a kept connection (%s); again on a new one", transfer.url, code
+            )
+            transfer.begin(transfer.request, self.shared.clock(), fresh=True)
+            self._multi.add_handle(transfer.easy)
+            return
         del self._busy[slot]
         self._dirty = True
         transfer.finish(code, message)
