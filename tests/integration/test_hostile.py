@@ -88,6 +88,36 @@ def test_bytes_after_a_complete_body_never_fail_the_requests_after_it(
 
 
 @pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 " + b"O" * 200_000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 200_000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(5000)),
+    ],
+    ids=["long-status-line", "long-header", "5000-headers"],
+)
+def test_a_response_head_too_large_is_the_servers_fault_not_the_network(
+    head: bytes, tmp_path: Path
+) -> None:
+    def script(peer: Peer) -> None:
+        while True:
+            try:
+                peer.request()
+            except OSError:
+                return
+            peer.send(head + b"Content-Length: 3\r\n\r\nabc")
+
+    with serving(default=script) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(f"sa_000000.tar\t{server.base}/sa_000000.tar\n")
+        code, output = download(links, tmp_path / "out", "--retries", "2")
+    assert code == 1, output
+    assert "malformed response: its head is too large" in output
+    assert "cannot connect" not in output and "check the network" not in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
     "shape",
     ["empty-200", "short-200"],
 )

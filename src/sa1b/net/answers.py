@@ -197,6 +197,8 @@ def error_for_status(
             retry_after=parse_retry_after(headers.get("retry-after"), now=now),
             **where,
         )
+    if status == 407:  # only a proxy asks this
+        return HTTPStatusError("the proxy wants credentials (407)", status=status, **where)
     if 300 <= status < 400 and (location := headers.get("location")):
         # Only scheme and authority are shown; no parser: the Location may be malformed.
         scheme, sep, rest = location.strip().partition("://")

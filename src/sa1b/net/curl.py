@@ -54,6 +54,10 @@ PLAIN_BUFFER = 512 * 1024
 """libcurl's receive buffer for plain HTTP: bigger reads, fewer callbacks."""
 TLS_BUFFER = 64 * 1024
 """For HTTPS, where a read returns one TLS record (16 KiB) whatever the buffer."""
+SUPPRESS_CONNECT_HEADERS = 265
+"""``CURLOPT_SUPPRESS_CONNECT_HEADERS`` (libcurl 7.54), which pycurl has no name for: a
+proxy's answer to ``CONNECT`` never reaches the head reader as if the server sent it
+(its status is read apart, ``HTTP_CONNECTCODE``)."""
 
 
 class Receiver(Protocol):
@@ -247,6 +251,7 @@ class _Transfer:
                     answered=self.heads.final is not None,
                     redirected=self._redirected(),
                     connect_status=self._connect_status(),
+                    proxy=self._proxy(request.url),
                 )
                 if code in PUSHBACK:
                     self.loop.shared.pushed_back()
@@ -262,6 +267,10 @@ class _Transfer:
     def _redirected(self) -> bool:
         final = self.heads.final
         return final is not None and 300 <= final.status < 400
+
+    def _proxy(self, url: str) -> str:
+        proxy = self.loop.shared.options.proxies.for_url(url)
+        return proxy.shown if proxy else ""
 
     def _connect_status(self) -> int:
         try:
@@ -521,6 +530,7 @@ def configure(
         easy.setopt(pycurl.PROXY_CAPATH, str(ca_folder))
     proxy = options.proxies.for_url(request.url)
     easy.setopt(pycurl.PROXY, proxy.url if proxy else "")  # "": never the environment's
+    easy.setopt(SUPPRESS_CONNECT_HEADERS, 1)
     easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeouts.connect * 1000)))
     easy.setopt(pycurl.BUFFERSIZE, TLS_BUFFER if https else PLAIN_BUFFER)
     easy.setopt(
