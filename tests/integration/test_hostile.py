@@ -196,6 +196,28 @@ def test_an_implausible_size_fails_that_file_only(
     assert not (tmp_path / "out" / ".sa1b" / "partial" / f"{bad.name}.part").exists()
 
 
+def test_a_content_length_of_5000_digits_is_quoted_with_its_length(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Leading zeros: libcurl reads the value, which the range's length contradicts by
+    its spelling; the message shows its start and says how long it was."""
+    shard, data = shards[0], shards[0].path.read_bytes()
+
+    def padded(data: bytes, start: int, end: int) -> bytes:
+        digits = str(end - start).rjust(5000, "0")
+        answer = ranged(data, start, end)
+        return answer.replace(
+            f"Content-Length: {end - start}".encode(), b"Content-Length: " + digits.encode()
+        )
+
+    with serving(default=serve_ranges(data, padded)) as server:
+        links = links_to(server.base, shard, tmp_path / "l.tsv")
+        code, output = download(links, tmp_path / "out", "--retries", "1")
+    assert code == 1, output
+    assert f"Content-Length '{'0' * 40}…' (5000 characters) does not match" in output
+    assert "Traceback" not in output
+
+
 def serve_once(peer: Peer, request: bytes, data: bytes) -> None:
     """Answer one already-read range request for ``data``."""
     start, end = 0, len(data)
