@@ -199,6 +199,25 @@ def test_a_request_that_fails_on_a_new_connection_is_not_sent_again() -> None:
     assert server.accepted == 1 and len(server.requests) == 1
 
 
+def test_a_kept_connection_that_stalls_is_not_sent_again() -> None:
+    def script(peer: Peer) -> None:
+        peer.request()
+        peer.send(ranged(BODY, 0, 10))
+        peer.request()
+        peer.hold()
+
+    options = TransportOptions(timeouts=Timeouts(connect=2, head=0.5, read=2))
+    with serving(script) as server:
+        first, second = Recorder(), Recorder()
+        run(
+            Request(f"{server.base}/a", (), first),
+            Request(f"{server.base}/a", (), second),
+            options=options,
+        )
+    assert first.error is None and isinstance(second.error, StallError)
+    assert server.accepted == 1 and len(server.requests) == 2  # the deadline is the user's
+
+
 def test_each_slot_has_a_connection_of_its_own() -> None:
     def script(peer: Peer) -> None:
         peer.request()

@@ -39,7 +39,7 @@ import pycurl
 
 from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
 from sa1b.links import redact
-from sa1b.net.failures import PUSHBACK, translate
+from sa1b.net.failures import KEPT_CONNECTION_FAULTS, PUSHBACK, translate
 from sa1b.net.heads import Head, HeadError, HeadReader
 from sa1b.net.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
 from sa1b.net.watchdog import Watchdog
@@ -169,11 +169,12 @@ class _Transfer:
         the server closed while idle), so it deserves one more try on a new one. libcurl
         has closed the failed connection already; a stall is never sent again (the
         deadlines are the user's), nor what the receiver stopped or a bug ended."""
-        failure = self.failure
-        failed = code != 0 or failure is not None
-        if not failed or self.fresh or self.stopped or self.answered or self.heads.final:
+        if self.fresh or self.stopped or self.answered or self.heads.final:
             return False
-        if failure is not None and type(failure) is not BadResponseError:
+        failure = self.failure
+        if failure is None and code not in KEPT_CONNECTION_FAULTS:
+            return False
+        if failure is not None and type(failure) is not BadResponseError:  # a bug, a stall
             return False
         try:
             connects: int = self.easy.getinfo(pycurl.NUM_CONNECTS)

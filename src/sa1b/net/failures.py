@@ -163,6 +163,10 @@ PUSHBACK = {
 }
 """Codes that may mean the server sheds connections: the governor backs off on them."""
 
+KEPT_CONNECTION_FAULTS = {WEIRD_SERVER_REPLY, GOT_NOTHING, SEND_ERROR, RECV_ERROR}
+"""Codes that, on a connection kept from an earlier request and before any answer, may
+be the connection's fault (junk left after a body, closed while idle), not the request's."""
+
 _REFUSED = {UNSUPPORTED_PROTOCOL, URL_MALFORMAT}
 """After a redirect: its target was refused; else the answer itself was (HTTP/0.9)."""
 
