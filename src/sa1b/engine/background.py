@@ -5,7 +5,7 @@
 added for bpo-45274 releases the lock the running thread holds), so every later
 ``join()`` returns at once and the caller closes the store, the journal and the files
 while the thread still writes to them. Here the thread's end is an Event it sets
-itself, and nothing ever calls ``Thread.join``.
+itself, and nothing calls ``Thread.join`` or ``is_alive`` (the same code underneath).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ class Background:
 
     @property
     def running(self) -> bool:
-        """True from :meth:`start` until ``target`` has returned (or raised)."""
-        return not self._ended.is_set() and self._thread.is_alive()
+        """True from :meth:`start` until ``target`` has returned (or raised). Not
+        ``Thread.is_alive``, which a Ctrl-C can break the same way."""
+        return self._thread.ident is not None and not self._ended.is_set()
 
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for ``target`` to return; a Ctrl-C is raised."""
