@@ -30,6 +30,7 @@ from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.net.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
 from sa1b.net.pool import Transport
+from sa1b.net.proxy import Proxies, parse_proxy
 from sa1b.net.ratelimit import RateLimiter
 from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
@@ -312,6 +313,24 @@ def test_a_dripping_head_is_given_up_at_the_head_deadline() -> None:
     assert isinstance(got.error, StallError)
     assert "head" in got.error.message
     assert time.monotonic() - began < 2.5
+
+
+def test_a_stall_through_a_proxy_names_the_proxy() -> None:
+    def silent(peer: Peer) -> None:
+        peer.request()
+        peer.hold()
+
+    with serving(silent) as proxy:
+        shown = f"http://127.0.0.1:{proxy.port}"
+        options = TransportOptions(
+            timeouts=Timeouts(connect=2, head=0.5, read=2),
+            proxies=Proxies(http=parse_proxy(shown)),
+        )
+        got = get("http://cdn.example/a.tar", options=options)
+        seen = proxy.requests[0].split(b"\r\n", 1)[0]
+    assert isinstance(got.error, StallError)
+    assert got.error.message.endswith(f"(through the proxy {shown})")
+    assert seen == b"GET http://cdn.example/a.tar HTTP/1.1"
 
 
 def test_a_body_below_the_floor_is_a_stall() -> None:

@@ -252,7 +252,7 @@ class _Transfer:
                     answered=self.heads.final is not None,
                     redirected=self._redirected(),
                     connect_status=self._connect_status(),
-                    proxy=self._proxy(request.url),
+                    proxy=self.proxy,
                 )
                 if code in PUSHBACK:
                     self.loop.shared.pushed_back()
@@ -269,8 +269,10 @@ class _Transfer:
         final = self.heads.final
         return final is not None and 300 <= final.status < 400
 
-    def _proxy(self, url: str) -> str:
-        proxy = self.loop.shared.options.proxies.for_url(url)
+    @property
+    def proxy(self) -> str:
+        """The proxy the request goes through, as shown to people; "" without one."""
+        proxy = self.loop.shared.options.proxies.for_url(self.request.url) if self.request else None
         return proxy.shown if proxy else ""
 
     def _connect_status(self) -> int:
@@ -451,7 +453,9 @@ class CurlLoop:
             answered = final is not None and final.status >= 200  # not an interim 1xx
             reason = transfer.watchdog.check(now, answered=answered, received=transfer.received)
             if reason is not None:
-                transfer.failure = StallError(f"stalled: {reason}", url=transfer.url)
+                proxy = transfer.proxy
+                via = f" (through the proxy {proxy})" if proxy else ""
+                transfer.failure = StallError(f"stalled: {reason}{via}", url=transfer.url)
                 self._end(transfer, 0, "")
         if self.first:
             self.shared.tend(now)
