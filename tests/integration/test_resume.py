@@ -211,7 +211,7 @@ def test_ctrl_c_at_any_point_of_a_rate_capped_download_ends_quietly_and_resumes(
     journal = OutputPaths.of(out).journal
     for depth in (None, 0, 64 * 1024, 512 * 1024, 2 * MiB, 3 * MiB):
         before = cdn.bytes_sent_total
-        journal.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)  # a clean stop recorded all in the store; a new one is made
         proc = _start(links, out, "--max-rate", "2M")
         if depth is None:  # as the engine starts: its journal is made
             _wait_for(journal.exists, proc)
