@@ -186,6 +186,15 @@ def ranged(data: bytes, start: int, end: int, *extra: str) -> bytes:
     )
 
 
+def trailing(junk: bytes) -> Shape:
+    """A correct ``206``, then ``junk`` after its complete body on the kept connection."""
+
+    def shape(data: bytes, start: int, end: int) -> bytes:
+        return ranged(data, start, end) + junk
+
+    return shape
+
+
 def serve_ranges(data: bytes, shape: Shape = ranged) -> Script:
     """Answer every range request on a connection, shaped by ``shape``, until it closes."""
 

@@ -239,6 +239,7 @@ class HTTPStatusError(FatalTransferError):
 
 
 _STATUS_HINTS = {
+    407: "put the proxy's credentials in its URL: http://USER:PASSWORD@HOST:PORT",
     403: "the server refuses this link: fetch a fresh links file from Meta's SA-1B page",
     404: "nothing is at this link any more: fetch a fresh links file from Meta's SA-1B page",
     410: "nothing is at this link any more: fetch a fresh links file from Meta's SA-1B page",

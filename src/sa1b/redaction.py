@@ -38,3 +38,13 @@ def clean(text: str, *, limit: int = 200, secrets: Iterable[str] = ()) -> str:
     text = hide_secrets(text)
     text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
     return text[:limit]
+
+
+def quote(text: str, *, limit: int = 40) -> str:
+    """An untrusted value quoted in a message so that a user sees what it was: cleaned
+    (:func:`clean`) and, when longer than ``limit``, its start, ``…`` and its length,
+    never a start that reads as the whole value: ``'00000000…' (5000 characters)``."""
+    shown = clean(text, limit=4 * len(text))  # room for every character escaped
+    if len(shown) <= limit:
+        return f"'{shown}'"
+    return f"'{shown[:limit]}…' ({len(text)} characters)"

@@ -16,7 +16,15 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
-from tests.scripted import Peer, answer, ranged, redirecting, serve_ranges, serving
+from tests.scripted import (
+    Peer,
+    answer,
+    ranged,
+    redirecting,
+    serve_ranges,
+    serving,
+    trailing,
+)
 
 from .conftest import assert_identical, run_cli
 
@@ -60,6 +68,53 @@ def test_no_range_support_and_dropped_connections_recover_on_a_rerun(
             code, output = download(links_to(server.base, shard, links), out)
             assert code == 0, output
     assert_identical(out, [shard])
+
+
+def test_bytes_after_a_complete_body_never_fail_the_requests_after_it(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Every answer is followed by junk on its kept connection, where it would read as the
+    next answer's status line: each request that meets it goes again on a new connection,
+    so the file is complete even with a budget of two failures."""
+    data = shards[0].path.read_bytes() * 4  # requests enough to meet many kept connections
+    junk = trailing(b"junk after the body\r\n\x1b[31m\r\n")
+    with serving(default=serve_ranges(data, junk)) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(f"sa_000000.tar\t{server.base}/sa_000000.tar\n")
+        code, output = download(links, tmp_path / "out", "--connections", "4", "--retries", "2")
+    assert code == 0, output
+    assert "Invalid status line" not in output and "Traceback" not in output
+    assert (tmp_path / "out" / "tars" / "sa_000000.tar").read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 " + b"O" * 200_000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 200_000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(5000)),
+    ],
+    ids=["long-status-line", "long-header", "5000-headers"],
+)
+def test_a_response_head_too_large_is_the_servers_fault_not_the_network(
+    head: bytes, tmp_path: Path
+) -> None:
+    def script(peer: Peer) -> None:
+        while True:
+            try:
+                peer.request()
+            except OSError:
+                return
+            peer.send(head + b"Content-Length: 3\r\n\r\nabc")
+
+    with serving(default=script) as server:
+        links = tmp_path / "l.tsv"
+        links.write_text(f"sa_000000.tar\t{server.base}/sa_000000.tar\n")
+        code, output = download(links, tmp_path / "out", "--retries", "2")
+    assert code == 1, output
+    assert "malformed response: its head is too large" in output
+    assert "cannot connect" not in output and "check the network" not in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize(
@@ -139,6 +194,28 @@ def test_an_implausible_size_fails_that_file_only(
     assert "free some space" not in output
     assert_identical(tmp_path / "out", [good])
     assert not (tmp_path / "out" / ".sa1b" / "partial" / f"{bad.name}.part").exists()
+
+
+def test_a_content_length_of_5000_digits_is_quoted_with_its_length(
+    shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Leading zeros: libcurl reads the value, which the range's length contradicts by
+    its spelling; the message shows its start and says how long it was."""
+    shard, data = shards[0], shards[0].path.read_bytes()
+
+    def padded(data: bytes, start: int, end: int) -> bytes:
+        digits = str(end - start).rjust(5000, "0")
+        answer = ranged(data, start, end)
+        return answer.replace(
+            f"Content-Length: {end - start}".encode(), b"Content-Length: " + digits.encode()
+        )
+
+    with serving(default=serve_ranges(data, padded)) as server:
+        links = links_to(server.base, shard, tmp_path / "l.tsv")
+        code, output = download(links, tmp_path / "out", "--retries", "1")
+    assert code == 1, output
+    assert f"Content-Length '{'0' * 40}…' (5000 characters) does not match" in output
+    assert "Traceback" not in output
 
 
 def serve_once(peer: Peer, request: bytes, data: bytes) -> None:

@@ -18,7 +18,7 @@ import pytest
 from harness.certs import CertificatePaths
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
-from tests.scripted import server_context
+from tests.scripted import Peer, server_context, serving
 
 from .conftest import assert_identical, run_cli
 
@@ -354,3 +354,59 @@ def test_socks5_carries_the_download(
         assert socks.seen and set(socks.seen) == {host}
     finally:
         socks.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "said", "hint"),
+    [
+        (
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+            "the proxy wants credentials (407)",
+            "put the proxy's credentials in its URL: http://USER:PASSWORD@HOST:PORT",
+        ),
+        (
+            b"HTTP/1.1 200 Connection established\r\n\r\nstray bytes of the proxy\r\n",
+            "the tunnel through the proxy http://127.0.0.1:{port} did not carry the server's TLS",
+            "check that the proxy http://127.0.0.1:{port} runs",
+        ),
+        (
+            None,
+            "the proxy http://127.0.0.1:{port} did not open a tunnel (no answer to CONNECT)",
+            "check that the proxy http://127.0.0.1:{port} runs",
+        ),
+    ],
+    ids=["407", "stray-bytes-after-200", "silent"],
+)
+def test_a_proxy_failing_the_connect_is_named_with_what_to_do(
+    answer: bytes | None, said: str, hint: str, tmp_path: Path
+) -> None:
+    def proxy(peer: Peer) -> None:
+        peer.request()
+        if answer is None:
+            peer.hold()
+        else:
+            peer.send(answer)
+            peer.wait_for_eof()
+
+    with serving(default=proxy) as server:
+        links = tmp_path / "urls.txt"
+        links.write_text("https://127.0.0.1:9/sa_000000.tar?oh=00_sig&oe=7FFFFFFF\n")
+        result = run_cli(
+            "download",
+            "--no-extract",
+            links,
+            "-o",
+            tmp_path / "out",
+            "--retries",
+            "1",
+            "--connect-timeout",
+            "1",
+            env={"HTTPS_PROXY": f"http://127.0.0.1:{server.port}"},
+        )
+        seen = [request.split(b"\r\n", 1)[0] for request in server.requests]
+    assert result.returncode == 1, result.output
+    assert seen and all(line == b"CONNECT 127.0.0.1:9 HTTP/1.1" for line in seen)
+    assert said.format(port=server.port) in result.output
+    assert f"hint: {hint.format(port=server.port)}" in result.output
+    for wrong in ("Content-Length", "server answered", "set HTTPS_PROXY", "Traceback"):
+        assert wrong not in result.output

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sa1b import api
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from sa1b.store.paths import OutputPaths
 from sa1b.units import human_bytes
 
 from .conftest import assert_identical, run_cli, start_cli
@@ -248,3 +250,41 @@ def test_the_expiry_warning_takes_max_rate_when_slower(
         proc.communicate(timeout=30)
     expected = f"at 10.0 KiB/s (the --max-rate cap) the remaining {human_bytes(left)} need about"
     assert f"judging by the last run: {expected}" in warning, warning
+
+
+def test_ctrl_c_at_any_point_of_a_rate_capped_download_ends_quietly_and_resumes(
+    cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Ctrl-C as the run starts and at several depths into it, on the same folder each
+    time: every interrupt exits 130 with its one line (the transport is stopped and its
+    thread has ended before the journal, the store and the files are closed), and a
+    last run completes every shard byte for byte."""
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    out = tmp_path / "out"
+    journal = OutputPaths.of(out).journal
+    for depth in (None, 0, 64 * 1024, 512 * 1024, 2 * MiB, 3 * MiB):
+        before = cdn.bytes_sent_total
+        journal.unlink(missing_ok=True)  # a clean stop recorded all in the store; a new one is made
+        proc = _start(links, out, "--max-rate", "2M")
+        if depth is None:  # as the engine starts: its journal is made
+            _wait_for(journal.exists, proc)
+        else:
+            mark = before + depth
+            _wait_for(lambda mark=mark: cdn.bytes_sent_total > mark, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (depth, stderr)
+        assert "internal error" not in stderr and "Traceback" not in stderr, (depth, stderr)
+        assert "run the same command to resume" in stderr
+    result = run_cli("download", "--no-extract", links, "-o", out)
+    assert result.returncode == 0, result.output
+    assert_identical(out, shards)
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert proc.poll() is None, f"finished too early: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the download did not get there"
+        time.sleep(0.005)

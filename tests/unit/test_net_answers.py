@@ -403,6 +403,13 @@ def test_403_otherwise_is_http_status_error() -> None:
     assert_no_signature(error)
 
 
+def test_a_407_is_the_proxy_asking_for_credentials_and_says_how_to_give_them() -> None:
+    error = status_error(407, b"Proxy Authentication Required")
+    assert type(error) is HTTPStatusError and error.status == 407
+    assert "the proxy wants credentials" in error.message
+    assert "http://USER:PASSWORD@HOST:PORT" in error.hint
+
+
 def test_403_with_undecodable_body() -> None:
     error = status_error(403, b"\xff\xfe bad \x80")
     assert type(error) is HTTPStatusError

@@ -30,6 +30,7 @@ from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.net.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
 from sa1b.net.pool import Transport
+from sa1b.net.proxy import Proxies, parse_proxy
 from sa1b.net.ratelimit import RateLimiter
 from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
@@ -178,6 +179,46 @@ def test_keep_alive_carries_the_next_request_on_the_same_connection() -> None:
     assert server.accepted == 1
 
 
+def test_bytes_after_a_complete_body_never_fail_the_next_request() -> None:
+    """Junk a server sent after a body (here: once the next request is on its way, so
+    libcurl cannot see it as excess of the first) reads as the next answer's status line:
+    that request goes again, once, on a new connection; the poisoned one is closed."""
+    poisoned = answer_each(ranged(BODY, 0, 10), b"junk after the body\r\n")
+    with serving(poisoned, answer_each(ranged(BODY, 10, 20))) as server:
+        first, second = Recorder(), Recorder()
+        run(Request(f"{server.base}/a", (), first), Request(f"{server.base}/a", (), second))
+    assert first.error is None and second.error is None
+    assert bytes(first.data + second.data) == BODY[:20]
+    assert server.accepted == 2
+    assert len(server.requests) == 3  # the second request twice: kept, then new
+
+
+def test_a_request_that_fails_on_a_new_connection_is_not_sent_again() -> None:
+    with serving(answer_each(b"junk instead of an answer\r\n\r\n")) as server:
+        got = get(f"{server.base}/a")
+    assert isinstance(got.error, BadResponseError)
+    assert server.accepted == 1 and len(server.requests) == 1
+
+
+def test_a_kept_connection_that_stalls_is_not_sent_again() -> None:
+    def script(peer: Peer) -> None:
+        peer.request()
+        peer.send(ranged(BODY, 0, 10))
+        peer.request()
+        peer.hold()
+
+    options = TransportOptions(timeouts=Timeouts(connect=2, head=0.5, read=2))
+    with serving(script) as server:
+        first, second = Recorder(), Recorder()
+        run(
+            Request(f"{server.base}/a", (), first),
+            Request(f"{server.base}/a", (), second),
+            options=options,
+        )
+    assert first.error is None and isinstance(second.error, StallError)
+    assert server.accepted == 1 and len(server.requests) == 2  # the deadline is the user's
+
+
 def test_each_slot_has_a_connection_of_its_own() -> None:
     def script(peer: Peer) -> None:
         peer.request()
@@ -272,6 +313,24 @@ def test_a_dripping_head_is_given_up_at_the_head_deadline() -> None:
     assert isinstance(got.error, StallError)
     assert "head" in got.error.message
     assert time.monotonic() - began < 2.5
+
+
+def test_a_stall_through_a_proxy_names_the_proxy() -> None:
+    def silent(peer: Peer) -> None:
+        peer.request()
+        peer.hold()
+
+    with serving(silent) as proxy:
+        shown = f"http://127.0.0.1:{proxy.port}"
+        options = TransportOptions(
+            timeouts=Timeouts(connect=2, head=0.5, read=2),
+            proxies=Proxies(http=parse_proxy(shown)),
+        )
+        got = get("http://cdn.example/a.tar", options=options)
+        seen = proxy.requests[0].split(b"\r\n", 1)[0]
+    assert isinstance(got.error, StallError)
+    assert got.error.message.endswith(f"(through the proxy {shown})")
+    assert seen == b"GET http://cdn.example/a.tar HTTP/1.1"
 
 
 def test_a_body_below_the_floor_is_a_stall() -> None:

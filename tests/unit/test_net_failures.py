@@ -47,6 +47,13 @@ URL = "https://cdn.example/f.tar?…"
         (failures.UNSUPPORTED_PROTOCOL, False, BadResponseError),  # HTTP/0.9
         (failures.URL_MALFORMAT, False, BadResponseError),
         (failures.OUT_OF_MEMORY, True, FatalTransferError),
+        (failures.TOO_LARGE, False, BadResponseError),
+        (failures.AUTH_ERROR, False, FatalTransferError),
+        (failures.SSL_CLIENTCERT, False, TLSVerificationError),
+        (failures.NOT_BUILT_IN, False, FatalTransferError),
+        (failures.UNRECOVERABLE_POLL, True, FatalTransferError),
+        (failures.NO_CONNECTION_AVAILABLE, False, ConnectError),
+        (failures.SSL_SHUTDOWN_FAILED, True, TruncatedBodyError),
         (9999, False, ConnectError),
         (9999, True, TruncatedBodyError),
     ],
@@ -77,24 +84,67 @@ def test_a_proxy_asking_for_credentials_says_how_to_give_them() -> None:
 
 
 def test_the_codes_are_libcurls() -> None:
-    for name in (
-        "UNSUPPORTED_PROTOCOL",
-        "COULDNT_RESOLVE_PROXY",
-        "COULDNT_RESOLVE_HOST",
-        "COULDNT_CONNECT",
-        "PARTIAL_FILE",
-        "WRITE_ERROR",
-        "OPERATION_TIMEDOUT",
-        "SSL_CONNECT_ERROR",
-        "TOO_MANY_REDIRECTS",
-        "GOT_NOTHING",
-        "SEND_ERROR",
-        "RECV_ERROR",
-        "PEER_FAILED_VERIFICATION",
-        "BAD_CONTENT_ENCODING",
-        "SSL_CACERT_BADFILE",
-    ):
-        assert getattr(failures, name) == getattr(pycurl, f"E_{name}"), name
+    """Each code pycurl names (it lags libcurl: 8, 92 and 94-101 are curl.h's alone)."""
+    codes = {k: v for k, v in vars(failures).items() if k.isupper() and isinstance(v, int)}
+    named = {k: v for k, v in codes.items() if hasattr(pycurl, f"E_{k}")}
+    assert len(named) >= len(codes) - 8
+    for name, code in named.items():
+        assert code == getattr(pycurl, f"E_{name}"), name
+    assert codes["WEIRD_SERVER_REPLY"] == pycurl.E_FTP_WEIRD_SERVER_REPLY  # its old name
+
+
+def test_every_meaning_is_its_own_error_and_what_ends_a_file_says_what_to_do() -> None:
+    for code, meaning in failures.MEANINGS.items():
+        error = translate(code, "detail", url=URL, answered=False)
+        assert type(error) is meaning.kind, code
+        assert error.message.startswith(meaning.words) and "detail" in error.message
+        if isinstance(error, FatalTransferError | ConnectError | BadResponseError):
+            assert error.hint, code
+
+
+def test_a_head_too_large_is_a_broken_server_not_the_network() -> None:
+    error = translate(failures.TOO_LARGE, "", url=URL, answered=False)
+    assert isinstance(error, BadResponseError)
+    assert "too large" in error.message and "libcurl error 100" in error.message
+    assert "network" not in error.hint and "HTTPS_PROXY" not in error.hint
+
+
+PROXY = "http://proxy.example:3128"
+
+
+@pytest.mark.parametrize(
+    ("code", "connect_status", "expected", "words"),
+    [
+        (failures.OPERATION_TIMEDOUT, 0, ConnectError, "did not open a tunnel"),
+        (failures.SSL_CONNECT_ERROR, 200, ConnectError, "did not carry the server's TLS"),
+        (failures.COULDNT_CONNECT, 0, ConnectError, f"cannot connect to the proxy {PROXY}"),
+        (failures.COULDNT_RESOLVE_PROXY, 0, ConnectError, "cannot connect to the proxy"),
+        (failures.PROXY, 0, ConnectError, "cannot connect to the proxy"),
+        (failures.GOT_NOTHING, 0, ConnectError, "closed or garbled its answer to CONNECT"),
+        (failures.RECV_ERROR, 403, HTTPStatusError, "refused to open a tunnel"),
+        (failures.RECV_ERROR, 502, ConnectError, "refused to open a tunnel"),
+    ],
+)
+def test_through_a_proxy_a_failure_before_the_answer_says_what_the_proxy_did(
+    code: int, connect_status: int, expected: type[TransferError], words: str
+) -> None:
+    error = translate(
+        code, "detail", url=URL, answered=False, connect_status=connect_status, proxy=PROXY
+    )
+    assert type(error) is expected
+    assert words in error.message and PROXY in error.message
+    assert f"check that the proxy {PROXY} runs" in error.hint
+    assert "set HTTPS_PROXY" not in error.hint  # it is set already
+
+
+def test_through_a_proxy_what_the_server_did_is_still_the_servers() -> None:
+    plain = "http://cdn.example/f.tar"
+    timeout = translate(failures.OPERATION_TIMEDOUT, "x", url=plain, answered=False, proxy=PROXY)
+    assert "did not answer in time" in timeout.message
+    verify = translate(failures.PEER_FAILED_VERIFICATION, "x", url=URL, answered=False, proxy=PROXY)
+    assert isinstance(verify, TLSVerificationError) and PROXY not in verify.message
+    cut = translate(failures.RECV_ERROR, "x", url=URL, answered=True, proxy=PROXY)
+    assert isinstance(cut, TruncatedBodyError) and PROXY not in cut.message
 
 
 def test_clean_drops_signatures_and_control_characters() -> None:

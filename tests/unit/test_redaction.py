@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sa1b.redaction import clean, hide_secrets
+from sa1b.redaction import clean, hide_secrets, quote
 
 SECRET = "00_AfB9secretSIG"
 
@@ -36,3 +36,20 @@ def test_no_signature_survives(prefix: str, key: str) -> None:
     shown = clean(text, limit=10_000)
     assert SECRET not in shown
     assert all(c.isprintable() for c in shown)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1000", "'1000'"),
+        ("0" * 5000, "'" + "0" * 40 + "…' (5000 characters)"),
+        ("1" * 40, "'" + "1" * 40 + "'"),
+        ("x\x1b[31m", "'x\\x1b[31m'"),
+        ("\x07" * 20, "'" + "\\x07" * 10 + "…' (20 characters)"),
+    ],
+    ids=["short", "5000-digits", "at-the-limit", "control", "control-escaped-past-the-limit"],
+)
+def test_quote_shows_what_a_value_was_never_a_start_that_reads_as_all_of_it(
+    value: str, shown: str
+) -> None:
+    assert quote(value) == shown

@@ -3,12 +3,15 @@
 Exit codes (the README's table): 0 every selected file is done; 1 some failed or
 expired (listed; every link expired too), a check found problems, or the run stopped
 (disk full, a damaged store); 2 bad input or usage (a file, a flag, a folder with no
-sa1b state, a folder another run holds); 130 interrupted (state saved).
+sa1b state, a folder another run holds); 130 interrupted (state saved); 141 the reader
+of the output went away (``sa1b index OUT | head``): quietly, as git and every tool a
+SIGPIPE ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -57,6 +60,8 @@ from sa1b.units import human_bytes, human_duration, plural
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 USAGE_ERRORS = (InputError, NoStateError, StateLockedError)
 """Exit 2: what was given cannot be used as it is; every other error exits 1."""
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
+"""What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -519,4 +524,20 @@ def _typed(name: str) -> str:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # inside the try: what is still buffered may meet a closed pipe
+    except BrokenPipeError:
+        code = _output_closed()
+    sys.exit(code)
+
+
+def _output_closed() -> int:
+    """The reader of stdout or stderr has gone (``| head``): say nothing more. Both
+    are pointed at /dev/null, or Python's own flush at exit would fail again, loudly
+    (the recipe of Python's ``signal`` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or no descriptor
+            os.dup2(devnull, stream.fileno())
+    return EXIT_OUTPUT_CLOSED

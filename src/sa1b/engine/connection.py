@@ -34,6 +34,7 @@ from sa1b.links import redact
 from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
+from sa1b.redaction import quote
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
 
@@ -194,7 +195,7 @@ class RangeReceiver:
         coding = head.headers.get("content-encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
             self.error = BadResponseError(
-                f"the server sent a {coding[:20]!r}-encoded body although identity was asked",
+                f"the server sent a {quote(coding)}-encoded body although identity was asked",
                 name=task.name,
                 url=redact(task.link.url),
             )

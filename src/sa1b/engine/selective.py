@@ -18,7 +18,6 @@ import contextlib
 import logging
 import queue
 import shutil
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import cast
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.background import Background
 from sa1b.engine.shardwalk import Identity, WalkedShard, WalkSource, parts_of
 from sa1b.engine.staging import Stager
 from sa1b.errors import (
@@ -128,11 +128,11 @@ def _run(transport: Transport, keeper: _Keeper) -> None:
         except BaseException as error:  # a bug: said from this thread
             failures.append(error)
 
-    thread = threading.Thread(target=carry, name="sa1b-transport", daemon=True)
-    thread.start()
+    thread = Background(carry, name="sa1b-transport")
     try:
-        while thread.is_alive():
-            thread.join(COMMIT_EVERY / 4)
+        thread.start()
+        while thread.running:
+            thread.wait(COMMIT_EVERY / 4)
             keeper.tick()
     finally:
         transport.stop()  # every request ends within a tick, however slow its server

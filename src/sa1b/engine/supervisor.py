@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import durability, startup
+from sa1b.engine.background import Background
 from sa1b.engine.connection import Connection
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
@@ -104,18 +104,18 @@ class Engine:
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
         run, config = self.run_state, self.config
-        transport = threading.Thread(target=self._transport, name="sa1b-transport", daemon=True)
+        transport = Background(self._transport, name="sa1b-transport")
         started = self._clock()
         for outcome in (t.outcome for t in run.tasks if t.outcome):
             self.listener.finished(outcome)
         self.files.publisher.start()
-        transport.start()
         last_commit = last_transient_commit = started
         warned_expiry = False
         history: list[tuple[float, int]] = [(started, 0)]
         try:
-            while transport.is_alive() or not self.files.publisher.idle:
-                transport.join(config.tick_interval)
+            transport.start()
+            while transport.running or not self.files.publisher.idle:
+                transport.wait(config.tick_interval)
                 now = self._clock()
                 if now - last_transient_commit >= config.transient_commit_interval:
                     durability.commit(run)
@@ -146,8 +146,10 @@ class Engine:
             raise run.fatal
         return [task.outcome or _unfinished(task) for task in run.tasks]
 
-    def _finish(self, transport: threading.Thread) -> None:
-        """However the run ends: stop, let the publisher finish, record, close."""
+    def _finish(self, transport: Background) -> None:
+        """However the run ends: stop the transport and wait until its thread has
+        ended (a request ending writes to the journal, the store and the files), let
+        the publisher finish, record, close."""
         run = self.run_state
         self._stop()
         transport.join()

@@ -36,7 +36,7 @@ from sa1b.errors import (
 from sa1b.links import Link, expiry, query_items, redact
 from sa1b.net.heads import Head
 from sa1b.net.options import MAX_REDIRECTS
-from sa1b.redaction import clean
+from sa1b.redaction import clean, quote
 from sa1b.sizes import MAX_FILE_SIZE
 from sa1b.versions import Validator
 
@@ -96,8 +96,7 @@ def judge_range_answer(
         declared = headers.get("content-length")
         if declared is not None and declared.strip() != str(length):
             raise RangeMismatchError(
-                f"Content-Length {clean(declared, limit=24)!r} does not match "
-                f"Content-Range {first}-{last}",
+                f"Content-Length {quote(declared)} does not match Content-Range {first}-{last}",
                 **where,
             )
         return BodyPlan("range", first, length, total, got)
@@ -113,9 +112,7 @@ def _content_range(shown: str, where: dict[str, str]) -> tuple[int, int, int]:
     """``first, last, total`` of a 206's ``Content-Range``, which must be usable."""
     match = _CONTENT_RANGE.fullmatch(shown.strip())
     if not match or match.group(3) == "*":
-        raise RangeMismatchError(
-            f"206 without a usable Content-Range ({clean(shown, limit=60)!r})", **where
-        )
+        raise RangeMismatchError(f"206 without a usable Content-Range ({quote(shown)})", **where)
     first, last, total = (_size(match.group(i), **where) for i in (1, 2, 3))
     if not first <= last < total:  # breaks HTTP whatever was asked: says nothing of a change
         raise RangeMismatchError(
@@ -197,6 +194,8 @@ def error_for_status(
             retry_after=parse_retry_after(headers.get("retry-after"), now=now),
             **where,
         )
+    if status == 407:  # only a proxy asks this
+        return HTTPStatusError("the proxy wants credentials (407)", status=status, **where)
     if 300 <= status < 400 and (location := headers.get("location")):
         # Only scheme and authority are shown; no parser: the Location may be malformed.
         scheme, sep, rest = location.strip().partition("://")

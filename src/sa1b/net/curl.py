@@ -17,7 +17,10 @@ exactly once with :meth:`Receiver.end`: with None, or with the :mod:`sa1b.errors
 error that stopped it. It enforces the head deadline and the speed floor
 (:class:`~sa1b.net.watchdog.Watchdog`) and the ``--max-rate`` cap (by pausing
 transfers), and refuses, through libcurl's options, every redirect from https to
-http and every scheme but http(s). TLS is always verified.
+http and every scheme but http(s). TLS is always verified. A request that fails before
+its answer began, on a connection kept from an earlier request, goes again once on a
+new connection: bytes a server sent after a complete body wait on the kept connection
+and read as the next status line (libcurl closes a connection a request failed on).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import pycurl
 
 from sa1b.errors import BadResponseError, FatalTransferError, StallError, TransferError
 from sa1b.links import redact
-from sa1b.net.failures import PUSHBACK, translate
+from sa1b.net.failures import KEPT_CONNECTION_FAULTS, PUSHBACK, translate
 from sa1b.net.heads import Head, HeadError, HeadReader
 from sa1b.net.options import MAX_REDIRECTS, TransportOptions, system_ca_folder
 from sa1b.net.watchdog import Watchdog
@@ -51,6 +54,10 @@ PLAIN_BUFFER = 512 * 1024
 """libcurl's receive buffer for plain HTTP: bigger reads, fewer callbacks."""
 TLS_BUFFER = 64 * 1024
 """For HTTPS, where a read returns one TLS record (16 KiB) whatever the buffer."""
+SUPPRESS_CONNECT_HEADERS = 265
+"""``CURLOPT_SUPPRESS_CONNECT_HEADERS`` (libcurl 7.54), which pycurl has no name for: a
+proxy's answer to ``CONNECT`` never reaches the head reader as if the server sent it
+(its status is read apart, ``HTTP_CONNECTCODE``)."""
 
 
 class Receiver(Protocol):
@@ -139,17 +146,41 @@ class _Transfer:
         self.received = 0
         self.resume_at = 0.0
         self.paused = False
+        self.fresh = False
 
-    def begin(self, request: Request, now: float) -> None:
+    def begin(self, request: Request, now: float, *, fresh: bool = False) -> None:
+        """Start ``request``; ``fresh``: on a new connection, not a kept one."""
         self.request = request
         self.heads = HeadReader()
         self.watchdog = Watchdog(self.loop.shared.options.timeouts, now)
         self.answered = self.stopped = self.paused = False
         self.failure = None
         self.received = 0  # resume_at stays: the next request waits out the last one's debt
+        self.fresh = fresh
         configure(self.easy, request, self.loop.shared.options, ca_folder=self.loop.ca_folder)
+        self.easy.setopt(pycurl.FRESH_CONNECT, int(fresh))
         self.easy.setopt(pycurl.HEADERFUNCTION, self.on_header)
         self.easy.setopt(pycurl.WRITEFUNCTION, self.on_write)
+
+    def failed_on_kept_connection(self, code: int) -> bool:
+        """The request failed before any answer began, on a connection kept from an
+        earlier request: the fault may be the connection's (bytes a server sent after
+        a complete body wait there and read as this answer's status line; a connection
+        the server closed while idle), so it deserves one more try on a new one. libcurl
+        has closed the failed connection already; a stall is never sent again (the
+        deadlines are the user's), nor what the receiver stopped or a bug ended."""
+        if self.fresh or self.stopped or self.answered or self.heads.final:
+            return False
+        failure = self.failure
+        if failure is None and code not in KEPT_CONNECTION_FAULTS:
+            return False
+        if failure is not None and type(failure) is not BadResponseError:  # a bug, a stall
+            return False
+        try:
+            connects: int = self.easy.getinfo(pycurl.NUM_CONNECTS)
+        except pycurl.error:
+            return False
+        return connects == 0
 
     # -- libcurl's callbacks (in the loop thread, inside socket_action) --------
 
@@ -221,6 +252,7 @@ class _Transfer:
                     answered=self.heads.final is not None,
                     redirected=self._redirected(),
                     connect_status=self._connect_status(),
+                    proxy=self.proxy,
                 )
                 if code in PUSHBACK:
                     self.loop.shared.pushed_back()
@@ -236,6 +268,12 @@ class _Transfer:
     def _redirected(self) -> bool:
         final = self.heads.final
         return final is not None and 300 <= final.status < 400
+
+    @property
+    def proxy(self) -> str:
+        """The proxy the request goes through, as shown to people; "" without one."""
+        proxy = self.loop.shared.options.proxies.for_url(self.request.url) if self.request else None
+        return proxy.shown if proxy else ""
 
     def _connect_status(self) -> int:
         try:
@@ -381,6 +419,14 @@ class CurlLoop:
         """End a request; its slot goes straight on with its job, or is parked."""
         slot = transfer.slot
         self._multi.remove_handle(transfer.easy)
+        if not self._closing and transfer.failed_on_kept_connection(code):
+            assert transfer.request is not None
+            log.debug(
+                "%s: failed on a kept connection (%s); again on a new one", transfer.url, code
+            )
+            transfer.begin(transfer.request, self.shared.clock(), fresh=True)
+            self._multi.add_handle(transfer.easy)
+            return
         del self._busy[slot]
         self._dirty = True
         transfer.finish(code, message)
@@ -407,7 +453,9 @@ class CurlLoop:
             answered = final is not None and final.status >= 200  # not an interim 1xx
             reason = transfer.watchdog.check(now, answered=answered, received=transfer.received)
             if reason is not None:
-                transfer.failure = StallError(f"stalled: {reason}", url=transfer.url)
+                proxy = transfer.proxy
+                via = f" (through the proxy {proxy})" if proxy else ""
+                transfer.failure = StallError(f"stalled: {reason}{via}", url=transfer.url)
                 self._end(transfer, 0, "")
         if self.first:
             self.shared.tend(now)
@@ -487,6 +535,7 @@ def configure(
         easy.setopt(pycurl.PROXY_CAPATH, str(ca_folder))
     proxy = options.proxies.for_url(request.url)
     easy.setopt(pycurl.PROXY, proxy.url if proxy else "")  # "": never the environment's
+    easy.setopt(SUPPRESS_CONNECT_HEADERS, 1)
     easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeouts.connect * 1000)))
     easy.setopt(pycurl.BUFFERSIZE, TLS_BUFFER if https else PLAIN_BUFFER)
     easy.setopt(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sa1b.redaction import quote
+
 MAX_HEAD = 64 * 1024
 """Heads larger than this are refused (real CDN heads are about 1 KiB)."""
 
@@ -52,7 +54,7 @@ class HeadReader:
         if self._status is None:
             match = _STATUS_LINE.fullmatch(text)
             if not match:
-                raise HeadError(f"not a status line: {text[:60]!r}")
+                raise HeadError(f"not a status line: {quote(text.decode('latin-1'))}")
             self._status = int(match.group(1))
             self._reason = (match.group(2) or b"").decode("latin-1").strip()
             return
@@ -67,7 +69,7 @@ class HeadReader:
             return
         name, sep, value = text.partition(b":")
         if not sep or not _TOKEN.fullmatch(name):
-            raise HeadError(f"bad header line {text[:60]!r}")
+            raise HeadError(f"bad header line {quote(text.decode('latin-1'))}")
         key = name.decode("latin-1").lower()
         value_text = value.strip().decode("latin-1")
         known = self._headers.get(key)
