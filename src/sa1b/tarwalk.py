@@ -49,6 +49,12 @@ CHUNK = 4 * 1024 * 1024
 """The most bytes of a wanted member asked for (and held in memory) at once."""
 
 
+def headers_only(name: str) -> bool:
+    """``wanted`` for a driver that reads the members' data itself, or not at all:
+    extraction (it copies each member in the kernel) and ``verify``."""
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One regular member of a shard: its name (normalised), data offset and size."""

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sa1b.errors import CorruptArchiveError, UnsafeMemberError
-from sa1b.tarwalk import CHUNK, Entry, Found, TarWalk
+from sa1b.tarwalk import CHUNK, Entry, Found, TarWalk, headers_only
 
 
 def make_tar(members: list[tuple[str, bytes]], *, fmt: int = tarfile.GNU_FORMAT) -> bytes:
@@ -316,7 +316,7 @@ def test_each_regular_member_is_announced_before_the_bytes_after_its_data() -> N
             tar.addfile(info, io.BytesIO(data))
     archive = buffer.getvalue()
     found: list[Found] = []
-    walk = TarWalk("sa_000001.tar", len(archive), lambda n: False, on_member=found.append)
+    walk = TarWalk("sa_000001.tar", len(archive), headers_only, on_member=found.append)
     while (need := walk.need()) is not None:
         start, end = need
         assert all(f.entry.offset + f.entry.size <= start for f in found)

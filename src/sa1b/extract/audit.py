@@ -1,15 +1,15 @@
 """Check, after the fact, what a download left on disk: tars and extracted shards.
 
-A tar: its size against the server's, its digest against ``--checksums`` when given, and
-its structure, read by the reader extraction and ``--only`` use
-(:class:`sa1b.tarwalk.TarWalk`): the same damage fails all three. An extracted shard:
-every member the extraction recorded (path and size, the store's member index) is there
-with that size (in ``wds``: its header, at its place in the shard's tar, names it with
-that size, and the tar ends with its end blocks right after the last member), every
-``.jpg`` has its ``.json``, and every ``.json`` parses and has SA-1B's shape
+A tar: its size against the server's, its digest against ``--checksums`` when given,
+and its structure, read by the tar reader extraction and ``--only`` use (the same
+damage fails all three: :class:`sa1b.tarwalk.TarWalk`). An extracted shard: every member
+the extraction recorded (path and size, the store's member index) is there with that size
+(in ``wds``: its header, at its place in the shard's tar, names it with that size, and
+the tar ends with its end blocks right after the last member), every ``.jpg`` has its
+``.json``, and every ``.json`` parses and has SA-1B's shape
 (:mod:`sa1b.schema`). ``deep`` also decodes every mask with pycocotools and checks its
-size against the image's and its area against the annotation's, and the image's own size
-(its JPEG header, through Pillow) against what the JSON says. Each check returns
+size against the image's and its area against the annotation's, and the image's own
+size (its JPEG header, through Pillow) against what the JSON says. Each check returns
 problems as short lines; none means sound.
 """
 
@@ -30,7 +30,7 @@ from sa1b.extract.masks import decode_mask
 from sa1b.extract.shard import missing_partners
 from sa1b.schema import annotation_problems
 from sa1b.tarformat import BLOCK, END_OF_ARCHIVE, TarFormatError, padded, parse_block
-from sa1b.tarwalk import TarWalk
+from sa1b.tarwalk import TarWalk, headers_only
 
 
 def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[str]:
@@ -57,7 +57,7 @@ def _structure(path: Path) -> list[str]:
     in the default layout: a kept tar has none of its own."""
     with path.open("rb") as handle:
         try:
-            walk = TarWalk(path.name, os.fstat(handle.fileno()).st_size, _no_data)
+            walk = TarWalk(path.name, os.fstat(handle.fileno()).st_size, headers_only)
             while (need := walk.need()) is not None:
                 start, end = need
                 data = os.pread(handle.fileno(), end - start, start)
@@ -67,10 +67,6 @@ def _structure(path: Path) -> list[str]:
         except ExtractionError as error:
             return [error.message]
     return []
-
-
-def _no_data(name: str) -> bool:
-    return False
 
 
 def audit_extracted(

@@ -28,7 +28,7 @@ from sa1b.extract.archive import write_archive
 from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
 from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
-from sa1b.tarwalk import Found, TarWalk
+from sa1b.tarwalk import Found, TarWalk, headers_only
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def extract_shard(
     members: list[Member] = []
     made: set[Path] = {staging}
     found: list[Found] = []
-    walk = TarWalk(shard, size, _no_data, layout=layout, on_member=found.append)
+    walk = TarWalk(shard, size, headers_only, layout=layout, on_member=found.append)
     read = 0  # the reader goes through the file in order: the digest sees every byte once
     while (need := walk.need()) is not None:
         for member in found:  # found in the header just read: its data comes next
@@ -107,11 +107,6 @@ def extract_shard(
         digest=digest.hexdigest() if digest else None,
         warnings=tuple(missing_partners([m.path for m in members], shard)),
     )
-
-
-def _no_data(name: str) -> bool:
-    """Extraction asks the walk for headers only: it copies members' data itself."""
-    return False
 
 
 def _write_member(reader: Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
