@@ -1,12 +1,19 @@
-"""Walk a tar by range reads: which bytes to ask for next, and what they hold. Pure.
+"""sa1b's one tar reader: which bytes of a tar to read next, and what they hold. Pure.
 
-``sa1b download --only json`` does not download the shards. It reads each header
-(512 bytes), jumps over the data of a member it does not want, and asks for the data
-of one it wants *together with the header after it*, so that a wanted member costs
-one round trip and an unwanted one a 512-byte read. The headers are checked exactly
-as extraction checks them (:func:`sa1b.layout.member_target`: links, devices,
-absolute or ``..`` names make the shard unsafe), pax and GNU records rename the
-member after them, and the walk ends at the end-of-archive blocks.
+Extraction, ``sa1b download --only`` and ``sa1b verify`` all read a tar through
+:class:`TarWalk`, so a tar is damaged for all three or for none. It reads each header
+(512 bytes) and jumps over the data of a member it does not want; the data of one it
+wants is asked for *together with the header after it*, so that over the network a
+wanted member costs one round trip and an unwanted one a 512-byte read. Extraction
+wants no data from it (it copies each member's data itself, in the kernel, when
+:attr:`TarWalk.on_member` names it); ``verify`` reads the headers of a kept tar.
+
+One definition of a sound archive: every header parses (its checksum included);
+pax and GNU records rename the member after them; every member is safe
+(:func:`sa1b.layout.member_target`: links, devices, absolute or ``..`` names make the
+shard unsafe), appears once and ends inside the archive; two zero blocks end it, and
+nothing but zeros follows them (a tool pads a tar to its record size with zeros; any
+other byte there is data a reader of the members would never see).
 
 :class:`TarWalk` is the state machine: :meth:`~TarWalk.need` says which bytes it
 needs next, :meth:`~TarWalk.feed` takes bytes at an offset (a range answer, or a
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from sa1b.errors import CorruptArchiveError
 from sa1b.layout import Layout, member_target, normalise
@@ -32,7 +40,6 @@ from sa1b.tarformat import (
     Header,
     TarFormatError,
     apply_overrides,
-    is_zero_block,
     meta_record,
     padded,
     parse_block,
@@ -40,6 +47,12 @@ from sa1b.tarformat import (
 
 CHUNK = 4 * 1024 * 1024
 """The most bytes of a wanted member asked for (and held in memory) at once."""
+
+
+def headers_only(name: str) -> bool:
+    """``wanted`` for a driver that reads the members' data itself, or not at all:
+    extraction (it copies each member in the kernel) and ``verify``."""
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,16 @@ class Piece:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """A regular member as its header (pax and GNU records applied) says, where the
+    layout puts it, and where its data lies: what extraction needs to copy it."""
+
+    header: Header
+    target: PurePosixPath
+    entry: Entry
+
+
+@dataclass(slots=True)  # not frozen: made once per header, and frozen costs 1 µs each
 class _Need:
     """A range the walk needs whole before it can go on, and what lies in it: member
     data or a pax/GNU record at its start, and a header block at its end."""
@@ -74,16 +97,19 @@ class _Need:
     data: tuple[Entry, int] | None = None
     meta: Header | None = None
     header: int | None = None
-    trailer: bool = False
+    tail: int | None = None
+    """The offset of the first end-of-archive block, when the need lies after it."""
 
 
 class TarWalk:
     """The walk of one shard of ``size`` bytes; see the module's docstring.
 
     ``wanted(name)`` says which members' data to fetch. ``start`` and ``entries``
-    resume a walk at a checkpoint (``start=None``: the walk had ended). Raises
-    :class:`~sa1b.errors.CorruptArchiveError` (or :class:`~sa1b.errors.UnsafeMemberError`)
-    from :meth:`feed`.
+    resume a walk at a checkpoint (``start=None``: the walk had ended). ``on_member``
+    hears of each regular member as its header is read, before any byte of its data is
+    asked for. Raises :class:`~sa1b.errors.CorruptArchiveError` (or
+    :class:`~sa1b.errors.UnsafeMemberError`) from :meth:`feed`, and from the constructor
+    for a file too short to hold a header.
     """
 
     def __init__(
@@ -95,8 +121,10 @@ class TarWalk:
         layout: Layout = "shard",
         start: int | None = 0,
         entries: Sequence[Entry] = (),
+        on_member: Callable[[Found], None] | None = None,
     ) -> None:
         self.shard, self.size, self.wanted, self.layout = shard, size, wanted, layout
+        self.on_member = on_member
         self.entries: list[Entry] = list(entries)
         self._names = {entry.name for entry in self.entries}
         self._overrides: dict[str, str] = {}
@@ -118,6 +146,11 @@ class TarWalk:
         Bytes before the next needed one are passed over; a gap (bytes after it) is
         a ValueError: the caller asked for other bytes than it gives.
         """
+        need = self._need
+        if need is not None and offset == need.start and not self._buffer:
+            length = need.end - need.start
+            if len(data) == length:  # what a driver that reads each need gives: no copies
+                return self._complete(need, bytes(data))
         pieces: list[Piece] = []
         view = memoryview(data)
         while view and (need := self._need) is not None:
@@ -140,10 +173,10 @@ class TarWalk:
 
     def _complete(self, need: _Need, block: bytes) -> list[Piece]:
         pieces: list[Piece] = []
-        if need.trailer:
-            if not is_zero_block(block):
-                raise self._corrupt("the archive ends after one zero block instead of two")
-            self._need, self.finished = None, True
+        if need.tail is not None:
+            self._check_tail(need.tail, need.start, block)
+            self._need = self._tail_need(need.tail, need.end)
+            self.finished = self._need is None
             return pieces
         if need.data is not None:
             entry, at = need.data
@@ -174,7 +207,7 @@ class TarWalk:
         if header is None:
             if offset + 2 * BLOCK > self.size:
                 raise self._corrupt("the archive ends after one zero block instead of two")
-            self._need = _Need(offset + BLOCK, offset + 2 * BLOCK, trailer=True)
+            self._need = self._tail_need(offset, offset + BLOCK)
             return
         data = offset + BLOCK
         if header.typeflag in META_TYPES:
@@ -190,7 +223,8 @@ class TarWalk:
             raise self._corrupt(f"bad pax header before byte {offset}: {error}") from None
         self._overrides = {}
         following = self._following(header, data)
-        if member_target(header, shard=self.shard, layout=self.layout) is None:
+        target = member_target(header, shard=self.shard, layout=self.layout)
+        if target is None:
             self._need = self._header_need(following)  # a folder: implied by the layout
             return
         entry = Entry(normalise(header.name, shard=self.shard), data, header.size)
@@ -198,6 +232,8 @@ class TarWalk:
             raise self._corrupt(f"member {header.name!r} appears twice", header.name)
         self._names.add(entry.name)
         self.entries.append(entry)
+        if self.on_member is not None:
+            self.on_member(Found(header, target, entry))
         if entry.size and self.wanted(entry.name):
             self._need = self._data_need(entry, 0)
         else:
@@ -214,6 +250,21 @@ class TarWalk:
             self._check_fits(following + BLOCK)
             return _Need(start, following + BLOCK, data=(entry, at), header=following)
         return _Need(start, min(start + CHUNK, entry.offset + entry.size), data=(entry, at))
+
+    def _tail_need(self, first: int, start: int) -> _Need | None:
+        """The second end block and the bytes after it, a chunk at a time; None at the end."""
+        if start >= self.size:
+            return None
+        return _Need(start, min(start + CHUNK, self.size), tail=first)
+
+    def _check_tail(self, first: int, start: int, block: bytes) -> None:
+        """Only zeros after the first end block ``first``: the second, then padding."""
+        if block == bytes(len(block)):  # memcmp: a tail of zeros may be long
+            return
+        at = start + len(block) - len(block.lstrip(b"\x00"))
+        if at < first + 2 * BLOCK:
+            raise self._corrupt(f"one zero block at byte {first}, then data instead of the second")
+        raise self._corrupt(f"data after the end-of-archive blocks at byte {at}")
 
     def _following(self, header: Header, data: int) -> int:
         following = data + padded(header.size)

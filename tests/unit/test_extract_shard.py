@@ -27,6 +27,7 @@ from sa1b.extract import shard as extract_module
 from sa1b.extract.reader import Wait
 from sa1b.extract.shard import ExtractReport, extract_shard, publish
 from sa1b.layout import LAYOUTS, Layout, whole_units
+from sa1b.tarformat import MAX_META
 from tests.wdstar import wds_order, wds_tar
 
 SHARD = "sa_000007.tar"
@@ -704,7 +705,7 @@ def test_bad_pax_record(box: Box) -> None:
 
 
 def test_huge_name_record_is_refused(box: Box) -> None:
-    name = "a" * (extract_module.MAX_META + 10)
+    name = "a" * (MAX_META + 10)
     raw = build([member_info(name, kind=tarfile.DIRTYPE)], tarfile.GNU_FORMAT)
     with pytest.raises(CorruptArchiveError, match="name record"):
         box.extract(raw)

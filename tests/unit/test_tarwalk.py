@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sa1b.errors import CorruptArchiveError, UnsafeMemberError
-from sa1b.tarwalk import CHUNK, Entry, TarWalk
+from sa1b.tarwalk import CHUNK, Entry, Found, TarWalk, headers_only
 
 
 def make_tar(members: list[tuple[str, bytes]], *, fmt: int = tarfile.GNU_FORMAT) -> bytes:
@@ -186,3 +186,142 @@ def test_any_order_and_sizes(members: list[tuple[int, str, int]], fmt: int) -> N
     got, _, _ = walk_by_ranges(archive, walk)
     assert walk.entries == catalog(archive)
     assert got == {n: d for n, d in files if n.endswith(".json") and d}
+
+
+# -- one definition of a damaged archive: the verdicts of the one tar reader ----------------
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf(tarfile.GNU_FORMAT)
+
+
+def _sound() -> bytes:
+    return make_tar(PAIRS)
+
+
+def _with_end_blocks(members: bytes, tail: bytes = b"") -> bytes:
+    return members + bytes(1024) + tail
+
+
+def _flip_a_header(archive: bytes, number: int) -> bytes:
+    """A byte of the name in member ``number``'s header changed, its checksum not."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        at = tar.getmembers()[number].offset + 3
+    return archive[:at] + bytes([archive[at] ^ 1]) + archive[at + 1 :]
+
+
+VERDICTS: dict[str, tuple[bytes, type[Exception] | None, str]] = {
+    "sound": (_sound(), None, ""),
+    "sound, exactly two end blocks": (
+        _with_end_blocks(_sound()[: _end_of_members(_sound())]),
+        None,
+        "",
+    ),
+    "sound, zeros past a chunk": (_sound() + bytes(CHUNK + 3000), None, ""),
+    "pax long names": (
+        make_tar([("p" * 150 + ".json", b"{}"), *PAIRS], fmt=tarfile.PAX_FORMAT),
+        None,
+        "",
+    ),
+    "gnu long names": (make_tar([("g" * 150 + ".json", b"{}"), *PAIRS]), None, ""),
+    "empty": (b"", CorruptArchiveError, "without its end-of-archive blocks"),
+    "garbage after the end blocks": (
+        _sound()[: _end_of_members(_sound()) + 1024] + b"garbage",
+        CorruptArchiveError,
+        "after the end-of-archive blocks at byte",
+    ),
+    "garbage deep in the zeros": (
+        _sound() + bytes(CHUNK + 100) + b"\x01",
+        CorruptArchiveError,
+        f"after the end-of-archive blocks at byte {len(_sound()) + CHUNK + 100}$",
+    ),
+    "another archive after one zero block": (
+        _sound()[: _end_of_members(_sound()) + 512] + make_tar(PAIRS[:2]),
+        CorruptArchiveError,
+        "one zero block at byte",
+    ),
+    "no end blocks": (
+        _sound()[: _end_of_members(_sound())],
+        CorruptArchiveError,
+        "without its end-of-archive",
+    ),
+    "one end block": (
+        _sound()[: _end_of_members(_sound()) + 512],
+        CorruptArchiveError,
+        "one zero block instead of two",
+    ),
+    "bad header checksum": (_flip_a_header(_sound(), 2), CorruptArchiveError, "checksum"),
+    "truncated member": (_sound()[:1000], CorruptArchiveError, "'sa_1.jpg' is cut short"),
+    "duplicate name": (
+        make_tar([*PAIRS, PAIRS[3]]),
+        CorruptArchiveError,
+        f"{PAIRS[3][0]!r} appears twice",
+    ),
+    "duplicate after normalising": (
+        make_tar([*PAIRS, ("./" + PAIRS[3][0], b"")]),
+        CorruptArchiveError,
+        "appears twice",
+    ),
+    "member past the end": (
+        _with_end_blocks(
+            _sound()[: _end_of_members(_sound())] + _header("sa_9.jpg", 10**6) + bytes(512)
+        ),
+        CorruptArchiveError,
+        "'sa_9.jpg' is cut short",
+    ),
+    "a symbolic link": (unsafe("symlink"), UnsafeMemberError, "symbolic link"),
+    "a name climbing out": (unsafe("climb"), UnsafeMemberError, "climbs out"),
+}
+
+
+def walk_as_a_stream(archive: bytes, walk: TarWalk, step: int) -> None:
+    """Drive the walk as extraction and a server without ranges do: every byte in order."""
+    for offset in range(0, len(archive), step):
+        walk.feed(offset, archive[offset : offset + step])
+    assert walk.finished
+
+
+@pytest.mark.parametrize("case", list(VERDICTS))
+@pytest.mark.parametrize("drive", ["ranges", "stream of 1000", "stream of 512"])
+def test_one_verdict_however_the_walk_is_driven(case: str, drive: str) -> None:
+    archive, error, message = VERDICTS[case]
+
+    def walk() -> None:
+        walker = TarWalk("s.tar", len(archive), wants_json)
+        if drive == "ranges":
+            walk_by_ranges(archive, walker)
+        else:
+            walk_as_a_stream(archive, walker, int(drive.rsplit(" ", 1)[1]))
+
+    if error is None:
+        walk()
+        return
+    with pytest.raises(error, match=message) as caught:
+        walk()
+    assert caught.value.shard == "s.tar"  # type: ignore[attr-defined]
+
+
+def test_each_regular_member_is_announced_before_the_bytes_after_its_data() -> None:
+    """Extraction copies an announced member's data before it reads the next bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        folder = tarfile.TarInfo("sa_000001")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, data in PAIRS[:2]:
+            info = tarfile.TarInfo(f"sa_000001/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = buffer.getvalue()
+    found: list[Found] = []
+    walk = TarWalk("sa_000001.tar", len(archive), headers_only, on_member=found.append)
+    while (need := walk.need()) is not None:
+        start, end = need
+        assert all(f.entry.offset + f.entry.size <= start for f in found)
+        announced = len(found)
+        walk.feed(start, archive[start:end])
+        assert len(found) <= announced + 1  # one header read, at most one member
+    assert [f.entry for f in found] == walk.entries
+    assert [str(f.target) for f in found] == [f"sa_000001/{n}" for n, _ in PAIRS[:2]]

@@ -1,9 +1,9 @@
 """Extraction: a shard's members, taken out of its partial file while it downloads.
 
-- :mod:`~sa1b.extract.shard` follows one growing tar (headers by
-  :mod:`sa1b.tarformat`, targets by :mod:`sa1b.layout`, reads by
-  :mod:`~sa1b.extract.reader`), copies members into a private staging folder, checks
-  the archive's end and moves the staged files into the layout;
+- :mod:`~sa1b.extract.shard` follows one growing tar (read and judged by sa1b's one
+  tar reader, :mod:`sa1b.tarwalk`; targets by :mod:`sa1b.layout`; reads by
+  :mod:`~sa1b.extract.reader`), copies members into a private staging folder and
+  moves the staged files into the layout;
 - :mod:`~sa1b.extract.archive` writes a shard's one tar for the ``wds`` layout;
 - :mod:`~sa1b.extract.extractors` runs one extraction thread per shard in flight and
   hands the engine its result; a restarted download supersedes its extraction;

@@ -1,9 +1,9 @@
 """Check, after the fact, what a download left on disk: tars and extracted shards.
 
 A tar: its size against the server's, its digest against ``--checksums`` when given,
-and its structure: every header parses (checksum included), no member runs past the
-end, and the archive ends with its zero blocks. An extracted shard: every member the
-extraction recorded (path and size, the store's member index) is there with that size
+and its structure, read by the tar reader extraction and ``--only`` use (the same
+damage fails all three: :class:`sa1b.tarwalk.TarWalk`). An extracted shard: every member
+the extraction recorded (path and size, the store's member index) is there with that size
 (in ``wds``: its header, at its place in the shard's tar, names it with that size, and
 the tar ends with its end blocks right after the last member), every ``.jpg`` has its
 ``.json``, and every ``.json`` parses and has SA-1B's shape
@@ -17,25 +17,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sa1b.checksums import Digest, hash_file
-from sa1b.errors import InputError
+from sa1b.errors import ExtractionError, InputError
 from sa1b.extract.extents import Extent, Index, locate
 from sa1b.extract.masks import decode_mask
 from sa1b.extract.shard import missing_partners
 from sa1b.schema import annotation_problems
-from sa1b.tarformat import (
-    BLOCK,
-    END_OF_ARCHIVE,
-    TarFormatError,
-    is_zero_block,
-    padded,
-    parse_block,
-)
+from sa1b.tarformat import BLOCK, END_OF_ARCHIVE, TarFormatError, padded, parse_block
+from sa1b.tarwalk import TarWalk, headers_only
 
 
 def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[str]:
@@ -57,25 +52,21 @@ def audit_tar(path: Path, *, size: int | None, digest: Digest | None) -> list[st
 
 
 def _structure(path: Path) -> list[str]:
-    """Walk the headers: each parses, each member fits, the end is there."""
-    end = path.stat().st_size
+    """Read the tar's headers as extraction and ``--only`` read them (one reader, one
+    verdict): none, or the one line saying what is wrong. Unsafe members are judged as
+    in the default layout: a kept tar has none of its own."""
     with path.open("rb") as handle:
-        offset = 0
-        while True:
-            handle.seek(offset)
-            block = handle.read(BLOCK)
-            if len(block) < BLOCK:
-                return [f"cut short: no end-of-archive blocks (it ends at byte {end})"]
-            if is_zero_block(block):
-                return [] if len(handle.read(BLOCK)) == BLOCK else ["cut short in its end blocks"]
-            try:
-                header = parse_block(block)
-            except TarFormatError as error:
-                return [f"bad header at byte {offset}: {error}"]
-            assert header is not None
-            offset += BLOCK + padded(header.size)
-            if offset > end:
-                return [f"member {header.name!r} is cut short (the file ends at byte {end})"]
+        try:
+            walk = TarWalk(path.name, os.fstat(handle.fileno()).st_size, headers_only)
+            while (need := walk.need()) is not None:
+                start, end = need
+                data = os.pread(handle.fileno(), end - start, start)
+                if not data:  # the file shrank while it was read
+                    return [f"cut short: it ends at byte {start}"]
+                walk.feed(start, data)
+        except ExtractionError as error:
+            return [error.message]
+    return []
 
 
 def audit_extracted(

@@ -1,16 +1,16 @@
 """Extract a shard while it downloads: follow the contiguous prefix of its partial file.
 
 The extractor reads the partial file only below the prefix the download has written
-(``wait(end)`` blocks until bytes ``[0, end)`` are there), parses each header with
-:mod:`sa1b.tarformat`, decides where the member goes with :mod:`sa1b.layout` before
-writing a byte of it, and copies its data into a private staging folder, in the
-kernel (``copy_file_range``) unless a digest must see the bytes (reading:
-:mod:`sa1b.extract.reader`). When the shard ends, it checks what can be checked without
-published checksums (the archive ends with its zero blocks, every ``.jpg`` has its
-``.json``). In the ``wds`` layout nothing is copied while the shard arrives: once it is
-whole and sound, its one tar is written into staging (:mod:`sa1b.extract.archive`).
-:func:`publish` then moves the staged files into place and only after that is the
-shard recorded as extracted.
+(``wait(end)`` blocks until bytes ``[0, end)`` are there) and feeds its headers to
+sa1b's one tar reader, :class:`sa1b.tarwalk.TarWalk`, which judges the archive (as for
+``--only`` and ``verify``) and says where each member goes (:mod:`sa1b.layout`) before a
+byte of it is written. The extractor copies each member's data into a private staging
+folder, in the kernel (``copy_file_range``) unless a digest must see the bytes (reading:
+:mod:`sa1b.extract.reader`). A ``.jpg`` without its ``.json`` is a warning. In the
+``wds`` layout nothing is copied while the shard arrives: once it is whole and sound,
+its one tar is written into staging (:mod:`sa1b.extract.archive`). :func:`publish` then
+moves the staged files into place and only after that is the shard recorded as
+extracted.
 """
 
 from __future__ import annotations
@@ -23,24 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sa1b.errors import CorruptArchiveError, NameClashError
+from sa1b.errors import NameClashError
 from sa1b.extract.archive import write_archive
 from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
 from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
-from sa1b.layout import member_target as target_for
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
-from sa1b.tarformat import (
-    BLOCK,
-    MAX_META,
-    META_TYPES,
-    Header,
-    TarFormatError,
-    apply_overrides,
-    is_zero_block,
-    meta_record,
-    padded,
-    parse_block,
-)
+from sa1b.tarwalk import Found, TarWalk, headers_only
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +59,6 @@ class ExtractReport:
         return tuple(member.path for member in self.index)
 
 
-def _fail(shard: str, message: str, member: str = "") -> CorruptArchiveError:
-    return CorruptArchiveError(message, shard=shard, member=member)
-
-
 def extract_shard(
     fd: int,
     size: int,
@@ -98,20 +82,22 @@ def extract_shard(
     reader = Reader(fd, size, wait, digest)
     archive = archive_of(layout, shard)
     members: list[Member] = []
-    seen: set[str] = set()
     made: set[Path] = {staging}
-    for header, data, following in _members(reader, shard):
-        target = target_for(header, shard=shard, layout=layout)
-        copied = data  # the member's bytes from here on are only read for the digest
-        if target is not None:
-            if str(target) in seen:
-                raise _fail(shard, f"member {header.name!r} appears twice", header.name)
-            seen.add(str(target))
-            members.append(Member(target, data, header.size, header.mtime))
+    found: list[Found] = []
+    walk = TarWalk(shard, size, headers_only, layout=layout, on_member=found.append)
+    read = 0  # the reader goes through the file in order: the digest sees every byte once
+    while (need := walk.need()) is not None:
+        for member in found:  # found in the header just read: its data comes next
+            header, entry = member.header, member.entry
+            members.append(Member(member.target, entry.offset, entry.size, header.mtime))
             if archive is None:
-                _write_member(reader, data, header.size, staging / target, made)
-                copied = data + header.size
-        _skip(reader, copied, following - copied)
+                _write_member(reader, entry.offset, entry.size, staging / member.target, made)
+                read = entry.offset + entry.size
+        found.clear()
+        start, end = need
+        _skip(reader, read, start - read)
+        walk.feed(start, reader.read(start, end - start))
+        read = end
     if archive is not None:  # its order needs every member: written once the shard is whole
         members.sort(key=lambda member: sample_order(member.path.name))
         write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
@@ -121,59 +107,6 @@ def extract_shard(
         digest=digest.hexdigest() if digest else None,
         warnings=tuple(missing_partners([m.path for m in members], shard)),
     )
-
-
-def _members(reader: Reader, shard: str) -> Iterator[tuple[Header, int, int]]:
-    """Each member as its header says (pax and GNU records applied), the offset of its
-    data and of the next header; the archive's end is checked before the walk ends."""
-    overrides: dict[str, str] = {}
-    offset = 0
-    while (header := _next_header(reader, offset, shard)) is not None:
-        data = offset + BLOCK
-        following = _member_end(header, data, reader.size, shard)
-        if header.typeflag in META_TYPES:
-            overrides.update(_meta_record(reader, header, data, shard))
-            offset = following
-            continue
-        try:
-            header = apply_overrides(header, overrides)
-        except TarFormatError as error:
-            raise _fail(shard, f"bad pax header before byte {offset}: {error}") from None
-        overrides = {}
-        following = _member_end(header, data, reader.size, shard)
-        yield header, data, following
-        offset = following
-
-
-def _next_header(reader: Reader, offset: int, shard: str) -> Header | None:
-    """The header at ``offset``, or None at the end of the archive (checked whole)."""
-    if offset + BLOCK > reader.size:
-        raise _fail(shard, "the archive ends without its end-of-archive blocks")
-    try:
-        header = parse_block(reader.read(offset, BLOCK))
-    except TarFormatError as error:
-        raise _fail(shard, f"bad header at byte {offset}: {error}") from None
-    if header is None:
-        _check_end(reader, offset, shard)
-    return header
-
-
-def _member_end(header: Header, data: int, size: int, shard: str) -> int:
-    """Where the next header starts; the member must fit in the archive."""
-    following = data + padded(header.size)
-    if following > size:
-        raise _fail(shard, f"member {header.name!r} is cut short", header.name)
-    return following
-
-
-def _meta_record(reader: Reader, header: Header, data: int, shard: str) -> dict[str, str]:
-    """What a pax or GNU long-name record says of the member that follows it."""
-    if header.size > MAX_META:
-        raise _fail(shard, f"a {header.size}-byte name record", header.name)
-    try:
-        return meta_record(header, reader.read(data, padded(header.size))[: header.size])
-    except TarFormatError as error:
-        raise _fail(shard, f"bad pax header: {error}") from None
 
 
 def _write_member(reader: Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
@@ -194,18 +127,6 @@ def _skip(reader: Reader, offset: int, length: int) -> None:
     if reader.digest is not None and length:
         for start in range(offset, offset + length, COPY_CHUNK):
             reader.read(start, min(COPY_CHUNK, offset + length - start))
-
-
-def _check_end(reader: Reader, offset: int, shard: str) -> None:
-    """After the first zero block: a second one, then nothing but zeros to the end."""
-    if offset + 2 * BLOCK > reader.size:
-        raise _fail(shard, "the archive ends after one zero block instead of two")
-    position = offset + BLOCK
-    while position < reader.size:
-        step = min(COPY_CHUNK, reader.size - position)
-        if not is_zero_block(reader.read(position, step)):
-            raise _fail(shard, f"data after the end-of-archive blocks at byte {position}")
-        position += step
 
 
 def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
