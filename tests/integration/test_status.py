@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from sa1b import api
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
-from .conftest import run_cli, start_cli
+from .conftest import Result, run_cli, start_cli
 from .test_resume import _start, _wait_for_bytes
 
 
@@ -55,16 +55,19 @@ def test_status_during_a_run_says_so_and_shows_progress(
 ) -> None:
     out, total = tmp_path / "out", sum(s.size for s in shards)
     proc = _start(slow_links, out)
+
+    def progress_shown() -> Result | None:
+        shown = run_cli("status", out)
+        on_disk = re.search(r"([\d.]+) MiB on disk", shown.output)
+        return shown if on_disk and float(on_disk.group(1)) > 1.0 else None
+
     try:
         _wait_for_bytes(slow_cdn, total // 3, proc)
-        time.sleep(0.2)
-        shown = run_cli("status", out)
+        shown = wait_for(progress_shown, timeout=60, message="over 1 MiB on disk", process=proc)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert f"a download is running in {out} (pid {proc.pid})" in shown.output
-    on_disk = re.search(r"([\d.]+) MiB on disk", shown.output)
-    assert on_disk and float(on_disk.group(1)) > 1.0, shown.output
 
 
 def test_status_exits_1_when_a_file_failed(
