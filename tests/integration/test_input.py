@@ -85,9 +85,14 @@ def test_bad_checksums_file(links: Path, tmp_path: Path) -> None:
     assert f"{sums}:2" in result.output
 
 
-def test_usage_error_exit_2(tmp_path: Path) -> None:
-    result = run_cli("download", "--no-extract", "--connections", "0")
+def test_usage_error_exit_2(links: Path, tmp_path: Path) -> None:
+    # A good links file and folder: the option alone is what is refused.
+    result = run_cli(
+        "download", "--no-extract", links, "-o", tmp_path / "out", "--connections", "0"
+    )
     assert result.returncode == 2
+    assert "--connections: expected a whole number >= 1, got '0'" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("style", ["official", "crlf", "spaces", "noheader"])
