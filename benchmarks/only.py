@@ -3,7 +3,7 @@
 
 Synthetic shards (``sa1b.cdn.synth``; ``--pairs`` sets how many jpg/json pairs each holds)
 are served by nginx over HTTPS (a private CA made at start, HTTP/2 offered) behind
-``benchmarks/pacer.py``: ``--delay-ms`` (20) each way and ``--rate`` (2M, as bench.py's
+``benchmarks/pacer.py``: ``--delay-ms`` (20) each way and ``--rate`` (2M, as bench's
 ``https-paced-rtt``) per TCP connection. Two commands alternate ``--runs`` times, with
 ``sync`` and a fresh output folder before each run:
 
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench package, beside this file
 
 import bench
 from bench import (
@@ -164,7 +164,7 @@ def verify(kind: str, out: Path, shards: list[Shard]) -> list[str]:
 class Run:
     kind: str
     wall_s: float
-    cpu_s: float  # the tool's user + sys (os.wait4 through bench.py's launcher)
+    cpu_s: float  # the tool's user + sys (os.wait4 through bench's launcher)
     user_s: float
     sys_s: float
     children_cpu_s: float  # RUSAGE_CHILDREN delta around the run (launcher included)

@@ -49,7 +49,7 @@ CPU from /proc/PID/stat):
   the bucket starting empty, a first-request one).
 * 20 ms each way, time to first byte of a new connection: 124 ms with TLS 1.3 (handshake RTT,
   TLS RTT, request RTT), 166 ms with TLS 1.2, 41 ms for a request on a reused connection.
-* inside bench.py (https-paced, 95-300 MB/s): 0.5-0.65 relay CPU s/GB.
+* inside bench (https-paced, 95-300 MB/s): 0.5-0.65 relay CPU s/GB.
 A copying design (recv_into + send) would do the same syscalls plus two copies per byte; with
 three quarters of the relay's CPU already in the kernel's TCP work, splice is the cheaper one.
 

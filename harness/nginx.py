@@ -128,6 +128,9 @@ def _quote(value: str) -> str:
 
 
 def _free_loopback_port() -> int:
+    """A loopback port free a moment ago. nginx cannot be given port 0 ("invalid port"), so
+    :meth:`NginxServer.start` picks one this way and starts again on another when someone
+    took it in between ("Address already in use")."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -61,7 +61,7 @@ class ExtractOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DownloadConfig:
-    """How to download. Defaults were chosen with ``benchmarks/bench.py``.
+    """How to download. Defaults were chosen with ``benchmarks/bench``.
 
     ``connections`` fixes the number of connections across all files; without it
     the number adapts (:mod:`sa1b.net.governor`) and never passes

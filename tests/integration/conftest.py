@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tarfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -247,34 +245,31 @@ def https_base(certificates: CertificatePaths, shards: list[ShardInfo]) -> Itera
 @pytest.fixture
 def http_server(shards: list[ShardInfo]) -> Iterator[str]:
     """Python's ``http.server`` serving the shards: it ignores Range (answers 200)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     root = shards[0].path.parent
     server = subprocess.Popen(
+        # port 0: the server binds a free port itself and names it on its first line
         [
             sys.executable,
+            "-u",
             "-m",
             "http.server",
             "--bind",
             "127.0.0.1",
             "--directory",
             root,
-            str(port),
+            "0",
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "http.server did not start"
-                time.sleep(0.05)
+        assert server.stdout is not None
+        first_line = server.stdout.readline()  # written once it listens
+        found = re.search(r" port (\d+) ", first_line)
+        assert found, f"http.server did not start: {first_line!r}"
+        port = int(found.group(1))
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
-        server.wait()
+        server.communicate()  # waits, and closes the pipe

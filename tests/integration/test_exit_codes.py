@@ -13,6 +13,7 @@ import pytest
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
 from .conftest import run_cli, start_cli
 
@@ -75,11 +76,12 @@ def test_130_interrupted(slow_cdn: CDNServer, shards: list[ShardInfo], tmp_path:
     links = tmp_path / "links.tsv"
     slow_cdn.write_links_file(links)
     proc = start_cli("download", links, "-o", tmp_path / "out", "--no-extract")
-    deadline = time.monotonic() + 60
-    while slow_cdn.bytes_sent_total < 1024 * 1024:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the download did not start"
-        time.sleep(0.02)
+    wait_for(
+        lambda: slow_cdn.bytes_sent_total >= 1024 * 1024,
+        timeout=60,
+        message="the first MiB sent",
+        process=proc,
+    )
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.layout import LAYOUTS
+from tests.waiting import wait_for
 
 from .conftest import (
     assert_extracted,
@@ -152,12 +152,13 @@ def test_sigkill_during_extraction_then_resume(
     args = ("download", links, "-o", out, "--layout", layout, "--connections", "3")
     proc = start_cli(*args)
     staging = out / ".sa1b" / "staging"
-    deadline = time.monotonic() + 60
     # Wait until members are being extracted, then kill mid-way.
-    while not (staging.exists() and any(p.is_file() for p in staging.rglob("*"))):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(
+        lambda: staging.exists() and any(p.is_file() for p in staging.rglob("*")),
+        timeout=60,
+        message="members being extracted",
+        process=proc,
+    )
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     result = run_cli("download", links, "-o", out, "--layout", layout)

@@ -75,12 +75,11 @@ def test_an_impossible_output_folder_is_one_line(links: Path, out: str) -> None:
 def test_an_unreachable_server_is_explained_while_retrying_and_at_the_end(
     shards: list[ShardInfo], tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     links = tmp_path / "links.txt"
-    links.write_text(f"http://127.0.0.1:{port}/{shards[0].name}\n")
-    result = run_cli("download", links, "-o", tmp_path / "out", "--retries", "2")
+    with socket.socket() as probe:  # bound and never listening: held, yet refusing
+        probe.bind(("127.0.0.1", 0))
+        links.write_text(f"http://127.0.0.1:{probe.getsockname()[1]}/{shards[0].name}\n")
+        result = run_cli("download", links, "-o", tmp_path / "out", "--retries", "2")
     assert result.returncode == 1, result.output
     assert "cannot connect to 127.0.0.1" in result.output  # while it retries
     assert "hint: check the network" in result.output and "HTTPS_PROXY" in result.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -148,10 +147,8 @@ def test_a_flapping_version_is_given_up_not_restarted_for_ever(
     cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     cdn.add_fault(shards[0].name, Fault("change_etag", times=10_000))
-    began = time.monotonic()
     code, output = download(links, tmp_path / "out")
     assert code == 1, output
-    assert time.monotonic() - began < 30
     assert "changed on the server 4 times" in output
     assert "try again later" in output
     assert_identical(tmp_path / "out", shards[1:])

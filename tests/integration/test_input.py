@@ -115,9 +115,14 @@ def test_an_output_folder_that_is_a_file_is_named_as_one(
     assert taken.read_text() == "mine\n"
 
 
-def test_usage_error_exit_2(tmp_path: Path) -> None:
-    result = run_cli("download", "--no-extract", "--connections", "0")
+def test_usage_error_exit_2(links: Path, tmp_path: Path) -> None:
+    # A good links file and folder: the option alone is what is refused.
+    result = run_cli(
+        "download", "--no-extract", links, "-o", tmp_path / "out", "--connections", "0"
+    )
     assert result.returncode == 2
+    assert "--connections: expected a whole number >= 1, got '0'" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("style", ["official", "crlf", "spaces", "noheader"])

@@ -4,7 +4,6 @@ ranges, keep-alive, extraction, SIGKILL then resume."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from harness.certs import CertificatePaths
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
@@ -50,10 +50,12 @@ def test_sigkill_then_resume_against_nginx(
         out = tmp_path / "out"
         total = sum(s.size for s in shards)
         proc = start_cli("download", "--no-extract", links, "-o", out, *args)
-        deadline = time.monotonic() + 60
-        while ng.bytes_sent() < total // 2:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            lambda: ng.bytes_sent() >= total // 2,
+            timeout=60,
+            message="half the bytes sent",
+            process=proc,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         result = run_cli("download", "--no-extract", links, "-o", out, *args)

@@ -8,13 +8,13 @@ ever fails for good.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from sa1b.cdn.synth import ShardInfo
 from sa1b.store.state import StateStore
+from tests.waiting import wait_for
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
@@ -43,11 +43,12 @@ def test_interrupted_download_from_http_server_finishes_on_a_rerun(
     args = ["download", links, "-o", out, *extra]
     proc = start_cli(*args, "--max-rate", "6M")
     total = sum(shard.size for shard in shards)
-    deadline = time.monotonic() + 30
-    while not (out / ".sa1b" / "state.db").exists() or _kept(out) < total // 4:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.1)
+    wait_for(
+        lambda: (out / ".sa1b" / "state.db").exists() and _kept(out) >= total // 4,
+        timeout=60,
+        message="a quarter of the bytes kept",
+        process=proc,
+    )
     proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode in (130, -signal.SIGKILL), stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import sa1b
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
 from .conftest import extracted_path, member_bytes, run_cli, start_cli
 
@@ -101,10 +101,13 @@ def test_a_walk_stopped_mid_way_goes_on_from_its_checkpoint(
     slowly = ("--connections", "1", "--max-rate", "50K", "-q")  # a walk of about 6 s
     args = ("download", links, "-o", out, "--only", "json", *slowly)
     process = start_cli(*args)
-    deadline = time.monotonic() + 30
-    while len(cdn.requests) < unbroken // 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.6)  # a checkpoint or two saved
+    wait_for(
+        lambda: len(cdn.requests) >= unbroken // 3,
+        timeout=60,
+        message="a third of the requests",
+        process=process,
+    )
+    wait_for(lambda: _checkpointed(out), timeout=60, message="a checkpoint", process=process)
     os.kill(process.pid, stop)
     _, errors = process.communicate()
     assert process.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL), errors
@@ -118,6 +121,14 @@ def test_a_walk_stopped_mid_way_goes_on_from_its_checkpoint(
     after = len(cdn.requests)
     assert after <= unbroken - before // 2, "the rerun went on from the checkpoints"
     assert not any((out / ".sa1b" / "staging").rglob("*.json")), "staging emptied"
+
+
+def _checkpointed(out: Path) -> bool:
+    """Whether ``sa1b.status`` shows a walk gone past its start in ``out``."""
+    try:
+        return any(walk.next > 0 for walk in sa1b.status(out).walks.values())
+    except sa1b.SA1BError:  # no store yet
+        return False
 
 
 def test_a_server_without_ranges_is_read_as_one_stream(

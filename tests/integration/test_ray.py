@@ -19,6 +19,7 @@ from sa1b import api
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.errors import StateError
+from tests.waiting import wait_for
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
@@ -102,10 +103,12 @@ def test_a_node_lost_mid_run_leaves_its_files_to_another_and_fetches_nothing_twi
     try:
         args = _ray(links, out, cluster.address, "--files", "1", "--no-extract")
         driver = start_cli(*args, "--connections", "1", env={**os.environ, **ON_LOOPBACK})
-        deadline = time.monotonic() + 120
-        while len([f for f in _recorded(out) if f >= half]) < 2:  # both nodes half way
-            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
-            time.sleep(0.05)
+        wait_for(
+            lambda: len([f for f in _recorded(out) if f >= half]) >= 2,
+            timeout=120,
+            message="both nodes half way",
+            process=driver,
+        )
         cluster.remove_node(workers[0], allow_graceful=False)
         output = "".join(driver.communicate(timeout=180))
         assert driver.returncode == 0, output
@@ -151,7 +154,7 @@ def test_every_ray_process_listens_and_connects_on_loopback_only(
     try:
         while driver.poll() is None:
             seen |= _addresses(_descendants(os.getpid()))
-            time.sleep(0.1)
+            time.sleep(0.1)  # sampling on purpose: sockets are looked at while the run lasts
     finally:
         output = "".join(driver.communicate(timeout=180))
     assert driver.returncode == 0, output

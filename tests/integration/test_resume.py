@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.store.paths import OutputPaths
 from sa1b.units import human_bytes
+from tests.waiting import wait_for
 
 from .conftest import assert_identical, run_cli, start_cli
 
@@ -28,11 +28,12 @@ def _start(links: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def _wait_for_bytes(cdn: CDNServer, target: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while cdn.bytes_sent_total < target:
-        assert proc.poll() is None, f"finished too early: {proc.communicate()}"
-        assert time.monotonic() < deadline, "download did not progress"
-        time.sleep(0.02)
+    wait_for(
+        lambda: cdn.bytes_sent_total >= target,
+        timeout=60,
+        message="the download to progress",
+        process=proc,
+    )
 
 
 @pytest.mark.parametrize("connections", ["8", "2"])
@@ -268,10 +269,11 @@ def test_ctrl_c_at_any_point_of_a_rate_capped_download_ends_quietly_and_resumes(
         journal.unlink(missing_ok=True)  # a clean stop recorded all in the store; a new one is made
         proc = _start(links, out, "--max-rate", "2M")
         if depth is None:  # as the engine starts: its journal is made
-            _wait_for(journal.exists, proc)
+            wait_for(journal.exists, timeout=60, message="the journal", process=proc)
         else:
             mark = before + depth
-            _wait_for(lambda mark=mark: cdn.bytes_sent_total > mark, proc)
+            sent = lambda mark=mark: cdn.bytes_sent_total > mark  # noqa: E731
+            wait_for(sent, timeout=60, message=f"{depth} bytes sent", process=proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, (depth, stderr)
@@ -280,11 +282,3 @@ def test_ctrl_c_at_any_point_of_a_rate_capped_download_ends_quietly_and_resumes(
     result = run_cli("download", "--no-extract", links, "-o", out)
     assert result.returncode == 0, result.output
     assert_identical(out, shards)
-
-
-def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert proc.poll() is None, f"finished too early: {proc.communicate()}"
-        assert time.monotonic() < deadline, "the download did not get there"
-        time.sleep(0.005)

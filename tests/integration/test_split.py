@@ -5,12 +5,12 @@ download afterwards that fetches only what the workers left."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 from sa1b import api
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
 from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
@@ -58,10 +58,17 @@ def test_a_whole_download_after_a_killed_worker_fetches_only_what_is_missing(
     second = start_cli(
         "download", links, "-o", out, *split, "--shard-index", "1", "--connections", "1"
     )
-    deadline = time.monotonic() + 60
-    while (recorded := _recorded(out, shards[1].name)) < shards[1].size // 2:
-        assert second.poll() is None and time.monotonic() < deadline, second.communicate()
-        time.sleep(0.05)
+
+    def half_recorded() -> int:
+        recorded = _recorded(out, shards[1].name)
+        return recorded if recorded >= shards[1].size // 2 else 0
+
+    recorded = wait_for(
+        half_recorded,
+        timeout=60,
+        message="half of worker 1's file recorded",
+        process=second,
+    )
     beside = run_cli("download", links, "-o", out, "--no-extract")  # worker 1 still runs
     assert beside.returncode == 2, beside.output
     assert "worker 1 of 2 is downloading into this folder" in beside.output

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,9 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.units import human_bytes
+from tests.waiting import wait_for
 
-from .conftest import run_cli, start_cli
+from .conftest import Result, run_cli, start_cli
 from .test_resume import _start, _wait_for_bytes
 
 
@@ -57,16 +57,19 @@ def test_status_during_a_run_says_so_and_shows_progress(
 ) -> None:
     out, total = tmp_path / "out", sum(s.size for s in shards)
     proc = _start(slow_links, out, "--connections", "2")  # 3 MiB/s: still running at status
+
+    def progress_shown() -> Result | None:
+        shown = run_cli("status", out)
+        fetched = re.search(r"([\d.]+) MiB fetched", shown.output)
+        return shown if fetched and float(fetched.group(1)) > 1.0 else None
+
     try:
         _wait_for_bytes(slow_cdn, total // 3, proc)
-        time.sleep(0.2)
-        shown = run_cli("status", out)
+        shown = wait_for(progress_shown, timeout=60, message="over 1 MiB fetched", process=proc)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert f"a download is running in {out} (pid {proc.pid})" in shown.output
-    fetched = re.search(r"([\d.]+) MiB fetched", shown.output)
-    assert fetched and float(fetched.group(1)) > 1.0, shown.output
 
 
 def test_status_exits_1_when_a_file_failed(

@@ -96,7 +96,7 @@ def _kill_repeatedly(
     finished_early = 0
     for kill in range(KILLS):
         proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.05, 1.0))
+        time.sleep(rng.uniform(0.05, 1.0))  # on purpose: a kill at a moment nobody chose
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
         if proc.returncode != -signal.SIGKILL:  # it finished first: fine, and said so

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from tests.scripted import (
     server_context,
     serving,
 )
+from tests.waiting import wait_for
 
 from .conftest import assert_identical, run_cli, start_cli
 
@@ -134,12 +134,10 @@ def dripping_head(peer: Peer) -> None:
 def test_a_dripping_server_never_holds_the_run(shards: list[ShardInfo], tmp_path: Path) -> None:
     with serving(default=dripping_head) as server:
         links = links_to(server.base, shards[0], tmp_path / "l.tsv")
-        began = time.monotonic()
+        # a head that drips for half an hour: only the head deadline ends this run
         outcome = download(links, tmp_path / "out", "--head-timeout", "1", "--retries", "2")
-        elapsed = time.monotonic() - began
     assert outcome.startswith("1\n"), outcome
     assert "no complete response head within 1 s" in outcome
-    assert elapsed < 10
 
 
 def test_a_stop_reaches_a_request_still_waiting_for_its_head(
@@ -147,16 +145,14 @@ def test_a_stop_reaches_a_request_still_waiting_for_its_head(
 ) -> None:
     with serving(default=dripping_head) as server:
         links = links_to(server.base, shards[0], tmp_path / "l.tsv")
-        args = ("download", "--no-extract", links, "-o", tmp_path / "out")
+        # No deadline ends the request for ten minutes: only the stop can.
+        args = ("download", "--no-extract", links, "-o", tmp_path / "out", "--head-timeout", "600")
         process = start_cli(*args, stderr=subprocess.STDOUT)
-        time.sleep(1.5)
-        stopped_at = time.monotonic()
+        wait_for(lambda: server.requests, timeout=60, message="the request", process=process)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=10)
-        took = time.monotonic() - stopped_at
+        output, _ = process.communicate(timeout=60)  # a hang guard, far below ten minutes
     assert process.returncode == 130, output
     assert "run the same command to resume" in output
-    assert took < 2
 
 
 def test_a_missing_ca_bundle_is_an_input_error(shards: list[ShardInfo], tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import signal
 import tarfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import webdataset
 
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
+from tests.waiting import wait_for
 
 from .conftest import assert_extracted, assert_identical, member_bytes, run_cli, start_cli
 
@@ -86,11 +86,12 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_tars(
     out = tmp_path / "out"
     args = ("download", links, "-o", out, "--layout", "wds", "--connections", "3")
     proc = start_cli(*args, "--files", "1")  # one shard at a time: killed between shards
-    deadline = time.monotonic() + 60
-    while not list((out / "wds").glob("*.tar")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(
+        lambda: list((out / "wds").glob("*.tar")),
+        timeout=60,
+        message="a tar published",
+        process=proc,
+    )
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert len(list((out / "wds").glob("*.tar"))) < len(shards), "killed too late"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from sa1b.cdn import CDNServer, Fault
+from tests.waiting import wait_for
 
 BIG = "sa_000000.tar"
 SMALL = "sa_000001.tar"
@@ -342,9 +343,7 @@ def test_client_going_away_mid_body_is_harmless(
     response.read(10)
     connections[-1].close()
     assert get(SMALL).status == 200
-    deadline = time.monotonic() + 2
-    while len(server.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(server.requests) >= 2, timeout=30, message="both requests logged")
     assert sorted((r.name, r.status) for r in server.requests) == [(BIG, 200), (SMALL, 200)]
 
 
@@ -355,8 +354,8 @@ def test_reset_by_client_is_not_printed(
     raw.sendall(b"GET /m1/v/t6/x HTTP/1.1\r\nHost: x\r\n")  # headers never finished
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.close()
-    time.sleep(0.1)
     assert get(SMALL).status == 200
+    server.stop()  # joins the thread that met the reset: whatever it printed is out by now
     assert capfd.readouterr().err == ""
 
 
@@ -367,7 +366,7 @@ def test_rate_cap_paces_bodies(root: Path, connections: Conns) -> None:
         reply = fetch(conn, server.url_for(BIG))
         elapsed = time.monotonic() - started
     assert reply.body == data(root)
-    assert 0.25 <= elapsed < 2.0  # 300 kB at 1 MB/s
+    assert elapsed >= 0.25  # 300 kB at 1 MB/s (no upper bound: speed is the benchmarks' job)
 
 
 def test_stop_ends_idle_keep_alive_connections(root: Path, connections: Conns) -> None:
@@ -376,10 +375,8 @@ def test_stop_ends_idle_keep_alive_connections(root: Path, connections: Conns) -
     conn = _connect(server, connections)
     url = server.url_for(SMALL)
     assert fetch(conn, url).status == 200
-    started = time.monotonic()
     server.stop()
-    assert time.monotonic() - started < 2
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # the idle connection was ended, not left to its thread
         fetch(conn, url)
 
 

@@ -70,6 +70,9 @@ def test_the_live_display_invents_no_total_either() -> None:
     display.update(snapshot(("sa_000000.tar", "active", None, 0)))
     screen = io.StringIO()
     Console(file=screen, width=100, color_system=None).print(display.progress.get_renderable())
+    lines = screen.getvalue().splitlines()
+    assert lines[0].startswith("total: 0/1 files done; 8 conn"), lines  # drawn, sizes unknown
+    assert "sa_000000.tar" in lines[1], lines
     assert "GiB" not in screen.getvalue()
 
 

@@ -220,9 +220,11 @@ def test_a_kept_connection_that_stalls_is_not_sent_again() -> None:
 
 
 def test_each_slot_has_a_connection_of_its_own() -> None:
+    both_in_flight = threading.Barrier(2, timeout=30)
+
     def script(peer: Peer) -> None:
         peer.request()
-        time.sleep(0.2)  # both requests are in flight at once
+        both_in_flight.wait()  # breaks, and the answer never comes, on a shared connection
         peer.send(ranged(BODY, 0, 10))
         peer.wait_for_eof()
 
@@ -307,12 +309,10 @@ def test_a_dripping_head_is_given_up_at_the_head_deadline() -> None:
             if peer.server.stopped.wait(0.1):
                 return
 
-    with serving(drip) as server:
-        began = time.monotonic()
+    with serving(drip) as server:  # the head would take 13 s, its bytes keep coming
         got = get(f"{server.base}/a", options=TransportOptions(timeouts=Timeouts(head=1)))
     assert isinstance(got.error, StallError)
     assert "head" in got.error.message
-    assert time.monotonic() - began < 2.5
 
 
 def test_a_stall_through_a_proxy_names_the_proxy() -> None:
@@ -347,15 +347,13 @@ def test_a_body_below_the_floor_is_a_stall() -> None:
 
     options = TransportOptions(timeouts=Timeouts(head=5, read=1, floor=1000))
     with serving(drip) as server:
-        began = time.monotonic()
         got = get(f"{server.base}/a", options=options)
     assert isinstance(got.error, StallError)
     assert "floor" in got.error.message
     assert 0 < len(got.data) < 1000
-    assert time.monotonic() - began < 3
 
 
-def test_stop_ends_a_request_that_waits_for_ever_within_a_tick() -> None:
+def test_stop_ends_a_request_that_waits_for_ever() -> None:
     def silent(peer: Peer) -> None:
         peer.request()
         peer.hold()
@@ -369,9 +367,7 @@ def test_stop_ends_a_request_that_waits_for_ever_within_a_tick() -> None:
             governor=Governor(GovernorPolicy.fixed(1), 0.0),
         )
         threading.Timer(0.3, transport.stop).start()
-        began = time.monotonic()
-        transport.run()
-    assert time.monotonic() - began < 0.8
+        transport.run()  # the head deadline (60 s) would end it with a stall instead
     assert recorder.ended == 1 and recorder.error is None
 
 

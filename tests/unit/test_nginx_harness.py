@@ -8,7 +8,7 @@ import shutil
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from harness.nginx import (
     NginxNotFoundError,
     NginxServer,
 )
+from tests.waiting import wait_for
 
 # No skips: without nginx or openssl these tests fail, with the install hint
 # (NGINX_NOT_FOUND_MESSAGE, OPENSSL_NOT_FOUND_MESSAGE), like every test that needs them.
@@ -65,14 +66,6 @@ def get(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, body
     finally:
         conn.close()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def process_exists(pid: int) -> bool:
@@ -202,7 +195,7 @@ def test_bytes_sent_counts_per_file_and_total(root: Path) -> None:
         get(srv, "/small.bin", {"Range": "bytes=100-299"})
         get(srv, "/other.bin")
         get(srv, "/nothing-here")
-        wait_for(lambda: len(srv.log_entries()) == 4)
+        wait_for(lambda: len(srv.log_entries()) == 4, timeout=30, message="four requests logged")
         assert srv.bytes_sent("small.bin") == 300
         assert srv.bytes_sent("other.bin") == 5000
         assert srv.bytes_sent("absent.bin") == 0
@@ -219,7 +212,7 @@ def test_bytes_sent_counts_per_file_and_total(root: Path) -> None:
         srv.clear_log()
         assert srv.bytes_sent() == 0
         get(srv, "/other.bin", {"Range": "bytes=0-9"})
-        wait_for(lambda: srv.bytes_sent() == 10)
+        wait_for(lambda: srv.bytes_sent() == 10, timeout=30, message="ten bytes logged")
     # the log survives stop() even though the temporary prefix is gone
     assert srv.bytes_sent("other.bin") == 10
 
@@ -232,7 +225,9 @@ def test_bytes_sent_counts_an_aborted_transfer(root: Path) -> None:
         response = conn.getresponse()
         response.read(MIB)
         conn.close()  # drop the connection mid-body
-        wait_for(lambda: len(srv.log_entries()) == 1)
+        wait_for(
+            lambda: len(srv.log_entries()) == 1, timeout=30, message="the aborted request logged"
+        )
         sent = srv.bytes_sent("big.bin")
         assert MIB <= sent < 16 * MIB
 
@@ -253,8 +248,9 @@ def test_limit_rate_caps_one_connection(root: Path) -> None:
     assert received == size
     rate = size / elapsed
     cap = 8 * MIB
-    # socket buffers let a little more through than the cap; nothing near loopback speed
-    assert 0.5 * cap < rate < 1.3 * cap, f"{rate / MIB:.1f} MiB/s against an 8 MiB/s cap"
+    # socket buffers let a little more through than the cap; nothing near loopback speed (no
+    # lower bound: how fast a loaded machine reads is the benchmarks' business)
+    assert rate < 1.3 * cap, f"{rate / MIB:.1f} MiB/s against an 8 MiB/s cap"
 
 
 def test_stop_leaves_no_process(root: Path, tmp_path: Path) -> None:
@@ -266,10 +262,9 @@ def test_stop_leaves_no_process(root: Path, tmp_path: Path) -> None:
         assert master is not None
         assert srv.running
         # The port answers once the master listens; its workers may come a moment later.
-        deadline = time.monotonic() + 5
-        while not (workers := children_of(master)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert workers, "nginx should have started a worker process"
+        workers = wait_for(
+            lambda: children_of(master), timeout=30, message="a worker process of nginx"
+        )
         assert int((prefix / "nginx.pid").read_text()) == master
     finally:
         srv.stop()
@@ -311,7 +306,9 @@ def test_names_are_quoted_in_urls(root: Path) -> None:
         assert url.endswith("/with%20space.txt")
         status, _, body = get(srv, "/with%20space.txt")
         assert (status, body) == (200, b"hello")
-        wait_for(lambda: srv.bytes_sent("with space.txt") == 5)
+        wait_for(
+            lambda: srv.bytes_sent("with space.txt") == 5, timeout=30, message="the request logged"
+        )
 
 
 # -- TLS -----------------------------------------------------------------------------------------
@@ -398,7 +395,11 @@ def test_tls_serves_ranges_to_a_client_that_trusts_the_ca(
         assert headers["content-range"] == f"bytes 1000-1999/{len(data)}"
         status, _, body = get(srv, "/small.bin", context=context)
         assert (status, body) == (200, data)
-        wait_for(lambda: srv.bytes_sent("small.bin") == 1000 + len(data))
+        wait_for(
+            lambda: srv.bytes_sent("small.bin") == 1000 + len(data),
+            timeout=30,
+            message="both requests logged",
+        )
         # the certificate is valid for localhost too
         assert negotiated_alpn(srv, ssl.create_default_context(cafile=str(certs.ca)), "localhost")
 

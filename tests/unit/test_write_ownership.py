@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.engine.connection import Connection
 from sa1b.engine.tasks import Task
 from sa1b.errors import TruncatedBodyError
 from sa1b.links import Link
@@ -63,7 +62,7 @@ def version_of(task: Task) -> int:
 class Answer:
     """A request in flight: the version it streams is fixed when its head is sent."""
 
-    connection: Connection
+    slot: int
     request: Request
     name: str
     start: int
@@ -81,18 +80,19 @@ class World:
     answers: list[Answer] = field(default_factory=list)
     steals: int = 0
 
-    def idle(self) -> list[Connection]:
-        busy = {id(a.connection) for a in self.answers}
-        return [c for c in self.engine.connections if id(c) not in busy]
+    def idle(self) -> list[int]:
+        """The transport's slots without a request in flight."""
+        busy = {a.slot for a in self.answers}
+        return [slot for slot in range(CONNECTIONS) if slot not in busy]
 
-    def start(self, connection: Connection) -> None:
-        request = connection.next_request()
+    def start(self, slot: int) -> None:
+        request = self.engine.scheduler.next_request(slot)  # as the transport asks
         if request is None:
             return
         name = request.url.rsplit("/", 1)[1]
         ranges = dict(h.split(": ", 1) for h in request.headers)
         first, last = map(int, re.fullmatch(r"bytes=(\d+)-(\d+)", ranges["Range"]).groups())  # type: ignore[union-attr]
-        self.answers.append(Answer(connection, request, name, first, last + 1))
+        self.answers.append(Answer(slot, request, name, first, last + 1))
 
     def head(self, answer: Answer) -> None:
         version = self.versions[answer.name]
@@ -126,7 +126,7 @@ class World:
 
     def check(self) -> None:
         """Every byte the plan counts as written is the task's own version's byte."""
-        for task in self.engine.tasks:
+        for task in self.engine.run_state.tasks:
             if task.plan is None or task.fd is None:
                 continue
             expected = content(task.name, version_of(task))
@@ -208,8 +208,8 @@ def play(world: World, steps: list[tuple[str, int]]) -> None:
         world.check()
     # Then an honest, steady server: every file completes, in its latest version.
     for _ in range(10_000):
-        for connection in world.idle():
-            world.start(connection)
+        for slot in world.idle():
+            world.start(slot)
         if not world.answers:
             break
         for answer in list(world.answers):
@@ -218,9 +218,9 @@ def play(world: World, steps: list[tuple[str, int]]) -> None:
             elif answer in world.answers:
                 world.chunk(answer, 64 * KiB)
         world.check()
-    event(f"restarts: {max(t.generation for t in world.engine.tasks)}")
+    event(f"restarts: {max(t.generation for t in world.engine.run_state.tasks)}")
     event(f"steals: {'yes' if world.steals else 'no'}")
-    for task in world.engine.tasks:
+    for task in world.engine.run_state.tasks:
         assert task.state in ("verifying", "failed"), (task.name, task.state)
         if task.state == "verifying":  # whole, in one version (a later change came too late)
             data = world.engine.config.paths.partial(task.name).read_bytes()
@@ -250,8 +250,8 @@ def test_a_stale_answer_ending_after_a_restart_writes_nothing() -> None:
 
 def _request_of(world: World, name: str) -> Answer:
     """Start idle connections until one asks for ``name``; return its answer."""
-    for connection in world.idle():
-        world.start(connection)
+    for slot in world.idle():
+        world.start(slot)
         mine = [a for a in world.answers if a.name == name and a.version is None]
         if mine:
             return mine[-1]

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from sa1b.config import DownloadConfig
 from sa1b.engine import durability, startup
 from sa1b.engine.background import Background
-from sa1b.engine.connection import Connection
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
@@ -92,14 +91,6 @@ class Engine:
             clock=clock,
         )
         self.files.wake = self.transport.wake
-
-    @property
-    def tasks(self) -> list[Task]:
-        return self.run_state.tasks
-
-    @property
-    def connections(self) -> list[Connection]:
-        return self.scheduler.connections
 
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
