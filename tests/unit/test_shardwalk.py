@@ -8,15 +8,16 @@ from pathlib import Path
 
 from sa1b.engine.shardwalk import WalkedShard, WalkSource, parts_of
 from sa1b.links import Link
-from sa1b.retry import RetryPolicy
+from sa1b.retry import FailureAccount, RetryPolicy
 from sa1b.tarwalk import CHUNK, Entry, Piece
 
 
 def setup(tmp_path: Path) -> tuple[WalkSource, WalkedShard, list[WalkedShard]]:
     link = Link(name="sa_000000.tar", url="http://127.0.0.1/sa_000000.tar")
-    shard = WalkedShard(link, 1, tmp_path / "staging", lambda n: True, "shard")
+    failures = FailureAccount(RetryPolicy(), floor=4096)
+    shard = WalkedShard(link, 1, tmp_path / "staging", lambda n: True, "shard", failures)
     published: list[WalkedShard] = []
-    source = WalkSource([shard], policy=RetryPolicy(), on_ready=published.append, on_end=print)
+    source = WalkSource([shard], on_ready=published.append, on_end=print)
     return source, shard, published
 
 
