@@ -35,7 +35,7 @@ from sa1b.errors import (
 )
 from sa1b.layout import Layout
 from sa1b.links import Link, redact
-from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
+from sa1b.net.answers import BodyPlan, ErrorPage, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome, FileState
@@ -348,8 +348,7 @@ class _Answer:
         self.start, self.stop, self.part = start, end, part
         self.generation = shard.generation
         self.offset = start
-        self.refusal: Head | None = None
-        self.page = b""
+        self.refusal: ErrorPage | None = None
         self.error: SA1BError | None = None
         self.buffer = bytearray()
 
@@ -358,9 +357,9 @@ class _Answer:
         return self.generation == self.shard.generation and self.shard.outcome is None
 
     def head(self, head: Head) -> bool:
-        if head.status not in (200, 206):
-            self.refusal = head
-            return True  # read the page: it tells an expired link from another refusal
+        self.refusal = ErrorPage.of(head)
+        if self.refusal is not None:
+            return True  # read its page: it tells an expired link from another refusal
         with self.source.lock:
             if not self.current:
                 return False
@@ -396,8 +395,7 @@ class _Answer:
 
     def body(self, data: bytes) -> bool:
         if self.refusal is not None:
-            self.page += data[: ERROR_BODY - len(self.page)]
-            return len(self.page) < ERROR_BODY
+            return self.refusal.add(data)
         with self.source.lock:
             if not self.current:
                 return False
@@ -429,7 +427,7 @@ class _Answer:
     def end(self, error: TransferError | None) -> None:
         failure: SA1BError | None = self.error or error
         if self.refusal is not None:
-            failure = refusal_error(self.refusal, self.page, self.shard.link, now=time.time())
+            failure = self.refusal.error(self.shard.link, now=time.time())
         with self.source.lock:
             if failure is None and self.offset == self.start and self.current:
                 failure = BadResponseError("an answer without a byte", name=self.shard.name)
