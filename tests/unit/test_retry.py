@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sa1b import errors
+from sa1b.config import DownloadConfig
 from sa1b.errors import (
     ChecksumMismatchError,
     ConnectError,
@@ -271,3 +273,14 @@ def test_new_versions_are_counted_against_one_limit() -> None:
     error = account.changed("sa_000000.tar")
     assert isinstance(error, UnstableSourceError) and error.name == "sa_000000.tar"
     assert f"changed on the server {MAX_CHANGES + 1} times" in error.message
+
+
+@pytest.mark.parametrize(
+    ("max_rate", "floor"), [(None, 4096.0), (80_000.0, 4096.0), (8000.0, 1000.0)]
+)
+def test_a_files_account_asks_the_speed_floor_or_its_share_of_max_rate(
+    max_rate: float | None, floor: float, tmp_path: Path
+) -> None:
+    config = DownloadConfig(out=tmp_path, max_rate=max_rate, max_files=8)
+    account = config.failure_account()
+    assert account.floor == floor and account.policy is config.retry

@@ -92,9 +92,11 @@ class WalkedShard:
     def progress(self) -> int:
         """How far the shard got, in bytes (its account of failures judges it): the
         walk's next byte and the bytes of members fetched by their ranges."""
-        need = self.walk.need() if self.walk else None
-        walked = need[0] if need else self.reached
-        return walked + self.parts_fetched
+        walk = self.walk
+        if walk is None:
+            return self.parts_fetched
+        need = walk.need()
+        return (need[0] if need else walk.size) + self.parts_fetched
 
     @property
     def reached(self) -> int:
