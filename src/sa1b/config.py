@@ -16,7 +16,7 @@ from sa1b.errors import InputError
 from sa1b.layout import LAYOUTS, Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
-from sa1b.retry import RetryPolicy
+from sa1b.retry import FailureAccount, RetryPolicy
 from sa1b.split import WorkerPart
 from sa1b.store.paths import OutputPaths
 
@@ -126,6 +126,15 @@ class DownloadConfig:
     @property
     def paths(self) -> OutputPaths:
         return OutputPaths.of(self.out, self.state_dir, self.worker.folder if self.worker else None)
+
+    def failure_account(self) -> FailureAccount:
+        """A new account of one file's failures. Progress that resets its count must beat
+        the speed floor, or under ``max_rate`` a file's share of it when that is lower
+        (sa1b itself holds each file below it then)."""
+        floor = self.transport.timeouts.floor
+        if self.max_rate is not None:
+            floor = min(floor, self.max_rate / self.max_files)
+        return FailureAccount(self.retry, floor=floor)
 
     def connection_policy(self) -> GovernorPolicy:
         """How many connections: ``connections`` always, or adaptive up to the ceiling."""

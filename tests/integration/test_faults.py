@@ -223,3 +223,23 @@ def test_the_summary_counts_the_whole_run(cdn: CDNServer, links: Path, tmp_path:
     summary = re.search(r"1/1 files done; fetched 6\.0 MiB in (\d+)s ", result.stderr)
     assert summary, result.stderr
     assert 4 <= int(summary.group(1)) <= took
+
+
+@pytest.mark.parametrize("only", [(), ("--only", "json")], ids=["whole-file", "only-json"])
+def test_a_trickling_server_is_given_up_with_one_clear_line(
+    only: tuple[str, ...], cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """A server that sends one byte a second is never quite silent: each request stalls,
+    and the few bytes it brought are no progress (far below the speed floor), so the
+    failures count on and the file is given up after --retries of them."""
+    name = shards[0].name
+    cdn.add_fault(name, Fault("trickle", seconds=1, times=1000))
+    out = tmp_path / "out"
+    args = ("--retries", "2", "--read-timeout", "3", *(only or ("--no-extract",)))
+    result = run_cli("download", links, "-o", out, *args, timeout=240)  # a hang guard only
+    assert result.returncode == 1, result.output
+    summary = [line for line in result.output.splitlines() if f"{name}  failed: " in line]
+    assert len(summary) == 1, result.output
+    assert "below the floor" in summary[0], summary
+    assert summary[0].endswith("(gave up after 2 attempts in a row)"), summary
+    assert "Traceback" not in result.output

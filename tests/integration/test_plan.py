@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
@@ -65,6 +66,20 @@ def test_an_expired_link_is_a_problem_and_exit_1(
     assert result.returncode == 1, result.output
     assert "problem: links have expired already: download a fresh links file" in result.stdout
     assert "sa_000000.tar: the signed link has expired" in result.stdout
+    assert "oh=" not in result.output and "Traceback" not in result.output
+
+
+def test_a_refusal_page_tells_the_plan_a_link_expired_before_its_time(
+    cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    """The link's ``oe`` is a month away, but the server says the signature expired: the
+    probe reads the refusal's page (as the download does) and believes it."""
+    cdn.add_fault("sa_000001.tar", Fault("forbidden"))
+    cdn.add_fault("sa_000002.tar", Fault("status", status=503))
+    result = run_cli("plan", links, "-o", tmp_path / "out", "--probe-seconds", "0")
+    assert result.returncode == 1, result.output
+    assert "sa_000001.tar: the signed link has expired" in result.stdout
+    assert "sa_000002.tar: server answered 503" in result.stdout
     assert "oh=" not in result.output and "Traceback" not in result.output
 
 

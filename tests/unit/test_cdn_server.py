@@ -276,6 +276,18 @@ def test_stall_holds_then_closes(server: CDNServer, connections: Conns) -> None:
     assert len(info.value.partial) == 2000
 
 
+def test_trickle_sends_one_byte_at_a_time_after_the_first(
+    server: CDNServer, connections: Conns
+) -> None:
+    server.add_fault(BIG, Fault("trickle", after=1000, seconds=0.05))
+    response = _stream(server, connections)
+    assert response.status == 200 and response.headers["Content-Length"] == "300000"
+    started = time.monotonic()
+    assert len(response.read(1003)) == 1003
+    assert time.monotonic() - started >= 0.1  # three bytes after the first thousand
+    assert server.bytes_sent(BIG) < 100_000  # never the rest at once
+
+
 @pytest.mark.parametrize(
     ("fault", "status", "body"),
     [

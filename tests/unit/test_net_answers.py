@@ -22,14 +22,17 @@ from sa1b.errors import (
     ServerError,
     TransferError,
 )
-from sa1b.links import redact
+from sa1b.links import Link, redact
 from sa1b.net.answers import (
+    ERROR_BODY,
     BodyPlan,
+    ErrorPage,
     Validator,
     error_for_status,
     judge_range_answer,
     parse_retry_after,
 )
+from sa1b.net.heads import Head
 from sa1b.sizes import MAX_FILE_SIZE
 
 SIZE = 1000
@@ -370,6 +373,49 @@ def assert_no_signature(error: TransferError) -> None:
         assert SIG not in text
         assert "oh=" not in text
     assert error.url == redact(signed(FUTURE_OE))
+
+
+# -- ErrorPage: a refusal's page, collected the same way by every receiver ------------------
+
+
+@pytest.mark.parametrize(
+    ("chunks", "kept", "wants_more"),
+    [
+        ([b"x" * 100], 100, True),
+        ([b"x" * 100, b"y" * 100], 200, True),
+        ([b"x" * (ERROR_BODY - 1), b"yz"], ERROR_BODY, False),
+        ([b"x" * ERROR_BODY], ERROR_BODY, False),
+        ([b"x" * 65536], ERROR_BODY, False),  # one large read (plain HTTP) is clipped too
+    ],
+)
+def test_an_error_page_keeps_at_most_error_body_bytes(
+    chunks: list[bytes], kept: int, wants_more: bool
+) -> None:
+    page = ErrorPage.of(Head(503))
+    assert page is not None
+    answers = [page.add(chunk) for chunk in chunks]
+    assert len(page.page) == kept
+    assert answers == [True] * (len(chunks) - 1) + [wants_more]
+
+
+@pytest.mark.parametrize("status", [200, 206])
+def test_a_200_or_206_has_no_error_page(status: int) -> None:
+    assert ErrorPage.of(Head(status)) is None
+
+
+def test_an_error_page_tells_expiry_from_a_transient_refusal() -> None:
+    link = Link(name="sa_000042.tar", url=signed(FUTURE_OE))
+    expired = ErrorPage.of(Head(403))
+    assert expired is not None
+    expired.add(b"<html>URL signature")
+    expired.add(b" expired</html>")
+    error = expired.error(link, now=NOW)
+    assert type(error) is LinkExpiredError and error.name == "sa_000042.tar"
+    assert_no_signature(error)
+    busy = ErrorPage.of(Head(429, headers={"retry-after": "7"}))
+    assert busy is not None
+    error = busy.error(link, now=NOW)
+    assert isinstance(error, ServerError) and error.retry_after == 7.0
 
 
 @pytest.mark.parametrize(

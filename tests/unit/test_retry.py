@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sa1b import errors
+from sa1b.config import DownloadConfig
 from sa1b.errors import (
     ChecksumMismatchError,
     ConnectError,
@@ -23,8 +25,9 @@ from sa1b.errors import (
     TLSVerificationError,
     TransferError,
     TruncatedBodyError,
+    UnstableSourceError,
 )
-from sa1b.retry import RetryPolicy, waiting_reason
+from sa1b.retry import MAX_CHANGES, FailureAccount, RetryPolicy, waiting_reason
 
 POLICY = RetryPolicy(attempts=8, backoff=0.5, backoff_max=30.0, retry_after_max=300.0)
 
@@ -199,6 +202,111 @@ REASONS = {
 }
 
 
+# -- one item's account of failures ----------------------------------------------------------
+
+CUT = TruncatedBodyError("cut")
+Event = tuple[float, int, TransferError]  # when, progress (bytes) at the failure, the error
+
+# With attempts=3, backoff 0.5 and jitter 0, the n-th failure in a row waits 0.25 * 2**(n-1) s;
+# a floor of 100 B/s asks 100 bytes for each second since the item could try again.
+ACCOUNTS: dict[str, tuple[float, list[Event], list[str]]] = {
+    "a dead link is given up after the attempts": (
+        100,
+        [(0, 0, CUT), (1, 0, CUT), (2, 0, CUT)],
+        ["retry", "retry", "give up"],
+    ),
+    "a failure while backing off is the same outage": (
+        100,
+        [(0, 0, CUT), (0.2, 0, CUT), (1, 0, CUT), (1.4, 0, CUT), (2, 0, CUT)],
+        ["retry", "same outage", "retry", "same outage", "give up"],
+    ),
+    "the floor's worth of bytes since the backoff resets the count": (
+        100,
+        [(0, 0, CUT), (10, 975, CUT), (20, 1950, CUT), (30, 2925, CUT)],
+        ["retry", "retry", "retry", "retry"],
+    ),
+    "a trickle (a few bytes per failure) is no progress": (
+        100,
+        [(0, 0, CUT), (10, 5, CUT), (20, 10, CUT)],
+        ["retry", "retry", "give up"],
+    ),
+    "a byte short of the floor is no progress": (
+        100,
+        [(0, 0, CUT), (10, 974, CUT), (20, 1923, CUT)],  # 975, then 950 after 0.5 s
+        ["retry", "retry", "give up"],
+    ),
+    "bytes written again (a restart to byte 0) are no progress": (
+        100,
+        [(0, 5000, CUT), (10, 0, CUT), (20, 5000, CUT)],
+        ["retry", "retry", "give up"],
+    ),
+    "past the best after a fall back is progress": (
+        100,
+        [(0, 5000, CUT), (10, 0, CUT), (20, 7000, CUT), (30, 7001, CUT)],
+        ["retry", "retry", "retry", "retry"],
+    ),
+    "without a floor, any new byte is progress": (
+        0,
+        [(0, 0, CUT), (10, 1, CUT), (20, 2, CUT), (30, 2, CUT), (40, 2, CUT)],
+        ["retry", "retry", "retry", "retry", "give up"],
+    ),
+    "what cannot be retried is given up at once, even while backing off": (
+        100,
+        [(0, 0, CUT), (0.1, 0, LinkExpiredError("expired"))],
+        ["retry", "give up"],
+    ),
+}
+
+
 @pytest.mark.parametrize(("error", "delay", "reason"), REASONS.values(), ids=REASONS.keys())
 def test_waiting_reason(error: TransferError, delay: float, reason: str) -> None:
     assert waiting_reason(error, delay) == reason
+
+
+@pytest.mark.parametrize(("floor", "events", "actions"), ACCOUNTS.values(), ids=ACCOUNTS.keys())
+def test_an_account_of_failures(floor: float, events: list[Event], actions: list[str]) -> None:
+    account = FailureAccount(RetryPolicy(attempts=3), floor=floor)
+    verdicts = [account.failed(e, progress=p, now=t, jitter=0.0) for t, p, e in events]
+    assert [v.action for v in verdicts] == actions
+
+
+def test_a_retry_waits_its_backoff_and_a_give_up_says_why() -> None:
+    account = FailureAccount(RetryPolicy(attempts=2), floor=100)
+    first = account.failed(CUT, progress=0, now=10.0, jitter=0.0)
+    assert (first.action, first.delay, first.note) == ("retry", 0.25, "")
+    assert account.not_before == 10.25
+    busy = ServerError("busy", status=503, retry_after=7.0)
+    same = account.failed(busy, progress=0, now=10.1, jitter=0.0)
+    assert same.action == "same outage" and account.not_before == 10.25
+    last = account.failed(busy, progress=0, now=11.0, jitter=0.0)
+    assert (last.action, last.note) == ("give up", " (gave up after 2 attempts in a row)")
+    fatal = FailureAccount(POLICY, floor=100).failed(
+        HTTPStatusError("gone", status=404), progress=0, now=0.0, jitter=0.0
+    )
+    assert (fatal.action, fatal.note) == ("give up", "")
+
+
+def test_retry_after_sets_the_backoff() -> None:
+    account = FailureAccount(POLICY, floor=100)
+    busy = ServerError("busy", status=429, retry_after=5.0)
+    assert account.failed(busy, progress=0, now=1.0, jitter=0.9).delay == 5.0
+    assert account.not_before == 6.0
+
+
+def test_new_versions_are_counted_against_one_limit() -> None:
+    account = FailureAccount(POLICY, floor=100)
+    assert [account.changed("sa_000000.tar") for _ in range(MAX_CHANGES)] == [None] * MAX_CHANGES
+    error = account.changed("sa_000000.tar")
+    assert isinstance(error, UnstableSourceError) and error.name == "sa_000000.tar"
+    assert f"changed on the server {MAX_CHANGES + 1} times" in error.message
+
+
+@pytest.mark.parametrize(
+    ("max_rate", "floor"), [(None, 4096.0), (80_000.0, 4096.0), (8000.0, 1000.0)]
+)
+def test_a_files_account_asks_the_speed_floor_or_its_share_of_max_rate(
+    max_rate: float | None, floor: float, tmp_path: Path
+) -> None:
+    config = DownloadConfig(out=tmp_path, max_rate=max_rate, max_files=8)
+    account = config.failure_account()
+    assert account.floor == floor and account.policy is config.retry

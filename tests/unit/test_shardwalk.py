@@ -8,15 +8,16 @@ from pathlib import Path
 
 from sa1b.engine.shardwalk import WalkedShard, WalkSource, parts_of
 from sa1b.links import Link
-from sa1b.retry import RetryPolicy
-from sa1b.tarwalk import CHUNK, Entry, Piece
+from sa1b.retry import FailureAccount, RetryPolicy
+from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
 
 
 def setup(tmp_path: Path) -> tuple[WalkSource, WalkedShard, list[WalkedShard]]:
     link = Link(name="sa_000000.tar", url="http://127.0.0.1/sa_000000.tar")
-    shard = WalkedShard(link, 1, tmp_path / "staging", lambda n: True, "shard")
+    failures = FailureAccount(RetryPolicy(), floor=4096)
+    shard = WalkedShard(link, 1, tmp_path / "staging", lambda n: True, "shard", failures)
     published: list[WalkedShard] = []
-    source = WalkSource([shard], policy=RetryPolicy(), on_ready=published.append, on_end=print)
+    source = WalkSource([shard], on_ready=published.append, on_end=print)
     return source, shard, published
 
 
@@ -66,3 +67,17 @@ def test_a_member_in_parts_is_renamed_into_place_once_whole(tmp_path: Path) -> N
     run_jobs(source)
     assert (shard.staging / "sa_1.jpg").read_bytes() == b"a" * CHUNK + b"xyz"
     assert shard.staged == {"sa_1.jpg"}
+
+
+def test_progress_counts_the_bytes_a_walk_got_through_and_whole_parts(tmp_path: Path) -> None:
+    """What the shard's account of failures weighs: bytes, including those of a header
+    still incomplete (a request cut mid-header kept them), never a count of members."""
+    _, shard, _ = setup(tmp_path)
+    assert shard.progress == 0
+    shard.walk = TarWalk(shard.name, 10 * 1024, lambda n: True, layout="shard")
+    shard.walk.feed(0, b"abc")  # three bytes of the first header
+    assert shard.progress == 3
+    shard.parts_fetched = 1000
+    assert shard.progress == 1003
+    shard.walk = TarWalk(shard.name, 10 * 1024, lambda n: True, layout="shard", start=None)
+    assert shard.progress == 10 * 1024 + 1000  # walked to the end

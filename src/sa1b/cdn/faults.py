@@ -9,6 +9,7 @@ pending fault for each request and acts it out. Kinds:
 ``status``       answer ``status`` (500, 503, 408, ...) with a short body
 ``throttle``     answer 429 with ``Retry-After: retry_after``
 ``stall``        send ``after`` body bytes, hold the connection ``seconds``, then close
+``trickle``      send ``after`` body bytes, then one byte every ``seconds`` to the end
 ``ignore_range`` answer 200 with the whole file even when a range was asked
 ``wrong_range``  answer 206 from a start other than the one asked (usually start + 4096)
 ``change_etag``  the file's ETag and Last-Modified change from now on (object replaced)
@@ -17,8 +18,8 @@ pending fault for each request and acts it out. Kinds:
 =============== ==========================================================================
 
 Faults queued for one name apply in order. Faults that shape a body (``cut``, ``stall``,
-``ignore_range``, ``wrong_range``) are taken only by GET requests, so a HEAD probe neither uses
-them up nor jumps past them; the others are taken by HEAD too.
+``trickle``, ``ignore_range``, ``wrong_range``) are taken only by GET requests, so a HEAD probe
+neither uses them up nor jumps past them; the others are taken by HEAD too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ FaultKind = Literal[
     "status",
     "throttle",
     "stall",
+    "trickle",
     "ignore_range",
     "wrong_range",
     "change_etag",
@@ -42,7 +44,7 @@ FaultKind = Literal[
 ]
 
 ANY_FILE = "*"
-BODY_KINDS: frozenset[str] = frozenset({"cut", "stall", "ignore_range", "wrong_range"})
+BODY_KINDS: frozenset[str] = frozenset({"cut", "stall", "trickle", "ignore_range", "wrong_range"})
 
 
 @dataclass(frozen=True)

@@ -539,10 +539,13 @@ class CDNServer:
         if head:
             return
         limit = length
-        if fault is not None and fault.kind in ("cut", "stall"):
+        if fault is not None and fault.kind in ("cut", "stall", "trickle"):
             limit = min(length, fault.after)
         sent = self._send_body(handler, entry, file_path, first, limit)
-        if sent == limit < length and fault is not None:
+        if sent == limit < length and fault is not None and fault.kind == "trickle":
+            handler.close_connection = True
+            self._trickle(handler, entry, file_path, (first + sent, first + length), fault.seconds)
+        elif sent == limit < length and fault is not None:
             self._end_early(handler, fault)
         elif sent < limit:
             handler.close_connection = True  # the client went away, or we are stopping
@@ -558,6 +561,25 @@ class CDNServer:
             httpd = cast(_HTTPServer, handler.server)
             with httpd.conn_lock:
                 httpd.to_reset.add(conn)
+
+    def _trickle(
+        self, handler: _Handler, entry: _Entry, path: Path, span: tuple[int, int], every: float
+    ) -> None:
+        """The bytes ``[start, end)`` of the body, one every ``every`` seconds, until the
+        client leaves or the server stops: a server that is never quite silent."""
+        start, end = span
+        with path.open("rb") as f:
+            f.seek(start)
+            for _ in range(end - start):
+                if self._stopping.wait(every):
+                    return
+                byte = f.read(1)
+                self._count(entry, 1)
+                try:
+                    handler.connection.sendall(byte)
+                except OSError:  # the client gave up on it
+                    self._count(entry, -1)
+                    return
 
     def _send_body(
         self, handler: _Handler, entry: _Entry, file_path: Path, first: int, count: int

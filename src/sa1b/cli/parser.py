@@ -302,7 +302,7 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=_positive_int,
         default=8,
-        help="failures in a row (without progress) before a file is given up",
+        help="failures in a row (without progress at the speed floor) before a file is given up",
     )
 
 

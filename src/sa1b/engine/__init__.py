@@ -6,7 +6,8 @@ r"""The download engine, in the parts a reader can take one at a time.
 - :mod:`~sa1b.engine.startup`: matches each link with what the store and the disk say
   (the decisions are :func:`sa1b.reconcile.reconcile`'s) and folds in the crash journal.
 - :mod:`~sa1b.engine.scheduler`: what connections and the transport ask; which job a
-  free connection takes is :func:`sa1b.scheduling.choose_job`'s decision.
+  free connection takes is :func:`sa1b.scheduling.choose_job`'s decision, whether a file
+  that failed is tried again its :class:`sa1b.retry.FailureAccount`'s.
 - :mod:`~sa1b.engine.files`: every change to a file (plan, restart, halt, end, the
   publisher's verdicts), along :mod:`sa1b.lifecycle`'s table.
 - :mod:`~sa1b.engine.durability`: ``fdatasync`` before the store records anything.

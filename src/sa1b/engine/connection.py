@@ -31,7 +31,7 @@ from sa1b.errors import (
     TruncatedBodyError,
 )
 from sa1b.links import redact
-from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
+from sa1b.net.answers import BodyPlan, ErrorPage, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.redaction import quote
@@ -174,8 +174,7 @@ class RangeReceiver:
         self.asked = (start, end)
         self.began = connection.clock()
         self.error: SA1BError | None = None
-        self.error_head: Head | None = None
-        self.error_body = bytearray()
+        self.refusal: ErrorPage | None = None
         self.fd = -1
         self.generation = task.generation
         self.offset = self.until = 0
@@ -189,9 +188,9 @@ class RangeReceiver:
     def head(self, head: Head) -> bool:
         """Judge the answer; only a usable 200/206 lets body bytes through."""
         task, (start, end) = self.task, self.asked
-        if head.status not in (200, 206):
-            self.error_head = head  # its body says why; kept for end()
-            return True
+        self.refusal = ErrorPage.of(head)
+        if self.refusal is not None:
+            return True  # read its page: it tells an expired link from another refusal
         coding = head.headers.get("content-encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
             self.error = BadResponseError(
@@ -224,9 +223,8 @@ class RangeReceiver:
         return True
 
     def body(self, data: bytes) -> bool:
-        if self.error_head is not None:
-            self.error_body += data[: ERROR_BODY - len(self.error_body)]
-            return len(self.error_body) < ERROR_BODY
+        if self.refusal is not None:
+            return self.refusal.add(data)
         segment = self.segment
         assert segment is not None
         if self.scheduler.should_leave(self.task, segment):
@@ -260,10 +258,8 @@ class RangeReceiver:
         if self.segment is not None and self.filled:
             self._flush()
             failure = self.error or failure
-        if self.error_head is not None:  # its status says more than how its page ended
-            failure = refusal_error(
-                self.error_head, bytes(self.error_body), self.task.link, now=time.time()
-            )
+        if self.refusal is not None:  # its status says more than how its page ended
+            failure = self.refusal.error(self.task.link, now=time.time())
         elif (
             failure is None
             and self.segment is not None

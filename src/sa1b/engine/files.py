@@ -23,7 +23,6 @@ from sa1b.errors import (
     ExtractionError,
     SA1BError,
     StorageError,
-    UnstableSourceError,
 )
 from sa1b.extract.extractors import Extractors, Superseded
 from sa1b.lifecycle import next_state
@@ -36,9 +35,6 @@ from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
-MAX_CHANGES = 3
-"""Restarts of one file because its version changed, before the run gives it up: a
-real replacement happens once; origins out of step flap for ever."""
 PREFIX_POLL = 0.02
 """Seconds an extractor waits before looking again at how far its download got."""
 
@@ -131,13 +127,9 @@ class FileControl:
         whole file (a first answer, or a server that ignored the range); or nowhere
         (None: the file changed and starts over, or its bytes were on disk already)."""
         if answer.kind == "changed":
-            task.changes += 1
-            if task.changes > MAX_CHANGES:
-                message = (
-                    f"the file changed on the server {task.changes} times during this "
-                    "run (its ETag, Last-Modified or size keeps flapping)"
-                )
-                self.halt(task, "failed", UnstableSourceError(message, name=task.name))
+            unstable = task.failures.changed(task.name)
+            if unstable is not None:
+                self.halt(task, "failed", unstable)
                 return None
             self.restart(task, answer.total, answer.validator)
             return None

@@ -3,8 +3,8 @@
 Each transport slot has a :class:`~sa1b.engine.connection.Connection`; a free one asks for a
 job, and :func:`sa1b.scheduling.choose_job` decides which (claim free bytes, open the
 next file, or steal half of a range in flight). The scheduler carries the decision
-out, counts failures per outage and backs a file off, and hands a file whose bytes
-are all in to the publisher.
+out, has a failed request counted by its file's account of failures, and hands a file
+whose bytes are all in to the publisher.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ConnectError,
-    FatalTransferError,
     LinkExpiredError,
     RetryableError,
     SA1BError,
@@ -169,37 +168,28 @@ class Scheduler:
                 self.files.publisher.submit(task)
 
     def request_failed(self, task: Task, error: TransferError) -> None:
-        """A request of ``task`` failed. Failures count per outage, not per connection:
-        one that arrives while the file waits out the backoff of an earlier one is
-        part of the same outage (a blip that stalls 16 connections at once is one)."""
+        """A request of ``task`` failed: its account of failures (:class:`~sa1b.retry.
+        FailureAccount`) says whether to back off or to give the file up. Progress is
+        the bytes on disk: bytes written again (a server without Range restarting its
+        one stream) are none."""
         error.name = error.name or task.name
         with self.run.lock:
-            if isinstance(error, FatalTransferError):
-                log.info("%s: %s", task.name, error.message)  # the run reports it
-                state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
-                self.files.halt(task, state, error)
-                return
-            if self.clock() < task.not_before:
+            done = task.plan.done_bytes() if task.plan else task.recorded.total
+            now = self.clock()
+            verdict = task.failures.failed(error, progress=done, now=now, jitter=random.random())
+            if verdict.action == "same outage":
                 log.debug("%s: %s (same outage)", task.name, error.message)
                 return
-            # Failures count in a row, without progress between them: bytes on disk
-            # beyond the best seen at a failure reset the count; bytes written again
-            # (a server without Range restarting its one stream) do not.
-            done = task.plan.done_bytes() if task.plan else task.recorded.total
-            if done > task.best_done:
-                task.failures, task.best_done = 0, done
-            task.failures += 1
-            delay = self.config.retry.delay(error, task.failures, jitter=random.random())
-            if delay is None:
-                note = f" (gave up after {task.failures} attempts in a row)"
-                log.info("%s: %s%s", task.name, error, note)
-                self.files.halt(task, "failed", error, note=note)
+            if verdict.action == "give up":
+                log.info("%s: %s%s", task.name, error.message, verdict.note)  # the run reports it
+                state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
+                self.files.halt(task, state, error, note=verdict.note)
                 return
-            task.not_before = max(task.not_before, self.clock() + delay)
+            delay = verdict.delay
             task.waiting_for = waiting_reason(error, delay)
             asked = isinstance(error, RetryableError) and error.retry_after is not None
             if asked and delay >= NOTABLE_WAIT:  # a run that looks stalled says why
-                until = time.time() + task.not_before - self.clock()
+                until = time.time() + task.not_before - now
                 log.warning("%s", waiting_note(task.name, task.waiting_for, until))
             else:
                 log.info("%s: %s; retrying in %.1fs", task.name, error.message, delay)

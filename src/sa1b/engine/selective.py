@@ -42,6 +42,7 @@ from sa1b.net.pool import Transport
 from sa1b.net.ratelimit import RateLimiter
 from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
 from sa1b.records import Status
+from sa1b.retry import FailureAccount
 from sa1b.store.state import StateStore
 from sa1b.store.walks import Checkpoint, finish_walk, load_walk, save_checkpoints, start_walk
 from sa1b.store.writeback import fsync_dir, sync_fs
@@ -87,11 +88,19 @@ def fetch_members(
     root = config.paths.staging / STAGING
     wanted = Wanted(kind)
     shards = [
-        prepare(link, store, out=config.out, root=root, wanted=wanted, layout=layout)
+        prepare(
+            link,
+            store,
+            out=config.out,
+            root=root,
+            wanted=wanted,
+            layout=layout,
+            failures=config.failure_account(),
+        )
         for link in links
     ]
     keeper = _Keeper(store, config.out, root=root, wanted=wanted, layout=layout, listener=listener)
-    source = WalkSource(shards, policy=config.retry, on_ready=keeper.publish, on_end=keeper.ended)
+    source = WalkSource(shards, on_ready=keeper.publish, on_end=keeper.ended)
     keeper.source = source
     for shard in shards:
         if shard.outcome is not None:
@@ -147,12 +156,19 @@ def _outcome(shard: WalkedShard) -> FileOutcome:
 
 
 def prepare(
-    link: Link, store: StateStore, *, out: Path, root: Path, wanted: Wanted, layout: Layout
+    link: Link,
+    store: StateStore,
+    *,
+    out: Path,
+    root: Path,
+    wanted: Wanted,
+    layout: Layout,
+    failures: FailureAccount,
 ) -> WalkedShard:
     """The shard as the store and the disk leave it (see the module's docstring)."""
     record = store.register(link.name, object_key(link.url))
     staging = root / link.name
-    shard = WalkedShard(link, record.id, staging, wanted, layout)
+    shard = WalkedShard(link, record.id, staging, wanted, layout, failures)
     if record.extracted == layout:  # the whole shard is here already
         shard.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
         return shard

@@ -29,19 +29,17 @@ from sa1b.engine.staging import Job, stage_piece
 from sa1b.errors import (
     BadResponseError,
     LinkExpiredError,
-    RetryableError,
     SA1BError,
     StorageError,
     TransferError,
-    UnstableSourceError,
 )
 from sa1b.layout import Layout
 from sa1b.links import Link, redact
-from sa1b.net.answers import ERROR_BODY, BodyPlan, judge_range_answer, refusal_error
+from sa1b.net.answers import BodyPlan, ErrorPage, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome, FileState
-from sa1b.retry import RetryPolicy
+from sa1b.retry import FailureAccount
 from sa1b.store.walks import Checkpoint
 from sa1b.tarformat import BLOCK
 from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
@@ -49,8 +47,6 @@ from sa1b.versions import Validator
 
 MEMBERS_AT_ONCE = 4
 """Known members of one shard fetched by their ranges at the same time."""
-MAX_RESTARTS = 3
-"""New versions of one shard tolerated in a run (then the server is flapping)."""
 
 
 @dataclass(eq=False)
@@ -62,6 +58,7 @@ class WalkedShard:
     staging: Path
     wanted: Callable[[str], bool]
     layout: Layout
+    failures: FailureAccount
     size: int | None = None
     validator: Validator | None = None
     walk: TarWalk | None = None
@@ -81,10 +78,8 @@ class WalkedShard:
     walker: _Answer | None = None
     """The walk's request in flight, if any (one at a time)."""
     busy: int = 0
-    failures: int = 0
-    progress_at_failure: int = -1
-    not_before: float = 0.0
-    restarts: int = 0
+    parts_fetched: int = 0
+    """Bytes of the catalog's members that arrived in whole parts."""
     saved: tuple[int, int] = (0, 0)
     publishing: bool = False
     outcome: FileOutcome | None = None
@@ -95,8 +90,13 @@ class WalkedShard:
 
     @property
     def progress(self) -> int:
-        """How far the shard got: a failure after progress starts a new count."""
-        return self.reached + len(self.staged)
+        """How far the shard got, in bytes (its account of failures judges it): the
+        walk's next byte and the bytes of members fetched by their ranges."""
+        walk = self.walk
+        if walk is None:
+            return self.parts_fetched
+        need = walk.need()
+        return (need[0] if need else walk.size) + self.parts_fetched
 
     @property
     def reached(self) -> int:
@@ -146,13 +146,11 @@ class WalkSource:
         self,
         shards: list[WalkedShard],
         *,
-        policy: RetryPolicy,
         on_ready: Callable[[WalkedShard], None],
         on_end: Callable[[WalkedShard], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.shards = shards
-        self.policy = policy
         self.on_ready, self.on_end = on_ready, on_end
         self.clock = clock
         self.lock = threading.RLock()
@@ -171,7 +169,7 @@ class WalkSource:
                 shard = self.ready.popleft()
                 if shard.outcome is not None or shard.publishing:
                     continue
-                if shard.not_before > now:
+                if shard.failures.not_before > now:
                     self.ready.append(shard)
                     continue
                 request = self._request(shard)
@@ -227,12 +225,9 @@ class WalkSource:
         shard.written.clear()
 
     def changed(self, shard: WalkedShard) -> None:
-        shard.restarts += 1
-        if shard.restarts > MAX_RESTARTS:
-            error = UnstableSourceError(
-                f"the shard changed {shard.restarts} times during this run", name=shard.name
-            )
-            self._end(shard, error)
+        unstable = shard.failures.changed(shard.name)
+        if unstable is not None:
+            self._end(shard, unstable)
             return
         self.start_over(shard)
         shard.size = shard.validator = None
@@ -245,6 +240,7 @@ class WalkSource:
         if answer.generation == shard.generation and shard.outcome is None:
             if error is None and answer.part is not None:
                 part = answer.part
+                shard.parts_fetched += part.length
                 self.stage(shard, Piece(part.entry, part.at, bytes(answer.buffer)), parts=True)
             elif error is not None:
                 if answer.part is not None:
@@ -327,25 +323,15 @@ class WalkSource:
         shard.saved = walk.checkpoint
 
     def _failed(self, shard: WalkedShard, error: SA1BError) -> None:
-        if not isinstance(error, RetryableError):
-            self._end(shard, error)
-            return
-        now = self.clock()
-        if now < shard.not_before:
-            return  # the same outage as a failure already counted
-        if shard.progress > shard.progress_at_failure:
-            shard.failures, shard.progress_at_failure = 0, shard.progress
-        shard.failures += 1
-        delay = self.policy.delay(error, shard.failures, jitter=random.random())
-        if delay is None:
-            self._end(shard, error)
-        else:
-            shard.not_before = now + delay
+        progress, now = shard.progress, self.clock()
+        verdict = shard.failures.failed(error, progress=progress, now=now, jitter=random.random())
+        if verdict.action == "give up":
+            self._end(shard, error, note=verdict.note)
 
-    def _end(self, shard: WalkedShard, error: SA1BError) -> None:
+    def _end(self, shard: WalkedShard, error: SA1BError, *, note: str = "") -> None:
         state: FileState = "expired" if isinstance(error, LinkExpiredError) else "failed"
         hint = error.hint or None
-        shard.outcome = FileOutcome(shard.name, state, shard.size, error.message, hint)
+        shard.outcome = FileOutcome(shard.name, state, shard.size, error.message + note, hint)
         self.on_end(shard)
 
 
@@ -364,8 +350,7 @@ class _Answer:
         self.start, self.stop, self.part = start, end, part
         self.generation = shard.generation
         self.offset = start
-        self.refusal: Head | None = None
-        self.page = b""
+        self.refusal: ErrorPage | None = None
         self.error: SA1BError | None = None
         self.buffer = bytearray()
 
@@ -374,9 +359,9 @@ class _Answer:
         return self.generation == self.shard.generation and self.shard.outcome is None
 
     def head(self, head: Head) -> bool:
-        if head.status not in (200, 206):
-            self.refusal = head
-            return True  # read the page: it tells an expired link from another refusal
+        self.refusal = ErrorPage.of(head)
+        if self.refusal is not None:
+            return True  # read its page: it tells an expired link from another refusal
         with self.source.lock:
             if not self.current:
                 return False
@@ -412,8 +397,7 @@ class _Answer:
 
     def body(self, data: bytes) -> bool:
         if self.refusal is not None:
-            self.page += data[: ERROR_BODY - len(self.page)]
-            return len(self.page) < ERROR_BODY
+            return self.refusal.add(data)
         with self.source.lock:
             if not self.current:
                 return False
@@ -445,7 +429,7 @@ class _Answer:
     def end(self, error: TransferError | None) -> None:
         failure: SA1BError | None = self.error or error
         if self.refusal is not None:
-            failure = refusal_error(self.refusal, self.page, self.shard.link, now=time.time())
+            failure = self.refusal.error(self.shard.link, now=time.time())
         with self.source.lock:
             if failure is None and self.offset == self.start and self.current:
                 failure = BadResponseError("an answer without a byte", name=self.shard.name)

@@ -33,7 +33,8 @@ def prepare(run: Run, link: Link) -> Task:
     if adopted is not None:
         log.info("%s: continuing from the record of another store of this folder", link.name)
         record = store.adopt(record.id, adopted)
-    task = Task(link=link, id=record.id, generation=record.generation)
+    failures = config.failure_account()
+    task = Task(link=link, id=record.id, generation=record.generation, failures=failures)
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, FileState
 from sa1b.ranges import RangeSet
+from sa1b.retry import FailureAccount
 from sa1b.segments import SegmentPlan
 from sa1b.versions import Validator
 
@@ -19,6 +20,7 @@ class Task:
     link: Link
     id: int
     generation: int
+    failures: FailureAccount
     state: FileState = "pending"
     size: int | None = None
     validator: Validator = field(default_factory=Validator)
@@ -28,14 +30,7 @@ class Task:
     single_stream: bool = False
     halted: bool = False
     connections: int = 0
-    failures: int = 0
-    """Failures in a row without progress (see ``Engine.failed``)."""
-    best_done: int = 0
-    """The most bytes the file had on disk at any failure: progress is going past it."""
     digest_failures: int = 0
-    changes: int = 0
-    """Times the file's version changed during this run (each one restarts it)."""
-    not_before: float = 0.0
     waiting_for: str = ""
     """Why the file waits until ``not_before`` (:func:`sa1b.retry.waiting_reason`)."""
     unrecorded_final: int | None = None
@@ -51,6 +46,11 @@ class Task:
     @property
     def name(self) -> str:
         return self.link.name
+
+    @property
+    def not_before(self) -> float:
+        """No request before this (monotonic seconds): the file is backing off."""
+        return self.failures.not_before
 
     @property
     def claimable(self) -> bool:

@@ -153,18 +153,39 @@ def _size(digits: str, *, name: str, url: str) -> int:
     return value
 
 
-def refusal_error(head: Head, page: bytes, link: Link, *, now: float) -> TransferError:
-    """The error a non-2xx answer to a request of ``link`` stands for (``page``: the
-    start of its body), named after the file, its URL shown without its signature."""
-    return error_for_status(
-        head.status,
-        head.headers,
-        page,
-        now=now,
-        name=link.name,
-        url=link.url,
-        redacted=redact(link.url),
-    )
+class ErrorPage:
+    """The page of a refused request (a non-2xx answer): its first :data:`ERROR_BODY`
+    bytes, which tell an expired link from another refusal, then the error it stands
+    for. Every receiver of an answer collects a refusal's page through one."""
+
+    __slots__ = ("head", "page")
+
+    def __init__(self, head: Head) -> None:
+        self.head = head
+        self.page = bytearray()
+
+    @classmethod
+    def of(cls, head: Head) -> ErrorPage | None:
+        """A page to collect when ``head`` refuses the request; None for a 200 or 206."""
+        return None if head.status in (200, 206) else cls(head)
+
+    def add(self, data: bytes) -> bool:
+        """Keep what fits of the next body bytes; False once the page has all it needs."""
+        self.page += data[: ERROR_BODY - len(self.page)]
+        return len(self.page) < ERROR_BODY
+
+    def error(self, link: Link, *, now: float) -> TransferError:
+        """The error the refusal of a request of ``link`` stands for, named after the
+        file, its URL shown without its signature."""
+        return error_for_status(
+            self.head.status,
+            self.head.headers,
+            bytes(self.page),
+            now=now,
+            name=link.name,
+            url=link.url,
+            redacted=redact(link.url),
+        )
 
 
 def error_for_status(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sa1b.errors import SA1BError, TransferError
 from sa1b.links import Link, redact
-from sa1b.net.answers import ERROR_BODY, judge_range_answer, refusal_error
+from sa1b.net.answers import ErrorPage, judge_range_answer
 from sa1b.net.curl import Request
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
@@ -107,13 +107,12 @@ class _FirstByte:
 
     def __init__(self, link: Link, source: _SizeSource) -> None:
         self.link, self.source = link, source
-        self.refusal: Head | None = None
-        self.page = b""
+        self.refusal: ErrorPage | None = None
 
     def head(self, head: Head) -> bool:
-        if head.status not in (200, 206):
-            self.refusal = head
-            return True  # read the page: it tells an expired link from another refusal
+        self.refusal = ErrorPage.of(head)
+        if self.refusal is not None:
+            return True  # read its page: it tells an expired link from another refusal
         where = {"name": self.link.name, "url": redact(self.link.url)}
         try:
             plan = judge_range_answer(
@@ -127,13 +126,12 @@ class _FirstByte:
 
     def body(self, data: bytes) -> bool:
         if self.refusal is not None:
-            self.page += data
-            return len(self.page) < ERROR_BODY
+            return self.refusal.add(data)
         return True
 
     def end(self, error: TransferError | None) -> None:
         if self.refusal is not None:
-            error = refusal_error(self.refusal, self.page, self.link, now=time.time())
+            error = self.refusal.error(self.link, now=time.time())
         if error is not None:
             error.name = error.name or self.link.name
         self.source.answered(SizeAnswer(self.link.name, error=error))
