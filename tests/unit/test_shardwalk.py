@@ -1,14 +1,18 @@
 """The walked shards' bookkeeping (sa1b.engine.shardwalk): a staged member counts only
 when whole, a piece of a voided generation is never written, a member fetched in parts
-is renamed into place once whole."""
+is renamed into place once whole, no request starts while the disk is behind."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from sa1b.engine import shardwalk
 from sa1b.engine.shardwalk import WalkedShard, WalkSource, parts_of
 from sa1b.links import Link
 from sa1b.retry import RetryPolicy
+from sa1b.tarformat import BLOCK
 from sa1b.tarwalk import CHUNK, Entry, Piece
 
 
@@ -66,3 +70,34 @@ def test_a_member_in_parts_is_renamed_into_place_once_whole(tmp_path: Path) -> N
     run_jobs(source)
     assert (shard.staging / "sa_1.jpg").read_bytes() == b"a" * CHUNK + b"xyz"
     assert shard.staged == {"sa_1.jpg"}
+
+
+def test_no_request_starts_while_the_disk_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shardwalk, "HELD_BUDGET", 8)
+    source, shard, _ = setup(tmp_path)
+    entry = Entry("sa_1.jpg", 512, 10)
+    with source.lock:
+        source.stage(shard, Piece(entry, 0, b"abcde"))
+        source.stage(shard, Piece(entry, 5, b"fghij"))
+    assert source.next_request(0) is None  # 10 bytes waiting for the disk
+    run_jobs(source)
+    assert (shard.staging / "sa_1.jpg").read_bytes() == b"abcdefghij"
+    assert source.next_request(0) is not None
+
+
+def test_no_request_starts_while_the_requests_in_flight_fill_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shardwalk, "HELD_BUDGET", BLOCK)
+    link = Link(name="sa_000001.tar", url="http://127.0.0.1/sa_000001.tar")
+    source, _, _ = setup(tmp_path)
+    second = WalkedShard(link, 2, tmp_path / "staging-2", lambda n: True, "shard")
+    source.shards.append(second)
+    source.ready.append(second)
+    request = source.next_request(0)  # the first shard's first header: BLOCK bytes
+    assert request is not None
+    assert source.next_request(1) is None
+    request.receiver.end(None)  # an answer without a byte: a failure, the bytes let go
+    assert source.next_request(1) is not None

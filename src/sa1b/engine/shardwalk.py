@@ -51,6 +51,14 @@ MEMBERS_AT_ONCE = 4
 """Known members of one shard fetched by their ranges at the same time."""
 MAX_RESTARTS = 3
 """New versions of one shard tolerated in a run (then the server is flapping)."""
+HELD_BUDGET = 64 * 1024 * 1024
+"""Bytes the walk may hold in memory (its requests in flight, by their lengths, and
+the staged pieces waiting for the disk) before it starts no new request: a disk slower
+than the network then paces the walk, instead of the queue of pieces growing by the
+difference, and a thousand shards walked at once do not buffer a chunk each. Past it,
+the run's thread writes the queue at once rather than at its next tick. A request is
+at most a :data:`~sa1b.tarwalk.CHUNK` and a header: the walk holds at most this and one
+such request."""
 
 
 @dataclass(eq=False)
@@ -161,11 +169,18 @@ class WalkSource:
         self.fetched = 0
         self.jobs: list[Job] = []
         """Writes of staged pieces, queued for the run's thread to hand to the stager."""
+        self.held = 0
+        """Bytes of the requests in flight (their lengths) and of the pieces queued and
+        not written yet (see :data:`HELD_BUDGET`)."""
+        self.behind = threading.Event()
+        """Set when :attr:`held` passes the budget: the queue is to be written now."""
 
     # -- RequestSource -------------------------------------------------------
 
     def next_request(self, slot: int) -> Request | None:
         with self.lock:
+            if self.held >= HELD_BUDGET:
+                return None  # the disk or the network is behind (asked again each tick)
             now = self.clock()
             for _ in range(len(self.ready)):
                 shard = self.ready.popleft()
@@ -204,6 +219,7 @@ class WalkSource:
             return None
         shard.busy += 1
         start, end = answer.start, answer.stop
+        self.held += end - start
         return Request(shard.link.url, (f"Range: bytes={start}-{end - 1}",), answer)
 
     # -- what answers report (under the lock) -----------------------------------
@@ -240,6 +256,7 @@ class WalkSource:
     def ended(self, answer: _Answer, error: SA1BError | None) -> None:
         shard = answer.shard
         shard.busy -= 1
+        self.held -= answer.stop - answer.start
         if shard.walker is answer:
             shard.walker = None
         if answer.generation == shard.generation and shard.outcome is None:
@@ -259,6 +276,9 @@ class WalkSource:
         name and renamed to it once whole, so that a staged file that has its member's
         size is whole (a run killed mid-member leaves a ``.partial`` file, never trusted)."""
         shard.writing += 1
+        self.held += len(piece.data)
+        if self.held >= HELD_BUDGET:
+            self.behind.set()
         generation, name = shard.generation, piece.entry.name
         path = shard.staging / (f"{name}.partial" if parts else name)
 
@@ -276,7 +296,7 @@ class WalkSource:
                             os.replace(path, shard.staging / name)
             except OSError as failure:
                 error = failure
-            self._written(shard, generation, name, whole=whole, error=error)
+            self._written(shard, generation, piece, whole=whole, error=error)
 
         self.jobs.append(write)
 
@@ -296,11 +316,19 @@ class WalkSource:
             return got == piece.entry.size
 
     def _written(
-        self, shard: WalkedShard, generation: int, name: str, *, whole: bool, error: OSError | None
+        self,
+        shard: WalkedShard,
+        generation: int,
+        piece: Piece,
+        *,
+        whole: bool,
+        error: OSError | None,
     ) -> None:
         """A piece's job is done: its member is staged when this piece made it whole."""
+        name = piece.entry.name
         with self.lock:
             shard.writing -= 1
+            self.held -= len(piece.data)
             if generation != shard.generation or shard.outcome is not None:
                 return
             if error is not None:
