@@ -247,10 +247,16 @@ def https_base(certificates: CertificatePaths, shards: list[ShardInfo]) -> Itera
 @pytest.fixture
 def http_server(shards: list[ShardInfo]) -> Iterator[str]:
     """Python's ``http.server`` serving the shards: it ignores Range (answers 200)."""
+    with python_http_server(shards[0].path.parent) as base:
+        yield base
+
+
+@contextmanager
+def python_http_server(root: Path) -> Iterator[str]:
+    """Python's ``http.server`` serving ``root`` on loopback (it ignores Range)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    root = shards[0].path.parent
     server = subprocess.Popen(
         [
             sys.executable,

@@ -26,7 +26,13 @@ import pytest
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 
-from .conftest import assert_extracted, extracted_path, member_bytes, start_cli
+from .conftest import (
+    assert_extracted,
+    extracted_path,
+    member_bytes,
+    python_http_server,
+    start_cli,
+)
 
 DISK_RATE = 8 * 1024 * 1024
 """Bytes a second the throttled disk takes."""
@@ -226,10 +232,9 @@ def test_a_download_extracted_onto_a_slow_disk_keeps_every_member(
         assert_paced_by_disk(2 * sum(s.size for s in shards), seconds)
 
 
-def test_only_jpg_onto_a_slow_disk_keeps_memory_bounded_and_every_member(
-    big_nginx: NginxServer, big_dataset: list[ShardInfo], tmp_path: Path
-) -> None:
-    links = url_list(big_nginx, big_dataset, tmp_path / "urls.txt")
+def assert_only_jpg_onto_a_slow_disk(base: str, shards: list[ShardInfo], tmp_path: Path) -> None:
+    links = tmp_path / "urls.txt"
+    links.write_text("".join(f"{base}/{shard.name}\n" for shard in shards))
     with throttled_disk(tmp_path / "disk", DISK_RATE) as disk:
         out = disk.mountpoint / "out"
         code, output, seconds, peak = run_throttled(
@@ -238,9 +243,23 @@ def test_only_jpg_onto_a_slow_disk_keeps_memory_bounded_and_every_member(
         assert code == 0, output
         assert peak <= PEAK_RSS, f"peak RSS {peak / 1e6:.0f} MB"
         written = 0
-        for shard in big_dataset:
+        for shard in shards:
             for name, data in member_bytes(shard).items():
                 if name.endswith(".jpg"):
                     assert extracted_path(out, shard.name, name, "shard").read_bytes() == data
                     written += len(data)
         assert_paced_by_disk(written, seconds)
+
+
+def test_only_jpg_onto_a_slow_disk_keeps_memory_bounded_and_every_member(
+    big_nginx: NginxServer, big_dataset: list[ShardInfo], tmp_path: Path
+) -> None:
+    assert_only_jpg_onto_a_slow_disk(big_nginx.base_url, big_dataset, tmp_path)
+
+
+def test_only_jpg_from_a_server_without_ranges_onto_a_slow_disk_keeps_memory_bounded(
+    big_dataset: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Each shard comes as one stream, which no request bounds: it waits for the disk."""
+    with python_http_server(big_dataset[0].path.parent) as base:
+        assert_only_jpg_onto_a_slow_disk(base, big_dataset, tmp_path)

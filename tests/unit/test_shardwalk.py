@@ -4,6 +4,7 @@ is renamed into place once whole, no request starts while the disk is behind."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,24 @@ def test_no_request_starts_while_the_requests_in_flight_fill_the_budget(
     assert source.next_request(1) is None
     request.receiver.end(None)  # an answer without a byte: a failure, the bytes let go
     assert source.next_request(1) is not None
+
+
+def test_a_stream_waits_until_the_disk_catches_up_or_the_run_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shardwalk, "HELD_BUDGET", 8)
+    source, shard, _ = setup(tmp_path)
+    entry = Entry("sa_1.jpg", 512, 10)
+    with source.lock:
+        source.stage(shard, Piece(entry, 0, b"abcdefghij"))
+    source.stopping = True
+    with source.lock:
+        source.wait_for_disk()  # the run stops: no waiting, nothing written yet
+    assert not (shard.staging / "sa_1.jpg").exists()
+    source.stopping = False
+    writer = threading.Thread(target=run_jobs, args=(source,))
+    with source.lock:
+        writer.start()  # it writes once the wait lets go of the lock
+        source.wait_for_disk()
+        assert (shard.staging / "sa_1.jpg").read_bytes() == b"abcdefghij"
+    writer.join()

@@ -141,6 +141,7 @@ def _run(transport: Transport, keeper: _Keeper, source: WalkSource) -> None:
             keeper.tick()
             transport.wake()  # the requests held back while the disk was behind
     finally:
+        source.stopping = True  # a stream waiting for the disk waits no more
         transport.stop()  # every request ends within a tick, however slow its server
         thread.join()
         keeper.save()

@@ -58,7 +58,10 @@ than the network then paces the walk, instead of the queue of pieces growing by 
 difference, and a thousand shards walked at once do not buffer a chunk each. Past it,
 the run's thread writes the queue at once rather than at its next tick. A request is
 at most a :data:`~sa1b.tarwalk.CHUNK` and a header: the walk holds at most this and one
-such request."""
+such request. A server without ranges sends each shard as one stream, which no request
+bounds: that stream waits while the pieces fill the budget (:meth:`WalkSource.wait_for_disk`)."""
+STOP_CHECK = 0.25
+"""Seconds between looks at whether the run stops, while a stream waits for the disk."""
 
 
 @dataclass(eq=False)
@@ -169,11 +172,28 @@ class WalkSource:
         self.fetched = 0
         self.jobs: list[Job] = []
         """Writes of staged pieces, queued for the run's thread to hand to the stager."""
-        self.held = 0
-        """Bytes of the requests in flight (their lengths) and of the pieces queued and
-        not written yet (see :data:`HELD_BUDGET`)."""
+        self.requested = 0
+        """Bytes of the requests in flight, by their lengths."""
+        self.unwritten = 0
+        """Bytes of the pieces queued and not written yet."""
         self.behind = threading.Event()
         """Set when :attr:`held` passes the budget: the queue is to be written now."""
+        self.stopping = False
+        """The run ends: a stream waiting for the disk goes on, to end too."""
+        self._drained = threading.Condition(self.lock)
+
+    @property
+    def held(self) -> int:
+        """Bytes the walk holds or may soon hold in memory (see :data:`HELD_BUDGET`)."""
+        return self.requested + self.unwritten
+
+    def wait_for_disk(self) -> None:
+        """Under the lock, for a stream nothing else paces (a server without ranges):
+        wait while the pieces waiting for the disk fill the budget. The transport reads
+        no socket meanwhile and TCP holds the server back, as a download's writes do."""
+        while self.unwritten >= HELD_BUDGET and not self.stopping:
+            self.behind.set()
+            self._drained.wait(STOP_CHECK)
 
     # -- RequestSource -------------------------------------------------------
 
@@ -219,7 +239,7 @@ class WalkSource:
             return None
         shard.busy += 1
         start, end = answer.start, answer.stop
-        self.held += end - start
+        self.requested += end - start
         return Request(shard.link.url, (f"Range: bytes={start}-{end - 1}",), answer)
 
     # -- what answers report (under the lock) -----------------------------------
@@ -256,7 +276,7 @@ class WalkSource:
     def ended(self, answer: _Answer, error: SA1BError | None) -> None:
         shard = answer.shard
         shard.busy -= 1
-        self.held -= answer.stop - answer.start
+        self.requested -= answer.stop - answer.start
         if shard.walker is answer:
             shard.walker = None
         if answer.generation == shard.generation and shard.outcome is None:
@@ -276,7 +296,7 @@ class WalkSource:
         name and renamed to it once whole, so that a staged file that has its member's
         size is whole (a run killed mid-member leaves a ``.partial`` file, never trusted)."""
         shard.writing += 1
-        self.held += len(piece.data)
+        self.unwritten += len(piece.data)
         if self.held >= HELD_BUDGET:
             self.behind.set()
         generation, name = shard.generation, piece.entry.name
@@ -328,7 +348,8 @@ class WalkSource:
         name = piece.entry.name
         with self.lock:
             shard.writing -= 1
-            self.held -= len(piece.data)
+            self.unwritten -= len(piece.data)
+            self._drained.notify_all()
             if generation != shard.generation or shard.outcome is not None:
                 return
             if error is not None:
@@ -393,6 +414,8 @@ class _Answer:
         self.generation = shard.generation
         self.offset = start
         self.refusal: Head | None = None
+        self.whole = False
+        """The server sent the whole shard, not the range asked for."""
         self.page = b""
         self.error: SA1BError | None = None
         self.buffer = bytearray()
@@ -433,6 +456,7 @@ class _Answer:
             if shard.walk is not None:
                 self.source.start_over(shard)
             self.generation, self.part, self.offset = shard.generation, None, 0
+            self.whole = True
             shard.walker = self
         if shard.walk is None:
             self.source.identify(shard, plan)
@@ -443,6 +467,8 @@ class _Answer:
             self.page += data[: ERROR_BODY - len(self.page)]
             return len(self.page) < ERROR_BODY
         with self.source.lock:
+            if self.whole:
+                self.source.wait_for_disk()
             if not self.current:
                 return False
             self.source.fetched += len(data)
