@@ -197,15 +197,15 @@ def assert_paced_by_disk(written: int, seconds: float) -> None:
     )
 
 
-def url_list(nginx: NginxServer, shards: list[ShardInfo], path: Path) -> Path:
-    path.write_text("".join(nginx.url_for(s.name) + "\n" for s in shards))
+def url_list(base: str, shards: list[ShardInfo], path: Path) -> Path:
+    path.write_text("".join(f"{base}/{shard.name}\n" for shard in shards))
     return path
 
 
 def test_a_download_onto_a_slow_disk_keeps_memory_bounded_and_every_byte(
     big_nginx: NginxServer, big_dataset: list[ShardInfo], tmp_path: Path
 ) -> None:
-    links = url_list(big_nginx, big_dataset, tmp_path / "urls.txt")
+    links = url_list(big_nginx.base_url, big_dataset, tmp_path / "urls.txt")
     with throttled_disk(tmp_path / "disk", DISK_RATE) as disk:
         out = disk.mountpoint / "out"
         code, output, seconds, peak = run_throttled(
@@ -222,7 +222,7 @@ def test_a_download_extracted_onto_a_slow_disk_keeps_every_member(
     big_nginx: NginxServer, big_dataset: list[ShardInfo], tmp_path: Path
 ) -> None:
     shards = big_dataset[:4]  # the disk takes each byte twice: the tar, then its member
-    links = url_list(big_nginx, shards, tmp_path / "urls.txt")
+    links = url_list(big_nginx.base_url, shards, tmp_path / "urls.txt")
     with throttled_disk(tmp_path / "disk", DISK_RATE) as disk:
         out = disk.mountpoint / "out"
         code, output, seconds, peak = run_throttled(disk, "download", links, "-o", out)
@@ -233,8 +233,7 @@ def test_a_download_extracted_onto_a_slow_disk_keeps_every_member(
 
 
 def assert_only_jpg_onto_a_slow_disk(base: str, shards: list[ShardInfo], tmp_path: Path) -> None:
-    links = tmp_path / "urls.txt"
-    links.write_text("".join(f"{base}/{shard.name}\n" for shard in shards))
+    links = url_list(base, shards, tmp_path / "urls.txt")
     with throttled_disk(tmp_path / "disk", DISK_RATE) as disk:
         out = disk.mountpoint / "out"
         code, output, seconds, peak = run_throttled(
