@@ -7,10 +7,10 @@ the end, from its catalog, fetching only the wanted members that are not in plac
 The transport then runs the requests of :class:`~sa1b.engine.shardwalk.WalkSource`
 in a thread of its own, while the run's thread, four times a second (or at once when
 the walk's pieces waiting for the disk fill their budget), writes those pieces, syncs
-the staging folder and saves the checkpoints, and publishes each shard that is complete: its
-members renamed into the layout one by one (a member already in place from another
-kind, ``--only jpg`` after ``--only json``, stays), then the catalog and what was
-published recorded.
+the staging folder and saves the checkpoints, and publishes each shard that is
+complete: its members renamed into the layout one by one (a member already in place
+from another kind, ``--only jpg`` after ``--only json``, stays), then the catalog and
+what was published recorded.
 """
 
 from __future__ import annotations

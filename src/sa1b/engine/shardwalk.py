@@ -59,7 +59,8 @@ difference, and a thousand shards walked at once do not buffer a chunk each. Pas
 the run's thread writes the queue at once rather than at its next tick. A request is
 at most a :data:`~sa1b.tarwalk.CHUNK` and a header: the walk holds at most this and one
 such request. A server without ranges sends each shard as one stream, which no request
-bounds: that stream waits while the pieces fill the budget (:meth:`WalkSource.wait_for_disk`)."""
+bounds: that stream waits while the pieces fill the budget
+(:meth:`WalkSource.wait_for_disk`)."""
 STOP_CHECK = 0.25
 """Seconds between looks at whether the run stops, while a stream waits for the disk."""
 
