@@ -1,7 +1,8 @@
-"""A disk slower than the network: the real CLI against nginx on loopback, writing onto
-an ext4 loop device throttled to :data:`DISK_RATE` (the block layer's throttle on that
-device, cgroup v1 ``blkio`` or v2 ``io.max``). Memory stays bounded, every byte is right,
-and the run goes no faster than the disk.
+"""A disk slower than the network: the real CLI against nginx on loopback (and Python's
+``http.server``, which ignores ranges), writing onto an ext4 loop device throttled to
+:data:`DISK_RATE` (the block layer's throttle on that device, cgroup v1 ``blkio`` or v2
+``io.max``). Memory stays bounded, every byte is right, and the run goes no faster than
+the disk.
 
 Buffered writes are throttled only when the kernel writes them back, and the page cache
 would otherwise take gigabytes of them first (20 % of memory by default): the loop
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -49,11 +51,14 @@ V2_ROOT = Path("/sys/fs/cgroup")
 
 
 @pytest.fixture(scope="module")
-def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
+def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ShardInfo]]:
     root = tmp_path_factory.mktemp("slow-disk-cdn")
-    return make_dataset(
-        root, shard_indices=range(SHARDS), shard_size=SHARD_SIZE, seed=7, extras=False
-    )
+    try:
+        yield make_dataset(
+            root, shard_indices=range(SHARDS), shard_size=SHARD_SIZE, seed=7, extras=False
+        )
+    finally:
+        shutil.rmtree(root)  # 288 MiB
 
 
 @pytest.fixture(scope="module")
