@@ -245,7 +245,13 @@ def https_base(certificates: CertificatePaths, shards: list[ShardInfo]) -> Itera
 @pytest.fixture
 def http_server(shards: list[ShardInfo]) -> Iterator[str]:
     """Python's ``http.server`` serving the shards: it ignores Range (answers 200)."""
-    root = shards[0].path.parent
+    with python_http_server(shards[0].path.parent) as base:
+        yield base
+
+
+@contextmanager
+def python_http_server(root: Path) -> Iterator[str]:
+    """Python's ``http.server`` serving ``root`` on loopback (it ignores Range)."""
     server = subprocess.Popen(
         # port 0: the server binds a free port itself and names it on its first line
         [

@@ -5,11 +5,12 @@ nothing; from its walk's last checkpoint, trusting the staged members before it
 (synced before the checkpoint was saved) when their sizes match; or, once walked to
 the end, from its catalog, fetching only the wanted members that are not in place.
 The transport then runs the requests of :class:`~sa1b.engine.shardwalk.WalkSource`
-in a thread of its own, while the run's thread, four times a second, syncs the staging
-folder and saves the checkpoints, and publishes each shard that is complete: its
-members renamed into the layout one by one (a member already in place from another
-kind, ``--only jpg`` after ``--only json``, stays), then the catalog and what was
-published recorded.
+in a thread of its own, while the run's thread, four times a second (or at once when
+the walk's pieces waiting for the disk fill their budget), writes those pieces, syncs
+the staging folder and saves the checkpoints, and publishes each shard that is
+complete: its members renamed into the layout one by one (a member already in place
+from another kind, ``--only jpg`` after ``--only json``, stays), then the catalog and
+what was published recorded.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def fetch_members(
         loops=config.loops,
     )
     try:
-        _run(transport, keeper)
+        _run(transport, keeper, source)
     finally:
         keeper.stager.close()
     sizes = sum(shard.size or 0 for shard in shards)
@@ -126,7 +127,7 @@ def fetch_members(
     return SelectiveResult(outcomes, source.fetched, sizes)
 
 
-def _run(transport: Transport, keeper: _Keeper) -> None:
+def _run(transport: Transport, keeper: _Keeper, source: WalkSource) -> None:
     """The transport in a thread of its own (a Ctrl-C lands here, never inside one of
     libcurl's callbacks); this thread saves and publishes until every shard has ended."""
     failures: list[BaseException] = []
@@ -136,14 +137,20 @@ def _run(transport: Transport, keeper: _Keeper) -> None:
             transport.run()
         except BaseException as error:  # a bug: said from this thread
             failures.append(error)
+        finally:
+            behind.set()  # the run is over: no need to wait for the tick
 
+    behind = source.behind
     thread = Background(carry, name="sa1b-transport")
     try:
         thread.start()
         while thread.running:
-            thread.wait(COMMIT_EVERY / 4)
+            behind.wait(COMMIT_EVERY / 4)  # a tick, or sooner when the disk is behind
+            behind.clear()
             keeper.tick()
+            transport.wake()  # the requests held back while the disk was behind
     finally:
+        source.stopping = True  # a stream waiting for the disk waits no more
         transport.stop()  # every request ends within a tick, however slow its server
         thread.join()
         keeper.save()

@@ -47,6 +47,18 @@ from sa1b.versions import Validator
 
 MEMBERS_AT_ONCE = 4
 """Known members of one shard fetched by their ranges at the same time."""
+HELD_BUDGET = 64 * 1024 * 1024
+"""Bytes the walk may hold in memory (its requests in flight, by their lengths, and
+the staged pieces waiting for the disk) before it starts no new request: a disk slower
+than the network then paces the walk, instead of the queue of pieces growing by the
+difference, and a thousand shards walked at once do not buffer a chunk each. Past it,
+the run's thread writes the queue at once rather than at its next tick. A request is
+at most a :data:`~sa1b.tarwalk.CHUNK` and a header: the walk holds at most this and one
+such request. A server without ranges sends each shard as one stream, which no request
+bounds: that stream waits while the pieces fill the budget
+(:meth:`WalkSource.wait_for_disk`)."""
+STOP_CHECK = 0.25
+"""Seconds between looks at whether the run stops, while a stream waits for the disk."""
 
 
 @dataclass(eq=False)
@@ -159,11 +171,35 @@ class WalkSource:
         self.fetched = 0
         self.jobs: list[Job] = []
         """Writes of staged pieces, queued for the run's thread to hand to the stager."""
+        self.requested = 0
+        """Bytes of the requests in flight, by their lengths."""
+        self.unwritten = 0
+        """Bytes of the pieces queued and not written yet."""
+        self.behind = threading.Event()
+        """Set when :attr:`held` passes the budget: the queue is to be written now."""
+        self.stopping = False
+        """The run ends: a stream waiting for the disk goes on, to end too."""
+        self._drained = threading.Condition(self.lock)
+
+    @property
+    def held(self) -> int:
+        """Bytes the walk holds or may soon hold in memory (see :data:`HELD_BUDGET`)."""
+        return self.requested + self.unwritten
+
+    def wait_for_disk(self) -> None:
+        """Under the lock, for a stream nothing else paces (a server without ranges):
+        wait while the pieces waiting for the disk fill the budget. The transport reads
+        no socket meanwhile and TCP holds the server back, as a download's writes do."""
+        while self.unwritten >= HELD_BUDGET and not self.stopping:
+            self.behind.set()
+            self._drained.wait(STOP_CHECK)
 
     # -- RequestSource -------------------------------------------------------
 
     def next_request(self, slot: int) -> Request | None:
         with self.lock:
+            if self.held >= HELD_BUDGET:
+                return None  # the disk or the network is behind (asked again each tick)
             now = self.clock()
             for _ in range(len(self.ready)):
                 shard = self.ready.popleft()
@@ -202,6 +238,7 @@ class WalkSource:
             return None
         shard.busy += 1
         start, end = answer.start, answer.stop
+        self.requested += end - start
         return Request(shard.link.url, (f"Range: bytes={start}-{end - 1}",), answer)
 
     # -- what answers report (under the lock) -----------------------------------
@@ -235,6 +272,7 @@ class WalkSource:
     def ended(self, answer: _Answer, error: SA1BError | None) -> None:
         shard = answer.shard
         shard.busy -= 1
+        self.requested -= answer.stop - answer.start
         if shard.walker is answer:
             shard.walker = None
         if answer.generation == shard.generation and shard.outcome is None:
@@ -255,6 +293,9 @@ class WalkSource:
         name and renamed to it once whole, so that a staged file that has its member's
         size is whole (a run killed mid-member leaves a ``.partial`` file, never trusted)."""
         shard.writing += 1
+        self.unwritten += len(piece.data)
+        if self.held >= HELD_BUDGET:
+            self.behind.set()
         generation, name = shard.generation, piece.entry.name
         path = shard.staging / (f"{name}.partial" if parts else name)
 
@@ -272,7 +313,7 @@ class WalkSource:
                             os.replace(path, shard.staging / name)
             except OSError as failure:
                 error = failure
-            self._written(shard, generation, name, whole=whole, error=error)
+            self._written(shard, generation, piece, whole=whole, error=error)
 
         self.jobs.append(write)
 
@@ -292,11 +333,20 @@ class WalkSource:
             return got == piece.entry.size
 
     def _written(
-        self, shard: WalkedShard, generation: int, name: str, *, whole: bool, error: OSError | None
+        self,
+        shard: WalkedShard,
+        generation: int,
+        piece: Piece,
+        *,
+        whole: bool,
+        error: OSError | None,
     ) -> None:
         """A piece's job is done: its member is staged when this piece made it whole."""
+        name = piece.entry.name
         with self.lock:
             shard.writing -= 1
+            self.unwritten -= len(piece.data)
+            self._drained.notify_all()
             if generation != shard.generation or shard.outcome is not None:
                 return
             if error is not None:
@@ -351,6 +401,8 @@ class _Answer:
         self.generation = shard.generation
         self.offset = start
         self.refusal: ErrorPage | None = None
+        self.whole = False
+        """The server sent the whole shard, not the range asked for."""
         self.error: SA1BError | None = None
         self.buffer = bytearray()
 
@@ -390,6 +442,7 @@ class _Answer:
             if shard.walk is not None:
                 self.source.start_over(shard)
             self.generation, self.part, self.offset = shard.generation, None, 0
+            self.whole = True
             shard.walker = self
         if shard.walk is None:
             self.source.identify(shard, plan)
@@ -399,6 +452,8 @@ class _Answer:
         if self.refusal is not None:
             return self.refusal.add(data)
         with self.source.lock:
+            if self.whole:
+                self.source.wait_for_disk()
             if not self.current:
                 return False
             self.source.fetched += len(data)
