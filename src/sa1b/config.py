@@ -104,6 +104,10 @@ class DownloadConfig:
     min_request: int = 1 * MiB
     max_request: int = 64 * MiB
     min_steal: int = 512 * 1024
+    """A steal takes at least this, from a range not yet requested of at least twice this
+    (:meth:`sa1b.segments.SegmentPlan.steal`): a file with less than ``2 * min_steal``
+    beyond its first request (1 MiB beyond ``first_request``: under 5 MiB) is fetched on
+    one connection."""
     commit_interval: float = 1.0
     transient_commit_interval: float = 15.0
     """How often tars that are deleted once extracted are synced and recorded."""

@@ -7,9 +7,10 @@ In order of preference:
 2. **Open** the next pending file, while fewer than ``max_files`` are in flight (from
    their first byte until they are published: a file being verified still holds its
    tar, so ``max_files`` bounds the tars on the disk, which ``sa1b plan`` counts on);
-3. **Steal** half of the largest range still outstanding on another connection, so no
-   file crawls to its end on one connection (the engine asks the file's plan, which may
-   find it too small to be worth it);
+3. **Steal** half of the largest range not yet requested on another connection, so no
+   file crawls to its end on one connection; only a range worth it counts (see
+   :meth:`sa1b.segments.SegmentPlan.steal`), so a small file stays on one connection
+   and a free connection opens the next file rather than split it;
 4. **Wait**: nothing to do now (``None``).
 
 A file takes part only when it is ready: not finished, not halted, not backing off
@@ -52,8 +53,8 @@ class Schedulable(Protocol):
         ...
 
     @property
-    def outstanding(self) -> int:
-        """Bytes of its largest range still to come on one connection (0: none to steal)."""
+    def stealable(self) -> int:
+        """Bytes of its largest range not yet requested, when worth a steal (0: none)."""
         ...
 
 
@@ -84,7 +85,7 @@ def choose_job(
         for index in ready:
             if files[index].state == "pending":
                 return Job("open", index)
-    victims = [i for i in ready if files[i].state == "active" and files[i].outstanding > 0]
+    victims = [i for i in ready if files[i].state == "active" and files[i].stealable > 0]
     if victims:
-        return Job("steal", max(victims, key=lambda i: files[i].outstanding))
+        return Job("steal", max(victims, key=lambda i: files[i].stealable))
     return None

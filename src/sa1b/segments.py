@@ -3,9 +3,10 @@
 Pure bookkeeping, no I/O and no locks (the engine serialises calls). A connection
 *claims* a segment; it fetches it in bounded requests from ``pos``; when the file
 has no free bytes left, a new connection *steals* the second half of the largest
-range still outstanding (the part not yet requested), so a file never crawls to its
-end on one connection. Invariant (property-tested): done, free and the outstanding
-part of every active segment cover ``[0, size)`` exactly once.
+range not yet requested, so a file never crawls to its end on one connection. A
+request in flight is never cut: what the server has sent on it would be thrown away.
+Invariants (property-tested): done, free and the outstanding part of every active
+segment cover ``[0, size)`` exactly once; a steal never takes a byte already requested.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ class Segment:
     """Bytes ``[start, end)`` owned by one connection; ``[start, pos)`` are on disk.
 
     ``requested`` is the end of the bytes asked for in the current request. Stealing
-    lowers ``end``, usually to no less than ``requested``; when it cuts an in-flight
-    request, the owner stops reading at ``end``. ``cancelled`` tells the owner to drop
-    its work (the file was restarted).
+    lowers ``end``, never below ``requested``: the answer to a request always lands in
+    its own segment. ``cancelled`` tells the owner to drop its work (the file was
+    restarted).
     """
 
     start: int
@@ -80,28 +81,30 @@ class SegmentPlan:
         return self.steal()
 
     def steal(self) -> Segment | None:
-        """Take the second half of the largest outstanding range, if it is worth it.
+        """Take the second half of the largest range not yet requested, if it is worth it.
 
-        Bytes not yet requested are taken first: their owner loses nothing. Failing
-        that, an in-flight request is cut in two; its owner stops at the new end and
-        drops its connection, which is cheaper than a file crawling to its end.
+        Its owner loses nothing: the bytes of its request in flight stay its own.
+        Cutting that request instead would throw away what the server has already
+        sent on it and cost its owner a new request's round trip (measured: 1.33x the
+        data served for 1000 files of 4.3 MB). A range under ``2 * min_steal`` is left
+        to its owner; so a file smaller than that beyond its first request (the first
+        request is ``first_request`` long) is fetched on one connection.
         """
-        if not self.active:
+        victim = max(self.active, key=lambda s: s.stealable, default=None)
+        if victim is None or victim.stealable < 2 * self.min_steal:
             return None
-        victim = max(self.active, key=lambda s: s.stealable)
         base = max(victim.requested, victim.pos)
-        if victim.stealable < 2 * self.min_steal:
-            # Cutting costs the bytes in flight on the victim's connection: only
-            # for a range worth twice as much as an ordinary steal.
-            victim = max(self.active, key=lambda s: s.end - s.pos)
-            base = victim.pos
-            if victim.end - base < 4 * self.min_steal:
-                return None
         middle = base + (victim.end - base) // 2
         middle = max(base + self.min_steal, middle - middle % ALIGN)
         segment = Segment(middle, victim.end)
         victim.end = middle
         return self._activate(segment)
+
+    @property
+    def stealable(self) -> int:
+        """Bytes of the largest range not yet requested, when worth a steal (else 0)."""
+        largest = max((s.stealable for s in self.active), default=0)
+        return largest if largest >= 2 * self.min_steal else 0
 
     def adopt(self, start: int) -> Segment:
         """Claim the free range that begins at ``start`` (the first request of a file)."""
@@ -114,15 +117,16 @@ class SegmentPlan:
     def next_request(self, segment: Segment, max_length: int) -> tuple[int, int] | None:
         """The next ``[start, end)`` to ask for on this segment, or None when it is done.
 
-        At most ``max_length``, and at most half of what is left (but never less than
-        ``min_steal``), so that a connection looking for work finds an unrequested
-        half to take instead of having to cut a request in flight.
+        At most ``max_length``, and at most half of what is left while that half is
+        worth a steal: a connection looking for work then finds an unrequested half to
+        take. What is left below that (``4 * min_steal``) is asked for whole, as a
+        thief would never take the rest and its owner would pay one more round trip.
         """
         left = segment.end - segment.pos
         if left <= 0:
             return None
-        length = min(max_length, max(left // 2, self.min_steal))
-        segment.requested = min(segment.end, segment.pos + length)
+        length = min(max_length, left if left < 4 * self.min_steal else left // 2)
+        segment.requested = segment.pos + length
         return segment.pos, segment.requested
 
     def release(self, segment: Segment) -> None:

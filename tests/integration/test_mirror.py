@@ -27,8 +27,7 @@ def test_a_mirror_completes_files_whose_links_expired(
     assert_identical(out, shards)
     for shard in shards:
         assert f"{shard.name}  from the mirror {nginx.base_url}/" in result.output
-    # Every byte from the mirror, once (nginx counts what it pushed into a socket before
-    # a request was cut short for work stealing: a few hundred KiB more, at most).
+    # Every byte from the mirror, once (and the one-byte requests that ask for sizes).
     total = sum(shard.size for shard in shards)
     assert total <= nginx.bytes_sent() - before <= total * 1.1
     assert cdn.bytes_sent_total == 0  # expired links are not even asked

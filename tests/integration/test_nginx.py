@@ -3,6 +3,7 @@ ranges, keep-alive, extraction, SIGKILL then resume."""
 
 from __future__ import annotations
 
+import random
 import signal
 from pathlib import Path
 
@@ -97,3 +98,35 @@ def test_https_from_nginx_with_http2_offered_downloads_and_extracts(
         assert result.returncode == 0, result.output
         assert_extracted(out, shards)
         assert all(entry.status == 206 for entry in ng.log_entries())
+
+
+def test_https_many_files_are_served_once(certificates: CertificatePaths, tmp_path: Path) -> None:
+    """Files split over 16 connections, 4 files at once: nginx sends every byte once (a
+    steal splits what is not yet requested; cutting a request in flight threw away what
+    nginx had sent on it: 1.35x the data for 1000 files of 4.3 MB). A small file stays on
+    one connection: its first request (4 MiB), then the rest whole."""
+    root = tmp_path / "files"
+    root.mkdir()
+    rng = random.Random(17)
+    small = {f"sa_{i:06d}.tar": 4 * MiB + rng.randrange(64 * 1024, 512 * 1024) for i in range(12)}
+    sizes = {**small, "sa_000100.tar": 40 * MiB + 4321, "sa_000101.tar": 24 * MiB}
+    names = sorted(sizes)
+    rng.shuffle(names)  # the large files somewhere among the small ones
+    for name in names:
+        (root / name).write_bytes(rng.randbytes(sizes[name]))
+    tls = (certificates.certificate, certificates.key)
+    with NginxServer(root=root, workdir=tmp_path / "ng", tls=tls) as ng:
+        links = tmp_path / "urls.txt"
+        links.write_text("".join(ng.url_for(name) + "\n" for name in names))
+        out = tmp_path / "out"
+        args = ("--connections", "16", "--files", "4", "--ca-bundle", certificates.ca)
+        result = run_cli("download", "--no-extract", links, "-o", out, *args)
+        assert result.returncode == 0, result.output
+        for name in names:
+            assert (out / "tars" / name).read_bytes() == (root / name).read_bytes(), name
+        # (Before it starts, a run asks each file's size with a one-byte request.)
+        fetches = [entry for entry in ng.log_entries() if entry.range != "bytes=0-0"]
+        assert sum(entry.body_bytes_sent for entry in fetches) == sum(sizes.values()), fetches
+        for name in small:
+            asked = [entry.range for entry in fetches if entry.uri == f"/{name}"]
+            assert len(asked) == 2, asked

@@ -19,17 +19,19 @@ class File:
     halted: bool = False
     connections: int = 0
     claimable: bool = False
-    outstanding: int = 0
+    stealable: int = 0
 
 
 PENDING = File()
-ACTIVE_FREE = File("active", connections=2, claimable=True, outstanding=1000)
-ACTIVE_BUSY = File("active", connections=4, outstanding=1000)
-ACTIVE_BIGGER = File("active", connections=4, outstanding=5000)
+ACTIVE_FREE = File("active", connections=2, claimable=True, stealable=1000)
+ACTIVE_BUSY = File("active", connections=4, stealable=1000)
+ACTIVE_BIGGER = File("active", connections=4, stealable=5000)
 SINGLE_STREAM = File("active", connections=1)  # a stream runs: nothing to claim or steal
-BACKING_OFF = File("active", not_before=NOW + 5, claimable=True, outstanding=9000)
-HALTED = File("active", halted=True, claimable=True, outstanding=9000)
-FULL = File("active", connections=8, claimable=True, outstanding=9000)  # at per_file
+# Its bytes are all requested, or too few are left to be worth a steal: a small file.
+ALL_REQUESTED = File("active", connections=1)
+BACKING_OFF = File("active", not_before=NOW + 5, claimable=True, stealable=9000)
+HALTED = File("active", halted=True, claimable=True, stealable=9000)
+FULL = File("active", connections=8, claimable=True, stealable=9000)  # at per_file
 VERIFYING = File("verifying")
 DONE, FAILED, EXPIRED = File("done"), File("failed"), File("expired")
 
@@ -47,7 +49,14 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
     # Until it is published a file holds its tar: --files bounds the tars on the disk.
     "a verifying file counts as in flight": ([VERIFYING, PENDING], 1, None),
     "a verifying file leaves room under max_files": ([VERIFYING, PENDING], 2, Job("open", 1)),
-    "steal from the largest outstanding range": ([ACTIVE_BUSY, ACTIVE_BIGGER], 8, Job("steal", 1)),
+    "steal from the largest unrequested range": ([ACTIVE_BUSY, ACTIVE_BIGGER], 8, Job("steal", 1)),
+    "open the next file rather than split a small one": (
+        [ALL_REQUESTED, PENDING], 2, Job("open", 1)
+    ),
+    "a small file is not split: wait": ([ALL_REQUESTED, PENDING], 1, None),
+    "steal from a file worth it, past a small one": (
+        [ALL_REQUESTED, ACTIVE_BUSY, PENDING], 2, Job("steal", 1)
+    ),
     "a single stream offers nothing": ([SINGLE_STREAM], 8, None),
     "a file backing off is left alone": ([BACKING_OFF, PENDING], 1, None),
     "a file backing off counts as in flight": ([BACKING_OFF, PENDING], 2, Job("open", 1)),

@@ -179,7 +179,6 @@ class RangeReceiver:
         self.generation = task.generation
         self.offset = self.until = 0
         self.written = 0
-        self.cut = False
         self.block = connection.block
         self.filled = 0
 
@@ -229,16 +228,15 @@ class RangeReceiver:
         assert segment is not None
         if self.scheduler.should_leave(self.task, segment):
             return False
+        # A steal never takes bytes already requested (segments.py), so the answer
+        # ends inside its segment; the bound on the segment keeps it so whatever happens.
         room = min(self.until, segment.end) - self.offset - self.filled
         if len(data) > room:
-            if segment.end >= self.until:
-                self.error = BadResponseError(
-                    "the body is longer than its Content-Range",
-                    name=self.task.name,
-                    url=redact(self.task.link.url),
-                )
-            else:
-                self.cut = True  # a thief took the rest of this segment: leave it the bytes
+            self.error = BadResponseError(
+                "the body is longer than its Content-Range",
+                name=self.task.name,
+                url=redact(self.task.link.url),
+            )
             if room > 0 and self._gather(data[:room]):
                 self._flush()
             return False
@@ -263,7 +261,6 @@ class RangeReceiver:
         elif (
             failure is None
             and self.segment is not None
-            and not self.cut
             and self.offset < min(self.until, self.segment.end)
             and not self.scheduler.should_leave(self.task, self.segment)
         ):

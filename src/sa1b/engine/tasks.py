@@ -59,8 +59,7 @@ class Task:
         return bool(plan and plan.free and not (self.single_stream and plan.active))
 
     @property
-    def outstanding(self) -> int:
-        """The largest range still to come on one connection; 0 for a single stream."""
-        if self.plan is None or self.single_stream:
-            return 0
-        return max((s.end - s.pos for s in self.plan.active), default=0)
+    def stealable(self) -> int:
+        """Bytes a steal could take now (see ``SegmentPlan.stealable``): never any of a
+        single stream, whose plan's ``min_steal`` is larger than the file."""
+        return self.plan.stealable if self.plan else 0
