@@ -23,8 +23,8 @@ def commit(run: Run, *, transient: bool = True) -> None:
     with run.lock:
         pending = {}
         for task in run.tasks:
-            if task.plan is None or task.fd is None or task.state == "done":
-                continue
+            if task.plan is None or task.fd is None or task.state in ("done", "opening"):
+                continue  # an opening file: the store has not caught up with its restart
             if not transient and run.transient(task):
                 continue
             spans = task.plan.written()

@@ -25,7 +25,6 @@ from sa1b.errors import (
     FatalTransferError,
     LinkExpiredError,
     SA1BError,
-    StorageError,
     TransferError,
 )
 from sa1b.lifecycle import next_state
@@ -88,14 +87,9 @@ class Scheduler:
         return self.run.stopping
 
     def take_job(self) -> Job | None:
-        """Work for a free connection, or None when there is none right now. A full
-        disk (preallocation fails) ends the run."""
-        try:
-            with self.run.lock:
-                return self._carry_out_choice()
-        except StorageError as error:
-            self.abort(error)
-            return None
+        """Work for a free connection, or None when there is none right now."""
+        with self.run.lock:
+            return self._carry_out_choice()
 
     def _carry_out_choice(self) -> Job | None:
         run = self.run
@@ -109,29 +103,14 @@ class Scheduler:
             if job is None:
                 return None
             task = run.tasks[job.index]
-            if job.kind == "open":
-                opened = self._open(task)
-                if opened is None:  # every byte was on disk, or nothing free: choose again
-                    continue
-                return opened
-            assert task.plan is not None
+            if job.kind == "open":  # the disk worker opens it; a connection takes it then
+                self.files.open(task)
+                continue
+            if task.plan is None:  # its size is unknown: its first request finds it out
+                return _assign(task, None)
             segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
             return _assign(task, segment) if segment is not None else None
         return None
-
-    def _open(self, task: Task) -> Job | None:
-        """Start a file: from the store's record if it has one, else by a first request."""
-        task.state = next_state(task.state, "open")
-        if task.size is None:
-            return _assign(task, None)
-        self.files.activate(task, task.size, task.validator, single_stream=False)
-        assert task.plan is not None
-        if task.plan.complete:  # every byte was on disk already: verify and publish
-            task.state = next_state(task.state, "all-in")
-            self.files.publisher.submit(task)
-            return None
-        segment = task.plan.claim()
-        return _assign(task, segment) if segment else None
 
     def should_leave(self, task: Task, segment: Segment) -> bool:
         return self.run.stopping or task.halted or segment.cancelled

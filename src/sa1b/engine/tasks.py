@@ -41,6 +41,8 @@ class Task:
     store was damaged or foreign, or deleted): adopted once the server's first answer
     confirms that size, then verified like any download; else fetched again."""
     outcome: FileOutcome | None = None
+    preparations: int = 0
+    """Jobs of the disk worker for this file not done yet: it is ``opening`` until none is."""
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
     voids writes (a restart, closing the descriptor): so the check and the write are
@@ -52,9 +54,12 @@ class Task:
 
     @property
     def claimable(self) -> bool:
-        """Free bytes a new connection may claim now (a single stream allows one)."""
+        """Free bytes a new connection may claim now (a single stream allows one); or,
+        for a file whose size is unknown, its first request, while nobody makes it."""
         plan = self.plan
-        return bool(plan and plan.free and not (self.single_stream and plan.active))
+        if plan is None:
+            return self.state == "active" and not self.connections
+        return bool(plan.free and not (self.single_stream and plan.active))
 
     @property
     def outstanding(self) -> int:
