@@ -212,7 +212,7 @@ class RangeReceiver:
                 url=redact(task.link.url),
             )
             self.segment = self.scheduler.adopt(task, answer, self.segment)
-        except SA1BError as error:  # a bad answer, or a restarted file that cannot be allocated
+        except SA1BError as error:  # a bad answer
             self.error = error
             return False
         if self.segment is None:  # the file changed and starts over

@@ -115,16 +115,39 @@ class FileControl:
         """In the disk worker: the partial file opened, sized and allocated, its identity
         recorded, its extraction started; then it is ``active`` again."""
         run = self.run
-        paths = run.config.paths
-        path = paths.partial(task.name)
         if from_final:  # the whole file is on disk under its final name, unrecorded
+            final = run.config.paths.final(task.name)
             try:
-                os.replace(paths.final(task.name), path)
+                os.replace(final, run.config.paths.partial(task.name))
             except OSError as error:
-                message = f"{paths.final(task.name)}: cannot move it to verify it: {error.strerror}"
+                message = f"{final}: cannot move it to verify it: {error.strerror}"
                 raise StorageError(message) from error
+        self._size_partial(task, size, reopen=from_final)
+        if size is not None:
+            if identity is not None:
+                run.store.set_identity(task.id, size, identity)
+            if from_final:
+                run.store.save_ranges({task.id: (generation, RangeSet([(0, size)]))})
+            self._start_extraction(task, generation, size)
+        with run.lock:
+            task.preparations -= 1
+            if task.preparations or task.state != "opening" or run.stopping:
+                return
+            task.state = next_state(task.state, "opened")
+            if task.halted and not task.connections:
+                self.end(task)
+            elif not task.halted and task.plan is not None and task.plan.complete:
+                task.state = next_state(task.state, "all-in")  # its bytes were all on disk
+                self.publisher.submit(task)
+        self.wake()
+
+    def _size_partial(self, task: Task, size: int | None, *, reopen: bool) -> None:
+        """Open the file's partial file (again, if ``reopen``: the final name replaced
+        it), and give it ``size`` bytes of blocks if it has another size."""
+        run = self.run
+        path = run.config.paths.partial(task.name)
         with run.lock:  # a descriptor of its own: the task's may close meanwhile
-            own = None if from_final or task.fd is None else os.dup(task.fd)
+            own = None if reopen or task.fd is None else os.dup(task.fd)
         fd = own if own is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if size is not None and os.fstat(fd).st_size != size:
@@ -134,40 +157,31 @@ class FileControl:
             os.close(fd)
             message = f"{path}: cannot preallocate {size} bytes: {error.strerror}"
             raise StorageError(message) from error
-        if own is None:
-            with run.lock:
-                close_file(task)  # none (a first open), or the one the final name replaced
-                task.fd, fd = fd, -1
-        if fd >= 0:
-            os.close(fd)
-        if identity is not None and size is not None:
-            run.store.set_identity(task.id, size, identity)
-        if from_final and size is not None:
-            run.store.save_ranges({task.id: (generation, RangeSet([(0, size)]))})
+        if own is not None:
+            os.close(own)
+            return
         with run.lock:
-            current = task.generation == generation and not task.halted
-        if size is not None and current and self.extractors is not None and run.extracts(task):
-            expected = run.config.checksums.get(task.name)
-            self.extractors.start(
-                task.name,
-                generation=generation,
-                path=path,
-                size=size,
-                wait=self._prefix_waiter(task, generation),
-                digest_algorithm=expected.algorithm if expected else None,
-                on_error=lambda error: self._extraction_failed(task, generation, error),
-            )
+            close_file(task)  # none (a first open), or the one the final name replaced
+            task.fd = fd
+
+    def _start_extraction(self, task: Task, generation: int, size: int) -> None:
+        """A shard's extraction follows its download (a thread started here, not by
+        the transport), unless the file has moved on meanwhile."""
+        run = self.run
         with run.lock:
-            task.preparations -= 1
-            if task.preparations or task.state != "opening" or run.stopping:
-                return
-            task.state = next_state(task.state, "opened")
-            if task.halted and not task.connections:
-                self.end(task)
-            elif task.plan is not None and task.plan.complete and not task.halted:
-                task.state = next_state(task.state, "all-in")
-                self.publisher.submit(task)
-        self.wake()
+            moved_on = task.generation != generation or task.halted
+        if moved_on or self.extractors is None or not run.extracts(task):
+            return
+        expected = run.config.checksums.get(task.name)
+        self.extractors.start(
+            task.name,
+            generation=generation,
+            path=run.config.paths.partial(task.name),
+            size=size,
+            wait=self._prefix_waiter(task, generation),
+            digest_algorithm=expected.algorithm if expected else None,
+            on_error=lambda error: self._extraction_failed(task, generation, error),
+        )
 
     def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
         """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
