@@ -53,14 +53,14 @@ class Watcher:
     def wait(self, seen: str, predicate: Callable[[Watcher], bool], timeout: float = 60) -> None:
         with self.changed:
             met = self.changed.wait_for(lambda: self.last is not None and predicate(self), timeout)
-        assert met, f"never saw {seen}"
+        assert met, f"never saw {seen}: {self.last}"
 
 
 @pytest.fixture
 def paced_nginx(shards: list[ShardInfo], tmp_path: Path) -> Iterator[NginxServer]:
-    """nginx at 2 MB/s a request: every file is in flight for a few seconds."""
+    """nginx at 512 kB/s a request: a file is in flight for a few seconds."""
     with NginxServer(
-        root=shards[0].path.parent, workdir=tmp_path / "nginx", limit_rate="2m"
+        root=shards[0].path.parent, workdir=tmp_path / "nginx", limit_rate="512k"
     ) as server:
         yield server
 
@@ -71,7 +71,7 @@ def test_other_files_keep_arriving_while_one_is_allocated(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    slow, other = shards[0], shards[1]
+    slow, other = pair = shards[:2]
     allocating, allocated = threading.Event(), threading.Event()
 
     def slow_disk(fd: int, size: int) -> bool:
@@ -83,7 +83,7 @@ def test_other_files_keep_arriving_while_one_is_allocated(
 
     monkeypatch.setattr("sa1b.engine.files.preallocate", slow_disk)
     links = tmp_path / "links.txt"
-    links.write_text("".join(f"{paced_nginx.url_for(s.name)}\n" for s in shards))
+    links.write_text("".join(f"{paced_nginx.url_for(s.name)}\n" for s in pair))
     out, watcher = tmp_path / "out", Watcher()
     config = sa1b.DownloadConfig(out=out, extract=None, connections=4)
     results: list[sa1b.DownloadResult] = []
@@ -100,14 +100,14 @@ def test_other_files_keep_arriving_while_one_is_allocated(
         before = watcher.file(other.name).done
         watcher.wait(
             f"{other.name} growing while {slow.name} is allocated",
-            lambda w: w.file(other.name).done >= before + MiB,
+            lambda w: w.file(other.name).done >= before + MiB // 2,
         )
         assert watcher.file(slow.name).state == "opening"  # its allocation is still running
     finally:
         allocated.set()
         run.join(120)
     assert results and results[0].ok, results
-    assert_identical(out, shards)
+    assert_identical(out, pair)
 
 
 def _loop_stat(device: str) -> int:

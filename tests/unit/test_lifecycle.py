@@ -17,6 +17,7 @@ EDGES = {
     "start-up finds it done": ("pending", "found-done", "done"),
     "start-up finds its link expired": ("pending", "found-expired", "expired"),
     "a connection opens it": ("pending", "open", "opening"),
+    "a connection asks for its size": ("pending", "first-request", "active"),
     "its first request fails fatally": ("pending", "fail", "failed"),
     "its first request finds the link expired": ("pending", "expire", "expired"),
     "its partial file is ready": ("opening", "opened", "active"),

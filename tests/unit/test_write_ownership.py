@@ -81,8 +81,8 @@ class SteppedDisk:
     def __init__(self) -> None:
         self.jobs: list[Callable[[], None]] = []
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.append(job)
+    def submit(self, key: object, job: Callable[[], None]) -> None:
+        self.jobs.append(job)  # one order for all: one of the orders the worker may take
 
     def step(self) -> None:
         if self.jobs:

@@ -9,7 +9,10 @@ body byte is written (:func:`~sa1b.net.answers.judge_range_answer`), then gather
 body into blocks of :data:`FLUSH` bytes and ``pwrite``\\ s each at its offset, noting
 it in the crash journal. A write lands only inside the segment this request serves,
 and only while the file is still in the generation the request began in: that is
-checked at the write, not assumed from timing.
+checked at the write, not assumed from timing. An answer whose file the disk worker
+is still opening and allocating (its first answer, a restart) is held in memory
+meanwhile, up to :data:`HOLD` bytes; if the request ends first, the disk worker
+writes what was held once the file is ready, then lets go of the segment.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ threshold (128 KiB) and cost a page fault per page (measured: twice the system t
 at 256 KiB)."""
 
 
+HOLD = 8 * 1024 * 1024
+"""Bytes of one answer held in memory while its file is made ready (a first request
+asks for less); past it the request ends, and the rest is asked for again later."""
+
+
 class JobSource(Protocol):
     """What a connection asks of the engine (:class:`sa1b.engine.scheduler.Scheduler`):
     work, and what to do with each answer. Every method may be called from any
@@ -77,6 +85,17 @@ class JobSource(Protocol):
 
     def should_leave(self, task: Task, segment: Segment) -> bool:
         """Stop writing into ``segment`` now (the run stops, the file halted or restarted)."""
+        ...
+
+    def ready(self, task: Task) -> bool:
+        """The file's partial file is open and allocated: its bytes may be written now."""
+        ...
+
+    def write_later(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        """Write ``data`` at ``offset`` once the file is ready, then let go of ``segment``
+        (for a connection whose request ended before its file was ready)."""
         ...
 
     def release(self, task: Task, segment: Segment | None) -> None:
@@ -154,6 +173,15 @@ class Connection:
             scheduler.abort(error)
         elif isinstance(error, TransferError) and not scheduler.stopping:
             scheduler.request_failed(receiver.task, error)
+        segment = self.segment
+        if receiver.held and segment is not None:  # its file is not ready yet
+            held, receiver.held = bytes(receiver.held), None
+            self.task = self.segment = None  # the disk worker lets go of the job
+            scheduler.write_later(
+                receiver.task, segment, generation=receiver.generation, offset=receiver.offset,
+                data=held,
+            )  # fmt: skip
+            return
         if error is not None or self.segment is None or scheduler.stopping:
             self.release()
         else:
@@ -182,6 +210,8 @@ class RangeReceiver:
         self.cut = False
         self.block = connection.block
         self.filled = 0
+        self.held: bytearray | None = None
+        """Body bytes kept in memory while the file is not ready (None: not holding)."""
 
     # -- the transport's Receiver --------------------------------------------
 
@@ -217,9 +247,13 @@ class RangeReceiver:
             return False
         if self.segment is None:  # the file changed and starts over
             return False
-        assert task.fd is not None
-        self.fd, self.generation = task.fd, task.generation
+        self.generation = task.generation
         self.offset, self.until = answer.start, answer.start + answer.length
+        if self.scheduler.ready(task):
+            assert task.fd is not None
+            self.fd = task.fd
+        else:
+            self.held = bytearray()
         return True
 
     def body(self, data: bytes) -> bool:
@@ -230,6 +264,8 @@ class RangeReceiver:
         assert segment is not None
         if self.scheduler.should_leave(self.task, segment):
             return False
+        if self.held is not None and not self._write_held():
+            return self.held is not None and self._hold(data)
         room = min(self.until, segment.end) - self.offset - self.filled
         if len(data) > room:
             if segment.end >= self.until:
@@ -259,6 +295,10 @@ class RangeReceiver:
         if self.segment is not None and self.filled:
             self._flush()
             failure = self.error or failure
+        if self.held is not None:  # written now if the file is ready, else by the worker
+            self._write_held()
+            failure = self.error or failure
+        reached = self.offset + len(self.held or b"")
         if self.error_head is not None:  # its status says more than how its page ended
             failure = refusal_error(
                 self.error_head, bytes(self.error_body), self.task.link, now=time.time()
@@ -267,17 +307,50 @@ class RangeReceiver:
             failure is None
             and self.segment is not None
             and not self.cut
-            and self.offset < min(self.until, self.segment.end)
+            and reached < min(self.until, self.segment.end)
             and not self.scheduler.should_leave(self.task, self.segment)
         ):
             failure = TruncatedBodyError(
-                f"the body ended {min(self.until, self.segment.end) - self.offset} bytes early",
+                f"the body ended {min(self.until, self.segment.end) - reached} bytes early",
                 name=self.task.name,
                 url=redact(self.task.link.url),
             )
         return failure
 
     # -- writing --------------------------------------------------------------
+
+    def _hold(self, data: bytes) -> bool:
+        """Keep ``data`` in memory while the file is not ready; False to end the request
+        (the answer overran its range, or holds :data:`HOLD` bytes already)."""
+        held, segment = self.held, self.segment
+        assert held is not None and segment is not None
+        room = min(self.until, segment.end) - self.offset - len(held)
+        if len(data) > room:
+            if segment.end >= self.until:
+                self.error = BadResponseError(
+                    "the body is longer than its Content-Range",
+                    name=self.task.name,
+                    url=redact(self.task.link.url),
+                )
+            else:
+                self.cut = True  # a thief took the rest of this segment
+            held += data[: max(room, 0)]
+            return False
+        held += data
+        if len(held) >= HOLD:
+            self.cut = True  # the rest is asked for again once the file is ready
+            return False
+        return True
+
+    def _write_held(self) -> bool:
+        """Write the held bytes if the file is ready now; False while it is not, or when
+        the request must end."""
+        if not self.scheduler.ready(self.task):
+            return False
+        held, self.held = self.held, None
+        assert held is not None and self.task.fd is not None
+        self.fd = self.task.fd
+        return not held or self._write(memoryview(held))
 
     def _gather(self, data: bytes) -> bool:
         """Add ``data`` to the block, writing the block out when it is full."""

@@ -67,13 +67,11 @@ class FileControl:
     # -- a file's size, plan and extraction (lock held) ----------------------------
 
     def open(self, task: Task) -> None:
-        """Start a pending file: it is ``opening`` (no connection takes it) while the
-        disk worker opens its partial file (and sizes it, when the store knows its size)."""
+        """Start a pending file of known size: it is ``opening`` (no connection takes
+        it) while the disk worker opens, sizes and allocates its partial file."""
+        assert task.size is not None
         task.state = next_state(task.state, "open")
-        if task.size is None:  # its first request asks for the size: open the file for it
-            self._prepare(task, size=None)
-        else:
-            self.activate(task, task.size, task.validator, single_stream=False)
+        self.activate(task, task.size, task.validator, single_stream=False)
 
     def activate(self, task: Task, size: int, validator: Validator, *, single_stream: bool) -> None:
         """Give a file its size and plan now; it is ``opening`` (no other connection
@@ -89,7 +87,7 @@ class FileControl:
         self,
         task: Task,
         *,
-        size: int | None,
+        size: int,
         identity: Validator | None = None,
         from_final: bool = False,
     ) -> None:
@@ -98,9 +96,10 @@ class FileControl:
         task.preparations += 1
         generation = task.generation
         self.disk.submit(
+            task.id,
             lambda: self._open_on_disk(
                 task, generation, size=size, identity=identity, from_final=from_final
-            )
+            ),
         )
 
     def _open_on_disk(
@@ -108,7 +107,7 @@ class FileControl:
         task: Task,
         generation: int,
         *,
-        size: int | None,
+        size: int,
         identity: Validator | None,
         from_final: bool,
     ) -> None:
@@ -123,12 +122,11 @@ class FileControl:
                 message = f"{final}: cannot move it to verify it: {error.strerror}"
                 raise StorageError(message) from error
         self._size_partial(task, size, reopen=from_final)
-        if size is not None:
-            if identity is not None:
-                run.store.set_identity(task.id, size, identity)
-            if from_final:
-                run.store.save_ranges({task.id: (generation, RangeSet([(0, size)]))})
-            self._start_extraction(task, generation, size)
+        if identity is not None:
+            run.store.set_identity(task.id, size, identity)
+        if from_final:
+            run.store.save_ranges({task.id: (generation, RangeSet([(0, size)]))})
+        self._start_extraction(task, generation, size)
         with run.lock:
             task.preparations -= 1
             if task.preparations or task.state != "opening" or run.stopping:
@@ -141,7 +139,7 @@ class FileControl:
                 self.publisher.submit(task)
         self.wake()
 
-    def _size_partial(self, task: Task, size: int | None, *, reopen: bool) -> None:
+    def _size_partial(self, task: Task, size: int, *, reopen: bool) -> None:
         """Open the file's partial file (again, if ``reopen``: the final name replaced
         it), and give it ``size`` bytes of blocks if it has another size."""
         run = self.run
@@ -150,7 +148,7 @@ class FileControl:
             own = None if reopen or task.fd is None else os.dup(task.fd)
         fd = own if own is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if size is not None and os.fstat(fd).st_size != size:
+            if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
                 preallocate(fd, size)
         except OSError as error:
@@ -292,7 +290,7 @@ class FileControl:
         def record() -> None:
             store.restart(file_id)
 
-        self.disk.submit(record)
+        self.disk.submit(file_id, record)
 
     # -- the end of a file in this run (lock held) ------------------------------------
 
@@ -310,7 +308,7 @@ class FileControl:
         task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
         stored: Status = "expired" if task.state == "expired" else "failed"
         file_id, message, store = task.id, task.outcome.message, self.run.store
-        self.disk.submit(lambda: store.set_status(file_id, stored, message))
+        self.disk.submit(file_id, lambda: store.set_status(file_id, stored, message))
         self.listener.finished(task.outcome)
         self.wake()
 

@@ -10,6 +10,7 @@ are all in to the publisher.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from sa1b.errors import (
     FatalTransferError,
     LinkExpiredError,
     SA1BError,
+    StorageError,
     TransferError,
 )
 from sa1b.lifecycle import next_state
@@ -103,17 +105,51 @@ class Scheduler:
             if job is None:
                 return None
             task = run.tasks[job.index]
-            if job.kind == "open":  # the disk worker opens it; a connection takes it then
-                self.files.open(task)
+            if job.kind == "open":
+                if task.size is None:  # its first request asks for its size
+                    task.state = next_state(task.state, "first-request")
+                    return _assign(task, None)
+                self.files.open(task)  # the disk worker opens it; connections claim it then
                 continue
-            if task.plan is None:  # its size is unknown: its first request finds it out
-                return _assign(task, None)
+            assert task.plan is not None
             segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
             return _assign(task, segment) if segment is not None else None
         return None
 
     def should_leave(self, task: Task, segment: Segment) -> bool:
         return self.run.stopping or task.halted or segment.cancelled
+
+    def ready(self, task: Task) -> bool:
+        return task.fd is not None and not task.preparations
+
+    def write_later(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        self.files.disk.submit(
+            task.id,
+            lambda: self._write_held(
+                task, segment, generation=generation, offset=offset, data=data
+            ),
+        )
+
+    def _write_held(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        """In the disk worker, after the file's allocation: what a connection held."""
+        try:
+            with task.writing:
+                if segment.cancelled or task.generation != generation or task.fd is None:
+                    return  # the file restarted or ended since: these bytes belong nowhere
+                try:
+                    written = os.pwrite(task.fd, data, offset)
+                    while written < len(data):
+                        written += os.pwrite(task.fd, data[written:], offset + written)
+                except OSError as error:
+                    raise StorageError(f"{task.name}: cannot write: {error.strerror}") from error
+            with self.run.lock:
+                segment.pos = max(segment.pos, offset + written)
+        finally:
+            self.release(task, segment)
 
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
         with self.run.lock:

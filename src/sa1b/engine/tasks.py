@@ -54,12 +54,9 @@ class Task:
 
     @property
     def claimable(self) -> bool:
-        """Free bytes a new connection may claim now (a single stream allows one); or,
-        for a file whose size is unknown, its first request, while nobody makes it."""
+        """Free bytes a new connection may claim now (a single stream allows one)."""
         plan = self.plan
-        if plan is None:
-            return self.state == "active" and not self.connections
-        return bool(plan.free and not (self.single_stream and plan.active))
+        return bool(plan and plan.free and not (self.single_stream and plan.active))
 
     @property
     def outstanding(self) -> int:
