@@ -91,11 +91,21 @@ class JobSource(Protocol):
         """The file's partial file is open and allocated: its bytes may be written now."""
         ...
 
+    def hold(self, task: Task) -> bool:
+        """False when the file is ready; else True, and the caller holds the bytes of
+        its answer in memory until :meth:`unhold` (no thief cuts that answer meanwhile)."""
+        ...
+
+    def unhold(self, task: Task) -> None:
+        """The held bytes are written (or void): the file may be worked on again."""
+        ...
+
     def write_later(
         self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
     ) -> None:
         """Write ``data`` at ``offset`` once the file is ready, then let go of ``segment``
-        (for a connection whose request ended before its file was ready)."""
+        (for a connection whose request ended before its file was ready), then
+        :meth:`unhold` it."""
         ...
 
     def release(self, task: Task, segment: Segment | None) -> None:
@@ -173,15 +183,17 @@ class Connection:
             scheduler.abort(error)
         elif isinstance(error, TransferError) and not scheduler.stopping:
             scheduler.request_failed(receiver.task, error)
-        segment = self.segment
-        if receiver.held and segment is not None:  # its file is not ready yet
-            held, receiver.held = bytes(receiver.held), None
-            self.task = self.segment = None  # the disk worker lets go of the job
-            scheduler.write_later(
-                receiver.task, segment, generation=receiver.generation, offset=receiver.offset,
-                data=held,
-            )  # fmt: skip
-            return
+        segment, held = self.segment, receiver.held
+        if held is not None:  # its file is not ready yet
+            receiver.held = None
+            if held and segment is not None:  # the disk worker writes them, lets go of the job
+                self.task = self.segment = None
+                scheduler.write_later(
+                    receiver.task, segment, generation=receiver.generation,
+                    offset=receiver.offset, data=bytes(held),
+                )  # fmt: skip
+                return
+            scheduler.unhold(receiver.task)
         if error is not None or self.segment is None or scheduler.stopping:
             self.release()
         else:
@@ -249,11 +261,11 @@ class RangeReceiver:
             return False
         self.generation = task.generation
         self.offset, self.until = answer.start, answer.start + answer.length
-        if self.scheduler.ready(task):
+        if self.scheduler.hold(task):
+            self.held = bytearray()
+        else:
             assert task.fd is not None
             self.fd = task.fd
-        else:
-            self.held = bytearray()
         return True
 
     def body(self, data: bytes) -> bool:
@@ -350,7 +362,9 @@ class RangeReceiver:
         held, self.held = self.held, None
         assert held is not None and self.task.fd is not None
         self.fd = self.task.fd
-        return not held or self._write(memoryview(held))
+        written = not held or self._write(memoryview(held))
+        self.scheduler.unhold(self.task)
+        return written
 
     def _gather(self, data: bytes) -> bool:
         """Add ``data`` to the block, writing the block out when it is full."""
@@ -376,11 +390,9 @@ class RangeReceiver:
             if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
                 return False  # the file restarted or ended since: these bytes belong nowhere
             try:
-                written = os.pwrite(self.fd, data, self.offset)
-                while written < len(data):  # short writes are rare
-                    written += os.pwrite(self.fd, data[written:], self.offset + written)
-            except OSError as error:
-                self.error = StorageError(f"{task.name}: cannot write: {error.strerror}")
+                written = write_at(self.fd, data, self.offset, name=task.name)
+            except StorageError as error:
+                self.error = error
                 return False
         self.offset += written
         self.written += written
@@ -388,6 +400,18 @@ class RangeReceiver:
         index = self.connection.index
         self.scheduler.journal.write(index, task.id, self.generation, segment.start, self.offset)
         return True
+
+
+def write_at(fd: int, data: bytes | memoryview, offset: int, *, name: str) -> int:
+    """``pwrite`` all of ``data`` at ``offset`` of file ``name``; a failing disk is a
+    :class:`StorageError`."""
+    try:
+        written = os.pwrite(fd, data, offset)
+        while written < len(data):  # short writes are rare
+            written += os.pwrite(fd, data[written:], offset + written)
+    except OSError as error:
+        raise StorageError(f"{name}: cannot write: {error.strerror}") from None
+    return written
 
 
 class Pace:

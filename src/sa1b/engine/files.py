@@ -129,14 +129,19 @@ class FileControl:
         self._start_extraction(task, generation, size)
         with run.lock:
             task.preparations -= 1
-            if task.preparations or task.state != "opening" or run.stopping:
-                return
-            task.state = next_state(task.state, "opened")
-            if task.halted and not task.connections:
-                self.end(task)
-            elif not task.halted and task.plan is not None and task.plan.complete:
-                task.state = next_state(task.state, "all-in")  # its bytes were all on disk
-                self.publisher.submit(task)
+            self.settle(task)
+
+    def settle(self, task: Task) -> None:
+        """An ``opening`` file whose disk work is done and whose held bytes are written
+        is ``active`` again (lock held)."""
+        if task.preparations or task.holding or task.state != "opening" or self.run.stopping:
+            return
+        task.state = next_state(task.state, "opened")
+        if task.halted and not task.connections:
+            self.end(task)
+        elif not task.halted and task.plan is not None and task.plan.complete:
+            task.state = next_state(task.state, "all-in")  # its bytes were all on disk
+            self.publisher.submit(task)
         self.wake()
 
     def _size_partial(self, task: Task, size: int, *, reopen: bool) -> None:

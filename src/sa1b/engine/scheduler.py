@@ -10,14 +10,13 @@ are all in to the publisher.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.connection import Connection
+from sa1b.engine.connection import Connection, write_at
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
@@ -26,7 +25,6 @@ from sa1b.errors import (
     FatalTransferError,
     LinkExpiredError,
     SA1BError,
-    StorageError,
     TransferError,
 )
 from sa1b.lifecycle import next_state
@@ -122,6 +120,18 @@ class Scheduler:
     def ready(self, task: Task) -> bool:
         return task.fd is not None and not task.preparations
 
+    def hold(self, task: Task) -> bool:
+        with self.run.lock:
+            if self.ready(task):
+                return False
+            task.holding += 1
+            return True
+
+    def unhold(self, task: Task) -> None:
+        with self.run.lock:
+            task.holding -= 1
+            self.files.settle(task)
+
     def write_later(
         self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
     ) -> None:
@@ -140,16 +150,12 @@ class Scheduler:
             with task.writing:
                 if segment.cancelled or task.generation != generation or task.fd is None:
                     return  # the file restarted or ended since: these bytes belong nowhere
-                try:
-                    written = os.pwrite(task.fd, data, offset)
-                    while written < len(data):
-                        written += os.pwrite(task.fd, data[written:], offset + written)
-                except OSError as error:
-                    raise StorageError(f"{task.name}: cannot write: {error.strerror}") from error
+                written = write_at(task.fd, data, offset, name=task.name)
             with self.run.lock:
                 segment.pos = max(segment.pos, offset + written)
         finally:
             self.release(task, segment)
+            self.unhold(task)
 
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
         with self.run.lock:
