@@ -276,9 +276,11 @@ class RangeReceiver:
         assert segment is not None
         if self.scheduler.should_leave(self.task, segment):
             return False
-        if self.held is not None and not self._write_held():
-            return self.held is not None and self._hold(data)
-        room = min(self.until, segment.end) - self.offset - self.filled
+        if self.held is not None and not self._write_held() and self.held is None:
+            return False  # the held bytes, written now, may not be
+        held = self.held
+        room = min(self.until, segment.end) - self.offset
+        room -= self.filled if held is None else len(held)
         if len(data) > room:
             if segment.end >= self.until:
                 self.error = BadResponseError(
@@ -288,10 +290,18 @@ class RangeReceiver:
                 )
             else:
                 self.cut = True  # a thief took the rest of this segment: leave it the bytes
-            if room > 0 and self._gather(data[:room]):
+            if held is not None:
+                held += data[: max(room, 0)]
+            elif room > 0 and self._gather(data[:room]):
                 self._flush()
             return False
-        return self._gather(data)
+        if held is None:
+            return self._gather(data)
+        held += data  # the file is not ready: kept until it is
+        if len(held) < HOLD:
+            return True
+        self.cut = True  # the rest is asked for again once the file is ready
+        return False
 
     def end(self, error: TransferError | None) -> None:
         try:
@@ -330,29 +340,6 @@ class RangeReceiver:
         return failure
 
     # -- writing --------------------------------------------------------------
-
-    def _hold(self, data: bytes) -> bool:
-        """Keep ``data`` in memory while the file is not ready; False to end the request
-        (the answer overran its range, or holds :data:`HOLD` bytes already)."""
-        held, segment = self.held, self.segment
-        assert held is not None and segment is not None
-        room = min(self.until, segment.end) - self.offset - len(held)
-        if len(data) > room:
-            if segment.end >= self.until:
-                self.error = BadResponseError(
-                    "the body is longer than its Content-Range",
-                    name=self.task.name,
-                    url=redact(self.task.link.url),
-                )
-            else:
-                self.cut = True  # a thief took the rest of this segment
-            held += data[: max(room, 0)]
-            return False
-        held += data
-        if len(held) >= HOLD:
-            self.cut = True  # the rest is asked for again once the file is ready
-            return False
-        return True
 
     def _write_held(self) -> bool:
         """Write the held bytes if the file is ready now; False while it is not, or when
