@@ -2,13 +2,21 @@
 
 ::
 
-    pending ──open──────────▶ active ──all-in──▶ verifying ──published──▶ done
-       ▲  │                     │  ▲                 │
-       │  └─found-done─▶ done   │  └───redownload────┤ (checksum mismatch)
-       │  └─found-expired─▶ expired                  │
-       └──first-request-failed──┘                    │
-    pending, active, verifying ──fail──▶ failed;  pending, active ──expire──▶ expired
+    pending ──open──▶ opening ──opened──▶ active ──all-in──▶ verifying ──published──▶ done
+     ▲  │               ▲ ▲                 │ │                  │
+     │  │               │ └──────sized──────┘ │                  │
+     │  │               └───────────────────────redownload───────┘ (checksum mismatch)
+     │  └──────────────first-request──────────▶ (active: its size still unknown)
+     └─────────first-request-failed───────────┘
+    pending ──found-done──▶ done;   pending ──found-expired──▶ expired
+    opening ──sized──▶ opening (sized again before the disk caught up)
+    pending, opening, active, verifying ──fail──▶ failed
+    pending, opening, active ──expire──▶ expired
 
+``opening``: the disk worker (:mod:`sa1b.engine.diskworker`) opens, sizes and allocates
+the file's partial file, so no new connection takes it; ``sized`` is its size becoming
+known or changing (a first answer, a restart), which sends it there again. A file whose
+size the store does not know is opened by its first request instead (``first-request``).
 ``found-*`` are start-up's verdicts (:mod:`sa1b.reconcile`). Every other pair is a
 bug, refused with :class:`IllegalTransition`; ``tests/unit/test_lifecycle.py`` walks
 every edge and tries every pair that is not one.
@@ -24,6 +32,9 @@ Event = Literal[
     "found-done",
     "found-expired",
     "open",
+    "first-request",
+    "opened",
+    "sized",
     "first-request-failed",
     "all-in",
     "published",
@@ -35,15 +46,21 @@ Event = Literal[
 TRANSITIONS: dict[tuple[FileState, Event], FileState] = {
     ("pending", "found-done"): "done",
     ("pending", "found-expired"): "expired",
-    ("pending", "open"): "active",
+    ("pending", "open"): "opening",
+    ("pending", "first-request"): "active",
     ("pending", "fail"): "failed",
     ("pending", "expire"): "expired",
+    ("opening", "opened"): "active",
+    ("opening", "sized"): "opening",
+    ("opening", "fail"): "failed",
+    ("opening", "expire"): "expired",
+    ("active", "sized"): "opening",
     ("active", "first-request-failed"): "pending",
     ("active", "all-in"): "verifying",
     ("active", "fail"): "failed",
     ("active", "expire"): "expired",
     ("verifying", "published"): "done",
-    ("verifying", "redownload"): "active",
+    ("verifying", "redownload"): "opening",
     ("verifying", "fail"): "failed",
 }
 

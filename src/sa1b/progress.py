@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-FileState = Literal["pending", "active", "verifying", "done", "failed", "expired"]
+FileState = Literal["pending", "opening", "active", "verifying", "done", "failed", "expired"]
 FINAL_STATES = ("done", "failed", "expired")
 
 

@@ -75,7 +75,7 @@ def choose_job(
     for index, file in enumerate(files):
         if file.state in FINAL_STATES:
             continue
-        in_flight += file.state in ("active", "verifying")
+        in_flight += file.state in ("opening", "active", "verifying")
         if not file.halted and file.not_before <= now and file.connections < per_file:
             ready.append(index)
     for index in ready:

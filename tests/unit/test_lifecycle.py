@@ -16,15 +16,21 @@ EVENTS: tuple[Event, ...] = get_args(Event)
 EDGES = {
     "start-up finds it done": ("pending", "found-done", "done"),
     "start-up finds its link expired": ("pending", "found-expired", "expired"),
-    "a connection opens it": ("pending", "open", "active"),
+    "a connection opens it": ("pending", "open", "opening"),
+    "a connection asks for its size": ("pending", "first-request", "active"),
     "its first request fails fatally": ("pending", "fail", "failed"),
     "its first request finds the link expired": ("pending", "expire", "expired"),
+    "its partial file is ready": ("opening", "opened", "active"),
+    "sized again before its file is ready": ("opening", "sized", "opening"),
+    "halted while its file is made ready": ("opening", "fail", "failed"),
+    "its link expires while its file is made ready": ("opening", "expire", "expired"),
+    "its first answer sizes it, or it restarts": ("active", "sized", "opening"),
     "its first request fails, to be retried": ("active", "first-request-failed", "pending"),
     "every byte is in": ("active", "all-in", "verifying"),
     "a transfer fails for good": ("active", "fail", "failed"),
     "the link expires mid-download": ("active", "expire", "expired"),
     "verified and published": ("verifying", "published", "done"),
-    "a checksum mismatch: once more": ("verifying", "redownload", "active"),
+    "a checksum mismatch: once more": ("verifying", "redownload", "opening"),
     "verification fails": ("verifying", "fail", "failed"),
 }
 

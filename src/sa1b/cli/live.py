@@ -71,7 +71,7 @@ class LiveDisplay:
             completed=snapshot.done_bytes,
             description=f"{escape(waiting) if waiting else 'total'}: {counts_line(snapshot)}",
         )
-        active = [f for f in snapshot.files if f.state in ("active", "verifying")]
+        active = [f for f in snapshot.files if f.state in ("opening", "active", "verifying")]
         for progress in active[:ACTIVE_BARS]:
             if progress.name not in self._bars:
                 self._bars[progress.name] = self.progress.add_task(

@@ -10,6 +10,9 @@ r"""The download engine, in the parts a reader can take one at a time.
   that failed is tried again its :class:`sa1b.retry.FailureAccount`'s.
 - :mod:`~sa1b.engine.files`: every change to a file (plan, restart, halt, end, the
   publisher's verdicts), along :mod:`sa1b.lifecycle`'s table.
+- :mod:`~sa1b.engine.diskworker`: what would block the transport (opening, sizing and
+  allocating a partial file, the store's writes that follow a decision, starting an
+  extraction), done in order in a thread of its own.
 - :mod:`~sa1b.engine.durability`: ``fdatasync`` before the store records anything.
 - :mod:`~sa1b.engine.run`: what they share (the files, the lock, the stop).
 - :mod:`~sa1b.engine.tasks`: one file during a run.

@@ -9,7 +9,10 @@ body byte is written (:func:`~sa1b.net.answers.judge_range_answer`), then gather
 body into blocks of :data:`FLUSH` bytes and ``pwrite``\\ s each at its offset, noting
 it in the crash journal. A write lands only inside the segment this request serves,
 and only while the file is still in the generation the request began in: that is
-checked at the write, not assumed from timing.
+checked at the write, not assumed from timing. An answer whose file the disk worker
+is still opening and allocating (its first answer, a restart) is held in memory
+meanwhile, up to :data:`HOLD` bytes; if the request ends first, the disk worker
+writes what was held once the file is ready, then lets go of the segment.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ threshold (128 KiB) and cost a page fault per page (measured: twice the system t
 at 256 KiB)."""
 
 
+HOLD = 8 * 1024 * 1024
+"""Bytes of one answer held in memory while its file is made ready (a first request
+asks for less); past it the request ends, and the rest is asked for again later."""
+
+
 class JobSource(Protocol):
     """What a connection asks of the engine (:class:`sa1b.engine.scheduler.Scheduler`):
     work, and what to do with each answer. Every method may be called from any
@@ -78,6 +86,27 @@ class JobSource(Protocol):
 
     def should_leave(self, task: Task, segment: Segment) -> bool:
         """Stop writing into ``segment`` now (the run stops, the file halted or restarted)."""
+        ...
+
+    def ready(self, task: Task) -> bool:
+        """The file's partial file is open and allocated: its bytes may be written now."""
+        ...
+
+    def hold(self, task: Task) -> bool:
+        """False when the file is ready; else True, and the caller holds the bytes of
+        its answer in memory until :meth:`unhold` (no thief cuts that answer meanwhile)."""
+        ...
+
+    def unhold(self, task: Task) -> None:
+        """The held bytes are written (or void): the file may be worked on again."""
+        ...
+
+    def write_later(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        """Write ``data`` at ``offset`` once the file is ready, then let go of ``segment``
+        (for a connection whose request ended before its file was ready), then
+        :meth:`unhold` it."""
         ...
 
     def release(self, task: Task, segment: Segment | None) -> None:
@@ -155,6 +184,17 @@ class Connection:
             scheduler.abort(error)
         elif isinstance(error, TransferError) and not scheduler.stopping:
             scheduler.request_failed(receiver.task, error)
+        segment, held = self.segment, receiver.held
+        if held is not None:  # its file is not ready yet
+            receiver.held = None
+            if held and segment is not None:  # the disk worker writes them, lets go of the job
+                self.task = self.segment = None
+                scheduler.write_later(
+                    receiver.task, segment, generation=receiver.generation,
+                    offset=receiver.offset, data=bytes(held),
+                )  # fmt: skip
+                return
+            scheduler.unhold(receiver.task)
         if error is not None or self.segment is None or scheduler.stopping:
             self.release()
         else:
@@ -179,8 +219,13 @@ class RangeReceiver:
         self.generation = task.generation
         self.offset = self.until = 0
         self.written = 0
+        self.cut = False
+        """The request was ended early on purpose (held bytes reached :data:`HOLD`): the
+        rest is asked for again, so a short body is no failure."""
         self.block = connection.block
         self.filled = 0
+        self.held: bytearray | None = None
+        """Body bytes kept in memory while the file is not ready (None: not holding)."""
 
     # -- the transport's Receiver --------------------------------------------
 
@@ -211,14 +256,18 @@ class RangeReceiver:
                 url=redact(task.link.url),
             )
             self.segment = self.scheduler.adopt(task, answer, self.segment)
-        except SA1BError as error:  # a bad answer, or a restarted file that cannot be allocated
+        except SA1BError as error:  # a bad answer
             self.error = error
             return False
         if self.segment is None:  # the file changed and starts over
             return False
-        assert task.fd is not None
-        self.fd, self.generation = task.fd, task.generation
+        self.generation = task.generation
         self.offset, self.until = answer.start, answer.start + answer.length
+        if self.scheduler.hold(task):
+            self.held = bytearray()
+        else:
+            assert task.fd is not None
+            self.fd = task.fd
         return True
 
     def body(self, data: bytes) -> bool:
@@ -228,19 +277,31 @@ class RangeReceiver:
         assert segment is not None
         if self.scheduler.should_leave(self.task, segment):
             return False
+        if self.held is not None and not self._write_held() and self.held is None:
+            return False  # the held bytes, written now, may not be
+        held = self.held
         # A steal never takes bytes already requested (segments.py), so the answer
         # ends inside its segment; the bound on the segment keeps it so whatever happens.
-        room = min(self.until, segment.end) - self.offset - self.filled
+        room = min(self.until, segment.end) - self.offset
+        room -= self.filled if held is None else len(held)
         if len(data) > room:
             self.error = BadResponseError(
                 "the body is longer than its Content-Range",
                 name=self.task.name,
                 url=redact(self.task.link.url),
             )
-            if room > 0 and self._gather(data[:room]):
+            if held is not None:
+                held += data[: max(room, 0)]
+            elif room > 0 and self._gather(data[:room]):
                 self._flush()
             return False
-        return self._gather(data)
+        if held is None:
+            return self._gather(data)
+        held += data  # the file is not ready: kept until it is
+        if len(held) < HOLD:
+            return True
+        self.cut = True  # the rest is asked for again once the file is ready
+        return False
 
     def end(self, error: TransferError | None) -> None:
         try:
@@ -256,22 +317,39 @@ class RangeReceiver:
         if self.segment is not None and self.filled:
             self._flush()
             failure = self.error or failure
+        if self.held is not None:  # written now if the file is ready, else by the worker
+            self._write_held()
+            failure = self.error or failure
+        reached = self.offset + len(self.held or b"")
         if self.refusal is not None:  # its status says more than how its page ended
             failure = self.refusal.error(self.task.link, now=time.time())
         elif (
             failure is None
             and self.segment is not None
-            and self.offset < min(self.until, self.segment.end)
+            and not self.cut
+            and reached < min(self.until, self.segment.end)
             and not self.scheduler.should_leave(self.task, self.segment)
         ):
             failure = TruncatedBodyError(
-                f"the body ended {min(self.until, self.segment.end) - self.offset} bytes early",
+                f"the body ended {min(self.until, self.segment.end) - reached} bytes early",
                 name=self.task.name,
                 url=redact(self.task.link.url),
             )
         return failure
 
     # -- writing --------------------------------------------------------------
+
+    def _write_held(self) -> bool:
+        """Write the held bytes if the file is ready now; False while it is not, or when
+        the request must end."""
+        if not self.scheduler.ready(self.task):
+            return False
+        held, self.held = self.held, None
+        assert held is not None and self.task.fd is not None
+        self.fd = self.task.fd
+        written = not held or self._write(memoryview(held))
+        self.scheduler.unhold(self.task)
+        return written
 
     def _gather(self, data: bytes) -> bool:
         """Add ``data`` to the block, writing the block out when it is full."""
@@ -297,11 +375,9 @@ class RangeReceiver:
             if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
                 return False  # the file restarted or ended since: these bytes belong nowhere
             try:
-                written = os.pwrite(self.fd, data, self.offset)
-                while written < len(data):  # short writes are rare
-                    written += os.pwrite(self.fd, data[written:], self.offset + written)
-            except OSError as error:
-                self.error = StorageError(f"{task.name}: cannot write: {error.strerror}")
+                written = write_at(self.fd, data, self.offset, name=task.name)
+            except StorageError as error:
+                self.error = error
                 return False
         self.offset += written
         self.written += written
@@ -309,6 +385,18 @@ class RangeReceiver:
         index = self.connection.index
         self.scheduler.journal.write(index, task.id, self.generation, segment.start, self.offset)
         return True
+
+
+def write_at(fd: int, data: bytes | memoryview, offset: int, *, name: str) -> int:
+    """``pwrite`` all of ``data`` at ``offset`` of file ``name``; a failing disk is a
+    :class:`StorageError`."""
+    try:
+        written = os.pwrite(fd, data, offset)
+        while written < len(data):  # short writes are rare
+            written += os.pwrite(fd, data[written:], offset + written)
+    except OSError as error:
+        raise StorageError(f"{name}: cannot write: {error.strerror}") from None
+    return written
 
 
 class Pace:

@@ -23,8 +23,8 @@ def commit(run: Run, *, transient: bool = True) -> None:
     with run.lock:
         pending = {}
         for task in run.tasks:
-            if task.plan is None or task.fd is None or task.state == "done":
-                continue
+            if task.plan is None or task.fd is None or task.state in ("done", "opening"):
+                continue  # an opening file: its restart or size may not be in the store yet
             if not transient and run.transient(task):
                 continue
             spans = task.plan.written()

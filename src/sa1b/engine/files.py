@@ -9,11 +9,11 @@ so that no write of the old bytes is between its ownership check and its ``pwrit
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Callable
 
+from sa1b.engine.diskworker import DiskWorker
 from sa1b.engine.durability import close_file
 from sa1b.engine.publisher import Publisher
 from sa1b.engine.run import Run
@@ -31,6 +31,7 @@ from sa1b.progress import FileOutcome, FileState, ProgressListener
 from sa1b.ranges import RangeSet
 from sa1b.records import Status
 from sa1b.segments import Segment, SegmentPlan
+from sa1b.store.allocation import preallocate
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -55,42 +56,131 @@ class FileControl:
         self.listener = listener
         self.abort = abort
         self.publisher = Publisher(run.config, run.store, self, extractors=extractors)
+        self.disk = DiskWorker(abort)
         self.wake: Callable[[], None] = lambda: None
         """Wakes the transport (set once it exists): a file ended, or needs work again."""
 
     # -- a file's size, plan and extraction (lock held) ----------------------------
 
+    def open(self, task: Task) -> None:
+        """Start a pending file of known size: it is ``opening`` (no connection takes
+        it) while the disk worker opens, sizes and allocates its partial file."""
+        assert task.size is not None
+        task.state = next_state(task.state, "open")
+        self.activate(task, task.size, task.validator, single_stream=False)
+
     def activate(self, task: Task, size: int, validator: Validator, *, single_stream: bool) -> None:
-        """Give a file its size, partial file and plan."""
+        """Give a file its size and plan now; it is ``opening`` (no other connection
+        claims it) until the disk worker has sized and allocated its partial file."""
+        task.state = next_state(task.state, "sized")
+        identity = validator if task.size is None else None  # a first answer, or a restart
+        task.size, task.validator, task.single_stream = size, validator, single_stream
+        min_steal = size + 1 if single_stream else self.run.config.min_steal
+        task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
+        self._prepare(task, size=size, identity=identity)
+
+    def _prepare(
+        self,
+        task: Task,
+        *,
+        size: int,
+        identity: Validator | None = None,
+        from_final: bool = False,
+    ) -> None:
+        """Hand the file's blocking work to the disk worker; it stays ``opening`` until
+        every piece of that work handed over so far is done."""
+        task.preparations += 1
+        generation = task.generation
+        self.disk.submit(
+            task.id,
+            lambda: self._open_on_disk(
+                task, generation, size=size, identity=identity, from_final=from_final
+            ),
+        )
+
+    def _open_on_disk(
+        self,
+        task: Task,
+        generation: int,
+        *,
+        size: int,
+        identity: Validator | None,
+        from_final: bool,
+    ) -> None:
+        """In the disk worker: the partial file opened, sized and allocated, its identity
+        recorded, its extraction started; then it is ``active`` again."""
+        run = self.run
+        if from_final:  # the whole file is on disk under its final name, unrecorded
+            final = run.config.paths.final(task.name)
+            try:
+                os.replace(final, run.config.paths.partial(task.name))
+            except OSError as error:
+                message = f"{final}: cannot move it to verify it: {error.strerror}"
+                raise StorageError(message) from error
+        self._size_partial(task, size, reopen=from_final)
+        if identity is not None:
+            run.store.set_identity(task.id, size, identity)
+        if from_final:
+            run.store.save_ranges({task.id: (generation, RangeSet([(0, size)]))})
+        self._start_extraction(task, generation, size)
+        with run.lock:
+            task.preparations -= 1
+            self.settle(task)
+
+    def settle(self, task: Task) -> None:
+        """An ``opening`` file whose disk work is done and whose held bytes are written
+        is ``active`` again (lock held)."""
+        if task.preparations or task.holding or task.state != "opening" or self.run.stopping:
+            return
+        task.state = next_state(task.state, "opened")
+        if task.halted and not task.connections:
+            self.end(task)
+        elif not task.halted and task.plan is not None and task.plan.complete:
+            task.state = next_state(task.state, "all-in")  # its bytes were all on disk
+            self.publisher.submit(task)
+        self.wake()
+
+    def _size_partial(self, task: Task, size: int, *, reopen: bool) -> None:
+        """Open the file's partial file (again, if ``reopen``: the final name replaced
+        it), and give it ``size`` bytes of blocks if it has another size."""
         run = self.run
         path = run.config.paths.partial(task.name)
-        if task.fd is None:
-            task.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with run.lock:  # a descriptor of its own: the task's may close meanwhile
+            own = None if reopen or task.fd is None else os.dup(task.fd)
+        fd = own if own is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.fstat(task.fd).st_size != size:
-                os.ftruncate(task.fd, size)
-                if size:
-                    _preallocate(task.fd, size)
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+                preallocate(fd, size)
         except OSError as error:
+            os.close(fd)
             message = f"{path}: cannot preallocate {size} bytes: {error.strerror}"
             raise StorageError(message) from error
-        if task.size is None:
-            run.store.set_identity(task.id, size, validator)
-        task.size, task.validator, task.single_stream = size, validator, single_stream
-        min_steal = size + 1 if single_stream else run.config.min_steal
-        task.plan = SegmentPlan(size, task.recorded, min_steal=min_steal)
-        if self.extractors is not None and run.extracts(task):
-            expected = run.config.checksums.get(task.name)
-            generation = task.generation
-            self.extractors.start(
-                task.name,
-                generation=generation,
-                path=path,
-                size=size,
-                wait=self._prefix_waiter(task, generation),
-                digest_algorithm=expected.algorithm if expected else None,
-                on_error=lambda error: self._extraction_failed(task, generation, error),
-            )
+        if own is not None:
+            os.close(own)
+            return
+        with run.lock:
+            close_file(task)  # none (a first open), or the one the final name replaced
+            task.fd = fd
+
+    def _start_extraction(self, task: Task, generation: int, size: int) -> None:
+        """A shard's extraction follows its download (a thread started here, not by
+        the transport), unless the file has moved on meanwhile."""
+        run = self.run
+        with run.lock:
+            moved_on = task.generation != generation or task.halted
+        if moved_on or self.extractors is None or not run.extracts(task):
+            return
+        expected = run.config.checksums.get(task.name)
+        self.extractors.start(
+            task.name,
+            generation=generation,
+            path=run.config.paths.partial(task.name),
+            size=size,
+            wait=self._prefix_waiter(task, generation),
+            digest_algorithm=expected.algorithm if expected else None,
+            on_error=lambda error: self._extraction_failed(task, generation, error),
+        )
 
     def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
         """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""
@@ -112,7 +202,7 @@ class FileControl:
     def _extraction_failed(self, task: Task, generation: int, error: ExtractionError) -> None:
         """An unsafe or corrupt shard: stop fetching it now (the publisher reports it)."""
         with self.run.lock:
-            if task.generation != generation or task.state != "active":
+            if task.generation != generation or task.state not in ("opening", "active"):
                 return
             if isinstance(error, CorruptArchiveError):
                 self.void(task)
@@ -125,7 +215,10 @@ class FileControl:
     def adopt(self, task: Task, answer: BodyPlan, segment: Segment | None) -> Segment | None:
         """Where the body of ``answer`` goes: ``segment`` itself; a new segment of the
         whole file (a first answer, or a server that ignored the range); or nowhere
-        (None: the file changed and starts over, or its bytes were on disk already)."""
+        (None: the file changed and starts over, or its bytes were on disk already, or
+        are all in: an answer to a request sent before another stream completed it)."""
+        if task.state not in ("opening", "active") or task.halted:
+            return None
         if answer.kind == "changed":
             unstable = task.failures.changed(task.name)
             if unstable is not None:
@@ -159,15 +252,11 @@ class FileControl:
         """Take the unrecorded file under the final name as this file's bytes: it goes
         through verification (size, checksum, extraction) as if just fetched."""
         log.info("%s: the file on disk has the server's size; verifying it", task.name)
-        paths = self.run.config.paths
-        final, partial = paths.final(task.name), paths.partial(task.name)
-        try:
-            os.replace(final, partial)
-        except OSError as error:
-            raise StorageError(f"{final}: cannot move it to verify it: {error.strerror}") from error
+        task.state = next_state(task.state, "sized")
         task.recorded = RangeSet([(0, answer.total)])
-        self.activate(task, answer.total, answer.validator, single_stream=False)
-        self.run.store.save_ranges({task.id: (task.generation, task.recorded)})
+        task.size, task.validator = answer.total, answer.validator
+        task.plan = SegmentPlan(answer.total, task.recorded, min_steal=self.run.config.min_steal)
+        self._prepare(task, size=answer.total, identity=answer.validator, from_final=True)
 
     def restart(
         self,
@@ -184,15 +273,21 @@ class FileControl:
         self.activate(task, size, validator, single_stream=False)
 
     def void(self, task: Task) -> None:
-        """Make every byte of the file void: in the store (a new generation, no ranges)
-        and in this run (segments cancelled; no write of the old bytes is between its
-        check and its ``pwrite`` once this returns)."""
-        generation = self.run.store.restart(task.id)  # (its sync is outside the write lock)
+        """Make every byte of the file void: in this run at once (a new generation, its
+        segments cancelled: no write of the old bytes is between its check and its
+        ``pwrite`` once this returns), and in the store by the disk worker (the store
+        counts generations the same way)."""
         with task.writing:
             if task.plan is not None:
                 task.plan.restart()
-            task.generation = generation
+            task.generation += 1
         task.recorded = RangeSet()
+        file_id, store = task.id, self.run.store
+
+        def record() -> None:
+            store.restart(file_id)
+
+        self.disk.submit(file_id, record)
 
     # -- the end of a file in this run (lock held) ------------------------------------
 
@@ -209,7 +304,8 @@ class FileControl:
         assert task.outcome is not None
         task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
         stored: Status = "expired" if task.state == "expired" else "failed"
-        self.run.store.set_status(task.id, stored, task.outcome.message)
+        file_id, message, store = task.id, task.outcome.message, self.run.store
+        self.disk.submit(file_id, lambda: store.set_status(file_id, stored, message))
         self.listener.finished(task.outcome)
         self.wake()
 
@@ -236,14 +332,3 @@ class FileControl:
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")
         self.listener.finished(task.outcome)
         self.wake()  # the last file done ends the run now, not at the next tick
-
-
-def _preallocate(fd: int, size: int) -> None:
-    """Reserve the blocks now (a full disk shows at once, files do not fragment);
-    where the filesystem cannot, the sparse file has to do."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as error:
-        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        log.debug("preallocation unsupported here (%s); the file stays sparse", error.strerror)

@@ -102,7 +102,7 @@ class Publisher:
                     self._publish_file(task)
             except (StateError, OSError) as error:
                 self.control.abort(StorageError(f"{task.name}: cannot publish: {error}"))
-            except SA1BError as error:  # e.g. a restarted file that cannot be preallocated
+            except SA1BError as error:  # e.g. the state store's disk is full
                 self.control.abort(error)
             except Exception as error:  # a bug: end the run loudly rather than hang it
                 log.exception("%s: internal error while publishing", task.name)

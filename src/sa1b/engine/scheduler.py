@@ -16,7 +16,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.connection import Connection
+from sa1b.engine.connection import Connection, write_at
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
@@ -25,7 +25,6 @@ from sa1b.errors import (
     LinkExpiredError,
     RetryableError,
     SA1BError,
-    StorageError,
     TransferError,
 )
 from sa1b.lifecycle import next_state
@@ -92,14 +91,9 @@ class Scheduler:
         return self.run.stopping
 
     def take_job(self) -> Job | None:
-        """Work for a free connection, or None when there is none right now. A full
-        disk (preallocation fails) ends the run."""
-        try:
-            with self.run.lock:
-                return self._carry_out_choice()
-        except StorageError as error:
-            self.abort(error)
-            return None
+        """Work for a free connection, or None when there is none right now."""
+        with self.run.lock:
+            return self._carry_out_choice()
 
     def _carry_out_choice(self) -> Job | None:
         run = self.run
@@ -114,31 +108,58 @@ class Scheduler:
                 return None
             task = run.tasks[job.index]
             if job.kind == "open":
-                opened = self._open(task)
-                if opened is None:  # every byte was on disk, or nothing free: choose again
-                    continue
-                return opened
+                if task.size is None:  # its first request asks for its size
+                    task.state = next_state(task.state, "first-request")
+                    return _assign(task, None)
+                self.files.open(task)  # the disk worker opens it; connections claim it then
+                continue
             assert task.plan is not None
             segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
             return _assign(task, segment) if segment is not None else None
         return None
 
-    def _open(self, task: Task) -> Job | None:
-        """Start a file: from the store's record if it has one, else by a first request."""
-        task.state = next_state(task.state, "open")
-        if task.size is None:
-            return _assign(task, None)
-        self.files.activate(task, task.size, task.validator, single_stream=False)
-        assert task.plan is not None
-        if task.plan.complete:  # every byte was on disk already: verify and publish
-            task.state = next_state(task.state, "all-in")
-            self.files.publisher.submit(task)
-            return None
-        segment = task.plan.claim()
-        return _assign(task, segment) if segment else None
-
     def should_leave(self, task: Task, segment: Segment) -> bool:
         return self.run.stopping or task.halted or segment.cancelled
+
+    def ready(self, task: Task) -> bool:
+        return task.fd is not None and not task.preparations
+
+    def hold(self, task: Task) -> bool:
+        with self.run.lock:
+            if self.ready(task):
+                return False
+            task.holding += 1
+            return True
+
+    def unhold(self, task: Task) -> None:
+        with self.run.lock:
+            task.holding -= 1
+            self.files.settle(task)
+
+    def write_later(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        self.files.disk.submit(
+            task.id,
+            lambda: self._write_held(
+                task, segment, generation=generation, offset=offset, data=data
+            ),
+        )
+
+    def _write_held(
+        self, task: Task, segment: Segment, *, generation: int, offset: int, data: bytes
+    ) -> None:
+        """In the disk worker, after the file's allocation: what a connection held."""
+        try:
+            with task.writing:
+                if segment.cancelled or task.generation != generation or task.fd is None:
+                    return  # the file restarted or ended since: these bytes belong nowhere
+                written = write_at(task.fd, data, offset, name=task.name)
+            with self.run.lock:
+                segment.pos = max(segment.pos, offset + written)
+        finally:
+            self.release(task, segment)
+            self.unhold(task)
 
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
         with self.run.lock:

@@ -99,6 +99,7 @@ class Engine:
         started = self._clock()
         for outcome in (t.outcome for t in run.tasks if t.outcome):
             self.listener.finished(outcome)
+        self.files.disk.start()
         self.files.publisher.start()
         last_commit = last_transient_commit = started
         warned_expiry = False
@@ -145,6 +146,7 @@ class Engine:
         self._stop()
         transport.join()
         self.files.publisher.close()
+        self.files.disk.close()  # after the publisher, whose verdicts queue store writes
         if self._extractors is not None:
             self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made

@@ -38,6 +38,12 @@ class Task:
     store was damaged or foreign, or deleted): adopted once the server's first answer
     confirms that size, then verified like any download; else fetched again."""
     outcome: FileOutcome | None = None
+    preparations: int = 0
+    """Jobs of the disk worker for this file not done yet: it is ``opening`` until none is."""
+    holding: int = 0
+    """Answers holding bytes of this file in memory (it was not ready when they came):
+    it stays ``opening`` until they are written, so no thief cuts a range whose bytes
+    are in memory but not yet counted."""
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
     voids writes (a restart, closing the descriptor): so the check and the write are

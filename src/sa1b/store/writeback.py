@@ -16,7 +16,7 @@ from collections.abc import Callable
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc(name: str, argtypes: list[type]) -> Callable[..., int] | None:
+def libc_function(name: str, argtypes: list[type]) -> Callable[..., int] | None:
     """A libc function through ctypes, or None where this libc lacks it."""
     try:
         # The process's own symbols, libc's among them: no search (find_library would
@@ -36,10 +36,10 @@ def _checked(result: int) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
-_sync_file_range = _libc(
+_sync_file_range = libc_function(
     "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 )
-_syncfs = _libc("syncfs", [ctypes.c_int])
+_syncfs = libc_function("syncfs", [ctypes.c_int])
 
 
 def start_writeback(fd: int) -> None:

@@ -1,0 +1,37 @@
+"""Reserve a partial file's blocks up front, or leave it sparse where the disk cannot.
+
+``fallocate(2)`` itself, never ``posix_fallocate``: where a filesystem cannot allocate
+(ext2, NFSv3, many FUSE filesystems) glibc's ``posix_fallocate`` writes zeros over the
+whole file instead, doubling what the disk writes and taking as long as the download
+of the file's first bytes. ``fallocate(2)`` says ``EOPNOTSUPP`` there, and the file
+stays sparse: its blocks are allocated as its bytes arrive.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from sa1b.store.writeback import libc_function
+
+_fallocate = libc_function(
+    "fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+)
+UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS)
+"""``fallocate`` errors that mean "not on this filesystem" (the file stays sparse)."""
+
+
+def preallocate(fd: int, size: int) -> bool:
+    """Reserve ``size`` bytes of blocks for ``fd`` (a full disk shows at once, the file
+    does not fragment); False where the filesystem (or the libc) cannot, and the file
+    stays sparse. Raises :class:`OSError` for anything else (``ENOSPC``)."""
+    if _fallocate is None or size <= 0:
+        return False
+    while _fallocate(fd, 0, 0, size) != 0:
+        code = ctypes.get_errno()
+        if code in UNSUPPORTED:
+            return False
+        if code != errno.EINTR:
+            raise OSError(code, os.strerror(code))
+    return True
