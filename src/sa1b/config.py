@@ -87,7 +87,7 @@ class DownloadConfig:
     connections_per_file: int | None = None
     max_rate: float | None = None
     loops: int = 1
-    """Transport event loops, each a thread (see :mod:`sa1b.net.pool`)."""
+    """Transport event loops, each a thread (see :mod:`sa1b.net.transport`)."""
     transport: TransportOptions = field(default_factory=TransportOptions)
     """Timeouts, proxies (none unless given: the CLI reads the environment) and CA bundle."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)

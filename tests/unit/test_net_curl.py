@@ -29,9 +29,9 @@ from sa1b.net.curl import Request
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.net.options import MAX_REDIRECTS, USER_AGENT, Timeouts, TransportOptions
-from sa1b.net.pool import Transport
 from sa1b.net.proxy import Proxies, parse_proxy
 from sa1b.net.ratelimit import RateLimiter
+from sa1b.net.transport import Transport
 from tests.scripted import Peer, answer, answer_each, chunked, server_context, serving
 
 pytestmark = pytest.mark.timeout(20)

@@ -16,7 +16,7 @@ r"""The download engine, in the parts a reader can take one at a time.
 - :mod:`~sa1b.engine.durability`: ``fdatasync`` before the store records anything.
 - :mod:`~sa1b.engine.run`: what they share (the files, the lock, the stop).
 - :mod:`~sa1b.engine.tasks`: one file during a run.
-- :mod:`~sa1b.engine.connection`: one connection's requests, and the receiver that
+- :mod:`~sa1b.engine.slots`: each transport slot's job (its requests), and the receiver that
   judges each answer and ``pwrite``\ s its body at its offset from the transport's
   thread, noting its position in the crash :class:`~sa1b.store.journal.Journal`.
 - :mod:`~sa1b.engine.publisher`: verifies complete files and publishes them (a tar

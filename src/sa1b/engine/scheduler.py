@@ -1,6 +1,6 @@
 """The scheduler: what connections and the transport ask of a run.
 
-Each transport slot has a :class:`~sa1b.engine.connection.Connection`; a free one asks for a
+Each transport slot has a :class:`~sa1b.engine.slots.SlotJob`; a free one asks for a
 job, and :func:`sa1b.scheduling.choose_job` decides which (claim free bytes, open the
 next file, or steal half of a range in flight). The scheduler carries the decision
 out, has a failed request counted by its file's account of failures, and hands a file
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.connection import Connection, write_at
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
+from sa1b.engine.slots import SlotJob, write_at
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ConnectError,
@@ -45,7 +45,7 @@ looks stalled meanwhile. Shorter ones are only logged."""
 
 
 class Scheduler:
-    """The :class:`~sa1b.engine.connection.JobSource` and the transport's
+    """The :class:`~sa1b.engine.slots.JobSource` and the transport's
     :class:`~sa1b.net.curl.RequestSource` of one run."""
 
     def __init__(
@@ -66,16 +66,16 @@ class Scheduler:
         self.per_file = per_file
         self.abort = abort
         self.clock = clock
-        self.connections = [Connection(self, i, clock=clock) for i in range(slots)]
+        self.jobs = [SlotJob(self, i, clock=clock) for i in range(slots)]
         self._unreachable: set[str] = set()
 
     # -- the transport's RequestSource -------------------------------------------
 
     def next_request(self, slot: int) -> Request | None:
-        return self.connections[slot].next_request()
+        return self.jobs[slot].next_request()
 
     def park(self, slot: int) -> None:
-        self.connections[slot].release()
+        self.jobs[slot].release()
 
     @property
     def finished(self) -> bool:

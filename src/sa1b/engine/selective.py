@@ -39,8 +39,8 @@ from sa1b.extract.shard import same_file
 from sa1b.layout import Layout, member_target
 from sa1b.links import Link, object_key
 from sa1b.net.governor import Governor, GovernorPolicy
-from sa1b.net.pool import Transport
 from sa1b.net.ratelimit import RateLimiter
+from sa1b.net.transport import Transport
 from sa1b.progress import FileOutcome, FileProgress, FileState, ProgressListener, Snapshot
 from sa1b.records import Status
 from sa1b.retry import FailureAccount

@@ -27,8 +27,8 @@ from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
 from sa1b.net.governor import Governor
-from sa1b.net.pool import Transport
 from sa1b.net.ratelimit import RateLimiter
+from sa1b.net.transport import Transport
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.records import FileRecord
 from sa1b.sizes import NOMINAL_SHARD_SIZE

@@ -16,6 +16,6 @@ sa1b keeps the decisions, each a pure module here or above:
 
 :mod:`~sa1b.net.curl` is the one module that imports pycurl: an event loop
 (``epoll`` and ``curl_multi_socket_action``) that asks its source for requests and
-hands each response to the request's receiver. :mod:`~sa1b.net.pool` is what the
+hands each response to the request's receiver. :mod:`~sa1b.net.transport` is what the
 engine holds: the loops (one by default) and what they share.
 """

@@ -6,7 +6,7 @@ connections while Python sees only a callback per received chunk (one TLS record
 16 KiB), gathered into blocks before each ``pwrite``. Every transfer speaks HTTP/1.1
 on a connection of its own, kept alive between requests: HTTP/2 would multiplex
 them all over one TCP connection and throw away what many connections win against
-a per-connection limit. :class:`~sa1b.net.pool.Transport` runs one loop per
+a per-connection limit. :class:`~sa1b.net.transport.Transport` runs one loop per
 core.
 
 A loop asks the :class:`RequestSource` for a :class:`Request` whenever one of its
@@ -105,7 +105,7 @@ class RequestSource(Protocol):
 
 
 class Shared(Protocol):
-    """What every loop of a transport shares (:class:`~sa1b.net.pool.Transport`)."""
+    """What every loop of a transport shares (:class:`~sa1b.net.transport.Transport`)."""
 
     options: TransportOptions
     source: RequestSource

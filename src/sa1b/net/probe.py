@@ -7,7 +7,7 @@ A server that ignores ranges answers 200; its ``Content-Length`` is the size, an
 request ends there. :func:`probe_speed` fetches ranges of a few files on the
 download's own connections for a few seconds and throws the bytes away.
 
-Both run on the transport (:class:`~sa1b.net.pool.Transport`): the same TLS, proxies,
+Both run on the transport (:class:`~sa1b.net.transport.Transport`): the same TLS, proxies,
 timeouts and redirects as a download; answers are judged by :mod:`sa1b.net.answers`.
 """
 
@@ -26,7 +26,7 @@ from sa1b.net.curl import Request
 from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.net.options import TransportOptions
-from sa1b.net.pool import Transport
+from sa1b.net.transport import Transport
 from sa1b.versions import Validator
 
 

@@ -1,7 +1,7 @@
-"""One connection's work: which bytes it asks for next, and where the answer goes.
+"""The job of each transport slot: which bytes it asks for next, and where the answer goes.
 
-The transport (:mod:`sa1b.net.curl`) owns the sockets and calls a
-:class:`Connection` when its slot is free; the connection asks the
+The transport (:mod:`sa1b.net.curl`) owns the sockets and calls a slot's
+:class:`SlotJob` when the slot is free; the job asks the
 :class:`JobSource` (the engine, which holds the lock and the state of every file)
 for a job and turns it into range requests of about ``request_seconds`` each.
 Each answer goes to a :class:`RangeReceiver`, which judges its head before a single
@@ -122,7 +122,7 @@ class JobSource(Protocol):
         ...
 
 
-class Connection:
+class SlotJob:
     """The job of one transport slot, kept from one request to the next."""
 
     def __init__(
@@ -205,7 +205,7 @@ class RangeReceiver:
     """The answer to one range request: judged, then written where it belongs."""
 
     def __init__(
-        self, connection: Connection, task: Task, segment: Segment | None, start: int, end: int
+        self, connection: SlotJob, task: Task, segment: Segment | None, start: int, end: int
     ) -> None:
         self.connection = connection
         self.scheduler = connection.scheduler
