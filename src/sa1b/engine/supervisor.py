@@ -58,7 +58,11 @@ class Engine:
         policy = config.connection_policy()
         slots = policy.ceiling
         self._extractors = (
-            Extractors(staging_root=config.paths.staging, layout=config.extract.layout)
+            Extractors(
+                staging_root=config.paths.staging,
+                layout=config.extract.layout,
+                checkpoint_every=config.extract.tar_window,
+            )
             if config.extract
             else None
         )

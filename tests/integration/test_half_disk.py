@@ -1,0 +1,106 @@
+"""A shard in flight takes its extracted size plus a window, not its tar plus its files:
+its tar is freed behind the extractor (:mod:`sa1b.holes`), and a SIGKILL after holes were
+punched resumes from the saved checkpoint with every member right."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.store.paths import OutputPaths
+from sa1b.store.state import StateStore
+from tests.waiting import wait_for
+
+from .conftest import assert_extracted, run_cli, start_cli, tmpfs
+
+MiB = 1024 * 1024
+SHARD = 40 * MiB
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+
+
+@pytest.fixture(scope="module")
+def big_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNServer, ShardInfo]]:
+    """One 40 MiB shard of 160 pairs (members of about 128 KiB), served locally."""
+    root = tmp_path_factory.mktemp("half-disk-cdn")
+    (shard,) = make_dataset(root, shard_indices=[3], shard_size=SHARD, pairs=160, extras=False)
+    with CDNServer(root=root) as server:
+        yield server, shard
+
+
+@needs_root
+def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    cdn, shard = big_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    # 1.4x the shard: its tar and its files (2x) never fit; its files and 4 MiB of tar do.
+    with tmpfs(tmp_path / "disk", 56) as disk:
+        out = disk / "out"
+        result = run_cli("download", links, "-o", out, "--tar-window", "4M", "--quiet")
+        assert result.returncode == 0, result.output
+        assert_extracted(out, [shard])
+        with StateStore(out) as store:
+            index = store.member_index(shard.name)
+        assert index is not None and len(index) == 320  # every member, with its offset
+
+
+@needs_root
+def test_keeping_the_tar_needs_both(big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path) -> None:
+    """The same disk with --keep-tars: no holes, the tar and its files do not fit."""
+    cdn, _ = big_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    with tmpfs(tmp_path / "disk", 56) as disk:
+        args = ("--keep-tars", "--no-space-check", "--quiet")
+        result = run_cli("download", links, "-o", disk / "out", *args)
+        assert result.returncode == 1, result.output
+        assert "free some space" in result.output
+
+
+def _freed(out: Path, shard: ShardInfo) -> bool:
+    """Whether the shard's partial tar has had holes punched and a checkpoint saved."""
+    paths = OutputPaths.of(out)
+    try:
+        blocks = os.stat(paths.partial(shard.name)).st_blocks * 512
+        with sqlite3.connect(f"file:{paths.database}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT next FROM extractions").fetchone()
+    except (OSError, sqlite3.Error):
+        return False
+    return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
+
+
+def test_a_kill_after_holes_were_punched_resumes_from_the_checkpoint(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    args = ["download", links, "-o", out, "--tar-window", "2M", "--max-rate", "8M"]
+    proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(
+            lambda: _freed(out, shard),
+            timeout=60,
+            message="holes behind the extractor",
+            process=proc,
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    # The bytes below the checkpoint are gone: only a resume from it can finish.
+    result = run_cli(*args[:-2])
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [shard])
+    with StateStore(out) as store:
+        index = store.member_index(shard.name)
+    assert index is not None and len(index) == 320
+    assert sorted(offset for _, offset, _ in index) == [offset for _, offset, _ in index]
