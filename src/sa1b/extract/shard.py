@@ -239,7 +239,21 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             touched.add(target.parent)
     for folder in touched:
         fsync_dir(folder)
+    if archive_of(layout, report.shard) is None:  # a resumed extraction trusted staging
+        _check_published(report, out)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_published(report: ExtractReport, out: Path) -> None:
+    """Every member is in place with its size: nothing staged was lost to a crash."""
+    for member in report.index:
+        path = out / member.path
+        if not path.is_file() or path.stat().st_size != member.size:
+            raise CorruptArchiveError(  # its bytes in the tar may be freed: fetch it again
+                f"{member.path} is not in {out} after publishing (a staged file was lost)",
+                shard=report.shard,
+                member=str(member.path),
+            )
 
 
 def same_file(a: Path, b: Path) -> bool:
