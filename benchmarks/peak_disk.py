@@ -23,6 +23,7 @@ from pathlib import Path
 
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import make_dataset
+from sparse_fs import mount
 
 MiB = 1024 * 1024
 
@@ -70,15 +71,7 @@ def main() -> None:
         (shard,) = make_dataset(
             work / "src", shard_indices=[0], shard_size=size, pairs=args.size_mib, extras=False
         )
-        image = work / "ext4.img"
-        with open(image, "wb") as handle:
-            handle.truncate(3 * shard.size + 512 * MiB)
-        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
-        device = subprocess.run(
-            ["losetup", "--find", "--show", image], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        disk.mkdir()
-        subprocess.run(["mount", "-t", "ext4", device, disk], check=True)
+        device = mount(work / "ext4.img", "ext4", 3 * shard.size + 512 * MiB, disk)
         with NginxServer(root=work / "src", workdir=work / "nginx") as nginx:
             links = work / "links.txt"
             links.write_text(f"{nginx.url_for(shard.name)}\n")
