@@ -9,6 +9,8 @@ import signal
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -91,7 +93,16 @@ def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
     cdn, shard = big_shard
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
-    args = ["download", links, "-o", out, "--tar-window", "2M", "--max-rate", "8M"]
+    args: list[str | Path] = [
+        "download",
+        links,
+        "-o",
+        out,
+        "--tar-window",
+        "2M",
+        "--max-rate",
+        "8M",
+    ]
     proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL)
     try:
         wait_for(
@@ -111,6 +122,28 @@ def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
         index = store.member_index(shard.name)
     assert index is not None and len(index) == 320
     assert sorted(offset for _, offset, _ in index) == [offset for _, offset, _ in index]
+
+
+def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
+    """Killed after holes were punched; the server then has another shard under the
+    name: the rerun starts it over (a checkpoint of the old bytes is never resumed)."""
+    served, other = tmp_path / "served", tmp_path / "other"
+    shape = partial(make_dataset, shard_indices=[5], shard_size=16 * MiB, pairs=64, extras=False)
+    (old,), (new,) = shape(served, seed=1), shape(other, seed=2)
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    with CDNServer(root=served) as cdn:
+        cdn.write_links_file(links)
+        args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "1M"]
+        proc = start_cli(*args, "--max-rate", "4M", "--quiet", stdout=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _freed(out, old), timeout=60, message="holes", process=proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+        os.replace(new.path, old.path)
+        result = run_cli(*args)
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [replace(new, path=old.path)])
 
 
 def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
