@@ -206,7 +206,11 @@ class FileControl:
             with run.lock:
                 if task.generation != generation:
                     raise Superseded
-            save_resume(run.store, task.id, generation, resume)
+            try:
+                save_resume(run.store, task.id, generation, resume)
+            except StorageError as error:  # a full disk under the store ends the run
+                self.abort(error)
+                raise Superseded from None
             self._free_below(task, generation, hole_end(resume.next))
 
         return checkpoint
