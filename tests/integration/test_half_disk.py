@@ -4,6 +4,7 @@ punched resumes from the saved checkpoint with every member right."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sqlite3
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import sa1b
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.config import ExtractOptions
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import StateStore
 from tests.waiting import wait_for
@@ -157,3 +160,28 @@ def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
         assert result.returncode == 0, result.output
         assert "cannot free" not in result.output  # not a failure: a documented fallback
         assert_extracted(out, shards)
+
+
+def test_a_failing_hole_punch_is_a_warning_not_a_failure(
+    links: Path,
+    shards: list[ShardInfo],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any other error from ``fallocate`` (an I/O error): the tar keeps its blocks, the
+    shard is extracted all the same, and the log says why the disk was not freed."""
+    calls: list[int] = []
+
+    def failing(fd: int, offset: int, length: int) -> bool:
+        calls.append(length)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("sa1b.engine.files.punch_hole", failing)
+    out = tmp_path / "out"
+    config = sa1b.DownloadConfig(out=out, extract=ExtractOptions(tar_window=MiB))
+    result = sa1b.download(sa1b.read_links(links), config)
+    assert result.ok, result
+    assert_extracted(out, shards)
+    assert len(calls) == len(shards)  # tried once per shard, then left alone
+    assert "cannot free its tar behind extraction" in caplog.text
