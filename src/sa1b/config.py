@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sa1b.checksums import Digest
 from sa1b.errors import InputError
+from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import LAYOUTS, Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
@@ -45,10 +46,15 @@ class ExtractOptions:
     only: str | None = None
     """``json`` or ``jpg``: fetch only these members of each shard by range reads
     (:mod:`sa1b.engine.selective`), never the tars."""
+    tar_window: int = CHECKPOINT_EVERY
+    """Bytes of a shard's tar extracted between two checkpoints, below which it is freed
+    (:mod:`sa1b.holes`)."""
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise InputError(f"--layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.tar_window < 1:
+            raise InputError(f"--tar-window: expected a size above 0, got {self.tar_window}")
         if self.only is None:
             return
         if self.only not in ONLY_KINDS:

@@ -7,8 +7,10 @@ what a run adds at its peak, beyond what is allocated now, is:
 
 - without extraction (``--no-extract``): every tar still to fetch;
 - extracting, tars deleted (the default): every shard's extracted files (about its
-  tar's size), plus the tars of the shards in flight at once (``--files``, the largest
-  ones counted), each deleted once its shard is in place; extras count once;
+  tar's size), plus, for each shard in flight at once (``--files``, the largest ones
+  counted), the part of its tar not yet freed behind its extraction: at most the
+  window (``--tar-window``, :mod:`sa1b.holes`), or its whole tar where it is not freed
+  (``--checksums``, ``--layout wds``); extras count once;
 - extracting, tars kept (``--keep-tars``): both, for every shard.
 """
 
@@ -39,8 +41,16 @@ class FileFacts:
     """Why the server did not give its size (an expired link, a 404...)."""
 
 
-def disk_needed(files: Sequence[FileFacts], *, extract: bool, keep_tars: bool, at_once: int) -> int:
-    """Bytes the run adds to the disk at its peak (see the module docstring)."""
+def disk_needed(
+    files: Sequence[FileFacts],
+    *,
+    extract: bool,
+    keep_tars: bool,
+    at_once: int,
+    window: int | None = None,
+) -> int:
+    """Bytes the run adds to the disk at its peak (see the module docstring); ``window``:
+    the tar a shard in flight keeps beside its files (None: all of it)."""
     pending = [f for f in files if not f.done and f.size is not None]
     total = sum(f.size or 0 for f in pending)
     shards = sorted((f.size or 0 for f in pending if f.shard), reverse=True)
@@ -49,7 +59,7 @@ def disk_needed(files: Sequence[FileFacts], *, extract: bool, keep_tars: bool, a
     elif keep_tars:
         peak = total + sum(shards)
     else:
-        peak = total + sum(shards[:at_once])
+        peak = total + sum(min(size, window or size) for size in shards[:at_once])
     return max(0, peak - sum(f.allocated for f in pending))
 
 

@@ -73,3 +73,32 @@ def test_the_blocks_are_reserved(tmp_path: Path) -> None:
         assert stat.st_blocks * 512 >= 1 << 20
     finally:
         os.close(fd)
+
+
+def test_punch_hole_frees_the_blocks_and_keeps_the_size(tmp_path: Path) -> None:
+    path = tmp_path / "tar.part"
+    path.write_bytes(b"\x01" * (1 << 20))
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if not allocation.punch_hole(fd, 0, 1 << 19):
+            pytest.skip("this filesystem cannot punch holes")
+        assert os.pread(fd, 4, 0) == bytes(4) and os.pread(fd, 4, 1 << 19) == b"\x01" * 4
+        assert os.fstat(fd).st_size == 1 << 20
+        assert os.fstat(fd).st_blocks * 512 <= (1 << 19) + 65536
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("codes", "punched"),
+    [((), True), ((errno.EOPNOTSUPP,), False), ((errno.EINTR,), True)],
+    ids=["punched", "unsupported", "interrupted"],
+)
+def test_punch_hole_where_the_filesystem_cannot(
+    monkeypatch: pytest.MonkeyPatch, codes: tuple[int, ...], punched: bool
+) -> None:
+    fallocate, calls = answering(*codes)
+    monkeypatch.setattr(allocation, "_fallocate", fallocate)
+    assert allocation.punch_hole(3, 4096, 8192) is punched
+    assert allocation.punch_hole(3, 4096, 0) is False  # nothing to free: not asked
+    assert calls == [8192] * (1 + (errno.EINTR in codes))

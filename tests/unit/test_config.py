@@ -42,6 +42,10 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"extract": {"layout": "nested"}},
         "--layout: expected one of shard, split, flat, wds, got 'nested'",
     ),
+    "no tar window": (
+        {"extract": {"tar_window": 0}},
+        "--tar-window: expected a size above 0, got 0",
+    ),
     "no bandwidth": ({"max_rate": 0}, "--max-rate: expected bytes/s above 0, got 0"),
     "no connections": ({"connections": 0}, "connection, file and loop counts must be >= 1"),
     "no files at once": ({"max_files": 0}, "connection, file and loop counts must be >= 1"),

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -26,7 +27,9 @@ from sa1b.extract import reader as reader_module
 from sa1b.extract import shard as extract_module
 from sa1b.extract.reader import Wait
 from sa1b.extract.shard import ExtractReport, extract_shard, publish
+from sa1b.holes import hole_end
 from sa1b.layout import LAYOUTS, Layout, whole_units
+from sa1b.store.resume import Resume
 from sa1b.tarformat import MAX_META
 from tests.wdstar import wds_order, wds_tar
 
@@ -987,3 +990,104 @@ def test_nothing_outside_staging_and_out(box: Box) -> None:
         box.check_contained()
     everything = {p.name for p in box.root.parent.iterdir()}
     assert everything == {"box"}
+
+
+# -- resuming from a checkpoint (the tar freed below it) ---------------------------------
+
+
+def _checkpoints(box: Box, raw: bytes, layout: Layout) -> tuple[ExtractReport, list[Resume]]:
+    """One pass with a checkpoint at every member boundary; the report and every one."""
+    box.tar.write_bytes(raw)
+    saved: list[Resume] = []
+    fd = os.open(box.tar, os.O_RDONLY)
+    try:
+        report = extract_shard(
+            fd,
+            len(raw),
+            shard=SHARD,
+            staging=box.staging,
+            layout=layout,
+            wait=no_wait,
+            on_checkpoint=saved.append,
+            checkpoint_every=1,
+        )
+    finally:
+        os.close(fd)
+    return report, saved
+
+
+def _resume(box: Box, size: int, resume: Resume, layout: Layout) -> ExtractReport:
+    fd = os.open(box.tar, os.O_RDONLY)
+    try:
+        return extract_shard(
+            fd, size, shard=SHARD, staging=box.staging, layout=layout, wait=no_wait, resume=resume
+        )
+    finally:
+        os.close(fd)
+
+
+def _crash_at(box: Box, raw: bytes, resume: Resume) -> None:
+    """What a SIGKILL after this checkpoint leaves: its members staged, the next one
+    half-written, a stray file, and the tar freed (zeros) below the checkpoint."""
+    assert resume.next is not None
+    kept = {box.staging / path for path, _, _ in resume.members}
+    later = sorted(p for p in box.staging.rglob("*") if p.is_file() and p not in kept)
+    for path in later:
+        path.unlink()
+    if later:
+        later[0].write_bytes(b"half")
+    (box.staging / "stray").write_bytes(b"from the killed run")
+    end = hole_end(resume.next)
+    box.tar.write_bytes(bytes(end) + raw[end:])
+
+
+@pytest.mark.parametrize("layout", ["shard", "split", "flat"])
+def test_a_resumed_extraction_gives_what_one_pass_gives(box: Box, layout: Layout) -> None:
+    members = [member for image in range(1, 9) for member in pair(image)]
+    raw = build(members, tarfile.PAX_FORMAT)
+    whole, checkpoints = _checkpoints(box, raw, layout)
+    middle = [c for c in checkpoints if c.next is not None]
+    assert len(middle) >= len(members) - 1 and checkpoints[-1].next is None
+    for resume in middle:
+        assert all(offset < (resume.next or 0) for _, offset, _ in resume.members)
+        box.tar.write_bytes(raw)
+        box.extract(raw, layout=layout)  # every member staged again, then the crash
+        _crash_at(box, raw, resume)
+        report = _resume(box, len(raw), resume, layout)
+        assert _places(report) == _places(whole)
+        assert box.staged() == expected_files(members, layout)
+    publish(whole, staging=box.staging, out=box.out, layout=layout)
+
+
+def _places(report: ExtractReport) -> list[tuple[PurePosixPath, int, int]]:
+    return [(member.path, member.offset, member.size) for member in report.index]
+
+
+@pytest.mark.parametrize("layout", ["shard", "split", "flat"])
+def test_a_crash_while_publishing_resumes_at_the_end(box: Box, layout: Layout) -> None:
+    """Every member staged, some moved into place, then killed: the resumed extraction
+    reads nothing of the freed tar, and publishing finishes the move."""
+    members = [*pair(1), *pair(2), *pair(3)]
+    raw = build(members)
+    whole, checkpoints = _checkpoints(box, raw, layout)
+    files = sorted(p.relative_to(box.staging) for p in box.staging.rglob("*") if p.is_file())
+    for moved in whole_units(layout, SHARD)[:1] or files[:3]:  # as publish moves them
+        (box.out / moved).parent.mkdir(parents=True, exist_ok=True)
+        (box.staging / moved).rename(box.out / moved)
+    box.tar.write_bytes(bytes(len(raw)))
+    report = _resume(box, len(raw), checkpoints[-1], layout)
+    assert _places(report) == _places(whole) and report.warnings == whole.warnings
+    publish(report, staging=box.staging, out=box.out, layout=layout)
+    assert files_under(box.out) == expected_files(members, layout)
+
+
+def test_a_staged_member_gone_before_the_checkpoint_is_corrupt(box: Box) -> None:
+    """Its bytes in the tar are freed: the shard must be fetched again."""
+    raw = build([*pair(1), *pair(2)])
+    _, checkpoints = _checkpoints(box, raw, "shard")
+    resume = checkpoints[2]
+    path = box.staging / resume.members[0][0]
+    path.unlink()
+    with pytest.raises(CorruptArchiveError, match="gone from"):
+        _resume(box, len(raw), resume, "shard")
+    shutil.rmtree(box.staging)

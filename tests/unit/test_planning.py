@@ -16,25 +16,47 @@ DONE = FileFacts("d", 10 * G, True, done=True, kept=10 * G)
 HALF = FileFacts("h", 10 * G, True, kept=5 * G, allocated=10 * G)  # preallocated
 SILENT = FileFacts("s", None, True, error="the signed link has expired")
 
-# name: (files, extract, keep_tars, files at once, bytes needed)
+W = 2 * G  # --tar-window
+# name: (files, extract, keep_tars, files at once, window, bytes needed)
 CASES = {
-    "tars only": ([SHARD, BIG, EXTRA], False, False, 8, 23 * G),
-    "extracting, all in flight at once": ([SHARD, BIG, EXTRA], True, False, 8, 45 * G),
-    "extracting, one at a time: the largest tar": ([SHARD, BIG, EXTRA], True, False, 1, 35 * G),
-    "extracting, keeping tars": ([SHARD, BIG, EXTRA], True, True, 1, 45 * G),
-    "an extra is never extracted": ([EXTRA], True, True, 8, G),
-    "a finished file adds nothing": ([DONE, SHARD], False, False, 8, 10 * G),
-    "a partial file is allocated already": ([HALF], False, False, 8, 0),
-    "extracting a partial file: its files": ([HALF], True, False, 8, 10 * G),
-    "a file without a size is not counted": ([SILENT, SHARD], False, False, 8, 10 * G),
-    "nothing": ([], True, False, 8, 0),
+    "tars only": ([SHARD, BIG, EXTRA], False, False, 8, None, 23 * G),
+    "extracting, all in flight at once": ([SHARD, BIG, EXTRA], True, False, 8, None, 45 * G),
+    "extracting, one at a time: the largest tar": (
+        [SHARD, BIG, EXTRA],
+        True,
+        False,
+        1,
+        None,
+        35 * G,
+    ),
+    "extracting, keeping tars": ([SHARD, BIG, EXTRA], True, True, 1, None, 45 * G),
+    "an extra is never extracted": ([EXTRA], True, True, 8, None, G),
+    "a finished file adds nothing": ([DONE, SHARD], False, False, 8, None, 10 * G),
+    "a partial file is allocated already": ([HALF], False, False, 8, None, 0),
+    "extracting a partial file: its files": ([HALF], True, False, 8, None, 10 * G),
+    "a file without a size is not counted": ([SILENT, SHARD], False, False, 8, None, 10 * G),
+    "nothing": ([], True, False, 8, None, 0),
+    "freed behind extraction: a window per shard in flight": (
+        [SHARD, BIG, EXTRA],
+        True,
+        False,
+        8,
+        W,
+        27 * G,
+    ),
+    "freed: one at a time": ([SHARD, BIG, EXTRA], True, False, 1, W, 25 * G),
+    "freed: a window larger than the tar is the tar": ([SHARD], True, False, 8, 20 * G, 20 * G),
+    "freed: a partial file": ([HALF], True, False, 8, W, 2 * G),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_disk_needed(case: str) -> None:
-    files, extract, keep_tars, at_once, needed = CASES[case]
-    assert disk_needed(files, extract=extract, keep_tars=keep_tars, at_once=at_once) == needed
+    files, extract, keep_tars, at_once, window, needed = CASES[case]
+    assert (
+        disk_needed(files, extract=extract, keep_tars=keep_tars, at_once=at_once, window=window)
+        == needed
+    )
 
 
 def _plan(files: tuple[FileFacts, ...], *, free: int, speed: float, expires: int) -> Plan:

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sa1b.api.status import status
-from sa1b.config import DownloadConfig
+from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import LinkExpiredError, NoSpaceError
+from sa1b.holes import punches
 from sa1b.links import Link
 from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
 from sa1b.planning import FileFacts, Plan, disk_needed
@@ -75,12 +76,19 @@ def _plan(
         config.extract is not None,
         bool(config.extract and config.extract.keep_tars),
     )
+    options = config.extract or ExtractOptions()
+    freed = punches(digest=bool(config.checksums), keep_tars=False, layout=options.layout)
+    window = options.tar_window if freed else None
     return Plan(
         files=facts,
         free=_free_space(config.out),
-        needed=disk_needed(facts, extract=extract, keep_tars=keep_tars, at_once=at_once),
+        needed=disk_needed(
+            facts, extract=extract, keep_tars=keep_tars, at_once=at_once, window=window
+        ),
         needed_keeping_tars=disk_needed(facts, extract=True, keep_tars=True, at_once=at_once),
-        needed_without_tars=disk_needed(facts, extract=True, keep_tars=False, at_once=at_once),
+        needed_without_tars=disk_needed(
+            facts, extract=True, keep_tars=False, at_once=at_once, window=window
+        ),
         speed=speed,
         expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
         now=time.time(),

@@ -150,7 +150,10 @@ def _config(args: argparse.Namespace) -> DownloadConfig:
         extract=None
         if args.no_extract
         else ExtractOptions(
-            layout=args.layout, keep_tars=args.keep_tars, only=getattr(args, "only", None)
+            layout=args.layout,
+            keep_tars=args.keep_tars,
+            only=getattr(args, "only", None),
+            tar_window=args.tar_window,
         ),
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sa1b.config import ONLY_KINDS
+from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import LAYOUTS
 from sa1b.units import parse_size
 
@@ -208,6 +209,15 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         "each image's jpg then json, by image id (for the webdataset package)",
     )
     parser.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
+    parser.add_argument(
+        "--tar-window",
+        type=_size,
+        default=CHECKPOINT_EVERY,
+        metavar="SIZE",
+        help="extracting without --keep-tars, --checksums or --layout wds: a shard's tar is "
+        "freed behind its extraction, each time SIZE more of it is extracted and synced (a "
+        "shard in flight takes its extracted size plus about SIZE)",
+    )
     parser.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"
     )

@@ -25,13 +25,15 @@ from sa1b.errors import (
     StorageError,
 )
 from sa1b.extract.extractors import Extractors, Superseded
+from sa1b.holes import hole_end, punches
 from sa1b.lifecycle import next_state
 from sa1b.net.answers import BodyPlan
 from sa1b.progress import FileOutcome, FileState, ProgressListener
 from sa1b.ranges import RangeSet
 from sa1b.records import Status
 from sa1b.segments import Segment, SegmentPlan
-from sa1b.store.allocation import preallocate
+from sa1b.store.allocation import preallocate, punch_hole
+from sa1b.store.resume import Resume, load_resume, save_resume
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -171,7 +173,18 @@ class FileControl:
             moved_on = task.generation != generation or task.halted
         if moved_on or self.extractors is None or not run.extracts(task):
             return
-        expected = run.config.checksums.get(task.name)
+        expected, extract = run.config.checksums.get(task.name), run.config.extract
+        assert extract is not None
+        frees = punches(
+            digest=expected is not None, keep_tars=extract.keep_tars, layout=extract.layout
+        )
+        resume = load_resume(run.store, task.id, generation) if frees else None
+        on_checkpoint = self._checkpointer(task, generation) if frees else None
+        if on_checkpoint is not None and resume is not None:
+            try:  # a crash may have come between its save and its hole
+                self._free_below(task, generation, hole_end(resume.next))
+            except Superseded:
+                return
         self.extractors.start(
             task.name,
             generation=generation,
@@ -180,7 +193,42 @@ class FileControl:
             wait=self._prefix_waiter(task, generation),
             digest_algorithm=expected.algorithm if expected else None,
             on_error=lambda error: self._extraction_failed(task, generation, error),
+            resume=resume,
+            on_checkpoint=on_checkpoint,
         )
+
+    def _checkpointer(self, task: Task, generation: int) -> Callable[[Resume], None]:
+        """``on_checkpoint`` for the extractor: save the checkpoint, then free the tar
+        below it."""
+        run = self.run
+
+        def checkpoint(resume: Resume) -> None:
+            with run.lock:
+                if task.generation != generation:
+                    raise Superseded
+            try:
+                save_resume(run.store, task.id, generation, resume)
+            except StorageError as error:  # a full disk under the store ends the run
+                self.abort(error)
+                raise Superseded from None
+            self._free_below(task, generation, hole_end(resume.next))
+
+        return checkpoint
+
+    def _free_below(self, task: Task, generation: int, end: int) -> None:
+        """Punch a hole in ``[0, end)`` of the file, under its write lock: no byte of a
+        newer generation can be there. Where the filesystem cannot, the tar keeps its
+        blocks (a warning for another error)."""
+        with task.writing:
+            if task.generation != generation or task.fd is None:
+                raise Superseded
+            if end <= 0 or task.cannot_punch:
+                return
+            try:
+                task.cannot_punch = not punch_hole(task.fd, 0, end)
+            except OSError as error:
+                log.warning("%s: cannot free its tar behind extraction: %s", task.name, error)
+                task.cannot_punch = True
 
     def _prefix_waiter(self, task: Task, generation: int) -> Callable[[int], None]:
         """``wait(end)`` for the extractor: returns once ``[0, end)`` is written."""

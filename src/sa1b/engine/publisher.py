@@ -22,7 +22,6 @@ from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ChecksumMismatchError,
     ExtractionError,
-    NameClashError,
     SA1BError,
     SizeMismatchError,
     StateError,
@@ -163,8 +162,8 @@ class Publisher:
         staging = self.extractors.staging(task.name)
         try:
             publish(result, staging=staging, out=self.config.out, layout=layout)
-        except NameClashError as clash:
-            self.control.reject(task, clash)
+        except ExtractionError as error:  # a name clash, or a staged member lost
+            self.control.reject(task, error)
             return
         index = [(str(m.path), m.offset, m.size) for m in result.index]
         self.store.set_extracted(task.id, layout, index)

@@ -33,6 +33,7 @@ from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListe
 from sa1b.records import FileRecord
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.store.journal import Journal
+from sa1b.store.resume import load_resume
 from sa1b.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,11 @@ class Engine:
         policy = config.connection_policy()
         slots = policy.ceiling
         self._extractors = (
-            Extractors(staging_root=config.paths.staging, layout=config.extract.layout)
+            Extractors(
+                staging_root=config.paths.staging,
+                layout=config.extract.layout,
+                checkpoint_every=config.extract.tar_window,
+            )
             if config.extract
             else None
         )
@@ -149,8 +154,9 @@ class Engine:
         self.files.disk.close()  # after the publisher, whose verdicts queue store writes
         if self._extractors is not None:
             self._extractors.join()
-            for task in run.tasks:  # what a failed or interrupted shard left half-made
-                shutil.rmtree(self._extractors.staging(task.name), ignore_errors=True)
+            for task in run.tasks:  # what a failed or interrupted shard left half-made,
+                if load_resume(run.store, task.id, task.generation) is None:  # unless resumable
+                    shutil.rmtree(self._extractors.staging(task.name), ignore_errors=True)
         durability.commit(run)
         durability.close_files(run)
         self.journal.close()

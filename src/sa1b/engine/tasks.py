@@ -44,6 +44,8 @@ class Task:
     """Answers holding bytes of this file in memory (it was not ready when they came):
     it stays ``opening`` until they are written, so no thief cuts a range whose bytes
     are in memory but not yet counted."""
+    cannot_punch: bool = False
+    """Its filesystem cannot free its tar behind extraction (:mod:`sa1b.holes`)."""
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
     voids writes (a restart, closing the descriptor): so the check and the write are

@@ -4,7 +4,8 @@ The engine starts an extraction when a shard's partial file gets its plan, hands
 a ``wait(end)`` that returns once ``[0, end)`` is written, and collects the result
 when the download is complete. A restarted download (the object changed, or a bad
 digest) supersedes its extraction: the old thread's ``wait`` raises :class:`Superseded`
-and a new one starts from byte 0.
+and a new one starts from byte 0. After a crash, an extraction whose tar was freed
+behind it goes on from its saved checkpoint (:mod:`sa1b.holes`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 from sa1b.errors import ExtractionError, SA1BError
 from sa1b.extract.reader import Wait
 from sa1b.extract.shard import ExtractReport, extract_shard
+from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import Layout
+from sa1b.store.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class _Job:
     wait: Wait
     digest_algorithm: str | None
     on_error: Callable[[ExtractionError], None] | None
+    resume: Resume | None = None
+    on_checkpoint: Callable[[Resume], None] | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: ExtractReport | SA1BError | None = None
 
@@ -46,9 +51,12 @@ class _Job:
 class Extractors:
     """Extraction threads, one per shard and generation."""
 
-    def __init__(self, *, staging_root: Path, layout: Layout) -> None:
+    def __init__(
+        self, *, staging_root: Path, layout: Layout, checkpoint_every: int = CHECKPOINT_EVERY
+    ) -> None:
         self.staging_root = staging_root
         self.layout = layout
+        self.checkpoint_every = checkpoint_every
         self._jobs: dict[str, _Job] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -66,13 +74,18 @@ class Extractors:
         wait: Wait,
         digest_algorithm: str | None,
         on_error: Callable[[ExtractionError], None] | None = None,
+        resume: Resume | None = None,
+        on_checkpoint: Callable[[Resume], None] | None = None,
     ) -> None:
         """Extract ``path`` (the partial file of shard ``name``) as its bytes arrive.
 
         ``on_error`` hears of an unsafe or corrupt shard as soon as it is found, so
-        that its download can stop early.
+        that its download can stop early. ``resume`` and ``on_checkpoint``: see
+        :func:`~sa1b.extract.shard.extract_shard`.
         """
-        job = _Job(name, generation, path, size, wait, digest_algorithm, on_error)
+        job = _Job(
+            name, generation, path, size, wait, digest_algorithm, on_error, resume, on_checkpoint
+        )
         with self._lock:
             current = self._jobs.get(name)
             if current is not None and current.generation == generation:
@@ -95,6 +108,9 @@ class Extractors:
                     layout=self.layout,
                     wait=job.wait,
                     digest_algorithm=job.digest_algorithm,
+                    resume=job.resume,
+                    on_checkpoint=job.on_checkpoint,
+                    checkpoint_every=self.checkpoint_every,
                 )
             finally:
                 os.close(fd)

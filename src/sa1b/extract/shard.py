@@ -19,16 +19,18 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sa1b.errors import NameClashError
+from sa1b.errors import CorruptArchiveError, NameClashError
 from sa1b.extract.archive import write_archive
 from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
+from sa1b.holes import CHECKPOINT_EVERY, checkpoint_due
 from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
+from sa1b.store.resume import Resume
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
-from sa1b.tarwalk import Found, TarWalk, headers_only
+from sa1b.tarwalk import Entry, Found, TarWalk, headers_only
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +70,42 @@ def extract_shard(
     layout: Layout,
     wait: Wait,
     digest_algorithm: str | None = None,
+    resume: Resume | None = None,
+    on_checkpoint: Callable[[Resume], None] | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> ExtractReport:
     """Extract the tar in ``fd`` (``size`` bytes, arriving in order) into ``staging``.
 
-    ``staging`` is emptied first; members land at their layout paths below it.
-    Raises :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member,
-    and :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
+    ``staging`` is emptied first, unless the extraction goes on from ``resume`` (a saved
+    checkpoint: the members it names are staged; nothing else there is kept); members
+    land at their layout paths below it. ``on_checkpoint`` hears of a member boundary
+    every ``checkpoint_every`` bytes or so (:mod:`sa1b.holes`), and of the end, each
+    time once every member before it is synced; it may free the tar below it. Raises
+    :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member, and
+    :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
     """
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    members = _prepare_staging(staging, resume, shard=shard)
+    start: int = 0
+    entries: tuple[Entry, ...] = ()
+    if resume is not None:
+        if resume.next is None:  # every member was staged: publish them
+            return _report(shard, members, None)
+        start, entries = resume.next, resume.entries
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
     reader = Reader(fd, size, wait, digest)
     archive = archive_of(layout, shard)
-    members: list[Member] = []
     made: set[Path] = {staging}
     found: list[Found] = []
-    walk = TarWalk(shard, size, headers_only, layout=layout, on_member=found.append)
-    read = 0  # the reader goes through the file in order: the digest sees every byte once
+    walk = TarWalk(
+        shard,
+        size,
+        headers_only,
+        layout=layout,
+        start=start,
+        entries=entries,
+        on_member=found.append,
+    )
+    read = saved = start  # read in order: a digest sees every byte once
     while (need := walk.need()) is not None:
         for member in found:  # found in the header just read: its data comes next
             header, entry = member.header, member.entry
@@ -94,6 +114,11 @@ def extract_shard(
                 _write_member(reader, entry.offset, entry.size, staging / member.target, made)
                 read = entry.offset + entry.size
         found.clear()
+        boundary, count = walk.checkpoint
+        if on_checkpoint is not None and checkpoint_due(boundary, saved, every=checkpoint_every):
+            sync_fs(staging)
+            on_checkpoint(Resume(boundary, tuple(walk.entries[:count]), _rows(members[:count])))
+            saved = boundary
         start, end = need
         _skip(reader, read, start - read)
         walk.feed(start, reader.read(start, end - start))
@@ -101,10 +126,48 @@ def extract_shard(
     if archive is not None:  # its order needs every member: written once the shard is whole
         members.sort(key=lambda member: sample_order(member.path.name))
         write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
+    if on_checkpoint is not None:  # publishing may move them: a crash then resumes here
+        sync_fs(staging)
+        on_checkpoint(Resume(None, tuple(walk.entries), _rows(members)))
+    return _report(shard, members, digest.hexdigest() if digest else None)
+
+
+def _prepare_staging(staging: Path, resume: Resume | None, *, shard: str) -> list[Member]:
+    """An empty staging folder, or (resuming) one holding exactly the checkpoint's
+    members (what a crash left after it is removed); those members."""
+    if resume is None:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        return []
+    members = [Member(PurePosixPath(path), offset, size) for path, offset, size in resume.members]
+    staging.mkdir(parents=True, exist_ok=True)
+    kept = {staging / member.path for member in members}
+    for folder, _, names in os.walk(staging):
+        for name in names:
+            if (path := Path(folder, name)) not in kept:
+                path.unlink()
+    if resume.next is not None:  # (at the end, publishing may have moved them already)
+        for member in members:
+            path = staging / member.path
+            if not path.is_file() or path.stat().st_size != member.size:
+                raise CorruptArchiveError(  # its bytes in the tar are freed: fetch it again
+                    f"{member.path} is gone from {staging}, where it was staged",
+                    shard=shard,
+                    member=str(member.path),
+                )
+    return members
+
+
+def _rows(members: list[Member]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((str(member.path), member.offset, member.size) for member in members)
+
+
+def _report(shard: str, members: list[Member], digest: str | None) -> ExtractReport:
     return ExtractReport(
         shard=shard,
         index=tuple(members),
-        digest=digest.hexdigest() if digest else None,
+        digest=digest,
         warnings=tuple(missing_partners([m.path for m in members], shard)),
     )
 
@@ -149,8 +212,11 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
     sync_fs(staging)
     touched: set[Path] = set()
     if layout == "flat":
+        moved = [m for m in report.members if not (staging / m).exists() and (out / m).exists()]
         for member in report.members:
             source, target = staging / member, out / member
+            if member in moved:  # by a publishing a crash cut short (a resumed extraction)
+                continue
             if target.exists() and not same_file(source, target):
                 raise NameClashError(
                     f"{member} is already in {out} with other contents (from another shard)",
@@ -158,7 +224,8 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
                     member=str(member),
                 )
         for member in report.members:
-            os.replace(staging / member, out / member)
+            if member not in moved:
+                os.replace(staging / member, out / member)
         touched.add(out)
     else:
         for unit in whole_units(layout, report.shard):
@@ -172,7 +239,21 @@ def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) 
             touched.add(target.parent)
     for folder in touched:
         fsync_dir(folder)
+    if archive_of(layout, report.shard) is None:  # a resumed extraction trusted staging
+        _check_published(report, out)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_published(report: ExtractReport, out: Path) -> None:
+    """Every member is in place with its size: nothing staged was lost to a crash."""
+    for member in report.index:
+        path = out / member.path
+        if not path.is_file() or path.stat().st_size != member.size:
+            raise CorruptArchiveError(  # its bytes in the tar may be freed: fetch it again
+                f"{member.path} is not in {out} after publishing (a staged file was lost)",
+                shard=report.shard,
+                member=str(member.path),
+            )
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -26,9 +26,25 @@ def preallocate(fd: int, size: int) -> bool:
     """Reserve ``size`` bytes of blocks for ``fd`` (a full disk shows at once, the file
     does not fragment); False where the filesystem (or the libc) cannot, and the file
     stays sparse. Raises :class:`OSError` for anything else (``ENOSPC``)."""
-    if _fallocate is None or size <= 0:
+    return _fallocate_or_not(fd, 0, 0, size)
+
+
+PUNCH_HOLE = 0x02 | 0x01
+"""``FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`` (linux/falloc.h): free the blocks of a
+range, the file keeps its size and reads zeros there."""
+
+
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Give the blocks of ``[offset, offset + length)`` back to the filesystem; False
+    where it (or the libc) cannot (the bytes then stay: no space is freed, nothing is
+    wrong). Raises :class:`OSError` for anything else."""
+    return _fallocate_or_not(fd, PUNCH_HOLE, offset, length)
+
+
+def _fallocate_or_not(fd: int, mode: int, offset: int, length: int) -> bool:
+    if _fallocate is None or length <= 0:
         return False
-    while _fallocate(fd, 0, 0, size) != 0:
+    while _fallocate(fd, mode, offset, length) != 0:
         code = ctypes.get_errno()
         if code in UNSUPPORTED:
             return False

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS walk_parts (
     members BLOB NOT NULL,
     PRIMARY KEY (file_id, upto)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS extractions (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    generation INTEGER NOT NULL,
+    next INTEGER NOT NULL,
+    entries BLOB NOT NULL,
+    members BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -427,6 +434,7 @@ class StateStore:
         with self.transaction():
             self._db.execute("DELETE FROM ranges WHERE file_id = ?", (file_id,))
             self._db.execute("DELETE FROM indexes WHERE file_id = ?", (file_id,))
+            self._db.execute("DELETE FROM extractions WHERE file_id = ?", (file_id,))
             self._db.execute(
                 "UPDATE files SET size = NULL, etag = NULL, last_modified = NULL, "
                 "generation = generation + 1, status = 'pending', error = NULL, "
@@ -491,6 +499,7 @@ class StateStore:
             self._db.execute(
                 "INSERT OR REPLACE INTO indexes VALUES (?, ?)", (file_id, pack_members(index))
             )
+            self._db.execute("DELETE FROM extractions WHERE file_id = ?", (file_id,))
 
     def member_index(self, name: str) -> list[tuple[str, int, int]] | None:
         """The members of an extracted shard, as recorded when it was extracted."""

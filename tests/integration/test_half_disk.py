@@ -1,0 +1,187 @@
+"""A shard in flight takes its extracted size plus a window, not its tar plus its files:
+its tar is freed behind the extractor (:mod:`sa1b.holes`), and a SIGKILL after holes were
+punched resumes from the saved checkpoint with every member right."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+import sa1b
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.config import ExtractOptions
+from sa1b.store.paths import OutputPaths
+from sa1b.store.state import StateStore
+from tests.waiting import wait_for
+
+from .conftest import assert_extracted, run_cli, start_cli, tmpfs
+from .test_allocation import ext2_disk
+
+MiB = 1024 * 1024
+SHARD = 40 * MiB
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+
+
+@pytest.fixture(scope="module")
+def big_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNServer, ShardInfo]]:
+    """One 40 MiB shard of 160 pairs (members of about 128 KiB), served locally."""
+    root = tmp_path_factory.mktemp("half-disk-cdn")
+    (shard,) = make_dataset(root, shard_indices=[3], shard_size=SHARD, pairs=160, extras=False)
+    with CDNServer(root=root) as server:
+        yield server, shard
+
+
+@needs_root
+def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    cdn, shard = big_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    # 1.4x the shard: its files and 4 MiB of its tar fit; its tar and its files (2x) do not.
+    with tmpfs(tmp_path / "disk", 56) as disk:
+        out = disk / "out"
+        result = run_cli("download", links, "-o", out, "--tar-window", "4M", "--quiet")
+        assert result.returncode == 0, result.output
+        assert_extracted(out, [shard])
+        with StateStore(out) as store:
+            index = store.member_index(shard.name)
+        assert index is not None and len(index) == 320  # every member, with its offset
+
+
+@needs_root
+@pytest.mark.parametrize("option", [["--tar-window", "64M"], ["--keep-tars"]])
+def test_the_whole_tar_beside_its_files_does_not_fit(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, option: list[str]
+) -> None:
+    """The same disk where the tar is not freed while it is extracted (a window larger
+    than the shard: as sa1b did before; or a kept tar): the disk is full."""
+    cdn, _ = big_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    with tmpfs(tmp_path / "disk", 56) as disk:
+        result = run_cli("download", links, "-o", disk / "out", *option, "--quiet")
+        assert result.returncode == 2, result.output  # the plan says so before it starts
+        result = run_cli("download", links, "-o", disk / "out", *option, "--no-space-check")
+        assert result.returncode == 1, result.output
+        assert "the disk is full" in result.output
+
+
+def _freed(out: Path, shard: ShardInfo) -> bool:
+    """Whether the shard's partial tar has had holes punched and a checkpoint saved."""
+    paths = OutputPaths.of(out)
+    try:
+        blocks = os.stat(paths.partial(shard.name)).st_blocks * 512
+        with sqlite3.connect(f"file:{paths.database}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT next FROM extractions").fetchone()
+    except (OSError, sqlite3.Error):
+        return False
+    return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, stop: signal.Signals
+) -> None:
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    args: list[str | Path] = [
+        "download",
+        links,
+        "-o",
+        out,
+        "--tar-window",
+        "2M",
+        "--max-rate",
+        "8M",
+    ]
+    proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(
+            lambda: _freed(out, shard),
+            timeout=60,
+            message="holes behind the extractor",
+            process=proc,
+        )
+    finally:
+        proc.send_signal(stop)
+        proc.communicate(timeout=60)  # (Ctrl-C: the run ends, its staged members kept)
+    # The bytes below the checkpoint are gone: only a resume from it can finish.
+    result = run_cli(*args[:-2])
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [shard])
+    with StateStore(out) as store:
+        index = store.member_index(shard.name)
+    assert index is not None and len(index) == 320
+    assert sorted(offset for _, offset, _ in index) == [offset for _, offset, _ in index]
+
+
+def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
+    """Killed after holes were punched; the server then has another shard under the
+    name: the rerun starts it over (a checkpoint of the old bytes is never resumed)."""
+    served, other = tmp_path / "served", tmp_path / "other"
+    shape = partial(make_dataset, shard_indices=[5], shard_size=16 * MiB, pairs=64, extras=False)
+    (old,), (new,) = shape(served, seed=1), shape(other, seed=2)
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    with CDNServer(root=served) as cdn:
+        cdn.write_links_file(links)
+        args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "1M"]
+        proc = start_cli(*args, "--max-rate", "4M", "--quiet", stdout=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _freed(out, old), timeout=60, message="holes", process=proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+        os.replace(new.path, old.path)
+        result = run_cli(*args)
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [replace(new, path=old.path)])
+
+
+def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
+    links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """ext2 has no ``FALLOC_FL_PUNCH_HOLE``: checkpoints are saved, nothing is freed,
+    every member is right."""
+    with ext2_disk(tmp_path / "ext2", 96) as (mountpoint, _):
+        out = mountpoint / "out"
+        result = run_cli("download", links, "-o", out, "--tar-window", "1M")
+        assert result.returncode == 0, result.output
+        assert "cannot free" not in result.output  # not a failure: a documented fallback
+        assert_extracted(out, shards)
+
+
+def test_a_failing_hole_punch_is_a_warning_not_a_failure(
+    links: Path,
+    shards: list[ShardInfo],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any other error from ``fallocate`` (an I/O error): the tar keeps its blocks, the
+    shard is extracted all the same, and the log says why the disk was not freed."""
+    calls: list[int] = []
+
+    def failing(fd: int, offset: int, length: int) -> bool:
+        calls.append(length)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("sa1b.engine.files.punch_hole", failing)
+    out = tmp_path / "out"
+    config = sa1b.DownloadConfig(out=out, extract=ExtractOptions(tar_window=MiB))
+    result = sa1b.download(sa1b.read_links(links), config)
+    assert result.ok, result
+    assert_extracted(out, shards)
+    assert len(calls) == len(shards)  # tried once per shard, then left alone
+    assert "cannot free its tar behind extraction" in caplog.text
