@@ -80,7 +80,7 @@ REAL_PAIRS = 11_000  # image/annotation pairs in a real shard
 SAMPLE_S = 0.2  # progress and RSS
 DISK_SAMPLE_S = 1.0  # walking ~22,000 files costs CPU: once a second
 STATUS_AT = tuple(i / 10 for i in range(1, 10))
-SYNC_RE = re.compile(r"\b(fdatasync|fsync)\(.*<(\d+\.\d+)>\s*$")
+DURATION_RE = re.compile(r"<(\d+\.\d+)>\s*$")  # strace -T
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -319,12 +319,30 @@ def _sa1b_hwm_kib() -> int:
     return peak
 
 
-def sync_times(path: Path) -> list[float]:
+def sync_times(path: Path) -> dict[str, list[float]]:
+    """Durations of fdatasync/fsync in an ``strace -f -y -T`` log: "store" for the state
+    store and the journal, "data" for the rest (partial files, extracted members). A call
+    another thread's line interrupted is split into "<unfinished ...>" and "resumed>"."""
+    times: dict[str, list[float]] = {"store": [], "data": []}
+    pending: dict[str, str] = {}
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return []
-    return [float(m.group(2)) for line in lines if (m := SYNC_RE.search(line))]
+        return times
+    for line in lines:
+        pid = line.split(" ", 1)[0]
+        if "fdatasync(" in line or "fsync(" in line:
+            kind = "store" if "state.db" in line or "/journal>" in line else "data"
+            if line.endswith("<unfinished ...>"):
+                pending[pid] = kind
+                continue
+        elif "sync resumed>" in line:
+            kind = pending.pop(pid, "data")
+        else:
+            continue
+        if match := DURATION_RE.search(line):
+            times[kind].append(float(match.group(1)))
+    return times
 
 
 def describe_times(times: list[float], *, unit: float) -> str:
@@ -430,6 +448,7 @@ class Bench:
                 "-e",
                 "signal=none",
                 "-T",
+                "-y",
                 "-o",
                 str(trace),
                 *tool.argv,
@@ -441,7 +460,7 @@ class Bench:
         result = self.run(argv, env, f"{name}-clean", monitor)
         served = settled_bytes_sent(self.server, expect_at_least=total)
         problems = verify(out, self.source, extract=extract)
-        syncs = sync_times(trace) if strace else []
+        syncs = sync_times(trace) if strace else {}
         self.emit(
             f"{name}: clean run ({before} before, {load()} after)\n"
             f"  first byte {monitor.first_byte_s or 0:.2f} s, {total / result.wall_s / MB:.0f} MB/s"
@@ -454,7 +473,10 @@ class Bench:
             f" {monitor.peak_journal / 1024:.0f} KiB (peaks)\n"
             f"  status: {describe_times(monitor.status_s, unit=1.0)}"
             + (f"; failures: {monitor.status_failures}" if monitor.status_failures else "")
-            + f"\n  fdatasync/fsync: {describe_times(syncs, unit=1e-3) if strace else 'not traced'}"
+            + "".join(
+                f"\n  fdatasync/fsync of {kind}: {describe_times(times, unit=1e-3)}"
+                for kind, times in syncs.items()
+            )
             + (f"\n  WRONG OUTPUT: {problems}" if problems else "\n  output checked")
         )
         if problems:
