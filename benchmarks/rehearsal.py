@@ -253,7 +253,7 @@ class Monitor:
         if now >= self._next_sample:
             self._next_sample = now + SAMPLE_S
             self.progress = self.kept_bytes()
-            self.peak_rss_kib = max(self.peak_rss_kib, _sa1b_hwm_kib())
+            self.peak_rss_kib = max(self.peak_rss_kib, _sa1b_hwm_kib(self.out))
             if self.kill_at is not None and self.progress >= self.kill_at * self.total:
                 return True
         if now >= self._next_disk:
@@ -301,15 +301,16 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _sa1b_hwm_kib() -> int:
-    """The largest VmHWM among ``python -m sa1b download`` processes."""
+def _sa1b_hwm_kib(out: Path) -> int:
+    """The largest VmHWM among ``python -m sa1b download ... -o OUT`` processes (other
+    people's downloads on a shared machine are not ours)."""
     peak = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if cmdline[1:4] != [b"-m", b"sa1b", b"download"]:
+            if cmdline[1:4] != [b"-m", b"sa1b", b"download"] or os.fsencode(out) not in cmdline:
                 continue
             for line in Path(f"/proc/{entry}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -499,7 +500,8 @@ class Bench:
                 f" {second.wall_s:.1f} s, first byte {rerun.first_byte_s or 0:.2f} s;"
                 f" served/data {served / total:.4f}, waste {(served - total) / MB:.0f} MB"
                 f" ({(served - total) / total:.2%});"
-                f" peak RSS {max(killer.peak_rss_kib, rerun.peak_rss_kib) / 1024:.0f} MB;"
+                f" peak RSS {max(killer.peak_rss_kib, rerun.peak_rss_kib) / 1024:.0f} MB polled"
+                f" ({max(first.maxrss_kib, second.maxrss_kib) / 1024:.0f} MB ru_maxrss);"
                 + (f" WRONG OUTPUT: {problems}" if problems else " output checked")
             )
             if problems:
