@@ -194,6 +194,15 @@ def test_status_and_done_bytes(store: StateStore) -> None:
     assert (got.status, got.error, got.done_bytes) == ("done", None, 1000)
 
 
+def test_set_statuses_records_several_files_and_clears_their_errors(store: StateStore) -> None:
+    first, second = store.register("a.tar", KEY), store.register("b.tar", KEY)
+    store.register("c.tar", KEY)
+    store.set_status(first.id, "failed", "boom")
+    store.set_statuses([first.id, second.id], "done")
+    found = {record.name: (record.status, record.error) for record in store.records()}
+    assert found == {"a.tar": ("done", None), "b.tar": ("done", None), "c.tar": ("pending", None)}
+
+
 def test_runs_and_last_run_speed(store: StateStore, clock: FakeTime) -> None:
     assert store.last_run() is None
     first = store.start_run()
