@@ -107,6 +107,11 @@ def reconcile(
         return StartAction("on-disk", mark_done=not done)
     if size is not None and partial == size:
         return StartAction("resume" if complete or not expired else "expired")
+    sized_only = record.status == "pending" and size is not None and not record.ranges
+    if sized_only and partial is None and final is None:
+        # Sized before its download began (the space check asked): nothing to keep or
+        # void; its first answer checks the size and validators.
+        return StartAction("resume" if not expired else "expired")
     warning = None
     if size is not None and partial is not None:
         warning = (

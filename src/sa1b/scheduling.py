@@ -67,12 +67,17 @@ class Job:
 
 
 def choose_job(
-    files: Sequence[Schedulable], *, now: float, per_file: int, max_files: int
+    files: Sequence[Schedulable], *, now: float, per_file: int, max_files: int, start: int = 0
 ) -> Job | None:
-    """The job a free connection takes next, or None to wait (see the module docstring)."""
+    """The job a free connection takes next, or None to wait (see the module docstring).
+
+    ``start``: every file before it is finished (see :func:`first_unfinished`), so a
+    long run does not read again the files it is done with.
+    """
     ready: list[int] = []
     in_flight = 0
-    for index, file in enumerate(files):
+    for index in range(start, len(files)):
+        file = files[index]
         if file.state in FINAL_STATES:
             continue
         in_flight += file.state in ("opening", "active", "verifying")
@@ -89,3 +94,11 @@ def choose_job(
     if victims:
         return Job("steal", max(victims, key=lambda i: files[i].stealable))
     return None
+
+
+def first_unfinished(files: Sequence[Schedulable], start: int = 0) -> int:
+    """The index of the first file from ``start`` on that is not finished (a finished
+    file stays so: its state is final), or ``len(files)``."""
+    while start < len(files) and files[start].state in FINAL_STATES:
+        start += 1
+    return start

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
-from sa1b.cdn.synth import ShardInfo
+from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.store.state import StateStore
 
 from .conftest import assert_identical, md5, run_cli
 
@@ -38,6 +39,20 @@ def test_connections_are_kept_alive(cdn: CDNServer, links: Path, tmp_path: Path)
     # space check asked one byte of each file on connections of its own (3 here).
     assert len(cdn.requests) >= 5 + 3
     assert cdn.connections_total <= 2 + 3
+
+
+def test_the_download_starts_from_the_sizes_the_space_check_learned(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    # The space check asks one byte of each file; the size and ETag it learns are
+    # recorded, so every request of the download already names the file's version.
+    result = run_cli("download", "--no-extract", links, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.output
+    assert_identical(tmp_path / "out", shards)
+    for shard in shards:
+        asked = [r for r in cdn.requests if r.name == shard.name]
+        assert [r.range_header for r in asked if r.if_range is None] == ["bytes=0-0"]
+        assert sum(r.bytes_sent for r in asked) == shard.size + 1
 
 
 def test_second_run_fetches_nothing(cdn: CDNServer, links: Path, tmp_path: Path) -> None:
@@ -142,3 +157,26 @@ def test_max_rate_caps_total_bandwidth(
     assert_identical(out, shards)
     # The bucket lets a burst of rate/10 through at once; the rest waits its turn.
     assert elapsed >= (total - rate / 10) / rate * 0.95, elapsed
+
+
+def test_many_small_files_are_each_published_and_recorded(tmp_path: Path) -> None:
+    # Small files complete many at a time: the publisher takes them together (one
+    # commit, one fsync of the folder); each must still end under its final name,
+    # byte for byte, and recorded done with every byte.
+    root = tmp_path / "cdn"
+    shards = make_dataset(root, shard_indices=range(60), shard_size=64 * 1024, seed=3, extras=False)
+    out = tmp_path / "out"
+    with CDNServer(root=root) as server:
+        links = tmp_path / "links.tsv"
+        server.write_links_file(links)
+        result = run_cli("download", "--no-extract", links, "-o", out, "--connections", "16")
+    assert result.returncode == 0, result.output
+    assert "60/60 files done" in result.output
+    assert_identical(out, shards)
+    assert not list((out / ".sa1b" / "partial").iterdir())
+    with StateStore(out, lock=False, create=False) as store:
+        records = {record.name: record for record in store.records()}
+    for shard in shards:
+        record = records[shard.name]
+        assert (record.status, record.size) == ("done", shard.size), shard.name
+        assert record.ranges.covers(0, shard.size), shard.name

@@ -31,6 +31,7 @@ def record(
 
 
 NEW = record("pending", None, ())
+SIZED = record("pending", SIZE, ())
 PARTIAL = record()
 ALL_IN = record(ranges=((0, SIZE),))
 DONE = record("done", ranges=((0, SIZE),))
@@ -56,6 +57,11 @@ GONE = "it was extracted (shard layout) but its folder is gone; fetching it agai
 CASES: dict[str, tuple[FileRecord, DiskFacts, str | None, bool, StartAction]] = {
     "never started": (NEW, Disk(), None, False, Act("fetch")),
     "killed before the first answer": (NEW, Disk(partial_size=0), None, False, Act("fetch")),
+    "sized by the space check": (SIZED, Disk(), None, False, Act("resume")),
+    "sized by the space check, link expired": (SIZED, Disk(), None, True, Act("expired")),
+    "sized, then a partial file of another size": (
+        SIZED, Disk(partial_size=12), None, False, Act("fetch", restart=True, warning=RESIZED)
+    ),
     "killed mid-download": (PARTIAL, Disk(partial_size=SIZE), None, False, Act("resume")),
     "killed with every byte in": (ALL_IN, Disk(partial_size=SIZE), None, False, Act("resume")),
     "killed between the rename and its record": (

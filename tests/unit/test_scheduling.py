@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from sa1b.progress import FileState
-from sa1b.scheduling import Job, choose_job
+from sa1b.scheduling import Job, choose_job, first_unfinished
 
 NOW = 100.0
 
@@ -72,3 +72,38 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
 @pytest.mark.parametrize(("files", "max_files", "expected"), CASES.values(), ids=CASES.keys())
 def test_choose_job(files: list[File], max_files: int, expected: Job | None) -> None:
     assert choose_job(files, now=NOW, per_file=8, max_files=max_files) == expected
+
+
+# name: (files, start, max_files, expected job): files before ``start`` are finished
+FROM_START: dict[str, tuple[list[File], int, int, Job | None]] = {
+    "from the first unfinished file": ([DONE, FAILED, PENDING], 2, 8, Job("open", 2)),
+    "nothing left": ([DONE, EXPIRED], 2, 8, None),
+    "claim past the finished files": ([DONE, ACTIVE_BUSY, ACTIVE_FREE], 1, 8, Job("claim", 2)),
+    "in flight counts from start on": ([DONE, VERIFYING, PENDING], 1, 1, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "start", "max_files", "expected"), FROM_START.values(), ids=FROM_START.keys()
+)
+def test_choose_job_from_start(
+    files: list[File], start: int, max_files: int, expected: Job | None
+) -> None:
+    assert first_unfinished(files) == start
+    assert choose_job(files, now=NOW, per_file=8, max_files=max_files, start=start) == expected
+    assert choose_job(files, now=NOW, per_file=8, max_files=max_files) == expected
+
+
+# name: (files, from, the first unfinished file)
+UNFINISHED: dict[str, tuple[list[File], int, int]] = {
+    "none": ([], 0, 0),
+    "the first": ([PENDING, DONE], 0, 0),
+    "past finished files": ([DONE, FAILED, EXPIRED, ACTIVE_BUSY, DONE], 0, 3),
+    "from where it was": ([DONE, DONE, VERIFYING, PENDING], 2, 2),
+    "all finished": ([DONE, FAILED], 1, 2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("files", "start", "expected"), UNFINISHED.values(), ids=UNFINISHED.keys())
+def test_first_unfinished(files: list[File], start: int, expected: int) -> None:
+    assert first_unfinished(files, start) == expected

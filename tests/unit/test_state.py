@@ -115,6 +115,19 @@ def test_set_identity(store: StateStore) -> None:
     assert got.error is None
 
 
+def test_set_sizes_registers_and_keeps_a_known_size(store: StateStore) -> None:
+    known = store.register("a.tar", KEY)
+    store.set_identity(known.id, 500, Validator('"old"'))
+    store.set_sizes(
+        [("a.tar", KEY, 900, Validator('"new"')), ("b.tar", "h/b", 1000, Validator('"b"'))]
+    )
+    found = {r.name: (r.size, r.validator.etag, r.status, r.object_key) for r in store.records()}
+    assert found == {
+        "a.tar": (500, '"old"', "partial", KEY),
+        "b.tar": (1000, '"b"', "pending", "h/b"),
+    }
+
+
 def test_save_ranges_replaces_them(store: StateStore) -> None:
     a = store.register("a.tar", KEY + "a")
     b = store.register("b.tar", KEY + "b")
@@ -192,6 +205,15 @@ def test_status_and_done_bytes(store: StateStore) -> None:
     got = store.get("a.tar")
     assert got is not None
     assert (got.status, got.error, got.done_bytes) == ("done", None, 1000)
+
+
+def test_set_statuses_records_several_files_and_clears_their_errors(store: StateStore) -> None:
+    first, second = store.register("a.tar", KEY), store.register("b.tar", KEY)
+    store.register("c.tar", KEY)
+    store.set_status(first.id, "failed", "boom")
+    store.set_statuses([first.id, second.id], "done")
+    found = {record.name: (record.status, record.error) for record in store.records()}
+    assert found == {"a.tar": ("done", None), "b.tar": ("done", None), "c.tar": ("pending", None)}
 
 
 def test_runs_and_last_run_speed(store: StateStore, clock: FakeTime) -> None:

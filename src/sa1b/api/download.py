@@ -17,7 +17,7 @@ from sa1b.engine import Engine
 from sa1b.engine.selective import fetch_members
 from sa1b.errors import OutputFolderError
 from sa1b.expiry import refuse_expired
-from sa1b.links import Link, mirror_link, redact
+from sa1b.links import Link, mirror_link, object_key, redact
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
 from sa1b.records import FileRecord, furthest
 from sa1b.store.state import StateStore
@@ -78,7 +78,9 @@ def download(
         if only is not None:
             return _fetch_members(links, config, store, only, listener, started=started)
         if config.check_space:  # from the records just read
-            check_space(links, config, furthest(known))
+            learned = check_space(links, config, furthest(known))
+            keys = {link.name: object_key(link.url) for link in links}
+            store.set_sizes([(name, keys[name], *said) for name, said in learned.items()])
         return _fetch_files(links, config, store, others, listener, started=started)
 
 

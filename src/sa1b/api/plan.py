@@ -18,6 +18,7 @@ from sa1b.records import FileRecord
 from sa1b.store.shards import shard_state
 from sa1b.store.state import folder_stores
 from sa1b.units import human_bytes
+from sa1b.versions import Validator
 
 
 def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float = 4.0) -> Plan:
@@ -25,23 +26,32 @@ def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float 
     the disk without downloading: each file's size (one-byte range requests, many at
     once), what the folder holds, the free space, and a speed probe of
     ``probe_seconds`` (0: none) on the download's own connections."""
-    return _plan(links, config, _held(config.out), probe_seconds=probe_seconds, ask_known=True)
+    held = _held(config.out)
+    answers = _sizes(_wanted(links, held), held, config, ask_known=True)
+    return _plan(links, config, held, answers, probe_seconds=probe_seconds)
 
 
 def check_space(
     links: Sequence[Link], config: DownloadConfig, held: Mapping[str, FileRecord] | None = None
-) -> None:
+) -> dict[str, tuple[int, Validator]]:
     """Raise :class:`NoSpaceError` when the download cannot fit, by :func:`plan`'s
     reckoning (the worst case) without its speed probe: the sizes the folder's stores
     know (``held``, read from them when not given), the rest asked of the server (one
-    byte each)."""
+    byte each). Return what the server said (size and validators, by file name), for
+    the download to start from rather than ask again."""
     known = _held(config.out) if held is None else held
-    checked = _plan(links, config, known, probe_seconds=0, ask_known=False)
+    answers = _sizes(_wanted(links, known), known, config, ask_known=False)
+    checked = _plan(links, config, known, answers, probe_seconds=0)
     if not checked.fits:
         raise NoSpaceError(
             f"{config.out}: the download needs {human_bytes(checked.needed)} more and "
             f"{human_bytes(checked.free)} are free"
         )
+    return {
+        name: (answer.size, answer.validator)
+        for name, answer in answers.items()
+        if answer.size is not None and answer.validator is not None
+    }
 
 
 def _held(out: Path) -> dict[str, FileRecord]:
@@ -53,14 +63,12 @@ def _plan(
     links: Sequence[Link],
     config: DownloadConfig,
     held: Mapping[str, FileRecord],
+    answers: Mapping[str, SizeAnswer],
     *,
     probe_seconds: float,
-    ask_known: bool,
 ) -> Plan:
-    """:func:`plan`, from what the folder holds; ``ask_known=False`` takes the sizes the
-    stores know instead of asking the server for them."""
-    wanted = [link for link in links if not _finished(held.get(link.name))]
-    answers = _sizes(wanted, held, config, ask_known=ask_known)
+    """:func:`plan`, from what the folder holds and each wanted file's size."""
+    wanted = _wanted(links, held)
     facts = tuple(
         _facts(link, held.get(link.name), answers.get(link.name), config) for link in links
     )
@@ -94,6 +102,11 @@ def _plan(
         now=time.time(),
         max_rate=config.max_rate,
     )
+
+
+def _wanted(links: Sequence[Link], held: Mapping[str, FileRecord]) -> list[Link]:
+    """The links whose file is not finished."""
+    return [link for link in links if not _finished(held.get(link.name))]
 
 
 def _sizes(

@@ -66,10 +66,14 @@ class FileControl:
 
     def open(self, task: Task) -> None:
         """Start a pending file of known size: it is ``opening`` (no connection takes
-        it) while the disk worker opens, sizes and allocates its partial file."""
+        it) while the disk worker opens, sizes and allocates its partial file. A small
+        one stays on one connection, as it would after a first request (see
+        ``DownloadConfig.min_steal``), and can come in one request instead of two."""
         assert task.size is not None
         task.state = next_state(task.state, "open")
-        self.activate(task, task.size, task.validator, single_stream=False)
+        config = self.run.config
+        small = task.size < config.first_request + 2 * config.min_steal
+        self.activate(task, task.size, task.validator, single_stream=small)
 
     def activate(self, task: Task, size: int, validator: Validator, *, single_stream: bool) -> None:
         """Give a file its size and plan now; it is ``opening`` (no other connection

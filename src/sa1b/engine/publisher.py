@@ -10,10 +10,12 @@ state and is told the verdict.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from sa1b.checksums import hash_file
@@ -93,49 +95,91 @@ class Publisher:
         self._thread.join()
 
     def _run(self) -> None:
-        while (task := self._queue.get()) is not None:
-            try:
-                if self.extractors is not None and task.link.shard_id is not None:
-                    self._publish_extracted(task)
-                else:
-                    self._publish_file(task)
-            except (StateError, OSError) as error:
-                self.control.abort(StorageError(f"{task.name}: cannot publish: {error}"))
-            except SA1BError as error:  # e.g. the state store's disk is full
-                self.control.abort(error)
-            except Exception as error:  # a bug: end the run loudly rather than hang it
-                log.exception("%s: internal error while publishing", task.name)
-                self.control.abort(StorageError(f"{task.name}: internal error: {error!r}"))
+        while True:
+            batch = self._take()
+            files = [task for task in batch if task is not None and not self._extracts(task)]
+            for task in batch:
+                if task is not None and self._extracts(task):
+                    self._guarded(task.name, functools.partial(self._publish_extracted, task))
+            if files:
+                label = files[0].name if len(files) == 1 else f"{len(files)} files"
+                self._guarded(label, functools.partial(self._publish_files, files))
+            if None in batch:
+                return
 
-    def _publish_file(self, task: Task) -> None:
-        """Verify a complete partial file, rename it into place, then record it done."""
+    def _take(self) -> list[Task | None]:
+        """Every task queued now (waiting for the first): files that complete together
+        share one commit and one fsync of their folder."""
+        batch = [self._queue.get()]
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return batch
+
+    def _extracts(self, task: Task) -> bool:
+        return self.extractors is not None and task.link.shard_id is not None
+
+    def _guarded(self, label: str, work: Callable[[], None]) -> None:
+        """Run one publication; any failure ends the run with one line naming ``label``."""
+        try:
+            work()
+        except (StateError, OSError) as error:
+            self.control.abort(StorageError(f"{label}: cannot publish: {error}"))
+        except SA1BError as error:  # e.g. the state store's disk is full
+            self.control.abort(error)
+        except Exception as error:  # a bug: end the run loudly rather than hang it
+            log.exception("%s: internal error while publishing", label)
+            self.control.abort(StorageError(f"{label}: internal error: {error!r}"))
+
+    def _publish_files(self, tasks: list[Task]) -> None:
+        """Verify complete partial files, rename them into place, then record them done.
+
+        Files queued together are published together: one commit of their ranges, their
+        renames, one fsync of each folder, one commit of their status. Each file still
+        goes through the same order as when alone (synced, verified, ranges, rename,
+        status), so a crash anywhere leaves every file in a state a single publication
+        could have left it in.
+        """
+        verified = [task for task in tasks if self._verify(task)]
+        if not verified:
+            return
+        # Complete ranges first (the bytes are synced): a crash between rename and status
+        # then finds a complete, renamed file and knows it is done.
+        self.store.save_ranges({task.id: (task.generation, whole(task)) for task in verified})
+        folders = set()
+        for task in verified:
+            final = self.config.paths.final(task.name)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(self.config.paths.partial(task.name), final)
+            folders.add(final.parent)
+        for folder in folders:
+            fsync_dir(folder)
+        self.store.set_statuses([task.id for task in verified], "done")
+        for task in verified:
+            self.control.done(task, None)
+
+    def _verify(self, task: Task) -> bool:
+        """Sync a complete partial file and check its size and digest; a file that fails
+        is rejected or fetched again (and ``False`` returned)."""
         assert task.size is not None
-        partial = self.config.paths.partial(task.name)
-        final = self.config.paths.final(task.name)
-        fd = os.open(partial, os.O_RDONLY)
+        fd = os.open(self.config.paths.partial(task.name), os.O_RDONLY)
         try:
             os.fdatasync(fd)
             actual = os.fstat(fd).st_size
             if actual != task.size:
                 message = f"{actual} bytes on disk, server announced {task.size}"
                 self.control.reject(task, SizeMismatchError(message, name=task.name))
-                return
+                return False
             expected = self.config.checksums.get(task.name)
             if expected is not None:
                 digest = hash_file(fd, expected.algorithm)
                 if digest != expected.hexdigest:
                     self._digest_mismatch(task, expected.algorithm, digest)
-                    return
+                    return False
         finally:
             os.close(fd)
-        # Complete ranges first (the bytes are synced): a crash between rename and status
-        # then finds a complete, renamed file and knows it is done.
-        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
-        final.parent.mkdir(exist_ok=True)
-        os.replace(partial, final)
-        fsync_dir(final.parent)
-        self.store.set_status(task.id, "done")
-        self.control.done(task, None)
+        return True
 
     def _publish_extracted(self, task: Task) -> None:
         """Collect the shard's extraction, check it, move it into place, record it."""
@@ -167,7 +211,7 @@ class Publisher:
             return
         index = [(str(m.path), m.offset, m.size) for m in result.index]
         self.store.set_extracted(task.id, layout, index)
-        self.store.save_ranges({task.id: (task.generation, RangeSet([(0, task.size)]))})
+        self.store.save_ranges({task.id: (task.generation, whole(task))})
         dispose_tar(self.config, task.name)
         self.store.set_status(task.id, "done")
         archive = archive_of(layout, task.name)
@@ -184,6 +228,12 @@ class Publisher:
             self.control.reject(task, ChecksumMismatchError(message, name=task.name))
             return
         self.control.redownload(task, f"its {algorithm} does not match the checksums file")
+
+
+def whole(task: Task) -> RangeSet:
+    """Every byte of a file of known size."""
+    assert task.size is not None
+    return RangeSet([(0, task.size)])
 
 
 def dispose_tar(config: DownloadConfig, name: str) -> None:

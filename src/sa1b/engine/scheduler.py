@@ -32,7 +32,7 @@ from sa1b.net.answers import BodyPlan
 from sa1b.net.curl import Request
 from sa1b.progress import FINAL_STATES, FileState, waiting_note
 from sa1b.retry import waiting_reason
-from sa1b.scheduling import choose_job
+from sa1b.scheduling import choose_job, first_unfinished
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
 
@@ -68,6 +68,8 @@ class Scheduler:
         self.clock = clock
         self.jobs = [SlotJob(self, i, clock=clock) for i in range(slots)]
         self._unreachable: set[str] = set()
+        self._unfinished = 0
+        """Every task before this index is finished (see ``first_unfinished``)."""
 
     # -- the transport's RequestSource -------------------------------------------
 
@@ -98,11 +100,13 @@ class Scheduler:
     def _carry_out_choice(self) -> Job | None:
         run = self.run
         while not run.stopping:
+            self._unfinished = first_unfinished(run.tasks, self._unfinished)
             job = choose_job(
                 run.tasks,
                 now=self.clock(),
                 per_file=self.per_file,
                 max_files=self.config.max_files,
+                start=self._unfinished,
             )
             if job is None:
                 return None

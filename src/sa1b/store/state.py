@@ -429,6 +429,24 @@ class StateStore:
             (size, validator.etag, validator.last_modified, time.time(), file_id),
         )
 
+    def set_sizes(self, sizes: Sequence[tuple[str, str, int, Validator]]) -> None:
+        """Record what the server said of files before their download (name, object
+        key, size, validators), in one transaction: each registered, its size and
+        validators kept where the store knows no size yet (the download starts from
+        them, as from any recorded size; its first answer checks them)."""
+        now = time.time()
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO files (name, object_key, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET object_key = excluded.object_key",
+                [(name, key, now) for name, key, _, _ in sizes],
+            )
+            self._db.executemany(
+                "UPDATE files SET size = ?, etag = ?, last_modified = ?, updated_at = ? "
+                "WHERE name = ? AND size IS NULL",
+                [(size, v.etag, v.last_modified, now, name) for name, _, size, v in sizes],
+            )
+
     def restart(self, file_id: int) -> int:
         """Void every byte of a file (its object changed); return the new generation."""
         with self.transaction():
@@ -516,6 +534,15 @@ class StateStore:
             "UPDATE files SET status = ?, error = ?, updated_at = ? WHERE id = ?",
             (status, None if error is None else clean(error, limit=500), time.time(), file_id),
         )
+
+    def set_statuses(self, file_ids: Sequence[int], status: Status) -> None:
+        """Record one status for several files in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE files SET status = ?, error = NULL, updated_at = ? WHERE id = ?",
+                [(status, now, file_id) for file_id in file_ids],
+            )
 
     def save_ranges(self, ranges: Mapping[int, tuple[int, RangeSet]]) -> None:
         """Replace the recorded ranges of several files in one transaction.
