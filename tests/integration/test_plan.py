@@ -133,7 +133,8 @@ def test_max_rate_below_the_probe_decides_the_links_verdict(
         "plan", links, "-o", tmp_path / "out", "--probe-seconds", "0.5", "--max-rate", "100K"
     )
     assert capped.returncode == 1, capped.output
-    assert re.search(r"speed +[\d.]+ MiB/s \(probe\), 100\.0 KiB/s with --max-rate", capped.stdout)
+    speeds = r"speed +[\d.]+ [KMG]iB/s \(probe\), 100\.0 KiB/s with --max-rate"
+    assert re.search(speeds, capped.stdout), capped.stdout
     assert "problem: at 100.0 KiB/s (the --max-rate cap) the remaining 18.0 MiB" in capped.stdout
     code, plan, _ = _plan(links, tmp_path / "out", "--max-rate", "100K")
     assert code == 1 and plan["max_rate_bytes_per_second"] == 100 * 1024
