@@ -104,7 +104,8 @@ def test_https_many_files_are_served_once(certificates: CertificatePaths, tmp_pa
     """Files split over 16 connections, 4 files at once: nginx sends every byte once (a
     steal splits what is not yet requested; cutting a request in flight threw away what
     nginx had sent on it: 1.35x the data for 1000 files of 4.3 MB). A small file stays on
-    one connection: its first request (4 MiB), then the rest whole."""
+    one connection: one request for all of it (its size is known from the space check),
+    or two where a fresh connection's first request is capped at 4 MiB."""
     root = tmp_path / "files"
     root.mkdir()
     rng = random.Random(17)
@@ -129,4 +130,4 @@ def test_https_many_files_are_served_once(certificates: CertificatePaths, tmp_pa
         assert sum(entry.body_bytes_sent for entry in fetches) == sum(sizes.values()), fetches
         for name in small:
             asked = [entry.range for entry in fetches if entry.uri == f"/{name}"]
-            assert len(asked) == 2, asked
+            assert asked[0].startswith("bytes=0-") and len(asked) <= 2, asked
