@@ -1,11 +1,16 @@
-"""Fixtures for every test: a private certificate authority for TLS on loopback, and
-lines shown at the end of every run."""
+"""Fixtures for every test: a private certificate authority for TLS on loopback, a real S3
+server on loopback (started only when a test asks for it), and lines shown at the end of
+every run."""
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
 
 import pytest
 
 from harness.certs import CertificatePaths, make_certificates
+from harness.seaweedfs import SeaweedServer
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +32,18 @@ def pytest_terminal_summary(
 ) -> None:
     for line in config.stash[REPORT_LINES]:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    """A real S3 server (SeaweedFS) on loopback for the whole run, its bucket
+    ``sa1b-test`` created; started only when a test asks for it. Tests share it: each
+    writes under a prefix of its own (:func:`s3_prefix`)."""
+    with SeaweedServer(buckets=["sa1b-test"]) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test uses, named after the test."""
+    return f"{request.node.name}-{secrets.token_hex(4)}"
