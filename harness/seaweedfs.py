@@ -22,8 +22,9 @@ off: nothing leaves loopback. Each part also makes a Unix socket named after its
 ``/tmp`` (``seaweedfs-*-PORT.sock``, for the master and volume gRPC ports: there is no option
 for those); :meth:`SeaweedServer.stop` removes the ones of its ports.
 
-The harness talks to the server through botocore (a dev dependency, as is the binary). It
-never prints.
+The harness talks to the server through botocore (a dev dependency, as is the binary),
+imported when a server starts: a test run that starts none does not need it. It never
+prints.
 """
 
 from __future__ import annotations
@@ -43,10 +44,6 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 __all__ = ["WEED_NOT_FOUND_MESSAGE", "SeaweedError", "SeaweedServer", "find_weed"]
 
@@ -195,6 +192,8 @@ class SeaweedServer:
 
     def _launch(self, binary: str) -> str | None:
         """Start the server on the chosen ports; None once it takes a put, else its log."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         with open(self.log_path, "wb") as log:
             proc = subprocess.Popen(
                 self._command(binary),
@@ -299,6 +298,11 @@ class SeaweedServer:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while running."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def port(self) -> int:
         """The S3 gateway's port."""
         if not self._ports:
@@ -322,6 +326,9 @@ class SeaweedServer:
     def client(self) -> Any:
         """A botocore S3 client with this server's credentials, for tests to look inside
         the buckets (no retries: the caller sees every failure)."""
+        import botocore.session
+        from botocore.config import Config
+
         session = botocore.session.Session()
         return session.create_client(
             "s3",

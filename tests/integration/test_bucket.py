@@ -243,3 +243,33 @@ def test_slow_down_is_retryable_after_the_store_s_delay(
     )
     assert waits == [7.0]
     no_secret_in(error, s3_environment["AWS_SECRET_ACCESS_KEY"])
+
+
+def test_listings_are_read_page_after_page(bucket: Bucket, seaweedfs: SeaweedServer) -> None:
+    upload_id = bucket.create_multipart_upload("sa_000005.tar")
+    others = [bucket.create_multipart_upload(f"sa_00000{n}.tar") for n in (6, 7)]
+    try:
+        for number in (1, 2, 3):
+            bucket.upload_part("sa_000005.tar", upload_id, number, bytes([number]) * 100)
+        # The store does cut its answers into pages of that size...
+        key = bucket.location.key("sa_000005.tar")
+        raw = seaweedfs.client()
+        first = raw.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id, MaxParts=2)
+        assert first["IsTruncated"] and len(first["Parts"]) == 2
+        uploads = raw.list_multipart_uploads(
+            Bucket=BUCKET, Prefix=bucket.location.prefix, MaxUploads=1
+        )
+        assert uploads["IsTruncated"] and len(uploads["Uploads"]) == 1
+        # ...and every page is read.
+        parts = bucket.list_parts("sa_000005.tar", upload_id, page=2)
+        assert [(part.number, part.size) for part in parts] == [(1, 100), (2, 100), (3, 100)]
+        pending = bucket.list_multipart_uploads(page=1)
+        assert sorted(upload.key for upload in pending) == [
+            "sa_000005.tar",
+            "sa_000006.tar",
+            "sa_000007.tar",
+        ]
+    finally:
+        bucket.abort_multipart_upload("sa_000005.tar", upload_id)
+        for number, other in zip((6, 7), others, strict=True):
+            bucket.abort_multipart_upload(f"sa_00000{number}.tar", other)

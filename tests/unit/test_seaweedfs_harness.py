@@ -56,7 +56,8 @@ def test_stop_leaves_no_process_folder_nor_socket() -> None:
     server = SeaweedServer(buckets=["first", "second"])
     server.start()
     try:
-        root, pid, port = server.root, server._proc.pid if server._proc else 0, server.port
+        root, pid, port = server.root, server.pid, server.port
+        assert pid is not None
         buckets = server.client().list_buckets()["Buckets"]
         assert {"first", "second"} <= {bucket["Name"] for bucket in buckets}
     finally:

@@ -186,8 +186,8 @@ class Bucket:
             )
         return UploadedPart(number, str(answer["ETag"]), len(body), checksum)
 
-    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
-        """The parts the store holds for this upload, in order (every page)."""
+    def list_parts(self, key: str, upload_id: str, *, page: int = 1000) -> list[UploadedPart]:
+        """The parts the store holds for this upload, in order (every page of ``page``)."""
         parts: list[UploadedPart] = []
         marker = 0
         while True:
@@ -197,6 +197,7 @@ class Bucket:
                     Key=self._key(key),
                     UploadId=upload_id,
                     PartNumberMarker=marker,
+                    MaxParts=page,
                 )
             for part in answer.get("Parts", []):
                 parts.append(
@@ -211,8 +212,9 @@ class Bucket:
                 return parts
             marker = int(answer["NextPartNumberMarker"])
 
-    def list_multipart_uploads(self, under: str = "") -> list[PendingUpload]:
-        """The uploads begun under ``PREFIX/under`` and not finished (every page)."""
+    def list_multipart_uploads(self, under: str = "", *, page: int = 1000) -> list[PendingUpload]:
+        """The uploads begun under ``PREFIX/under`` and not finished (every page of
+        ``page``)."""
         strip = f"{self.location.prefix}/" if self.location.prefix else ""
         prefix = self._key(under) if under else strip
         uploads: list[PendingUpload] = []
@@ -220,7 +222,7 @@ class Bucket:
         while True:
             with translated(self.location, key=under, action="ListMultipartUploads"):
                 answer = self._client.list_multipart_uploads(
-                    Bucket=self.location.bucket, Prefix=prefix, **markers
+                    Bucket=self.location.bucket, Prefix=prefix, MaxUploads=page, **markers
                 )
             for upload in answer.get("Uploads", []):
                 uploads.append(
