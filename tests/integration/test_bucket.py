@@ -39,7 +39,7 @@ def test_a_multipart_upload_from_parts_to_object(bucket: Bucket, seaweedfs: Seaw
     # Sent out of order, as downloads finish them.
     sent = [
         bucket.upload_part("sa_000001.tar", upload_id, 2, last),
-        bucket.upload_part("sa_000001.tar", upload_id, 1, first),
+        bucket.upload_part("sa_000001.tar", upload_id, 1, bytearray(first)),  # as gathered
     ]
     listed = bucket.list_parts("sa_000001.tar", upload_id)
     assert [(part.number, part.size) for part in listed] == [(1, 5 * MIB), (2, 1000)]

@@ -172,8 +172,12 @@ class Bucket:
             )
         return str(answer["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> UploadedPart:
-        """Send part ``number`` with its SHA-256; the store checks it before keeping it."""
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes | bytearray
+    ) -> UploadedPart:
+        """Send part ``number`` with its SHA-256; the store checks it before keeping it.
+        ``body`` may be a bytearray the part was gathered in (botocore takes no
+        memoryview)."""
         checksum = _sha256(body)
         with translated(self.location, key=key, action=f"UploadPart {number}"):
             answer = self._client.upload_part(
@@ -303,7 +307,7 @@ class Bucket:
             self._client.delete_object(Bucket=self.location.bucket, Key=self._key(key))
 
 
-def _sha256(body: bytes) -> str:
+def _sha256(body: bytes | bytearray) -> str:
     """A body's SHA-256 as S3 writes it (base64)."""
     return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
 
