@@ -244,6 +244,11 @@ class StoreUnavailableError(RetryableError):
     or was cut: retried with backoff, apart from the CDN's failures. ``status`` is None for
     a connection failure; ``name`` is the object's key, ``url`` its ``s3://`` URL."""
 
+    hint = (
+        "check the endpoint (AWS_ENDPOINT_URL, or the profile's endpoint_url) and the "
+        "network; a busy store is retried by itself: run the same command again later"
+    )
+
     def __init__(
         self,
         message: str,

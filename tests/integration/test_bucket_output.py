@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,23 @@ def test_plan_without_botocore_says_which_extra_to_install(links: Path, tmp_path
     result = run_cli("plan", links, "-o", "s3://sa1b-test/x", env=env)
     assert_refused_in_one_line(result, "s3:// outputs need botocore (botocore is not installed)")
     assert "pip install 'sa1b[s3]'" in result.stderr
+
+
+def test_plan_with_a_store_that_cannot_be_reached(links: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    variables = {
+        "AWS_ACCESS_KEY_ID": "SA1BTESTKEY",
+        "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-0123456789",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+        "AWS_REGION": "us-east-1",
+    }
+    result = run_cli("plan", links, "-o", "s3://sa1b-test/x", env=aws_environment(variables))
+    assert result.returncode == 1, result.output  # a problem found, not bad input
+    assert error_lines(result) == [
+        "error: s3://sa1b-test: the connection to the store failed (HeadBucket) "
+        "(EndpointConnectionError)"
+    ]
+    assert "hint: check the endpoint (AWS_ENDPOINT_URL" in result.stderr
+    assert "not-a-real-secret" not in result.output
