@@ -72,6 +72,13 @@ _PORT_NAMES = (
 _VOLUME_SIZE_LIMIT_MB = 1024
 
 
+#: Killed when the process that started it dies without stopping it (a killed pytest runs
+#: no fixture teardown, and the server would hold its ports and data on): util-linux's
+#: setpriv sets Linux's parent-death signal, which ``weed`` keeps across exec. (It fires
+#: when the starting *thread* ends: start the server from one that outlives it.)
+_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
+
+
 class SeaweedError(RuntimeError):
     """SeaweedFS could not be started; the message ends with its log."""
 
@@ -171,6 +178,7 @@ class SeaweedServer:
         data = self._root / "data"
         data.mkdir(exist_ok=True)
         return [
+            *_DIE_WITH_PARENT,
             binary,
             "server",
             f"-dir={data}",
