@@ -15,6 +15,7 @@
     │   └── ClusterError            the Ray engine cannot run: Ray missing, no cluster
     ├── StateError                  the state store cannot be used
     │   ├── NoStateError            no state store there: no such folder (CLI exit code 2)
+    │   ├── NewerStateError         a store written by a newer sa1b (exit 2)
     │   └── StateLockedError        another sa1b process owns the output folder (exit 2)
     ├── StorageError                the output folder cannot be written (disk full, I/O)
     └── TransferError               one file's transfer went wrong (names the file)
@@ -172,6 +173,13 @@ class NoStateError(StateError):
     (bad input: CLI exit code 2)."""
 
     hint = "pass the folder given to sa1b download -o (and its --state-dir, if one was given)"
+
+
+class NewerStateError(StateError):
+    """The folder's state store was written by a newer sa1b, whose records this one
+    cannot read safely (bad input: CLI exit code 2)."""
+
+    hint = "upgrade sa1b (pip install -U sa1b), or give another output folder"
 
 
 class StateLockedError(StateError):

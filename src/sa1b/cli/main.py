@@ -35,6 +35,7 @@ from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
 from sa1b.errors import (
     InputError,
+    NewerStateError,
     NoStateError,
     OutputLocationError,
     SA1BError,
@@ -60,7 +61,7 @@ from sa1b.store.walks import WalkRecord
 from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-USAGE_ERRORS = (InputError, NoStateError, StateLockedError)
+USAGE_ERRORS = (InputError, NoStateError, NewerStateError, StateLockedError)
 """Exit 2: what was given cannot be used as it is; every other error exits 1."""
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 """What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
@@ -307,11 +308,14 @@ def _announce(
 
 def _folder_status(config: DownloadConfig) -> api.FolderStatus | None:
     """What the output folder holds already, read once; None without a readable store
-    (a damaged one is set aside by the download, which says so)."""
+    (a damaged one is set aside by the download, which says so); one a newer sa1b
+    wrote is refused now, before anything is said of the run."""
     if not config.paths.database.exists():
         return None
     try:
         return api.status(config.out, state=config.state_dir)
+    except NewerStateError:
+        raise
     except StateError:
         return None
 
