@@ -5,6 +5,7 @@ every run."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -85,5 +86,7 @@ def s3_environment(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture
 def s3_prefix(request: pytest.FixtureRequest) -> str:
-    """A key prefix no other test uses, named after the test."""
-    return f"{request.node.name}-{secrets.token_hex(4)}"
+    """A key prefix no other test uses, named after the test (its parameters' slashes and
+    brackets made dashes)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)
+    return f"{name}-{secrets.token_hex(4)}"
