@@ -20,6 +20,10 @@ is started afresh for each round (its data removed after), median of ``--rounds`
                 created without a checksum algorithm).
 
     .venv/bin/python benchmarks/s3_client.py --total 1024 --part 64 --inflight 4 --rounds 3
+    .venv/bin/python benchmarks/s3_client.py --total 1024 --part 16 --inflight 8 --https
+
+``--https``: the store serves TLS with a private CA (``harness.certs``), as a cloud store
+does; every client trusts that CA.
 
 Every upload is checked afterwards (HeadObject: its size). The extra libraries are installed
 by hand for this (``pip install obstore minio``); botocore is sa1b's.
@@ -36,6 +40,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's harness
 
 if TYPE_CHECKING:
+    from harness.certs import CertificatePaths
     from harness.seaweedfs import SeaweedServer
 
 LIBRARIES = ("botocore", "obstore", "minio")
@@ -72,6 +78,7 @@ def connect_botocore(env: dict[str, str], inflight: int) -> Upload:
         region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        verify=env.get("AWS_CA_BUNDLE"),
         config=Config(
             max_pool_connections=inflight,
             request_checksum_calculation="when_required",
@@ -118,7 +125,11 @@ def connect_obstore(env: dict[str, str], inflight: int) -> Upload:
         secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region=env["AWS_REGION"],
         checksum_algorithm="sha256",
-        client_options={"allow_http": True},
+        client_options=(
+            {"root_certificate": Path(env["AWS_CA_BUNDLE"]).read_text()}
+            if "AWS_CA_BUNDLE" in env
+            else {"allow_http": True}
+        ),
     )
 
     def upload(key: str, block: bytes, parts: int) -> None:
@@ -144,12 +155,14 @@ def connect_minio(env: dict[str, str], inflight: int) -> Upload:
     from minio.datatypes import Part
 
     client = Minio(
-        env["AWS_ENDPOINT_URL"].removeprefix("http://"),
+        env["AWS_ENDPOINT_URL"].split("://", 1)[1],
         access_key=env["AWS_ACCESS_KEY_ID"],
         secret_key=env["AWS_SECRET_ACCESS_KEY"],
         region=env["AWS_REGION"],
-        secure=False,
-        http_client=urllib3.PoolManager(maxsize=inflight, retries=False),
+        secure="AWS_CA_BUNDLE" in env,
+        http_client=urllib3.PoolManager(
+            maxsize=inflight, retries=False, ca_certs=env.get("AWS_CA_BUNDLE")
+        ),
     )
 
     def upload(key: str, block: bytes, parts: int) -> None:
@@ -217,6 +230,7 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=4, help="parts in flight")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--libraries", default=",".join(LIBRARIES))
+    parser.add_argument("--https", action="store_true", help="the store over HTTPS (a private CA)")
     parser.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,13 +239,25 @@ def main() -> None:
         return
     # Imported here, not at the top: the harness imports botocore, which would then sit in
     # every child's memory and make its import free for the one measured.
+    from harness.certs import make_certificates
+
+    with tempfile.TemporaryDirectory(prefix="s3-bench-tls-") as folder:
+        tls = make_certificates(Path(folder)) if args.https else None
+        results = measure(args, tls)
+    report(args, results, https=tls is not None)
+
+
+def measure(
+    args: argparse.Namespace, tls: CertificatePaths | None
+) -> dict[str, list[dict[str, float]]]:
+    """Each library's runs, alternating by round, SeaweedFS afresh for each round."""
     from harness.seaweedfs import SeaweedServer
 
     libraries = args.libraries.split(",")
     results: dict[str, list[dict[str, float]]] = {name: [] for name in libraries}
     for round_number in range(args.rounds):
         order = libraries if round_number % 2 == 0 else libraries[::-1]
-        with SeaweedServer(buckets=[BUCKET]) as server:
+        with SeaweedServer(buckets=[BUCKET], tls=tls) as server:
             for library in order:
                 subprocess.run(["sync"], check=False)
                 key = f"{library}-{round_number}"
@@ -243,10 +269,18 @@ def main() -> None:
                     f"{args.total * MIB / MB / result['seconds']:.0f} MB/s",
                     file=sys.stderr,
                 )
+    return results
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, list[dict[str, float]]], *, https: bool
+) -> None:
+    libraries = list(results)
     gigabytes = args.total * MIB / 1e9
     print(
         f"{args.total} MiB as {args.total // args.part} parts of {args.part} MiB, "
-        f"{args.inflight} in flight, SHA-256 per part, median of {args.rounds}"
+        f"{args.inflight} in flight, SHA-256 per part, {'HTTPS' if https else 'HTTP'}, "
+        f"median of {args.rounds}"
     )
     print("| library | MB/s | CPU s/GB | peak RSS MB |")
     print("|---|---|---|---|")
