@@ -37,6 +37,7 @@ from sa1b.errors import (
     InputError,
     NewerStateError,
     NoStateError,
+    OutputLocationError,
     SA1BError,
     StateError,
     StateLockedError,
@@ -45,6 +46,7 @@ from sa1b.expiry import forecast, remaining_bytes
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
+from sa1b.objectstore.location import BucketLocation, parse_output
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links, within_budget
@@ -80,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
+        bucket = _output(args)
         if args.command == "status":
             return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "'sa1b demo' runs a demo without one",
             )
         if args.command == "plan":
-            return _plan(args, console)
+            return _plan(args, console, bucket)
         return _download(args, console)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
@@ -105,6 +108,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.hint:
             console.line(f"  hint: {error.hint}")
         return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+
+
+def _output(args: argparse.Namespace) -> BucketLocation | None:
+    """``-o`` (or OUT) read once, here: a local folder is put back in ``args.out`` as a
+    Path; an ``s3://`` location is returned where the command can use it (plan) and
+    refused where it cannot yet; whatever else sa1b cannot write (``gs://``, a typo) is
+    refused (exit 2), never made a local folder named after a scheme."""
+    where = parse_output(str(args.out))
+    if isinstance(where, Path):
+        args.out = where
+        return None
+    if args.command != "plan":
+        raise OutputLocationError(
+            f"{where}: sa1b {args.command} cannot use an s3:// output yet "
+            "(sa1b plan checks that the bucket is reachable and writable)",
+            hint="for now, download into a local folder (-o FOLDER) and copy it to the bucket",
+        )
+    args.out = Path()  # not looked at: a plan for a bucket reads no local folder
+    return where
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -200,10 +222,10 @@ def _check_only(args: argparse.Namespace) -> None:
             args.command_parser.error(only_refuses(option).message)
 
 
-def _plan(args: argparse.Namespace, console: Output) -> int:
+def _plan(args: argparse.Namespace, console: Output, bucket: BucketLocation | None) -> int:
     selected, worker = _selection(args, console)
     config = replace(_config(args), worker=worker)
-    plan = api.plan(selected, config, probe_seconds=args.probe_seconds)
+    plan = api.plan(selected, config, probe_seconds=args.probe_seconds, bucket=bucket)
     show_plan(plan, config, Output(sys.stdout), as_json=args.json)
     return EXIT_OK if plan.ok else EXIT_FAILED
 
