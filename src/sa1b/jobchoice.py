@@ -16,7 +16,7 @@ In order of preference:
 A file takes part only when it is ready: not finished, not halted, not backing off
 after a failure, and below the connections allowed per file. A file fetched as one
 stream (a server without Range) offers nothing to claim while its stream runs, and
-nothing to steal ever. The table of cases is in ``tests/unit/test_scheduling.py``.
+nothing to steal ever. The table of cases is in ``tests/unit/test_jobchoice.py``.
 """
 
 from __future__ import annotations
