@@ -47,8 +47,8 @@ def prepare(run: Run, link: Link, *, walks: Walks | None = None) -> Task:
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(
-        final_size=final.stat().st_size if final.exists() else None,
-        partial_size=partial.stat().st_size if partial.exists() else None,
+        final_size=_size(final),
+        partial_size=_size(partial),
         extraction_present=_extraction_present(config.out, link.name, extracted),
     )
     expired = link.expires_at is not None and link.expires_at <= time.time()
@@ -165,6 +165,7 @@ def _member_facts(
 
 
 def _size(path: Path) -> int | None:
+    """The size of the file at ``path``, or None when there is none."""
     try:
         return path.stat().st_size
     except OSError:

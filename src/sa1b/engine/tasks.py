@@ -59,9 +59,10 @@ class Task:
     cannot_punch: bool = False
     """Its filesystem cannot free its tar behind extraction (:mod:`sa1b.holes`)."""
     writing: threading.Lock = field(default_factory=threading.Lock)
-    """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
-    voids writes (a restart, closing the descriptor): so the check and the write are
-    one step, whichever transport loop writes."""
+    """Held from a write's ownership check to the end of its ``pwrite`` (or a walk's
+    staged piece's), and by whatever voids writes (a restart, closing the descriptor, a
+    walk starting over): so the check and the write are one step, whichever thread
+    writes."""
 
     @property
     def name(self) -> str:
