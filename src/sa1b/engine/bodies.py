@@ -14,14 +14,14 @@ connection layer and vary only the body's handling):
 
 A kind other than the whole file is a :class:`Body` on its task. The engine asks it
 whether it has a request to make now, for that request, how far it got, whether all
-of it is in, and, in the publisher's thread, to publish it. Its run-wide side (what
-every body of the kind shares: a memory budget, records to save) is a :class:`Keeper`,
-which the supervising loop calls at each tick, as it commits a file's ranges.
+of it is in, and, in the publisher's thread, to publish it. What every body of a kind
+shares in a run (for walks, :class:`~sa1b.engine.walk.Walks`: a memory budget, the
+records to save) is saved by the supervising loop at each tick, as it commits a file's
+ranges.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -81,19 +81,4 @@ class Body(Protocol):
 
     def record_status(self, task: Task, status: Status, message: str | None) -> None:
         """In the disk worker: keep how the item ended in the store."""
-        ...
-
-
-class Keeper(Protocol):
-    """The run-wide side of one kind of body, called by the supervising loop."""
-
-    tick_now: threading.Event
-    """Set when the next tick should come at once (e.g. the disk is behind)."""
-
-    def save(self) -> None:
-        """Make what the bodies wrote durable, then record it (each tick, and last)."""
-        ...
-
-    def close(self) -> None:
-        """After the last :meth:`save`: release threads."""
         ...

@@ -143,7 +143,7 @@ class Engine:
                 else:
                     durability.start_writing_back(run)
                 if self.walks is not None:
-                    self.walks.save()
+                    self._save_walks(self.walks)
                     self.transport.wake()  # the requests held back while the disk was behind
                 history = [*history[-40:], (now, self.fetched)]
                 snapshot = self._snapshot(now - started, history)
@@ -174,7 +174,7 @@ class Engine:
         self.files.publisher.close()
         self.files.disk.close()  # after the publisher, whose verdicts queue store writes
         if self.walks is not None:
-            self.walks.save()
+            self._save_walks(self.walks)
             self.walks.close()
         if self._extractors is not None:
             self._extractors.join()
@@ -184,6 +184,17 @@ class Engine:
         durability.commit(run)
         durability.close_files(run)
         self.journal.close()
+
+    def _save_walks(self, walks: Walks) -> None:
+        """The walks' staged pieces written and synced, then their checkpoints saved: a
+        disk or a store that cannot take them ends the run, as a failed commit does."""
+        try:
+            walks.save()
+        except SA1BError as error:
+            self.run_state.fatal = self.run_state.fatal or error
+        except OSError as error:
+            message = f"{walks.root}: cannot sync the staged members: {error.strerror}"
+            self.run_state.fatal = self.run_state.fatal or StorageError(message)
 
     @property
     def walked(self) -> int | None:

@@ -113,8 +113,8 @@ class Identity:
 
 class Walks:
     """What every walk of a run shares: the memory budget, the queue of staged writes,
-    and the records the store is to keep (the run's :class:`~sa1b.engine.bodies.Keeper`
-    of walks). Guarded by the run's lock."""
+    and the records the store is to keep, saved by the supervising loop at each tick.
+    Guarded by the run's lock."""
 
     def __init__(
         self,
@@ -161,7 +161,7 @@ class Walks:
             self.tick_now.set()
             self._drained.wait(STOP_CHECK)
 
-    # -- the supervising loop's (Keeper) -----------------------------------------
+    # -- the supervising loop's ---------------------------------------------------
 
     def save(self) -> None:
         """Write the queued pieces, sync the staging folder, then save what the walks
