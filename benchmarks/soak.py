@@ -28,12 +28,12 @@ shards (``bench.corpus.prepare_shards``), so hundreds of files cost the disk a f
   synced and recorded in X ms``, from ``--log-file``); bytes the CDN served; faults used.
   Every ``--status-every`` seconds (default 30) ``sa1b status OUT`` is timed.
 * **Report**: a table per minute, each run of sa1b (how long, RSS and descriptors at its
-  start and end), and the verdict: for RSS, descriptors, threads and the median commit time,
-  the median of the last window against the median of the first window after
-  ``--warmup`` minutes (each window a third of what follows the warm-up, at most 10
-  minutes), and the least-squares slope of RSS over the samples after warm-up. Flat when
-  every ratio is within ``TOLERANCE`` (see there); otherwise the report says what grew and
-  how fast, and the script exits 1.
+  start and end, its RSS slope), and the verdict (``TOLERANCE``): after ``--warmup`` minutes,
+  the median of the last window against the median of the first (each a third of what
+  follows the warm-up, at most 10 minutes) for RSS, descriptors other than sockets, threads
+  and commit time relative to a 1 MiB fdatasync probed beside OUT; and RSS inside each run
+  of ``LONG_RUN_S`` or more (a rerun resets a leak). Flat when every ratio is within its
+  tolerance; otherwise the report says what grew, and the script exits 1.
 
 sa1b runs with ``--max-rate`` (default 20M: bytes/s) so that the soak proves flatness, not
 speed, and leaves the machine's other cores alone.
