@@ -267,24 +267,40 @@ class Monitor:
 
     def sample_disk(self) -> None:
         self.peak_disk = max(self.peak_disk, allocated_bytes(self.out))
-        store = sum(_size(self.paths.state / f"state.db{s}") for s in ("", "-wal", "-shm"))
-        self.peak_store = max(self.peak_store, store)
+        self.peak_store = max(self.peak_store, store_bytes(self.paths))
         self.peak_journal = max(self.peak_journal, _size(self.paths.journal))
 
     def time_status(self) -> None:
         assert self.status is not None
-        started = time.monotonic()
-        done = subprocess.run(
-            [*self.status, "status", str(self.out)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
-        self.status_s.append(time.monotonic() - started)
-        if done.returncode != 0:
-            self.status_failures.append(f"exit {done.returncode}: {done.stderr.strip()[-200:]}")
+        seconds, failure = timed_status(self.status, self.out, self.env)
+        self.status_s.append(seconds)
+        if failure:
+            self.status_failures.append(failure)
+
+
+def store_bytes(paths: OutputPaths) -> int:
+    """The state store's size: the SQLite file, its WAL and its shared memory."""
+    return sum(_size(paths.state / f"state.db{s}") for s in ("", "-wal", "-shm"))
+
+
+def timed_status(
+    sa1b: list[str], out: Path, env: dict[str, str], *, ok: tuple[int, ...] = (0,)
+) -> tuple[float, str | None]:
+    """How long ``sa1b status OUT`` took, and what went wrong (None: it exited with one
+    of ``ok``; it exits 1 when a file failed or expired)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*sa1b, "status", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    if done.returncode not in ok:
+        return seconds, f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
+    return seconds, None
 
 
 def _files(folder: Path) -> Iterator[Path]:
@@ -301,23 +317,41 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _sa1b_hwm_kib(out: Path) -> int:
-    """The largest VmHWM among ``python -m sa1b download ... -o OUT`` processes (other
-    people's downloads on a shared machine are not ours)."""
-    peak = 0
+def sa1b_pids(out: Path) -> list[int]:
+    """The ``python -m sa1b download ... -o OUT`` processes (other people's downloads on a
+    shared machine are not ours)."""
+    pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if cmdline[1:4] != [b"-m", b"sa1b", b"download"] or os.fsencode(out) not in cmdline:
-                continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
-    return peak
+        if cmdline[1:4] == [b"-m", b"sa1b", b"download"] and os.fsencode(out) in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """The numeric fields of /proc/PID/status (kB for sizes: ``VmRSS``, ``VmHWM``;
+    ``Threads``); empty once the process is gone."""
+    fields = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if parts and parts[0].isdigit():
+            fields[key] = int(parts[0])
+    return fields
+
+
+def _sa1b_hwm_kib(out: Path) -> int:
+    """The largest VmHWM among the sa1b downloads into ``out``."""
+    return max((proc_status(pid).get("VmHWM", 0) for pid in sa1b_pids(out)), default=0)
 
 
 def sync_times(path: Path) -> dict[str, list[float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import random
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.certs import CertificatePaths
 from sa1b.cdn import CDNServer, Fault
+from tests.scripted import server_context
 from tests.waiting import wait_for
 
 BIG = "sa_000000.tar"
@@ -292,6 +295,7 @@ def test_trickle_sends_one_byte_at_a_time_after_the_first(
     ("fault", "status", "body"),
     [
         (Fault("status", status=503), 503, b"503 Service Unavailable\n"),
+        (Fault("status", status=503, retry_after=1), 503, b"503 Service Unavailable\n"),
         (Fault("status", status=408), 408, b"408 Request Timeout\n"),
         (Fault("forbidden"), 403, b"URL signature expired"),
         (Fault("not_found"), 404, b"Not Found"),
@@ -306,6 +310,9 @@ def test_status_faults_then_normal(
     assert (reply.status, reply.body) == (status, body)
     if fault.kind == "throttle":
         assert reply.headers["Retry-After"] == "2.5"
+    else:
+        expected = None if fault.retry_after is None else f"{fault.retry_after:g}"
+        assert reply.headers["Retry-After"] == expected
     assert get(BIG).status == 200
 
 
@@ -427,3 +434,28 @@ def test_links_file_with_names_and_expiry(
     lines = out.read_text().splitlines()
     assert [line.split("\t")[0] for line in lines[1:]] == [SMALL, BIG]
     assert all(f"oe={int(T0) + 60:08X}" in line for line in lines[1:])
+
+
+# -- HTTPS ---------------------------------------------------------------------------------
+
+
+def test_https_serves_ranges_and_acts_out_cuts(root: Path, certificates: CertificatePaths) -> None:
+    client = ssl.create_default_context(cafile=str(certificates.ca))
+    with CDNServer(root=root, tls=server_context(certificates)) as server:
+        url = server.url_for(BIG)
+        assert url.startswith(f"https://127.0.0.1:{server.port}/")
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=5, context=client)
+        try:
+            reply = fetch(conn, url, headers={"Range": "bytes=1000-200999"})
+            assert reply.status == 206 and reply.body == data(root)[1000:201000]
+            server.add_fault(BIG, Fault("cut", after=4000))
+            conn.request("GET", _target(url))
+            response = conn.getresponse()
+            with pytest.raises((http.client.IncompleteRead, ssl.SSLError)):
+                response.read()
+            assert server.bytes_sent(BIG) == 200_000 + 4000
+        finally:
+            conn.close()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as plain:
+            plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # no TLS: no answer
+            assert not plain.recv(100).startswith(b"HTTP/")

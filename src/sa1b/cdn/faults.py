@@ -6,7 +6,8 @@ pending fault for each request and acts it out. Kinds:
 
 =============== ==========================================================================
 ``cut``          send ``after`` body bytes, then close (``mode="fin"``) or reset (``"rst"``)
-``status``       answer ``status`` (500, 503, 408, ...) with a short body
+``status``       answer ``status`` (500, 503, 408, ...) with a short body (and
+                 ``Retry-After: retry_after`` when given)
 ``throttle``     answer 429 with ``Retry-After: retry_after``
 ``stall``        send ``after`` body bytes, hold the connection ``seconds``, then close
 ``trickle``      send ``after`` body bytes, then one byte every ``seconds`` to the end

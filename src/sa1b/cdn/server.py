@@ -7,7 +7,9 @@ fast enough not to be the bottleneck of benchmarks: bodies go out with ``sendfil
 rate cap or a fault needs byte-level control.
 
 Standard library only: ``http.server.ThreadingHTTPServer`` with HTTP/1.1 keep-alive, one daemon
-thread per connection, bound to 127.0.0.1.
+thread per connection, bound to 127.0.0.1. With ``tls`` (a server :class:`ssl.SSLContext`) it
+serves HTTPS, as the real CDN does: each connection's handshake runs in its own thread, and
+bodies go through TLS in chunks (``sendfile`` would bypass the encryption).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import random
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -167,6 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
         # The head and the body go in two writes; with Nagle's algorithm the body would
         # wait for the client's delayed ACK of the head (40 ms), as no CDN makes it wait.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(self.connection, ssl.SSLSocket):
+            # Here, not in accept(): a slow handshake holds up this connection only.
+            self.connection.do_handshake()
 
     def version_string(self) -> str:
         return self.server_version
@@ -195,7 +201,7 @@ class CDNServer:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``clock`` decides link
     expiry (inject a fake one to expire links on demand); ``rate_per_connection`` caps each
-    connection's body rate in bytes per second.
+    connection's body rate in bytes per second; ``tls`` serves HTTPS with that context.
     """
 
     def __init__(
@@ -206,6 +212,7 @@ class CDNServer:
         rate_per_connection: float | None = None,
         clock: Callable[[], float] = time.time,
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if rate_per_connection is not None and rate_per_connection <= 0:
             raise ValueError("rate_per_connection must be positive")
@@ -214,6 +221,7 @@ class CDNServer:
         self.rate_per_connection = rate_per_connection
         self.clock = clock
         self._port = port
+        self.tls = tls
         self._faults = FaultBook()
         self._lock = threading.Lock()
         self._index: dict[str, str] = {}
@@ -234,6 +242,10 @@ class CDNServer:
         self._stopping.clear()
         self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
         self._port = self._httpd.server_port
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -282,7 +294,8 @@ class CDNServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def served_names(self) -> list[str]:
         """Names of the files currently served from ``root``, sorted."""
@@ -469,7 +482,10 @@ class CDNServer:
             except ValueError:
                 phrase = "Error"
             body = f"{fault.status} {phrase}\n".encode()
-            self._simple(handler, name, fault.status, body, head=head)
+            extra = {}
+            if fault.retry_after is not None:  # a 503 may say when to come back, too
+                extra["Retry-After"] = f"{fault.retry_after:g}"
+            self._simple(handler, name, fault.status, body, head=head, extra=extra)
         elif fault.kind == "throttle":
             extra = {}
             if fault.retry_after is not None:
@@ -587,7 +603,8 @@ class CDNServer:
         """Send ``count`` bytes from ``first``; returns what was sent before any failure."""
         try:
             with file_path.open("rb") as f:
-                if self.rate_per_connection is None and hasattr(os, "sendfile"):
+                plain = self.tls is None
+                if self.rate_per_connection is None and plain and hasattr(os, "sendfile"):
                     self._sendfile(handler.connection, f, first, count, entry)
                 else:
                     self._send_paced(handler.connection, f, first, count, entry)

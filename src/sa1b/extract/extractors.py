@@ -93,6 +93,8 @@ class Extractors:
             self._jobs[name] = job
             thread = threading.Thread(target=self._run, args=(job,), name=f"sa1b-x-{name}")
             thread.daemon = True
+            # Ended threads go: a run of thousands of shards keeps only those in flight.
+            self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
         thread.start()
 
@@ -127,12 +129,20 @@ class Extractors:
             job.done.set()
 
     def result(self, name: str, generation: int) -> ExtractReport | SA1BError | None:
-        """Wait for shard ``name``'s extraction at ``generation``; None if it never ran."""
+        """Wait for shard ``name``'s extraction at ``generation``; None if it never ran.
+
+        Collected once: the job is then let go, with its report of every member (about
+        300 bytes each, 22,000 in a real shard), which a long run would otherwise hold for
+        every shard it extracted (benchmarks/soak.py: 19 KiB a shard of 24 members).
+        """
         with self._lock:
             job = self._jobs.get(name)
         if job is None or job.generation != generation:
             return None
         job.done.wait()
+        with self._lock:
+            if self._jobs.get(name) is job:
+                del self._jobs[name]
         return job.result
 
     def join(self) -> None:
