@@ -367,11 +367,15 @@ class FileControl:
     # -- the publisher's verdicts (TaskControl) ---------------------------------------
 
     def reject(self, task: Task, error: SA1BError) -> None:
+        """The file ends ``failed``: now, or when the last connection still holding it
+        lets go (all its bytes are in, but a connection may not have given its job back
+        yet: it ends the file then, as after any halt)."""
         with self.run.lock:
             if isinstance(error, CorruptArchiveError):
                 self.void(task)
             self.halt(task, "failed", error)
-            self.end(task)
+            if not task.connections:
+                self.end(task)
 
     def redownload(self, task: Task, reason: str) -> None:
         with self.run.lock:

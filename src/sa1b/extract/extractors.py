@@ -91,14 +91,19 @@ class Extractors:
             if current is not None and current.generation == generation:
                 return
             self._jobs[name] = job
-            thread = threading.Thread(target=self._run, args=(job,), name=f"sa1b-x-{name}")
+            thread = threading.Thread(target=self._run, args=(job, current), name=f"sa1b-x-{name}")
             thread.daemon = True
             # Ended threads go: a run of thousands of shards keeps only those in flight.
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
         thread.start()
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: _Job, superseded: _Job | None) -> None:
+        """Extract, once the extraction this one supersedes has ended: both use the
+        shard's one staging folder, which this one starts afresh (the old one stops at
+        its next wait for bytes or checkpoint, since its download moved on)."""
+        if superseded is not None:
+            superseded.done.wait()
         try:
             fd = os.open(job.path, os.O_RDONLY)
             try:
