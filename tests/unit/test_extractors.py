@@ -9,7 +9,7 @@ import tarfile
 import threading
 from pathlib import Path
 
-from sa1b.extract.extractors import Extractors
+from sa1b.extract.extractors import Extractors, Superseded
 from sa1b.extract.shard import ExtractReport
 
 
@@ -49,4 +49,37 @@ def test_collected_extractions_and_their_threads_are_let_go(tmp_path: Path) -> N
         if isinstance(t, threading.Thread) and t.name.startswith("sa1b-x-")
     ]
     assert len(threads) <= 1  # the last one, ended; not one per shard
+    extractors.join()
+
+
+def test_an_extraction_that_supersedes_another_starts_once_the_old_one_has_ended(
+    tmp_path: Path,
+) -> None:
+    """Both use the shard's one staging folder: the new one must not start it afresh
+    while the old one still writes there (the old one ends at its next wait)."""
+    extractors = Extractors(staging_root=tmp_path / "staging", layout="shard")
+    name, tar = "sa_000000.tar", tmp_path / "sa_000000.tar"
+    size = small_tar(tar, members=5)
+    old_waiting, let_go, old_ending = threading.Event(), threading.Event(), threading.Event()
+    new_began: list[bool] = []  # each look of the new one: had the old one ended?
+    looked = threading.Event()
+
+    def old_wait(end: int) -> None:  # the old download restarted: it will never come
+        old_waiting.set()
+        let_go.wait(30)
+        old_ending.set()
+        raise Superseded
+
+    def new_wait(end: int) -> None:
+        new_began.append(old_ending.is_set())
+        looked.set()
+
+    extractors.start(name, generation=0, path=tar, size=size, wait=old_wait, digest_algorithm=None)
+    assert old_waiting.wait(30)
+    extractors.start(name, generation=1, path=tar, size=size, wait=new_wait, digest_algorithm=None)
+    looked.wait(1.0)  # a chance for a new one that did not wait to show it (none with the fix)
+    let_go.set()
+    report = extractors.result(name, 1)
+    assert isinstance(report, ExtractReport) and len(report.members) == 5
+    assert new_began and all(new_began)  # not one look at its bytes before the old one ended
     extractors.join()
