@@ -3,6 +3,8 @@ lines shown at the end of every run."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from harness.certs import CertificatePaths, make_certificates
@@ -16,14 +18,30 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
 
 REPORT_LINES = pytest.StashKey[list[str]]()
 """Lines a test wants shown at the end of every run, even a quiet one (a torture seed)."""
+REPORT_PROPERTY = "report line"
+"""Under this name a test's report carries its lines to the process that shows the
+summary: with pytest-xdist, the test ran in a worker and its stash stays there."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_LINES] = []
 
 
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    for line in config.stash[REPORT_LINES]:
-        terminalreporter.write_line(line)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "teardown":  # the test has written its lines by then
+        lines = item.config.stash[REPORT_LINES]
+        report.user_properties.extend((REPORT_PROPERTY, line) for line in lines)
+        lines.clear()
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, line in getattr(report, "user_properties", ()):
+                if name == REPORT_PROPERTY:
+                    terminalreporter.write_line(line)
