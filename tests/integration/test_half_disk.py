@@ -24,7 +24,7 @@ from sa1b.store.paths import OutputPaths
 from sa1b.store.state import StateStore
 from tests.waiting import wait_for
 
-from .conftest import assert_extracted, run_cli, start_cli, tmpfs
+from .conftest import LOOP_DEVICES, assert_extracted, run_cli, start_cli, tmpfs
 from .test_allocation import ext2_disk
 
 MiB = 1024 * 1024
@@ -149,6 +149,7 @@ def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
     assert_extracted(out, [replace(new, path=old.path)])
 
 
+@LOOP_DEVICES
 def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
     links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:

@@ -40,6 +40,8 @@ KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
 """Kills per test; three tests (extracting, tars only, ``--only json``) make 75 in
 ``./test``."""
 SEED = int(os.environ.get("SA1B_TORTURE_SEED") or random.SystemRandom().randrange(10**9))
+pytestmark = pytest.mark.xdist_group("torture")
+"""With pytest-xdist, one worker runs these in turn: each builds its servers once."""
 TRANSFER_PER_ROUND = 0.32
 """Seconds a round transfers on average (kills come after 0.05-1 s; start-up takes the
 rest): with ``--max-rate`` set from it, the download spans about 85% of the rounds, and
