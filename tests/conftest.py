@@ -39,6 +39,34 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker under ``--dist loadgroup``: name each test's xdist_group
+    after its id (``path::test@group``), which is how the scheduler finds the group.
+
+    pytest-xdist does so itself by setting the string ``_nodeid``, which pytest 9.2's
+    structured node ids no longer read: the groups were silently spread over the workers
+    (pytest-xdist issue 1386). Where that still works, the id has its ``@`` already."""
+    if not config.getoption("loadgroup", default=False):  # set in xdist's workers alone
+        return
+    for item in items:
+        groups = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if not groups or "@" in item.nodeid:
+            continue
+        grouped = f"{item.nodeid}@{'_'.join(sorted(groups))}"
+        if hasattr(item, "_id"):  # pytest >= 9.2
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(grouped)
+        else:
+            item._nodeid = grouped
+        if item.nodeid != grouped:  # never spread a group silently
+            raise pytest.UsageError(f"cannot name the xdist_group of {item.nodeid}")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -66,6 +66,12 @@ def _generator(test: str) -> random.Random:
     return random.Random(f"{SEED}:{test}")
 
 
+def _test_id(request: pytest.FixtureRequest) -> str:
+    """The test's id as ``./test`` takes it: without the ``@torture`` that names its group
+    in a pytest-xdist worker (tests/conftest.py), so that a replay draws the same rounds."""
+    return request.node.nodeid.removesuffix("@torture")
+
+
 def _replay(test: str) -> str:
     """The command that replays ``test``'s rounds, as its report and its failures say it."""
     return f"replay: SA1B_TORTURE_SEED={SEED} SA1B_TORTURE_KILLS={KILLS} ./test '{test}'"
@@ -129,7 +135,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     extracting: bool,
 ) -> None:
     cdn, shards = torture_cdn
-    test = request.node.nodeid
+    test = _test_id(request)
     rng = _generator(test)
     layout = rng.choice(sorted(LAYOUTS)) if extracting else None
     report = request.config.stash[REPORT_LINES]
@@ -182,7 +188,7 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
     """``--only json``: killed while walking, writing staged members, saving checkpoints
     and publishing; every JSON under its final name is always the source's."""
     cdn, shards = dense_cdn
-    test = request.node.nodeid
+    test = _test_id(request)
     rng = _generator(test)
     report = request.config.stash[REPORT_LINES]
     line = len(report)
