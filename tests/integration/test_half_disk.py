@@ -32,6 +32,11 @@ SHARD = 40 * MiB
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
 
+ON_BIG_SHARD = pytest.mark.xdist_group("big-shard")
+"""The tests on :func:`big_shard`, run in turn by one worker under pytest-xdist: it makes
+the shard once (some 20 s under coverage on a loaded machine), not once a worker."""
+
+
 @pytest.fixture(scope="module")
 def big_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNServer, ShardInfo]]:
     """One 40 MiB shard of 160 pairs (members of about 128 KiB), served locally."""
@@ -41,6 +46,7 @@ def big_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNSer
         yield server, shard
 
 
+@ON_BIG_SHARD
 @needs_root
 def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
     big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
@@ -59,6 +65,7 @@ def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
         assert index is not None and len(index) == 320  # every member, with its offset
 
 
+@ON_BIG_SHARD
 @needs_root
 @pytest.mark.parametrize("option", [["--tar-window", "64M"], ["--keep-tars"]])
 def test_the_whole_tar_beside_its_files_does_not_fit(
@@ -89,6 +96,7 @@ def _freed(out: Path, shard: ShardInfo) -> bool:
     return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
 
 
+@ON_BIG_SHARD
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
     big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, stop: signal.Signals
