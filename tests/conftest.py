@@ -1,13 +1,18 @@
-"""Fixtures for every test: a private certificate authority for TLS on loopback, and
-lines shown at the end of every run."""
+"""Fixtures for every test: a private certificate authority for TLS on loopback, a real S3
+server on loopback (started only when a test asks for it), and lines shown at the end of
+every run."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import os
+import re
+import secrets
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from harness.certs import CertificatePaths, make_certificates
+from harness.seaweedfs import SeaweedServer
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +78,59 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             for name, line in getattr(report, "user_properties", ()):
                 if name == REPORT_PROPERTY:
                     terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    """A real S3 server (SeaweedFS) on loopback for the whole run, its bucket
+    ``sa1b-test`` created; started only when a test asks for it. Tests share it: each
+    writes under a prefix of its own (:func:`s3_prefix`)."""
+    with SeaweedServer(buckets=["sa1b-test"]) as server:
+        yield server
+
+
+#: Set in every test that reaches S3: no shared config or credentials file of the machine,
+#: and no instance-role lookup (it would reach 169.254.169.254, off loopback).
+AWS_ISOLATION = {
+    "AWS_CONFIG_FILE": "/nonexistent/sa1b-test/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/sa1b-test/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_AWS_UNSET = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+def aws_environment(variables: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``variables`` as the only AWS settings (for a CLI
+    run in a subprocess)."""
+    kept = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    return {**kept, **AWS_ISOLATION, **variables}
+
+
+@pytest.fixture
+def s3_environment(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This process's AWS settings: the server's endpoint and credentials as a user would
+    set them, and nothing else of the machine's."""
+    for name in [*_AWS_UNSET, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**AWS_ISOLATION, **seaweedfs.environment}.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs.environment
+
+
+@pytest.fixture
+def s3_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test uses, named after the test (its parameters' slashes and
+    brackets made dashes)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)
+    return f"{name}-{secrets.token_hex(4)}"

@@ -9,8 +9,10 @@ and says which one.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 import pytest
@@ -44,3 +46,14 @@ def wait_for(
             pytest.fail(f"waited {timeout:g} s for {message} in vain")
         time.sleep(POLL_INTERVAL)
     return value
+
+
+def inside(thread: int, function: str) -> bool:
+    """Whether the thread ``thread`` (an ident) is inside a call of ``function`` now:
+    to land a signal in exactly that call."""
+    frame: FrameType | None = sys._current_frames().get(thread)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False

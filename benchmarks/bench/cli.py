@@ -191,10 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error("nothing to run")
 
     tar: str | None = None
-    if "extract" in scenarios and "aria2c" in tools_for["extract"]:
+    if any(SPECS[s].kind == "extract" and "aria2c" in tools_for[s] for s in scenarios):
         tar = shutil.which("tar")
         if tar is None:
-            return _usage_error("the extract scenario needs tar on PATH")
+            return _usage_error("the extract scenarios need tar on PATH")
     aria2c: str | None = None
     if used & {"aria2c", "aria2c-best"}:
         aria2c = shutil.which(args.aria2c)

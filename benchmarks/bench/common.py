@@ -46,6 +46,7 @@ class Spec:
     rtt: bool = False  # and --delay-ms each way
     tools: tuple[str, ...]  # the tools it can run
     default_tools: tuple[str, ...]  # those it runs without --tools
+    download_only: bool = False  # extract: sa1b --no-extract alternates with the others too
 
 
 KILL_TOOLS = ("aria2c", "aria2c-best", "sa1b")
@@ -69,6 +70,8 @@ SPECS: dict[str, Spec] = {
              default_tools=DEFAULT_PAIR),
         Spec(name="extract", kind="extract", tls=False, limit_rate=CAP, tools=DEFAULT_PAIR,
              default_tools=DEFAULT_PAIR),
+        Spec(name="https-extract", kind="extract", tls=True, limit_rate=None, tools=DEFAULT_PAIR,
+             default_tools=DEFAULT_PAIR, download_only=True),
     )
 }  # fmt: skip
 SCENARIOS = tuple(SPECS)  # table and run order: HTTPS first

@@ -22,6 +22,7 @@ TABLE_COLUMNS = (
     "served/size",
     "peak disk MB",
     "sa1b/aria2c",
+    "sa1b/sa1b-tars",
     "sa1b/aria2c-best",
     "sa1b/curl8",
 )
@@ -64,9 +65,12 @@ def _table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             )
             if spec.kind == "extract":
                 row["peak disk MB"] = f"{t['peak_disk_mb']:.0f}"
-                ratio = data["ratio_sa1b_over_aria2c_tar"]
-                if tool == "sa1b" and ratio:
+                ratios = data["ratios_sa1b_over"]
+                if tool == "sa1b" and "aria2c+tar" in ratios:
+                    ratio = ratios["aria2c+tar"]
                     row["sa1b/aria2c"] = f"{_ratio_cell(ratio)}, disk x{ratio['peak_disk_mb']:.2f}"
+                if tool == "sa1b" and "sa1b-tars" in ratios:
+                    row["sa1b/sa1b-tars"] = _ratio_cell(ratios["sa1b-tars"])
             elif tool == "sa1b":
                 for ref in REFERENCES:
                     row[f"sa1b/{ref}"] = _ratio_cell(data["ratios_sa1b_over"].get(ref))
@@ -116,12 +120,14 @@ def render_table(results: dict[str, Any]) -> str:
                     f"(killed at {t['bytes_on_disk_at_kill'] / t['total_bytes']:.0%}, "
                     f"rerun {t['rerun_s']:.1f} s, peak RSS {t['peak_rss_mb']:.1f} MB, {ok})"
                 )
-    if "extract" in results:
-        data = results["extract"]
+    for scenario in ("extract", "https-extract"):
+        if scenario not in results:
+            continue
+        data = results[scenario]
         extracted, shards = data["extracted_bytes"] / MB, data["shards_bytes"] / MB
         lines.append("")
         lines.append(
-            f"extract: shards {shards:.0f} MB in all, extracted files {extracted:.0f} MB "
+            f"{scenario}: shards {shards:.0f} MB in all, extracted files {extracted:.0f} MB "
             f"({data['members']} members); peak disk use without --keep-tars should be "
             f"<= extracted + {data['in_flight_slack']:g} x the shards in flight"
         )
@@ -136,6 +142,8 @@ def render_table(results: dict[str, Any]) -> str:
                     f"{data['in_flight_slack']:g} x {shards:.0f} = {t['disk_bound_mb']:.0f} MB "
                     f"({verdict})"
                 )
+            elif tool == "sa1b-tars":
+                lines.append(f"  {tool:10s} peak {t['peak_disk_mb']:.0f} MB (no extraction)")
             else:
                 lines.append(
                     f"  {tool:10s} peak {t['peak_disk_mb']:.0f} MB; keeps every tar: "

@@ -28,7 +28,6 @@ from .accounting import (
     verify_output,
 )
 from .common import (
-    CAP,
     GB,
     IN_FLIGHT_SLACK,
     MB,
@@ -457,7 +456,8 @@ def run_kill(ctx: Context, spec: Spec) -> dict[str, Any]:
     return report
 
 
-EXTRACT_LABELS = {"aria2c": "aria2c+tar", "sa1b": "sa1b"}
+DOWNLOAD_ONLY = "sa1b-download"  # https-extract: sa1b --no-extract, as a third pipeline
+EXTRACT_LABELS = {"aria2c": "aria2c+tar", "sa1b": "sa1b", DOWNLOAD_ONLY: "sa1b-tars"}
 
 
 def combine_steps(label: str, steps: list[RunResult]) -> RunResult:
@@ -477,20 +477,26 @@ def combine_steps(label: str, steps: list[RunResult]) -> RunResult:
 
 
 def run_extract_pipeline(
-    ctx: Context, tool_name: str, *, inputs: Inputs, outdir: Path, tag: str
+    ctx: Context, tool_name: str, *, inputs: Inputs, outdir: Path, tag: str, tls: bool
 ) -> tuple[RunResult, list[RunResult], list[str]]:
     """Run one tool's whole download-and-extract pipeline into ``outdir``.
 
     aria2c: aria2c (capped-scenario flags) into OUT, then, once it is done, one
     ``tar -xf OUT/NAME -C OUT/<stem>`` per shard, in order (the tars stay). sa1b: one
-    ``sa1b download LINKS -o OUT --quiet`` (extraction on, tars not kept).
+    ``sa1b download LINKS -o OUT --quiet`` (extraction on, tars not kept); the
+    download-only pipeline (``https-extract``) the same with ``--no-extract``. Over
+    HTTPS each verifies nginx's certificate against the private CA.
     Returns (combined result, each process's result, argv of the last process run).
     Raises BenchError when a process outlives ``--timeout``.
     """
     logs = ctx.workdir / "logs"
+    ca = ctx.ca if tls else None
     if tool_name == "aria2c":
         assert ctx.aria2c is not None
-        argv = aria2c_tool(ctx.aria2c, input_file=inputs.aria2c, outdir=outdir, resume=False).argv
+        aria2c = aria2c_tool(
+            ctx.aria2c, input_file=inputs.aria2c, outdir=outdir, resume=False, ca=ca
+        )
+        argv = aria2c.argv
         steps = [run_child(argv, log_path=logs / f"{tag}-aria2c.log", timeout=ctx.args.timeout)]
         if steps[0].exit_code == 0:
             assert ctx.tar is not None
@@ -509,11 +515,19 @@ def run_extract_pipeline(
     if ctx.sa1b is None:
         raise BenchError("no sa1b executable (install the package or pass --sa1b CMD)")
     tool = sa1b_tool(
-        ctx.sa1b, links=inputs.links, outdir=outdir, extract=True, extra=ctx.args.sa1b_args
+        ctx.sa1b,
+        links=inputs.links,
+        outdir=outdir,
+        extract=tool_name == "sa1b",
+        extra=ctx.args.sa1b_args,
+        ca=ca,
+        ca_bundle_option=ctx.sa1b_ca_bundle,
     )
     argv = tool.argv
-    result = run_child(argv, log_path=logs / f"{tag}-sa1b.log", timeout=ctx.args.timeout)
-    result.tool = "sa1b"
+    result = run_child(
+        argv, log_path=logs / f"{tag}-{tool_name}.log", timeout=ctx.args.timeout, env=tool.env
+    )
+    result.tool = EXTRACT_LABELS[tool_name]
     return result, [result], argv
 
 
@@ -526,7 +540,9 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
         # sa1b: its state folder and nothing else
         "sa1b": lambda rel: rel.split("/", 1)[0] == STATE_DIR,
     }
-    tools = ctx.tools[spec.name]
+    tools = list(ctx.tools[spec.name])
+    if spec.download_only and "sa1b" in tools:
+        tools.append(DOWNLOAD_ONLY)
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
     failed_runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
     broken: set[str] = set()
@@ -550,13 +566,14 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                     tool_name,
                     inputs=endpoint.inputs,
                     outdir=outdir,
-                    tag=f"extract-warmup-{warm + 1}",
+                    tag=f"{spec.name}-warmup-{warm + 1}",
+                    tls=spec.tls,
                 )
             except BenchError as exc:
-                log(f"extract  warm-up ({EXTRACT_LABELS[tool_name]}): {exc}")
+                log(f"{spec.name} warm-up ({EXTRACT_LABELS[tool_name]}): {exc}")
                 continue
             log(
-                f"extract  warm-up ({EXTRACT_LABELS[tool_name]}): "
+                f"{spec.name} warm-up ({EXTRACT_LABELS[tool_name]}): "
                 f"{ctx.total / result.wall_s / MB:7.1f} MB/s"
                 f"{'' if result.exit_code == 0 else f', exit code {result.exit_code}'}"
             )
@@ -567,7 +584,7 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                 label = EXTRACT_LABELS[tool_name]
                 sync_and_clear(outdir)
                 server.clear_log()
-                tag = f"extract-{run + 1}"
+                tag = f"{spec.name}-{run + 1}"
                 try:
                     started = time.monotonic()
                     with DiskSampler(outdir) as disk:
@@ -577,10 +594,11 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                             inputs=endpoint.inputs,
                             outdir=outdir,
                             tag=tag,
+                            tls=spec.tls,
                         )
                     outer_wall = time.monotonic() - started
                 except BenchError as exc:
-                    msg = f"extract: {label} run {run + 1}: {exc}"
+                    msg = f"{spec.name}: {label} run {run + 1}: {exc}"
                     log("FAILED " + msg)
                     ctx.failures.append(msg)
                     broken.add(tool_name)
@@ -599,7 +617,7 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                 }
                 if result.exit_code != 0:
                     msg = (
-                        f"extract: {label} run {run + 1} exited with {result.exit_code} "
+                        f"{spec.name}: {label} run {run + 1} exited with {result.exit_code} "
                         f"(command: {shlex.join(argv)}; log: {result.log_path})"
                     )
                     log("FAILED " + msg + "\n" + log_tail(result.log_path))
@@ -607,15 +625,18 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                     failed_runs[tool_name].append({**record, "problems": [msg]})
                     broken.add(tool_name)
                     continue
-                problems, warnings = verify_extracted(
-                    outdir, ctx.shards, allowed=allowed[tool_name]
-                )
+                if tool_name == DOWNLOAD_ONLY:  # the tars, in OUT/tars/
+                    problems, warnings = verify_output(outdir / "tars", ctx.shards), []
+                else:
+                    problems, warnings = verify_extracted(
+                        outdir, ctx.shards, allowed=allowed[tool_name]
+                    )
                 record["warnings"] = warnings
                 for warning in warnings:
                     log(f"warning: extract: {label}: {warning}")
                 if problems:
                     msg = (
-                        f"extract: {label} run {run + 1} ({describe(result, sent, disk.peak)}) "
+                        f"{spec.name}: {label} run {run + 1} ({describe(result, sent, disk.peak)}) "
                         "left wrong output: " + "; ".join(problems)
                     )
                     log("MISMATCH " + msg)
@@ -625,15 +646,16 @@ def run_extract(ctx: Context, spec: Spec) -> dict[str, Any]:
                     continue
                 runs[tool_name].append(record)
                 log(
-                    f"extract  {label:10s} run {run + 1}/{ctx.args.runs}: "
+                    f"{spec.name:8s} {label:10s} run {run + 1}/{ctx.args.runs}: "
                     + describe(result, sent, disk.peak)
                 )
     sync_and_clear(outdir)
-    return summarize_extract(ctx, runs, failed_runs)
+    return summarize_extract(ctx, spec, runs, failed_runs)
 
 
 def summarize_extract(
     ctx: Context,
+    spec: Spec,
     runs: dict[str, list[dict[str, Any]]],
     failed_runs: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
@@ -660,6 +682,9 @@ def summarize_extract(
             # All shards are in flight at once; the tars are not kept.
             entry["shards_in_flight"] = len(ctx.shards)
             bound = extracted + IN_FLIGHT_SLACK * ctx.total
+        elif tool_name == DOWNLOAD_ONLY:  # the tars alone
+            entry["shards_in_flight"] = len(ctx.shards)
+            bound = ctx.total
         else:
             # aria2c -j4 has four in flight, but every tar stays until the end.
             entry["shards_in_flight"] = min(4, len(ctx.shards))
@@ -668,21 +693,21 @@ def summarize_extract(
         if done:
             entry["peak_disk_within_bound"] = entry["peak_disk_mb"] <= entry["disk_bound_mb"]
         tools[label] = entry
-    ratio: dict[str, float] = {}
-    a, s = tools.get("aria2c+tar"), tools.get("sa1b")
-    if a and s and not a["failed"] and not s["failed"]:
-        ratio = {
-            "mb_s": s["mb_s_median"] / a["mb_s_median"],
-            "cpu_s_per_gb": s["cpu_s_per_gb_median"] / a["cpu_s_per_gb_median"],
-            "peak_rss_mb": s["peak_rss_mb"] / a["peak_rss_mb"],
-            "peak_disk_mb": s["peak_disk_mb"] / a["peak_disk_mb"],
-        }
+    ratios: dict[str, dict[str, float]] = {}
+    s = tools.get("sa1b")
+    for reference in ("aria2c+tar", EXTRACT_LABELS[DOWNLOAD_ONLY]):
+        r = tools.get(reference)
+        if r and s and not r["failed"] and not s["failed"]:
+            ratios[reference] = {
+                key: s[f"{key}_median"] / r[f"{key}_median"] for key in ("mb_s", "cpu_s_per_gb")
+            } | {key: s[key] / r[key] for key in ("peak_rss_mb", "peak_disk_mb")}
     return {
-        "limit_rate": CAP,
+        "limit_rate": spec.limit_rate,
         "shards_bytes": ctx.total,
         "extracted_bytes": extracted,
         "members": sum(len(s.members or {}) for s in ctx.shards),
         "in_flight_slack": IN_FLIGHT_SLACK,
         "tools": tools,
-        "ratio_sa1b_over_aria2c_tar": ratio,
+        "ratio_sa1b_over_aria2c_tar": ratios.get("aria2c+tar", {}),
+        "ratios_sa1b_over": ratios,
     }

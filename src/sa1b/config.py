@@ -45,7 +45,7 @@ class ExtractOptions:
     keep_tars: bool = False
     only: str | None = None
     """``json`` or ``jpg``: fetch only these members of each shard by range reads
-    (:mod:`sa1b.engine.selective`), never the tars."""
+    (:mod:`sa1b.engine.walk`), never the tars."""
     tar_window: int = CHECKPOINT_EVERY
     """Bytes of a shard's tar extracted between two checkpoints, below which it is freed
     (:mod:`sa1b.holes`)."""

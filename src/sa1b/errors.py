@@ -8,10 +8,14 @@
     │   ├── SelectionError          a --shards or worker split (--shard-index) is wrong
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
     │   ├── OutputFolderError       the -o folder cannot be created or written
+    │   ├── OutputLocationError     -o names a place sa1b cannot write (gs://, a typo, ...)
+    │   ├── BucketError             the -o bucket cannot be used: missing, access denied,
+    │   │                           bad or no credentials (names the bucket)
     │   ├── NoSpaceError            the download cannot fit on the output folder's disk
     │   └── ClusterError            the Ray engine cannot run: Ray missing, no cluster
     ├── StateError                  the state store cannot be used
     │   ├── NoStateError            no state store there: no such folder (CLI exit code 2)
+    │   ├── NewerStateError         a store written by a newer sa1b (exit 2)
     │   └── StateLockedError        another sa1b process owns the output folder (exit 2)
     ├── StorageError                the output folder cannot be written (disk full, I/O)
     └── TransferError               one file's transfer went wrong (names the file)
@@ -21,7 +25,9 @@
         │   ├── TruncatedBodyError  the connection ended before the body did (FIN or RST)
         │   ├── ServerError         408, 429 or 5xx; may carry Retry-After
         │   ├── BadResponseError    an answer that breaks HTTP (framing, coding, length)
-        │   └── RangeMismatchError  a 206 for other bytes than asked
+        │   ├── RangeMismatchError  a 206 for other bytes than asked
+        │   └── StoreUnavailableError  the object store answered 500/503 (SlowDown) or the
+        │                              connection to it failed
         └── FatalTransferError      another attempt cannot help
             ├── LinkExpiredError    the signed link expired: fetch a new links file
             │   └── LinksExpiredError   every link the run needs expired before it started
@@ -35,10 +41,13 @@
             │   ├── UnsafeMemberError   a link, device, absolute or '..' path: left unextracted
             │   ├── CorruptArchiveError a header does not parse, a member is cut short
             │   └── NameClashError      two shards hold different files of one name (flat)
-            └── ChecksumMismatchError  the digest differs from --checksums, twice
+            ├── ChecksumMismatchError  the digest differs from --checksums, twice
+            └── StoreRequestError   the object store refused a request (names bucket and key)
+                └── NoSuchUploadError   the multipart upload is gone (aborted or completed)
 
 libcurl's error codes are translated to this tree in one place,
-:mod:`sa1b.net.failures`; nothing above the transport sees a libcurl code.
+:mod:`sa1b.net.failures`; nothing above the transport sees a libcurl code. The object
+store client's errors likewise, in :mod:`sa1b.objectstore.failures`.
 Every exception pickles with its data, because distributed workers send them back
 to the coordinator.
 """
@@ -120,6 +129,26 @@ class OutputFolderError(InputError):
         return cls(f"{folder}: cannot create it ({error.strerror})")
 
 
+class OutputLocationError(InputError):
+    """``-o`` names a place sa1b cannot write: another scheme (``gs://``, ``hf://``, ...),
+    a malformed ``s3://`` URL, or an ``s3://`` output where it is not supported yet. Never
+    a local folder named after a scheme."""
+
+    hint = (
+        "give -o a local folder, or s3://BUCKET/PREFIX for S3 or an S3-compatible store "
+        "(AWS_ENDPOINT_URL); a local folder of that name is written ./NAME"
+    )
+
+
+class BucketError(InputError):
+    """The ``-o s3://`` bucket cannot be used: it does not exist, access is denied, or the
+    credentials are missing or wrong. ``bucket`` names it. Never carries a secret."""
+
+    def __init__(self, message: str, *, bucket: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.bucket = bucket
+
+
 class ClusterError(InputError):
     """The Ray engine cannot run: Ray is not installed, or no cluster answers."""
 
@@ -144,6 +173,13 @@ class NoStateError(StateError):
     (bad input: CLI exit code 2)."""
 
     hint = "pass the folder given to sa1b download -o (and its --state-dir, if one was given)"
+
+
+class NewerStateError(StateError):
+    """The folder's state store was written by a newer sa1b, whose records this one
+    cannot read safely (bad input: CLI exit code 2)."""
+
+    hint = "upgrade sa1b (pip install -U sa1b), or give another output folder"
 
 
 class StateLockedError(StateError):
@@ -209,6 +245,29 @@ class BadResponseError(RetryableError):
 
 class RangeMismatchError(RetryableError):
     """A 206 answer whose Content-Range is not the range asked for."""
+
+
+class StoreUnavailableError(RetryableError):
+    """The object store answered 500 or 503 (``SlowDown``), or the connection to it failed
+    or was cut: retried with backoff, apart from the CDN's failures. ``status`` is None for
+    a connection failure; ``name`` is the object's key, ``url`` its ``s3://`` URL."""
+
+    hint = (
+        "check the endpoint (AWS_ENDPOINT_URL, or the profile's endpoint_url) and the "
+        "network; a busy store is retried by itself: run the same command again later"
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class FatalTransferError(TransferError):
@@ -307,3 +366,17 @@ class ChecksumMismatchError(FatalTransferError):
     """The digest differs from the one in ``--checksums``, even after a clean re-download."""
 
     hint = "the source may be corrupt: try a mirror, or check the checksums file"
+
+
+class StoreRequestError(FatalTransferError):
+    """The object store refused a request that another attempt cannot fix (a bad part
+    list, an object too large, ...); ``code`` is the store's error code."""
+
+    def __init__(self, message: str, *, code: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.code = code
+
+
+class NoSuchUploadError(StoreRequestError):
+    """The multipart upload is gone: aborted (by a person or a lifecycle rule) or
+    completed already. Its parts are lost; the shard starts a new upload."""

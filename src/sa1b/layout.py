@@ -32,6 +32,7 @@ from typing import Literal, Protocol
 
 from sa1b.errors import UnsafeMemberError
 from sa1b.links import is_safe_name
+from sa1b.redaction import quote
 from sa1b.tarformat import DIRECTORY, NAME_BYTES, Header
 
 Layout = Literal["shard", "split", "flat", "wds"]
@@ -197,10 +198,14 @@ def member_target(header: Header, *, shard: str, layout: Layout) -> PurePosixPat
     if header.typeflag == DIRECTORY:
         return None  # folders are implied by the layout, never created from the archive
     if not header.is_regular:
-        target = f" -> {header.linkname[:80]!r}" if header.linkname else ""
-        raise UnsafeMemberError(f"{header.kind} {raw[:120]!r}{target}", shard=shard, member=raw)
+        target = f" -> {quote(header.linkname, limit=80)}" if header.linkname else ""
+        raise UnsafeMemberError(
+            f"{header.kind} {quote(raw, limit=120)}{target}", shard=shard, member=raw
+        )
     if not is_safe_name(name):
-        raise UnsafeMemberError(f"unexpected member name {raw[:120]!r}", shard=shard, member=raw)
+        raise UnsafeMemberError(
+            f"unexpected member name {quote(raw, limit=120)}", shard=shard, member=raw
+        )
     try:
         return RULES[layout].place(name, shard_stem(shard))
     except ValueError as refusal:

@@ -1,4 +1,5 @@
-"""A file's life in one run, as one table: (state, event) -> state. Pure.
+r"""An item's life in one run (a file, or a shard walked member by member), as one
+table: (state, event) -> state. Pure.
 
 ::
 
@@ -6,7 +7,8 @@
      ▲  │               ▲ ▲                 │ │                  │
      │  │               │ └──────sized──────┘ │                  │
      │  │               └───────────────────────redownload───────┘ (checksum mismatch)
-     │  └──────────────first-request──────────▶ (active: its size still unknown)
+     │  ├──────────────first-request──────────▶ (active: its size still unknown)
+     │  └──────────────begin──────────────────▶ (active: a body, no partial file)
      └─────────first-request-failed───────────┘
     pending ──found-done──▶ done;   pending ──found-expired──▶ expired
     opening ──sized──▶ opening (sized again before the disk caught up)
@@ -17,9 +19,11 @@
 the file's partial file, so no new connection takes it; ``sized`` is its size becoming
 known or changing (a first answer, a restart), which sends it there again. A file whose
 size the store does not know is opened by its first request instead (``first-request``).
-``found-*`` are start-up's verdicts (:mod:`sa1b.reconcile`). Every other pair is a
-bug, refused with :class:`IllegalTransition`; ``tests/unit/test_lifecycle.py`` walks
-every edge and tries every pair that is not one.
+An item with a body (:mod:`sa1b.engine.bodies`, a walk) has no partial file to make
+ready: it ``begin``\ s, and is ``active`` at once. ``found-*`` are start-up's verdicts
+(:mod:`sa1b.reconcile`). Every other pair is a bug, refused with
+:class:`IllegalTransition`; ``tests/unit/test_lifecycle.py`` walks every edge and
+tries every pair that is not one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ Event = Literal[
     "found-expired",
     "open",
     "first-request",
+    "begin",
     "opened",
     "sized",
     "first-request-failed",
@@ -48,6 +53,7 @@ TRANSITIONS: dict[tuple[FileState, Event], FileState] = {
     ("pending", "found-expired"): "expired",
     ("pending", "open"): "opening",
     ("pending", "first-request"): "active",
+    ("pending", "begin"): "active",
     ("pending", "fail"): "failed",
     ("pending", "expire"): "expired",
     ("opening", "opened"): "active",
@@ -75,4 +81,4 @@ def next_state(state: FileState, event: Event) -> FileState:
     try:
         return TRANSITIONS[state, event]
     except KeyError:
-        raise IllegalTransition(f"{event!r} cannot happen to a file in state {state!r}") from None
+        raise IllegalTransition(f"{event!r} cannot happen to an item in state {state!r}") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from sa1b.errors import InputError, LinksFileError
+from sa1b.redaction import quote as quote_value
 
 HEADER = ("file_name", "cdn_link")
 
@@ -171,7 +172,8 @@ def _parse_row(fields: list[str], *, source: str, number: int) -> Link:
         )
     if not is_safe_name(name):
         raise LinksFileError(
-            f"unsafe file name {name[:80]!r}: only letters, digits, '.', '_' and '-' are allowed",
+            f"unsafe file name {quote_value(name)}: only letters, digits, '.', '_' and '-' are "
+            "allowed",
             path=source,
             line=number,
         )

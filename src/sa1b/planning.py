@@ -64,6 +64,15 @@ def disk_needed(
 
 
 @dataclass(frozen=True, slots=True)
+class BucketFacts:
+    """An ``s3://`` output found reachable and writable: its URL, and the endpoint that
+    answered (no credential in either)."""
+
+    url: str
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A download, known before it runs."""
 
@@ -82,6 +91,9 @@ class Plan:
     now: float
     max_rate: float | None = None
     """``--max-rate``: the run gets no more than this, whatever the probe measured."""
+    bucket: BucketFacts | None = None
+    """The ``s3://`` output, checked: no local disk is needed then (``free`` and
+    ``needed`` are 0)."""
 
     @property
     def total(self) -> int:

@@ -145,3 +145,67 @@ def _fetch(expired: bool, *, restart: bool, final: int | None, warning: str | No
     if expired:
         return StartAction("expired", restart=restart, warning=warning)
     return StartAction("fetch", restart=restart, warning=warning, adopt_final=final or None)
+
+
+WalkStartKind = Literal["extracted", "fresh", "resume", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFacts:
+    """What the disk holds of one wanted member of a shard's catalog (``--only``)."""
+
+    name: str
+    size: int
+    placed: int | None = None
+    """Size of the file at its place in the layout, if any."""
+    staged: int | None = None
+    """Size of its file in the shard's staging folder, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkStart:
+    """How a shard walked member by member (``--only``) starts this run.
+
+    ``start`` is one of: ``extracted`` (the whole shard is extracted in this layout:
+    nothing to do), ``fresh`` (no walk known: from byte 0, its staging folder void),
+    ``resume`` (from the walk's checkpoint, or its whole catalog), ``done`` (walked,
+    and every wanted member is in place). ``staged``: members to trust in the staging
+    folder; ``fetch``: members of the catalog to fetch by their ranges.
+    """
+
+    start: WalkStartKind
+    staged: tuple[str, ...] = ()
+    fetch: tuple[str, ...] = ()
+
+
+def reconcile_walk(
+    *,
+    extracted: str | None,
+    layout: str,
+    walked: bool,
+    complete: bool,
+    published: bool,
+    members: Sequence[MemberFacts],
+) -> WalkStart:
+    """The start of one walked shard, from what the store says (extracted in which
+    layout; its walk begun, ``complete``, this kind ``published`` in this layout) and
+    what the disk holds of each wanted member the walk's catalog names.
+
+    A staged member is trusted when it has its member's size: the walker syncs the
+    staging folder before a checkpoint names it, and writes a member fetched in parts
+    under another name until it is whole. A published member is in place when its file
+    there has its size; any other is fetched again by its range, with no second walk.
+    """
+    if extracted == layout:
+        return WalkStart("extracted")
+    if not walked:
+        return WalkStart("fresh")
+    staged: list[str] = []
+    fetch: list[str] = []
+    for member in members:
+        if not member.size or (published and member.placed == member.size):
+            continue  # empty (made at publication), or in place since an earlier run
+        (staged if member.staged == member.size else fetch).append(member.name)
+    if complete and published and not staged and not fetch:
+        return WalkStart("done")
+    return WalkStart("resume", tuple(staged), tuple(fetch))

@@ -11,16 +11,18 @@ Set ``FUZZ_EXAMPLES`` higher for a longer local run.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sa1b.checksums import parse_checksums, read_checksums
-from sa1b.errors import SA1BError, TransferError
+from sa1b.errors import OutputLocationError, SA1BError, TransferError
 from sa1b.links import parse_links, read_links
 from sa1b.net.answers import error_for_status, judge_range_answer
 from sa1b.net.heads import HeadError, HeadReader
+from sa1b.objectstore.location import BucketLocation, parse_output
 from sa1b.selection import parse_shard_spec
 from sa1b.sizes import MAX_FILE_SIZE
 from sa1b.versions import Validator
@@ -159,6 +161,52 @@ def test_shard_spec(spec: str) -> None:
         assert_clear(error)
         return
     assert ids and all(0 <= i <= 999 for i in ids)
+
+
+# -- -o, a local folder or an s3:// location --------------------------------------------------
+
+OUTPUT_GRAMMAR = (
+    "s3",
+    "gs",
+    "S3",
+    ":",
+    "/",
+    "//",
+    "://",
+    "./",
+    ".",
+    "..",
+    "bucket",
+    "my-bucket.x",
+    "-",
+    "_",
+    "?",
+    "#",
+    "\n",
+    "\x00",
+    "1.2.3.4",
+)
+
+
+@fuzz
+@given(tokens(*OUTPUT_GRAMMAR, noise=st.text(max_size=4)))
+def test_output_location(text: str) -> None:
+    try:
+        where = parse_output(text)
+    except SA1BError as error:
+        assert isinstance(error, OutputLocationError)
+        assert_clear(error)
+        return
+    if isinstance(where, BucketLocation):
+        # What was accepted reads back the same, and its keys stay under the prefix.
+        assert parse_output(where.url) == where
+        assert where.key("x").startswith(where.prefix)
+        event("s3")
+        return
+    # A local folder never starts with a scheme-like word and a colon or two slashes
+    # (gs:x, s3//x), unless written from '.' or '/'.
+    assert text.startswith((".", "/")) or not re.match(r"[A-Za-z][A-Za-z0-9+.-]*(:|//)", text)
+    event("local")
 
 
 # -- checksums files ---------------------------------------------------------------------------

@@ -63,9 +63,13 @@ def start_cli(*args: str | os.PathLike[str], **popen: Any) -> subprocess.Popen[A
 
 
 def run_cli(
-    *args: str | os.PathLike[str], timeout: float = 120, env: dict[str, str] | None = None
+    *args: str | os.PathLike[str],
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Result:
-    """Run ``sa1b ARGS`` as a real process; never a terminal, so output is plain.
+    """Run ``sa1b ARGS`` as a real process (in ``cwd``, if given); never a terminal, so
+    output is plain.
 
     Proxy variables of the machine are dropped (tests reach loopback directly);
     ``env`` adds variables of the test's own.
@@ -79,6 +83,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         env=env,
+        cwd=cwd,
     )
     return Result(done.returncode, done.stdout, done.stderr)
 

@@ -5,6 +5,7 @@ folder with no sa1b state too), 130 interrupted."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -61,6 +62,26 @@ def test_2_a_folder_with_no_sa1b_state(command: str, made: bool, tmp_path: Path)
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["download", "status"])
+def test_2_a_folder_whose_state_a_newer_sa1b_wrote(
+    command: str, links: Path, tmp_path: Path
+) -> None:
+    """Refused, read or written never: its records may mean what this version does not know."""
+    out = tmp_path / "out"
+    assert run_cli("download", links, "-o", out, "--no-extract", "--shards", "0").returncode == 0
+    database = out / ".sa1b" / "state.db"
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    before = _records(database)
+    arguments = [links, "-o", out, "--no-extract"] if command == "download" else [out]
+    result = run_cli(command, *arguments)
+    assert result.returncode == 2, result.output
+    assert f"error: {database}: written by a newer sa1b (store version 99" in result.stderr
+    assert "upgrade sa1b" in result.stderr and "Traceback" not in result.stderr
+    assert _records(database) == before
+    assert not (out / "tars" / "sa_000001.tar").exists()
+
+
 @pytest.mark.parametrize(
     "arguments",
     [["download", "--connections", "0"], ["frobnicate"], ["download", "nope.tsv"]],
@@ -86,3 +107,8 @@ def test_130_interrupted(slow_cdn: CDNServer, shards: list[ShardInfo], tmp_path:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted: progress is saved; run the same command to resume" in stderr
+
+
+def _records(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        return list(db.iterdump())

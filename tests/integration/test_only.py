@@ -281,3 +281,33 @@ def test_the_loader_pairs_what_only_json_and_only_jpg_published(
         assert sample.shard is not None
         assert sample.image_bytes() == pairs[(sample.shard, f"{sample.key}.jpg")]
         assert sample.document["image"]["file_name"] == f"{sample.key}.jpg"
+
+
+def test_a_walk_waits_out_a_retry_after_as_a_download_does_and_shows_the_current_speed(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """One engine: a shard whose server asks for 30 s says so (the log line, then the
+    progress line name the shard and when the wait ends), as a whole file does
+    (test_faults), and the speed shown is that of the last seconds: once the other
+    shards are done and nothing arrives, it falls to 0 B/s (a mean since the start, as
+    the walk once showed, stays above 0)."""
+    waiter = shards[1].name
+    cdn.add_fault(waiter, Fault("throttle", retry_after=30))
+    proc = start_cli("download", links, "-o", tmp_path / "out", "--only", "json")
+    assert proc.stderr is not None
+    said = re.compile(rf"{re.escape(waiter)}: the server asked to retry after 30 s; waiting until")
+    seen: dict[str, str] = {}
+    try:
+        for line in proc.stderr:
+            if said.search(line):
+                seen.setdefault("logged" if "WARNING" in line else "shown", line)
+            elif "2/3 files done" in line and ", 0 B/s," in line:
+                seen["idle"] = line
+            if len(seen) == 3:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, rest
+    assert seen["logged"].startswith("sa1b: WARNING: "), seen
+    assert seen["shown"].startswith(f"sa1b: {waiter}:"), seen  # the progress line

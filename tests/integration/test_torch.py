@@ -76,6 +76,32 @@ def test_a_transform_takes_the_pillow_image(cdn: CDNServer, links: Path, tmp_pat
     assert seen == ["RGB"]
 
 
+def test_a_folder_of_one_kind_gives_items_of_that_kind_through_a_dataloader(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """``--only json``: items with annotations and masks (sized by the annotation file)
+    and no image; ``--only jpg``: images alone. Every sample comes, once."""
+    members = {n: data for s in shards for n, data in member_bytes(s).items()}
+    for kind in ("json", "jpg"):
+        out = tmp_path / kind
+        assert run_cli("download", links, "-o", out, "--only", kind).returncode == 0
+        dataset = sa1b.open(out).torch(masks=True)
+        loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate)
+        keys: list[str] = []
+        for batch in loader:
+            keys += batch["key"]
+            if kind == "json":
+                assert "image" not in batch
+                for listed, masks in zip(batch["annotations"], batch["masks"], strict=True):
+                    assert masks.shape[0] == len(listed) > 0
+                    assert [int(m.sum()) for m in masks] == [a["area"] for a in listed]
+            else:
+                assert "annotations" not in batch and "masks" not in batch
+                assert all(image.dtype == torch.uint8 for image in batch["image"])
+        wanted = sorted(n.removesuffix(f".{kind}") for n in members if n.endswith(f".{kind}"))
+        assert sorted(keys) == wanted
+
+
 def test_collate_keeps_each_field_as_a_list() -> None:
     batch = [{"image": 1, "key": "sa_1"}, {"image": 2, "key": "sa_2"}]
     assert collate(batch) == {"image": [1, 2], "key": ["sa_1", "sa_2"]}

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from types import FrameType
 
 from sa1b.engine.background import Background
-
-
-def _inside(thread: int, function: str) -> bool:
-    frame: FrameType | None = sys._current_frames().get(thread)
-    while frame is not None:
-        if frame.f_code.co_name == function:
-            return True
-        frame = frame.f_back
-    return False
+from tests.waiting import inside
 
 
 def test_a_ctrl_c_during_join_waits_for_the_thread_all_the_same() -> None:
@@ -30,7 +21,7 @@ def test_a_ctrl_c_during_join_waits_for_the_thread_all_the_same() -> None:
         raise KeyboardInterrupt
 
     def target() -> None:
-        while not _inside(main, "join"):
+        while not inside(main, "join"):
             time.sleep(0.001)
         signal.pthread_kill(main, signal.SIGINT)
         interrupted.wait()

@@ -44,6 +44,8 @@ ARGS: dict[str, Any] = {
     "retry_after": 12.5,
     "shard": "sa_000123.tar",
     "member": "../evil",
+    "bucket": "sa1b-test",
+    "code": "InvalidPart",
 }
 
 
@@ -88,6 +90,11 @@ def test_the_module_has_the_documented_classes() -> None:
         "TLSVerificationError",
         "SizeMismatchError",
         "ChecksumMismatchError",
+        "OutputLocationError",
+        "BucketError",
+        "StoreUnavailableError",
+        "StoreRequestError",
+        "NoSuchUploadError",
     ]:
         assert name in names
         assert name in (errors.__doc__ or "")  # drawn in the module docstring

@@ -1,4 +1,4 @@
-"""A file's life as a table: every edge walked, every other (state, event) refused."""
+"""An item's life as a table: every edge walked, every other (state, event) refused."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ EDGES = {
     "start-up finds its link expired": ("pending", "found-expired", "expired"),
     "a connection opens it": ("pending", "open", "opening"),
     "a connection asks for its size": ("pending", "first-request", "active"),
+    "a walk begins (no partial file)": ("pending", "begin", "active"),
     "its first request fails fatally": ("pending", "fail", "failed"),
     "its first request finds the link expired": ("pending", "expire", "expired"),
     "its partial file is ready": ("opening", "opened", "active"),

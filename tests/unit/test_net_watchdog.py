@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sa1b.errors import InputError
 from sa1b.net.options import Timeouts
 from sa1b.net.watchdog import Watchdog
 
@@ -50,7 +51,8 @@ def test_rest_starts_a_fresh_window_after_a_pause() -> None:
 
 @pytest.mark.parametrize("field", ["connect", "head", "read"])
 def test_timeouts_must_be_positive(field: str) -> None:
-    with pytest.raises(ValueError, match="1 ms"):
+    """A library caller gets the one-line InputError the CLI would give."""
+    with pytest.raises(InputError, match="1 ms"):
         Timeouts(**{field: 0})
-    with pytest.raises(ValueError, match="floor"):
+    with pytest.raises(InputError, match="floor"):
         Timeouts(floor=-1)

@@ -11,7 +11,15 @@ from dataclasses import replace
 import pytest
 
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import DiskFacts, StartAction, reconcile, record_to_adopt
+from sa1b.reconcile import (
+    DiskFacts,
+    MemberFacts,
+    StartAction,
+    WalkStart,
+    reconcile,
+    reconcile_walk,
+    record_to_adopt,
+)
 from sa1b.records import FileRecord, Status
 from sa1b.versions import Validator
 
@@ -145,3 +153,54 @@ ADOPTIONS: dict[str, tuple[FileRecord, tuple[FileRecord, ...], FileRecord | None
 def test_which_record_of_another_store_is_adopted(case: str) -> None:
     own, others, adopted = ADOPTIONS[case]
     assert record_to_adopt(own, others) == adopted
+
+
+# A walked shard (--only): one table row per way a walk can have been left.
+JSON = MemberFacts("sa_1.json", 40)
+PLACED = replace(JSON, placed=40)
+STAGED = replace(JSON, staged=40)
+CUT = replace(JSON, staged=12)  # a staged file short of its size is not trusted
+PLACED_AND_STAGED = replace(JSON, placed=40, staged=40)
+DAMAGED = replace(JSON, placed=39)  # e.g. `verify --repair` found it short
+EMPTY = MemberFacts("sa_2.json", 0)  # made at publication, never fetched
+
+# name: (extracted, walked, complete, published, members, expected start)
+WALKS: dict[str, tuple[str | None, bool, bool, bool, list[MemberFacts], WalkStart]] = {
+    "extracted whole in this layout": ("shard", True, True, True, [JSON], WalkStart("extracted")),
+    "extracted in another layout: walked": ("split", False, False, False, [], WalkStart("fresh")),
+    "never walked": (None, False, False, False, [], WalkStart("fresh")),
+    "stopped mid-walk, a member staged": (
+        None, True, False, False, [STAGED], WalkStart("resume", staged=("sa_1.json",))
+    ),
+    "stopped mid-walk, a member cut": (
+        None, True, False, False, [CUT], WalkStart("resume", fetch=("sa_1.json",))
+    ),
+    "walked, published, all in place": (None, True, True, True, [PLACED, EMPTY], WalkStart("done")),
+    "walked, published, one damaged": (
+        None, True, True, True, [DAMAGED], WalkStart("resume", fetch=("sa_1.json",))
+    ),
+    "walked for another kind: fetch ours by range": (
+        None, True, True, False, [PLACED], WalkStart("resume", fetch=("sa_1.json",))
+    ),
+    "walked, killed before publishing": (
+        None, True, True, False, [STAGED], WalkStart("resume", staged=("sa_1.json",))
+    ),
+    "published, a staged copy left over": (
+        None, True, True, True, [PLACED_AND_STAGED], WalkStart("done")
+    ),
+    "walked, nothing wanted": (None, True, True, False, [EMPTY], WalkStart("resume")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(WALKS))
+def test_reconcile_walk(case: str) -> None:
+    extracted, walked, complete, published, members, expected = WALKS[case]
+    got = reconcile_walk(
+        extracted=extracted,
+        layout="shard",
+        walked=walked,
+        complete=complete,
+        published=published,
+        members=members,
+    )
+    assert got == expected

@@ -307,8 +307,15 @@ def _damage_page(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
+def _damage_version(db: Path) -> None:
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE meta SET value = 'x1' WHERE key = 'schema'")
+    connection.close()
+
+
 DAMAGE = {
     "not-a-database": lambda db: db.write_bytes(b"this is not a database" * 100),
+    "schema-version-unreadable": _damage_version,
     "truncated": _damage_truncated,
     "page-overwritten": _damage_page,
 }

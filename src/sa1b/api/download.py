@@ -1,4 +1,4 @@
-"""Download links into an output folder: whole files through the engine, or with
+"""Download links into an output folder through the engine: whole files, or with
 ``--only`` the members of each shard by range reads; resumes what an earlier run left."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from sa1b.api.runs import recorded_run
 from sa1b.api.stores import other_records
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.engine.selective import fetch_members
 from sa1b.errors import OutputFolderError
 from sa1b.expiry import refuse_expired
 from sa1b.links import Link, mirror_link, object_key, redact
@@ -75,9 +74,7 @@ def download(
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
             refuse_expired([link for link in links if link.name not in done], now=time.time())
         only = config.extract.only if config.extract else None
-        if only is not None:
-            return _fetch_members(links, config, store, only, listener, started=started)
-        if config.check_space:  # from the records just read
+        if config.check_space and only is None:  # from the records just read
             learned = check_space(links, config, furthest(known))
             keys = {link.name: object_key(link.url) for link in links}
             store.set_sizes([(name, keys[name], *said) for name, said in learned.items()])
@@ -93,7 +90,9 @@ def _fetch_files(
     *,
     started: float,
 ) -> DownloadResult:
-    """The whole files, by the engine: from their own links, then from each mirror."""
+    """Every file by the engine (or with ``--only``, the members of every shard): from
+    their own links, then from each mirror."""
+    walked: int | None = None
     with recorded_run(store, started=started, copy_to=config.state_copy) as run:
         outcomes: dict[str, FileOutcome] = {}
         for base, batch in _sources(links, config, outcomes):
@@ -104,27 +103,11 @@ def _fetch_files(
                 ended = engine.run()
             finally:
                 run.fetched += engine.fetched
+                walked = engine.walked
             outcomes |= {o.name: replace(o, source=base) if base else o for o in ended}
         run.ended(outcomes.values())
     ordered = tuple(outcomes[link.name] for link in links)
-    return DownloadResult(ordered, run.fetched, run.seconds)
-
-
-def _fetch_members(
-    links: Sequence[Link],
-    config: DownloadConfig,
-    store: StateStore,
-    kind: str,
-    listener: ProgressListener,
-    *,
-    started: float,
-) -> DownloadResult:
-    """The ``--only`` run: members of one kind of each shard, by range reads."""
-    with recorded_run(store, started=started, copy_to=config.state_copy) as run:
-        result = fetch_members(links, config, store, kind=kind, listener=listener)
-        run.fetched = result.fetched
-        run.ended(result.outcomes)
-    return DownloadResult(result.outcomes, run.fetched, run.seconds, walked=result.shard_bytes)
+    return DownloadResult(ordered, run.fetched, run.seconds, walked=walked)
 
 
 def _sources(

@@ -5,14 +5,17 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from sa1b.api.bucket import check_bucket
 from sa1b.api.status import status
 from sa1b.config import DownloadConfig, ExtractOptions
 from sa1b.errors import LinkExpiredError, NoSpaceError
 from sa1b.holes import punches
 from sa1b.links import Link
 from sa1b.net.probe import SizeAnswer, probe_sizes, probe_speed
+from sa1b.objectstore.location import BucketLocation
 from sa1b.planning import FileFacts, Plan, disk_needed
 from sa1b.records import FileRecord
 from sa1b.store.shards import shard_state
@@ -21,11 +24,27 @@ from sa1b.units import human_bytes
 from sa1b.versions import Validator
 
 
-def plan(links: Sequence[Link], config: DownloadConfig, *, probe_seconds: float = 4.0) -> Plan:
+def plan(
+    links: Sequence[Link],
+    config: DownloadConfig,
+    *,
+    probe_seconds: float = 4.0,
+    bucket: BucketLocation | None = None,
+) -> Plan:
     """What a download of ``links`` into ``config.out`` needs, asked of the server and
     the disk without downloading: each file's size (one-byte range requests, many at
     once), what the folder holds, the free space, and a speed probe of
-    ``probe_seconds`` (0: none) on the download's own connections."""
+    ``probe_seconds`` (0: none) on the download's own connections.
+
+    With ``bucket`` (an ``s3://`` output), the bucket is checked first, reachable and
+    writable (:func:`~sa1b.api.bucket.check_bucket`: a
+    :class:`~sa1b.errors.BucketError` before anything else is asked), and no local disk
+    figure is made: ``config.out`` is not looked at."""
+    if bucket is not None:
+        facts = check_bucket(bucket)
+        answers = _sizes(links, {}, config, ask_known=True)
+        checked = _plan(links, config, {}, answers, probe_seconds=probe_seconds, local=False)
+        return replace(checked, bucket=facts)
     held = _held(config.out)
     answers = _sizes(_wanted(links, held), held, config, ask_known=True)
     return _plan(links, config, held, answers, probe_seconds=probe_seconds)
@@ -66,11 +85,14 @@ def _plan(
     answers: Mapping[str, SizeAnswer],
     *,
     probe_seconds: float,
+    local: bool = True,
 ) -> Plan:
-    """:func:`plan`, from what the folder holds and each wanted file's size."""
+    """:func:`plan`, from what the folder holds and each wanted file's size (``local``:
+    with the disk's figures, else none)."""
     wanted = _wanted(links, held)
     facts = tuple(
-        _facts(link, held.get(link.name), answers.get(link.name), config) for link in links
+        _facts(link, held.get(link.name), answers.get(link.name), config, local=local)
+        for link in links
     )
     speed = None
     sized = [(link, answers[link.name].size or 0) for link in wanted if answers[link.name].size]
@@ -79,24 +101,28 @@ def _plan(
         speed = probe_speed(
             sized[: config.max_files], config.transport, policy, seconds=probe_seconds
         )
-    at_once = config.max_files
-    extract, keep_tars = (
-        config.extract is not None,
-        bool(config.extract and config.extract.keep_tars),
-    )
-    options = config.extract or ExtractOptions()
-    freed = punches(digest=bool(config.checksums), keep_tars=False, layout=options.layout)
-    window = options.tar_window if freed else None
+    free = needed = keeping = without = 0  # an s3:// output takes no local disk
+    if local:
+        at_once = config.max_files
+        extract, keep_tars = (
+            config.extract is not None,
+            bool(config.extract and config.extract.keep_tars),
+        )
+        options = config.extract or ExtractOptions()
+        freed = punches(digest=bool(config.checksums), keep_tars=False, layout=options.layout)
+        window = options.tar_window if freed else None
+        free = _free_space(config.out)
+        needed = disk_needed(
+            facts, extract=extract, keep_tars=keep_tars, at_once=at_once, window=window
+        )
+        keeping = disk_needed(facts, extract=True, keep_tars=True, at_once=at_once)
+        without = disk_needed(facts, extract=True, keep_tars=False, at_once=at_once, window=window)
     return Plan(
         files=facts,
-        free=_free_space(config.out),
-        needed=disk_needed(
-            facts, extract=extract, keep_tars=keep_tars, at_once=at_once, window=window
-        ),
-        needed_keeping_tars=disk_needed(facts, extract=True, keep_tars=True, at_once=at_once),
-        needed_without_tars=disk_needed(
-            facts, extract=True, keep_tars=False, at_once=at_once, window=window
-        ),
+        free=free,
+        needed=needed,
+        needed_keeping_tars=keeping,
+        needed_without_tars=without,
         speed=speed,
         expires=tuple(stamp for link in wanted if (stamp := link.expires_at) is not None),
         now=time.time(),
@@ -137,7 +163,12 @@ def _finished(record: FileRecord | None) -> bool:
 
 
 def _facts(
-    link: Link, record: FileRecord | None, answer: SizeAnswer | None, config: DownloadConfig
+    link: Link,
+    record: FileRecord | None,
+    answer: SizeAnswer | None,
+    config: DownloadConfig,
+    *,
+    local: bool = True,
 ) -> FileFacts:
     shard = link.shard_id is not None
     if _finished(record):
@@ -146,8 +177,8 @@ def _facts(
     if answer is None or answer.size is None:
         error = answer.error.message if answer and answer.error else "no answer"
         return FileFacts(link.name, None, shard, error=error)
-    partial = config.paths.partial(link.name)
-    allocated = partial.stat().st_blocks * 512 if partial.exists() else 0
+    partial = config.paths.partial(link.name) if local else None
+    allocated = partial.stat().st_blocks * 512 if partial and partial.exists() else 0
     same = record is not None and record.size == answer.size
     kept = record.done_bytes if same and record is not None else 0
     return FileFacts(link.name, answer.size, shard, kept=kept, allocated=allocated)

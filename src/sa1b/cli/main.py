@@ -35,7 +35,9 @@ from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
 from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
 from sa1b.errors import (
     InputError,
+    NewerStateError,
     NoStateError,
+    OutputLocationError,
     SA1BError,
     StateError,
     StateLockedError,
@@ -44,6 +46,7 @@ from sa1b.expiry import forecast, remaining_bytes
 from sa1b.links import Link, check_mirror, read_links, redact
 from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
+from sa1b.objectstore.location import BucketLocation, parse_output
 from sa1b.redaction import clean
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links, within_budget
@@ -58,7 +61,7 @@ from sa1b.store.walks import WalkRecord
 from sa1b.units import human_bytes, human_duration, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-USAGE_ERRORS = (InputError, NoStateError, StateLockedError)
+USAGE_ERRORS = (InputError, NoStateError, NewerStateError, StateLockedError)
 """Exit 2: what was given cannot be used as it is; every other error exits 1."""
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 """What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
@@ -79,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Output(sys.stderr)
     _configure_logging(args, console)
     try:
+        bucket = _output(args)
         if args.command == "status":
             return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
@@ -94,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "'sa1b demo' runs a demo without one",
             )
         if args.command == "plan":
-            return _plan(args, console)
+            return _plan(args, console, bucket)
         return _download(args, console)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
@@ -104,6 +108,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.hint:
             console.line(f"  hint: {error.hint}")
         return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+
+
+def _output(args: argparse.Namespace) -> BucketLocation | None:
+    """``-o`` (or OUT) read once, here: a local folder is put back in ``args.out`` as a
+    Path; an ``s3://`` location is returned where the command can use it (plan) and
+    refused where it cannot yet; whatever else sa1b cannot write (``gs://``, a typo) is
+    refused (exit 2), never made a local folder named after a scheme."""
+    where = parse_output(str(args.out))
+    if isinstance(where, Path):
+        args.out = where
+        return None
+    if args.command != "plan":
+        raise OutputLocationError(
+            f"{where}: sa1b {args.command} cannot use an s3:// output yet "
+            "(sa1b plan checks that the bucket is reachable and writable)",
+            hint="for now, download into a local folder (-o FOLDER) and copy it to the bucket",
+        )
+    args.out = Path()  # not looked at: a plan for a bucket reads no local folder
+    return where
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -199,10 +222,10 @@ def _check_only(args: argparse.Namespace) -> None:
             args.command_parser.error(only_refuses(option).message)
 
 
-def _plan(args: argparse.Namespace, console: Output) -> int:
+def _plan(args: argparse.Namespace, console: Output, bucket: BucketLocation | None) -> int:
     selected, worker = _selection(args, console)
     config = replace(_config(args), worker=worker)
-    plan = api.plan(selected, config, probe_seconds=args.probe_seconds)
+    plan = api.plan(selected, config, probe_seconds=args.probe_seconds, bucket=bucket)
     show_plan(plan, config, Output(sys.stdout), as_json=args.json)
     return EXIT_OK if plan.ok else EXIT_FAILED
 
@@ -285,11 +308,14 @@ def _announce(
 
 def _folder_status(config: DownloadConfig) -> api.FolderStatus | None:
     """What the output folder holds already, read once; None without a readable store
-    (a damaged one is set aside by the download, which says so)."""
+    (a damaged one is set aside by the download, which says so); one a newer sa1b
+    wrote is refused now, before anything is said of the run."""
     if not config.paths.database.exists():
         return None
     try:
         return api.status(config.out, state=config.state_dir)
+    except NewerStateError:
+        raise
     except StateError:
         return None
 

@@ -175,7 +175,10 @@ def _add_plan(commands: Commands) -> None:
 def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     """Which files: the links file, the shards, a budget, this worker's part."""
     parser.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
-    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    # -o stays text here: main() reads it once (a Path would fold s3://b into s3:/b).
+    parser.add_argument(
+        "-o", "--out", default=DEFAULT_OUT, help="output folder (or s3://BUCKET/PREFIX: plan)"
+    )
     parser.add_argument(
         "--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)"
     )
@@ -375,7 +378,7 @@ def _add_demo(commands: Commands) -> None:
         description="Make synthetic SA-1B shards, serve them from a local CDN stand-in on "
         "loopback and download them with the live display. Each demo starts afresh.",
     )
-    demo.add_argument("-o", "--out", type=Path, default=DEMO_OUT, help="the demo's folder")
+    demo.add_argument("-o", "--out", default=DEMO_OUT, help="the demo's folder")
     demo.add_argument("--count", type=_positive_int, default=4, help="how many shards")
     demo.add_argument("--shard-size", type=_size, default="48M", help="bytes per shard")
     demo.add_argument(
@@ -409,7 +412,7 @@ def _command(
 def _add_folder_argument(parser: argparse.ArgumentParser) -> None:
     """OUT, for the commands that read an output folder (status, verify, index)."""
     parser.add_argument(
-        "out", nargs="?", type=Path, default=DEFAULT_OUT, help="the folder given to download -o"
+        "out", nargs="?", default=DEFAULT_OUT, help="the folder given to download -o"
     )
 
 

@@ -18,7 +18,8 @@ def show_plan(plan: Plan, config: DownloadConfig, output: Output, *, as_json: bo
     files, done = plan.files, [f for f in plan.files if f.done]
     partial = [f for f in plan.files if not f.done and f.kept]
     shards = sum(1 for f in files if f.shard)
-    output.line(f"plan: {plural(len(files), 'file')} ({plural(shards, 'shard')}) into {config.out}")
+    into = plan.bucket.url if plan.bucket else config.out
+    output.line(f"plan: {plural(len(files), 'file')} ({plural(shards, 'shard')}) into {into}")
     answered = len(files) - len(plan.unanswered)
     output.line(
         f"  server sizes    {human_bytes(plan.total)} ({answered} of {len(files)} answered)"
@@ -27,13 +28,18 @@ def show_plan(plan: Plan, config: DownloadConfig, output: Output, *, as_json: bo
         kept = human_bytes(sum(f.kept for f in partial))
         output.line(f"  already there   {len(done)} done, {len(partial)} partial ({kept} fetched)")
     output.line(f"  to fetch        {human_bytes(plan.to_fetch)}")
-    for line in _disk_lines(plan, config):
-        output.line(line)
+    if plan.bucket:
+        output.line(f"  bucket          reachable and writable ({clean(plan.bucket.endpoint)})")
+    else:
+        for line in _disk_lines(plan, config):
+            output.line(line)
     for line in _time_lines(plan):
         output.line(line)
     for problem in problems(plan):
         output.line(f"problem: {problem}")
-    if plan.ok:
+    if plan.ok and plan.bucket:
+        output.line("ok: the bucket takes writes, every file answered, and its links outlive it")
+    elif plan.ok:
         output.line("ok: the download fits, every file answered, and its links outlive it")
 
 
@@ -96,8 +102,12 @@ def _time_lines(plan: Plan) -> list[str]:
 def _as_dict(plan: Plan) -> dict[str, object]:
     outlook = plan.outlook
     first = min(plan.expires, default=None)
+    local = plan.bucket is None
     return {
         "ok": plan.ok,
+        "bucket": None
+        if plan.bucket is None
+        else {"url": plan.bucket.url, "endpoint": plan.bucket.endpoint, "writable": True},
         "files": [
             {
                 "name": f.name,
@@ -110,11 +120,12 @@ def _as_dict(plan: Plan) -> dict[str, object]:
         ],
         "total_bytes": plan.total,
         "to_fetch_bytes": plan.to_fetch,
-        "free_bytes": plan.free,
-        "needed_bytes": plan.needed,
-        "needed_bytes_keeping_tars": plan.needed_keeping_tars,
-        "needed_bytes_without_tars": plan.needed_without_tars,
-        "fits": plan.fits,
+        # No local disk figure for a bucket: nothing of the download lands on a local disk.
+        "free_bytes": plan.free if local else None,
+        "needed_bytes": plan.needed if local else None,
+        "needed_bytes_keeping_tars": plan.needed_keeping_tars if local else None,
+        "needed_bytes_without_tars": plan.needed_without_tars if local else None,
+        "fits": plan.fits if local else None,
         "speed_bytes_per_second": plan.speed,
         "max_rate_bytes_per_second": plan.max_rate,
         "eta_seconds": outlook.needed if outlook else None,

@@ -7,8 +7,11 @@ An item is a dict: ``image``, the RGB image as a ``height x width x 3`` uint8 te
 (or whatever ``transform`` makes of the Pillow image instead); ``annotations``, the
 annotation dicts as SA-1B's JSON has them; ``key`` and ``shard``; and with
 ``masks=True``, ``masks``, an ``annotations x height x width`` uint8 tensor of 0 and 1
-(pycocotools). SA-1B's images differ in size and in their number of masks, so torch's
-default collate cannot stack them: :func:`collate` keeps each field as a list.
+(pycocotools). A folder fetched with ``--only json`` has no images: its items have no
+``image``, and their masks take their size from the annotation file; one fetched with
+``--only jpg`` has no annotation files: its items have no ``annotations`` and no ``masks``.
+SA-1B's images differ in size and in their number of masks, so torch's default collate
+cannot stack them: :func:`collate` keeps each field as a list.
 """
 
 from __future__ import annotations
@@ -42,20 +45,26 @@ class SA1BDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        with sample.image() as picture:
-            rgb = picture.convert("RGB")
-        item: dict[str, Any] = {
-            "image": self.transform(rgb) if self.transform else _tensor(rgb),
-            "annotations": sample.annotations,
-            "key": sample.key,
-            "shard": sample.shard,
-        }
-        if self.masks:
-            decoded = sample.masks()
-            height, width = rgb.height, rgb.width
-            stacked = numpy.stack(decoded) if decoded else numpy.zeros((0, height, width))
-            item["masks"] = torch.from_numpy(stacked.astype(numpy.uint8))
+        item: dict[str, Any] = {"key": sample.key, "shard": sample.shard}
+        if sample.image_file is not None:
+            with sample.image() as picture:
+                rgb = picture.convert("RGB")
+            item["image"] = self.transform(rgb) if self.transform else _tensor(rgb)
+        if sample.annotation_file is not None:
+            item["annotations"] = sample.annotations
+            if self.masks:
+                item["masks"] = _masks(sample)
         return item
+
+
+def _masks(sample: Sample) -> torch.Tensor:
+    """The sample's masks stacked, ``annotations x height x width``; the size is the
+    annotation file's own, so an image with no mask (or no image here) still has one."""
+    decoded = sample.masks()
+    info = sample.document["image"]
+    shape = (0, info["height"], info["width"])
+    stacked = numpy.stack(decoded) if decoded else numpy.zeros(shape)
+    return torch.from_numpy(stacked.astype(numpy.uint8))
 
 
 def _tensor(image: Any) -> torch.Tensor:

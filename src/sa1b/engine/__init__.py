@@ -1,12 +1,18 @@
 r"""The download engine, in the parts a reader can take one at a time.
 
+One engine runs every kind of item: a whole file, whose answers feed ranges of its
+partial file, and a shard walked member by member (``--only``), whose answers feed a
+tar walk. What differs is the item's body (:mod:`~sa1b.engine.bodies`); its state,
+start-up, scheduling, failure accounting, lifecycle, supervision and publication are
+the same code.
+
 - :mod:`~sa1b.engine.supervisor` (:class:`Engine`): builds a run's parts, runs the
   transport in a thread of its own, paces durability and progress, ends the run
   cleanly however it ends.
 - :mod:`~sa1b.engine.startup`: matches each link with what the store and the disk say
   (the decisions are :func:`sa1b.reconcile.reconcile`'s) and folds in the crash journal.
 - :mod:`~sa1b.engine.scheduler`: what connections and the transport ask; which job a
-  free connection takes is :func:`sa1b.scheduling.choose_job`'s decision, whether a file
+  free connection takes is :func:`sa1b.jobchoice.choose_job`'s decision, whether a file
   that failed is tried again its :class:`sa1b.retry.FailureAccount`'s.
 - :mod:`~sa1b.engine.files`: every change to a file (plan, restart, halt, end, the
   publisher's verdicts), along :mod:`sa1b.lifecycle`'s table.
@@ -15,7 +21,10 @@ r"""The download engine, in the parts a reader can take one at a time.
   extraction), done in order in a thread of its own.
 - :mod:`~sa1b.engine.durability`: ``fdatasync`` before the store records anything.
 - :mod:`~sa1b.engine.run`: what they share (the files, the lock, the stop).
-- :mod:`~sa1b.engine.tasks`: one file during a run.
+- :mod:`~sa1b.engine.tasks`: one item during a run.
+- :mod:`~sa1b.engine.bodies`: the seam for what an answer feeds besides a partial file;
+  :mod:`~sa1b.engine.walk` the walk body (with :mod:`~sa1b.engine.staging`, which
+  writes its members).
 - :mod:`~sa1b.engine.slots`: each transport slot's job (its requests), and the receiver that
   judges each answer and ``pwrite``\ s its body at its offset from the transport's
   thread, noting its position in the crash :class:`~sa1b.store.journal.Journal`.

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 
+from sa1b.engine.background import TICK, Background
 from sa1b.errors import SA1BError, StorageError
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ class DiskWorker:
         self._pending: dict[Hashable, deque[Job]] = {}
         """By key, the jobs not done yet; the first of each is queued or running."""
         self._ready: queue.Queue[Hashable | None] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"sa1b-disk-{k}", daemon=True)
-            for k in range(threads)
-        ]
+        self._threads = [Background(self._run, name=f"sa1b-disk-{k}") for k in range(threads)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -57,9 +55,16 @@ class DiskWorker:
                 jobs.append(job)
 
     def close(self) -> None:
-        """Finish every job (those the jobs submit too), then stop."""
-        with self._lock:
-            self._lock.wait_for(lambda: not self._pending)
+        """Finish every job (those the jobs submit too), then stop. A Ctrl-C meanwhile
+        (a second one: the run is ending already) does not cut the wait short: the
+        store and the files the jobs write to are closed once this returns."""
+        while True:
+            try:
+                with self._lock:
+                    if self._lock.wait_for(lambda: not self._pending, TICK):
+                        break
+            except KeyboardInterrupt:
+                continue
         for _ in self._threads:
             self._ready.put(None)
         for thread in self._threads:

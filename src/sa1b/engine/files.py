@@ -356,8 +356,11 @@ class FileControl:
         assert task.outcome is not None
         task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
         stored: Status = "expired" if task.state == "expired" else "failed"
-        file_id, message, store = task.id, task.outcome.message, self.run.store
-        self.disk.submit(file_id, lambda: store.set_status(file_id, stored, message))
+        file_id, message, store, body = task.id, task.outcome.message, self.run.store, task.body
+        if body is not None:
+            self.disk.submit(file_id, lambda: body.record_status(task, stored, message))
+        else:
+            self.disk.submit(file_id, lambda: store.set_status(file_id, stored, message))
         self.listener.finished(task.outcome)
         self.wake()
 

@@ -3,7 +3,9 @@
 A file whose every byte is in is checked (size; the digest from ``--checksums``,
 computed here or, for an extracted shard, by its extractor in the same pass) and only
 then published: renamed to ``OUT/tars/<name>``, or, for a shard, its staged files
-moved into the layout and the shard recorded as extracted, its tar kept or deleted.
+moved into the layout and the shard recorded as extracted, its tar kept or deleted;
+an item with a body (a walked shard) is published by its body (its staged members
+moved into the layout, its walk recorded).
 The :class:`Publisher` decides; the engine (a :class:`TaskControl`) owns the task's
 state and is told the verdict.
 """
@@ -97,9 +99,13 @@ class Publisher:
     def _run(self) -> None:
         while True:
             batch = self._take()
-            files = [task for task in batch if task is not None and not self._extracts(task)]
+            files = [task for task in batch if task is not None and self._whole(task)]
             for task in batch:
-                if task is not None and self._extracts(task):
+                if task is None:
+                    continue
+                if task.body is not None:
+                    self._guarded(task.name, functools.partial(self._publish_body, task))
+                elif self._extracts(task):
                     self._guarded(task.name, functools.partial(self._publish_extracted, task))
             if files:
                 label = files[0].name if len(files) == 1 else f"{len(files)} files"
@@ -117,6 +123,10 @@ class Publisher:
             except queue.Empty:
                 return batch
 
+    def _whole(self, task: Task) -> bool:
+        """A file published as it is (renamed into place), in a batch."""
+        return task.body is None and not self._extracts(task)
+
     def _extracts(self, task: Task) -> bool:
         return self.extractors is not None and task.link.shard_id is not None
 
@@ -131,6 +141,16 @@ class Publisher:
         except Exception as error:  # a bug: end the run loudly rather than hang it
             log.exception("%s: internal error while publishing", label)
             self.control.abort(StorageError(f"{label}: internal error: {error!r}"))
+
+    def _publish_body(self, task: Task) -> None:
+        """An item with a body (a walked shard) puts what it fetched into place itself."""
+        assert task.body is not None
+        try:
+            message = task.body.publish(task)
+        except ExtractionError as error:  # a name another shard holds (flat)
+            self.control.reject(task, error)
+            return
+        self.control.done(task, message)
 
     def _publish_files(self, tasks: list[Task]) -> None:
         """Verify complete partial files, rename them into place, then record them done.

@@ -1,10 +1,11 @@
 """The scheduler: what connections and the transport ask of a run.
 
 Each transport slot has a :class:`~sa1b.engine.slots.SlotJob`; a free one asks for a
-job, and :func:`sa1b.scheduling.choose_job` decides which (claim free bytes, open the
-next file, or steal half of a range in flight). The scheduler carries the decision
-out, has a failed request counted by its file's account of failures, and hands a file
-whose bytes are all in to the publisher.
+job, and :func:`sa1b.jobchoice.choose_job` decides which (claim free bytes or a body's
+next request, open the next item, or steal half of a range in flight). The scheduler
+carries the decision out, has every failed request counted by its item's account of
+failures, and hands an item whose bytes are all in to the publisher: the same for a
+whole file and for a body (:mod:`sa1b.engine.bodies`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.bodies import Claim
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.slots import SlotJob, write_at
@@ -27,18 +29,18 @@ from sa1b.errors import (
     SA1BError,
     TransferError,
 )
+from sa1b.jobchoice import choose_job, first_unfinished
 from sa1b.lifecycle import next_state
 from sa1b.net.answers import BodyPlan
 from sa1b.net.curl import Request
 from sa1b.progress import FINAL_STATES, FileState, waiting_note
 from sa1b.retry import waiting_reason
-from sa1b.scheduling import choose_job, first_unfinished
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
 
 log = logging.getLogger(__name__)
 
-Job = tuple[Task, Segment | None]
+Job = tuple[Task, Segment | Claim | None]
 NOTABLE_WAIT = 10.0
 """A server's Retry-After of this many seconds or more is said on the screen: the run
 looks stalled meanwhile. Shorter ones are only logged."""
@@ -56,6 +58,7 @@ class Scheduler:
         *,
         slots: int,
         per_file: int,
+        max_files: int,
         abort: Callable[[SA1BError], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -64,6 +67,7 @@ class Scheduler:
         self.files = files
         self.journal = journal
         self.per_file = per_file
+        self.max_files = max_files
         self.abort = abort
         self.clock = clock
         self.jobs = [SlotJob(self, i, clock=clock) for i in range(slots)]
@@ -105,12 +109,19 @@ class Scheduler:
                 run.tasks,
                 now=self.clock(),
                 per_file=self.per_file,
-                max_files=self.config.max_files,
+                max_files=self.max_files,
                 start=self._unfinished,
             )
             if job is None:
                 return None
             task = run.tasks[job.index]
+            if task.body is not None:  # a body is never stolen from: "open" or "claim"
+                if job.kind == "open":
+                    task.state = next_state(task.state, "begin")
+                    self.settle(task)  # found complete at start-up: published now
+                    continue
+                claim = task.body.claim(task)
+                return _assign(task, claim) if claim is not None else None
             if job.kind == "open":
                 if task.size is None:  # its first request asks for its size
                     task.state = next_state(task.state, "first-request")
@@ -183,25 +194,33 @@ class Scheduler:
                     end = min(segment.pos, segment.end)
                     self.journal.log(task.id, task.generation, segment.start, end)
                 task.plan.release(segment)
-            if task.plan is None and task.state == "active" and not task.connections:
+            unsized = task.body is None and task.plan is None and task.state == "active"
+            if unsized and not task.connections:  # its first request failed
                 task.state = next_state(task.state, "first-request-failed")
             if task.halted and not task.connections:
                 self.files.end(task)
-            elif task.plan is not None and task.plan.complete and task.state == "active":
-                log.debug("%s: all %d bytes are in", task.name, task.size)
+            else:
+                self.settle(task)
+
+    def settle(self, task: Task) -> None:
+        """An active item whose bytes are all in goes to the publisher (lock held)."""
+        with self.run.lock:
+            if task.state == "active" and task.complete:
+                log.debug("%s: all %s bytes are in", task.name, task.size)
                 task.state = next_state(task.state, "all-in")
                 self.files.publisher.submit(task)
 
     def request_failed(self, task: Task, error: TransferError) -> None:
         """A request of ``task`` failed: its account of failures (:class:`~sa1b.retry.
-        FailureAccount`) says whether to back off or to give the file up. Progress is
-        the bytes on disk: bytes written again (a server without Range restarting its
-        one stream) are none."""
+        FailureAccount`) weighs the task's progress and says whether to back off or to
+        give the item up."""
         error.name = error.name or task.name
         with self.run.lock:
-            done = task.plan.done_bytes() if task.plan else task.recorded.total
             now = self.clock()
-            verdict = task.failures.failed(error, progress=done, now=now, jitter=random.random())
+            progress = task.progress
+            verdict = task.failures.failed(
+                error, progress=progress, now=now, jitter=random.random()
+            )
             if verdict.action == "same outage":
                 log.debug("%s: %s (same outage)", task.name, error.message)
                 return
@@ -224,6 +243,6 @@ class Scheduler:
                 log.warning("cannot connect to %s (%s); retrying. %s", host, error, error.hint)
 
 
-def _assign(task: Task, segment: Segment | None) -> Job:
+def _assign(task: Task, segment: Segment | Claim | None) -> Job:
     task.connections += 1
     return task, segment

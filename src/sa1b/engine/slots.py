@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sa1b.config import DownloadConfig
+from sa1b.engine.bodies import Claim
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     BadResponseError,
@@ -40,6 +41,7 @@ from sa1b.net.heads import Head
 from sa1b.redaction import quote
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
+from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,10 @@ class JobSource(Protocol):
         """The run is stopping: finish the current read and take no new work."""
         ...
 
-    def take_job(self) -> tuple[Task, Segment | None] | None:
-        """A file to work on and the segment of it this connection now owns (None: the
-        file's first request, its size still unknown); None when there is no work now."""
+    def take_job(self) -> tuple[Task, Segment | Claim | None] | None:
+        """An item to work on and what of it this connection now owns: a segment of a
+        file (None: the file's first request, its size still unknown), or a body's
+        request; None when there is no work now."""
         ...
 
     def next_span(self, task: Task, segment: Segment, length: int) -> tuple[int, int] | None:
@@ -151,7 +154,12 @@ class SlotJob:
                 job = scheduler.take_job()
                 if job is None:
                     return None
-                self.task, self.segment = job
+                self.task, held = job
+                if self.task.body is not None:  # its next request may depend on this answer
+                    assert held is not None and not isinstance(held, Segment)
+                    return held.request(self._claim_ended)
+                assert held is None or isinstance(held, Segment)
+                self.segment = held
                 if self.segment is None:  # a file's first request: its size is unknown
                     return self._request(self.task, None, (0, scheduler.config.first_request))
             task, segment = self.task, self.segment
@@ -176,14 +184,27 @@ class SlotJob:
         receiver = RangeReceiver(self, task, segment, start, end)
         return Request(task.link.url, tuple(headers), receiver)
 
+    def _failed(self, task: Task, error: SA1BError | None) -> None:
+        """What ended a request of ``task``, for every kind of item: a disk that cannot be
+        written ends the run; a failed transfer is counted by the task's account."""
+        scheduler = self.scheduler
+        if isinstance(error, StorageError):
+            scheduler.abort(error)
+        elif isinstance(error, TransferError) and not scheduler.stopping:
+            scheduler.request_failed(task, error)
+
+    def _claim_ended(self, error: SA1BError | None) -> None:
+        """A body's request is over: the job is given back (its next request is the
+        scheduler's choice again, now that this answer is in)."""
+        assert self.task is not None
+        self._failed(self.task, error)
+        self.release()
+
     def ended(self, receiver: RangeReceiver, error: SA1BError | None) -> None:
         """A request of this connection's job is over (called by its receiver)."""
         scheduler = self.scheduler
         self.segment = receiver.segment
-        if isinstance(error, StorageError):
-            scheduler.abort(error)
-        elif isinstance(error, TransferError) and not scheduler.stopping:
-            scheduler.request_failed(receiver.task, error)
+        self._failed(receiver.task, error)
         segment, held = self.segment, receiver.held
         if held is not None:  # its file is not ready yet
             receiver.held = None
@@ -232,29 +253,20 @@ class RangeReceiver:
     def head(self, head: Head) -> bool:
         """Judge the answer; only a usable 200/206 lets body bytes through."""
         task, (start, end) = self.task, self.asked
-        self.refusal = ErrorPage.of(head)
-        if self.refusal is not None:
-            return True  # read its page: it tells an expired link from another refusal
-        coding = head.headers.get("content-encoding", "identity").strip().lower()
-        if coding not in ("", "identity"):
-            self.error = BadResponseError(
-                f"the server sent a {quote(coding)}-encoded body although identity was asked",
-                name=task.name,
-                url=redact(task.link.url),
-            )
-            return False
         ranged = self.segment is not None
         try:
-            answer = judge_range_answer(
-                head.status,
-                head.headers,
+            judged = judge_head(
+                head,
+                task,
                 start=start,
                 end=end,
                 size=task.size if ranged else None,
                 validator=task.validator if ranged else None,
-                name=task.name,
-                url=redact(task.link.url),
             )
+            if isinstance(judged, ErrorPage):
+                self.refusal = judged
+                return True  # read its page: it tells an expired link from another refusal
+            answer = judged
             self.segment = self.scheduler.adopt(task, answer, self.segment)
         except SA1BError as error:  # a bad answer
             self.error = error
@@ -385,6 +397,43 @@ class RangeReceiver:
         index = self.connection.index
         self.scheduler.journal.write(index, task.id, self.generation, segment.start, self.offset)
         return True
+
+
+def judge_head(
+    head: Head,
+    task: Task,
+    *,
+    start: int,
+    end: int,
+    size: int | None,
+    validator: Validator | None,
+) -> ErrorPage | BodyPlan:
+    """What the head of an answer to ``Range: bytes=start-(end-1)`` of ``task`` means,
+    for every kind of body: a refusal whose page is to be read (an :class:`ErrorPage`),
+    or what its body holds (:func:`~sa1b.net.answers.judge_range_answer`, given the
+    ``size`` and ``validator`` known before it). Raises :class:`~sa1b.errors.SA1BError`
+    for an answer that cannot be used."""
+    refusal = ErrorPage.of(head)
+    if refusal is not None:
+        return refusal
+    url = redact(task.link.url)
+    coding = head.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise BadResponseError(
+            f"the server sent a {quote(coding)}-encoded body although identity was asked",
+            name=task.name,
+            url=url,
+        )
+    return judge_range_answer(
+        head.status,
+        head.headers,
+        start=start,
+        end=end,
+        size=size,
+        validator=validator,
+        name=task.name,
+        url=url,
+    )
 
 
 def write_at(fd: int, data: bytes | memoryview, offset: int, *, name: str) -> int:

@@ -1,11 +1,14 @@
 """Start-up: match each link with what the store and the disk say, and fold in what a
-killed run wrote after its last record. The decisions are :func:`sa1b.reconcile.reconcile`'s;
-this module gathers their facts and carries them out."""
+killed run wrote after its last record. The decisions are :mod:`sa1b.reconcile`'s
+(:func:`~sa1b.reconcile.reconcile` for a whole file, :func:`~sa1b.reconcile.
+reconcile_walk` for a shard walked member by member); this module gathers their facts
+and carries them out."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,20 +16,26 @@ from pathlib import Path
 from sa1b.engine.publisher import dispose_tar
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
-from sa1b.errors import LinkExpiredError
+from sa1b.engine.walk import Walks, member_place, parts_of
+from sa1b.errors import LinkExpiredError, UnsafeMemberError
 from sa1b.layout import whole_units
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import DiskFacts, reconcile, record_to_adopt
+from sa1b.reconcile import DiskFacts, MemberFacts, reconcile, reconcile_walk, record_to_adopt
 from sa1b.store.journal import Span, fold
+from sa1b.store.walks import WalkRecord, load_walk
+from sa1b.tarwalk import TarWalk
 
 log = logging.getLogger(__name__)
 
 
-def prepare(run: Run, link: Link) -> Task:
-    """The task of ``link``: gather the facts, let :func:`reconcile` decide, do it."""
+def prepare(run: Run, link: Link, *, walks: Walks | None = None) -> Task:
+    """The task of ``link``: gather the facts, let :mod:`sa1b.reconcile` decide, do it.
+    With ``walks``, the shard is walked member by member (``--only``)."""
+    if walks is not None:
+        return _prepare_walk(run, link, walks)
     config, store = run.config, run.store
     record = store.register(link.name, object_key(link.url))
     adopted = record_to_adopt(record, run.others.get(link.name, ()))
@@ -38,8 +47,8 @@ def prepare(run: Run, link: Link) -> Task:
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(
-        final_size=final.stat().st_size if final.exists() else None,
-        partial_size=partial.stat().st_size if partial.exists() else None,
+        final_size=_size(final),
+        partial_size=_size(partial),
         extraction_present=_extraction_present(config.out, link.name, extracted),
     )
     expired = link.expires_at is not None and link.expires_at <= time.time()
@@ -78,6 +87,91 @@ def prepare(run: Run, link: Link) -> Task:
     return task
 
 
+def _prepare_walk(run: Run, link: Link, walks: Walks) -> Task:
+    """The task of a shard walked member by member, as the store and the disk leave it."""
+    store = run.store
+    record = store.register(link.name, object_key(link.url))
+    task = Task(
+        link=link, id=record.id, generation=record.generation, failures=run.config.failure_account()
+    )
+    body = task.body = walks.body(task)
+    saved = load_walk(store, record.id)
+    published = saved is not None and f"{walks.layout}:{walks.wanted.kind}" in saved.published
+    try:
+        members = _member_facts(run, link, walks, saved, published=published)
+    except UnsafeMemberError as error:
+        task.state, task.halted, task.size = next_state(task.state, "fail"), True, record.size
+        task.outcome = FileOutcome(link.name, "failed", record.size, error.message, error.hint)
+        return task
+    action = reconcile_walk(
+        extracted=record.extracted,
+        layout=walks.layout,
+        walked=saved is not None,
+        complete=saved is not None and saved.complete,
+        published=published,
+        members=members,
+    )
+    if action.start == "extracted":  # the whole shard is here already
+        task.state, task.size = next_state(task.state, "found-done"), record.size
+        task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
+    elif action.start == "fresh":
+        shutil.rmtree(body.staging, ignore_errors=True)
+    else:
+        assert saved is not None
+        task.size, task.validator = saved.size, saved.validator
+        if action.start == "done":
+            task.state = next_state(task.state, "found-done")
+            message = f"{walks.wanted.kind} already there"
+            task.outcome = FileOutcome(link.name, "done", saved.size, message)
+            return task
+        start = None if saved.complete else saved.next
+        body.walk = TarWalk(
+            link.name,
+            saved.size,
+            walks.wanted,
+            layout=walks.layout,
+            start=start,
+            entries=saved.entries,
+        )
+        body.saved = body.walk.checkpoint
+        body.staged.update(action.staged)
+        fetch = set(action.fetch)
+        for entry in saved.entries:
+            if entry.name in fetch:
+                body.todo.extend(parts_of(entry))
+    return task
+
+
+def _member_facts(
+    run: Run, link: Link, walks: Walks, saved: WalkRecord | None, *, published: bool
+) -> list[MemberFacts]:
+    """What the disk holds of each wanted member of the shard's catalog (raises
+    :class:`~sa1b.errors.UnsafeMemberError` for a member with no safe place)."""
+    if saved is None:
+        return []
+    staging = walks.root / link.name
+    return [
+        MemberFacts(
+            entry.name,
+            entry.size,
+            placed=_size(run.config.out / member_place(link.name, entry, walks.layout))
+            if published
+            else None,
+            staged=_size(staging / entry.name),
+        )
+        for entry in saved.entries
+        if walks.wanted(entry.name) and entry.size
+    ]
+
+
+def _size(path: Path) -> int | None:
+    """The size of the file at ``path``, or None when there is none."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 def _extraction_present(out: Path, name: str, layout: str | None) -> bool:
     """Whether a recorded extraction is still there: one of its folders at least, or
     its tar (``wds``); a ``flat`` extraction has none of its own, and is taken as present."""
@@ -90,8 +184,8 @@ def recover(run: Run, spans: Sequence[Span]) -> None:
     recorded, so that the store never runs ahead of the disk."""
     touched: list[Task] = []
     for task in run.tasks:
-        if task.size is None or task.state in FINAL_STATES:
-            continue
+        if task.body is not None or task.size is None or task.state in FINAL_STATES:
+            continue  # the journal notes writes into partial files only
         folded = fold(
             task.recorded, spans, file_id=task.id, generation=task.generation, size=task.size
         )

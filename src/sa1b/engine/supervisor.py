@@ -1,17 +1,21 @@
 """The supervisor: builds a run's parts, runs them, and ends them cleanly.
 
-The transport runs in a thread of its own; the publisher and the extractors in
-theirs. The calling thread supervises: every tick it reports progress and paces
-durability (a commit about once a second, tars deleted once extracted every 15 s,
-writeback in between); at the end, however the run ends (done, Ctrl-C, a full disk),
-it stops the transport, lets the publisher finish, syncs and records what was written,
-and closes every file.
+One engine for every kind of item: whole files, and shards walked member by member
+(``--only``: each task carries a :class:`~sa1b.engine.walk.WalkBody`). The transport
+runs in a thread of its own; the publisher and the extractors in theirs. The calling
+thread supervises: every tick it reports progress and paces durability (a commit about
+once a second, tars deleted once extracted every 15 s, writeback in between; the walks'
+staged pieces written, synced and their checkpoints saved, sooner when the disk is
+behind, then the transport woken for the requests held back meanwhile); at the end,
+however the run ends (done, Ctrl-C, a full disk), it stops the transport, lets the
+publisher finish, syncs and records what was written, and closes every file.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -22,11 +26,12 @@ from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
 from sa1b.engine.tasks import Task
+from sa1b.engine.walk import Walks, Wanted, walked_at_once
 from sa1b.errors import SA1BError, StorageError
 from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
-from sa1b.net.governor import Governor
+from sa1b.net.governor import Governor, GovernorPolicy
 from sa1b.net.ratelimit import RateLimiter
 from sa1b.net.transport import Transport
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
@@ -56,7 +61,16 @@ class Engine:
         self.listener = listener
         self._clock = clock
         self.run_state = run = Run(config, store, others=others or {})
+        only = config.extract.only if config.extract else None
+        self.walks = Walks(run, wanted=Wanted(only), abort=self.abort) if only else None
+        self.tick_now = self.walks.tick_now if self.walks else threading.Event()
+        """Set when the next tick should come at once: the transport ended, or the
+        walks' pieces waiting for the disk fill their budget."""
         policy = config.connection_policy()
+        if self.walks is not None:
+            # A walk's requests are round trips, not bulk: the throughput the governor
+            # measures would not tell it how many to keep, so they are all kept.
+            policy = GovernorPolicy.fixed(config.connections or config.max_connections)
         slots = policy.ceiling
         self._extractors = (
             Extractors(
@@ -64,7 +78,7 @@ class Engine:
                 layout=config.extract.layout,
                 checkpoint_every=config.extract.tar_window,
             )
-            if config.extract
+            if config.extract and not self.walks
             else None
         )
         self.files = FileControl(
@@ -73,7 +87,7 @@ class Engine:
         config.paths.partials.mkdir(parents=True, exist_ok=True)
         journal_path = config.paths.journal
         recovered = Journal.recover(journal_path)
-        run.tasks = [startup.prepare(run, link) for link in links]
+        run.tasks = [startup.prepare(run, link, walks=self.walks) for link in links]
         startup.recover(run, recovered)
         self.journal = Journal(journal_path, slots=slots)
         self.scheduler = Scheduler(
@@ -82,6 +96,7 @@ class Engine:
             self.journal,
             slots=slots,
             per_file=config.connections_per_file or slots,
+            max_files=walked_at_once(slots) if self.walks else config.max_files,
             abort=self.abort,
             clock=clock,
         )
@@ -96,6 +111,8 @@ class Engine:
             clock=clock,
         )
         self.files.wake = self.transport.wake
+        if self.walks is not None:
+            self.walks.settle = self.scheduler.settle
 
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
@@ -112,7 +129,8 @@ class Engine:
         try:
             transport.start()
             while transport.running or not self.files.publisher.idle:
-                transport.wait(config.tick_interval)
+                self.tick_now.wait(config.tick_interval)  # a tick, or sooner
+                self.tick_now.clear()
                 now = self._clock()
                 if now - last_transient_commit >= config.transient_commit_interval:
                     durability.commit(run)
@@ -124,6 +142,9 @@ class Engine:
                     last_commit = now
                 else:
                     durability.start_writing_back(run)
+                if self.walks is not None:
+                    self._save_walks(self.walks)
+                    self.transport.wake()  # the requests held back while the disk was behind
                 history = [*history[-40:], (now, self.fetched)]
                 snapshot = self._snapshot(now - started, history)
                 self.listener.update(snapshot)
@@ -152,6 +173,9 @@ class Engine:
         transport.join()
         self.files.publisher.close()
         self.files.disk.close()  # after the publisher, whose verdicts queue store writes
+        if self.walks is not None:
+            self._save_walks(self.walks)
+            self.walks.close()
         if self._extractors is not None:
             self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made,
@@ -160,6 +184,25 @@ class Engine:
         durability.commit(run)
         durability.close_files(run)
         self.journal.close()
+
+    def _save_walks(self, walks: Walks) -> None:
+        """The walks' staged pieces written and synced, then their checkpoints saved: a
+        disk or a store that cannot take them ends the run, as a failed commit does."""
+        try:
+            walks.save()
+        except SA1BError as error:
+            self.run_state.fatal = self.run_state.fatal or error
+        except OSError as error:
+            message = f"{walks.root}: cannot sync the staged members: {error.strerror}"
+            self.run_state.fatal = self.run_state.fatal or StorageError(message)
+
+    @property
+    def walked(self) -> int | None:
+        """With ``--only``: the sizes of the shards walked (None: whole files)."""
+        if self.walks is None:
+            return None
+        with self.run_state.lock:
+            return sum(task.size or 0 for task in self.run_state.tasks)
 
     @property
     def fetched(self) -> int:
@@ -189,6 +232,8 @@ class Engine:
         except Exception as error:  # a bug: end the run loudly rather than hang it
             log.exception("internal error in the transport")
             self.abort(StorageError(f"internal error in the transport: {error!r}"))
+        finally:
+            self.tick_now.set()  # the run is over: no need to wait for the tick
 
     def _warn_if_links_expire_first(self, snapshot: Snapshot) -> None:
         """Once the speed is known: say so if the run will likely outlive its links."""
@@ -219,13 +264,7 @@ class Engine:
                     name=t.name,
                     state=t.state,
                     size=t.size,
-                    done=(
-                        t.size or 0
-                        if t.state == "done"
-                        else t.plan.done_bytes()
-                        if t.plan
-                        else t.recorded.total
-                    ),
+                    done=t.done_bytes,
                     connections=t.connections,
                     retry_at=wall + t.not_before - now if _waiting(t, now) else None,
                     retry_reason=t.waiting_for,
@@ -247,5 +286,4 @@ def _waiting(task: Task, now: float) -> bool:
 
 
 def _unfinished(task: Task) -> FileOutcome:
-    done = task.plan.done_bytes() if task.plan else task.recorded.total
-    return FileOutcome(task.name, "failed", task.size, f"interrupted at {done} bytes")
+    return FileOutcome(task.name, "failed", task.size, f"interrupted at {task.progress} bytes")

@@ -1,9 +1,11 @@
-"""One file during a run, and where its bytes live on disk."""
+"""One item during a run (a file, or a shard walked member by member), owned by the
+engine: every field is read and changed under the run's lock."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sa1b.links import Link
 from sa1b.progress import FileOutcome, FileState
@@ -12,10 +14,18 @@ from sa1b.retry import FailureAccount
 from sa1b.segments import SegmentPlan
 from sa1b.versions import Validator
 
+if TYPE_CHECKING:
+    from sa1b.engine.bodies import Body
+
 
 @dataclass(eq=False)
 class Task:
-    """One file during the run. Mutable; guarded by the engine's condition."""
+    """One item during the run. Mutable; guarded by the run's lock.
+
+    The fields up to ``outcome`` are every item's; those after it, the plan, descriptor
+    and ranges of a whole file's partial file. An item whose answers feed something
+    else (a tar walk) carries that as its ``body`` (:mod:`sa1b.engine.bodies`).
+    """
 
     link: Link
     id: int
@@ -38,6 +48,8 @@ class Task:
     store was damaged or foreign, or deleted): adopted once the server's first answer
     confirms that size, then verified like any download; else fetched again."""
     outcome: FileOutcome | None = None
+    body: Body | None = None
+    """What its answers feed when not a range of its partial file (None: a whole file)."""
     preparations: int = 0
     """Jobs of the disk worker for this file not done yet: it is ``opening`` until none is."""
     holding: int = 0
@@ -47,9 +59,10 @@ class Task:
     cannot_punch: bool = False
     """Its filesystem cannot free its tar behind extraction (:mod:`sa1b.holes`)."""
     writing: threading.Lock = field(default_factory=threading.Lock)
-    """Held from a write's ownership check to the end of its ``pwrite``, and by whatever
-    voids writes (a restart, closing the descriptor): so the check and the write are
-    one step, whichever transport loop writes."""
+    """Held from a write's ownership check to the end of its ``pwrite`` (or a walk's
+    staged piece's), and by whatever voids writes (a restart, closing the descriptor, a
+    walk starting over): so the check and the write are one step, whichever thread
+    writes."""
 
     @property
     def name(self) -> str:
@@ -62,7 +75,10 @@ class Task:
 
     @property
     def claimable(self) -> bool:
-        """Free bytes a new connection may claim now (a single stream allows one)."""
+        """A request a new connection may make now: free bytes to claim (a single stream
+        allows one), or a body's next request."""
+        if self.body is not None:
+            return self.body.claimable
         plan = self.plan
         return bool(plan and plan.free and not (self.single_stream and plan.active))
 
@@ -71,3 +87,26 @@ class Task:
         """Bytes a steal could take now (see ``SegmentPlan.stealable``): never any of a
         single stream, whose plan's ``min_steal`` is larger than the file."""
         return self.plan.stealable if self.plan else 0
+
+    @property
+    def progress(self) -> int:
+        """Bytes it got through, which its account of failures weighs: bytes on disk
+        (bytes written again, a server without Range restarting its one stream, are
+        none), or its body's progress."""
+        if self.body is not None:
+            return self.body.progress
+        return self.plan.done_bytes() if self.plan else self.recorded.total
+
+    @property
+    def done_bytes(self) -> int:
+        """Bytes shown as done in its progress."""
+        if self.state == "done":
+            return self.size or 0
+        return self.body.done_bytes if self.body is not None else self.progress
+
+    @property
+    def complete(self) -> bool:
+        """Every byte is in: it is ready to verify and publish."""
+        if self.body is not None:
+            return self.body.complete
+        return self.plan is not None and self.plan.complete

@@ -31,9 +31,9 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         if min(self.connect, self.head, self.read) < 0.001:
-            raise ValueError("timeouts must be at least 1 ms")
+            raise InputError("timeouts must be at least 1 ms")
         if self.floor < 0:
-            raise ValueError("the speed floor cannot be negative")
+            raise InputError("the speed floor cannot be negative")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sa1b.errors import (
+    NewerStateError,
     NoStateError,
     OutputFolderError,
     StateError,
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 LOCK_PATIENCE = 0.5
 """Seconds to wait for the folder's lock: ``sa1b status`` holds it for an instant."""
 SCHEMA_VERSION = 1
+"""The layout of the store's tables. A store of a higher version was written by a newer
+sa1b and is refused (:class:`NewerStateError`), never read or changed: its records might
+mean something this version does not know. A change that older versions can still read
+keeps the number."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -168,10 +173,23 @@ def _connect(path: Path, partials: Path) -> sqlite3.Connection:
         if "extracted" not in columns:  # a store written before extraction existed
             db.execute("ALTER TABLE files ADD COLUMN extracted TEXT")
         db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        _check_version(db, path)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _check_version(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a store written by a newer sa1b (see :data:`SCHEMA_VERSION`)."""
+    (value,) = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if not str(value).isdigit():
+        raise _Damaged(f"schema version {clean(str(value))[:20]!r}")
+    if int(value) > SCHEMA_VERSION:
+        raise NewerStateError(
+            f"{path}: written by a newer sa1b (store version {int(value)}; this one "
+            f"reads up to {SCHEMA_VERSION})"
+        )
 
 
 def _set_aside(path: Path, error: sqlite3.Error) -> None:

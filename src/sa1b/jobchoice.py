@@ -16,7 +16,7 @@ In order of preference:
 A file takes part only when it is ready: not finished, not halted, not backing off
 after a failure, and below the connections allowed per file. A file fetched as one
 stream (a server without Range) offers nothing to claim while its stream runs, and
-nothing to steal ever. The table of cases is in ``tests/unit/test_scheduling.py``.
+nothing to steal ever. The table of cases is in ``tests/unit/test_jobchoice.py``.
 """
 
 from __future__ import annotations
@@ -78,14 +78,15 @@ def choose_job(
     in_flight = 0
     for index in range(start, len(files)):
         file = files[index]
-        if file.state in FINAL_STATES:
+        state = file.state
+        if state in FINAL_STATES:
             continue
-        in_flight += file.state in ("opening", "active", "verifying")
-        if not file.halted and file.not_before <= now and file.connections < per_file:
-            ready.append(index)
-    for index in ready:
-        if files[index].state == "active" and files[index].claimable:
-            return Job("claim", index)
+        in_flight += state in ("opening", "active", "verifying")
+        if file.halted or file.not_before > now or file.connections >= per_file:
+            continue
+        if state == "active" and file.claimable:
+            return Job("claim", index)  # the first such file: no need to read further
+        ready.append(index)
     if in_flight < max_files:
         for index in ready:
             if files[index].state == "pending":

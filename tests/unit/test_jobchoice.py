@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from sa1b.jobchoice import Job, choose_job, first_unfinished
 from sa1b.progress import FileState
-from sa1b.scheduling import Job, choose_job, first_unfinished
 
 NOW = 100.0
 
@@ -34,6 +34,12 @@ HALTED = File("active", halted=True, claimable=True, stealable=9000)
 FULL = File("active", connections=8, claimable=True, stealable=9000)  # at per_file
 VERIFYING = File("verifying")
 DONE, FAILED, EXPIRED = File("done"), File("failed"), File("expired")
+
+# A shard walked member by member (--only) is never stealable: its step's answer says
+# where the next one is. It is claimable while it has a request to make now.
+WALK_READY = File("active", claimable=True)  # its step is idle and unfinished
+WALK_STEPPING = File("active", connections=1)  # its one step in flight
+WALK_MEMBERS = File("active", connections=2, claimable=True)  # members, under the cap
 
 # name: (files, max_files, expected job) -- per_file is 8 throughout
 CASES: dict[str, tuple[list[File], int, Job | None]] = {
@@ -66,6 +72,14 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
         [File(not_before=NOW + 1), PENDING], 8, Job("open", 1)
     ),
     "backoff over exactly now": ([File(not_before=NOW)], 8, Job("open", 0)),
+    "a walk's next step is claimed": ([WALK_STEPPING, WALK_READY], 8, Job("claim", 1)),
+    "a walk's members are claimed before a shard opens": (
+        [WALK_MEMBERS, PENDING], 8, Job("claim", 0)
+    ),
+    "a walk stepping offers nothing: the next shard opens": (
+        [WALK_STEPPING, PENDING], 8, Job("open", 1)
+    ),
+    "walks stepping fill max_files: wait": ([WALK_STEPPING, WALK_STEPPING, PENDING], 2, None),
 }  # fmt: skip
 
 

@@ -1,0 +1,185 @@
+"""botocore's errors translated into sa1b's tree: the one place that reads them.
+
+Every call :class:`~sa1b.objectstore.bucket.Bucket` makes goes through :func:`translated`;
+nothing above it catches a botocore exception. The decision is a table keyed by the
+store's error code (or, for a HEAD that has no body, its status):
+
+- the bucket cannot be used at all (no such bucket, access denied, credentials missing,
+  wrong or expired, a TLS certificate that does not verify) -> :class:`BucketError`, one
+  line naming the bucket and what to do (CLI exit code 2, never retried);
+- the store is busy or failing (500, 503 ``SlowDown``, throttling, a request timeout) or
+  the connection failed or was cut -> :class:`StoreUnavailableError`, retried by sa1b's
+  own policy (:mod:`sa1b.retry`);
+- the multipart upload is gone -> :class:`NoSuchUploadError`;
+- anything else the store refuses -> :class:`StoreRequestError` with its code.
+
+Messages are built from codes and sa1b's own words, never from the request: no header,
+signature, access key or secret can reach them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSLError,
+)
+
+from sa1b.errors import (
+    BucketError,
+    NoSuchUploadError,
+    SA1BError,
+    StoreRequestError,
+    StoreUnavailableError,
+)
+from sa1b.objectstore.location import BucketLocation
+
+CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
+    "AWS_PROFILE, or run where an instance role applies; refresh expired credentials"
+)
+PERMISSIONS_HINT = (
+    "the credentials in use need s3:ListBucket, s3:GetObject, s3:PutObject, "
+    "s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it"
+)
+MISSING_HINT = (
+    "create the bucket first, or check its name, AWS_REGION and AWS_ENDPOINT_URL "
+    "(for an S3-compatible store)"
+)
+
+#: Codes (or bare statuses of a HEAD) after which the bucket cannot be used: what to say.
+_BUCKET_CODES: dict[str, tuple[str, str]] = {
+    "NoSuchBucket": ("no such bucket", MISSING_HINT),
+    "404": ("no such bucket", MISSING_HINT),
+    "AccessDenied": ("access denied", PERMISSIONS_HINT),
+    "AllAccessDisabled": ("access denied", PERMISSIONS_HINT),
+    "403": ("access denied, or credentials refused", f"{PERMISSIONS_HINT}; {CREDENTIALS_HINT}"),
+    "InvalidAccessKeyId": ("the access key is not known to the store", CREDENTIALS_HINT),
+    "SignatureDoesNotMatch": ("the credentials are refused (wrong secret key)", CREDENTIALS_HINT),
+    "InvalidToken": ("the session token is refused", CREDENTIALS_HINT),
+    "ExpiredToken": ("the credentials expired", CREDENTIALS_HINT),
+    "TokenRefreshRequired": ("the credentials expired", CREDENTIALS_HINT),
+    "AuthorizationHeaderMalformed": ("the store refuses the region", "set AWS_REGION"),
+    "PermanentRedirect": (
+        "the bucket is in another region",
+        "set AWS_REGION to the bucket's region",
+    ),
+    "301": ("the bucket is in another region", "set AWS_REGION to the bucket's region"),
+}
+_BUSY_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "OperationAborted",
+    }
+)
+_BUSY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def translate(
+    error: Exception, *, location: BucketLocation, key: str = "", action: str = ""
+) -> SA1BError:
+    """The sa1b error for a botocore error met while doing ``action`` (an S3 call's name)
+    on ``key`` (relative to the prefix of ``location``)."""
+    where = f"s3://{location.bucket}/{location.key(key)}" if key else f"s3://{location.bucket}"
+    doing = f" ({action})" if action else ""
+    if isinstance(error, ClientError):
+        return _answered(error, location=location, where=where, key=key, doing=doing)
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+        return BucketError(
+            f"{where}: no usable credentials ({type(error).__name__})",
+            bucket=location.bucket,
+            hint=CREDENTIALS_HINT,
+        )
+    if isinstance(error, CredentialRetrievalError):
+        return BucketError(
+            f"{where}: the credentials could not be obtained ({error.kwargs.get('provider')})",
+            bucket=location.bucket,
+            hint=CREDENTIALS_HINT,
+        )
+    if isinstance(error, SSLError):
+        return BucketError(
+            f"{where}: the store's TLS certificate did not verify",
+            bucket=location.bucket,
+            hint="check AWS_ENDPOINT_URL, and AWS_CA_BUNDLE for a private CA",
+        )
+    if isinstance(error, ConnectionError | HTTPClientError):
+        return StoreUnavailableError(
+            f"{where}: the connection to the store failed{doing} ({type(error).__name__})",
+            name=key,
+            url=where,
+        )
+    if isinstance(error, BotoCoreError):
+        return StoreRequestError(
+            f"{where}: {type(error).__name__}{doing}", code=type(error).__name__, name=key
+        )
+    raise error  # not botocore's: a bug to see, not to translate
+
+
+def _answered(
+    error: ClientError, *, location: BucketLocation, where: str, key: str, doing: str
+) -> SA1BError:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", ""))
+    metadata = error.response.get("ResponseMetadata", {})
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    if code in _BUCKET_CODES:
+        what, hint = _BUCKET_CODES[code]
+        return BucketError(
+            f"s3://{location.bucket}: {what}{doing}", bucket=location.bucket, hint=hint
+        )
+    if code == "NoSuchUpload":
+        return NoSuchUploadError(
+            f"{where}: the multipart upload is gone{doing}", code=code, name=key, url=where
+        )
+    if code in _BUSY_CODES or status in _BUSY_STATUSES or code in {str(s) for s in _BUSY_STATUSES}:
+        return StoreUnavailableError(
+            f"{where}: the store answered {status or code} {code}{doing}".rstrip(),
+            status=status or None,
+            retry_after=_retry_after(metadata),
+            name=key,
+            url=where,
+        )
+    return StoreRequestError(
+        f"{where}: the store refused the request ({code or status}){doing}",
+        code=code,
+        name=key,
+        url=where,
+    )
+
+
+def _retry_after(metadata: Mapping[str, Any]) -> float | None:
+    headers = metadata.get("HTTPHeaders") or {}
+    value = headers.get("retry-after")
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+@contextlib.contextmanager
+def translated(location: BucketLocation, *, key: str = "", action: str = "") -> Iterator[None]:
+    """Run the body; a botocore error leaves it as its sa1b error, the original not
+    chained (its text may quote the request)."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as error:
+        raise translate(error, location=location, key=key, action=action) from None

@@ -1,0 +1,127 @@
+"""The part planner: sizes, spans, and which parts downloaded bytes make whole (tables
+and invariants)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sa1b.objectstore.parts import (
+    DEFAULT_PART,
+    MAX_PART,
+    MAX_PARTS,
+    MIB,
+    MIN_PART,
+    PartPlan,
+    part_size_for,
+)
+from sa1b.ranges import RangeSet
+
+GIB = 1024 * MIB
+SHARD = 11_298_347_520  # a real SA-1B shard's size (10.5 GiB)
+
+# name: (file size, preferred part, part size chosen, parts)
+SIZES = {
+    "a real shard": (SHARD, DEFAULT_PART, DEFAULT_PART, 169),
+    "smaller than a part": (1000, DEFAULT_PART, DEFAULT_PART, 1),
+    "empty": (0, DEFAULT_PART, DEFAULT_PART, 1),
+    "exactly one part": (DEFAULT_PART, DEFAULT_PART, DEFAULT_PART, 1),
+    "one byte more": (DEFAULT_PART + 1, DEFAULT_PART, DEFAULT_PART, 2),
+    "10,000 parts exactly": (MAX_PARTS * MIN_PART, MIN_PART, MIN_PART, MAX_PARTS),
+    "one byte over 10,000 parts": (MAX_PARTS * MIN_PART + 1, MIN_PART, 6 * MIB, 8334),
+    "1 TiB at 64 MiB": (1024 * GIB, DEFAULT_PART, 105 * MIB, 9987),
+    "5 TiB, S3's largest object": (5 * 1024 * GIB, DEFAULT_PART, 525 * MIB, 9987),
+}
+
+
+@pytest.mark.parametrize(("size", "preferred", "part", "count"), SIZES.values(), ids=SIZES.keys())
+def test_part_size_and_count(size: int, preferred: int, part: int, count: int) -> None:
+    assert part_size_for(size, preferred=preferred) == part
+    plan = PartPlan.for_size(size, preferred=preferred)
+    assert (plan.part_size, plan.count) == (part, count)
+    assert plan.count <= MAX_PARTS
+    assert all(plan.length(n) >= MIN_PART for n in range(1, plan.count))  # all but the last
+
+
+# name: (size, preferred)
+IMPOSSIBLE = {
+    "a part under 5 MiB": (100, MIN_PART - 1),
+    "a part over 5 GiB": (100, MAX_PART + 1),
+    "a negative size": (-1, DEFAULT_PART),
+    "more than 10,000 parts of 5 GiB": (MAX_PARTS * MAX_PART + 1, DEFAULT_PART),
+}
+
+
+@pytest.mark.parametrize(("size", "preferred"), IMPOSSIBLE.values(), ids=IMPOSSIBLE.keys())
+def test_impossible_plans_are_refused(size: int, preferred: int) -> None:
+    with pytest.raises(ValueError):
+        part_size_for(size, preferred=preferred)
+
+
+def test_a_plan_refuses_too_many_parts_and_unknown_part_numbers() -> None:
+    with pytest.raises(ValueError, match="at most 10000"):
+        PartPlan(MAX_PARTS * MIN_PART + 1, MIN_PART)
+    plan = PartPlan(20 * MIB, MIN_PART)
+    for number in (0, 5):
+        with pytest.raises(ValueError, match="no part"):
+            plan.span(number)
+
+
+SMALL = PartPlan(17 * MIB, 5 * MIB)  # parts 1-3 of 5 MiB, part 4 of 2 MiB
+
+# name: (downloaded ranges, the whole parts, the bytes to download again once those whole
+# parts are in the bucket)
+DOWNLOADED = {
+    "nothing": ([], [], [(0, 17 * MIB)]),
+    "everything": ([(0, 17 * MIB)], [1, 2, 3, 4], []),
+    "one byte short of part 1": ([(0, 5 * MIB - 1)], [], [(0, 17 * MIB)]),
+    "part 1 exactly": ([(0, 5 * MIB)], [1], [(5 * MIB, 17 * MIB)]),
+    "part 2 and a bit either side": (
+        [(5 * MIB - 1, 10 * MIB + 1)],
+        [2],
+        [(0, 5 * MIB), (10 * MIB, 17 * MIB)],
+    ),
+    "the last, short part": ([(15 * MIB, 17 * MIB)], [4], [(0, 15 * MIB)]),
+    "two ranges, parts 1 and 3": (
+        [(0, 5 * MIB), (10 * MIB, 15 * MIB)],
+        [1, 3],
+        [(5 * MIB, 10 * MIB), (15 * MIB, 17 * MIB)],
+    ),
+    "part 2 from two adjacent ranges": (
+        [(5 * MIB, 7 * MIB), (7 * MIB, 10 * MIB)],
+        [2],
+        [(0, 5 * MIB), (10 * MIB, 17 * MIB)],
+    ),
+    "part 2 with a hole": ([(5 * MIB, 7 * MIB), (7 * MIB + 1, 10 * MIB)], [], [(0, 17 * MIB)]),
+}
+
+
+@pytest.mark.parametrize(("ranges", "whole", "missing"), DOWNLOADED.values(), ids=DOWNLOADED.keys())
+def test_which_parts_downloaded_bytes_make_whole(
+    ranges: list[tuple[int, int]], whole: list[int], missing: list[tuple[int, int]]
+) -> None:
+    assert list(SMALL.complete(RangeSet(ranges))) == whole
+    assert list(SMALL.missing(whole)) == missing
+
+
+@given(
+    size=st.integers(min_value=0, max_value=200 * MIB),
+    cuts=st.lists(st.integers(min_value=0, max_value=200 * MIB), max_size=12),
+)
+def test_parts_tile_the_file_and_complete_parts_are_downloaded(size: int, cuts: list[int]) -> None:
+    plan = PartPlan(size, MIN_PART)
+    spans = [plan.span(n) for n in plan.numbers()]
+    assert spans[0][0] == 0 and spans[-1][1] == size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    # Any downloaded ranges: the whole parts are covered, every other part is not.
+    points = sorted(min(cut, size) for cut in cuts)
+    downloaded = RangeSet(zip(points[::2], points[1::2], strict=False))
+    whole = set(plan.complete(downloaded))
+    for number in plan.numbers():
+        start, end = plan.span(number)
+        assert (number in whole) == (downloaded.covers(start, end) and start < end)
+    # What is missing once the whole parts are uploaded is exactly the other parts.
+    assert plan.missing(whole).total == size - sum(plan.length(n) for n in whole)
