@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -23,17 +23,61 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
 
 REPORT_LINES = pytest.StashKey[list[str]]()
 """Lines a test wants shown at the end of every run, even a quiet one (a torture seed)."""
+REPORT_PROPERTY = "report line"
+"""Under this name a test's report carries its lines to the process that shows the
+summary: with pytest-xdist, the test ran in a worker and its stash stays there."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_LINES] = []
 
 
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    for line in config.stash[REPORT_LINES]:
-        terminalreporter.write_line(line)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "teardown":  # the test has written its lines by then
+        lines = item.config.stash[REPORT_LINES]
+        report.user_properties.extend((REPORT_PROPERTY, line) for line in lines)
+        lines.clear()
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker under ``--dist loadgroup``: name each test's xdist_group
+    after its id (``path::test@group``), which is how the scheduler finds the group.
+
+    pytest-xdist does so itself by setting the string ``_nodeid``, which pytest 9.2's
+    structured node ids no longer read: the groups were silently spread over the workers
+    (pytest-xdist issue 1386). Where that still works, the id has its ``@`` already."""
+    if not config.getoption("loadgroup", default=False):  # set in xdist's workers alone
+        return
+    for item in items:
+        groups = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if not groups or "@" in item.nodeid:
+            continue
+        grouped = f"{item.nodeid}@{'_'.join(sorted(groups))}"
+        if hasattr(item, "_id"):  # pytest >= 9.2
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(grouped)
+        else:
+            item._nodeid = grouped
+        if item.nodeid != grouped:  # never spread a group silently
+            raise pytest.UsageError(f"cannot name the xdist_group of {item.nodeid}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, line in getattr(report, "user_properties", ()):
+                if name == REPORT_PROPERTY:
+                    terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,11 @@ from tests.wdstar import wds_tar
 SHARD_SIZE = 6 * 1024 * 1024
 SHARDS = 3
 
+LOOP_DEVICES = pytest.mark.xdist_group("loop-devices")
+"""The tests that mount loop devices, run in turn by one worker under pytest-xdist: the
+throttled disk holds its dirty bytes for seconds, and a ``sync`` or a count of a device's
+writes beside it would wait on it or see its traffic."""
+
 
 @dataclass
 class Result:

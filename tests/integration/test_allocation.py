@@ -24,7 +24,7 @@ from sa1b.cdn.synth import ShardInfo
 from sa1b.progress import FileOutcome, FileProgress, Snapshot
 from sa1b.store.allocation import preallocate
 
-from .conftest import assert_identical, run_cli
+from .conftest import LOOP_DEVICES, assert_identical, run_cli
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -147,6 +147,7 @@ def ext2_disk(folder: Path, mib: int) -> Iterator[tuple[Path, str]]:
         image.unlink()
 
 
+@LOOP_DEVICES
 def test_a_filesystem_without_fallocate_is_written_once(
     nginx: NginxServer, shards: list[ShardInfo], tmp_path: Path
 ) -> None:

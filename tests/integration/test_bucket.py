@@ -20,6 +20,10 @@ from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import MIB
 from sa1b.retry import RetryPolicy
 
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
+ports, a few hundred MB) at a time, not one a worker."""
+
 BUCKET = "sa1b-test"
 
 

@@ -17,6 +17,10 @@ from tests.conftest import aws_environment
 
 from .conftest import Result, run_cli
 
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
+ports, a few hundred MB) at a time, not one a worker."""
+
 # -o given: what the error line says
 NOT_WRITABLE = {
     "gs://bucket/sa1b": "cannot write to gs://",

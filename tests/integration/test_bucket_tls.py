@@ -17,6 +17,10 @@ from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import MIB
 from tests.conftest import AWS_ISOLATION
 
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
+ports, a few hundred MB) at a time, not one a worker."""
+
 
 @pytest.fixture(scope="module")
 def tls_store(certificates: CertificatePaths) -> Iterator[SeaweedServer]:

@@ -24,12 +24,17 @@ from sa1b.store.paths import OutputPaths
 from sa1b.store.state import StateStore
 from tests.waiting import wait_for
 
-from .conftest import assert_extracted, run_cli, start_cli, tmpfs
+from .conftest import LOOP_DEVICES, assert_extracted, run_cli, start_cli, tmpfs
 from .test_allocation import ext2_disk
 
 MiB = 1024 * 1024
 SHARD = 40 * MiB
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+
+
+ON_BIG_SHARD = pytest.mark.xdist_group("big-shard")
+"""The tests on :func:`big_shard`, run in turn by one worker under pytest-xdist: it makes
+the shard once (some 20 s under coverage on a loaded machine), not once a worker."""
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +46,7 @@ def big_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNSer
         yield server, shard
 
 
+@ON_BIG_SHARD
 @needs_root
 def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
     big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
@@ -59,6 +65,7 @@ def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
         assert index is not None and len(index) == 320  # every member, with its offset
 
 
+@ON_BIG_SHARD
 @needs_root
 @pytest.mark.parametrize("option", [["--tar-window", "64M"], ["--keep-tars"]])
 def test_the_whole_tar_beside_its_files_does_not_fit(
@@ -89,6 +96,7 @@ def _freed(out: Path, shard: ShardInfo) -> bool:
     return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
 
 
+@ON_BIG_SHARD
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
     big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, stop: signal.Signals
@@ -149,6 +157,7 @@ def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
     assert_extracted(out, [replace(new, path=old.path)])
 
 
+@LOOP_DEVICES
 def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
     links: Path, shards: list[ShardInfo], tmp_path: Path
 ) -> None:

@@ -26,7 +26,9 @@ from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 MiB = 1024 * 1024
 LOOPBACK = "127.0.0.1"
 NODE = {"num_cpus": 1, "node_ip_address": LOOPBACK, "object_store_memory": 80 * MiB}
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
+"""With pytest-xdist, one worker runs these in turn: one cluster at a time (each is a
+dozen processes, and Ray writes the address of the latest to a file in /tmp)."""
 
 
 def _cluster() -> tuple[Any, list[Any]]:

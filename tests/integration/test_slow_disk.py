@@ -29,6 +29,7 @@ from harness.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 
 from .conftest import (
+    LOOP_DEVICES,
     assert_extracted,
     extracted_path,
     member_bytes,
@@ -45,6 +46,8 @@ SHARDS, SHARD_SIZE = 12, 24 * 1024 * 1024
 PEAK_RSS = 300 * 1024 * 1024
 MARGIN = 1.5
 """How much faster than the throttle a run may seem (the throttle's own bursts)."""
+
+pytestmark = LOOP_DEVICES
 
 V1_THROTTLE = Path("/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device")
 V2_ROOT = Path("/sys/fs/cgroup")

@@ -40,6 +40,8 @@ KILLS = int(os.environ.get("SA1B_TORTURE_KILLS") or 25)
 """Kills per test; three tests (extracting, tars only, ``--only json``) make 75 in
 ``./test``."""
 SEED = int(os.environ.get("SA1B_TORTURE_SEED") or random.SystemRandom().randrange(10**9))
+pytestmark = pytest.mark.xdist_group("torture")
+"""With pytest-xdist, one worker runs these in turn: each builds its servers once."""
 TRANSFER_PER_ROUND = 0.32
 """Seconds a round transfers on average (kills come after 0.05-1 s; start-up takes the
 rest): with ``--max-rate`` set from it, the download spans about 85% of the rounds, and
@@ -62,6 +64,12 @@ def _generator(test: str) -> random.Random:
     """The delays (and layout) of ``test``'s rounds: from SEED and the test's id, so each
     test draws its own and replays alone."""
     return random.Random(f"{SEED}:{test}")
+
+
+def _test_id(request: pytest.FixtureRequest) -> str:
+    """The test's id as ``./test`` takes it: without the ``@torture`` that names its group
+    in a pytest-xdist worker (tests/conftest.py), so that a replay draws the same rounds."""
+    return request.node.nodeid.removesuffix("@torture")
 
 
 def _replay(test: str) -> str:
@@ -127,7 +135,7 @@ def test_random_sigkills_never_publish_a_wrong_byte(
     extracting: bool,
 ) -> None:
     cdn, shards = torture_cdn
-    test = request.node.nodeid
+    test = _test_id(request)
     rng = _generator(test)
     layout = rng.choice(sorted(LAYOUTS)) if extracting else None
     report = request.config.stash[REPORT_LINES]
@@ -180,7 +188,7 @@ def test_random_sigkills_mid_walk_never_publish_a_wrong_json(
     """``--only json``: killed while walking, writing staged members, saving checkpoints
     and publishing; every JSON under its final name is always the source's."""
     cdn, shards = dense_cdn
-    test = request.node.nodeid
+    test = _test_id(request)
     rng = _generator(test)
     report = request.config.stash[REPORT_LINES]
     line = len(report)

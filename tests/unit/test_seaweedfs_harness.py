@@ -12,6 +12,10 @@ from botocore.exceptions import ClientError
 
 from harness.seaweedfs import SeaweedServer
 
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
+ports, a few hundred MB) at a time, not one a worker."""
+
 
 def test_an_object_put_comes_back_whole_and_by_range(
     seaweedfs: SeaweedServer, s3_prefix: str
