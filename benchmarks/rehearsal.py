@@ -66,7 +66,7 @@ from bench import (
     sync_and_clear,
 )
 from bench.accounting import RunResult, child_env
-from bench.common import GB, MB, allocated_bytes, data_bytes
+from bench.common import GB, MB, allocated_bytes, data_bytes, print_report
 from bench.corpus import Shard
 from bench.tools import sa1b_tool, write_inputs
 from harness.certs import make_certificates
@@ -625,11 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        report = "\n".join(lines) + "\n"
-        print(report, end="")
-        if args.results is not None:
-            with open(args.results, "a", encoding="utf-8") as handle:
-                handle.write(report + "\n")
+        print_report(lines, args.results)
     return 0
 
 

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench package, b
 
 from bench import BenchError, log, parse_size, run_child
 from bench.accounting import child_env, verify_extracted
-from bench.common import MB
+from bench.common import MB, print_report
 from bench.corpus import Shard, prepare_shards
 from bench.tools import sa1b_tool
 from harness.certs import make_certificates
@@ -744,11 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        text = "\n".join(lines) + "\n"
-        print(text, end="")
-        if args.results is not None:
-            with open(args.results, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+        print_report(lines, args.results)
     return 0 if flat else 1
 
 

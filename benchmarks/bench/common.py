@@ -97,6 +97,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def print_report(lines: list[str], results: Path | None) -> None:
+    """Print a report, and append it to ``results`` when given (``--results``)."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if results is not None:
+        with open(results, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
 def md5_of(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     buf = bytearray(HASH_CHUNK)
