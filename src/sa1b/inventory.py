@@ -18,20 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from sa1b.links import is_safe_name
 from sa1b.objectstore.parts import PartPlan
-from sa1b.store.paths import OutputPaths
+from sa1b.store.paths import WORK_DIR, OutputPaths
 
 SIZE_METADATA = "sa1b-size"
 """The user metadata the upload engine gives each multipart upload (and so its object):
 the file's expected size in bytes."""
 
+OWN_FOLDER = WORK_DIR
+"""Under the prefix, as in a local output folder: sa1b's own objects (state copies)."""
+
 _LAYOUT = OutputPaths.of(Path())
-_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+TARS_FOLDER = _LAYOUT.tars.as_posix()
+"""Under the prefix: the shards' tars."""
+_OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 def key_of(name: str) -> str:

@@ -3,7 +3,7 @@ upload each file resumes from and which are strays, and the status rows (tables)
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from sa1b.inventory import (
 )
 from sa1b.objectstore.parts import MIB, PartPlan
 
-T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
 P = 64 * MIB
 
 # key under the prefix: the file published there (None: not a place of the layout)
