@@ -8,7 +8,8 @@ the prefix; sa1b's own objects (state copies) under ``.sa1b/``.
 
 A pending multipart upload is either the one its file resumes from or a **stray**
 (:func:`judge_uploads`): the upload the state records, if it is still pending; else the
-newest of its key, if its parts fit one part plan. Every other pending upload under the
+newest of its key (of two begun in one second, the one holding more bytes), if its parts
+fit one part plan. Every other pending upload under the
 prefix is a stray: an upload of a key that is not a file of the layout, of a file whose
 object is published, an older duplicate, or one whose parts fit no plan. ``sa1b status``
 shows strays; only ``sa1b clean`` removes them.
@@ -123,9 +124,11 @@ def judge_uploads(
     return verdicts
 
 
-def _age(upload: Upload) -> tuple[datetime, str]:
-    """Oldest first (an upload with no date the oldest; ties by id, for one order)."""
-    return upload.initiated or _OLDEST, upload.upload_id
+def _age(upload: Upload) -> tuple[datetime, int, str]:
+    """Oldest first: an upload with no date the oldest; stores date uploads to the second
+    only, so uploads begun in one second go by the bytes they hold (the one holding more
+    is kept), then by id (one order on every machine)."""
+    return upload.initiated or _OLDEST, upload.bytes, upload.upload_id
 
 
 def _why_stray(

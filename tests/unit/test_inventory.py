@@ -106,6 +106,12 @@ JUDGED = [
         {},
         {"b": None, "a": "an older upload"},
     ),
+    (  # begun in one second (stores date to the second): the one holding more is kept
+        [up(SHARD, "a", 0, ((1, P),)), up(SHARD, "b", 0, ((1, 100),))],
+        set(),
+        {},
+        {"a": None, "b": "an older upload"},
+    ),
     (  # files apart
         [up(SHARD, "a"), up("tars/sa_000002.tar", "b"), up("sa_images_ids.txt", "c")],
         set(),

@@ -85,8 +85,12 @@ def _size_problems(actual: int, recorded: str | None) -> list[str]:
 def _read_problems(bucket: Bucket, name: str, size: int, digest: Digest | None) -> list[str]:
     """Read the object once, as a stream: its digest, and a tar's structure."""
     hashing = hashlib.new(digest.algorithm) if digest is not None else None
-    walk: TarWalk | None = TarWalk(name, size, headers_only) if name.endswith(".tar") else None
     problems: list[str] = []
+    walk = None
+    try:
+        walk = TarWalk(name, size, headers_only) if name.endswith(".tar") else None
+    except ExtractionError as error:  # too short to hold a header
+        problems.append(error.message)
     offset = 0
     try:
         for chunk in bucket.stream_object(key_of(name)):
