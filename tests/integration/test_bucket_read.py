@@ -107,7 +107,7 @@ def test_status_and_clean_from_a_machine_with_no_local_state(
     bucket.upload_part(key_of(second.name), newer, 1, os.urandom(5 * MIB))
     bucket.upload_part(key_of(second.name), newer, 3, b"x" * 100)
     # An upload of a published shard, and one of a key outside the layout: strays.
-    again = begin(bucket, seaweedfs, first.name, first.size)
+    begin(bucket, seaweedfs, first.name, first.size)
     outside = bucket.create_multipart_upload("junk/sa_000009.tar")
     bucket.upload_part("junk/sa_000009.tar", outside, 1, b"j" * 2000)
 
