@@ -7,6 +7,7 @@ samples as the local loader by ranged GETs, never a whole tar."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tarfile
 import time
@@ -20,6 +21,7 @@ import sa1b
 from harness.seaweedfs import SeaweedServer
 from sa1b.cdn.synth import ShardInfo
 from sa1b.data.bucket import WINDOW, walk_headers
+from sa1b.errors import InputError
 from sa1b.inventory import SIZE_METADATA, key_of
 from sa1b.objectstore.bucket import Bucket
 from sa1b.objectstore.location import BucketLocation
@@ -207,6 +209,10 @@ def test_verify_catches_a_short_object_a_wrong_digest_and_a_damaged_tar(
     assert f"md5 {_md5(body)}, the checksums file says {altered.md5}" in problems
     assert "bad header at byte 0" in problems
     assert lines(read)[-1] == "4 files: 1 ok, 3 with problems"
+    with pytest.raises(InputError) as raised:  # and the loader will not read them either
+        sa1b.open(url(bucket))
+    assert raised.value.message.startswith(f"{url(bucket)}/tars/sa_0000")
+    assert "not a tar that can be read" in raised.value.message
 
 
 def _verdicts(result: Result) -> dict[str, str]:
@@ -284,6 +290,9 @@ def test_open_reads_the_same_samples_as_the_local_loader_by_ranged_gets(
         assert mine.image_bytes() == theirs.image_bytes()
         assert mine.document == theirs.document
     assert len(gets.calls) == 2 * len(here)  # one GET a member read, nothing more
+    # A DataLoader's worker gets samples pickled: they carry no client, and read anyway.
+    sample = pickle.loads(pickle.dumps(remote[3]))
+    assert sample.image_bytes() == here[3].image_bytes()
 
 
 def _members(shard: ShardInfo) -> list[tarfile.TarInfo]:
