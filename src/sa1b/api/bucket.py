@@ -3,7 +3,7 @@ its prefix, asked before anything is downloaded."""
 
 from __future__ import annotations
 
-from sa1b.objectstore.connect import connect
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.planning import BucketFacts
 from sa1b.retry import RetryPolicy
@@ -19,7 +19,5 @@ def check_bucket(location: BucketLocation, *, retry: RetryPolicy = CHECK_POLICY)
     after ``retry``, a :class:`~sa1b.errors.StoreUnavailableError`. Credentials and
     endpoint come from botocore's standard chain (``AWS_*``, profiles, roles)."""
     bucket = connect(location)
-    from sa1b.objectstore.bucket import with_retries  # importable once connect() worked
-
-    with_retries(bucket.check_writable, policy=retry)
+    retried(bucket.check_writable, policy=retry)
     return BucketFacts(url=location.url, endpoint=bucket.endpoint)

@@ -26,7 +26,7 @@ from sa1b.inventory import (
     file_of,
     judge_uploads,
 )
-from sa1b.objectstore.connect import connect
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.retry import RetryPolicy
 
@@ -57,13 +57,11 @@ def bucket_status(location: BucketLocation, *, retry: RetryPolicy = READ_POLICY)
     (exit 2) when it holds nothing of sa1b's: no file of the layout, no upload, no
     state copy."""
     bucket = connect(location)
-    from sa1b.objectstore.bucket import with_retries  # importable once connect() worked
-
-    objects = with_retries(bucket.list_objects, policy=retry)
+    objects = retried(bucket.list_objects, policy=retry)
     published = {name for listed in objects if (name := file_of(listed.key)) is not None}
     uploads = [
         upload
-        for pending in with_retries(bucket.list_multipart_uploads, policy=retry)
+        for pending in retried(bucket.list_multipart_uploads, policy=retry)
         if (upload := _with_parts(bucket, pending, retry)) is not None
     ]
     verdicts = judge_uploads(uploads, published=published)
@@ -81,12 +79,8 @@ def bucket_status(location: BucketLocation, *, retry: RetryPolicy = READ_POLICY)
 
 def _with_parts(bucket: Bucket, pending: PendingUpload, retry: RetryPolicy) -> Upload | None:
     """The upload with its parts; None when it ended since it was listed."""
-    from sa1b.objectstore.bucket import with_retries
-
     try:
-        parts = with_retries(
-            partial(bucket.list_parts, pending.key, pending.upload_id), policy=retry
-        )
+        parts = retried(partial(bucket.list_parts, pending.key, pending.upload_id), policy=retry)
     except NoSuchUploadError:
         return None
     sizes = tuple((part.number, part.size) for part in parts)
@@ -111,14 +105,12 @@ def clean_bucket(
     if dry_run:
         return CleanReport(found.strays, ())
     bucket = connect(location)
-    from sa1b.objectstore.bucket import with_retries
-
     removed = []
     for verdict in found.strays:
         upload = verdict.upload
         try:
             abort = partial(bucket.abort_multipart_upload, upload.key, upload.upload_id)
-            with_retries(abort, policy=retry)
+            retried(abort, policy=retry)
         except NoSuchUploadError:  # completed or aborted since it was listed
             continue
         log.info("aborted the upload %s of %s: %s", upload.upload_id, upload.key, verdict.stray)

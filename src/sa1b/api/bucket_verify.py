@@ -22,7 +22,7 @@ from sa1b.api.verify import FileCheck, VerifyReport
 from sa1b.checksums import Digest
 from sa1b.errors import ExtractionError, StoreRequestError, StoreUnavailableError
 from sa1b.inventory import SIZE_METADATA, BucketFile, key_of
-from sa1b.objectstore.connect import connect
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.retry import RetryPolicy
 from sa1b.tarwalk import TarWalk, headers_only
@@ -59,11 +59,9 @@ def _unfinished(file: BucketFile) -> str:
 def _check(
     bucket: Bucket, file: BucketFile, checksums: Mapping[str, Digest] | None, retry: RetryPolicy
 ) -> FileCheck:
-    from sa1b.objectstore.bucket import with_retries  # importable once connect() worked
-
     key = key_of(file.name)
     kind = "tar" if file.name.endswith(".tar") else "file"
-    stored = with_retries(lambda: bucket.head_object(key), policy=retry)
+    stored = retried(lambda: bucket.head_object(key), policy=retry)
     if stored is None:  # deleted since it was listed
         return FileCheck(file.name, kind, (f"{bucket.location.key(key)} is missing",))
     problems = _size_problems(stored.size, stored.metadata.get(SIZE_METADATA))

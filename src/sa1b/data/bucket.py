@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from sa1b.errors import CorruptArchiveError, ExtractionError, InputError
 from sa1b.inventory import TARS_FOLDER, file_of, key_of
 from sa1b.links import is_shard_name
-from sa1b.objectstore.connect import connect
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.retry import RetryPolicy
 from sa1b.tarwalk import Entry, TarWalk, headers_only
@@ -77,9 +77,7 @@ class BucketExtent:
 
 
 def _get(bucket: Bucket, key: str, start: int, end: int) -> bytes:
-    from sa1b.objectstore.bucket import with_retries  # importable once connect() worked
-
-    return with_retries(partial(bucket.get_range, key, start, end), policy=READ_POLICY)
+    return retried(partial(bucket.get_range, key, start, end), policy=READ_POLICY)
 
 
 def walk_headers(
@@ -101,9 +99,7 @@ def shard_members(location: BucketLocation) -> dict[str, list[tuple[str, BucketE
     """The regular members of every shard published under the prefix, by shard name:
     each member's name and where its data is."""
     bucket = client(location)
-    from sa1b.objectstore.bucket import with_retries
-
-    listed = with_retries(partial(bucket.list_objects, f"{TARS_FOLDER}/"), policy=READ_POLICY)
+    listed = retried(partial(bucket.list_objects, f"{TARS_FOLDER}/"), policy=READ_POLICY)
     tars = sorted(
         (name, o.size) for o in listed if (name := file_of(o.key)) and is_shard_name(name)
     )

@@ -1,15 +1,20 @@
-"""A :class:`~sa1b.objectstore.bucket.Bucket` for a location, botocore imported only now:
-it is the ``s3`` extra's, needed only when an ``s3://`` output is used."""
+"""A :class:`~sa1b.objectstore.bucket.Bucket` for a location, and its calls retried, with
+botocore imported only then: it is the ``s3`` extra's, needed only when an ``s3://``
+output is used."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from sa1b.errors import OutputLocationError
 from sa1b.objectstore.location import BucketLocation
+from sa1b.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from sa1b.objectstore.bucket import Bucket, BucketOptions
+
+T = TypeVar("T")
 
 
 def connect(location: BucketLocation, *, options: BucketOptions | None = None) -> Bucket:
@@ -23,3 +28,11 @@ def connect(location: BucketLocation, *, options: BucketOptions | None = None) -
             hint="pip install 'sa1b[s3]'",
         ) from None
     return Bucket(location, options=options)
+
+
+def retried(call: Callable[[], T], *, policy: RetryPolicy) -> T:
+    """``call()`` (a call of a connected :class:`Bucket`) under ``policy``
+    (:func:`~sa1b.objectstore.bucket.with_retries`): for the calls made outside the engine."""
+    from sa1b.objectstore.bucket import with_retries  # importable once connect() worked
+
+    return with_retries(call, policy=policy)
