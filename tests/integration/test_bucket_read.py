@@ -137,6 +137,7 @@ def test_status_and_clean_from_a_machine_with_no_local_state(
     assert cleaned.returncode == 0, cleaned.output
     removed = [line for line in lines(cleaned) if line.startswith("removed ")]
     assert len(removed) == 3
+    assert any(f"(upload {older}, begun " in line for line in removed)  # named in full
     assert lines(cleaned)[-1] == f"3 stray uploads (2.9 KiB) removed from {url(bucket)}"
     left = bucket.list_multipart_uploads()
     assert [(u.key, u.upload_id) for u in left] == [(key_of(second.name), newer)]

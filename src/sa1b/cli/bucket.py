@@ -60,11 +60,11 @@ def show_clean(location: BucketLocation, console: Output, *, dry_run: bool) -> i
 
 
 def _stray(location: BucketLocation, verdict: Verdict) -> str:
-    """``s3://b/p/tars/sa_000001.tar  (upload 2~abcdef…, begun 2026-12-06 14:00 UTC)
-    2 parts, 10.0 MiB: an older upload of its file``."""
+    """``s3://b/p/tars/sa_000001.tar  (upload ID, begun 2026-12-06 14:00:00 UTC) 2 parts,
+    10.0 MiB: an older upload of its file``: the whole id (stores give uploads of one key
+    ids that differ only at the end)."""
     upload = verdict.upload
-    ident = upload.upload_id if len(upload.upload_id) <= 16 else f"{upload.upload_id[:16]}..."
     begun = f", begun {upload.initiated:%Y-%m-%d %H:%M:%S %Z}" if upload.initiated else ""
     held = f"{plural(len(upload.parts), 'part')}, {human_bytes(upload.bytes)}"
     where = f"s3://{location.bucket}/{location.key(upload.key)}"
-    return f"{where}  (upload {ident}{begun}) {held}: {verdict.stray}"
+    return f"{where}  (upload {upload.upload_id}{begun}) {held}: {verdict.stray}"
