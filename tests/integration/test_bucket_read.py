@@ -6,6 +6,7 @@ samples as the local loader by ranged GETs, never a whole tar."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -26,6 +27,7 @@ from sa1b.inventory import SIZE_METADATA, key_of
 from sa1b.objectstore.bucket import Bucket
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import MIB
+from sa1b.units import human_bytes
 
 from .conftest import Result, run_cli
 
@@ -151,8 +153,6 @@ def test_status_and_clean_from_a_machine_with_no_local_state(
 
 
 def _human(size: int) -> list[str]:
-    from sa1b.units import human_bytes
-
     return human_bytes(size).split()
 
 
@@ -216,6 +216,20 @@ def test_verify_catches_a_short_object_a_wrong_digest_and_a_damaged_tar(
     assert "not a tar that can be read" in raised.value.message
 
 
+def test_verify_reads_an_object_in_bounded_chunks(
+    bucket: Bucket, seaweedfs: SeaweedServer, shards: list[ShardInfo]
+) -> None:
+    data = shards[0].path.read_bytes()
+    publish(bucket, seaweedfs, shards[0].name, data)
+    sizes = []
+    digest = hashlib.md5()
+    for chunk in bucket.stream_object(key_of(shards[0].name), chunk=MIB):
+        sizes.append(len(chunk))
+        digest.update(chunk)
+    assert digest.hexdigest() == shards[0].md5
+    assert sum(sizes) == len(data) and max(sizes) <= MIB and len(sizes) >= len(data) // MIB
+
+
 def _verdicts(result: Result) -> dict[str, str]:
     return {
         line.split()[0]: line.split()[1]
@@ -225,8 +239,6 @@ def _verdicts(result: Result) -> dict[str, str]:
 
 
 def _md5(data: bytes | bytearray) -> str:
-    import hashlib
-
     return hashlib.md5(data).hexdigest()
 
 

@@ -63,10 +63,12 @@ def _check(
     kind = "tar" if file.name.endswith(".tar") else "file"
     stored = retried(lambda: bucket.head_object(key), policy=retry)
     if stored is None:  # deleted since it was listed
-        return FileCheck(file.name, kind, (f"{bucket.location.key(key)} is missing",))
+        where = f"s3://{bucket.location.bucket}/{bucket.location.key(key)}"
+        return FileCheck(file.name, kind, (f"{where} is missing",))
     problems = _size_problems(stored.size, stored.metadata.get(SIZE_METADATA))
-    if checksums is not None:
-        problems += _read_problems(bucket, file.name, stored.size, checksums.get(file.name))
+    digest = checksums.get(file.name) if checksums is not None else None
+    if checksums is not None and (digest is not None or kind == "tar"):
+        problems += _read_problems(bucket, file.name, stored.size, digest)
     return FileCheck(file.name, kind, tuple(problems))
 
 
