@@ -350,3 +350,10 @@ def test_clean_of_a_local_folder_is_refused(tmp_path: Path) -> None:
     result = run_cli("clean", tmp_path)
     assert result.returncode == 2, result.output
     assert "removes the stray uploads of an s3:// output" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["gs://bucket/sa1b", "s3:/bucket/sa1b"])
+def test_open_of_a_place_sa1b_cannot_read_is_refused(where: str) -> None:
+    with pytest.raises(InputError) as raised:
+        sa1b.open(where)
+    assert where in raised.value.message
