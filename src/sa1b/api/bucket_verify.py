@@ -5,16 +5,17 @@ Every published file of the layout: its size against the ``sa1b-size`` metadata 
 upload was begun with (one HeadObject). With checksums, each object is also read once,
 streamed in bounded chunks (never whole in memory), for its digest and, for a tar, its
 structure through sa1b's one tar reader (:class:`~sa1b.tarwalk.TarWalk`: a tar damaged
-here is damaged for extraction and ``--only`` too). Without checksums the bytes are not
-read: a shard's structure would cost a GET per member header (see
-:mod:`sa1b.data.bucket`), a whole read costs its size. A file still uploading is "not
-finished", as a partial file is in a local folder.
+here is damaged for extraction and ``--only`` too), :data:`READERS` objects at once.
+Without checksums the bytes are not read: a shard's structure would cost a GET per
+member header (see :mod:`sa1b.data.bucket`), a whole read costs its size. A file still
+uploading is "not finished", as a partial file is in a local folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from sa1b.api.bucket_status import READ_POLICY, bucket_status
@@ -31,6 +32,11 @@ from sa1b.units import human_bytes, plural
 if TYPE_CHECKING:
     from sa1b.objectstore.bucket import Bucket
 
+READERS = 4
+"""Objects checked at once: a HeadObject each, or with checksums a stream each (one chunk
+of :meth:`~sa1b.objectstore.bucket.Bucket.stream_object` and at most one tar reader's
+chunk in memory apiece)."""
+
 
 def verify_bucket(
     location: BucketLocation,
@@ -42,13 +48,14 @@ def verify_bucket(
     every object is read once for its digest (when listed) and its tar structure."""
     found = bucket_status(location, retry=retry)
     bucket = connect(location)
-    checks = tuple(
-        _check(bucket, file, checksums, retry)
-        if file.state == "done"
-        else FileCheck(file.name, "not finished", (_unfinished(file),))
-        for file in found.files
-    )
-    return VerifyReport(checks)
+
+    def check(file: BucketFile) -> FileCheck:
+        if file.state != "done":
+            return FileCheck(file.name, "not finished", (_unfinished(file),))
+        return _check(bucket, file, checksums, retry)
+
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        return VerifyReport(tuple(pool.map(check, found.files)))
 
 
 def _unfinished(file: BucketFile) -> str:
