@@ -220,7 +220,7 @@ def _from_tar(tar: Path, *, shard: str | None = None) -> list[Sample]:
 
 def _from_bucket(location: BucketLocation) -> list[Sample]:
     """The pairs inside every shard published in the bucket, shard by shard."""
-    from sa1b.data.bucket import shard_members  # botocore: only for an s3:// output
+    from sa1b.data.bucket import shard_members  # threads and a client: for s3:// alone
 
     return [
         sample

@@ -6,8 +6,8 @@ multipart upload per shard (create, upload a part with its SHA-256, list its par
 complete, abort), the uploads left under the prefix (ListMultipartUploads), HeadObject
 (with the user metadata), the objects under the prefix (ListObjectsV2), a ranged GET, a
 whole object streamed in bounded chunks (``verify``), a small PUT (state copies) and
-DELETE, and the reachable-and-writable check
-``plan`` makes (HeadBucket, then a probe object put and deleted under ``PREFIX/.sa1b/``).
+DELETE, and the reachable-and-writable check ``plan`` makes (HeadBucket, then a probe
+object put and deleted under ``PREFIX/.sa1b/``).
 
 **Credentials and endpoint: botocore's standard chain**, nothing of sa1b's own: the
 ``AWS_*`` environment variables, the shared config and credentials files and their
