@@ -3,7 +3,7 @@ its prefix, asked before anything is downloaded."""
 
 from __future__ import annotations
 
-from sa1b.errors import OutputLocationError
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.planning import BucketFacts
 from sa1b.retry import RetryPolicy
@@ -18,13 +18,6 @@ def check_bucket(location: BucketLocation, *, retry: RetryPolicy = CHECK_POLICY)
     :class:`~sa1b.errors.BucketError` (missing bucket, access denied, credentials) or,
     after ``retry``, a :class:`~sa1b.errors.StoreUnavailableError`. Credentials and
     endpoint come from botocore's standard chain (``AWS_*``, profiles, roles)."""
-    try:  # botocore is the s3 extra's: imported only for an s3:// output
-        from sa1b.objectstore.bucket import Bucket, with_retries
-    except ImportError as error:
-        raise OutputLocationError(
-            f"{location}: s3:// outputs need botocore ({error.name} is not installed)",
-            hint="pip install 'sa1b[s3]'",
-        ) from None
-    bucket = Bucket(location)
-    with_retries(bucket.check_writable, policy=retry)
+    bucket = connect(location)
+    retried(bucket.check_writable, policy=retry)
     return BucketFacts(url=location.url, endpoint=bucket.endpoint)
