@@ -219,26 +219,26 @@ class _Handler(BaseHTTPRequestHandler):
         fault = book.take(name)
         if fault is not None and fault.kind == "cut_request":
             self.rfile.read(length // 2)
-            book.record(ProxiedRequest(name, 0, True))
+            book.record(ProxiedRequest(name, 0, True))  # before the client can see it
             self._reset()
             return
         body = self.rfile.read(length) if length else b""
         if fault is not None and fault.kind in _ANSWERS:
-            status = self._answer_error(fault)
-            book.record(ProxiedRequest(name, status, True))
+            book.record(ProxiedRequest(name, _ANSWERS[fault.kind][0], True))
+            self._answer_error(fault)
             return
         status, reason, headers, answer = self._forward(body)
         head = self._head(status, reason, headers, len(answer))
         if fault is not None:  # cut_answer: the store did it, the client never hears so
+            book.record(ProxiedRequest(name, 0, True))
             self.wfile.write(head[: len(head) // 2])
             self.wfile.flush()
-            book.record(ProxiedRequest(name, 0, True))
             self._reset()
             return
+        book.record(ProxiedRequest(name, status, False))
         self.wfile.write(head)
         if self.command != "HEAD":
             self.wfile.write(answer)
-        book.record(ProxiedRequest(name, status, False))
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_any
 
@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append(f"Content-Length: {size}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _answer_error(self, fault: StoreFault) -> int:
+    def _answer_error(self, fault: StoreFault) -> None:
         status, code, message = _ANSWERS[fault.kind]
         body = error_body(code, message)
         self.send_response(status)
@@ -287,7 +287,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        return status
 
     def _reset(self) -> None:
         """Close with a TCP reset, as a dropped connection or a crashed store does."""
@@ -372,7 +371,8 @@ class StoreFaultProxy:
 
     @property
     def requests(self) -> list[ProxiedRequest]:
-        """Every request so far, in the order they ended."""
+        """Every request so far, in the order they were answered (each recorded before
+        the client can have its answer)."""
         return self.book.snapshot()
 
     def count(self, name: str | None = None) -> int:

@@ -150,8 +150,10 @@ def _answered(
             f"{where}: the multipart upload is gone{doing}", code=code, name=key, url=where
         )
     if code in _BUSY_CODES or status in _BUSY_STATUSES or code in {str(s) for s in _BUSY_STATUSES}:
+        # A HEAD's answer has no body: its code is its status, said once ("503", not "503 503").
+        answered = " ".join(dict.fromkeys(part for part in (str(status or ""), code) if part))
         return StoreUnavailableError(
-            f"{where}: the store answered {status or code} {code}{doing}".rstrip(),
+            f"{where}: the store answered {answered}{doing}",
             status=status or None,
             retry_after=_retry_after(metadata),
             name=key,

@@ -1,0 +1,221 @@
+"""The store's failures, injected by the fault proxy (harness.s3_faults) in front of a real
+SeaweedFS: the proxy itself, then sa1b's S3 client (Bucket + with_retries) through it: busy
+and failing stores retried with backoff, refusals not retried, cut connections survived."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
+from harness.s3_faults import FaultKind, StoreFault, StoreFaultProxy
+from harness.seaweedfs import SeaweedServer
+from sa1b.errors import BucketError, StoreUnavailableError
+from sa1b.objectstore.bucket import Bucket, with_retries
+from sa1b.objectstore.location import BucketLocation
+from sa1b.objectstore.parts import MIB
+from sa1b.retry import RetryPolicy
+
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
+ports, a few hundred MB) at a time, not one a worker."""
+
+BUCKET = "sa1b-test"
+
+
+def proxied_client(proxy: StoreFaultProxy, seaweedfs: SeaweedServer) -> Any:
+    """botocore's own client through the proxy, no retries: every answer seen as sent."""
+    import botocore.session
+    from botocore.config import Config
+
+    return botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=proxy.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+    )
+
+
+@pytest.fixture
+def bucket(s3_faults: StoreFaultProxy, s3_prefix: str) -> Bucket:
+    return Bucket(BucketLocation(BUCKET, f"tests/{s3_prefix}"))
+
+
+# -- the proxy ---------------------------------------------------------------------------
+
+
+def test_a_multipart_upload_passes_through_intact_and_is_counted(
+    s3_faults: StoreFaultProxy, bucket: Bucket, seaweedfs: SeaweedServer
+) -> None:
+    # Signed through the proxy (its Host header), each part's SHA-256 checked by the store:
+    # a header or a byte changed on the way would be refused.
+    first, last = os.urandom(5 * MIB), os.urandom(1000)
+    upload_id = bucket.create_multipart_upload("sa_000001.tar")
+    parts = [
+        bucket.upload_part("sa_000001.tar", upload_id, 1, first),
+        bucket.upload_part("sa_000001.tar", upload_id, 2, last),
+    ]
+    assert [part.size for part in bucket.list_parts("sa_000001.tar", upload_id)] == [5 * MIB, 1000]
+    bucket.complete_multipart_upload("sa_000001.tar", upload_id, parts)
+    assert bucket.get_range("sa_000001.tar", 5 * MIB - 3, 5 * MIB + 3) == first[-3:] + last[:3]
+    direct = seaweedfs.client().get_object(
+        Bucket=BUCKET, Key=bucket.location.key("sa_000001.tar")
+    )
+    assert direct["Body"].read() == first + last
+    assert s3_faults.counts() == {
+        "CreateMultipartUpload": 1,
+        "UploadPart": 2,
+        "ListParts": 1,
+        "CompleteMultipartUpload": 1,
+        "GetObject": 1,
+    }
+    assert s3_faults.faulted() == 0
+    assert {entry.status for entry in s3_faults.requests} == {200, 206}
+
+
+ANSWERS: dict[FaultKind, tuple[int, str]] = {
+    "slow_down": (503, "SlowDown"),
+    "internal_error": (500, "InternalError"),
+    "access_denied": (403, "AccessDenied"),
+    "expired_token": (400, "ExpiredToken"),
+}
+
+
+@pytest.mark.parametrize(("kind", "answer"), ANSWERS.items(), ids=ANSWERS.keys())
+def test_an_answer_fault_is_what_s3_would_answer_then_requests_pass_again(
+    kind: FaultKind,
+    answer: tuple[int, str],
+    s3_faults: StoreFaultProxy,
+    seaweedfs: SeaweedServer,
+    s3_prefix: str,
+) -> None:
+    client = proxied_client(s3_faults, seaweedfs)
+    s3_faults.set(StoreFault(kind=kind, retry_after=3))
+    with pytest.raises(ClientError) as raised:
+        client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/x", Body=b"x")
+    response = raised.value.response
+    status, code = answer
+    assert (response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]) == answer
+    assert response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "3"
+    client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/x", Body=b"x")  # times=1: used up
+    assert [(e.operation, e.status, e.faulted) for e in s3_faults.requests] == [
+        ("PutObject", status, True),
+        ("PutObject", 200, False),
+    ]
+
+
+def test_a_fault_on_every_second_part_upload_leaves_other_calls_alone(
+    s3_faults: StoreFaultProxy, bucket: Bucket
+) -> None:
+    s3_faults.set(StoreFault(kind="slow_down", operation="UploadPart", every=2, times=None))
+    upload_id = bucket.create_multipart_upload("sa_000002.tar")
+    failed = []
+    for number in range(1, 5):
+        try:
+            bucket.upload_part("sa_000002.tar", upload_id, number, bytes([number]) * 100)
+        except StoreUnavailableError:
+            failed.append(number)
+    assert failed == [2, 4]
+    assert [part.number for part in bucket.list_parts("sa_000002.tar", upload_id)] == [1, 3]
+    bucket.abort_multipart_upload("sa_000002.tar", upload_id)
+    assert (s3_faults.count("UploadPart"), s3_faults.faulted("UploadPart")) == (4, 2)
+    assert s3_faults.faulted() == 2
+
+
+def test_a_request_cut_never_reaches_the_store_an_answer_cut_does(
+    s3_faults: StoreFaultProxy, seaweedfs: SeaweedServer, s3_prefix: str
+) -> None:
+    client = proxied_client(s3_faults, seaweedfs)
+    direct = seaweedfs.client()
+    s3_faults.set(StoreFault(kind="cut_request", operation="PutObject"))
+    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+        client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/cut-request", Body=b"x" * 100_000)
+    with pytest.raises(ClientError):  # the store never saw it
+        direct.head_object(Bucket=BUCKET, Key=f"{s3_prefix}/cut-request")
+    s3_faults.set(StoreFault(kind="cut_answer", operation="PutObject"))
+    with pytest.raises(ConnectionClosedError):
+        client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/cut-answer", Body=b"y" * 1000)
+    # The store did it; only the client never heard.
+    assert direct.head_object(Bucket=BUCKET, Key=f"{s3_prefix}/cut-answer")["ContentLength"] == 1000
+    assert [(e.operation, e.status) for e in s3_faults.requests] == [
+        ("PutObject", 0),
+        ("PutObject", 0),
+    ]
+
+
+# -- sa1b's client through it ----------------------------------------------------------------
+
+#: No real waiting: the delays asked for are recorded, the jitter fixed.
+POLICY = RetryPolicy(attempts=4, backoff=0.5)
+
+
+@pytest.mark.parametrize("kind", ["slow_down", "internal_error", "cut_request", "cut_answer"])
+def test_a_part_upload_is_retried_with_backoff_then_succeeds(
+    kind: FaultKind, s3_faults: StoreFaultProxy, bucket: Bucket
+) -> None:
+    upload_id = bucket.create_multipart_upload("sa_000003.tar")
+    s3_faults.set(StoreFault(kind=kind, operation="UploadPart", times=2))
+    body = os.urandom(100_000)
+    waits: list[float] = []
+    part = with_retries(
+        lambda: bucket.upload_part("sa_000003.tar", upload_id, 1, body),
+        policy=POLICY,
+        sleep=waits.append,
+        jitter=lambda: 0.0,
+    )
+    assert waits == [0.25, 0.5]  # two failures, each waited longer than the one before
+    assert (s3_faults.count("UploadPart"), s3_faults.faulted("UploadPart")) == (3, 2)
+    # Sent again whole, even after the store had kept it (cut_answer): the same part. (SeaweedFS
+    # 4.48 then lists part 1 once per time it was kept, where S3 lists it once.)
+    listed = bucket.list_parts("sa_000003.tar", upload_id)
+    assert {(p.number, p.etag, p.size) for p in listed} == {(1, part.etag, len(body))}
+    bucket.complete_multipart_upload("sa_000003.tar", upload_id, [part])
+    assert bucket.get_range("sa_000003.tar", 0, len(body)) == body
+
+
+def test_a_store_busy_for_longer_than_the_policy_is_given_up_with_its_answer(
+    s3_faults: StoreFaultProxy, bucket: Bucket, s3_environment: dict[str, str]
+) -> None:
+    s3_faults.set(StoreFault(kind="slow_down", times=None, retry_after=2))
+    waits: list[float] = []
+    with pytest.raises(StoreUnavailableError) as raised:
+        with_retries(bucket.check_writable, policy=POLICY, sleep=waits.append)
+    assert raised.value.message == "s3://sa1b-test: the store answered 503 (HeadBucket)"
+    assert waits == [2.0, 2.0, 2.0]  # the store's Retry-After, up to the policy's attempts
+    assert s3_faults.count() == 4
+    assert s3_environment["AWS_SECRET_ACCESS_KEY"] not in repr(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [("access_denied", "access denied"), ("expired_token", "the credentials expired")],
+)
+def test_a_refusal_is_never_retried(
+    kind: FaultKind,
+    says: str,
+    s3_faults: StoreFaultProxy,
+    bucket: Bucket,
+    s3_environment: dict[str, str],
+) -> None:
+    # Mid-run: the bucket was fine, then the credentials expire (or are revoked).
+    upload_id = bucket.create_multipart_upload("sa_000004.tar")
+    s3_faults.set(StoreFault(kind=kind, times=None))
+    waits: list[float] = []
+    with pytest.raises(BucketError) as raised:
+        with_retries(
+            lambda: bucket.upload_part("sa_000004.tar", upload_id, 1, b"x" * 100),
+            policy=POLICY,
+            sleep=waits.append,
+        )
+    assert raised.value.message == f"s3://sa1b-test: {says} (UploadPart 1)"
+    assert "AWS_ACCESS_KEY_ID" in raised.value.hint or "s3:PutObject" in raised.value.hint
+    assert raised.value.bucket == BUCKET
+    assert waits == []
+    assert s3_faults.count("UploadPart") == 1
+    assert s3_environment["AWS_SECRET_ACCESS_KEY"] not in repr(raised.value) + raised.value.hint
+    s3_faults.set(None)
+    bucket.abort_multipart_upload("sa_000004.tar", upload_id)
