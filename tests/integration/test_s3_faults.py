@@ -5,6 +5,8 @@ and failing stores retried with backoff, refusals not retried, cut connections s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +14,16 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 
 from harness.s3_faults import FaultKind, StoreFault, StoreFaultProxy
 from harness.seaweedfs import SeaweedServer
+from sa1b.api.bucket import CHECK_POLICY
+from sa1b.cdn.server import CDNServer
 from sa1b.errors import BucketError, StoreUnavailableError
 from sa1b.objectstore.bucket import Bucket, with_retries
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import MIB
 from sa1b.retry import RetryPolicy
+from tests.conftest import aws_environment
+
+from .conftest import Result, run_cli
 
 pytestmark = pytest.mark.xdist_group("seaweedfs")
 """With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
@@ -62,9 +69,7 @@ def test_a_multipart_upload_passes_through_intact_and_is_counted(
     assert [part.size for part in bucket.list_parts("sa_000001.tar", upload_id)] == [5 * MIB, 1000]
     bucket.complete_multipart_upload("sa_000001.tar", upload_id, parts)
     assert bucket.get_range("sa_000001.tar", 5 * MIB - 3, 5 * MIB + 3) == first[-3:] + last[:3]
-    direct = seaweedfs.client().get_object(
-        Bucket=BUCKET, Key=bucket.location.key("sa_000001.tar")
-    )
+    direct = seaweedfs.client().get_object(Bucket=BUCKET, Key=bucket.location.key("sa_000001.tar"))
     assert direct["Body"].read() == first + last
     assert s3_faults.counts() == {
         "CreateMultipartUpload": 1,
@@ -98,7 +103,7 @@ def test_an_answer_fault_is_what_s3_would_answer_then_requests_pass_again(
     with pytest.raises(ClientError) as raised:
         client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/x", Body=b"x")
     response = raised.value.response
-    status, code = answer
+    status = answer[0]
     assert (response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]) == answer
     assert response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "3"
     client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/x", Body=b"x")  # times=1: used up
@@ -219,3 +224,115 @@ def test_a_refusal_is_never_retried(
     assert s3_environment["AWS_SECRET_ACCESS_KEY"] not in repr(raised.value) + raised.value.hint
     s3_faults.set(None)
     bucket.abort_multipart_upload("sa_000004.tar", upload_id)
+
+
+# -- through the CLI: `sa1b plan LINKS -o s3://...` checks the bucket first --------------------
+
+
+def plan(links: Path, where: str, variables: dict[str, str], log: Path) -> Result:
+    """``sa1b plan`` into ``where`` with these AWS variables only, logging at debug."""
+    return run_cli(
+        "plan", links, "-o", where, "--probe-seconds", "0", "--log-file", log,
+        "--log-level", "debug", env=aws_environment(variables),
+    )  # fmt: skip
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+# fault -> the operation it hits (how often the check asks it once the fault is used up)
+PASSING = {
+    "503 twice on HeadBucket": StoreFault(kind="slow_down", operation="HeadBucket", times=2),
+    "500 twice on the probe": StoreFault(kind="internal_error", operation="PutObject", times=2),
+    "the answer to HeadBucket cut": StoreFault(kind="cut_answer", operation="HeadBucket"),
+    "the probe's delete cut": StoreFault(kind="cut_request", operation="DeleteObject"),
+}
+
+
+@pytest.mark.parametrize("fault", PASSING.values(), ids=PASSING.keys())
+def test_plan_goes_on_when_the_store_recovers_within_its_retries(
+    fault: StoreFault, s3_faults: StoreFaultProxy, links: Path, tmp_path: Path, s3_prefix: str
+) -> None:
+    s3_faults.set(fault)
+    result = plan(links, f"s3://{BUCKET}/{s3_prefix}", s3_faults.environment, tmp_path / "log")
+    assert result.returncode == 0, result.output
+    assert f"bucket          reachable and writable ({s3_faults.endpoint_url})" in result.stdout
+    assert fault.operation is not None and fault.times is not None
+    assert s3_faults.faulted() == s3_faults.faulted(fault.operation) == fault.times
+    assert s3_faults.count(fault.operation) == fault.times + 1  # then it went through
+
+
+def test_plan_gives_up_on_a_store_busy_throughout_in_one_line(
+    s3_faults: StoreFaultProxy, cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    s3_faults.set(StoreFault(kind="slow_down", times=None))
+    result = plan(links, f"s3://{BUCKET}/x", s3_faults.environment, tmp_path / "plan.log")
+    assert result.returncode == 1, result.output  # a problem found, not bad input
+    assert error_lines(result) == ["error: s3://sa1b-test: the store answered 503 (HeadBucket)"]
+    assert "run the same command again later" in result.stderr
+    assert s3_faults.count() == s3_faults.count("HeadBucket") == CHECK_POLICY.attempts
+    assert cdn.requests == []
+    assert "Traceback" not in result.output
+
+
+def wrong_secret(variables: dict[str, str]) -> dict[str, str]:
+    return {**variables, "AWS_SECRET_ACCESS_KEY": "wrong-" + variables["AWS_SECRET_ACCESS_KEY"]}
+
+
+# what is wrong -> (the fault, the AWS variables changed, the bucket, what the one line says)
+Refused = tuple[StoreFault | None, Callable[[dict[str, str]], dict[str, str]], str, str]
+REFUSED: dict[str, Refused] = {
+    "access denied": (
+        StoreFault(kind="access_denied", times=None),
+        dict,
+        BUCKET,
+        "access denied (HeadBucket)",
+    ),
+    "credentials expired at the probe": (
+        StoreFault(kind="expired_token", operation="PutObject", times=None),
+        dict,
+        BUCKET,
+        "the credentials expired (PutObject)",
+    ),
+    "missing bucket": (None, dict, "no-such-bucket", "no such bucket (HeadBucket)"),
+    "wrong secret": (
+        None,
+        wrong_secret,
+        BUCKET,
+        "the credentials are refused (wrong secret key) (HeadBucket)",
+    ),
+    "unknown access key": (
+        None,
+        lambda v: {**v, "AWS_ACCESS_KEY_ID": "AKIANOTKNOWNATALL000"},
+        BUCKET,
+        "the access key is not known to the store (HeadBucket)",
+    ),
+    "no credentials": (  # empty, as unset: run_cli starts from this process's variables
+        None,
+        lambda v: {**v, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+        BUCKET,
+        "no usable credentials (NoCredentialsError)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED.values(), ids=REFUSED)
+def test_plan_refuses_an_unusable_bucket_in_one_line_before_asking_the_cdn(
+    case: Refused, s3_faults: StoreFaultProxy, cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    fault, change, bucket, says = case
+    s3_faults.set(fault)
+    variables = change(s3_faults.environment)
+    log = tmp_path / "plan.log"
+    result = plan(links, f"s3://{bucket}/x", variables, log)
+    assert result.returncode == 2, result.output
+    assert error_lines(result) == [f"error: s3://{bucket}: {says}"]
+    assert "hint: " in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert cdn.requests == []  # nothing asked of the CDN, let alone downloaded
+    shown = result.output + log.read_text()
+    assert s3_faults.environment["AWS_SECRET_ACCESS_KEY"] not in shown
+    if variables["AWS_SECRET_ACCESS_KEY"]:
+        assert variables["AWS_SECRET_ACCESS_KEY"] not in shown

@@ -9,6 +9,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
     SSLError,
 )
@@ -56,6 +57,11 @@ TABLE: dict[str, tuple[Exception, type[SA1BError], str]] = {
     "bad part list": (answer("InvalidPart", 400), StoreRequestError, "refused the request"),
     "too small": (answer("EntityTooSmall", 400), StoreRequestError, "EntityTooSmall"),
     "no credentials": (NoCredentialsError(), BucketError, "no usable credentials"),
+    "no such profile": (
+        ProfileNotFound(profile="tpyo"),
+        BucketError,
+        "no AWS profile named 'tpyo'",
+    ),
     "refused": (
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
         StoreUnavailableError,

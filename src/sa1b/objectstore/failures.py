@@ -48,6 +48,10 @@ CREDENTIALS_HINT = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
     "AWS_PROFILE, or run where an instance role applies; refresh expired credentials"
 )
+PROFILE_HINT = (
+    "check AWS_PROFILE: profiles are read from AWS_CONFIG_FILE (~/.aws/config) and "
+    "AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
+)
 PERMISSIONS_HINT = (
     "the credentials in use need s3:ListBucket, s3:GetObject, s3:PutObject, "
     "s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it"
@@ -102,7 +106,13 @@ def translate(
     doing = f" ({action})" if action else ""
     if isinstance(error, ClientError):
         return _answered(error, location=location, where=where, key=key, doing=doing)
-    if isinstance(error, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+    if isinstance(error, ProfileNotFound):  # a profile's name is no secret: say which
+        return BucketError(
+            f"{where}: no AWS profile named {error.kwargs.get('profile')!r}",
+            bucket=location.bucket,
+            hint=PROFILE_HINT,
+        )
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return BucketError(
             f"{where}: no usable credentials ({type(error).__name__})",
             bucket=location.bucket,
