@@ -28,9 +28,12 @@ request): to every ``every``-th of them counted from when it was set, ``times`` 
 next two requests, and ``StoreFault("internal_error", operation="UploadPart", every=3,
 times=None)`` every third part upload.
 
-Every request is recorded (:attr:`StoreFaultProxy.requests`: its operation and what the
-client got, ``0`` for a cut connection); :meth:`StoreFaultProxy.count` counts them per
-operation, and :meth:`StoreFaultProxy.faulted` those the fault answered. It never prints.
+Bodies are forwarded whole (read, then sent; a request needs its ``Content-Length``, as
+botocore's always have: a chunked one is answered 501), which suits the small objects and
+parts of tests, not a benchmark. Every request is recorded
+(:attr:`StoreFaultProxy.requests`: its operation and what the client got, ``0`` for a cut
+connection); :meth:`StoreFaultProxy.count` counts them per operation, and
+:meth:`StoreFaultProxy.faulted` those the fault answered. It never prints.
 
 ``tests/conftest.py`` has the fixture ``s3_faults``: a proxy in front of the suite's
 SeaweedFS, this process's ``AWS_*`` set to reach the store through it, and
@@ -51,7 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
 
-__all__ = ["FaultKind", "ProxiedRequest", "StoreFault", "StoreFaultProxy", "operation"]
+__all__ = ["FaultBook", "FaultKind", "ProxiedRequest", "StoreFault", "StoreFaultProxy", "operation"]
 
 FaultKind = Literal[
     "slow_down", "internal_error", "access_denied", "expired_token", "cut_request", "cut_answer"
@@ -138,8 +141,9 @@ def error_body(code: str, message: str) -> bytes:
     ).encode()
 
 
-class _Book:
-    """The fault in force and what was asked; safe to use from the handler threads."""
+class FaultBook:
+    """The fault in force and what was asked; safe to use from the handler threads
+    (pure: no I/O)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -215,6 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_any(self) -> None:
         book = self.server.proxy.book
         name = operation(self.command, self.path)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.send_error(501, "the fault proxy takes bodies with a Content-Length only")
+            return
         length = int(self.headers.get("Content-Length") or 0)
         fault = book.take(name)
         if fault is not None and fault.kind == "cut_request":
@@ -310,7 +317,7 @@ class StoreFaultProxy:
         self.upstream = urllib.parse.urlsplit(upstream)
         if self.upstream.scheme != "http" or self.upstream.port is None:
             raise ValueError(f"the upstream must be http://HOST:PORT, not {upstream!r}")
-        self.book = _Book()
+        self.book = FaultBook()
         self._environment = dict(environment or {})
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

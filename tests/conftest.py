@@ -131,7 +131,7 @@ def s3_environment(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture
 def s3_faults(
-    seaweedfs: SeaweedServer, s3_environment: dict[str, str]
+    seaweedfs: SeaweedServer, s3_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[StoreFaultProxy]:
     """The suite's SeaweedFS behind a fault proxy (:mod:`harness.s3_faults`), passing
     everything through until the test sets a fault::
@@ -144,9 +144,8 @@ def s3_faults(
     the rest); ``s3_faults.environment`` holds the same variables for a CLI run in a
     subprocess; ``count``, ``faulted`` and ``requests`` tell what the store was asked."""
     with StoreFaultProxy(seaweedfs.endpoint_url, environment=s3_environment) as proxy:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
-            yield proxy
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        yield proxy
 
 
 @pytest.fixture

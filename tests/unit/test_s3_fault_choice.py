@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.s3_faults import StoreFault, _Book, operation
+from harness.s3_faults import FaultBook, StoreFault, operation
 
 B, K = "/sa1b-test", "/sa1b-test/p/tars/sa_000001.tar"
 # (method, target) -> S3's name of the call, as botocore sends them (path style)
@@ -61,13 +61,13 @@ APPLIES = [
 def test_which_requests_a_fault_applies_to(
     fault: StoreFault, operations: list[str], failed: list[bool]
 ) -> None:
-    book = _Book()
+    book = FaultBook()
     book.set(fault)
     assert [book.take(name) is not None for name in operations] == failed
 
 
 def test_setting_a_fault_starts_its_count_again_and_none_passes_all() -> None:
-    book = _Book()
+    book = FaultBook()
     book.set(StoreFault(kind="slow_down", every=2, times=None))
     assert [book.take("A") is not None for _ in range(3)] == [False, True, False]
     book.set(StoreFault(kind="slow_down", every=2, times=None))
