@@ -23,10 +23,13 @@ A test sets the proxy's one behaviour at run time with :meth:`StoreFaultProxy.se
 
 A fault applies to the requests of its ``operation`` (S3's name for the call, read from
 the method, the path and the query by the pure :func:`operation`; ``None``: every
-request): to every ``every``-th of them counted from when it was set, ``times`` times
-(``None``: for as long as it is set). So ``StoreFault("slow_down", times=2)`` fails the
-next two requests, and ``StoreFault("internal_error", operation="UploadPart", every=3,
-times=None)`` every third part upload.
+request), counted from when it was set: the first ``after`` pass, then every ``every``-th
+fails, ``times`` times (``None``: for as long as it is set). So
+``StoreFault(kind="slow_down", times=2)`` fails the next two requests,
+``StoreFault(kind="internal_error", operation="UploadPart", every=3, times=None)`` every
+third part upload, and ``StoreFault(kind="expired_token", after=5, times=None)`` lets five
+requests through and refuses every one after them (credentials that expire mid-run;
+``set(None)`` when the test has "refreshed" them).
 
 Bodies are forwarded whole (read, then sent; a request needs its ``Content-Length``, as
 botocore's always have: a chunked one is answered 501), which suits the small objects and
@@ -81,13 +84,14 @@ class StoreFault:
     operation: str | None = None  # S3's name of the call (UploadPart, HeadBucket, ...)
     times: int | None = 1  # how many requests it fails; None: every one while set
     every: int = 1  # only every n-th request of the operation
+    after: int = 0  # the first n requests of the operation pass (credentials expiring later)
     retry_after: float | None = None  # a Retry-After header on the answers
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind {self.kind!r}")
-        if (self.times is not None and self.times < 1) or self.every < 1:
-            raise ValueError("times (or None) and every must be >= 1")
+        if (self.times is not None and self.times < 1) or self.every < 1 or self.after < 0:
+            raise ValueError("times (or None) and every must be >= 1, after >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,7 @@ class FaultBook:
             if fault is None or fault.operation not in (None, name):
                 return None
             self._seen += 1
-            if self._seen % fault.every:
+            if self._seen <= fault.after or (self._seen - fault.after) % fault.every:
                 return None
             if fault.times is not None and self._used >= fault.times:
                 return None

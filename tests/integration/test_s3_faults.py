@@ -196,15 +196,18 @@ def test_a_store_busy_for_longer_than_the_policy_is_given_up_with_its_answer(
 
 
 @pytest.mark.parametrize(
-    ("kind", "says"),
-    [("access_denied", "access denied"), ("expired_token", "the credentials expired")],
+    ("kind", "says", "hint"),
+    [
+        ("access_denied", "access denied", "s3:PutObject"),
+        ("expired_token", "the credentials expired", "a new AWS_SESSION_TOKEN"),
+    ],
 )
 def test_a_refusal_is_never_retried(
     kind: FaultKind,
     says: str,
+    hint: str,
     s3_faults: StoreFaultProxy,
     bucket: Bucket,
-    s3_environment: dict[str, str],
 ) -> None:
     # Mid-run: the bucket was fine, then the credentials expire (or are revoked).
     upload_id = bucket.create_multipart_upload("sa_000004.tar")
@@ -217,13 +220,36 @@ def test_a_refusal_is_never_retried(
             sleep=waits.append,
         )
     assert raised.value.message == f"s3://sa1b-test: {says} (UploadPart 1)"
-    assert "AWS_ACCESS_KEY_ID" in raised.value.hint or "s3:PutObject" in raised.value.hint
+    assert hint in raised.value.hint
     assert raised.value.bucket == BUCKET
     assert waits == []
     assert s3_faults.count("UploadPart") == 1
-    assert s3_environment["AWS_SECRET_ACCESS_KEY"] not in repr(raised.value) + raised.value.hint
+    assert (
+        s3_faults.environment["AWS_SECRET_ACCESS_KEY"] not in repr(raised.value) + raised.value.hint
+    )
     s3_faults.set(None)
     bucket.abort_multipart_upload("sa_000004.tar", upload_id)
+
+
+def test_credentials_expiring_mid_upload_stop_it_and_the_parts_sent_are_kept(
+    s3_faults: StoreFaultProxy, bucket: Bucket
+) -> None:
+    # Four requests go through (the create and three parts), then the credentials expire.
+    s3_faults.set(StoreFault(kind="expired_token", after=4, times=None))
+    upload_id = bucket.create_multipart_upload("sa_000005.tar")
+    sent = [bucket.upload_part("sa_000005.tar", upload_id, n, bytes([n]) * 100) for n in (1, 2, 3)]
+    with pytest.raises(BucketError) as raised:
+        with_retries(
+            lambda: bucket.upload_part("sa_000005.tar", upload_id, 4, b"4" * 100),
+            policy=POLICY,
+            sleep=lambda _: pytest.fail("an expired credential is not retried"),
+        )
+    assert raised.value.message == "s3://sa1b-test: the credentials expired (UploadPart 4)"
+    assert "run the same command again" in raised.value.hint
+    s3_faults.set(None)  # refreshed: what was sent is still there to resume from
+    listed = bucket.list_parts("sa_000005.tar", upload_id)
+    assert [(p.number, p.etag) for p in listed] == [(p.number, p.etag) for p in sent]
+    bucket.abort_multipart_upload("sa_000005.tar", upload_id)
 
 
 # -- through the CLI: `sa1b plan LINKS -o s3://...` checks the bucket first --------------------

@@ -54,6 +54,12 @@ APPLIES = [
         [False, False, False, False, True, False] * 2,
     ),
     (StoreFault(kind="cut_answer", every=2, times=1), ["A"] * 6, [False, True] + [False] * 4),
+    (StoreFault(kind="expired_token", after=3, times=None), ["A"] * 5, [False] * 3 + [True] * 2),
+    (
+        StoreFault(kind="slow_down", operation="UploadPart", after=1, every=2, times=1),
+        ["UploadPart", "ListParts", "UploadPart", "UploadPart", "UploadPart", "UploadPart"],
+        [False, False, False, True, False, False],
+    ),
 ]
 
 
@@ -78,7 +84,12 @@ def test_setting_a_fault_starts_its_count_again_and_none_passes_all() -> None:
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"kind": "teapot"}, {"kind": "slow_down", "times": 0}, {"kind": "slow_down", "every": 0}],
+    [
+        {"kind": "teapot"},
+        {"kind": "slow_down", "times": 0},
+        {"kind": "slow_down", "every": 0},
+        {"kind": "slow_down", "after": -1},
+    ],
 )
 def test_a_fault_that_cannot_be_acted_out_is_refused(arguments: dict[str, object]) -> None:
     with pytest.raises(ValueError):

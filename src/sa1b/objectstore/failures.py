@@ -48,6 +48,10 @@ CREDENTIALS_HINT = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
     "AWS_PROFILE, or run where an instance role applies; refresh expired credentials"
 )
+EXPIRED_HINT = (
+    "refresh them (a new AWS_SESSION_TOKEN, or log in again for the profile) and run the "
+    "same command again"
+)
 PROFILE_HINT = (
     "check AWS_PROFILE: profiles are read from AWS_CONFIG_FILE (~/.aws/config) and "
     "AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
@@ -71,8 +75,8 @@ _BUCKET_CODES: dict[str, tuple[str, str]] = {
     "InvalidAccessKeyId": ("the access key is not known to the store", CREDENTIALS_HINT),
     "SignatureDoesNotMatch": ("the credentials are refused (wrong secret key)", CREDENTIALS_HINT),
     "InvalidToken": ("the session token is refused", CREDENTIALS_HINT),
-    "ExpiredToken": ("the credentials expired", CREDENTIALS_HINT),
-    "TokenRefreshRequired": ("the credentials expired", CREDENTIALS_HINT),
+    "ExpiredToken": ("the credentials expired", EXPIRED_HINT),
+    "TokenRefreshRequired": ("the credentials expired", EXPIRED_HINT),
     "AuthorizationHeaderMalformed": ("the store refuses the region", "set AWS_REGION"),
     "PermanentRedirect": (
         "the bucket is in another region",
