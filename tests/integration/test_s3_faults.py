@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
@@ -30,21 +29,6 @@ pytestmark = pytest.mark.xdist_group("seaweedfs")
 ports, a few hundred MB) at a time, not one a worker."""
 
 BUCKET = "sa1b-test"
-
-
-def proxied_client(proxy: StoreFaultProxy, seaweedfs: SeaweedServer) -> Any:
-    """botocore's own client through the proxy, no retries: every answer seen as sent."""
-    import botocore.session
-    from botocore.config import Config
-
-    return botocore.session.Session().create_client(
-        "s3",
-        endpoint_url=proxy.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=seaweedfs.access_key,
-        aws_secret_access_key=seaweedfs.secret_key,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
 
 
 @pytest.fixture
@@ -98,7 +82,7 @@ def test_an_answer_fault_is_what_s3_would_answer_then_requests_pass_again(
     seaweedfs: SeaweedServer,
     s3_prefix: str,
 ) -> None:
-    client = proxied_client(s3_faults, seaweedfs)
+    client = seaweedfs.client(endpoint_url=s3_faults.endpoint_url)
     s3_faults.set(StoreFault(kind=kind, retry_after=3))
     with pytest.raises(ClientError) as raised:
         client.put_object(Bucket=BUCKET, Key=f"{s3_prefix}/x", Body=b"x")
@@ -134,7 +118,7 @@ def test_a_fault_on_every_second_part_upload_leaves_other_calls_alone(
 def test_a_request_cut_never_reaches_the_store_an_answer_cut_does(
     s3_faults: StoreFaultProxy, seaweedfs: SeaweedServer, s3_prefix: str
 ) -> None:
-    client = proxied_client(s3_faults, seaweedfs)
+    client = seaweedfs.client(endpoint_url=s3_faults.endpoint_url)
     direct = seaweedfs.client()
     s3_faults.set(StoreFault(kind="cut_request", operation="PutObject"))
     with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
