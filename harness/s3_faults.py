@@ -70,6 +70,29 @@ _ANSWERS: dict[str, tuple[int, str, str]] = {
     "access_denied": (403, "AccessDenied", "Access Denied"),
     "expired_token": (400, "ExpiredToken", "The provided token has expired."),
 }
+#: (method, on an object rather than the bucket, query parameters it carries, the call):
+#: the first row that fits names a request.
+_OPERATIONS: tuple[tuple[str, bool, frozenset[str], str], ...] = tuple(
+    (method, on_object, frozenset(needs.split()), name)
+    for method, on_object, needs, name in (
+        ("HEAD", False, "", "HeadBucket"),
+        ("GET", False, "uploads", "ListMultipartUploads"),
+        ("GET", False, "list-type", "ListObjectsV2"),
+        ("GET", False, "", "ListObjects"),
+        ("PUT", False, "", "CreateBucket"),
+        ("POST", False, "delete", "DeleteObjects"),
+        ("DELETE", False, "", "DeleteBucket"),
+        ("HEAD", True, "", "HeadObject"),
+        ("GET", True, "uploadId", "ListParts"),
+        ("GET", True, "", "GetObject"),
+        ("PUT", True, "partNumber uploadId", "UploadPart"),
+        ("PUT", True, "", "PutObject"),
+        ("POST", True, "uploads", "CreateMultipartUpload"),
+        ("POST", True, "uploadId", "CompleteMultipartUpload"),
+        ("DELETE", True, "uploadId", "AbortMultipartUpload"),
+        ("DELETE", True, "", "DeleteObject"),
+    )
+)
 #: Hop-by-hop headers and those the proxy sets itself; every other one is forwarded as is.
 #: ``Expect`` is not signed by SigV4, and the proxy already answered its ``100 Continue``.
 _NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-connection", "expect", "te"})
@@ -109,31 +132,11 @@ def operation(method: str, target: str) -> str:
     uploadId=x`` is ``UploadPart``); ``"Unknown"`` for anything else. Pure."""
     path, _, query = target.partition("?")
     names = {name for name, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)}
-    has_key = "/" in path.strip("/")
-    if not has_key:
-        return {
-            "HEAD": "HeadBucket",
-            "GET": "ListMultipartUploads"
-            if "uploads" in names
-            else "ListObjectsV2"
-            if "list-type" in names
-            else "ListObjects",
-            "PUT": "CreateBucket",
-            "POST": "DeleteObjects" if "delete" in names else "Unknown",
-            "DELETE": "DeleteBucket",
-        }.get(method, "Unknown")
-    upload = "uploadId" in names
-    return {
-        "HEAD": "HeadObject",
-        "GET": "ListParts" if upload else "GetObject",
-        "PUT": "UploadPart" if "partNumber" in names and upload else "PutObject",
-        "POST": "CreateMultipartUpload"
-        if "uploads" in names
-        else "CompleteMultipartUpload"
-        if upload
-        else "Unknown",
-        "DELETE": "AbortMultipartUpload" if upload else "DeleteObject",
-    }.get(method, "Unknown")
+    on_object = "/" in path.strip("/")
+    for verb, of_object, needs, name in _OPERATIONS:
+        if (verb, of_object) == (method, on_object) and needs <= names:
+            return name
+    return "Unknown"
 
 
 def error_body(code: str, message: str) -> bytes:
