@@ -1,15 +1,21 @@
 """Credentials and endpoint the usual way (issue 18, item 5), through the real CLI:
 ``sa1b plan LINKS -o s3://...`` reaches a real SeaweedFS with the AWS variables, with a
 profile of the shared config and credentials files (``AWS_PROFILE`` or the default one),
-with the endpoint from ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url``; a profile
-that does not exist is one line. The secret is never printed nor logged."""
+with an instance role (a loopback instance metadata service), with the endpoint from
+``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url``; a profile that does not exist is
+one line. The secret is never printed nor logged."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -132,3 +138,89 @@ def test_a_profile_that_does_not_exist_is_one_line(
     assert "Traceback" not in result.output
     assert cdn.requests == []
     assert seaweedfs.secret_key not in result.output + (tmp_path / "plan.log").read_text()
+
+
+class InstanceMetadata(BaseHTTPRequestHandler):
+    """EC2's instance metadata service as botocore asks it (IMDSv2): a token, the role's
+    name, then the role's temporary credentials (here the server's keys)."""
+
+    credentials: ClassVar[dict[str, str]]  # set by the fixture, per test
+    asked: ClassVar[list[str]]
+
+    def do_PUT(self) -> None:
+        self._send(b"imds-token" if self.path == "/latest/api/token" else None)
+
+    def do_GET(self) -> None:
+        roles = "/latest/meta-data/iam/security-credentials/"
+        if self.headers.get("X-aws-ec2-metadata-token") != "imds-token":
+            self._send(None)
+        elif self.path == roles:
+            self._send(b"sa1b-role")
+        elif self.path == f"{roles}sa1b-role":
+            self._send(json.dumps(self.credentials).encode())
+        else:
+            self._send(None)
+
+    def _send(self, body: bytes | None) -> None:
+        self.asked.append(f"{self.command} {self.path}")
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def instance_metadata(seaweedfs: SeaweedServer) -> Iterator[tuple[str, list[str]]]:
+    """A loopback instance metadata service handing out the server's keys as a role's;
+    its URL and the requests it was asked."""
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    handler = type(
+        "Handler",
+        (InstanceMetadata,),
+        {
+            "credentials": {
+                "Code": "Success",
+                "Type": "AWS-HMAC",
+                "AccessKeyId": seaweedfs.access_key,
+                "SecretAccessKey": seaweedfs.secret_key,
+                # Empty: SeaweedFS looks a request with a session token up among the
+                # credentials its own STS issued, and refuses its static keys with one.
+                "Token": "",
+                "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "asked": [],
+        },
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", handler.asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_plan_reaches_the_bucket_with_an_instance_role(
+    instance_metadata: tuple[str, list[str]],
+    seaweedfs: SeaweedServer,
+    links: Path,
+    tmp_path: Path,
+    s3_prefix: str,
+) -> None:
+    url, asked = instance_metadata
+    variables = {
+        "AWS_EC2_METADATA_DISABLED": "false",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": url,
+        "AWS_ENDPOINT_URL": seaweedfs.endpoint_url,
+        "AWS_REGION": REGION,
+    }
+    result = plan(links, tmp_path, variables, f"s3://{BUCKET}/{s3_prefix}")
+    assert result.returncode == 0, result.output
+    assert f"  bucket          reachable and writable ({seaweedfs.endpoint_url})" in result.stdout
+    assert "GET /latest/meta-data/iam/security-credentials/sa1b-role" in asked
+    shown = result.output + (tmp_path / "plan.log").read_text()
+    assert seaweedfs.secret_key not in shown
