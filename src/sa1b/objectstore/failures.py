@@ -165,7 +165,9 @@ def _answered(
         )
     if code in _BUSY_CODES or status in _BUSY_STATUSES or code in {str(s) for s in _BUSY_STATUSES}:
         # A HEAD's answer has no body: its code is its status, said once ("503", not "503 503").
-        answered = " ".join(dict.fromkeys(part for part in (str(status or ""), code) if part))
+        said = [str(status)] if status else []
+        said += [code] if code and code != str(status) else []
+        answered = " ".join(said)
         return StoreUnavailableError(
             f"{where}: the store answered {answered}{doing}",
             status=status or None,
