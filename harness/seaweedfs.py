@@ -346,16 +346,17 @@ class SeaweedServer:
             **({"AWS_CA_BUNDLE": str(self.tls.ca)} if self.tls else {}),
         }
 
-    def client(self) -> Any:
+    def client(self, *, endpoint_url: str | None = None) -> Any:
         """A botocore S3 client with this server's credentials, for tests to look inside
-        the buckets (no retries: the caller sees every failure)."""
+        the buckets (no retries: the caller sees every failure); through ``endpoint_url``
+        (a proxy in front of the server) when given."""
         import botocore.session
         from botocore.config import Config
 
         session = botocore.session.Session()
         return session.create_client(
             "s3",
-            endpoint_url=self.endpoint_url,
+            endpoint_url=endpoint_url or self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,

@@ -12,6 +12,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from harness.certs import CertificatePaths, make_certificates
+from harness.s3_faults import StoreFaultProxy
 from harness.seaweedfs import SeaweedServer
 
 
@@ -126,6 +127,25 @@ def s3_environment(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) ->
     for name, value in {**AWS_ISOLATION, **seaweedfs.environment}.items():
         monkeypatch.setenv(name, value)
     return seaweedfs.environment
+
+
+@pytest.fixture
+def s3_faults(
+    seaweedfs: SeaweedServer, s3_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StoreFaultProxy]:
+    """The suite's SeaweedFS behind a fault proxy (:mod:`harness.s3_faults`), passing
+    everything through until the test sets a fault::
+
+        s3_faults.set(StoreFault(kind="slow_down", operation="UploadPart", times=2))
+        run_cli(..., env=aws_environment(s3_faults.environment))
+        assert s3_faults.faulted("UploadPart") == 2
+
+    This process's ``AWS_ENDPOINT_URL`` is the proxy's (as :func:`s3_environment` sets
+    the rest); ``s3_faults.environment`` holds the same variables for a CLI run in a
+    subprocess; ``count``, ``faulted`` and ``requests`` tell what the store was asked."""
+    with StoreFaultProxy(seaweedfs.endpoint_url, environment=s3_environment) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        yield proxy
 
 
 @pytest.fixture

@@ -74,13 +74,14 @@ def sa1b_tool(
     command: list[str],
     *,
     links: Path,
-    outdir: Path,
+    outdir: Path | str,
     extract: bool = False,
     extra: Sequence[str] = (),
     ca: Path | None = None,
     ca_bundle_option: bool = False,
 ) -> Tool:
     """``sa1b download``; without ``extract`` it runs with ``--no-extract`` (tars in OUT/tars/).
+    ``outdir`` may be a bucket's URL (``s3://BUCKET/PREFIX``, ``benchmarks/s3_ingest.py``).
 
     With ``ca`` the private CA reaches sa1b through ``SSL_CERT_FILE`` (and ``--ca-bundle`` when
     its ``--help`` lists that option). ``extra`` (``--sa1b-args``) goes last.
@@ -94,7 +95,7 @@ def sa1b_tool(
     if not extract:
         argv.append("--no-extract")
     argv += list(extra)
-    if extract:
+    if extract or not isinstance(outdir, Path):
         return Tool(name="sa1b", argv=argv, output_dir=lambda out: out, env=env)
     return Tool(name="sa1b", argv=argv, output_dir=lambda out: out / "tars", env=env)
 

@@ -9,6 +9,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
     SSLError,
 )
@@ -50,11 +51,17 @@ TABLE: dict[str, tuple[Exception, type[SA1BError], str]] = {
     "slow down": (answer("SlowDown", 503), StoreUnavailableError, "answered 503 SlowDown"),
     "internal error": (answer("InternalError", 500), StoreUnavailableError, "answered 500"),
     "a 502 of a proxy": (answer("502", 502), StoreUnavailableError, "answered 502"),
+    "a busy HEAD (no body)": (answer("503", 503), StoreUnavailableError, "answered 503 (Upl"),
     "request timeout": (answer("RequestTimeout", 400), StoreUnavailableError, "RequestTimeout"),
     "throttled": (answer("ThrottlingException", 400), StoreUnavailableError, "Throttling"),
     "bad part list": (answer("InvalidPart", 400), StoreRequestError, "refused the request"),
     "too small": (answer("EntityTooSmall", 400), StoreRequestError, "EntityTooSmall"),
     "no credentials": (NoCredentialsError(), BucketError, "no usable credentials"),
+    "no such profile": (
+        ProfileNotFound(profile="tpyo"),
+        BucketError,
+        "no AWS profile named 'tpyo'",
+    ),
     "refused": (
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
         StoreUnavailableError,

@@ -48,6 +48,14 @@ CREDENTIALS_HINT = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
     "AWS_PROFILE, or run where an instance role applies; refresh expired credentials"
 )
+EXPIRED_HINT = (
+    "refresh them (a new AWS_SESSION_TOKEN, or log in again for the profile) and run the "
+    "same command again"
+)
+PROFILE_HINT = (
+    "check AWS_PROFILE: profiles are read from AWS_CONFIG_FILE (~/.aws/config) and "
+    "AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
+)
 PERMISSIONS_HINT = (
     "the credentials in use need s3:ListBucket, s3:GetObject, s3:PutObject, "
     "s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it"
@@ -67,8 +75,8 @@ _BUCKET_CODES: dict[str, tuple[str, str]] = {
     "InvalidAccessKeyId": ("the access key is not known to the store", CREDENTIALS_HINT),
     "SignatureDoesNotMatch": ("the credentials are refused (wrong secret key)", CREDENTIALS_HINT),
     "InvalidToken": ("the session token is refused", CREDENTIALS_HINT),
-    "ExpiredToken": ("the credentials expired", CREDENTIALS_HINT),
-    "TokenRefreshRequired": ("the credentials expired", CREDENTIALS_HINT),
+    "ExpiredToken": ("the credentials expired", EXPIRED_HINT),
+    "TokenRefreshRequired": ("the credentials expired", EXPIRED_HINT),
     "AuthorizationHeaderMalformed": ("the store refuses the region", "set AWS_REGION"),
     "PermanentRedirect": (
         "the bucket is in another region",
@@ -102,7 +110,13 @@ def translate(
     doing = f" ({action})" if action else ""
     if isinstance(error, ClientError):
         return _answered(error, location=location, where=where, key=key, doing=doing)
-    if isinstance(error, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+    if isinstance(error, ProfileNotFound):  # a profile's name is no secret: say which
+        return BucketError(
+            f"{where}: no AWS profile named {error.kwargs.get('profile')!r}",
+            bucket=location.bucket,
+            hint=PROFILE_HINT,
+        )
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return BucketError(
             f"{where}: no usable credentials ({type(error).__name__})",
             bucket=location.bucket,
@@ -150,8 +164,12 @@ def _answered(
             f"{where}: the multipart upload is gone{doing}", code=code, name=key, url=where
         )
     if code in _BUSY_CODES or status in _BUSY_STATUSES or code in {str(s) for s in _BUSY_STATUSES}:
+        # A HEAD's answer has no body: its code is its status, said once ("503", not "503 503").
+        said = [str(status)] if status else []
+        said += [code] if code and code != str(status) else []
+        answered = " ".join(said)
         return StoreUnavailableError(
-            f"{where}: the store answered {status or code} {code}{doing}".rstrip(),
+            f"{where}: the store answered {answered}{doing}",
             status=status or None,
             retry_after=_retry_after(metadata),
             name=key,
