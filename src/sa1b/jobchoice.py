@@ -17,6 +17,9 @@ A file takes part only when it is ready: not finished, not halted, not backing o
 after a failure, and below the connections allowed per file. A file fetched as one
 stream (a server without Range) offers nothing to claim while its stream runs, and
 nothing to steal ever. The table of cases is in ``tests/unit/test_jobchoice.py``.
+
+A walking run applies the same rule to a few candidates rather than to every item
+(:mod:`sa1b.engine.ready`); it then counts the items in flight itself.
 """
 
 from __future__ import annotations
@@ -67,27 +70,34 @@ class Job:
 
 
 def choose_job(
-    files: Sequence[Schedulable], *, now: float, per_file: int, max_files: int, start: int = 0
+    files: Sequence[Schedulable],
+    *,
+    now: float,
+    per_file: int,
+    max_files: int,
+    start: int = 0,
+    in_flight: int | None = None,
 ) -> Job | None:
     """The job a free connection takes next, or None to wait (see the module docstring).
 
     ``start``: every file before it is finished (see :func:`first_unfinished`), so a
-    long run does not read again the files it is done with.
+    long run does not read again the files it is done with. ``in_flight``: the files in
+    flight, when ``files`` are only some candidates; else counted in ``files``.
     """
     ready: list[int] = []
-    in_flight = 0
+    counted = 0
     for index in range(start, len(files)):
         file = files[index]
         state = file.state
         if state in FINAL_STATES:
             continue
-        in_flight += state in ("opening", "active", "verifying")
+        counted += state in ("opening", "active", "verifying")
         if file.halted or file.not_before > now or file.connections >= per_file:
             continue
         if state == "active" and file.claimable:
             return Job("claim", index)  # the first such file: no need to read further
         ready.append(index)
-    if in_flight < max_files:
+    if (counted if in_flight is None else in_flight) < max_files:
         for index in ready:
             if files[index].state == "pending":
                 return Job("open", index)

@@ -88,6 +88,29 @@ def test_choose_job(files: list[File], max_files: int, expected: Job | None) -> 
     assert choose_job(files, now=NOW, per_file=8, max_files=max_files) == expected
 
 
+# name: (candidates, items in flight as the caller counts them, max_files, expected job)
+COUNTED: dict[str, tuple[list[File], int, int, Job | None]] = {
+    "fewer in flight than max_files: open": ([PENDING], 7, 8, Job("open", 0)),
+    "max_files in flight, whatever the candidates: wait": ([PENDING], 8, 8, None),
+    "the candidates in flight are not counted again": (
+        [WALK_STEPPING, PENDING], 1, 2, Job("open", 1)
+    ),
+    "max_files in flight: a walk's next step is still claimed": (
+        [WALK_READY, PENDING], 8, 8, Job("claim", 0)
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "in_flight", "max_files", "expected"), COUNTED.values(), ids=COUNTED.keys()
+)
+def test_choose_job_with_in_flight_counted(
+    files: list[File], in_flight: int, max_files: int, expected: Job | None
+) -> None:
+    job = choose_job(files, now=NOW, per_file=8, max_files=max_files, in_flight=in_flight)
+    assert job == expected
+
+
 # name: (files, start, max_files, expected job): files before ``start`` are finished
 FROM_START: dict[str, tuple[list[File], int, int, Job | None]] = {
     "from the first unfinished file": ([DONE, FAILED, PENDING], 2, 8, Job("open", 2)),

@@ -1,7 +1,8 @@
 """The walk body's bookkeeping (sa1b.engine.walk): a staged member counts only when
 whole, a piece of a voided generation is never written, a member fetched in parts is
-renamed into place once whole, a shard has no request to make while the disk is behind
-or the requests in flight fill the budget, and it is complete only once walked and idle."""
+renamed into place once whole, a shard makes no request while the disk is behind or the
+requests in flight fill the budget (it stays claimable: its request is only held back),
+and it is complete only once walked and idle."""
 
 from __future__ import annotations
 
@@ -139,10 +140,12 @@ def test_no_request_starts_while_the_disk_is_behind(
 ) -> None:
     task, body = behind
     assert walks.tick_now.is_set(), "the supervising loop is asked to write at once"
-    assert not task.claimable
+    with walks.run.lock:
+        assert task.claimable and body.claim(task) is None
     run_jobs(walks)
     assert (body.staging / "sa_1.jpg").read_bytes() == b"abcdefghij"
-    assert task.claimable
+    with walks.run.lock:
+        assert body.claim(task) is not None
 
 
 def test_no_request_starts_while_the_requests_in_flight_fill_the_budget(
@@ -150,13 +153,14 @@ def test_no_request_starts_while_the_requests_in_flight_fill_the_budget(
 ) -> None:
     monkeypatch.setattr(walk_module, "HELD_BUDGET", BLOCK)
     first, first_body = shard(walks, 0)
-    second, _ = shard(walks, 1)
+    second, second_body = shard(walks, 1)
     with walks.run.lock:
         answer = first_body.claim(first)  # the first shard's first header: BLOCK bytes
-    assert isinstance(answer, WalkAnswer)
-    assert not second.claimable
+        assert isinstance(answer, WalkAnswer)
+        assert second.claimable and second_body.claim(second) is None
     answer.end(None)  # an answer without a byte: a failure, the bytes let go
-    assert second.claimable
+    with walks.run.lock:
+        assert second_body.claim(second) is not None
 
 
 def test_a_stream_waits_until_the_disk_catches_up_or_the_run_stops(

@@ -52,7 +52,8 @@ class Body(Protocol):
 
     @property
     def claimable(self) -> bool:
-        """It has a request to make now (:meth:`claim` would return one)."""
+        """It has a request to make: :meth:`claim` returns it, unless every item of its
+        kind is held back for now (the walks' memory budget is full)."""
         ...
 
     @property
@@ -71,7 +72,8 @@ class Body(Protocol):
         ...
 
     def claim(self, task: Task) -> Claim | None:
-        """Its next request, now counted as in flight; None when it has none now."""
+        """Its next request, now counted as in flight; None when it has none or is held
+        back for now."""
         ...
 
     def publish(self, task: Task) -> str:

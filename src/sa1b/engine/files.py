@@ -61,6 +61,9 @@ class FileControl:
         self.disk = DiskWorker(abort)
         self.wake: Callable[[], None] = lambda: None
         """Wakes the transport (set once it exists): a file ended, or needs work again."""
+        self.ended = 0
+        """Files that ended in this run (done, failed or expired): a walking run's
+        scheduler counts the items in flight again when this moves."""
 
     # -- a file's size, plan and extraction (lock held) ----------------------------
 
@@ -351,6 +354,7 @@ class FileControl:
         """A halted file that no connection holds any more: record and report it."""
         assert task.outcome is not None
         task.state = next_state(task.state, "expire" if task.outcome.state == "expired" else "fail")
+        self.ended += 1
         stored: Status = "expired" if task.state == "expired" else "failed"
         file_id, message, store, body = task.id, task.outcome.message, self.run.store, task.body
         if body is not None:
@@ -382,6 +386,7 @@ class FileControl:
     def done(self, task: Task, message: str | None) -> None:
         with self.run.lock:
             task.state = next_state(task.state, "published")
+            self.ended += 1
             task.outcome = FileOutcome(task.name, "done", task.size, message)
             close_file(task)
         log.info("%s: done (%s bytes)%s", task.name, task.size, f", {message}" if message else "")

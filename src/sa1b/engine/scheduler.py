@@ -2,10 +2,11 @@
 
 Each transport slot has a :class:`~sa1b.engine.slots.SlotJob`; a free one asks for a
 job, and :func:`sa1b.jobchoice.choose_job` decides which (claim free bytes or a body's
-next request, open the next item, or steal half of a range in flight). The scheduler
-carries the decision out, has every failed request counted by its item's account of
-failures, and hands an item whose bytes are all in to the publisher: the same for a
-whole file and for a body (:mod:`sa1b.engine.bodies`).
+next request, open the next item, or steal half of a range in flight), read over every
+item for whole files and over the few that may have a request to make for walks
+(:mod:`sa1b.engine.ready`). The scheduler carries the decision out, has every failed
+request counted by its item's account of failures, and hands an item whose bytes are all
+in to the publisher: the same for a whole file and for a body (:mod:`sa1b.engine.bodies`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from sa1b.config import DownloadConfig
 from sa1b.engine.bodies import Claim
 from sa1b.engine.files import FileControl
+from sa1b.engine.ready import ReadyItems
 from sa1b.engine.run import Run
 from sa1b.engine.slots import SlotJob, write_at
 from sa1b.engine.tasks import Task
@@ -29,6 +31,7 @@ from sa1b.errors import (
     SA1BError,
     TransferError,
 )
+from sa1b.jobchoice import Job as Choice
 from sa1b.jobchoice import choose_job, first_unfinished
 from sa1b.lifecycle import next_state
 from sa1b.net.answers import BodyPlan
@@ -59,6 +62,7 @@ class Scheduler:
         slots: int,
         per_file: int,
         max_files: int,
+        walking: bool = False,
         abort: Callable[[SA1BError], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,6 +78,8 @@ class Scheduler:
         self._unreachable: set[str] = set()
         self._unfinished = 0
         """Every task before this index is finished (see ``first_unfinished``)."""
+        self.ready_items = ReadyItems(run.tasks) if walking else None
+        """A walking run's items that may have a request to make (None: whole files)."""
 
     # -- the transport's RequestSource -------------------------------------------
 
@@ -104,20 +110,15 @@ class Scheduler:
     def _carry_out_choice(self) -> Job | None:
         run = self.run
         while not run.stopping:
-            self._unfinished = first_unfinished(run.tasks, self._unfinished)
-            job = choose_job(
-                run.tasks,
-                now=self.clock(),
-                per_file=self.per_file,
-                max_files=self.max_files,
-                start=self._unfinished,
-            )
+            job = self._choose()
             if job is None:
                 return None
             task = run.tasks[job.index]
             if task.body is not None:  # a body is never stolen from: "open" or "claim"
                 if job.kind == "open":
                     task.state = next_state(task.state, "begin")
+                    if self.ready_items is not None:
+                        self.ready_items.begun(task)
                     self.settle(task)  # found complete at start-up: published now
                     continue
                 claim = task.body.claim(task)
@@ -132,6 +133,22 @@ class Scheduler:
             segment = task.plan.claim() if job.kind == "claim" else task.plan.steal()
             return _assign(task, segment) if segment is not None else None
         return None
+
+    def _choose(self) -> Choice | None:
+        now = self.clock()
+        if self.ready_items is not None:
+            ended = self.files.ended
+            return self.ready_items.choose(
+                now=now, per_file=self.per_file, max_files=self.max_files, ended=ended
+            )
+        self._unfinished = first_unfinished(self.run.tasks, self._unfinished)
+        return choose_job(
+            self.run.tasks,
+            now=now,
+            per_file=self.per_file,
+            max_files=self.max_files,
+            start=self._unfinished,
+        )
 
     def should_leave(self, task: Task, segment: Segment) -> bool:
         return self.run.stopping or task.halted or segment.cancelled
@@ -189,6 +206,8 @@ class Scheduler:
         """A connection lets go of ``task``: what it fetched is done, the rest free."""
         with self.run.lock:
             task.connections -= 1
+            if self.ready_items is not None:  # its next request may depend on this answer
+                self.ready_items.offer(task)
             if segment is not None and task.plan is not None:
                 if not segment.cancelled and segment.pos > segment.start:
                     end = min(segment.pos, segment.end)

@@ -96,6 +96,7 @@ class Engine:
             slots=slots,
             per_file=config.connections_per_file or slots,
             max_files=walked_at_once(slots) if self.walks else config.max_files,
+            walking=self.walks is not None,
             abort=self.abort,
             clock=clock,
         )

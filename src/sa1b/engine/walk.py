@@ -306,8 +306,6 @@ class WalkBody:
 
     @property
     def claimable(self) -> bool:
-        if self.walks.held >= HELD_BUDGET:
-            return False  # the disk or the network is behind (asked again each tick)
         walk = self.walk
         stepping = self.walker is None and (walk is None or not walk.finished)
         return stepping or bool(self.todo and self.busy < MEMBERS_AT_ONCE)
@@ -333,6 +331,8 @@ class WalkBody:
         return walked and not (self.todo or self.busy or self.writing)
 
     def claim(self, task: Task) -> WalkAnswer | None:
+        if self.walks.held >= HELD_BUDGET:
+            return None  # the disk or the network is behind: every walk waits (asked each tick)
         walk = self.walk
         if self.walker is None and (walk is None or not walk.finished):
             need = (0, BLOCK) if walk is None else walk.need()
