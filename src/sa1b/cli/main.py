@@ -32,7 +32,7 @@ from sa1b.cli.output import Output, clean_record
 from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
-from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
+from sa1b.config import DownloadConfig, ExtractOptions, UploadOptions, only_refuses
 from sa1b.errors import (
     InputError,
     NewerStateError,
@@ -53,7 +53,7 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.members import shard_members
-from sa1b.store.paths import OutputPaths
+from sa1b.store.paths import OutputPaths, bucket_state
 from sa1b.store.shards import ShardState
 from sa1b.store.state import folder_stores, lock_holder, no_state
 from sa1b.store.usage import space_taken
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "plan":
             return _plan(args, console, bucket)
-        return _download(args, console)
+        return _download(args, console, bucket)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
         return EXIT_INTERRUPTED
@@ -119,14 +119,39 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
     if isinstance(where, Path):
         args.out = where
         return None
-    if args.command != "plan":
+    if args.command not in ("plan", "download"):
         raise OutputLocationError(
             f"{where}: sa1b {args.command} cannot use an s3:// output yet "
             "(sa1b plan checks that the bucket is reachable and writable)",
             hint="for now, download into a local folder (-o FOLDER) and copy it to the bucket",
         )
+    if args.command == "download":
+        _check_bucket_download(args, where)
+        # The local folder of an s3:// download holds its state only.
+        args.out = args.state_dir = args.state_dir or bucket_state(
+            where.bucket, where.prefix, os.environ, Path.home()
+        )
+        return where
     args.out = Path()  # not looked at: a plan for a bucket reads no local folder
     return where
+
+
+def _check_bucket_download(args: argparse.Namespace, where: BucketLocation) -> None:
+    """What a download into a bucket cannot do yet, refused in one line (exit 2)."""
+    if args.only or args.layout == "wds":
+        what = "--only" if args.only else "--layout wds"
+        raise OutputLocationError(
+            f"{where}: {what} into a bucket is not built yet",
+            hint="download the tars with --no-extract, or into a local folder",
+        )
+    if not args.no_extract:
+        raise OutputLocationError(
+            f"{where}: only tars go into a bucket (--no-extract): an extracted layout is one "
+            "object per image, millions of PUTs",
+            hint="add --no-extract (or --layout wds once it is built)",
+        )
+    if args.engine == "ray":
+        raise OutputLocationError(f"{where}: --engine ray into a bucket is not built yet")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -191,7 +216,7 @@ def _proxies() -> Proxies:
         ) from None
 
 
-def _download(args: argparse.Namespace, console: Output) -> int:
+def _download(args: argparse.Namespace, console: Output, bucket: BucketLocation | None) -> int:
     if args.engine != "ray" and (args.ray_address or args.node_local):
         args.command_parser.error("--ray-address and --node-local need --engine ray")
     if args.only:
@@ -200,6 +225,9 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     mirrors = tuple(check_mirror(base) for base in args.mirror)
     check = not args.no_space_check
     config = replace(_config(args), worker=worker, mirrors=mirrors, check_space=check)
+    if bucket is not None:
+        upload = UploadOptions(location=bucket, part_size=args.part_size, memory=args.upload_memory)
+        config = replace(config, upload=upload, check_space=False)
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(
@@ -285,10 +313,12 @@ def _announce(
         return
     if not pending:
         every = f"all {len(selected)} files are" if len(selected) > 1 else f"{selected[0].name} is"
-        console.line(f"{every} already done in {config.out}; nothing to download")
+        into = config.upload.location if config.upload else config.out
+        console.line(f"{every} already done in {into}; nothing to download")
         return
     chosen = plural(len(selected), "file")
-    console.line(f"{chosen} selected, {len(pending)} still to fetch into {config.out}")
+    into = config.upload.location if config.upload else config.out
+    console.line(f"{chosen} selected, {len(pending)} still to fetch into {into}")
     left = validity.seconds_left(now)
     if left is None or left <= 0:
         return

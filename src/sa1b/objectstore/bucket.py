@@ -39,7 +39,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -164,11 +164,16 @@ class Bucket:
 
     # -- multipart uploads ---------------------------------------------------------------
 
-    def create_multipart_upload(self, key: str) -> str:
-        """Begin a multipart upload of ``key`` whose parts carry SHA-256; its id."""
+    def create_multipart_upload(self, key: str, *, metadata: Mapping[str, str] = {}) -> str:
+        """Begin a multipart upload of ``key`` whose parts carry SHA-256; its id. The
+        object will carry ``metadata`` (``x-amz-meta-*``: sa1b writes ``sa1b-size`` and
+        ``sa1b-source``, the source's validator, never a URL)."""
         with translated(self.location, key=key, action="CreateMultipartUpload"):
             answer = self._client.create_multipart_upload(
-                Bucket=self.location.bucket, Key=self._key(key), ChecksumAlgorithm="SHA256"
+                Bucket=self.location.bucket,
+                Key=self._key(key),
+                ChecksumAlgorithm="SHA256",
+                Metadata=dict(metadata),
             )
         return str(answer["UploadId"])
 
