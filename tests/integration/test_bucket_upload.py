@@ -1,0 +1,184 @@
+"""``sa1b download LINKS -o s3://BUCKET/PREFIX --no-extract`` through the real CLI, from the
+CDN stand-in into SeaweedFS on loopback: each shard streamed into one multipart upload,
+nothing of it on the local disk, and resumed part by part after a SIGKILL, from the
+local state or, with none, from the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.seaweedfs import SeaweedServer
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo, make_dataset
+from tests.conftest import aws_environment
+
+from .conftest import Result, run_cli, start_cli
+
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
+
+MiB = 1024 * 1024
+SHARD_SIZE = 24 * MiB
+PART = 5 * MiB
+"""The smallest part S3 takes: a shard of 24 MiB is five parts, the last one shorter."""
+BUCKET = "sa1b-test"
+
+
+@pytest.fixture(scope="module")
+def big_shards(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
+    root = tmp_path_factory.mktemp("cdn-upload")
+    made = make_dataset(root, shard_indices=range(2), shard_size=SHARD_SIZE, seed=7, extras=False)
+    return [info for info in made if info.name.endswith(".tar")]
+
+
+@pytest.fixture
+def slow(big_shards: list[ShardInfo]) -> Iterator[CDNServer]:
+    """The stand-in at 2 MiB/s per connection: slow enough to kill mid-shard."""
+    with CDNServer(root=big_shards[0].path.parent, rate_per_connection=2 * MiB) as server:
+        yield server
+
+
+def download(
+    links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path
+) -> Result:
+    return run_cli(
+        "download", links, "-o", where, "--no-extract", "--part-size", "5M", *extra,
+        env=env, cwd=cwd,
+    )  # fmt: skip
+
+
+def start(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Any:
+    return start_cli(
+        "download", links, "-o", where, "--no-extract", "--part-size", "5M", "-q", *extra,
+        env=env, cwd=cwd,
+    )  # fmt: skip
+
+
+def object_md5(seaweedfs: SeaweedServer, key: str) -> str:
+    body = seaweedfs.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return hashlib.md5(body).hexdigest()
+
+
+def keys(seaweedfs: SeaweedServer, prefix: str) -> set[str]:
+    listed = seaweedfs.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def pending(seaweedfs: SeaweedServer, prefix: str) -> list[dict[str, Any]]:
+    answer = seaweedfs.client().list_multipart_uploads(Bucket=BUCKET, Prefix=f"{prefix}/")
+    return list(answer.get("Uploads", []))
+
+
+def listed_parts(seaweedfs: SeaweedServer, prefix: str) -> int:
+    client = seaweedfs.client()
+    return sum(
+        len(client.list_parts(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", []))
+        for u in pending(seaweedfs, prefix)
+    )
+
+
+def wait_for(condition: Callable[[], bool], proc: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def folder_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardInfo]) -> None:
+    for shard in shards:
+        assert object_md5(seaweedfs, f"{prefix}/tars/{shard.name}") == shard.md5, shard.name
+
+
+def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
+    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
+) -> None:  # fmt: skip
+    cache = tmp_path / "cache"
+    env = aws_environment({**seaweedfs.environment, "XDG_CACHE_HOME": str(cache)})
+    before = {path for path in tmp_path.rglob("*")}
+    result = download(links, f"s3://{BUCKET}/{s3_prefix}", env, cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert f"3/3 files done" in result.stderr
+    assert_in_bucket(seaweedfs, s3_prefix, shards)
+    expected = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
+    assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
+    assert pending(seaweedfs, s3_prefix) == []
+    head = seaweedfs.client().head_object(Bucket=BUCKET, Key=f"{s3_prefix}/tars/{shards[0].name}")
+    assert head["Metadata"]["sa1b-size"] == str(shards[0].size)
+    assert "sig" not in head["Metadata"]["sa1b-source"].lower()
+    # Nothing on the local disk but the state, in its default place.
+    state = cache / "sa1b" / "s3" / BUCKET / s3_prefix
+    assert (state / "state.db").is_file()
+    made = {path for path in tmp_path.rglob("*")} - before
+    assert all(path == cache or state.is_relative_to(path) or path.is_relative_to(state)
+               for path in made), sorted(made)  # fmt: skip
+    assert folder_size(state) <= 64 * MiB
+    # Run again: every shard is found done in the bucket, nothing fetched.
+    cdn.clear_requests()
+    again = download(links, f"s3://{BUCKET}/{s3_prefix}", env, cwd=tmp_path)
+    assert again.returncode == 0, again.output
+    assert cdn.bytes_sent_total == 0
+
+
+def test_sigkill_then_rerun_uploads_only_the_missing_parts(
+    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    slow.write_links_file(links)
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    total = sum(shard.size for shard in big_shards)
+    proc = start(links, where, env, "--state-dir", state, "--connections", "4", cwd=tmp_path)
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 3, proc)
+    time.sleep(1.5)  # a tick: some parts recorded too
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    # No object under a final key while its upload is incomplete.
+    assert not [key for key in keys(seaweedfs, s3_prefix) if "/tars/" in key]
+    kept = listed_parts(seaweedfs, s3_prefix)
+    assert kept >= 3
+    slow.clear_requests()
+    result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert pending(seaweedfs, s3_prefix) == []
+    # Only the parts the bucket did not hold were fetched again.
+    assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
+
+
+def test_a_machine_with_no_local_state_continues_from_the_bucket(
+    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    slow.write_links_file(links)
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    total = sum(shard.size for shard in big_shards)
+    proc = start(links, where, env, "--state-dir", state, "--connections", "4", cwd=tmp_path)
+    wait_for(lambda: f"{s3_prefix}/.sa1b/state.db" in keys(seaweedfs, s3_prefix)
+             and listed_parts(seaweedfs, s3_prefix) >= 3, proc, timeout=90)  # fmt: skip
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    kept = listed_parts(seaweedfs, s3_prefix)
+    elsewhere = tmp_path / "another-machine"
+    slow.clear_requests()
+    result = download(links, where, env, "--state-dir", elsewhere, "--connections", "8",
+                      cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert pending(seaweedfs, s3_prefix) == []
+    assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
