@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from sa1b.config import DownloadConfig, UploadOptions
@@ -164,7 +164,10 @@ class Uploads:
             return task  # its size unknown: nothing to check its parts against
         by_number = {part.number: part for part in listed}
         as_listed = [Listed(p.number, p.size, p.sha256) for p in listed]
-        kept = {n: by_number[n] for n in kept_parts(plan, as_listed, recorded)}
+        kept = {
+            n: replace(by_number[n], sha256=sha256)
+            for n, sha256 in kept_parts(plan, as_listed, recorded).items()
+        }
         body.resume(task, upload_id, plan, kept)
         if saved is None:
             self.records.append(

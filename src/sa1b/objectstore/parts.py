@@ -151,18 +151,23 @@ class Listed:
 
 def kept_parts(
     plan: PartPlan, listed: Iterable[Listed], recorded: Iterable[Listed] = ()
-) -> list[int]:
-    """On resume: the parts the bucket holds that are kept, in order. A part is kept when
-    the plan has it, the bucket lists it with the size the plan gives it, and its SHA-256
-    matches the one recorded for it (when both are known). Everything else is fetched
-    and uploaded again (UploadPart of the same number replaces it)."""
+) -> dict[int, str]:
+    """On resume: the parts the bucket holds that are kept, with the SHA-256 to name each
+    by when the upload is completed. A part is kept when the plan has it, the bucket
+    lists it with the size the plan gives it, and its SHA-256 is known (listed, or
+    recorded when it was uploaded; an upload begun with SHA-256 is completed only with
+    each part's) and, when both are known, the same. Everything else is fetched and
+    uploaded again (UploadPart of the same number replaces it). Some stores (SeaweedFS)
+    list no checksum: a part the bucket took but the store did not record yet (a kill
+    between the two) is then sent again."""
     sums = {part.number: part.sha256 for part in recorded}
-    kept = []
+    kept: dict[int, str] = {}
     for part in listed:
         if not 1 <= part.number <= plan.count or part.size != plan.length(part.number):
             continue
         known = sums.get(part.number, "")
         if known and part.sha256 and known != part.sha256:
             continue
-        kept.append(part.number)
-    return sorted(set(kept))
+        if known or part.sha256:
+            kept[part.number] = part.sha256 or known
+    return dict(sorted(kept.items()))
