@@ -45,9 +45,7 @@ def slow(big_shards: list[ShardInfo]) -> Iterator[CDNServer]:
         yield server
 
 
-def download(
-    links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path
-) -> Result:
+def download(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Result:
     return run_cli(
         "download", links, "-o", where, "--no-extract", "--part-size", "5M", *extra,
         env=env, cwd=cwd,
@@ -101,16 +99,45 @@ def assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardIn
         assert object_md5(seaweedfs, f"{prefix}/tars/{shard.name}") == shard.md5, shard.name
 
 
+# options beside -o s3://: what the one error line says
+REFUSED = {
+    "extracting": ((), "only tars go into a bucket (--no-extract)"),
+    "--layout wds": (
+        ("--no-extract", "--layout", "wds"),
+        "--layout wds into a bucket is not built",
+    ),
+    "--only json": (("--only", "json"), "--only into a bucket is not built yet"),
+    "--engine ray": (("--no-extract", "--engine", "ray"), "--engine ray into a bucket"),
+}
+
+
+@pytest.mark.parametrize(("options", "says"), REFUSED.values(), ids=REFUSED.keys())
+def test_what_a_bucket_cannot_take_yet_is_refused_in_one_line(
+    options: tuple[str, ...], says: str, links: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    env = aws_environment({"XDG_CACHE_HOME": str(cache)})
+    result = run_cli("download", links, "-o", "s3://sa1b-test/x", *options, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and says in errors[0], result.output
+    assert "s3://sa1b-test/x" in errors[0]
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [links.name]  # not even the state
+
+
 def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
-    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
-    tmp_path: Path, s3_prefix: str,
+    seaweedfs: SeaweedServer, cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
 ) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
     cache = tmp_path / "cache"
     env = aws_environment({**seaweedfs.environment, "XDG_CACHE_HOME": str(cache)})
-    before = {path for path in tmp_path.rglob("*")}
+    before = set(tmp_path.rglob("*"))
     result = download(links, f"s3://{BUCKET}/{s3_prefix}", env, cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert f"3/3 files done" in result.stderr
+    assert "3/3 files done" in result.stderr
     assert_in_bucket(seaweedfs, s3_prefix, shards)
     expected = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
     assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
@@ -121,7 +148,7 @@ def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
     # Nothing on the local disk but the state, in its default place.
     state = cache / "sa1b" / "s3" / BUCKET / s3_prefix
     assert (state / "state.db").is_file()
-    made = {path for path in tmp_path.rglob("*")} - before
+    made = set(tmp_path.rglob("*")) - before
     assert all(path == cache or state.is_relative_to(path) or path.is_relative_to(state)
                for path in made), sorted(made)  # fmt: skip
     assert folder_size(state) <= 64 * MiB
