@@ -213,3 +213,72 @@ def test_a_machine_with_no_local_state_continues_from_the_bucket(
     assert_in_bucket(seaweedfs, s3_prefix, big_shards)
     assert pending(seaweedfs, s3_prefix) == []
     assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
+
+
+def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
+    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+) -> None:
+    late = [0.0]  # seconds the CDN's clock is ahead: links expire when it moves on
+    root = big_shards[0].path.parent
+    with CDNServer(root=root, rate_per_connection=MiB, clock=lambda: time.time() + late[0]) as cdn:
+        links = tmp_path / "links.tsv"
+        cdn.write_links_file(links, expires_at=int(time.time()) + 3600)
+        env = aws_environment(seaweedfs.environment)
+        where = f"s3://{BUCKET}/{s3_prefix}"
+        state = tmp_path / "state"
+        proc = start(links, where, env, "--state-dir", state, "--connections", "3", cwd=tmp_path)
+        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc)
+        late[0] = 7200.0
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 1, stderr
+        assert "Traceback" not in stderr
+        expired = {s.name for s in big_shards if f"  {s.name}  expired: " in stderr}
+        assert expired, stderr
+        finals = {key.rpartition("/")[2] for key in keys(seaweedfs, s3_prefix) if "/tars/" in key}
+        assert not finals & expired  # never completed
+        assert {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)} == expired
+        kept = listed_parts(seaweedfs, s3_prefix)
+        cdn.write_links_file(links)  # fresh links
+        cdn.clear_requests()
+        result = download(
+            links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert pending(seaweedfs, s3_prefix) == []
+    total = sum(shard.size for shard in big_shards)
+    assert cdn.bytes_sent_total <= total - kept * PART + 8 * PART
+
+
+def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
+    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+) -> None:
+    root = tmp_path / "cdn"
+    root.mkdir()
+    shard = big_shards[0]
+    served = root / shard.name
+    served.write_bytes(shard.path.read_bytes())
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    with CDNServer(root=root, rate_per_connection=MiB) as cdn:
+        links = tmp_path / "links.tsv"
+        cdn.write_links_file(links)
+        proc = start(links, where, env, "--state-dir", state, "--connections", "2", cwd=tmp_path)
+        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        (old,) = pending(seaweedfs, s3_prefix)
+        # The file on the server is now another one, 1 MiB longer.
+        served.write_bytes(shard.path.read_bytes() + b"x" * MiB)
+        new_md5 = hashlib.md5(served.read_bytes()).hexdigest()
+        result = download(
+            links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
+        )
+    assert result.returncode == 0, result.output
+    assert "changed on the server" in result.stderr
+    assert object_md5(seaweedfs, f"{s3_prefix}/tars/{shard.name}") == new_md5
+    assert pending(seaweedfs, s3_prefix) == []  # the old version's upload was aborted
+    client = seaweedfs.client()
+    with pytest.raises(client.exceptions.NoSuchUpload):
+        client.list_parts(Bucket=BUCKET, Key=old["Key"], UploadId=old["UploadId"])
