@@ -282,3 +282,54 @@ def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
     client = seaweedfs.client()
     with pytest.raises(client.exceptions.NoSuchUpload):
         client.list_parts(Bucket=BUCKET, Key=old["Key"], UploadId=old["UploadId"])
+
+
+def test_checksums_complete_a_right_shard_and_abort_a_wrong_one(
+    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+) -> None:
+    right, wrong = big_shards
+    sums = tmp_path / "sha256sums.txt"
+    sums.write_text(f"{right.sha256}  {right.name}\n{'0' * 64}  {wrong.name}\n")
+    env = aws_environment(seaweedfs.environment)
+    where = f"s3://{BUCKET}/{s3_prefix}"
+    with CDNServer(root=right.path.parent) as cdn:
+        links = tmp_path / "links.tsv"
+        cdn.write_links_file(links)
+        result = download(links, where, env, "--checksums", sums, "--state-dir", tmp_path / "s",
+                          cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1, result.output
+    assert f"  {wrong.name}  failed: sha256" in result.stderr and "does not match" in result.stderr
+    assert keys(seaweedfs, s3_prefix) == {
+        f"{s3_prefix}/tars/{right.name}",
+        f"{s3_prefix}/.sa1b/state.db",
+    }
+    assert object_md5(seaweedfs, f"{s3_prefix}/tars/{right.name}") == right.md5
+    assert pending(seaweedfs, s3_prefix) == []  # the wrong shard's upload was aborted
+
+
+def test_a_resume_with_checksums_fetches_the_kept_parts_again_to_hash_them(
+    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    slow.write_links_file(links)
+    sums = tmp_path / "sha256sums.txt"
+    sums.write_text("".join(f"{s.sha256}  {s.name}\n" for s in big_shards))
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    options = ("--state-dir", state, "--checksums", sums)
+    proc = start(links, where, env, *options, "--connections", "3", cwd=tmp_path)
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 3, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    unfinished = {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)}
+    assert unfinished and listed_parts(seaweedfs, s3_prefix) >= 3
+    slow.clear_requests()
+    result = download(links, where, env, *options, "--connections", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert pending(seaweedfs, s3_prefix) == []
+    for shard in big_shards:  # every byte of a resumed shard read again, for its digest
+        if shard.name in unfinished:
+            assert slow.bytes_sent(shard.name) >= shard.size
