@@ -333,3 +333,16 @@ def test_a_resume_with_checksums_fetches_the_kept_parts_again_to_hash_them(
     for shard in big_shards:  # every byte of a resumed shard read again, for its digest
         if shard.name in unfinished:
             assert slow.bytes_sent(shard.name) >= shard.size
+
+
+def test_a_missing_bucket_is_said_in_one_line_before_anything_is_downloaded(
+    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, tmp_path: Path
+) -> None:
+    env = aws_environment(seaweedfs.environment)
+    where = "s3://no-such-bucket/x"
+    result = download(links, where, env, "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert result.returncode == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: s3://no-such-bucket: no such bucket (HeadBucket)"], result.output
+    assert cdn.requests == []
+    assert seaweedfs.secret_key not in result.output
