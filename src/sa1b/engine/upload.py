@@ -55,6 +55,7 @@ from sa1b.errors import (
     NoSuchUploadError,
     SA1BError,
     SizeMismatchError,
+    StorageError,
     StoreUnavailableError,
     TransferError,
 )
@@ -116,6 +117,7 @@ class Uploads:
         bytes and those held stay within the budget)."""
         self._pool = ThreadPoolExecutor(self.options.uploaders, thread_name_prefix="sa1b-upload")
         self._saving = threading.Lock()
+        self._copying = threading.Lock()
         self._copied = time.monotonic()
         self._pending: dict[str, str] | None = None
 
@@ -205,12 +207,17 @@ class Uploads:
 
     def copy_state(self) -> None:
         """Put a consistent copy of the store in the bucket (``PREFIX/.sa1b/state.db``):
-        where a machine with no local state continues from."""
-        folder = self.config.paths.state / "copy"
-        self.run.store.copy_to(folder)
-        data = (folder / STATE_DB).read_bytes()
-        self._call(lambda: self.bucket.put_object(STATE_COPY, data))
-        self._copied = time.monotonic()
+        where a machine with no local state continues from. (From the supervising loop
+        and the publisher: one at a time.)"""
+        with self._copying:
+            folder = self.config.paths.state / "copy"
+            try:
+                self.run.store.copy_to(folder)
+                data = (folder / STATE_DB).read_bytes()
+            except OSError as error:
+                raise StorageError(f"{folder}: cannot copy the state store: {error}") from None
+            self._call(lambda: self.bucket.put_object(STATE_COPY, data))
+            self._copied = time.monotonic()
 
     def close(self) -> None:
         """Wait for the parts being sent (those queued and not started are dropped: a
@@ -234,13 +241,18 @@ class Uploads:
 
     def give(self, buffer: bytearray) -> None:
         """A buffer's bytes are no longer needed: back to the budget (and kept to be
-        reused while the spares and what is held fit it); claims waiting may go."""
-        self.budget.give(len(buffer))
+        reused while the spares and what is held fit it)."""
+        self.release(len(buffer))
         spare = sum(len(b) for b in self._spare)
         if len(buffer) == self.options.part_size and (
             self.budget.held + spare + len(buffer) <= self.budget.limit
         ):
             self._spare.append(buffer)
+
+    def release(self, length: int) -> None:
+        """``length`` bytes back to the budget: claims waiting may go (the supervising
+        loop wakes the transport at once)."""
+        self.budget.give(length)
         self.tick_now.set()
 
     # -- the uploaders ------------------------------------------------------------------
@@ -290,12 +302,13 @@ class Uploads:
         with body.hashing:
             while True:
                 with self.run.lock:
-                    if generation != body.generation or body.hasher is None:
+                    hasher = body.hasher
+                    if generation != body.generation or hasher is None:
                         return
                     buffer = body.unhashed.pop(body.hashed, None)
                 if buffer is None:
                     return
-                body.hasher.update(buffer)
+                hasher.update(buffer)
                 with self.run.lock:
                     body.hashed += 1
                     self.give(buffer)
@@ -531,7 +544,7 @@ class UploadBody:
         self.received += answer.got - answer.began
         uploads, buffer = self.uploads, answer.buffer
         if answer.reserved:
-            uploads.budget.give(answer.reserved)
+            uploads.release(answer.reserved)
         if buffer is None:
             return
         if answer.generation != self.generation:
@@ -655,7 +668,7 @@ class PartAnswer:
             stale = self.generation != body.generation
             arrived = self.got - self.began
             reached = (body.plan.span(self.number)[0] if body.plan else 0) + self.got
-            if failure is None and not stale and self.buffer is not None:
+            if failure is None and self.current and self.buffer is not None:
                 if arrived == 0 and len(self.buffer) > 0:
                     failure = BadResponseError("an answer without a byte", name=task.name)
                 elif reached < self.stop:
