@@ -7,7 +7,10 @@ every member before it staged and synced; :mod:`sa1b.store.resume`) and only the
 punches holes below it (``FALLOC_FL_PUNCH_HOLE``): a shard in flight costs its extracted
 size plus at most one checkpoint interval (and the member being copied). A crash
 resumes at the saved checkpoint, trusting the staged members before it; the bytes
-below it are never read again.
+below it are never read again. A store that takes the shard on from another (a split
+download's worker) takes its checkpoint too; a run that reads the whole tar after all
+(``--keep-tars`` now, say) finds the holes at start-up and fetches those bytes again
+(:func:`sa1b.reconcile.freed`), never reading them as zeros.
 
 No holes where the tar's bytes are still needed whole: ``--keep-tars`` (the tar is the
 product), ``--checksums`` (its digest is computed over every byte by the extractor, and

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord
 
 Start = Literal["extracted", "extract-kept-tar", "on-disk", "resume", "fetch", "expired"]
@@ -121,6 +122,21 @@ def reconcile(
     return _fetch(
         expired, restart=size is not None or bool(record.ranges), final=final, warning=warning
     )
+
+
+def freed(recorded: RangeSet, holes: RangeSet, *, keep_below: int) -> RangeSet:
+    """The recorded bytes of a partial file that are no longer on disk: its holes
+    (freed behind an extraction) above ``keep_below``, below which this run's extraction
+    goes on from its saved checkpoint and never reads them. A run that does not go on
+    from there (another store's record, or options that read the whole tar: ``--keep-tars``,
+    ``--checksums``, ``--no-extract``) must fetch them again, not read zeros."""
+    freed = RangeSet()
+    for hole_start, hole_end in holes:
+        for start, end in recorded:
+            low, high = max(start, hole_start, keep_below), min(end, hole_end)
+            if low < high:
+                freed.add(low, high)
+    return freed
 
 
 def record_to_adopt(own: FileRecord, others: Sequence[FileRecord]) -> FileRecord | None:

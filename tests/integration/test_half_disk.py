@@ -5,6 +5,7 @@ punched resumes from the saved checkpoint with every member right."""
 from __future__ import annotations
 
 import errno
+import filecmp
 import os
 import signal
 import sqlite3
@@ -84,9 +85,10 @@ def test_the_whole_tar_beside_its_files_does_not_fit(
         assert "the disk is full" in result.output
 
 
-def _freed(out: Path, shard: ShardInfo) -> bool:
-    """Whether the shard's partial tar has had holes punched and a checkpoint saved."""
-    paths = OutputPaths.of(out)
+def _freed(out: Path, shard: ShardInfo, *, paths: OutputPaths | None = None) -> bool:
+    """Whether the shard's partial tar has had holes punched and a checkpoint saved (in
+    the store of ``paths``: the folder's own by default)."""
+    paths = paths or OutputPaths.of(out)
     try:
         blocks = os.stat(paths.partial(shard.name)).st_blocks * 512
         with sqlite3.connect(f"file:{paths.database}?mode=ro", uri=True) as db:
@@ -94,6 +96,15 @@ def _freed(out: Path, shard: ShardInfo) -> bool:
     except (OSError, sqlite3.Error):
         return False
     return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
+
+
+def _committed(paths: OutputPaths) -> bool:
+    """Whether the store of ``paths`` has recorded ranges (the 15-s commit has come)."""
+    try:
+        with sqlite3.connect(f"file:{paths.database}?mode=ro", uri=True) as db:
+            return bool(db.execute("SELECT COUNT(*) FROM ranges").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 @ON_BIG_SHARD
@@ -133,6 +144,67 @@ def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
         index = store.member_index(shard.name)
     assert index is not None and len(index) == 320
     assert sorted(offset for _, offset, _ in index) == [offset for _, offset, _ in index]
+
+
+@ON_BIG_SHARD
+def test_a_whole_download_after_a_worker_killed_past_its_holes_resumes_the_extraction(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    """A worker of a split download is killed after holes were punched in its shard's
+    tar; the whole download on one machine (another store) takes the shard on: it must
+    go on from the worker's checkpoint, whose bytes below are gone, with every member
+    right (not read the punched bytes as a damaged tar, not fetch the shard again)."""
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    window = ["--tar-window", "2M"]
+    split = ["--shard-index", "0", "--shard-count", "1", "--max-rate", "2M"]
+    proc = start_cli("download", links, "-o", out, *window, *split, "--quiet",
+                     stdout=subprocess.DEVNULL)  # fmt: skip
+    worker = OutputPaths.of(out, worker="0-of-1")
+    try:
+        wait_for(
+            lambda: _freed(out, shard, paths=worker) and _committed(worker),
+            timeout=90,
+            message="holes behind the worker's extractor and its ranges in its store",
+            process=proc,
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    with StateStore(out, state=worker.state, lock=False, create=False) as store:
+        recorded = sum(record.ranges.total for record in store.records())
+    before = cdn.bytes_sent_total
+    result = run_cli("download", links, "-o", out, *window)
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [shard])
+    # Nothing the worker recorded is fetched again, the freed bytes below its
+    # checkpoint included: the extraction went on from there.
+    assert cdn.bytes_sent_total - before <= shard.size - recorded
+
+
+@ON_BIG_SHARD
+def test_a_rerun_that_keeps_the_tar_fetches_again_what_was_freed_behind_the_extraction(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    """Killed after holes were punched; the rerun asks for the tar as well
+    (``--keep-tars``), so its extraction reads the whole tar: the freed bytes are
+    fetched again, never read as zeros (which look like a damaged tar)."""
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
+    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _freed(out, shard), timeout=60, message="holes", process=proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    result = run_cli(*args, "--keep-tars")
+    assert result.returncode == 0, result.output
+    assert "freed behind an extraction this run does not go on from" in result.output
+    assert_extracted(out, [shard])
+    assert filecmp.cmp(out / "tars" / shard.name, shard.path, shallow=False)
 
 
 def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:

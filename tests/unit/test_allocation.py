@@ -102,3 +102,20 @@ def test_punch_hole_where_the_filesystem_cannot(
     assert allocation.punch_hole(3, 4096, 8192) is punched
     assert allocation.punch_hole(3, 4096, 0) is False  # nothing to free: not asked
     assert calls == [8192] * (1 + (errno.EINTR in codes))
+
+
+def test_holes_are_where_the_file_has_no_blocks(tmp_path: Path) -> None:
+    mib = 1 << 20
+    path = tmp_path / "tar.part"
+    path.write_bytes(b"\x01" * (4 * mib))
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert allocation.holes(fd, 4 * mib) == []
+        if not allocation.punch_hole(fd, mib, mib):
+            pytest.skip("this filesystem cannot punch holes")
+        os.truncate(fd, 6 * mib)  # a sparse tail: a hole up to the end
+        assert allocation.holes(fd, 6 * mib) == [(mib, 2 * mib), (4 * mib, 6 * mib)]
+        assert allocation.holes(fd, 3 * mib) == [(mib, 2 * mib)]  # clipped to the size
+        assert allocation.holes(fd, 0) == []
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ from sa1b.reconcile import (
     MemberFacts,
     StartAction,
     WalkStart,
+    freed,
     reconcile,
     reconcile_walk,
     record_to_adopt,
@@ -153,6 +154,26 @@ ADOPTIONS: dict[str, tuple[FileRecord, tuple[FileRecord, ...], FileRecord | None
 def test_which_record_of_another_store_is_adopted(case: str) -> None:
     own, others, adopted = ADOPTIONS[case]
     assert record_to_adopt(own, others) == adopted
+
+
+# Recorded bytes that are holes of the partial file (freed behind an extraction): which are
+# lost to this run. Columns: recorded, holes, where its extraction goes on from, lost.
+FREED = {
+    "no holes": ([(0, 100)], [], 0, []),
+    "holes only where nothing is recorded": ([(0, 40)], [(40, 100)], 0, []),
+    "freed below the checkpoint it goes on from": ([(0, 100)], [(0, 48)], 48, []),
+    "freed, and this run reads the whole tar": ([(0, 100)], [(0, 48)], 0, [(0, 48)]),
+    "freed past the checkpoint (another store's)": ([(0, 100)], [(0, 64)], 48, [(48, 64)]),
+    "freed across two recorded ranges": ([(0, 30), (50, 100)], [(20, 60)], 0, [(20, 30), (50, 60)]),
+    "the walk had ended: nothing is read again": ([(0, 100)], [(0, 96)], 100, []),
+}
+
+
+@pytest.mark.parametrize("case", list(FREED))
+def test_which_recorded_bytes_are_lost_to_holes(case: str) -> None:
+    recorded, holes, checkpoint_end, lost = FREED[case]
+    found = freed(RangeSet(recorded), RangeSet(holes), keep_below=checkpoint_end)
+    assert found == RangeSet(lost)
 
 
 # A walked shard (--only): one table row per way a walk can have been left.

@@ -19,7 +19,8 @@ from sa1b.errors import OutputFolderError
 from sa1b.expiry import refuse_expired
 from sa1b.links import Link, mirror_link, object_key, redact
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
-from sa1b.records import FileRecord, furthest
+from sa1b.records import furthest
+from sa1b.store.resume import OtherRecord
 from sa1b.store.state import StateStore
 from sa1b.versions import Validator
 
@@ -76,7 +77,7 @@ def download(
     listener = listener or NullListener()
     with StateStore(config.out, state=paths.state) as store:
         others = other_records(paths, config.worker, config.state_copy)
-        known = [*store.records(), *chain.from_iterable(others.values())]
+        known = [*store.records(), *(o.record for o in chain.from_iterable(others.values()))]
         done = {record.name for record in known if record.status == "done"}
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
             refuse_expired([link for link in links if link.name not in done], now=time.time())
@@ -92,7 +93,7 @@ def _fetch_files(
     links: Sequence[Link],
     config: DownloadConfig,
     store: StateStore,
-    others: Mapping[str, list[FileRecord]],
+    others: Mapping[str, list[OtherRecord]],
     listener: ProgressListener,
     *,
     started: float,

@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 from sa1b.errors import StateError, StateLockedError
-from sa1b.records import FileRecord
 from sa1b.split import WorkerPart
 from sa1b.store.paths import WORKERS, OutputPaths
+from sa1b.store.resume import OtherRecord, load_resume
 from sa1b.store.state import StateStore, folder_stores, lock_holder
 
 log = logging.getLogger(__name__)
@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 
 def other_records(
     paths: OutputPaths, worker: WorkerPart | None, own_copy: Path | None
-) -> dict[str, list[FileRecord]]:
+) -> dict[str, list[OtherRecord]]:
     """The records of the folder's other stores, by name; refuses to run beside a
     download whose files may be ours (the whole download beside a worker, or workers of
     different counts): two processes would write the same partial files."""
-    others: dict[str, list[FileRecord]] = {}
+    others: dict[str, list[OtherRecord]] = {}
     ours = {paths.state.resolve(), *([own_copy.resolve()] if own_copy else [])}
     for other in folder_stores(paths.out):
         if other.state.resolve() in ours:
@@ -35,7 +35,8 @@ def other_records(
         try:
             with StateStore(paths.out, state=other.state, lock=False, create=False) as store:
                 for record in store.records():
-                    others.setdefault(record.name, []).append(record)
+                    checkpoint = load_resume(store, record.id, record.generation)
+                    others.setdefault(record.name, []).append(OtherRecord(record, checkpoint))
         except StateError as error:
             log.warning("%s; its records are not used", error.message)
     return others

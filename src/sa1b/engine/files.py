@@ -25,7 +25,7 @@ from sa1b.errors import (
     StorageError,
 )
 from sa1b.extract.extractors import Extractors, Superseded
-from sa1b.holes import hole_end, punches
+from sa1b.holes import hole_end
 from sa1b.lifecycle import next_state
 from sa1b.net.answers import BodyPlan
 from sa1b.progress import FileOutcome, FileState, ProgressListener
@@ -177,11 +177,7 @@ class FileControl:
             moved_on = task.generation != generation or task.halted
         if moved_on or self.extractors is None or not run.extracts(task):
             return
-        expected, extract = run.config.checksums.get(task.name), run.config.extract
-        assert extract is not None
-        frees = punches(
-            digest=expected is not None, keep_tars=extract.keep_tars, layout=extract.layout
-        )
+        expected, frees = run.config.checksums.get(task.name), run.frees(task)
         resume = load_resume(run.store, task.id, generation) if frees else None
         on_checkpoint = self._checkpointer(task, generation) if frees else None
         if on_checkpoint is not None and resume is not None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from sa1b.config import DownloadConfig
 from sa1b.engine.tasks import Task
 from sa1b.errors import SA1BError
-from sa1b.records import FileRecord
+from sa1b.holes import punches
+from sa1b.store.resume import OtherRecord
 from sa1b.store.state import StateStore
 
 
@@ -26,13 +27,26 @@ class Run:
     stopping: bool = False
     fatal: SA1BError | None = None
     """The error that ends the whole run (a full disk, an internal error)."""
-    others: Mapping[str, Sequence[FileRecord]] = field(default_factory=dict)
+    others: Mapping[str, Sequence[OtherRecord]] = field(default_factory=dict)
     """By name, the records of the folder's other stores (a split download's workers),
     for start-up to continue from (:func:`sa1b.reconcile.record_to_adopt`)."""
 
     def extracts(self, task: Task) -> bool:
         """Shards (``sa_NNNNNN.tar``) are extracted unless told not to; extras never."""
         return self.config.extract is not None and task.link.shard_id is not None
+
+    def frees(self, task: Task) -> bool:
+        """Whether ``task``'s tar is freed behind its extraction (:mod:`sa1b.holes`)."""
+        extract = self.config.extract
+        return (
+            self.extracts(task)
+            and extract is not None
+            and punches(
+                digest=task.name in self.config.checksums,
+                keep_tars=extract.keep_tars,
+                layout=extract.layout,
+            )
+        )
 
     def transient(self, task: Task) -> bool:
         """A tar deleted once extracted: its bytes need not reach the disk soon."""

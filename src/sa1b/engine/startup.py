@@ -17,13 +17,16 @@ from sa1b.engine.publisher import dispose_tar
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
 from sa1b.errors import LinkExpiredError
+from sa1b.holes import hole_end
 from sa1b.layout import whole_units
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import DiskFacts, reconcile, record_to_adopt
+from sa1b.reconcile import DiskFacts, freed, reconcile, record_to_adopt
+from sa1b.store.allocation import holes
 from sa1b.store.journal import Span, fold
+from sa1b.store.resume import load_resume, save_resume
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,14 @@ def prepare(run: Run, link: Link) -> Task:
     :meth:`~sa1b.engine.bodies.Kind.prepare`.)"""
     config, store = run.config, run.store
     record = store.register(link.name, object_key(link.url))
-    adopted = record_to_adopt(record, run.others.get(link.name, ()))
+    others = run.others.get(link.name, ())
+    adopted = record_to_adopt(record, [other.record for other in others])
     if adopted is not None:
         log.info("%s: continuing from the record of another store of this folder", link.name)
         record = store.adopt(record.id, adopted)
+        checkpoint = next(other.checkpoint for other in others if other.record is adopted)
+        if checkpoint is not None:  # (a crash before this: start-up finds the holes)
+            save_resume(store, record.id, record.generation, checkpoint)
     failures = config.failure_account()
     task = Task(link=link, id=record.id, generation=record.generation, failures=failures)
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
@@ -83,6 +90,29 @@ def prepare(run: Run, link: Link) -> Task:
     return task
 
 
+def _holes(path: Path, size: int | None) -> RangeSet:
+    """The holes of the partial file at ``path`` within its ``size``; none without one."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return RangeSet()
+    try:
+        return RangeSet(holes(fd, size or 0))
+    finally:
+        os.close(fd)
+
+
+def _checkpoint_end(run: Run, task: Task) -> int:
+    """Where this run's extraction of ``task`` goes on from its saved checkpoint: the
+    bytes below it are never read again (0 when it starts at the beginning)."""
+    if not run.frees(task):
+        return 0  # this run reads the whole tar (see sa1b.holes)
+    saved = load_resume(run.store, task.id, task.generation)
+    if saved is None:
+        return 0
+    return task.size or 0 if saved.next is None else hole_end(saved.next)
+
+
 def size_of(path: Path) -> int | None:
     """The size of the file at ``path``, or None when there is none."""
     try:
@@ -111,13 +141,35 @@ def recover(run: Run, spans: Sequence[Span]) -> None:
         if folded != task.recorded:
             task.recorded = folded
             touched.append(task)
-    if not touched:
-        return
-    for task in touched:
-        fd = os.open(run.config.paths.partial(task.name), os.O_RDWR)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-    run.store.save_ranges({t.id: (t.generation, t.recorded) for t in touched})
-    log.info("recovered unrecorded progress of %d file(s) from the journal", len(touched))
+    if touched:
+        for task in touched:
+            fd = os.open(run.config.paths.partial(task.name), os.O_RDWR)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        run.store.save_ranges({t.id: (t.generation, t.recorded) for t in touched})
+        log.info("recovered unrecorded progress of %d file(s) from the journal", len(touched))
+    _forget_freed(run)
+
+
+def _forget_freed(run: Run) -> None:
+    """Unrecord the bytes freed behind an extraction that this run does not go on from
+    (:func:`sa1b.reconcile.freed`): they are fetched again, never read as zeros."""
+    forgotten: list[Task] = []
+    for task in run.tasks:
+        if task.body is not None or not task.recorded or task.state in FINAL_STATES:
+            continue
+        holes = _holes(run.config.paths.partial(task.name), task.size)
+        lost = freed(task.recorded, holes, keep_below=_checkpoint_end(run, task))
+        if lost:
+            log.warning(
+                "%s: %d recorded bytes of its tar were freed behind an extraction this run "
+                "does not go on from (another store's, or other options); fetching them again",
+                task.name,
+                lost.total,
+            )
+            for start, end in lost:
+                task.recorded.remove(start, end)
+            forgotten.append(task)
+    run.store.save_ranges({t.id: (t.generation, t.recorded) for t in forgotten})

@@ -39,10 +39,9 @@ from sa1b.net.governor import Governor
 from sa1b.net.ratelimit import RateLimiter
 from sa1b.net.transport import Transport
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
-from sa1b.records import FileRecord
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.store.journal import Journal
-from sa1b.store.resume import load_resume
+from sa1b.store.resume import OtherRecord, load_resume
 from sa1b.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class Engine:
         store: StateStore,
         *,
         listener: ProgressListener,
-        others: Mapping[str, Sequence[FileRecord]] | None = None,
+        others: Mapping[str, Sequence[OtherRecord]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config

@@ -41,6 +41,32 @@ def punch_hole(fd: int, offset: int, length: int) -> bool:
     return _fallocate_or_not(fd, PUNCH_HOLE, offset, length)
 
 
+def holes(fd: int, size: int) -> list[tuple[int, int]]:
+    """The holes of ``[0, size)`` of ``fd``: ranges with no blocks, which read as zeros
+    (punched behind an extraction, or never written where the file is sparse). Where
+    the filesystem cannot say (no ``SEEK_HOLE``), none."""
+    found: list[tuple[int, int]] = []
+    offset = 0
+    while offset < size:
+        try:
+            hole = os.lseek(fd, offset, os.SEEK_HOLE)
+        except OSError as error:
+            if error.errno in (errno.ENXIO, errno.EINVAL, *UNSUPPORTED):
+                break  # past the end, or a filesystem that keeps no holes
+            raise
+        if hole >= size:
+            break
+        try:
+            data = os.lseek(fd, hole, os.SEEK_DATA)
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: a hole up to the end
+                raise
+            data = size
+        found.append((hole, min(data, size)))
+        offset = data
+    return found
+
+
 def _fallocate_or_not(fd: int, mode: int, offset: int, length: int) -> bool:
     if _fallocate is None or length <= 0:
         return False

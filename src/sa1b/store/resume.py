@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sa1b.records import FileRecord
 from sa1b.store.state import StateStore, pack_members, unpack_members
 from sa1b.tarwalk import Entry
 
@@ -26,6 +27,16 @@ class Resume:
     next: int | None
     entries: tuple[Entry, ...]
     members: tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OtherRecord:
+    """Another store's record of a file (a split download's worker), with its
+    extraction's saved checkpoint: a run that continues from the record goes on from
+    the checkpoint too, since the tar below it may be freed."""
+
+    record: FileRecord
+    checkpoint: Resume | None = None
 
 
 def save_resume(store: StateStore, file_id: int, generation: int, resume: Resume) -> None:
