@@ -6,6 +6,7 @@ local state or, with none, from the bucket."""
 from __future__ import annotations
 
 import hashlib
+import random
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -346,3 +347,27 @@ def test_a_missing_bucket_is_said_in_one_line_before_anything_is_downloaded(
     assert errors == ["error: s3://no-such-bucket: no such bucket (HeadBucket)"], result.output
     assert cdn.requests == []
     assert seaweedfs.secret_key not in result.output
+
+
+def test_sigkills_at_random_moments_never_leave_a_wrong_object_under_a_final_key(
+    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    slow.write_links_file(links)
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    right = {shard.name: shard.md5 for shard in big_shards}
+    chance = random.Random(18)
+    for _ in range(4):
+        proc = start(links, where, env, "--state-dir", state, "--connections", "4", cwd=tmp_path)
+        time.sleep(chance.uniform(1.0, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        for key in keys(seaweedfs, s3_prefix):  # listed right after the kill
+            if "/tars/" in key:
+                assert object_md5(seaweedfs, key) == right[key.rpartition("/")[2]], key
+    result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert pending(seaweedfs, s3_prefix) == []
