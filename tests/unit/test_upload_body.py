@@ -4,7 +4,7 @@ back once uploaded (sa1b.engine.upload, with the uploaders replaced by a list)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,11 @@ from sa1b.config import DownloadConfig, UploadOptions
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
 from sa1b.engine.upload import PartAnswer, UploadBody, Uploads
+from sa1b.errors import BucketError, SA1BError, StoreUnavailableError
 from sa1b.links import Link
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import PartPlan
+from sa1b.retry import RetryPolicy
 from sa1b.store.state import StateStore
 
 MiB = 1024 * 1024
@@ -34,7 +36,13 @@ def uploads(
 ) -> Iterator[Uploads]:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     options = UploadOptions(location=BucketLocation("b", "p"), part_size=PART, memory=2 * PART)
-    config = DownloadConfig(out=tmp_path, state_dir=tmp_path, extract=None, upload=options)
+    config = DownloadConfig(
+        out=tmp_path,
+        state_dir=tmp_path,
+        extract=None,
+        upload=options,
+        retry=RetryPolicy(attempts=4, backoff=0.01, backoff_max=0.01),
+    )
     with StateStore(tmp_path, state=tmp_path) as store:
         made = Uploads(Run(config, store), abort=lambda error: None)
         monkeypatch.setattr(made, "send", lambda task, body, n, buffer: sent.append(buffer))
@@ -93,3 +101,44 @@ def test_a_shard_that_ends_gives_back_the_memory_of_its_incomplete_parts(
     assert uploads.budget.held == PART
     body.record_status(task, "expired", "the link expired")
     assert uploads.budget.held == 0
+
+
+def failing(errors: list[SA1BError]) -> Callable[[], str]:
+    """A store call that raises ``errors`` in turn, then answers."""
+
+    def call() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "answered"
+
+    return call
+
+
+def busy() -> StoreUnavailableError:
+    return StoreUnavailableError("s3://b/p/k: the store answered 503 SlowDown", status=503)
+
+
+def test_a_busy_store_is_asked_again_by_the_run_s_policy(uploads: Uploads) -> None:
+    errors: list[SA1BError] = [busy(), busy(), busy()]
+    assert uploads._call(failing(errors)) == "answered"
+    assert errors == []
+
+
+def test_a_store_busy_past_the_policy_raises_its_last_failure(uploads: Uploads) -> None:
+    with pytest.raises(StoreUnavailableError):
+        uploads._call(failing([busy(), busy(), busy(), busy()]))
+
+
+def test_a_store_that_refuses_for_good_is_not_asked_again(uploads: Uploads) -> None:
+    errors: list[SA1BError] = [BucketError("s3://b: access denied", bucket="b"), busy()]
+    with pytest.raises(BucketError):
+        uploads._call(failing(errors))
+    assert len(errors) == 1
+
+
+def test_a_run_that_stops_stops_waiting_for_a_busy_store(uploads: Uploads) -> None:
+    uploads.run.stop()
+    errors: list[SA1BError] = [busy(), busy()]
+    with pytest.raises(StoreUnavailableError):
+        uploads._call(failing(errors))
+    assert len(errors) == 1
