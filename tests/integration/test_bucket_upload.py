@@ -371,3 +371,30 @@ def test_sigkills_at_random_moments_never_leave_a_wrong_object_under_a_final_key
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, big_shards)
     assert pending(seaweedfs, s3_prefix) == []
+
+
+def test_an_upload_aborted_by_another_hand_ends_the_run_in_one_line_and_a_rerun_redoes_it(
+    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    slow.write_links_file(links, names=[big_shards[0].name])
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    proc = start(links, where, env, "--state-dir", state, "--connections", "2", cwd=tmp_path)
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 1, proc)
+    (upload,) = pending(seaweedfs, s3_prefix)  # a lifecycle rule, or a person, drops it
+    seaweedfs.client().abort_multipart_upload(
+        Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
+    )
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the multipart upload is gone" in errors[0], stderr
+    assert f"{s3_prefix}/tars/{big_shards[0].name}" in errors[0]
+    assert "Traceback" not in stderr
+    assert not [key for key in keys(seaweedfs, s3_prefix) if "/tars/" in key]
+    result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, big_shards[:1])
+    assert pending(seaweedfs, s3_prefix) == []
