@@ -4,11 +4,12 @@ One engine for every kind of item: whole files, shards walked member by member
 (``--only``: each task carries a :class:`~sa1b.engine.walk.WalkBody`), and shards
 streamed into multipart uploads (``-o s3://``: an :class:`~sa1b.engine.upload.
 UploadBody`); what the bodies of a kind share is its :class:`~sa1b.engine.bodies.Kind`.
-The transport runs in a thread of its own; the publisher and the extractors in theirs. The calling
-thread supervises: every tick it reports progress and paces durability (a commit about
-once a second, tars deleted once extracted every 15 s, writeback in between; the walks'
-staged pieces written, synced and their checkpoints saved, sooner when the disk is
-behind, then the transport woken for the requests held back meanwhile); at the end,
+The transport runs in a thread of its own; the publisher and the extractors in theirs.
+The calling thread supervises: every tick it reports progress and paces durability (a
+commit about once a second, tars deleted once extracted every 15 s, writeback in
+between; the kind's records saved (the walks' staged pieces written and synced first,
+the uploads' parts taken), sooner when the kind asks (the disk behind, memory given
+back), then the transport woken for the requests held back meanwhile); at the end,
 however the run ends (done, Ctrl-C, a full disk), it stops the transport, lets the
 publisher finish, syncs and records what was written, and closes every file.
 """
