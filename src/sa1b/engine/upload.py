@@ -276,8 +276,8 @@ class Uploads:
                         lambda: self.bucket.upload_part(body.key, upload_id, number, buffer)
                     )
         except SA1BError as error:  # the store refuses for good: one line ends the run
-            if not self.run.stopping:
-                self.abort(error)
+            if not self.run.stopping and generation == body.generation:
+                self.abort(error)  # (a part of a version before: its upload was aborted)
         except Exception as error:  # a bug: end the run loudly rather than hang it
             log.exception("%s: internal error while uploading part %d", task.name, number)
             self.abort(FatalTransferError(f"internal error: {error!r}", name=task.name))
@@ -319,23 +319,27 @@ class Uploads:
         the CDN's validator (never the link)."""
         with body.creating:
             with self.run.lock:
-                if generation != body.generation or body.upload_id is not None:
+                if generation != body.generation:
+                    return None  # a part of the version before: it belongs to no upload
+                if body.upload_id is not None:
                     return body.upload_id
-                size, validator = task.size, task.validator
-            assert size is not None and body.plan is not None
+                size, validator, plan = task.size, task.validator, body.plan
+            assert size is not None and plan is not None
             source = clean(validator.etag or validator.last_modified or "", limit=200)
             metadata = {"sa1b-size": str(size), "sa1b-source": source}
             upload_id = self._call(
                 lambda: self.bucket.create_multipart_upload(body.key, metadata=metadata)
             )
             with self.run.lock:
-                if generation != body.generation:
-                    self._pool.submit(self._abort_upload, body.key, upload_id)
-                    return None
-                body.upload_id = upload_id
-                self.records.append(
-                    UploadStart(task.id, upload_id, size, validator, body.plan.part_size)
-                )
+                stale = generation != body.generation
+                if not stale:
+                    body.upload_id = upload_id
+                    self.records.append(
+                        UploadStart(task.id, upload_id, size, validator, plan.part_size)
+                    )
+            if stale:
+                self._abort_upload(body.key, upload_id)
+                return None
             return upload_id
 
     def _abort_upload(self, key: str, upload_id: str) -> None:
