@@ -66,7 +66,7 @@ def test_a_local_folder_named_like_a_scheme_is_written_with_dot_slash(
     assert (tmp_path / "gs:data" / "tars" / "sa_000000.tar").is_file()
 
 
-@pytest.mark.parametrize("command", ["status", "verify", "index"])
+@pytest.mark.parametrize("command", ["index"])
 def test_s3_where_it_is_not_supported_yet_says_so(
     command: str, links: Path, tmp_path: Path
 ) -> None:

@@ -5,16 +5,12 @@ local state starts from."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sa1b.errors import OutputLocationError
+from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.planning import BucketFacts
 from sa1b.retry import RetryPolicy
 from sa1b.store.uploads import seed_from_copy
-
-if TYPE_CHECKING:
-    from sa1b.objectstore.bucket import Bucket
 
 #: A busy or unreachable store is asked a few times (backoff 0.5, 1 s) before plan says so.
 CHECK_POLICY = RetryPolicy(attempts=3)
@@ -26,10 +22,8 @@ def check_bucket(location: BucketLocation, *, retry: RetryPolicy = CHECK_POLICY)
     :class:`~sa1b.errors.BucketError` (missing bucket, access denied, credentials) or,
     after ``retry``, a :class:`~sa1b.errors.StoreUnavailableError`. Credentials and
     endpoint come from botocore's standard chain (``AWS_*``, profiles, roles)."""
-    from sa1b.objectstore.bucket import with_retries
-
-    bucket = _bucket(location)
-    with_retries(bucket.check_writable, policy=retry)
+    bucket = connect(location)
+    retried(bucket.check_writable, policy=retry)
     return BucketFacts(url=location.url, endpoint=bucket.endpoint)
 
 
@@ -38,24 +32,12 @@ def fetch_state_copy(
 ) -> bool:
     """With no local state: start it from the copy of the store a run on another machine
     put in the bucket (``PREFIX/.sa1b/state.db``), if there is one (True)."""
-    from sa1b.objectstore.bucket import PROBE_FOLDER, with_retries
+    bucket = connect(location)
+    from sa1b.objectstore.bucket import STATE_COPY as key  # importable once connect() worked
 
-    bucket = _bucket(location)
-    key = f"{PROBE_FOLDER}/state.db"
-    stored = with_retries(lambda: bucket.head_object(key), policy=retry)
+    stored = retried(lambda: bucket.head_object(key), policy=retry)
     if stored is None or stored.size == 0:
         return False
-    data = with_retries(lambda: bucket.get_range(key, 0, stored.size), policy=retry)
+    data = retried(lambda: bucket.get_range(key, 0, stored.size), policy=retry)
     seed_from_copy(database, data)
     return True
-
-
-def _bucket(location: BucketLocation) -> Bucket:
-    try:  # botocore is the s3 extra's: imported only for an s3:// output
-        from sa1b.objectstore.bucket import Bucket
-    except ImportError as error:
-        raise OutputLocationError(
-            f"{location}: s3:// outputs need botocore ({error.name} is not installed)",
-            hint="pip install 'sa1b[s3]'",
-        ) from None
-    return Bucket(location)

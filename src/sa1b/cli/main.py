@@ -27,6 +27,8 @@ from types import FrameType
 
 from sa1b import api
 from sa1b.checksums import read_checksums
+from sa1b.cli.bucket import show_clean
+from sa1b.cli.bucket import show_status as show_bucket_status
 from sa1b.cli.display import Display, PlainDisplay, QuietDisplay
 from sa1b.cli.output import Output, clean_record
 from sa1b.cli.parser import build_parser, installed_version
@@ -65,6 +67,9 @@ USAGE_ERRORS = (InputError, NoStateError, NewerStateError, StateLockedError)
 """Exit 2: what was given cannot be used as it is; every other error exits 1."""
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 """What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
+BUCKET_COMMANDS = ("download", "plan", "status", "verify", "clean")
+"""The commands that take an ``s3://`` output (status, verify and clean read the bucket
+alone; a download keeps its state in a local folder too)."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -83,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args, console)
     try:
         bucket = _output(args)
+        if args.command == "clean":
+            return _clean(args, bucket)
+        if args.command == "status" and bucket is not None:
+            return show_bucket_status(bucket, Output(sys.stdout))
         if args.command == "status":
             return _status(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "demo":
@@ -90,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "index":
             return _index(args.out, args.state_dir, Output(sys.stdout))
         if args.command == "verify":
-            return _verify(args, Output(sys.stdout))
+            return _verify(args, Output(sys.stdout), bucket)
         if args.links is None:
             raise InputError(
                 f"a links file is needed: sa1b {args.command} LINKS_FILE [-o OUT]",
@@ -119,10 +128,10 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
     if isinstance(where, Path):
         args.out = where
         return None
-    if args.command not in ("plan", "download"):
+    if args.command not in BUCKET_COMMANDS:
         raise OutputLocationError(
             f"{where}: sa1b {args.command} cannot use an s3:// output yet "
-            "(sa1b plan checks that the bucket is reachable and writable)",
+            f"(sa1b {', '.join(BUCKET_COMMANDS)} can)",
             hint="for now, download into a local folder (-o FOLDER) and copy it to the bucket",
         )
     if args.command == "download":
@@ -132,7 +141,7 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
             where.bucket, where.prefix, os.environ, Path.home()
         )
         return where
-    args.out = Path()  # not looked at: a plan for a bucket reads no local folder
+    args.out = Path()  # not looked at: the bucket is read, no local folder
     return where
 
 
@@ -472,14 +481,16 @@ def _index(out: Path, state: Path | None, console: Output) -> int:
     return EXIT_OK
 
 
-def _verify(args: argparse.Namespace, console: Output) -> int:
+def _verify(args: argparse.Namespace, console: Output, bucket: BucketLocation | None) -> int:
     checksums = read_checksums(args.checksums) if args.checksums else None
-    report = api.verify(
-        args.out,
-        state=args.state_dir,
-        checksums=checksums,
-        deep=args.deep,
-        repair=args.repair,
+    if bucket is not None and args.repair:
+        raise InputError(f"{bucket}: --repair is for a local folder (a bucket's is not built)")
+    report = (
+        api.verify_bucket(bucket, checksums=checksums)
+        if bucket is not None
+        else api.verify(
+            args.out, state=args.state_dir, checksums=checksums, deep=args.deep, repair=args.repair
+        )
     )
     for check in report.checks:
         if args.quiet and not check.problems:  # -q: only the problems and the end
@@ -496,6 +507,16 @@ def _verify(args: argparse.Namespace, console: Output) -> int:
             "run the same sa1b download to fetch them"
         )
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _clean(args: argparse.Namespace, bucket: BucketLocation | None) -> int:
+    if bucket is None:
+        raise InputError(
+            f"{args.out}: sa1b clean removes the stray uploads of an s3:// output "
+            "(a local folder has none)",
+            hint="sa1b status OUT shows what a folder holds",
+        )
+    return show_clean(bucket, Output(sys.stdout), dry_run=args.dry_run)
 
 
 def _tally(paths: OutputPaths, shards: Sequence[ShardState]) -> str:

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(commands)
     _add_status(commands)
     _add_verify(commands)
+    _add_clean(commands)
     _add_index(commands)
     _add_demo(commands)
     _command(commands, "version", help="print sa1b's version", description="Print sa1b's version.")
@@ -347,9 +348,11 @@ def _add_status(commands: Commands) -> None:
         help="show what an output folder holds, and whether a download is running",
         description="Show each file's state in an output folder (done, partial with the "
         "bytes kept, failed, expired), whether a download is running there, and the last "
-        "run. Exits 1 when a file failed or expired.",
+        "run. Exits 1 when a file failed or expired. For s3://BUCKET/PREFIX, read from the "
+        "bucket alone: the files published, the uploads in progress and the stray uploads "
+        "(sa1b clean removes them).",
     )
-    _add_folder_argument(st)
+    _add_folder_argument(st, bucket=True)
     _add_state_dir_option(st)
     _add_output_options(st)
 
@@ -377,9 +380,11 @@ def _add_verify(commands: Commands) -> None:
         "--checksums, tar structure) and extracted shards (every member there with its "
         "size, every jpg with its json, every json of SA-1B's shape; --deep also decodes "
         "every mask). Exits 1 on any problem; --repair marks the bad files so that the next "
-        "download fetches them again, and only them.",
+        "download fetches them again, and only them. For s3://BUCKET/PREFIX: each object's "
+        "size against its sa1b-size metadata; with --checksums each object is also read "
+        "once, streamed, for its digest and tar structure.",
     )
-    _add_folder_argument(check)
+    _add_folder_argument(check, bucket=True)
     check.add_argument("--checksums", type=Path, help="md5sum/sha256sum file to check kept tars")
     check.add_argument(
         "--deep",
@@ -389,6 +394,23 @@ def _add_verify(commands: Commands) -> None:
     check.add_argument("--repair", action="store_true", help="mark bad files to be fetched again")
     _add_state_dir_option(check)
     _add_output_options(check)
+
+
+def _add_clean(commands: Commands) -> None:
+    cleaning = _command(
+        commands,
+        "clean",
+        help="remove the stray uploads of an s3:// output",
+        description="Abort the stray multipart uploads under s3://BUCKET/PREFIX, as sa1b "
+        "status shows them (older duplicates of a file's upload, uploads of a published "
+        "file or of a key outside the layout), and nothing else: never the upload a file "
+        "resumes from, never an object. Names each upload removed.",
+    )
+    cleaning.add_argument("out", metavar="s3://BUCKET/PREFIX", help="the output given to -o")
+    cleaning.add_argument(
+        "-n", "--dry-run", action="store_true", help="only list what would be removed"
+    )
+    _add_output_options(cleaning)
 
 
 def _add_demo(commands: Commands) -> None:
@@ -430,10 +452,13 @@ def _command(
     return parser
 
 
-def _add_folder_argument(parser: argparse.ArgumentParser) -> None:
+def _add_folder_argument(parser: argparse.ArgumentParser, *, bucket: bool = False) -> None:
     """OUT, for the commands that read an output folder (status, verify, index)."""
     parser.add_argument(
-        "out", nargs="?", default=DEFAULT_OUT, help="the folder given to download -o"
+        "out",
+        nargs="?",
+        default=DEFAULT_OUT,
+        help=f"the folder{' (or s3://BUCKET/PREFIX)' if bucket else ''} given to download -o",
     )
 
 

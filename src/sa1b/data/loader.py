@@ -7,6 +7,9 @@ name; in the ``wds`` layout both are read from the shard's tar, where the index 
 A shard walked by ``--only json`` (or ``--only jpg``) alone gives samples with no image
 (no annotations); a tar kept whole (``--no-extract``) is read where its headers put each
 member. A folder with no sample is an error, not an empty dataset.
+An ``s3://BUCKET/PREFIX`` output is read in the bucket (:mod:`sa1b.data.bucket`): its
+shards' tars by their headers and every member by a ranged GET, the same samples as the
+same tars in a local folder.
 A folder extracted by another tool, with no store, is walked instead: a ``.jpg`` beside
 its ``.json`` (``shard`` and ``flat`` layouts), under ``images/`` with its ``.json``
 under ``annotations/`` (``split``), or both inside a ``.tar`` (``wds`` tars, or SA-1B's
@@ -24,16 +27,17 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sa1b.errors import InputError
 from sa1b.extract.extents import Extent, locate
 from sa1b.extract.masks import decode_mask
 from sa1b.links import is_shard_name
+from sa1b.objectstore.location import BucketLocation, parse_output
 from sa1b.store.members import member_indexes
 from sa1b.store.paths import OutputPaths
 from sa1b.store.state import folder_stores
@@ -42,15 +46,22 @@ if TYPE_CHECKING:
     from sa1b.data.torch import SA1BDataset
 
 
+class Readable(Protocol):
+    """Where a member's bytes are: a local file's :class:`Extent`, a bucket's
+    :class:`~sa1b.data.bucket.BucketExtent`."""
+
+    def read(self) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Sample:
     """One image of SA-1B and its annotation file, wherever their bytes are."""
 
     key: str
     """The image's name without ``.jpg`` (``sa_1``), as webdataset calls a sample."""
-    image_file: Extent | None
+    image_file: Readable | None
     """None where only the annotations were downloaded (``--only json``)."""
-    annotation_file: Extent | None
+    annotation_file: Readable | None
     """None where only the images were downloaded (``--only jpg``)."""
     shard: str | None = None
     """The shard it came from, when the folder's index says so."""
@@ -117,9 +128,12 @@ class Samples(Sequence[Sample]):
 
 
 def open_dataset(out: Path | str) -> Samples:
-    """The samples in ``out``, the folder given to ``sa1b download -o``; an
-    :class:`~sa1b.errors.InputError` if it holds none."""
-    folder = Path(out)
+    """The samples in ``out``, the folder (or ``s3://BUCKET/PREFIX``) given to ``sa1b
+    download -o``; an :class:`~sa1b.errors.InputError` if it holds none."""
+    where = parse_output(out) if isinstance(out, str) else out
+    if isinstance(where, BucketLocation):
+        return Samples(_from_bucket(where))
+    folder = Path(where)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder", hint="pass the folder given to -o")
     indexed = _from_index(folder)
@@ -201,6 +215,22 @@ def _from_tar(tar: Path, *, shard: str | None = None) -> list[Sample]:
             }
     except tarfile.TarError as error:
         raise InputError(f"{tar}: not a tar that can be read ({error})") from None
+    return _tar_pairs(members, shard)
+
+
+def _from_bucket(location: BucketLocation) -> list[Sample]:
+    """The pairs inside every shard published in the bucket, shard by shard."""
+    from sa1b.data.bucket import shard_members  # threads and a client: for s3:// alone
+
+    return [
+        sample
+        for shard, members in sorted(shard_members(location).items())
+        for sample in _tar_pairs(dict(members), shard)
+    ]
+
+
+def _tar_pairs(members: Mapping[str, Readable], shard: str | None) -> list[Sample]:
+    """Each ``.jpg`` member with its ``.json`` beside it, by name."""
     return [
         Sample(PurePosixPath(name).stem, members[name], members[partner], shard)
         for name in sorted(members)

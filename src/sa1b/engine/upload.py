@@ -65,7 +65,7 @@ from sa1b.net.answers import ErrorPage
 from sa1b.net.curl import Request
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
-from sa1b.objectstore.bucket import PROBE_FOLDER, Bucket, BucketOptions, UploadedPart
+from sa1b.objectstore.bucket import STATE_COPY, Bucket, BucketOptions, UploadedPart
 from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.records import Status
@@ -88,9 +88,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-STATE_COPY = f"{PROBE_FOLDER}/{STATE_DB}"
-"""Under the prefix: the copy of the store another machine continues from."""
 
 
 class Uploads:

@@ -3,9 +3,11 @@
 :class:`Bucket` wraps one botocore client for one ``s3://BUCKET/PREFIX``. Keys given to it
 are relative to the prefix. Its calls are those the engine's upload body needs: a
 multipart upload per shard (create, upload a part with its SHA-256, list its parts,
-complete, abort), the uploads left under the prefix (ListMultipartUploads), HeadObject, a
-ranged GET, a small PUT (state copies) and DELETE, and the reachable-and-writable check
-``plan`` makes (HeadBucket, then a probe object put and deleted under ``PREFIX/.sa1b/``).
+complete, abort), the uploads left under the prefix (ListMultipartUploads), HeadObject
+(with the user metadata), the objects under the prefix (ListObjectsV2), a ranged GET, a
+whole object streamed in bounded chunks (``verify``), a small PUT (state copies) and
+DELETE, and the reachable-and-writable check ``plan`` makes (HeadBucket, then a probe
+object put and deleted under ``PREFIX/.sa1b/``).
 
 **Credentials and endpoint: botocore's standard chain**, nothing of sa1b's own: the
 ``AWS_*`` environment variables, the shared config and credentials files and their
@@ -39,8 +41,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -59,6 +61,8 @@ T = TypeVar("T")
 
 PROBE_FOLDER = ".sa1b"
 """Under the prefix: where sa1b keeps what is not a shard (state copies, the probe)."""
+STATE_COPY = f"{PROBE_FOLDER}/state.db"
+"""Under the prefix: the copy of a download's store another machine continues from."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,10 +96,20 @@ class PendingUpload:
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """What HeadObject says of an object."""
+    """What HeadObject says of an object; ``metadata`` is its user metadata (the
+    ``x-amz-meta-`` headers, their names lowercase and without that prefix)."""
 
     size: int
     etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """An object as ListObjectsV2 shows it: its key (relative to the prefix) and size."""
+
+    key: str
+    size: int
 
 
 class Bucket:
@@ -284,7 +298,27 @@ class Bucket:
                 if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                     return None
                 raise
-        return StoredObject(int(answer["ContentLength"]), str(answer.get("ETag", "")))
+        metadata = {str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()}
+        return StoredObject(int(answer["ContentLength"]), str(answer.get("ETag", "")), metadata)
+
+    def list_objects(self, under: str = "", *, page: int = 1000) -> list[ListedObject]:
+        """The objects under ``PREFIX/under`` (every page of ``page``), keys relative to
+        the prefix."""
+        strip = f"{self.location.prefix}/" if self.location.prefix else ""
+        prefix = self._key(under) if under else strip
+        objects: list[ListedObject] = []
+        token: dict[str, str] = {}
+        while True:
+            with translated(self.location, key=under, action="ListObjectsV2"):
+                answer = self._client.list_objects_v2(
+                    Bucket=self.location.bucket, Prefix=prefix, MaxKeys=page, **token
+                )
+            for listed in answer.get("Contents", []):
+                key = str(listed["Key"]).removeprefix(strip)
+                objects.append(ListedObject(key, int(listed["Size"])))
+            if not answer.get("IsTruncated"):
+                return objects
+            token = {"ContinuationToken": str(answer["NextContinuationToken"])}
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``key``."""
@@ -296,6 +330,22 @@ class Bucket:
             )
             body: bytes = answer["Body"].read()
         return body
+
+    def stream_object(self, key: str, *, chunk: int = 4 << 20) -> Iterator[bytes]:
+        """The whole of ``key``, ``chunk`` bytes at a time (never more in memory): one
+        GetObject read as it arrives."""
+        with translated(self.location, key=key, action="GetObject"):
+            answer = self._client.get_object(Bucket=self.location.bucket, Key=self._key(key))
+        body = answer["Body"]
+        try:
+            while True:
+                with translated(self.location, key=key, action="GetObject"):
+                    data: bytes = body.read(chunk)
+                if not data:
+                    return
+                yield data
+        finally:
+            body.close()
 
     def put_object(self, key: str, body: bytes) -> None:
         """Write a small object whole (a state copy, the probe)."""
