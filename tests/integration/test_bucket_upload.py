@@ -182,11 +182,15 @@ def test_sigkill_then_rerun_uploads_only_the_missing_parts(
         assert object_md5(seaweedfs, key) in {shard.md5 for shard in big_shards}
     kept = listed_parts(seaweedfs, s3_prefix)
     assert kept >= 3
+    status = run_cli("status", where, env=env)  # read from the bucket alone
+    assert "uploading" in status.stdout and "stray" not in status.stdout, status.output
     slow.clear_requests()
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, big_shards)
     assert pending(seaweedfs, s3_prefix) == []
+    verified = run_cli("verify", where, env=env)
+    assert verified.returncode == 0, verified.output
     # Only the parts the bucket did not hold were fetched again.
     assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
 
