@@ -64,16 +64,16 @@ def download(
     call, the size check's answers (and a server slow to give them) included.
     """
     started = time.monotonic()
-    paths = config.paths
-    if config.upload is not None:  # before anything is downloaded
-        check_bucket(config.upload.location)
+    paths, bucket = config.paths, config.upload.location if config.upload else None
+    if bucket is not None:  # before anything is downloaded
+        check_bucket(bucket)
     try:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputFolderError.cannot_create(config.out, error) from None
-    fresh = config.upload is not None and not paths.database.exists()
-    if fresh and config.upload and fetch_state_copy(config.upload.location, paths.database):
-        log.info("no local state: continuing from the state copy in the bucket")
+    fresh = not paths.database.exists()  # another machine's run may have left a copy
+    if bucket is not None and fresh and fetch_state_copy(bucket, paths.database):
+        log.info("no local state: continuing from the state copy in %s", bucket)
     listener = listener or NullListener()
     with StateStore(config.out, state=paths.state) as store:
         others = other_records(paths, config.worker, config.state_copy)
