@@ -402,3 +402,20 @@ def test_an_upload_aborted_by_another_hand_ends_the_run_in_one_line_and_a_rerun_
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, big_shards[:1])
     assert pending(seaweedfs, s3_prefix) == []
+
+
+def test_the_workers_of_a_split_download_keep_a_state_and_a_copy_each(
+    seaweedfs: SeaweedServer, links: Path, shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    cache = tmp_path / "cache"
+    env = aws_environment({**seaweedfs.environment, "XDG_CACHE_HOME": str(cache)})
+    for index in range(2):
+        result = download(links, f"s3://{BUCKET}/{s3_prefix}", env, "--shard-index", str(index),
+                          "--shard-count", "2", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.output
+    assert_in_bucket(seaweedfs, s3_prefix, shards)
+    copies = {key for key in keys(seaweedfs, s3_prefix) if key.endswith("state.db")}
+    assert copies == {f"{s3_prefix}/.sa1b/workers/{i}-of-2/state.db" for i in range(2)}
+    state = cache / "sa1b" / "s3" / BUCKET / s3_prefix / "workers"
+    assert sorted(p.name for p in state.iterdir()) == ["0-of-2", "1-of-2"]

@@ -28,13 +28,19 @@ def check_bucket(location: BucketLocation, *, retry: RetryPolicy = CHECK_POLICY)
 
 
 def fetch_state_copy(
-    location: BucketLocation, database: Path, *, retry: RetryPolicy = CHECK_POLICY
+    location: BucketLocation,
+    database: Path,
+    *,
+    worker: str | None = None,
+    retry: RetryPolicy = CHECK_POLICY,
 ) -> bool:
     """With no local state: start it from the copy of the store a run on another machine
-    put in the bucket (``PREFIX/.sa1b/state.db``), if there is one (True)."""
+    put in the bucket (``PREFIX/.sa1b/state.db``, or ``worker``'s of a split download),
+    if there is one (True)."""
     bucket = connect(location)
-    from sa1b.objectstore.bucket import STATE_COPY as key  # importable once connect() worked
+    from sa1b.objectstore.bucket import state_copy_key  # importable once connect() worked
 
+    key = state_copy_key(worker)
     stored = retried(lambda: bucket.head_object(key), policy=retry)
     if stored is None or stored.size == 0:
         return False

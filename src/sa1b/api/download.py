@@ -72,7 +72,8 @@ def download(
     except OSError as error:
         raise OutputFolderError.cannot_create(config.out, error) from None
     fresh = not paths.database.exists()  # another machine's run may have left a copy
-    if bucket is not None and fresh and fetch_state_copy(bucket, paths.database):
+    worker = config.worker.folder if config.worker else None
+    if bucket is not None and fresh and fetch_state_copy(bucket, paths.database, worker=worker):
         log.info("no local state: continuing from the state copy in %s", bucket)
     listener = listener or NullListener()
     with StateStore(config.out, state=paths.state) as store:

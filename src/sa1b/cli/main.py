@@ -55,7 +55,7 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.members import shard_members
-from sa1b.store.paths import OutputPaths, bucket_state
+from sa1b.store.paths import WORKERS, OutputPaths, bucket_state
 from sa1b.store.shards import ShardState
 from sa1b.store.state import folder_stores, lock_holder, no_state
 from sa1b.store.usage import space_taken
@@ -137,7 +137,7 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
     if args.command == "download":
         _check_bucket_download(args, where)
         # The local folder of an s3:// download holds its state only.
-        args.out = args.state_dir = args.state_dir or bucket_state(
+        args.out = args.state_dir or bucket_state(
             where.bucket, where.prefix, os.environ, Path.home()
         )
         return where
@@ -236,7 +236,10 @@ def _download(args: argparse.Namespace, console: Output, bucket: BucketLocation 
     config = replace(_config(args), worker=worker, mirrors=mirrors, check_space=check)
     if bucket is not None:
         upload = UploadOptions(location=bucket, part_size=args.part_size, memory=args.upload_memory)
-        config = replace(config, upload=upload, check_space=False)
+        state = config.out  # a worker of a split download keeps its own, by default
+        if worker is not None and args.state_dir is None:
+            state = state / WORKERS / worker.folder
+        config = replace(config, out=state, state_dir=state, upload=upload, check_space=False)
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(

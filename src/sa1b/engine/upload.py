@@ -65,7 +65,7 @@ from sa1b.net.answers import ErrorPage
 from sa1b.net.curl import Request
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
-from sa1b.objectstore.bucket import STATE_COPY, Bucket, BucketOptions, UploadedPart
+from sa1b.objectstore.bucket import Bucket, BucketOptions, UploadedPart, state_copy_key
 from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.records import Status
@@ -204,7 +204,8 @@ class Uploads:
 
     def copy_state(self) -> None:
         """Put a consistent copy of the store in the bucket (``PREFIX/.sa1b/state.db``):
-        where a machine with no local state continues from. (From the supervising loop
+        where a machine with no local state continues from (each worker of a split
+        download its own). (From the supervising loop
         and the publisher: one at a time.)"""
         with self._copying:
             folder = self.config.paths.state / "copy"
@@ -213,7 +214,8 @@ class Uploads:
                 data = (folder / STATE_DB).read_bytes()
             except OSError as error:
                 raise StorageError(f"{folder}: cannot copy the state store: {error}") from None
-            self._call(lambda: self.bucket.put_object(STATE_COPY, data))
+            worker = self.config.worker.folder if self.config.worker else None
+            self._call(lambda: self.bucket.put_object(state_copy_key(worker), data))
             self._copied = time.monotonic()
 
     def close(self) -> None:

@@ -65,6 +65,12 @@ STATE_COPY = f"{PROBE_FOLDER}/state.db"
 """Under the prefix: the copy of a download's store another machine continues from."""
 
 
+def state_copy_key(worker: str | None = None) -> str:
+    """The key of the state copy of a download, or of one worker of a split download
+    (``3-of-8``: each keeps its own store, so each its own copy)."""
+    return f"{PROBE_FOLDER}/workers/{worker}/state.db" if worker else STATE_COPY
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BucketOptions:
     """How the client connects: ``connections`` at once (the parts in flight), and
