@@ -17,6 +17,8 @@ from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import LAYOUTS, Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
+from sa1b.objectstore.location import BucketLocation
+from sa1b.objectstore.parts import DEFAULT_MEMORY, DEFAULT_PART, MAX_PART, MIN_PART
 from sa1b.retry import FailureAccount, RetryPolicy
 from sa1b.split import WorkerPart
 from sa1b.store.paths import OutputPaths
@@ -66,6 +68,33 @@ class ExtractOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UploadOptions:
+    """Stream the tars into ``location`` (``-o s3://BUCKET/PREFIX``), each shard one
+    multipart upload of parts of ``part_size`` (:mod:`sa1b.objectstore.parts`).
+    ``memory`` bounds the bytes of parts held at once, downloading or uploading
+    (``--upload-memory``): a part takes its length when its download is claimed and
+    gives it back once uploaded, and no part is claimed while the budget is spent.
+    ``uploaders`` threads send the parts (botocore blocks)."""
+
+    location: BucketLocation
+    part_size: int = DEFAULT_PART
+    memory: int = DEFAULT_MEMORY
+    uploaders: int = 8
+
+    def __post_init__(self) -> None:
+        if not MIN_PART <= self.part_size <= MAX_PART:
+            raise InputError(
+                f"--part-size: S3 takes parts of 5 MiB to 5 GiB, got {self.part_size} bytes"
+            )
+        if self.memory < self.part_size:
+            raise InputError(
+                f"--upload-memory: at least one part ({self.part_size} bytes), got {self.memory}"
+            )
+        if self.uploaders < 1:
+            raise InputError("uploader threads must be >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DownloadConfig:
     """How to download. Defaults were chosen with ``benchmarks/bench``.
 
@@ -105,6 +134,9 @@ class DownloadConfig:
     ``BASE/<file name>`` (see :func:`sa1b.api.download`)."""
     extract: ExtractOptions | None = field(default_factory=ExtractOptions)
     """Extract shards while they download; None keeps the tars only."""
+    upload: UploadOptions | None = None
+    """Stream the tars into a bucket instead of ``out`` (which then holds the state
+    only: ``out`` is the state folder); needs ``extract=None``."""
     first_request: int = 4 * MiB
     request_seconds: float = 1.0
     min_request: int = 1 * MiB
@@ -127,6 +159,13 @@ class DownloadConfig:
             raise InputError("connection, file and loop counts must be >= 1")
         if self.max_rate is not None and self.max_rate <= 0:
             raise InputError(f"--max-rate: expected bytes/s above 0, got {self.max_rate}")
+        if self.upload is not None and self.extract is not None:
+            raise InputError(
+                f"{self.upload.location}: only tars go into a bucket for now (--no-extract): "
+                "an extracted layout is one object per image, millions of PUTs",
+                hint="add --no-extract; --layout wds and --only json into a bucket are "
+                "not built yet",
+            )
         if self.extract is not None and self.extract.only is not None:
             if self.checksums:
                 raise only_refuses("--checksums")

@@ -66,13 +66,11 @@ def test_a_local_folder_named_like_a_scheme_is_written_with_dot_slash(
     assert (tmp_path / "gs:data" / "tars" / "sa_000000.tar").is_file()
 
 
-@pytest.mark.parametrize("command", ["download", "index"])
+@pytest.mark.parametrize("command", ["index"])
 def test_s3_where_it_is_not_supported_yet_says_so(
     command: str, links: Path, tmp_path: Path
 ) -> None:
-    where = ["-o", "s3://sa1b-test/x"] if command == "download" else ["s3://sa1b-test/x"]
-    args = [links, *where] if command == "download" else where
-    result = run_cli(command, *args, cwd=tmp_path)
+    result = run_cli(command, "s3://sa1b-test/x", cwd=tmp_path)
     assert_refused_in_one_line(result, f"sa1b {command} cannot use an s3:// output yet")
     assert "s3://sa1b-test/x" in error_lines(result)[0]
     assert list(tmp_path.iterdir()) == [links]  # no folder 's3:' beside the links file

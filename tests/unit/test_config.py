@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from sa1b.checksums import Digest
-from sa1b.config import DownloadConfig, ExtractOptions
+from sa1b.config import DownloadConfig, ExtractOptions, UploadOptions
 from sa1b.errors import InputError
+from sa1b.objectstore.location import BucketLocation
 
 OUT = Path("out")
+MiB = 1024 * 1024
 JSON = ExtractOptions(only="json")
 SUMS = {"sa_000000.tar": Digest("md5", "0" * 32)}
 
@@ -53,6 +55,19 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"connections_per_file": 0},
         "connection, file and loop counts must be >= 1",
     ),
+    "extracting into a bucket": (
+        {"upload": {}},
+        "s3://b/p: only tars go into a bucket for now (--no-extract): an extracted layout "
+        "is one object per image, millions of PUTs",
+    ),
+    "a part under 5 MiB": (
+        {"extract": None, "upload": {"part_size": 4 * MiB}},
+        "--part-size: S3 takes parts of 5 MiB to 5 GiB, got 4194304 bytes",
+    ),
+    "less memory than a part": (
+        {"extract": None, "upload": {"part_size": 8 * MiB, "memory": 4 * MiB}},
+        "--upload-memory: at least one part (8388608 bytes), got 4194304",
+    ),
 }
 
 ACCEPTED: dict[str, dict[str, Any]] = {
@@ -64,6 +79,8 @@ ACCEPTED: dict[str, dict[str, Any]] = {
         "mirrors": ("https://mirror.example/sa1b",),
     },
     "no extraction with checksums": {"extract": None, "checksums": SUMS},
+    "tars into a bucket, with checksums": {"extract": None, "upload": {}, "checksums": SUMS},
+    "a budget of one part": {"extract": None, "upload": {"memory": 8 * MiB}},
 }
 
 
@@ -71,7 +88,10 @@ def _build(arguments: dict[str, Any]) -> DownloadConfig:
     extract = arguments.get("extract", ExtractOptions())
     if isinstance(extract, dict):  # built here, so that its own refusals are in the table
         extract = ExtractOptions(**extract)
-    return DownloadConfig(out=OUT, **{**arguments, "extract": extract})
+    upload = arguments.get("upload")
+    if isinstance(upload, dict):
+        upload = UploadOptions(location=BucketLocation("b", "p"), **upload)
+    return DownloadConfig(out=OUT, **{**arguments, "extract": extract, "upload": upload})
 
 
 @pytest.mark.parametrize("case", list(REFUSED))

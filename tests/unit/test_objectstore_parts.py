@@ -10,12 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sa1b.objectstore.parts import (
+    DEFAULT_MEMORY,
     DEFAULT_PART,
     MAX_PART,
     MAX_PARTS,
     MIB,
     MIN_PART,
+    Listed,
+    MemoryBudget,
     PartPlan,
+    kept_parts,
     part_size_for,
 )
 from sa1b.ranges import RangeSet
@@ -25,14 +29,14 @@ SHARD = 11_298_347_520  # a real SA-1B shard's size (10.5 GiB)
 
 # name: (file size, preferred part, part size chosen, parts)
 SIZES = {
-    "a real shard": (SHARD, DEFAULT_PART, DEFAULT_PART, 169),
+    "a real shard": (SHARD, DEFAULT_PART, DEFAULT_PART, 1347),
     "smaller than a part": (1000, DEFAULT_PART, DEFAULT_PART, 1),
     "empty": (0, DEFAULT_PART, DEFAULT_PART, 1),
     "exactly one part": (DEFAULT_PART, DEFAULT_PART, DEFAULT_PART, 1),
     "one byte more": (DEFAULT_PART + 1, DEFAULT_PART, DEFAULT_PART, 2),
     "10,000 parts exactly": (MAX_PARTS * MIN_PART, MIN_PART, MIN_PART, MAX_PARTS),
     "one byte over 10,000 parts": (MAX_PARTS * MIN_PART + 1, MIN_PART, 6 * MIB, 8334),
-    "1 TiB at 64 MiB": (1024 * GIB, DEFAULT_PART, 105 * MIB, 9987),
+    "1 TiB at 8 MiB": (1024 * GIB, DEFAULT_PART, 105 * MIB, 9987),
     "5 TiB, S3's largest object": (5 * 1024 * GIB, DEFAULT_PART, 525 * MIB, 9987),
 }
 
@@ -125,3 +129,76 @@ def test_parts_tile_the_file_and_complete_parts_are_downloaded(size: int, cuts: 
         assert (number in whole) == (downloaded.covers(start, end) and start < end)
     # What is missing once the whole parts are uploaded is exactly the other parts.
     assert plan.missing(whole).total == size - sum(plan.length(n) for n in whole)
+
+
+def test_the_defaults_fit_the_benchmark_in_a_gib() -> None:
+    # A CDN capping each connection at 2 MB/s and a store ingesting ~133 MB/s: 0.8 of it
+    # needs ~53 connections, each holding its part, under 1 GiB of RSS.
+    connections = 0.8 * 133e6 / 2e6
+    assert DEFAULT_PART * connections < 1024 * MIB * 0.5
+    assert connections <= DEFAULT_MEMORY // DEFAULT_PART
+    assert DEFAULT_MEMORY <= 512 * MIB
+
+
+# name: (limit, held, length, fits)
+BUDGET = {
+    "room for it": (64 * MIB, 48 * MIB, 8 * MIB, True),
+    "exactly full then": (64 * MIB, 56 * MIB, 8 * MIB, True),
+    "spent: the claim waits": (64 * MIB, 60 * MIB, 8 * MIB, False),
+    "nothing held: a part larger than the budget still goes": (8 * MIB, 0, 16 * MIB, True),
+    "something held: the large part waits": (8 * MIB, 1, 16 * MIB, False),
+}
+
+
+@pytest.mark.parametrize(("limit", "held", "length", "fits"), BUDGET.values(), ids=BUDGET.keys())
+def test_budget_accounting(limit: int, held: int, length: int, fits: bool) -> None:
+    budget = MemoryBudget(limit, held)
+    assert budget.fits(length) is fits
+
+
+def test_budget_gives_back_what_it_took_and_never_more() -> None:
+    budget = MemoryBudget(16 * MIB)
+    budget.take(8 * MIB)
+    budget.take(8 * MIB)
+    assert not budget.fits(1)
+    budget.give(8 * MIB)
+    assert budget.fits(8 * MIB) and budget.held == 8 * MIB
+    with pytest.raises(ValueError):
+        budget.give(9 * MIB)
+
+
+PLAN = PartPlan(3 * MIN_PART + 100, MIN_PART)  # parts 1-3 of 5 MiB, part 4 of 100 bytes
+A, B = "sha-a=", "sha-b="
+
+# name: (listed by the bucket, recorded in the store, kept: number -> SHA-256 to complete with)
+RESUME = {
+    "nothing in the bucket": ([], [], {}),
+    "listed with checksums, nothing recorded": (
+        [Listed(1, MIN_PART, A), Listed(4, 100, B)],
+        [],
+        {1: A, 4: B},
+    ),
+    "listed without checksums, recorded": (
+        [Listed(1, MIN_PART), Listed(2, MIN_PART)],
+        [Listed(1, MIN_PART, A), Listed(2, MIN_PART, B)],
+        {1: A, 2: B},
+    ),
+    "listed without checksums, not recorded (killed before the record)": (
+        [Listed(1, MIN_PART), Listed(2, MIN_PART)],
+        [Listed(1, MIN_PART, A)],
+        {1: A},
+    ),
+    "a part of the wrong size (another plan)": ([Listed(1, MIN_PART - 1, A)], [], {}),
+    "the last part must be the short one": ([Listed(4, MIN_PART, A)], [], {}),
+    "a number beyond the plan": ([Listed(5, 100, A)], [], {}),
+    "a checksum other than recorded": ([Listed(2, MIN_PART, B)], [Listed(2, MIN_PART, A)], {}),
+    "the same checksum": ([Listed(2, MIN_PART, A)], [Listed(2, MIN_PART, A)], {2: A}),
+}
+
+
+@pytest.mark.parametrize(("listed", "recorded", "kept"), RESUME.values(), ids=RESUME.keys())
+def test_which_parts_a_resume_keeps(
+    listed: list[Listed], recorded: list[Listed], kept: dict[int, str]
+) -> None:
+    assert kept_parts(PLAN, listed, recorded) == kept
+    assert PLAN.missing(kept).total == PLAN.size - sum(PLAN.length(n) for n in kept)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 
+from sa1b.api.bucket import check_bucket, fetch_state_copy
 from sa1b.api.plan import check_space
 from sa1b.api.runs import recorded_run
 from sa1b.api.stores import other_records
@@ -50,7 +51,8 @@ def download(
     *,
     listener: ProgressListener | None = None,
 ) -> DownloadResult:
-    """Download ``links`` into ``config.out``; resumes whatever an earlier run left.
+    """Download ``links`` into ``config.out`` (or stream the tars into the bucket of
+    ``config.upload``); resumes whatever an earlier run left.
 
     Raises :class:`~sa1b.errors.LinksExpiredError` before fetching anything if every
     link still needed has expired (a file whose link alone expired ends ``expired``),
@@ -62,11 +64,17 @@ def download(
     call, the size check's answers (and a server slow to give them) included.
     """
     started = time.monotonic()
+    paths, bucket = config.paths, config.upload.location if config.upload else None
+    if bucket is not None:  # before anything is downloaded
+        check_bucket(bucket)
     try:
         config.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputFolderError.cannot_create(config.out, error) from None
-    paths = config.paths
+    fresh = not paths.database.exists()  # another machine's run may have left a copy
+    worker = config.worker.folder if config.worker else None
+    if bucket is not None and fresh and fetch_state_copy(bucket, paths.database, worker=worker):
+        log.info("no local state: continuing from the state copy in %s", bucket)
     listener = listener or NullListener()
     with StateStore(config.out, state=paths.state) as store:
         others = other_records(paths, config.worker, config.state_copy)

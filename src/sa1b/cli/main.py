@@ -34,7 +34,7 @@ from sa1b.cli.output import Output, clean_record
 from sa1b.cli.parser import build_parser, installed_version
 from sa1b.cli.plan import show_plan
 from sa1b.cluster.ray_engine import ClusterOptions, download_on_ray
-from sa1b.config import DownloadConfig, ExtractOptions, only_refuses
+from sa1b.config import DownloadConfig, ExtractOptions, UploadOptions, only_refuses
 from sa1b.errors import (
     InputError,
     NewerStateError,
@@ -55,7 +55,7 @@ from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.split import WorkerPart, take_part, worker_part
 from sa1b.store.members import shard_members
-from sa1b.store.paths import OutputPaths
+from sa1b.store.paths import WORKERS, OutputPaths, bucket_state
 from sa1b.store.shards import ShardState
 from sa1b.store.state import folder_stores, lock_holder, no_state
 from sa1b.store.usage import space_taken
@@ -67,8 +67,9 @@ USAGE_ERRORS = (InputError, NoStateError, NewerStateError, StateLockedError)
 """Exit 2: what was given cannot be used as it is; every other error exits 1."""
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 """What a shell reports for ``git log | head`` (git dies of SIGPIPE): the same here."""
-BUCKET_COMMANDS = ("plan", "status", "verify", "clean")
-"""The commands that take an ``s3://`` output (read from the bucket alone but plan)."""
+BUCKET_COMMANDS = ("download", "plan", "status", "verify", "clean")
+"""The commands that take an ``s3://`` output (status, verify and clean read the bucket
+alone; a download keeps its state in a local folder too)."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "plan":
             return _plan(args, console, bucket)
-        return _download(args, console)
+        return _download(args, console, bucket)
     except KeyboardInterrupt:
         console.line("interrupted: progress is saved; run the same command to resume")
         return EXIT_INTERRUPTED
@@ -133,8 +134,33 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
             f"(sa1b {', '.join(BUCKET_COMMANDS)} can)",
             hint="for now, download into a local folder (-o FOLDER) and copy it to the bucket",
         )
+    if args.command == "download":
+        _check_bucket_download(args, where)
+        # The local folder of an s3:// download holds its state only.
+        args.out = args.state_dir or bucket_state(
+            where.bucket, where.prefix, os.environ, Path.home()
+        )
+        return where
     args.out = Path()  # not looked at: the bucket is read, no local folder
     return where
+
+
+def _check_bucket_download(args: argparse.Namespace, where: BucketLocation) -> None:
+    """What a download into a bucket cannot do yet, refused in one line (exit 2)."""
+    if args.only or args.layout == "wds":
+        what = "--only" if args.only else "--layout wds"
+        raise OutputLocationError(
+            f"{where}: {what} into a bucket is not built yet",
+            hint="download the tars with --no-extract, or into a local folder",
+        )
+    if not args.no_extract:
+        raise OutputLocationError(
+            f"{where}: only tars go into a bucket (--no-extract): an extracted layout is one "
+            "object per image, millions of PUTs",
+            hint="add --no-extract (or --layout wds once it is built)",
+        )
+    if args.engine == "ray":
+        raise OutputLocationError(f"{where}: --engine ray into a bucket is not built yet")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -199,7 +225,7 @@ def _proxies() -> Proxies:
         ) from None
 
 
-def _download(args: argparse.Namespace, console: Output) -> int:
+def _download(args: argparse.Namespace, console: Output, bucket: BucketLocation | None) -> int:
     if args.engine != "ray" and (args.ray_address or args.node_local):
         args.command_parser.error("--ray-address and --node-local need --engine ray")
     if args.only:
@@ -208,6 +234,12 @@ def _download(args: argparse.Namespace, console: Output) -> int:
     mirrors = tuple(check_mirror(base) for base in args.mirror)
     check = not args.no_space_check
     config = replace(_config(args), worker=worker, mirrors=mirrors, check_space=check)
+    if bucket is not None:
+        upload = UploadOptions(location=bucket, part_size=args.part_size, memory=args.upload_memory)
+        state = config.out  # a worker of a split download keeps its own, by default
+        if worker is not None and args.state_dir is None:
+            state = state / WORKERS / worker.folder
+        config = replace(config, out=state, state_dir=state, upload=upload, check_space=False)
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(
@@ -293,10 +325,12 @@ def _announce(
         return
     if not pending:
         every = f"all {len(selected)} files are" if len(selected) > 1 else f"{selected[0].name} is"
-        console.line(f"{every} already done in {config.out}; nothing to download")
+        into = config.upload.location if config.upload else config.out
+        console.line(f"{every} already done in {into}; nothing to download")
         return
     chosen = plural(len(selected), "file")
-    console.line(f"{chosen} selected, {len(pending)} still to fetch into {config.out}")
+    into = config.upload.location if config.upload else config.out
+    console.line(f"{chosen} selected, {len(pending)} still to fetch into {into}")
     left = validity.seconds_left(now)
     if left is None or left <= 0:
         return

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sa1b.config import ONLY_KINDS
 from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import LAYOUTS
+from sa1b.objectstore.parts import DEFAULT_MEMORY, DEFAULT_PART
 from sa1b.units import parse_size
 
 DEFAULT_OUT = Path("SA-1B")
@@ -128,6 +129,22 @@ def _add_download(commands: Commands) -> None:
         "(json: the annotations, about 6%% of the bytes); the tars are never downloaded",
     )
     dl.add_argument(
+        "--part-size",
+        type=_size,
+        default=DEFAULT_PART,
+        metavar="SIZE",
+        help="-o s3://: each shard is one multipart upload of parts of SIZE (5M to 5G; "
+        "default 8M), each fetched by one ranged request and held in memory until uploaded",
+    )
+    dl.add_argument(
+        "--upload-memory",
+        type=_size,
+        default=DEFAULT_MEMORY,
+        metavar="SIZE",
+        help="-o s3://: memory for parts being downloaded or uploaded at once (default "
+        "512M: 64 parts of 8M); no part is fetched while it is spent",
+    )
+    dl.add_argument(
         "--mirror",
         action="append",
         default=[],
@@ -178,7 +195,11 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("links", nargs="?", type=Path, help="the links file from Meta's SA-1B page")
     # -o stays text here: main() reads it once (a Path would fold s3://b into s3:/b).
     parser.add_argument(
-        "-o", "--out", default=DEFAULT_OUT, help="output folder (or s3://BUCKET/PREFIX: plan)"
+        "-o",
+        "--out",
+        default=DEFAULT_OUT,
+        help="output folder, or s3://BUCKET/PREFIX (download --no-extract, plan): the tars "
+        "stream into the bucket, the state stays in --state-dir or ~/.cache/sa1b/s3/",
     )
     parser.add_argument(
         "--shards", help="shard ids to fetch, e.g. 0-99,120,sa_000777 (default: all)"

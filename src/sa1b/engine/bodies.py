@@ -10,23 +10,26 @@ connection layer and vary only the body's handling):
 - a range of a partial file: the engine's own kind, a whole file, whose state is the
   task's plan, descriptor and recorded ranges (:mod:`sa1b.engine.slots`);
 - a tar walk (``--only``): :class:`sa1b.engine.walk.WalkBody`;
-- next, a part of an object storage upload (issue 18).
+- a part of a multipart upload (``-o s3://``): :class:`sa1b.engine.upload.UploadBody`.
 
 A kind other than the whole file is a :class:`Body` on its task. The engine asks it
 whether it has a request to make now, for that request, how far it got, whether all
 of it is in, and, in the publisher's thread, to publish it. What every body of a kind
-shares in a run (for walks, :class:`~sa1b.engine.walk.Walks`: a memory budget, the
-records to save) is saved by the supervising loop at each tick, as it commits a file's
-ranges.
+shares in a run is its :class:`Kind` (:class:`~sa1b.engine.walk.Walks`,
+:class:`~sa1b.engine.upload.Uploads`: a memory budget, the records to save), which the
+supervising loop saves at each tick, as it commits a file's ranges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from sa1b.errors import SA1BError
+from sa1b.links import Link
 from sa1b.net.curl import Request
+from sa1b.net.governor import GovernorPolicy
 from sa1b.records import Status
 
 if TYPE_CHECKING:
@@ -83,4 +86,43 @@ class Body(Protocol):
 
     def record_status(self, task: Task, status: Status, message: str | None) -> None:
         """In the disk worker: keep how the item ended in the store."""
+        ...
+
+
+class Kind(Protocol):
+    """What every body of one kind shares in a run, as the supervisor sees it."""
+
+    tick_now: threading.Event
+    """Set when the supervising loop is to save now rather than at its next tick."""
+    settle: Callable[[Task], None]
+    """Hears of a task whose body may have become complete (set by the engine)."""
+    ready_queue: bool
+    """Whether the scheduler keeps the items that may have a request to make
+    (:mod:`sa1b.engine.ready`) rather than reading every item for each request: for
+    walks (hundreds of shards, one small request each), not for uploads (a few shards,
+    whose claims also wait for memory given back, which no request's end announces)."""
+
+    def prepare(self, link: Link) -> Task:
+        """The task of ``link``, its body made from what the store (and the output) say."""
+        ...
+
+    def at_once(self, slots: int) -> int:
+        """Items in flight at once (``max_files``) with ``slots`` connections."""
+        ...
+
+    def policy(self) -> GovernorPolicy:
+        """How many connections (:mod:`sa1b.net.governor`)."""
+        ...
+
+    def save(self) -> None:
+        """Save what the bodies reached (from the supervising loop at each tick, and at
+        the end); raises :class:`~sa1b.errors.SA1BError` or OSError if it cannot."""
+        ...
+
+    def close(self) -> None:
+        """After the last save: let go of threads and clients."""
+        ...
+
+    def walked(self, tasks: Sequence[Task]) -> int | None:
+        """With ``--only``: the sizes of the shards walked (None for other kinds)."""
         ...

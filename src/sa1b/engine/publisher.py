@@ -26,6 +26,7 @@ from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ChecksumMismatchError,
     ExtractionError,
+    FatalTransferError,
     SA1BError,
     SizeMismatchError,
     StateError,
@@ -143,11 +144,12 @@ class Publisher:
             self.control.abort(StorageError(f"{label}: internal error: {error!r}"))
 
     def _publish_body(self, task: Task) -> None:
-        """An item with a body (a walked shard) puts what it fetched into place itself."""
+        """An item with a body (a walked shard, an upload) puts what it fetched into
+        place itself."""
         assert task.body is not None
         try:
             message = task.body.publish(task)
-        except ExtractionError as error:  # a name another shard holds (flat)
+        except FatalTransferError as error:  # a name another shard holds (flat), wrong data
             self.control.reject(task, error)
             return
         self.control.done(task, message)

@@ -62,7 +62,7 @@ class Scheduler:
         slots: int,
         per_file: int,
         max_files: int,
-        walking: bool = False,
+        ready_queue: bool = False,
         abort: Callable[[SA1BError], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,8 +78,9 @@ class Scheduler:
         self._unreachable: set[str] = set()
         self._unfinished = 0
         """Every task before this index is finished (see ``first_unfinished``)."""
-        self.ready_items = ReadyItems(run.tasks) if walking else None
-        """A walking run's items that may have a request to make (None: whole files)."""
+        self.ready_items = ReadyItems(run.tasks) if ready_queue else None
+        """A walking run's items that may have a request to make (None: every item is
+        read for each request, as whole files and uploads are)."""
 
     # -- the transport's RequestSource -------------------------------------------
 

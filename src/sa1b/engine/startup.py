@@ -1,14 +1,14 @@
 """Start-up: match each link with what the store and the disk say, and fold in what a
 killed run wrote after its last record. The decisions are :mod:`sa1b.reconcile`'s
-(:func:`~sa1b.reconcile.reconcile` for a whole file, :func:`~sa1b.reconcile.
-reconcile_walk` for a shard walked member by member); this module gathers their facts
-and carries them out."""
+(:func:`~sa1b.reconcile.reconcile` for a whole file); this module gathers their facts
+and carries them out. An item with a body is prepared by its kind (a walk's by
+:meth:`sa1b.engine.walk.Walks.prepare`, an upload's by :meth:`sa1b.engine.upload.
+Uploads.prepare`)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,36 +16,25 @@ from pathlib import Path
 from sa1b.engine.publisher import dispose_tar
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
-from sa1b.engine.walk import Walks, member_place, parts_of
-from sa1b.errors import LinkExpiredError, UnsafeMemberError
+from sa1b.errors import LinkExpiredError
 from sa1b.holes import hole_end
 from sa1b.layout import whole_units
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.ranges import RangeSet
-from sa1b.reconcile import (
-    DiskFacts,
-    MemberFacts,
-    freed,
-    reconcile,
-    reconcile_walk,
-    record_to_adopt,
-)
+from sa1b.reconcile import DiskFacts, freed, reconcile, record_to_adopt
 from sa1b.store.allocation import holes
 from sa1b.store.journal import Span, fold
 from sa1b.store.resume import load_resume, save_resume
-from sa1b.store.walks import WalkRecord, load_walk
-from sa1b.tarwalk import TarWalk
 
 log = logging.getLogger(__name__)
 
 
-def prepare(run: Run, link: Link, *, walks: Walks | None = None) -> Task:
-    """The task of ``link``: gather the facts, let :mod:`sa1b.reconcile` decide, do it.
-    With ``walks``, the shard is walked member by member (``--only``)."""
-    if walks is not None:
-        return _prepare_walk(run, link, walks)
+def prepare(run: Run, link: Link) -> Task:
+    """The task of ``link`` fetched whole: gather the facts, let :mod:`sa1b.reconcile`
+    decide, do it. (An item with a body is prepared by its kind:
+    :meth:`~sa1b.engine.bodies.Kind.prepare`.)"""
     config, store = run.config, run.store
     record = store.register(link.name, object_key(link.url))
     others = run.others.get(link.name, ())
@@ -61,8 +50,8 @@ def prepare(run: Run, link: Link, *, walks: Walks | None = None) -> Task:
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(
-        final_size=_size(final),
-        partial_size=_size(partial),
+        final_size=size_of(final),
+        partial_size=size_of(partial),
         extraction_present=_extraction_present(config.out, link.name, extracted),
     )
     expired = link.expires_at is not None and link.expires_at <= time.time()
@@ -101,83 +90,6 @@ def prepare(run: Run, link: Link, *, walks: Walks | None = None) -> Task:
     return task
 
 
-def _prepare_walk(run: Run, link: Link, walks: Walks) -> Task:
-    """The task of a shard walked member by member, as the store and the disk leave it."""
-    store = run.store
-    record = store.register(link.name, object_key(link.url))
-    task = Task(
-        link=link, id=record.id, generation=record.generation, failures=run.config.failure_account()
-    )
-    body = task.body = walks.body(task)
-    saved = load_walk(store, record.id)
-    published = saved is not None and f"{walks.layout}:{walks.wanted.kind}" in saved.published
-    try:
-        members = _member_facts(run, link, walks, saved, published=published)
-    except UnsafeMemberError as error:
-        task.state, task.halted, task.size = next_state(task.state, "fail"), True, record.size
-        task.outcome = FileOutcome(link.name, "failed", record.size, error.message, error.hint)
-        return task
-    action = reconcile_walk(
-        extracted=record.extracted,
-        layout=walks.layout,
-        walked=saved is not None,
-        complete=saved is not None and saved.complete,
-        published=published,
-        members=members,
-    )
-    if action.start == "extracted":  # the whole shard is here already
-        task.state, task.size = next_state(task.state, "found-done"), record.size
-        task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
-    elif action.start == "fresh":
-        shutil.rmtree(body.staging, ignore_errors=True)
-    else:
-        assert saved is not None
-        task.size, task.validator = saved.size, saved.validator
-        if action.start == "done":
-            task.state = next_state(task.state, "found-done")
-            message = f"{walks.wanted.kind} already there"
-            task.outcome = FileOutcome(link.name, "done", saved.size, message)
-            return task
-        start = None if saved.complete else saved.next
-        body.walk = TarWalk(
-            link.name,
-            saved.size,
-            walks.wanted,
-            layout=walks.layout,
-            start=start,
-            entries=saved.entries,
-        )
-        body.saved = body.walk.checkpoint
-        body.staged.update(action.staged)
-        fetch = set(action.fetch)
-        for entry in saved.entries:
-            if entry.name in fetch:
-                body.todo.extend(parts_of(entry))
-    return task
-
-
-def _member_facts(
-    run: Run, link: Link, walks: Walks, saved: WalkRecord | None, *, published: bool
-) -> list[MemberFacts]:
-    """What the disk holds of each wanted member of the shard's catalog (raises
-    :class:`~sa1b.errors.UnsafeMemberError` for a member with no safe place)."""
-    if saved is None:
-        return []
-    staging = walks.root / link.name
-    return [
-        MemberFacts(
-            entry.name,
-            entry.size,
-            placed=_size(run.config.out / member_place(link.name, entry, walks.layout))
-            if published
-            else None,
-            staged=_size(staging / entry.name),
-        )
-        for entry in saved.entries
-        if walks.wanted(entry.name) and entry.size
-    ]
-
-
 def _holes(path: Path, size: int | None) -> RangeSet:
     """The holes of the partial file at ``path`` within its ``size``; none without one."""
     try:
@@ -201,7 +113,7 @@ def _checkpoint_end(run: Run, task: Task) -> int:
     return task.size or 0 if saved.next is None else hole_end(saved.next)
 
 
-def _size(path: Path) -> int | None:
+def size_of(path: Path) -> int | None:
     """The size of the file at ``path``, or None when there is none."""
     try:
         return path.stat().st_size

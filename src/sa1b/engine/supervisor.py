@@ -1,18 +1,22 @@
 """The supervisor: builds a run's parts, runs them, and ends them cleanly.
 
-One engine for every kind of item: whole files, and shards walked member by member
-(``--only``: each task carries a :class:`~sa1b.engine.walk.WalkBody`). The transport
-runs in a thread of its own; the publisher and the extractors in theirs. The calling
-thread supervises: every tick it reports progress and paces durability (a commit about
-once a second, tars deleted once extracted every 15 s, writeback in between; the walks'
-staged pieces written, synced and their checkpoints saved, sooner when the disk is
-behind, then the transport woken for the requests held back meanwhile); at the end,
+One engine for every kind of item: whole files, shards walked member by member
+(``--only``: each task carries a :class:`~sa1b.engine.walk.WalkBody`), and shards
+streamed into multipart uploads (``-o s3://``: an :class:`~sa1b.engine.upload.
+UploadBody`); what the bodies of a kind share is its :class:`~sa1b.engine.bodies.Kind`.
+The transport runs in a thread of its own; the publisher and the extractors in theirs.
+The calling thread supervises: every tick it reports progress and paces durability (a
+commit about once a second, tars deleted once extracted every 15 s, writeback in
+between; the kind's records saved (the walks' staged pieces written and synced first,
+the uploads' parts taken), sooner when the kind asks (the disk behind, memory given
+back), then the transport woken for the requests held back meanwhile); at the end,
 however the run ends (done, Ctrl-C, a full disk), it stops the transport, lets the
 publisher finish, syncs and records what was written, and closes every file.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import threading
@@ -22,16 +26,17 @@ from collections.abc import Callable, Mapping, Sequence
 from sa1b.config import DownloadConfig
 from sa1b.engine import durability, startup
 from sa1b.engine.background import Background
+from sa1b.engine.bodies import Kind
 from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
 from sa1b.engine.tasks import Task
-from sa1b.engine.walk import Walks, Wanted, walked_at_once
+from sa1b.engine.walk import Walks, Wanted
 from sa1b.errors import SA1BError, StorageError
 from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
 from sa1b.links import Link
-from sa1b.net.governor import Governor, GovernorPolicy
+from sa1b.net.governor import Governor
 from sa1b.net.ratelimit import RateLimiter
 from sa1b.net.transport import Transport
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
@@ -60,16 +65,11 @@ class Engine:
         self.listener = listener
         self._clock = clock
         self.run_state = run = Run(config, store, others=others or {})
-        only = config.extract.only if config.extract else None
-        self.walks = Walks(run, wanted=Wanted(only), abort=self.abort) if only else None
-        self.tick_now = self.walks.tick_now if self.walks else threading.Event()
+        self.kind = kind = self._kind(run)
+        self.tick_now = kind.tick_now if kind else threading.Event()
         """Set when the next tick should come at once: the transport ended, or the
-        walks' pieces waiting for the disk fill their budget."""
-        policy = config.connection_policy()
-        if self.walks is not None:
-            # A walk's requests are round trips, not bulk: the throughput the governor
-            # measures would not tell it how many to keep, so they are all kept.
-            policy = GovernorPolicy.fixed(config.connections or config.max_connections)
+        kind asks for a save (the walks' pieces waiting for the disk fill their budget)."""
+        policy = kind.policy() if kind else config.connection_policy()
         slots = policy.ceiling
         self._extractors = (
             Extractors(
@@ -77,16 +77,18 @@ class Engine:
                 layout=config.extract.layout,
                 checkpoint_every=config.extract.tar_window,
             )
-            if config.extract and not self.walks
+            if config.extract and not kind
             else None
         )
         self.files = FileControl(
             run, extractors=self._extractors, listener=listener, abort=self.abort
         )
-        config.paths.partials.mkdir(parents=True, exist_ok=True)
+        if kind is None:
+            config.paths.partials.mkdir(parents=True, exist_ok=True)
         journal_path = config.paths.journal
         recovered = Journal.recover(journal_path)
-        run.tasks = [startup.prepare(run, link, walks=self.walks) for link in links]
+        prepare = kind.prepare if kind else functools.partial(startup.prepare, run)
+        run.tasks = [prepare(link) for link in links]
         startup.recover(run, recovered)
         self.journal = Journal(journal_path, slots=slots)
         self.scheduler = Scheduler(
@@ -95,8 +97,8 @@ class Engine:
             self.journal,
             slots=slots,
             per_file=config.connections_per_file or slots,
-            max_files=walked_at_once(slots) if self.walks else config.max_files,
-            walking=self.walks is not None,
+            max_files=kind.at_once(slots) if kind else config.max_files,
+            ready_queue=kind.ready_queue if kind else False,
             abort=self.abort,
             clock=clock,
         )
@@ -111,8 +113,20 @@ class Engine:
             clock=clock,
         )
         self.files.wake = self.transport.wake
-        if self.walks is not None:
-            self.walks.settle = self.scheduler.settle
+        if kind is not None:
+            kind.settle = self.scheduler.settle
+
+    def _kind(self, run: Run) -> Kind | None:
+        """What the bodies of this run share: walks (``--only``), uploads (``-o s3://``),
+        or none (whole files)."""
+        config = self.config
+        if config.upload is not None:
+            # Imported here: botocore, which it needs, is imported for an s3:// output only.
+            from sa1b.engine.upload import Uploads
+
+            return Uploads(run, abort=self.abort)
+        only = config.extract.only if config.extract else None
+        return Walks(run, wanted=Wanted(only), abort=self.abort) if only else None
 
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""
@@ -142,9 +156,9 @@ class Engine:
                     last_commit = now
                 else:
                     durability.start_writing_back(run)
-                if self.walks is not None:
-                    self._save_walks(self.walks)
-                    self.transport.wake()  # the requests held back while the disk was behind
+                if self.kind is not None:
+                    self._save_kind(self.kind)
+                    self.transport.wake()  # the requests held back while the kind caught up
                 history = [*history[-40:], (now, self.fetched)]
                 snapshot = self._snapshot(now - started, history)
                 self.listener.update(snapshot)
@@ -173,9 +187,9 @@ class Engine:
         transport.join()
         self.files.publisher.close()
         self.files.disk.close()  # after the publisher, whose verdicts queue store writes
-        if self.walks is not None:
-            self._save_walks(self.walks)
-            self.walks.close()
+        if self.kind is not None:
+            self._save_kind(self.kind)
+            self.kind.close()
         if self._extractors is not None:
             self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made,
@@ -185,24 +199,25 @@ class Engine:
         durability.close_files(run)
         self.journal.close()
 
-    def _save_walks(self, walks: Walks) -> None:
-        """The walks' staged pieces written and synced, then their checkpoints saved: a
-        disk or a store that cannot take them ends the run, as a failed commit does."""
+    def _save_kind(self, kind: Kind) -> None:
+        """What the bodies reached saved (the walks' staged pieces written and synced
+        first): a disk or a store that cannot take it ends the run, as a failed commit
+        does."""
         try:
-            walks.save()
+            kind.save()
         except SA1BError as error:
             self.run_state.fatal = self.run_state.fatal or error
         except OSError as error:
-            message = f"{walks.root}: cannot sync the staged members: {error.strerror}"
+            message = f"{error.filename or 'the state'}: cannot save: {error.strerror}"
             self.run_state.fatal = self.run_state.fatal or StorageError(message)
 
     @property
     def walked(self) -> int | None:
         """With ``--only``: the sizes of the shards walked (None: whole files)."""
-        if self.walks is None:
+        if self.kind is None:
             return None
         with self.run_state.lock:
-            return sum(task.size or 0 for task in self.run_state.tasks)
+            return self.kind.walked(self.run_state.tasks)
 
     @property
     def fetched(self) -> int:

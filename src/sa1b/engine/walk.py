@@ -24,7 +24,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -33,17 +33,36 @@ from sa1b.engine.bodies import Ended
 from sa1b.engine.run import Run
 from sa1b.engine.slots import judge_head
 from sa1b.engine.staging import Job, Stager, stage_piece
+from sa1b.engine.startup import size_of
 from sa1b.engine.tasks import Task
-from sa1b.errors import BadResponseError, NameClashError, SA1BError, StorageError, TransferError
+from sa1b.errors import (
+    BadResponseError,
+    NameClashError,
+    SA1BError,
+    StorageError,
+    TransferError,
+    UnsafeMemberError,
+)
 from sa1b.extract.shard import same_file
 from sa1b.layout import Layout, member_target
-from sa1b.links import redact
+from sa1b.lifecycle import next_state
+from sa1b.links import Link, object_key, redact
 from sa1b.net.answers import ErrorPage
 from sa1b.net.curl import Request
+from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
+from sa1b.progress import FileOutcome
+from sa1b.reconcile import MemberFacts, reconcile_walk
 from sa1b.records import Status
 from sa1b.store.state import StateStore
-from sa1b.store.walks import Checkpoint, finish_walk, load_walk, save_checkpoints, start_walk
+from sa1b.store.walks import (
+    Checkpoint,
+    WalkRecord,
+    finish_walk,
+    load_walk,
+    save_checkpoints,
+    start_walk,
+)
 from sa1b.store.writeback import fsync_dir, sync_fs
 from sa1b.tarformat import BLOCK, Header
 from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
@@ -140,6 +159,7 @@ class Walks:
         self.unwritten = 0
         """Bytes of the pieces queued and not written yet."""
         self.tick_now = threading.Event()
+        self.ready_queue = True  # see Kind
         """Set when :attr:`held` passes the budget: the queue is to be written now."""
         self.stager = Stager()
         self._saving = threading.Lock()
@@ -147,6 +167,26 @@ class Walks:
 
     def body(self, task: Task) -> WalkBody:
         return WalkBody(self, self.root / task.name)
+
+    # -- the Kind ------------------------------------------------------------------
+
+    def prepare(self, link: Link) -> Task:
+        """The task of a shard walked member by member, as the store and the disk
+        leave it (the decision is :func:`~sa1b.reconcile.reconcile_walk`'s)."""
+        return _prepare_walk(self.run, link, self)
+
+    def at_once(self, slots: int) -> int:
+        return walked_at_once(slots)
+
+    def policy(self) -> GovernorPolicy:
+        """A walk's requests are round trips, not bulk: the throughput the governor
+        measures would not tell it how many to keep, so they are all kept."""
+        config = self.config
+        return GovernorPolicy.fixed(config.connections or config.max_connections)
+
+    def walked(self, tasks: Sequence[Task]) -> int | None:
+        """The sizes of the shards walked."""
+        return sum(task.size or 0 for task in tasks)
 
     @property
     def held(self) -> int:
@@ -173,8 +213,12 @@ class Walks:
             self.stager.run(jobs)  # every piece the records below name
             if not records:
                 return
-            if self.root.exists():
-                sync_fs(self.root)  # every byte a checkpoint names, on disk before it
+            try:
+                if self.root.exists():
+                    sync_fs(self.root)  # every byte a checkpoint names, on disk before it
+            except OSError as error:
+                message = f"{self.root}: cannot sync the staged members: {error.strerror}"
+                raise StorageError(message) from None
             store = self.run.store
             checkpoints: list[Checkpoint] = []
             for record in records:
@@ -432,6 +476,83 @@ class WalkBody:
             else:
                 self.todo.append(answer.part)
         self.walks.note_checkpoint(task, self)
+
+
+def _prepare_walk(run: Run, link: Link, walks: Walks) -> Task:
+    """The task of a shard walked member by member, as the store and the disk leave it."""
+    store = run.store
+    record = store.register(link.name, object_key(link.url))
+    task = Task(
+        link=link, id=record.id, generation=record.generation, failures=run.config.failure_account()
+    )
+    body = task.body = walks.body(task)
+    saved = load_walk(store, record.id)
+    published = saved is not None and f"{walks.layout}:{walks.wanted.kind}" in saved.published
+    try:
+        members = _member_facts(run, link, walks, saved, published=published)
+    except UnsafeMemberError as error:
+        task.state, task.halted, task.size = next_state(task.state, "fail"), True, record.size
+        task.outcome = FileOutcome(link.name, "failed", record.size, error.message, error.hint)
+        return task
+    action = reconcile_walk(
+        extracted=record.extracted,
+        layout=walks.layout,
+        walked=saved is not None,
+        complete=saved is not None and saved.complete,
+        published=published,
+        members=members,
+    )
+    if action.start == "extracted":  # the whole shard is here already
+        task.state, task.size = next_state(task.state, "found-done"), record.size
+        task.outcome = FileOutcome(link.name, "done", record.size, "already extracted")
+    elif action.start == "fresh":
+        shutil.rmtree(body.staging, ignore_errors=True)
+    else:
+        assert saved is not None
+        task.size, task.validator = saved.size, saved.validator
+        if action.start == "done":
+            task.state = next_state(task.state, "found-done")
+            message = f"{walks.wanted.kind} already there"
+            task.outcome = FileOutcome(link.name, "done", saved.size, message)
+            return task
+        start = None if saved.complete else saved.next
+        body.walk = TarWalk(
+            link.name,
+            saved.size,
+            walks.wanted,
+            layout=walks.layout,
+            start=start,
+            entries=saved.entries,
+        )
+        body.saved = body.walk.checkpoint
+        body.staged.update(action.staged)
+        fetch = set(action.fetch)
+        for entry in saved.entries:
+            if entry.name in fetch:
+                body.todo.extend(parts_of(entry))
+    return task
+
+
+def _member_facts(
+    run: Run, link: Link, walks: Walks, saved: WalkRecord | None, *, published: bool
+) -> list[MemberFacts]:
+    """What the disk holds of each wanted member of the shard's catalog (raises
+    :class:`~sa1b.errors.UnsafeMemberError` for a member with no safe place)."""
+    if saved is None:
+        return []
+    staging = walks.root / link.name
+    return [
+        MemberFacts(
+            entry.name,
+            entry.size,
+            placed=size_of(run.config.out / member_place(link.name, entry, walks.layout))
+            if published
+            else None,
+            staged=size_of(staging / entry.name),
+        )
+        for entry in saved.entries
+        if walks.wanted(entry.name) and entry.size
+    ]
 
 
 def member_place(shard: str, entry: Entry, layout: Layout) -> PurePosixPath:

@@ -61,6 +61,14 @@ T = TypeVar("T")
 
 PROBE_FOLDER = ".sa1b"
 """Under the prefix: where sa1b keeps what is not a shard (state copies, the probe)."""
+STATE_COPY = f"{PROBE_FOLDER}/state.db"
+"""Under the prefix: the copy of a download's store another machine continues from."""
+
+
+def state_copy_key(worker: str | None = None) -> str:
+    """The key of the state copy of a download, or of one worker of a split download
+    (``3-of-8``: each keeps its own store, so each its own copy)."""
+    return f"{PROBE_FOLDER}/workers/{worker}/state.db" if worker else STATE_COPY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,11 +184,16 @@ class Bucket:
 
     # -- multipart uploads ---------------------------------------------------------------
 
-    def create_multipart_upload(self, key: str) -> str:
-        """Begin a multipart upload of ``key`` whose parts carry SHA-256; its id."""
+    def create_multipart_upload(self, key: str, *, metadata: Mapping[str, str] = {}) -> str:
+        """Begin a multipart upload of ``key`` whose parts carry SHA-256; its id. The
+        object will carry ``metadata`` (``x-amz-meta-*``: sa1b writes ``sa1b-size`` and
+        ``sa1b-source``, the source's validator, never a URL)."""
         with translated(self.location, key=key, action="CreateMultipartUpload"):
             answer = self._client.create_multipart_upload(
-                Bucket=self.location.bucket, Key=self._key(key), ChecksumAlgorithm="SHA256"
+                Bucket=self.location.bucket,
+                Key=self._key(key),
+                ChecksumAlgorithm="SHA256",
+                Metadata=dict(metadata),
             )
         return str(answer["UploadId"])
 

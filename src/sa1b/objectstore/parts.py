@@ -2,11 +2,16 @@
 downloaded bytes make whole. Pure: no I/O.
 
 S3's limits: at most 10,000 parts, each at least 5 MiB except the last, at most 5 GiB.
-The default part is 64 MiB: a 10.5 GiB shard is 168 parts, few enough that ListParts
-answers in one page (1,000) and the parts in flight fit the memory budget (one part per
-connection, 16 connections: 1 GiB), large enough that a request's cost (a round trip, a
-signature, a checksum) is spread over many bytes. A file too large for 10,000 parts of
-the preferred size gets larger parts, in whole MiB.
+The default part is 8 MiB, set by memory: a part is gathered whole in memory before it
+is sent, and a CDN edge caps each connection (2 MB/s in the benchmark), so the speed
+asked of a store that ingests ~133 MB/s (0.8 of it: ~106 MB/s) needs ~53 connections
+in flight, each holding at most its part: under the 1 GiB of RSS allowed, parts of more
+than ~12 MiB do not fit. 8 MiB parts under the default budget of 512 MiB
+(:data:`DEFAULT_MEMORY`: 64 parts downloading or uploading) leave room for the rest of
+the process. A 10.5 GiB shard is then 1,347 parts (ListParts answers in two pages of
+1,000); a request's cost (a round trip, a signature, a SHA-256 of 8 MiB) is still small
+beside its bytes. A file too large for 10,000 parts of the preferred size gets larger
+parts, in whole MiB.
 
 Parts are numbered from 1, as S3 numbers them; byte ranges are half-open ``[start, end)``,
 as :class:`~sa1b.ranges.RangeSet` keeps them. Downloads are ranged and land anywhere, so a
@@ -26,7 +31,9 @@ MIB = 1 << 20
 MIN_PART = 5 * MIB
 MAX_PART = 5 * 1024 * MIB
 MAX_PARTS = 10_000
-DEFAULT_PART = 64 * MIB
+DEFAULT_PART = 8 * MIB
+DEFAULT_MEMORY = 512 * MIB
+"""Bytes of parts held in memory at once, downloading or uploading (``--upload-memory``)."""
 
 
 def part_size_for(size: int, *, preferred: int = DEFAULT_PART) -> int:
@@ -109,3 +116,58 @@ class PartPlan:
     def missing(self, uploaded: Iterable[int]) -> RangeSet:
         """The bytes still to download when the bucket holds the parts ``uploaded``."""
         return self.ranges(uploaded).gaps(self.size)
+
+
+@dataclass(slots=True)
+class MemoryBudget:
+    """Bytes of parts in memory: a part takes its length when it is claimed (before its
+    first byte arrives) and gives it back once uploaded. A claim that does not fit waits
+    (:meth:`fits` is False) until parts are given back; one part always fits when none is
+    held, so a part larger than the budget still goes, alone."""
+
+    limit: int
+    held: int = 0
+
+    def fits(self, length: int) -> bool:
+        return self.held == 0 or self.held + length <= self.limit
+
+    def take(self, length: int) -> None:
+        self.held += length
+
+    def give(self, length: int) -> None:
+        if length > self.held:
+            raise ValueError(f"{length} bytes given back, {self.held} held")
+        self.held -= length
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A part the bucket lists for an upload (ListParts), or the store recorded."""
+
+    number: int
+    size: int
+    sha256: str = ""  # base64; "" when not known
+
+
+def kept_parts(
+    plan: PartPlan, listed: Iterable[Listed], recorded: Iterable[Listed] = ()
+) -> dict[int, str]:
+    """On resume: the parts the bucket holds that are kept, with the SHA-256 to name each
+    by when the upload is completed. A part is kept when the plan has it, the bucket
+    lists it with the size the plan gives it, and its SHA-256 is known (listed, or
+    recorded when it was uploaded; an upload begun with SHA-256 is completed only with
+    each part's) and, when both are known, the same. Everything else is fetched and
+    uploaded again (UploadPart of the same number replaces it). Some stores (SeaweedFS)
+    list no checksum: a part the bucket took but the store did not record yet (a kill
+    between the two) is then sent again."""
+    sums = {part.number: part.sha256 for part in recorded}
+    kept: dict[int, str] = {}
+    for part in listed:
+        if not 1 <= part.number <= plan.count or part.size != plan.length(part.number):
+            continue
+        known = sums.get(part.number, "")
+        if known and part.sha256 and known != part.sha256:
+            continue
+        if known or part.sha256:
+            kept[part.number] = part.sha256 or known
+    return dict(sorted(kept.items()))

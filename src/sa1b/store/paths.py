@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +75,11 @@ class OutputPaths:
     @property
     def journal(self) -> Path:
         return self.state / "journal"
+
+
+def bucket_state(bucket: str, prefix: str, environ: Mapping[str, str], home: Path) -> Path:
+    """Where the local state of an ``s3://BUCKET/PREFIX`` output lives when no
+    ``--state-dir`` is given: ``${XDG_CACHE_HOME:-~/.cache}/sa1b/s3/<bucket>/<prefix or
+    _>`` (the store, its lock and the journal; never a byte of a shard)."""
+    cache = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else home / ".cache"
+    return cache / "sa1b" / "s3" / bucket / (prefix or "_")

@@ -85,6 +85,22 @@ CREATE TABLE IF NOT EXISTS walk_parts (
     members BLOB NOT NULL,
     PRIMARY KEY (file_id, upto)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    upload_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    part_size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upload_parts (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    number INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (file_id, number)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS extractions (
     file_id INTEGER PRIMARY KEY REFERENCES files(id),
     generation INTEGER NOT NULL,

@@ -1,0 +1,684 @@
+"""The upload body: a shard streamed from ranged downloads into one multipart upload
+(``-o s3://BUCKET/PREFIX --no-extract``), with no byte of it on the local disk.
+
+A shard is cut into parts (:class:`~sa1b.objectstore.parts.PartPlan`, 8 MiB by
+default). A part is one ranged request: its bytes are gathered in a buffer of its
+length, taken from the run's memory budget (:class:`~sa1b.objectstore.parts.
+MemoryBudget`) when the part is claimed; a request that fails keeps what arrived, and
+the part's next request asks for the rest only. A whole part goes to a small pool of
+uploader threads (botocore blocks; the transport's thread, libcurl's callback thread,
+never waits on the store), which send it with its SHA-256 (UploadPart; the store checks
+it), retrying a busy or unreachable store (:class:`~sa1b.errors.StoreUnavailableError`)
+by the run's retry policy, apart from the CDN's failures. Then the part is queued to be
+recorded (number, ETag, size, SHA-256: never before the bucket holds it) and its memory
+given back. A store that refuses for good (access denied, credentials, the upload gone)
+ends the run with one line.
+
+With ``--checksums``, the uploaders hash the parts in order as they become whole (a part
+waits in memory for those before it); a resumed shard's parts kept in the bucket are
+fetched again for the hash only (not uploaded again: the store holds them), since a
+digest cannot be carried across a crash. Once every part is in, the publisher checks
+the sum of the sizes and the digest, and only then completes the upload
+(CompleteMultipartUpload: the object appears under its key), records the shard done and
+refreshes the state copy in the bucket. Wrong data (a digest that does not match, a
+source that changed) aborts the upload; a shard stopped by an expired link, an
+interruption or a crash keeps its upload for the next run, which asks the bucket
+(ListParts) which parts it holds (:meth:`Uploads.prepare`).
+
+The run's records (uploads begun, parts taken) are saved by the supervising loop at each
+tick (:meth:`Uploads.save`), with a copy of the store put in the bucket every
+``transient_commit_interval`` (``PREFIX/.sa1b/state.db``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, TypeVar
+
+from sa1b.config import DownloadConfig, UploadOptions
+from sa1b.engine.bodies import Ended
+from sa1b.engine.run import Run
+from sa1b.engine.slots import judge_head
+from sa1b.engine.tasks import Task
+from sa1b.errors import (
+    BadResponseError,
+    ChecksumMismatchError,
+    FatalTransferError,
+    NoSuchUploadError,
+    SA1BError,
+    SizeMismatchError,
+    StorageError,
+    StoreUnavailableError,
+    TransferError,
+)
+from sa1b.lifecycle import next_state
+from sa1b.links import Link, object_key, redact
+from sa1b.net.answers import ErrorPage
+from sa1b.net.curl import Request
+from sa1b.net.governor import GovernorPolicy
+from sa1b.net.heads import Head
+from sa1b.objectstore.bucket import Bucket, BucketOptions, UploadedPart, state_copy_key
+from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
+from sa1b.progress import FileOutcome
+from sa1b.records import Status
+from sa1b.redaction import clean
+from sa1b.store.paths import STATE_DB
+from sa1b.store.uploads import (
+    PartDone,
+    StoredPart,
+    UploadForgotten,
+    UploadStart,
+    finish_upload,
+    load_upload,
+    save_uploads,
+)
+from sa1b.versions import Validator
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Uploads:
+    """What every upload of a run shares (its :class:`~sa1b.engine.bodies.Kind`): the
+    bucket, the memory budget, the uploader threads, and the records to save. Guarded
+    by the run's lock, unless said otherwise."""
+
+    def __init__(self, run: Run, *, abort: Callable[[SA1BError], None]) -> None:
+        assert run.config.upload is not None
+        self.run = run
+        self.config: DownloadConfig = run.config
+        self.options: UploadOptions = run.config.upload
+        self.abort = abort
+        self.bucket = Bucket(
+            self.options.location, options=BucketOptions(connections=self.options.uploaders + 2)
+        )
+        self.budget = MemoryBudget(self.options.memory)
+        self.settle: Callable[[Task], None] = lambda task: None
+        self.tick_now = threading.Event()
+        self.ready_queue = False  # see Kind
+        """Set when memory is given back: the supervising loop wakes the transport."""
+        self.records: list[UploadStart | PartDone | UploadForgotten] = []
+        self._spare: list[bytearray] = []
+        """Buffers of a whole part given back, reused rather than allocated again (their
+        bytes and those held stay within the budget)."""
+        self._pool = ThreadPoolExecutor(self.options.uploaders, thread_name_prefix="sa1b-upload")
+        self._saving = threading.Lock()
+        self._copying = threading.Lock()
+        self._copied = time.monotonic()
+        self._pending: dict[str, str] | None = None
+
+    # -- the Kind -----------------------------------------------------------------
+
+    def prepare(self, link: Link) -> Task:
+        """The task of ``link``, resumed from what the bucket still holds of the upload
+        the store records (ListParts), or else of the newest upload pending for its key."""
+        store = self.run.store
+        record = store.register(link.name, object_key(link.url))
+        task = Task(
+            link=link,
+            id=record.id,
+            generation=record.generation,
+            failures=self.config.failure_account(),
+        )
+        key = self.config.paths.final(link.name).relative_to(self.config.out).as_posix()
+        body = task.body = UploadBody(self, key)
+        saved = load_upload(store, record.id)
+        if saved is None and record.status == "done":
+            if self._stored(key, record.size):
+                return _found_done(task, record.size)
+            log.warning("%s: recorded done, but not in the bucket; fetching it again", link.name)
+        upload_id = saved.upload_id if saved is not None else self._newest_pending(key)
+        if upload_id is None:
+            return task
+        try:
+            listed = self._call(lambda: self.bucket.list_parts(key, upload_id))
+        except NoSuchUploadError:  # completed by a run killed before it recorded so, or gone
+            if saved is not None:
+                done = self._stored(key, saved.size)
+                finish_upload(store, record.id, done=done)
+                if done:
+                    return _found_done(task, saved.size)
+            log.info("%s: its upload is gone from the bucket; starting it again", link.name)
+            return task
+        if saved is not None:
+            plan = PartPlan(saved.size, saved.part_size)
+            recorded = [Listed(p.number, p.size, p.sha256) for p in saved.parts.values()]
+            task.size, task.validator = saved.size, saved.validator
+        elif record.size is not None:  # a pending upload no store records: sizes judge it
+            plan = PartPlan.for_size(record.size, preferred=self.options.part_size)
+            recorded = []
+            task.size, task.validator = record.size, record.validator
+        else:
+            return task  # its size unknown: nothing to check its parts against
+        by_number = {part.number: part for part in listed}
+        as_listed = [Listed(p.number, p.size, p.sha256) for p in listed]
+        kept = {
+            n: replace(by_number[n], sha256=sha256)
+            for n, sha256 in kept_parts(plan, as_listed, recorded).items()
+        }
+        body.resume(task, upload_id, plan, kept)
+        if saved is None:
+            self.records.append(
+                UploadStart(record.id, upload_id, plan.size, task.validator, plan.part_size)
+            )
+        if kept:
+            log.info("%s: %d of %d parts kept in the bucket", link.name, len(kept), plan.count)
+        return task
+
+    def _stored(self, key: str, size: int | None) -> bool:
+        """The object is in the bucket under its key, with its size."""
+        stored = self._call(lambda: self.bucket.head_object(key))
+        return stored is not None and size is not None and stored.size == size
+
+    def at_once(self, slots: int) -> int:
+        return self.config.max_files
+
+    def policy(self) -> GovernorPolicy:
+        return self.config.connection_policy()
+
+    def walked(self, tasks: Sequence[Task]) -> int | None:
+        return None
+
+    def save(self) -> None:
+        """Save the uploads begun and the parts taken (every part the bucket acknowledged
+        so far); every ``transient_commit_interval``, put a copy of the store in the
+        bucket. From the supervising loop, and from the publisher before it completes."""
+        with self._saving:
+            with self.run.lock:
+                records, self.records = self.records, []
+            if records:
+                save_uploads(self.run.store, records)
+            if time.monotonic() - self._copied >= self.config.transient_commit_interval:
+                self.copy_state()
+
+    def copy_state(self) -> None:
+        """Put a consistent copy of the store in the bucket (``PREFIX/.sa1b/state.db``):
+        where a machine with no local state continues from (each worker of a split
+        download its own). (From the supervising loop
+        and the publisher: one at a time.)"""
+        with self._copying:
+            folder = self.config.paths.state / "copy"
+            try:
+                self.run.store.copy_to(folder)
+                data = (folder / STATE_DB).read_bytes()
+            except OSError as error:
+                raise StorageError(f"{folder}: cannot copy the state store: {error}") from None
+            worker = self.config.worker.folder if self.config.worker else None
+            self._call(lambda: self.bucket.put_object(state_copy_key(worker), data))
+            self._copied = time.monotonic()
+
+    def close(self) -> None:
+        """Wait for the parts being sent (those queued and not started are dropped: a
+        rerun fetches them again), then save what they reached and copy the store."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.save()
+            if not self.run.fatal:
+                self.copy_state()
+        except SA1BError as error:
+            self.run.fatal = self.run.fatal or error
+
+    # -- memory (lock held) -----------------------------------------------------------
+
+    def take(self, length: int) -> bytearray:
+        """A buffer of ``length`` bytes, counted in the budget."""
+        self.budget.take(length)
+        if self._spare and len(self._spare[-1]) == length:
+            return self._spare.pop()
+        return bytearray(length)
+
+    def give(self, buffer: bytearray) -> None:
+        """A buffer's bytes are no longer needed: back to the budget (and kept to be
+        reused while the spares and what is held fit it)."""
+        self.release(len(buffer))
+        spare = sum(len(b) for b in self._spare)
+        if len(buffer) == self.options.part_size and (
+            self.budget.held + spare + len(buffer) <= self.budget.limit
+        ):
+            self._spare.append(buffer)
+
+    def release(self, length: int) -> None:
+        """``length`` bytes back to the budget: claims waiting may go (the supervising
+        loop wakes the transport at once)."""
+        self.budget.give(length)
+        self.tick_now.set()
+
+    # -- the uploaders ------------------------------------------------------------------
+
+    def send(self, task: Task, body: UploadBody, number: int, buffer: bytearray) -> None:
+        """Hand a whole part to the uploader threads (lock held)."""
+        body.sending += 1
+        self._pool.submit(self._send, task, body, body.generation, number, buffer)
+
+    def _send(
+        self, task: Task, body: UploadBody, generation: int, number: int, buffer: bytearray
+    ) -> None:
+        """In an uploader thread: send the part (unless it is only to be hashed), record
+        it, hash it in order, give its memory back."""
+        part: UploadedPart | None = None
+        try:
+            if number not in body.hash_only:
+                upload_id = self._upload_id(task, body, generation)
+                if upload_id is not None:
+                    part = self._call(
+                        lambda: self.bucket.upload_part(body.key, upload_id, number, buffer)
+                    )
+        except SA1BError as error:  # the store refuses for good: one line ends the run
+            if not self.run.stopping and generation == body.generation:
+                self.abort(error)  # (a part of a version before: its upload was aborted)
+        except Exception as error:  # a bug: end the run loudly rather than hang it
+            log.exception("%s: internal error while uploading part %d", task.name, number)
+            self.abort(FatalTransferError(f"internal error: {error!r}", name=task.name))
+        sent = part is not None or number in body.hash_only
+        with self.run.lock:
+            body.sending -= 1
+            current = generation == body.generation and sent
+            if current and part is not None:
+                body.uploaded[number] = part
+                stored = StoredPart(number, part.etag, part.size, part.sha256)
+                self.records.append(PartDone(task.id, stored))
+            if not current or body.hasher is None:
+                self.give(buffer)
+            else:
+                body.unhashed[number] = buffer
+        if current and body.hasher is not None:
+            self._hash(body, generation)
+        self.settle(task)
+
+    def _hash(self, body: UploadBody, generation: int) -> None:
+        """Feed the shard's digest the parts now whole in order (one thread at a time)."""
+        with body.hashing:
+            while True:
+                with self.run.lock:
+                    hasher = body.hasher
+                    if generation != body.generation or hasher is None:
+                        return
+                    buffer = body.unhashed.pop(body.hashed, None)
+                if buffer is None:
+                    return
+                hasher.update(buffer)
+                with self.run.lock:
+                    body.hashed += 1
+                    self.give(buffer)
+
+    def _upload_id(self, task: Task, body: UploadBody, generation: int) -> str | None:
+        """The shard's upload, begun by the first part to need it (None: the shard
+        started over meanwhile). Its metadata says which source it is of: the size and
+        the CDN's validator (never the link)."""
+        with body.creating:
+            with self.run.lock:
+                if generation != body.generation:
+                    return None  # a part of the version before: it belongs to no upload
+                if body.upload_id is not None:
+                    return body.upload_id
+                size, validator, plan = task.size, task.validator, body.plan
+            assert size is not None and plan is not None
+            source = clean(validator.etag or validator.last_modified or "", limit=200)
+            metadata = {"sa1b-size": str(size), "sa1b-source": source}
+            upload_id = self._call(
+                lambda: self.bucket.create_multipart_upload(body.key, metadata=metadata)
+            )
+            with self.run.lock:
+                stale = generation != body.generation
+                if not stale:
+                    body.upload_id = upload_id
+                    self.records.append(
+                        UploadStart(task.id, upload_id, size, validator, plan.part_size)
+                    )
+            if stale:
+                self._abort_upload(body.key, upload_id)
+                return None
+            return upload_id
+
+    def _abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop an upload of wrong data; a failure is only logged (it is a stray then,
+        which ``sa1b status`` shows and an explicit command removes)."""
+        try:
+            self._call(lambda: self.bucket.abort_multipart_upload(key, upload_id))
+        except SA1BError as error:
+            log.warning("%s: the upload of wrong data could not be aborted: %s", key, error)
+
+    def _call(self, call: Callable[[], T]) -> T:
+        """A call to the store, tried again while the store is busy or unreachable, by
+        the run's retry policy; a stop while waiting raises the last failure."""
+        failures = 0
+        while True:
+            try:
+                return call()
+            except StoreUnavailableError as error:
+                failures += 1
+                delay = self.config.retry.delay(error, failures, jitter=random.random())
+                if delay is None or self.run.stopped.wait(delay):
+                    raise
+                log.info("%s; trying again in %.1f s", error.message, delay)
+
+    def _newest_pending(self, key: str) -> str | None:
+        """The newest upload pending for ``key`` that no store records (a machine with
+        no state, and no state copy in the bucket); the others are strays."""
+        if self._pending is None:
+            uploads = self._call(self.bucket.list_multipart_uploads)
+            newest: dict[str, tuple[float, str]] = {}
+            for upload in uploads:
+                when = upload.initiated.timestamp() if upload.initiated else 0.0
+                if upload.key not in newest or when >= newest[upload.key][0]:
+                    newest[upload.key] = (when, upload.upload_id)
+            self._pending = {k: upload_id for k, (_, upload_id) in newest.items()}
+        return self._pending.get(key)
+
+
+@dataclass(eq=False)
+class UploadBody:
+    """One shard's upload (:class:`~sa1b.engine.bodies.Body`): its parts to fetch, being
+    fetched, being sent, and in the bucket."""
+
+    uploads: Uploads
+    key: str
+    """Its key under the prefix: ``tars/sa_000020.tar``, as in a local output folder."""
+    plan: PartPlan | None = None
+    upload_id: str | None = None
+    todo: list[int] = field(default_factory=list)
+    """Parts to fetch (a heap: the lowest first, so that a shard completes in order)."""
+    filling: dict[int, tuple[bytearray, int]] = field(default_factory=dict)
+    """Parts a request left incomplete: their buffer and the bytes in it."""
+    fetching: int = 0
+    sending: int = 0
+    uploaded: dict[int, UploadedPart] = field(default_factory=dict)
+    hash_only: set[int] = field(default_factory=set)
+    """Parts the bucket holds, fetched again for the digest alone (``--checksums``)."""
+    hasher: _Hash | None = None
+    hashed: int = 1
+    """The next part the digest takes."""
+    unhashed: dict[int, bytearray] = field(default_factory=dict)
+    received: int = 0
+    generation: int = 0
+    """Moves on when the shard starts over: answers and parts of before are void."""
+    creating: threading.Lock = field(default_factory=threading.Lock)
+    hashing: threading.Lock = field(default_factory=threading.Lock)
+
+    def resume(
+        self, task: Task, upload_id: str, plan: PartPlan, kept: dict[int, UploadedPart]
+    ) -> None:
+        """Continue ``upload_id``: the parts ``kept`` are in the bucket, the rest to fetch."""
+        self.upload_id, self.plan, self.uploaded = upload_id, plan, dict(kept)
+        self._start(task, plan)
+
+    def _start(self, task: Task, plan: PartPlan, *, first: int | None = None) -> None:
+        """The parts to fetch once the plan is known (``first``: one in flight already)."""
+        expected = self.uploads.config.checksums.get(task.name)
+        self.hasher = hashlib.new(expected.algorithm) if expected else None
+        self.hash_only = set(self.uploaded) if expected else set()
+        self.todo = [n for n in plan.numbers() if n != first and n not in self.uploaded]
+        self.todo += sorted(self.hash_only)
+        heapq.heapify(self.todo)
+
+    # -- Body -------------------------------------------------------------------
+
+    @property
+    def claimable(self) -> bool:
+        budget, plan = self.uploads.budget, self.plan
+        if plan is None:  # its first request tells its size: one at a time
+            return self.fetching == 0 and budget.fits(self.uploads.options.part_size)
+        if not self.todo:
+            return False
+        number = self.todo[0]
+        return number in self.filling or budget.fits(plan.length(number))
+
+    @property
+    def progress(self) -> int:
+        """Bytes received for it in this run (what its account of failures weighs)."""
+        return self.received
+
+    @property
+    def done_bytes(self) -> int:
+        plan = self.plan
+        return sum(plan.length(n) for n in self.uploaded) if plan else 0
+
+    @property
+    def complete(self) -> bool:
+        plan = self.plan
+        if plan is None or self.todo or self.filling or self.fetching or self.sending:
+            return False
+        hashed = self.hasher is None or self.hashed > plan.count
+        return hashed and len(self.uploaded) == plan.count
+
+    def claim(self, task: Task) -> PartAnswer | None:
+        uploads, plan = self.uploads, self.plan
+        if plan is None:
+            length = uploads.options.part_size
+            uploads.budget.take(length)  # the part's buffer is made once its size is known
+            answer = PartAnswer(task, self, 1, 0, length, buffer=None, reserved=length)
+        elif self.todo:
+            number = heapq.heappop(self.todo)
+            start, end = plan.span(number)
+            buffer, got = self.filling.pop(number, (None, 0))
+            if buffer is None:
+                buffer = uploads.take(end - start)
+            answer = PartAnswer(task, self, number, start + got, end, buffer=buffer, got=got)
+        else:
+            return None
+        self.fetching += 1
+        return answer
+
+    def publish(self, task: Task) -> str:
+        """In the publisher's thread: check the size and the digest, then complete the
+        upload (the object appears under its key), record the shard done and copy the
+        store into the bucket. Wrong data aborts the upload and raises
+        :class:`~sa1b.errors.FatalTransferError` (the shard fails; a rerun fetches it)."""
+        uploads = self.uploads
+        uploads.save()  # its parts recorded first
+        plan, upload_id = self.plan, self.upload_id
+        assert plan is not None and upload_id is not None
+        parts = [self.uploaded[n] for n in plan.numbers()]
+        total = sum(part.size for part in parts)
+        if total != task.size:
+            self._discard(task, upload_id)
+            message = f"{total} bytes in the upload's parts, the server announced {task.size}"
+            raise SizeMismatchError(message, name=task.name)
+        expected = uploads.config.checksums.get(task.name)
+        if expected is not None and self.hasher is not None:
+            digest = self.hasher.hexdigest()
+            if digest != expected.hexdigest:
+                self._discard(task, upload_id)
+                message = f"{expected.algorithm} {digest} does not match the checksums file"
+                raise ChecksumMismatchError(message, name=task.name)
+        bucket = uploads.bucket
+        uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
+        finish_upload(uploads.run.store, task.id)
+        uploads.copy_state()
+        return f"into {bucket.location.url}/{self.key}"
+
+    def _discard(self, task: Task, upload_id: str) -> None:
+        """Wrong data: the upload is aborted and forgotten (in the publisher's thread)."""
+        log.warning("%s: its data is wrong; its upload is aborted", task.name)
+        self.uploads._abort_upload(self.key, upload_id)
+        finish_upload(self.uploads.run.store, task.id, done=False)
+        with self.uploads.run.lock:
+            self.upload_id = None
+
+    def record_status(self, task: Task, status: Status, message: str | None) -> None:
+        """In the disk worker, once the shard ended (failed, expired): its upload is kept
+        for the next run; the memory of its incomplete parts is given back."""
+        with self.uploads.run.lock:
+            for buffer, _ in self.filling.values():
+                self.uploads.give(buffer)
+            self.filling.clear()
+        self.uploads.run.store.set_status(task.id, status, message)
+
+    # -- what its answers change (under the lock) ---------------------------------
+
+    def identify(self, task: Task, size: int, validator: Validator) -> PartPlan:
+        """The shard's size and version are known (its first answer): its plan."""
+        task.size, task.validator = size, validator
+        self.plan = plan = PartPlan.for_size(size, preferred=self.uploads.options.part_size)
+        self._start(task, plan, first=1)
+        return plan
+
+    def start_over(self, task: Task) -> None:
+        """The source changed: the upload of the old version is aborted (its data is
+        wrong), every answer and part in flight is void, the shard is fetched afresh."""
+        uploads = self.uploads
+        self.generation += 1
+        if self.upload_id is not None:
+            uploads._pool.submit(uploads._abort_upload, self.key, self.upload_id)
+            uploads.records.append(UploadForgotten(task.id))
+        for buffer, _ in self.filling.values():
+            uploads.give(buffer)
+        for buffer in self.unhashed.values():
+            uploads.give(buffer)
+        self.plan, self.upload_id, self.hasher, self.hashed = None, None, None, 1
+        self.todo, self.filling, self.uploaded, self.unhashed = [], {}, {}, {}
+        self.hash_only = set()
+        task.size, task.validator = None, Validator()
+
+    def answered(self, task: Task, answer: PartAnswer) -> None:
+        """An answer is over: its part whole (to the uploaders), or kept to continue."""
+        self.fetching -= 1
+        self.received += answer.got - answer.began
+        uploads, buffer = self.uploads, answer.buffer
+        if answer.reserved:
+            uploads.release(answer.reserved)
+        if buffer is None:
+            return
+        if answer.generation != self.generation:
+            uploads.give(buffer)
+        elif answer.got == len(buffer):
+            uploads.send(task, self, answer.number, buffer)
+        else:
+            self.filling[answer.number] = (buffer, answer.got)
+            heapq.heappush(self.todo, answer.number)
+
+
+def _found_done(task: Task, size: int | None) -> Task:
+    task.state, task.size = next_state(task.state, "found-done"), size
+    task.outcome = FileOutcome(task.name, "done", size, "already in the bucket")
+    return task
+
+
+class PartAnswer:
+    """A part's request and the receiver of its answer (a :class:`~sa1b.engine.bodies.
+    Claim`): bytes ``[start, stop)`` of the shard, into the part's buffer from ``got``.
+    A shard's first request (its size unknown) asks for a part's length from byte 0
+    and makes the buffer once the answer says how long part 1 is."""
+
+    def __init__(
+        self,
+        task: Task,
+        body: UploadBody,
+        number: int,
+        start: int,
+        stop: int,
+        *,
+        buffer: bytearray | None,
+        got: int = 0,
+        reserved: int = 0,
+    ) -> None:
+        self.task, self.shard, self.uploads = task, body, body.uploads
+        self.number, self.start, self.stop = number, start, stop
+        self.buffer, self.got, self.began = buffer, got, got
+        self.reserved = reserved
+        """Budget taken for a first request, before its buffer exists."""
+        self.generation = body.generation
+        self.refusal: ErrorPage | None = None
+        self.error: SA1BError | None = None
+        self.ended: Ended = lambda failure: None
+
+    def request(self, ended: Ended) -> Request:
+        self.ended = ended
+        headers = (f"Range: bytes={self.start}-{self.stop - 1}",)
+        return Request(self.task.link.url, headers, self)
+
+    @property
+    def current(self) -> bool:
+        return self.generation == self.shard.generation and not self.task.halted
+
+    # -- the transport's Receiver --------------------------------------------
+
+    def head(self, head: Head) -> bool:
+        task, body = self.task, self.shard
+        with self.uploads.run.lock:
+            if not self.current:
+                return False
+            known = task.size is not None
+            try:
+                judged = judge_head(
+                    head,
+                    task,
+                    start=self.start,
+                    end=self.stop,
+                    size=task.size,
+                    validator=task.validator if known else None,
+                )
+            except SA1BError as error:
+                self.error = error
+                return False
+            if isinstance(judged, ErrorPage):
+                self.refusal = judged
+                return True  # read its page: it tells an expired link from another refusal
+            if judged.kind == "changed":
+                self.error = task.failures.changed(task.name)
+                if self.error is None:
+                    log.warning("%s: the file changed on the server; fetching it again", task.name)
+                    body.start_over(task)
+                return False
+            if judged.kind == "whole" and (self.start != 0 or judged.total > self.stop):
+                self.error = FatalTransferError(
+                    "the server ignores Range: an s3:// output needs ranged downloads",
+                    name=task.name,
+                    url=redact(task.link.url),
+                )
+                return False
+            if body.plan is None:
+                plan = body.identify(task, judged.total, judged.validator)
+                self.stop = min(self.stop, plan.span(1)[1])
+                self.buffer = self.uploads.take(plan.length(1))
+            return True
+
+    def body(self, data: bytes) -> bool:
+        if self.refusal is not None:
+            return self.refusal.add(data)
+        buffer = self.buffer
+        if buffer is None or self.generation != self.shard.generation:
+            return False
+        room = len(buffer) - self.got
+        if len(data) > room:
+            self.error = BadResponseError(
+                "the body is longer than its Content-Range",
+                name=self.task.name,
+                url=redact(self.task.link.url),
+            )
+            data = data[:room]
+        buffer[self.got : self.got + len(data)] = data
+        self.got += len(data)
+        return self.error is None
+
+    def end(self, error: TransferError | None) -> None:
+        task, body = self.task, self.shard
+        failure: SA1BError | None = self.error or error
+        if self.refusal is not None:  # its status says more than how its page ended
+            failure = self.refusal.error(task.link, now=time.time())
+        with self.uploads.run.lock:
+            stale = self.generation != body.generation
+            arrived = self.got - self.began
+            reached = (body.plan.span(self.number)[0] if body.plan else 0) + self.got
+            if failure is None and self.current and self.buffer is not None:
+                if arrived == 0 and len(self.buffer) > 0:
+                    failure = BadResponseError("an answer without a byte", name=task.name)
+                elif reached < self.stop:
+                    failure = BadResponseError(
+                        f"part {self.number}: {arrived} of {self.stop - self.start} bytes arrived",
+                        name=task.name,
+                    )
+            body.answered(task, self)
+        self.ended(None if stale else failure)

@@ -1,0 +1,156 @@
+"""What the state store keeps of each shard streamed into a multipart upload (``-o s3://``).
+
+Per shard: the upload's id, the size and validators of the source it was begun for, and
+its part size; per part, its number, ETag, size and SHA-256, saved only once UploadPart
+succeeded (a part is never recorded before the bucket holds it; the bucket may hold a
+part the store has not recorded yet, which start-up finds by ListParts). The rows go
+once the object is complete (or its upload aborted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sa1b.store.state import StateStore
+from sa1b.versions import Validator
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """A part the bucket took: its number, ETag, size and SHA-256 (base64)."""
+
+    number: int
+    etag: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """One shard's multipart upload as the store knows it."""
+
+    upload_id: str
+    size: int
+    validator: Validator
+    part_size: int
+    parts: dict[int, StoredPart]
+    """By number."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStart:
+    """An upload begun: its row to save (before any of its parts)."""
+
+    file_id: int
+    upload_id: str
+    size: int
+    validator: Validator
+    part_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartDone:
+    """A part the bucket took: its row to save."""
+
+    file_id: int
+    part: StoredPart
+
+
+@dataclass(frozen=True, slots=True)
+class UploadForgotten:
+    """An upload of wrong data, aborted: its rows to drop."""
+
+    file_id: int
+
+
+def load_upload(store: StateStore, file_id: int) -> UploadRecord | None:
+    with store.transaction() as db:
+        row = db.execute(
+            "SELECT upload_id, size, etag, last_modified, part_size FROM uploads WHERE file_id = ?",
+            (file_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        parts = db.execute(
+            "SELECT number, etag, size, sha256 FROM upload_parts WHERE file_id = ?", (file_id,)
+        ).fetchall()
+    upload_id, size, etag, last_modified, part_size = row
+    return UploadRecord(
+        upload_id,
+        size,
+        Validator(etag, last_modified),
+        part_size,
+        {n: StoredPart(n, tag, length, sha) for n, tag, length, sha in parts},
+    )
+
+
+def save_uploads(
+    store: StateStore, records: Iterable[UploadStart | PartDone | UploadForgotten]
+) -> None:
+    """Uploads begun and parts taken, in the order they happened, in one transaction; an
+    upload begun gives its file its size and validators (status ``partial``)."""
+    with store.transaction() as db:
+        for record in records:
+            if isinstance(record, UploadForgotten):
+                _forget(db, record.file_id)
+            elif isinstance(record, UploadStart):
+                db.execute("DELETE FROM upload_parts WHERE file_id = ?", (record.file_id,))
+                validator = record.validator
+                db.execute(
+                    "UPDATE files SET size = ?, etag = ?, last_modified = ?, status = 'partial', "
+                    "error = NULL, updated_at = ? WHERE id = ?",
+                    (record.size, validator.etag, validator.last_modified, time.time(),
+                     record.file_id),
+                )  # fmt: skip
+                db.execute(
+                    "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        record.file_id,
+                        record.upload_id,
+                        record.size,
+                        record.validator.etag,
+                        record.validator.last_modified,
+                        record.part_size,
+                    ),
+                )
+            else:
+                part = record.part
+                db.execute(
+                    "INSERT OR REPLACE INTO upload_parts VALUES (?, ?, ?, ?, ?)",
+                    (record.file_id, part.number, part.etag, part.size, part.sha256),
+                )
+
+
+def finish_upload(store: StateStore, file_id: int, *, done: bool = True) -> None:
+    """The upload is complete (``done``: the file is recorded done with it), or aborted
+    or gone: its rows are void."""
+    with store.transaction() as db:
+        _forget(db, file_id)
+        if done:
+            db.execute(
+                "UPDATE files SET status = 'done', error = NULL, updated_at = ? WHERE id = ?",
+                (time.time(), file_id),
+            )
+
+
+def _forget(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("DELETE FROM upload_parts WHERE file_id = ?", (file_id,))
+    db.execute("DELETE FROM uploads WHERE file_id = ?", (file_id,))
+
+
+def seed_from_copy(database: Path, data: bytes) -> None:
+    """Start a local store from the state copy another machine put in the bucket (no
+    local state here): written whole, then unbound from that machine's folder, which
+    this one is not (its partial files' records would otherwise be voided)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    fresh = database.with_name(f"{database.name}.seed")
+    fresh.write_bytes(data)
+    with contextlib.closing(sqlite3.connect(fresh)) as db, db:
+        db.execute("DELETE FROM meta WHERE key IN ('folder', 'folder_id')")
+    os.replace(fresh, database)

@@ -1,0 +1,111 @@
+"""What the store keeps of a multipart upload (sa1b.store.uploads), and where the local
+state of an s3:// output lives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sa1b.store.paths import bucket_state
+from sa1b.store.state import StateStore
+from sa1b.store.uploads import (
+    PartDone,
+    StoredPart,
+    UploadForgotten,
+    UploadStart,
+    finish_upload,
+    load_upload,
+    save_uploads,
+    seed_from_copy,
+)
+from sa1b.versions import Validator
+
+MiB = 1024 * 1024
+SOURCE = Validator('"etag-1"', None)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(tmp_path / "state", state=tmp_path / "state") as opened:
+        yield opened
+
+
+def _begun(store: StateStore) -> int:
+    file_id = store.register("sa_000000.tar", "sa_000000.tar").id
+    save_uploads(
+        store,
+        [
+            UploadStart(file_id, "up-1", 11 * MiB, SOURCE, 5 * MiB),
+            PartDone(file_id, StoredPart(2, '"e2"', 5 * MiB, "c2=")),
+            PartDone(file_id, StoredPart(1, '"e1"', 5 * MiB, "c1=")),
+        ],
+    )
+    return file_id
+
+
+def test_an_upload_and_its_parts_are_kept_and_give_the_file_its_size(store: StateStore) -> None:
+    file_id = _begun(store)
+    saved = load_upload(store, file_id)
+    assert saved is not None
+    assert (saved.upload_id, saved.size, saved.validator, saved.part_size) == (
+        "up-1", 11 * MiB, SOURCE, 5 * MiB
+    )  # fmt: skip
+    assert saved.parts == {
+        1: StoredPart(1, '"e1"', 5 * MiB, "c1="),
+        2: StoredPart(2, '"e2"', 5 * MiB, "c2="),
+    }
+    record = store.get("sa_000000.tar")
+    assert record is not None and (record.size, record.status) == (11 * MiB, "partial")
+
+
+def test_a_new_upload_of_the_file_voids_the_parts_of_the_old_one(store: StateStore) -> None:
+    file_id = _begun(store)
+    save_uploads(store, [UploadStart(file_id, "up-2", 12 * MiB, SOURCE, 5 * MiB)])
+    saved = load_upload(store, file_id)
+    assert saved is not None and saved.upload_id == "up-2" and saved.parts == {}
+
+
+@pytest.mark.parametrize("done", [True, False])
+def test_a_finished_or_aborted_upload_is_forgotten(store: StateStore, done: bool) -> None:
+    file_id = _begun(store)
+    finish_upload(store, file_id, done=done)
+    assert load_upload(store, file_id) is None
+    record = store.get("sa_000000.tar")
+    assert record is not None and (record.status == "done") is done
+
+
+def test_an_aborted_upload_recorded_in_order_is_forgotten(store: StateStore) -> None:
+    file_id = _begun(store)
+    save_uploads(store, [UploadForgotten(file_id)])
+    assert load_upload(store, file_id) is None
+
+
+def test_a_state_copy_from_another_machine_seeds_the_local_store(
+    store: StateStore, tmp_path: Path
+) -> None:
+    file_id = _begun(store)
+    store.copy_to(tmp_path / "copy")
+    database = tmp_path / "elsewhere" / "state.db"
+    seed_from_copy(database, (tmp_path / "copy" / "state.db").read_bytes())
+    with StateStore(database.parent, state=database.parent) as seeded:
+        saved = load_upload(seeded, file_id)
+        assert saved is not None and saved.upload_id == "up-1" and len(saved.parts) == 2
+        record = seeded.get("sa_000000.tar")  # not voided as another folder's partial file
+        assert record is not None and record.size == 11 * MiB
+
+
+# name: (bucket, prefix, environment, the state folder under tmp)
+PLACES = {
+    "the default cache": ("b", "runs/a", {}, "home/.cache/sa1b/s3/b/runs/a"),
+    "XDG_CACHE_HOME": ("b", "p", {"XDG_CACHE_HOME": "/xdg"}, "/xdg/sa1b/s3/b/p"),
+    "no prefix": ("b", "", {}, "home/.cache/sa1b/s3/b/_"),
+}
+
+
+@pytest.mark.parametrize(("bucket", "prefix", "environ", "place"), PLACES.values(), ids=PLACES)
+def test_where_the_state_of_a_bucket_output_lives(
+    bucket: str, prefix: str, environ: dict[str, str], place: str
+) -> None:
+    assert bucket_state(bucket, prefix, environ, Path("home")) == Path(place)
