@@ -67,6 +67,7 @@ from bench.tools import aria2c_tool, default_sa1b_command, sa1b_tool, url_for, w
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from harness.seaweedfs import SeaweedError, SeaweedServer
+from sa1b.inventory import key_of
 
 ARMS = ("ingest", "aria2c+rclone", "copyurl8", "sa1b", "sa1b-kill")
 SA1B_ARMS = frozenset({"sa1b", "sa1b-kill"})
@@ -169,13 +170,17 @@ def commands(arm: str, setup: Setup, out: Path, prefix: str) -> list[Command]:
     return [(sa1b.argv, sa1b.env)]
 
 
-def check_objects(store: SeaweedServer, prefix: str, shards: list[Shard]) -> list[str]:
-    """Every shard's object under ``prefix`` read back whole: its size and md5."""
+def check_objects(
+    store: SeaweedServer, prefix: str, shards: list[Shard], *, layout: bool
+) -> list[str]:
+    """Every shard's object under ``prefix`` read back whole: its size and md5. With
+    ``layout``, at sa1b's key for it (``tars/NAME``), else at its name (rclone's)."""
     client = store.client()
     problems = []
     for shard in shards:
+        key = f"{prefix}/{key_of(shard.name) if layout else shard.name}"
         try:
-            body = client.get_object(Bucket=BUCKET, Key=f"{prefix}/{shard.name}")["Body"]
+            body = client.get_object(Bucket=BUCKET, Key=key)["Body"]
         except client.exceptions.NoSuchKey:
             problems.append(f"{shard.name}: no object")
             continue
@@ -232,7 +237,7 @@ def one_run(arm: str, setup: Setup, label: str) -> Run | None:
                 f"{arm} {label}: {failed.tool} exited {failed.exit_code}\n"
                 f"{log_tail(failed.log_path)}"
             )
-        problems = check_objects(store, prefix, setup.shards)
+        problems = check_objects(store, prefix, setup.shards, layout=arm in SA1B_ARMS)
     served = settled_bytes_sent(setup.server, expect_at_least=0) - served_before
     shutil.rmtree(out, ignore_errors=True)
     if problems:
