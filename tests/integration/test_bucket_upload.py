@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.seaweedfs import SeaweedServer
+from sa1b.catalog import catalog_key
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from tests.conftest import aws_environment
@@ -141,6 +142,7 @@ def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
     assert "3/3 files done" in result.stderr
     assert_in_bucket(seaweedfs, s3_prefix, shards)
     expected = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
+    expected |= {f"{s3_prefix}/{catalog_key(shard.name)}" for shard in shards}  # each's catalog
     assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
     assert pending(seaweedfs, s3_prefix) == []
     head = seaweedfs.client().head_object(Bucket=BUCKET, Key=f"{s3_prefix}/tars/{shards[0].name}")
@@ -306,6 +308,7 @@ def test_checksums_complete_a_right_shard_and_abort_a_wrong_one(
     assert f"  {wrong.name}  failed: sha256" in result.stderr and "does not match" in result.stderr
     assert keys(seaweedfs, s3_prefix) == {
         f"{s3_prefix}/tars/{right.name}",
+        f"{s3_prefix}/{catalog_key(right.name)}",
         f"{s3_prefix}/.sa1b/state.db",
     }
     assert object_md5(seaweedfs, f"{s3_prefix}/tars/{right.name}") == right.md5
