@@ -13,8 +13,8 @@ from sa1b.store.state import StateStore
 from sa1b.store.uploads import (
     PartDone,
     StoredPart,
+    UploadChange,
     UploadForgotten,
-    UploadRecords,
     UploadStart,
     WalkPoint,
     WalkReached,
@@ -134,7 +134,7 @@ FOLDED = {
 
 @pytest.mark.parametrize(("records", "saved"), FOLDED.values(), ids=FOLDED)
 def test_a_walk_s_progress_is_saved_as_one_piece_per_run(
-    records: list[UploadRecords], saved: list[UploadRecords]
+    records: list[UploadChange], saved: list[UploadChange]
 ) -> None:
     assert coalesced(records) == saved
 

@@ -124,10 +124,11 @@ def load_upload(store: StateStore, file_id: int) -> UploadRecord | None:
     )
 
 
-UploadRecords = UploadStart | PartDone | WalkReached | UploadForgotten
+UploadChange = UploadStart | PartDone | WalkReached | UploadForgotten
+"""A change to an upload's rows, to save in the order it happened."""
 
 
-def save_uploads(store: StateStore, records: Iterable[UploadRecords]) -> None:
+def save_uploads(store: StateStore, records: Iterable[UploadChange]) -> None:
     """Uploads begun, parts taken and walks' progress, in the order they happened, in
     one transaction; an upload begun gives its file its size and validators (status
     ``partial``)."""
@@ -181,11 +182,11 @@ def finish_upload(store: StateStore, file_id: int, *, done: bool = True) -> None
             )
 
 
-def coalesced(records: Iterable[UploadRecords]) -> list[UploadRecords]:
+def coalesced(records: Iterable[UploadChange]) -> list[UploadChange]:
     """The records with each run of a walk's progress (no upload of its file begun or
     forgotten between) folded into one: a walk reports after every part, a save keeps
     one piece of catalog per file."""
-    folded: list[UploadRecords] = []
+    folded: list[UploadChange] = []
     walking: dict[int, int] = {}  # file id -> where its progress so far is in ``folded``
     for record in records:
         at = walking.get(record.file_id)
