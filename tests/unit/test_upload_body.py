@@ -18,15 +18,22 @@ from sa1b.config import DownloadConfig, UploadOptions
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
 from sa1b.engine.upload import PartAnswer, UploadBody, Uploads
-from sa1b.errors import BucketError, CorruptArchiveError, SA1BError, StoreUnavailableError
-from sa1b.links import Link
-from sa1b.objectstore.bucket import UploadedPart
+from sa1b.errors import (
+    BucketError,
+    CorruptArchiveError,
+    NoSuchUploadError,
+    SA1BError,
+    StoreUnavailableError,
+)
+from sa1b.links import Link, object_key
+from sa1b.objectstore.bucket import StoredObject, UploadedPart
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import PartPlan
 from sa1b.retry import RetryPolicy
 from sa1b.store.state import StateStore
-from sa1b.store.uploads import WalkPoint, WalkReached
+from sa1b.store.uploads import UploadStart, WalkPoint, WalkReached, load_upload, save_uploads
 from sa1b.tarwalk import Entry
+from sa1b.versions import Validator
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -270,3 +277,29 @@ def test_a_resumed_walk_reads_again_only_the_kept_parts_from_where_it_goes_on(
     assert [key for key in bucket if key.startswith("part")] == []  # read, not uploaded again
     assert body.complete and body.walk is not None
     assert body.walk.entries == members
+
+
+def test_a_shard_completed_by_a_run_killed_before_its_catalog_gets_it_from_the_saved_walk(
+    uploads: Uploads, bucket: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = Link("sa_000000.tar", "https://cdn.example/sa_000000.tar")
+    store, size = uploads.run.store, len(ARCHIVE)
+    file_id = store.register(link.name, object_key(link.url)).id
+    save_uploads(
+        store,
+        [
+            UploadStart(file_id, "up", size, Validator('"v"', None), PART),
+            WalkReached(file_id, size, tuple(members_of(ARCHIVE))),  # the walk had ended
+        ],
+    )
+
+    def gone(*args: object) -> None:
+        raise NoSuchUploadError("s3://b/p/tars/sa_000000.tar: the multipart upload is gone")
+
+    monkeypatch.setattr(uploads.bucket, "list_parts", gone)
+    monkeypatch.setattr(uploads.bucket, "head_object", lambda key: StoredObject(size, '"t-4"'))
+    task = uploads.prepare(link)
+    assert task.outcome is not None and task.outcome.state == "done"
+    catalog = bucket[catalog_key(link.name)]
+    assert read_catalog(catalog, size=size, etag="t-4") == members_of(ARCHIVE)
+    assert load_upload(store, file_id) is None
