@@ -3,7 +3,8 @@
 The shards published under ``PREFIX/tars/`` are read where their headers put each
 member, as the local loader reads a ``--no-extract`` folder, by ranged GETs: the tars are
 never downloaded whole. Listing the samples reads each shard's member catalog, which the
-upload put beside it (:mod:`sa1b.catalog`: one GET a shard), when it names the object
+upload put beside it (:mod:`sa1b.catalog`: one listing of the catalogs, then one GET a
+shard), when it names the object
 under the shard's key (its size and ETag); else (a tar uploaded by another tool, or
 replaced since) it reads the shard's headers through sa1b's one tar reader
 (:class:`~sa1b.tarwalk.TarWalk`). A sample's bytes are one ranged GET each when it is
@@ -122,19 +123,19 @@ def shard_members(location: BucketLocation) -> dict[str, list[tuple[str, BucketE
     def members(shard: str, size: int, etag: str) -> list[tuple[str, BucketExtent]]:
         key = key_of(shard)
         entries = None
-        if shard in catalogs:
+        if shard in catalogs:  # one GET; of no use if it names another object than the tar
             data = _get(bucket, catalog_key(shard), 0, catalogs[shard])
             entries = read_catalog(data, size=size, etag=etag)
             if entries is None:
                 log.info("%s: its catalog is of another object; reading its headers", shard)
-        try:
-            if entries is None:
+        if entries is None:
+            try:
                 entries = walk_headers(partial(_get, bucket, key), shard, size)
-        except ExtractionError as error:
-            raise InputError(
-                f"{location.url}/{key}: not a tar that can be read ({error.message})",
-                hint=f"sa1b verify {location.url} --checksums FILE reads it whole",
-            ) from None
+            except ExtractionError as error:
+                raise InputError(
+                    f"{location.url}/{key}: not a tar that can be read ({error.message})",
+                    hint=f"sa1b verify {location.url} --checksums FILE reads it whole",
+                ) from None
         return [(e.name, BucketExtent(location, key, e.offset, e.size)) for e in entries]
 
     with ThreadPoolExecutor(max_workers=max(1, min(WALKERS, len(tars)))) as pool:
