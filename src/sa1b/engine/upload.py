@@ -643,7 +643,7 @@ class UploadBody:
             uploads.records.append(UploadForgotten(task.id))
         self._let_go()
         self.plan, self.upload_id, self.hasher, self.walk = None, None, None, None
-        self.todo, self.uploaded, self.reread = [], {}, set()
+        self.todo, self.uploaded, self.reread, self.verdict = [], {}, set(), None
         task.size, task.validator = None, Validator()
 
     def condemn(self, verdict: ExtractionError) -> None:
