@@ -176,7 +176,8 @@ def bucket(uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes
 
     stand_in = uploads.bucket
     monkeypatch.setattr(stand_in, "upload_part", upload_part)
-    monkeypatch.setattr(stand_in, "complete_multipart_upload", lambda *a: '"tag-4"')
+    monkeypatch.setattr(stand_in, "complete_multipart_upload", lambda *a: '"answered-4"')
+    monkeypatch.setattr(stand_in, "head_object", lambda key: StoredObject(len(ARCHIVE), "tag-4"))
     monkeypatch.setattr(stand_in, "abort_multipart_upload", lambda *a: put.update(aborted=b""))
     monkeypatch.setattr(stand_in, "put_object", lambda key, data: put.update({key: data}))
     monkeypatch.setattr(uploads, "send", send)

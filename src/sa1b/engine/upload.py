@@ -593,9 +593,11 @@ class UploadBody:
                 message = f"{expected.algorithm} {digest} does not match the checksums file"
                 raise ChecksumMismatchError(message, name=task.name)
         bucket = uploads.bucket
-        etag = uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
-        if self.walk is not None:  # (a crash before it is put: the rerun puts it, as saved)
-            uploads.put_catalog(task.name, self.walk.entries, size=plan.size, etag=etag)
+        uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
+        # Its catalog, tied to the ETag the bucket shows for the object (a store may answer
+        # CompleteMultipartUpload with another); a crash first: the rerun puts it, as saved.
+        if self.walk is not None and (stored := uploads._stored(self.key, plan.size)):
+            uploads.put_catalog(task.name, self.walk.entries, size=plan.size, etag=stored.etag)
         finish_upload(uploads.run.store, task.id)
         uploads.copy_state()
         return f"into {bucket.location.url}/{self.key}"
