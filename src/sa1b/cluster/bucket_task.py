@@ -25,6 +25,7 @@ where no folder is shared between nodes and the bucket is the only common ground
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from sa1b.api.bucket import fetch_state_copy
 from sa1b.objectstore.location import BucketLocation
 from sa1b.split import WorkerPart
 from sa1b.store.paths import STATE_DB, bucket_state
+
+log = logging.getLogger(__name__)
 
 STORE_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -96,3 +99,4 @@ def start_from_bucket(location: BucketLocation, state: Path, task: WorkerPart) -
     if fetch_state_copy(location, seed / STATE_DB, worker=task.folder):
         shutil.rmtree(state, ignore_errors=True)
         seed.rename(state)
+        log.info("%s: continuing from its state copy in %s", task.label, location)
