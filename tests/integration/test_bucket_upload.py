@@ -111,7 +111,10 @@ REFUSED = {
         "--layout wds into a bucket is not built",
     ),
     "--only json": (("--only", "json"), "--only into a bucket is not built yet"),
-    "--engine ray": (("--no-extract", "--engine", "ray"), "--engine ray into a bucket"),
+    "--node-local": (
+        ("--no-extract", "--engine", "ray", "--node-local"),
+        "--node-local is for a local output folder",
+    ),
 }
 
 

@@ -159,8 +159,6 @@ def _check_bucket_download(args: argparse.Namespace, where: BucketLocation) -> N
             "object per image, millions of PUTs",
             hint="add --no-extract (or --layout wds once it is built)",
         )
-    if args.engine == "ray":
-        raise OutputLocationError(f"{where}: --engine ray into a bucket is not built yet")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -239,7 +237,10 @@ def _download(args: argparse.Namespace, console: Output, bucket: BucketLocation 
         state = config.out  # a worker of a split download keeps its own, by default
         if worker is not None and args.state_dir is None:
             state = state / WORKERS / worker.folder
-        config = replace(config, out=state, state_dir=state, upload=upload, check_space=False)
+        # Ray tasks keep theirs on their nodes: under --state-dir if given, else each
+        # node's own cache folder (see sa1b.cluster.bucket_task).
+        kept = args.state_dir if args.engine == "ray" else state
+        config = replace(config, out=state, state_dir=kept, upload=upload, check_space=False)
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(

@@ -15,6 +15,11 @@ same groups), and submits one Ray task per group. Each task runs the ordinary en
 - With ``node_local`` the output folder is each node's own disk: nothing is shared,
   the store lives there too (``OUT/.sa1b/workers/<i>-of-<n>/`` on that node), and a
   lost task starts again from zero where Ray retries it.
+- Into a bucket (``config.upload``) nothing is shared but the bucket: each task streams
+  its files from its node, keeps its store on that node and its copy in the bucket, and
+  a task run again elsewhere continues from that copy and the parts the bucket holds
+  (:mod:`~sa1b.cluster.bucket_task`). The driver checks the bucket once, before any
+  task, and hands the tasks its store settings (credentials, endpoint).
 
 Each task pushes its progress to a small actor on the driver's node a few times a
 second; the driver adds the tasks' snapshots up for its display and gathers their
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -37,6 +43,8 @@ from types import ModuleType
 from typing import Any
 
 from sa1b import api
+from sa1b.api.bucket import check_bucket
+from sa1b.cluster.bucket_task import StoreSettings, start_from_bucket, task_state
 from sa1b.config import DownloadConfig
 from sa1b.errors import ClusterError, InputError, LinksExpiredError, SA1BError
 from sa1b.links import Link
@@ -79,14 +87,26 @@ def download_on_ray(
     *,
     listener: ProgressListener,
 ) -> api.DownloadResult:
-    """Download ``links`` into ``config.out`` with Ray tasks (see the module docstring).
+    """Download ``links`` into ``config.out`` with Ray tasks (see the module docstring);
+    with ``config.upload``, into its bucket, each task's state on its node (under
+    ``config.state_dir`` if given, else the node's cache folder; ``config.out`` unused).
 
     Raises :class:`ClusterError` when Ray is missing or the cluster cannot be joined,
-    and the first :class:`InputError` a task meets (an output folder it cannot write);
-    files of a task lost more often than ``max_retries`` end ``failed``.
+    a :class:`~sa1b.errors.BucketError` when the bucket cannot be used, and the first
+    :class:`InputError` a task meets (an output folder it cannot write); files of a
+    task lost more often than ``max_retries`` end ``failed``.
     """
+    if config.upload is not None and options.node_local:
+        raise InputError(
+            f"{config.upload.location}: --node-local is for a local output folder "
+            "(into a bucket, nothing but the bucket is shared anyway)"
+        )
     ray = _import_ray()
-    if config.check_space and not options.node_local:  # once, on the shared folder
+    settings = None
+    if config.upload is not None:
+        check_bucket(config.upload.location)  # one line before anything is downloaded
+        settings = StoreSettings.of(os.environ)
+    elif config.check_space and not options.node_local:  # once, on the shared folder
         api.check_space(links, config)
     started = time.monotonic()
     groups = _groups(links, options.files_per_task)
@@ -97,11 +117,14 @@ def download_on_ray(
     try:
         hub = _pinned_here(ray, ray.remote(num_cpus=0)(_Hub)).remote()
         task = ray.remote(num_cpus=1, max_retries=options.max_retries, retry_exceptions=False)
+        run = task(_run_group)
+        common = {"node_local": options.node_local, "settings": settings}
         submitted = {
-            task(_run_group).remote(part, config, group, options.node_local, hub): (group, part)
-            for group, part in groups
+            run.remote(part, config, group, hub, **common): (group, part) for group, part in groups
         }
-        driver = _Driver(ray, hub, groups, listener, started)
+        on = "what the bucket holds" if config.upload else "what is on disk"
+        hint = f"run the same command again: it continues from {on}"
+        driver = _Driver(ray, hub, groups, listener, started, hint=hint)
         outcomes = driver.wait(submitted)
         return api.DownloadResult(
             tuple(outcomes[link.name] for link in links),
@@ -145,8 +168,12 @@ class _Driver:
         groups: list[tuple[WorkerPart, list[Link]]],
         listener: ProgressListener,
         started: float,
+        *,
+        hint: str,
     ) -> None:
         self.ray, self.hub, self.listener, self.started = ray, hub, listener, started
+        self.hint = hint
+        """What to do about the files of a task that failed or was lost."""
         self.waiting = {
             group.index: Snapshot(
                 files=tuple(FileProgress(link.name, "pending", None, 0, 0) for link in part),
@@ -189,10 +216,10 @@ class _Driver:
             if isinstance(cause, InputError):
                 raise cause from None
             message = cause.message if isinstance(cause, SA1BError) else repr(cause)
-            results = _failed(part, f"{group.label}: {message}")
+            results = _failed(part, f"{group.label}: {message}", self.hint)
         except self.ray.exceptions.RayError as error:
             log.warning("%s lost: %s", group.label, type(error).__name__)
-            results = _failed(part, f"{group.label} was lost with its node too often")
+            results = _failed(part, f"{group.label} was lost with its node too often", self.hint)
         return {outcome.name: outcome for outcome in results}
 
     def _show(self) -> None:
@@ -214,8 +241,7 @@ def _ended(link: Link, state: FileState, error: SA1BError) -> FileOutcome:
     return FileOutcome(link.name, state, None, error.message, error.hint)
 
 
-def _failed(part: list[Link], message: str) -> list[FileOutcome]:
-    hint = "run the same command again: it continues from what is on disk"
+def _failed(part: list[Link], message: str, hint: str) -> list[FileOutcome]:
     return [FileOutcome(link.name, "failed", None, message, hint) for link in part]
 
 
@@ -271,12 +297,27 @@ class _HubListener:
 
 
 def _run_group(
-    links: list[Link], config: DownloadConfig, group: WorkerPart, node_local: bool, hub: Any
+    links: list[Link],
+    config: DownloadConfig,
+    group: WorkerPart,
+    hub: Any,
+    *,
+    node_local: bool,
+    settings: StoreSettings | None,
 ) -> list[FileOutcome]:
     """One Ray task: the group's files, by the ordinary engine, on this node."""
     import ray
 
-    if node_local:  # OUT is this node's own disk: the store can live there, as a worker's
+    if config.upload is not None:  # nothing shared but the bucket (see bucket_task)
+        assert settings is not None
+        settings.apply(os.environ)
+        where, node = config.upload.location, ray.get_runtime_context().get_node_id()
+        local = task_state(
+            where, config.state_dir, group, node, environ=os.environ, home=Path.home()
+        )
+        start_from_bucket(where, local, group)
+        task_config = replace(config, worker=group, out=local, state_dir=local, check_space=False)
+    elif node_local:  # OUT is this node's own disk: the store can live there, as a worker's
         task_config = replace(config, worker=group)  # each node checks its own disk
     else:
         shared = config.out / WORK_DIR / WORKERS / group.folder

@@ -1,0 +1,197 @@
+"""The Ray engine into a bucket: ``sa1b download LINKS -o s3://BUCKET/PREFIX --no-extract
+--engine ray`` through the real CLI, from the CDN stand-in into SeaweedFS, on a loopback
+Ray cluster (a head and two worker nodes, as in ``test_ray.py``) whose nodes know nothing
+of the store: no ``AWS_*`` variable in their environment, so only what the driver hands
+its tasks reaches the bucket. Nothing is shared between the nodes but the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.seaweedfs import SeaweedServer
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo, make_dataset
+from tests.conftest import aws_environment
+from tests.waiting import wait_for
+
+from .conftest import run_cli, start_cli
+from .test_ray import ON_LOOPBACK, _cluster
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+BUCKET = "sa1b-test"
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
+"""With pytest-xdist, in turn with the tests of ``test_ray.py``: one cluster at a time."""
+
+
+@contextmanager
+def _nodes_that_know_nothing(cache: Path) -> Iterator[None]:
+    """While a cluster starts (its processes take this environment): no ``AWS_*``
+    variable, and the nodes' cache folder (the tasks' default state) in ``cache``."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            patch.delenv(name)
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield
+
+
+def _download(links: Path, where: str, address: str, *extra: str) -> list[str]:
+    return [
+        "download", str(links), "-o", where, "--no-extract", "--part-size", "5M",
+        "--engine", "ray", "--ray-address", address, *extra,
+    ]  # fmt: skip
+
+
+def _driver_environment(seaweedfs: SeaweedServer) -> dict[str, str]:
+    """The driver's: the store's settings as a user sets them, and Ray on loopback."""
+    return {**aws_environment(seaweedfs.environment), **ON_LOOPBACK}
+
+
+def _keys(seaweedfs: SeaweedServer, prefix: str) -> set[str]:
+    listed = seaweedfs.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def _pending(seaweedfs: SeaweedServer, prefix: str) -> list[dict[str, Any]]:
+    answer = seaweedfs.client().list_multipart_uploads(Bucket=BUCKET, Prefix=f"{prefix}/")
+    return list(answer.get("Uploads", []))
+
+
+def _parts(seaweedfs: SeaweedServer, prefix: str) -> list[int]:
+    """The parts the bucket holds of each upload in progress."""
+    client = seaweedfs.client()
+    return [
+        len(client.list_parts(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", []))
+        for u in _pending(seaweedfs, prefix)
+    ]
+
+
+def _at_least(parts: list[int], *, count: int, parts_each: int) -> bool:
+    return len(parts) == count and min(parts) >= parts_each
+
+
+def _assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardInfo]) -> None:
+    for shard in shards:
+        body = seaweedfs.client().get_object(Bucket=BUCKET, Key=f"{prefix}/tars/{shard.name}")
+        assert hashlib.md5(body["Body"].read()).hexdigest() == shard.md5, shard.name
+
+
+def _task_states(cache: Path, prefix: str) -> list[str]:
+    """The tasks' stores on the nodes' disk, as ``NODE/I-of-N`` (the default place)."""
+    root = cache / "sa1b" / "s3" / BUCKET / prefix / "ray"
+    return sorted(db.parent.relative_to(root).as_posix() for db in root.glob("*/*/state.db"))
+
+
+def _ray_files_holding(cluster: Any, secret: str) -> list[Path]:
+    """The files of the cluster's session (every node's logs, among others) that hold
+    ``secret``."""
+    session = Path(cluster.head_node.get_session_dir_path())
+    return [
+        path
+        for path in session.rglob("*")
+        if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()
+    ]
+
+
+def test_tars_stream_from_the_nodes_into_the_bucket_and_a_rerun_fetches_nothing(
+    seaweedfs: SeaweedServer, cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
+) -> None:  # fmt: skip
+    links, cache = tmp_path / "links.tsv", tmp_path / "cache"
+    cdn.write_links_file(links)
+    with _nodes_that_know_nothing(cache):
+        cluster, _ = _cluster()
+    where, env = f"s3://{BUCKET}/{s3_prefix}", _driver_environment(seaweedfs)
+    try:
+        args = _download(links, where, cluster.address, "--files", "1")
+        result = run_cli(*args, timeout=180, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.output
+        assert "3/3 files done" in result.output
+        _assert_in_bucket(seaweedfs, s3_prefix, shards)
+        copies = {f"{s3_prefix}/.sa1b/workers/{i}-of-3/state.db" for i in range(3)}
+        tars = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
+        assert _keys(seaweedfs, s3_prefix) == tars | copies  # a copy of each task's store
+        assert _pending(seaweedfs, s3_prefix) == []
+        # Each task's store on its node's disk, in the nodes' own cache folder; nothing
+        # else made here (the driver's folder holds no state, and no folder "s3:").
+        states = _task_states(cache, s3_prefix)
+        assert sorted(state.rpartition("/")[2] for state in states) == [
+            "0-of-3",
+            "1-of-3",
+            "2-of-3",
+        ]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([links.name, cache.name])
+        # The secret went to the tasks, and into no output and no file of Ray's.
+        assert seaweedfs.secret_key not in result.output
+        assert _ray_files_holding(cluster, seaweedfs.secret_key) == []
+
+        cdn.clear_requests()  # the same command again: every task finds its files done
+        again = run_cli(*args, timeout=180, env=env, cwd=tmp_path)
+        assert again.returncode == 0, again.output
+        assert "3/3 files done" in again.output
+        assert cdn.bytes_sent_total == 0
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def big_shards(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
+    """Two shards of 24 MiB: five parts each, the last one shorter."""
+    root = tmp_path_factory.mktemp("cdn-ray-upload")
+    made = make_dataset(root, shard_indices=range(2), shard_size=24 * MiB, seed=8, extras=False)
+    return [info for info in made if info.name.endswith(".tar")]
+
+
+def test_a_node_lost_mid_shard_leaves_it_to_another_that_keeps_the_parts_uploaded(
+    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+) -> None:
+    cache = tmp_path / "cache"
+    with _nodes_that_know_nothing(cache):
+        cluster, workers = _cluster()
+    where, env = f"s3://{BUCKET}/{s3_prefix}", _driver_environment(seaweedfs)
+    copies = {f"{s3_prefix}/.sa1b/workers/{i}-of-2/state.db" for i in range(2)}
+    try:
+        # One connection a task at 1 MiB/s: a shard takes 24 s, and each task puts the
+        # first copy of its store in the bucket after 15 s.
+        with CDNServer(root=big_shards[0].path.parent, rate_per_connection=MiB) as slow:
+            links = tmp_path / "links.tsv"
+            slow.write_links_file(links)
+            args = _download(links, where, cluster.address, "--files", "1", "--connections", "1")
+            driver = start_cli(*args, env=env, cwd=tmp_path)
+            wait_for(
+                lambda: (
+                    copies <= _keys(seaweedfs, s3_prefix)
+                    and _at_least(_parts(seaweedfs, s3_prefix), count=2, parts_each=3)
+                ),
+                timeout=120,
+                message="both tasks' copies in the bucket, 3 parts of each shard uploaded",
+                process=driver,
+            )
+            before = {shard.name: slow.bytes_sent(shard.name) for shard in big_shards}
+            cluster.remove_node(workers[0], allow_graceful=False)
+            output = "".join(driver.communicate(timeout=180))
+            assert driver.returncode == 0, output
+            after = {name: slow.bytes_sent(name) - sent for name, sent in before.items()}
+            served = slow.bytes_sent_total
+    finally:
+        cluster.shutdown()
+    assert "2/2 files done" in output
+    _assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert _pending(seaweedfs, s3_prefix) == []
+    # No shard was fetched from its start again after the kill: the lost node's went on
+    # from its upload, keeping the parts its task's copy recorded (two at least: the
+    # copy is put after 15 s, a part takes 5 s; SeaweedFS lists no part checksums, so
+    # the parts uploaded after that copy are sent again). Without them: 24 MiB again.
+    for shard in big_shards:
+        assert after[shard.name] < shard.size - PART, after
+    assert served < 1.5 * sum(shard.size for shard in big_shards), served
+    # The task taken over has a store on each node it ran on; the other, on its own.
+    nodes = [state.partition("/")[0] for state in _task_states(cache, s3_prefix)]
+    assert len(nodes) == 3 and len(set(nodes)) == 2, nodes
