@@ -186,7 +186,8 @@ def test_credentials_refused_mid_run_stop_it_in_one_line_and_a_rerun_resumes(
     secret = s3_faults.environment["AWS_SECRET_ACCESS_KEY"]
     assert secret not in result.output + log.read_text()
     assert finals(seaweedfs, s3_prefix) == {}  # no shard whole: nothing under a final key
-    assert len(pending(seaweedfs, s3_prefix)) == 2  # both uploads kept, none aborted
+    begun = s3_faults.count("CreateMultipartUpload")
+    assert begun >= 1 and len(pending(seaweedfs, s3_prefix)) == begun  # kept, none aborted
     held = kept_bytes(seaweedfs, s3_prefix)
     assert held >= 3 * 4 * MiB
     s3_faults.set(None)  # refreshed

@@ -57,6 +57,7 @@ from sa1b.errors import (
     SA1BError,
     SizeMismatchError,
     StorageError,
+    StoreRequestError,
     StoreUnavailableError,
     TransferError,
 )
@@ -148,8 +149,9 @@ class Uploads:
         saved = load_upload(store, record.id)
         size = saved.size if saved is not None else record.size
         stored = self._published().get(key)
-        if stored is not None and size in (None, stored):  # completed, maybe unrecorded
-            finish_upload(store, record.id)
+        if stored is not None and (size is None or size == stored):
+            if saved is not None or record.status != "done":  # completed, not recorded so
+                finish_upload(store, record.id)
             return _found_done(task, stored)
         if stored is not None:
             log.warning("%s: the object in the bucket has another size; fetching it again", key)
@@ -536,7 +538,7 @@ class UploadBody:
         bucket = uploads.bucket
         try:
             uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
-        except NoSuchUploadError:  # the store completed it, but its answer was lost
+        except StoreRequestError:  # refused: completed already, its answer lost on the way?
             if not uploads._completed(self.key, total, task.validator):
                 raise
         finish_upload(uploads.run.store, task.id)
