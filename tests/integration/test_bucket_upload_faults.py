@@ -112,16 +112,18 @@ def test_a_flaky_store_is_retried_and_every_object_is_whole(
     *, fault: StoreFault, s3_faults: StoreFaultProxy, seaweedfs: SeaweedServer, links: Path,
     two_shards: list[ShardInfo], s3_prefix: str, tmp_path: Path,
 ) -> None:  # fmt: skip
+    log = tmp_path / "run.log"
     s3_faults.set(fault)
-    result = download(links, f"s3://{BUCKET}/{s3_prefix}", s3_faults, "--state-dir", tmp_path / "s")
+    result = download(links, f"s3://{BUCKET}/{s3_prefix}", s3_faults, "--state-dir",
+                      tmp_path / "s", "--log-file", log)  # fmt: skip
     assert result.returncode == 0, result.output
     assert "2/2 files done" in result.stderr
     assert fault.operation is not None and fault.times is not None
     assert s3_faults.faulted() == s3_faults.faulted(fault.operation) == fault.times
+    assert log.read_text().count("; trying again in ") == fault.times  # each after a wait
     assert_in_bucket(seaweedfs, s3_prefix, two_shards)
-    # A part sent again counts once: five parts a shard, whatever the store lists.
-    assert s3_faults.count("UploadPart") == 10 + (fault.times if fault.operation == "UploadPart"
-                                                  else 0)  # fmt: skip
+    resent = fault.times if fault.operation == "UploadPart" else 0
+    assert s3_faults.count("UploadPart") == 10 + resent  # each failed part sent once more
 
 
 # -- (b) busy past the retries: one line, the uploads kept, a rerun completes ------------------
