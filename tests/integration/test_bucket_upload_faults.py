@@ -157,13 +157,13 @@ def test_a_store_busy_past_the_retries_stops_the_run_and_a_rerun_completes(
 
 STOPS = {
     "credentials expire": (
-        StoreFault(kind="expired_token", operation="UploadPart", after=3, times=None),
-        "the credentials expired (UploadPart ",
+        StoreFault(kind="expired_token", times=None),
+        "the credentials expired (",
         "a new AWS_SESSION_TOKEN",
     ),
     "access denied": (
-        StoreFault(kind="access_denied", operation="UploadPart", after=3, times=None),
-        "access denied (UploadPart ",
+        StoreFault(kind="access_denied", times=None),
+        "access denied (",
         "s3:PutObject",
     ),
 }
@@ -172,34 +172,47 @@ STOPS = {
 @pytest.mark.parametrize(("fault", "says", "hint"), STOPS.values(), ids=STOPS)
 def test_credentials_refused_mid_run_stop_it_in_one_line_and_a_rerun_resumes(
     *, fault: StoreFault, says: str, hint: str, s3_faults: StoreFaultProxy,
-    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, two_shards: list[ShardInfo],
-    s3_prefix: str, tmp_path: Path,
+    seaweedfs: SeaweedServer, two_shards: list[ShardInfo], s3_prefix: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     where, state, log = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state", tmp_path / "run.log"
-    s3_faults.set(fault)
-    result = download(links, where, s3_faults, "--state-dir", state, "--log-file", log,
-                      "--log-level", "debug")  # fmt: skip
-    assert result.returncode == 2, result.output  # the bucket refuses: as before the run
-    (error,) = error_lines(result)
-    assert error.startswith(f"error: s3://{BUCKET}: {says}"), error
-    assert hint in result.stderr and "Traceback" not in result.output
-    assert s3_faults.faulted("UploadPart") >= 1
-    assert s3_faults.count("UploadPart") - s3_faults.faulted("UploadPart") == 3
-    secret = s3_faults.environment["AWS_SECRET_ACCESS_KEY"]
-    assert secret not in result.output + log.read_text()
-    assert finals(seaweedfs, s3_prefix) == {}  # no shard whole: nothing under a final key
-    begun = s3_faults.count("CreateMultipartUpload")
-    assert begun >= 1 and len(pending(seaweedfs, s3_prefix)) == begun  # kept, none aborted
-    held = kept_bytes(seaweedfs, s3_prefix)
-    assert held >= 3 * 4 * MiB
-    s3_faults.set(None)  # refreshed
-    s3_faults.clear()
-    cdn.clear_requests()
-    again = download(links, where, s3_faults, "--state-dir", state)
-    assert again.returncode == 0, again.output
+    with CDNServer(root=two_shards[0].path.parent, rate_per_connection=MiB) as slow:
+        links = tmp_path / "links.tsv"
+        slow.write_links_file(links)
+        proc = start_cli(
+            "download", links, "-o", where, "--no-extract", "--part-size", "5M",
+            "--state-dir", state, "--connections", "4", "--log-file", log, "--log-level", "debug",
+            env=aws_environment(s3_faults.environment), cwd=tmp_path,
+        )  # fmt: skip
+        wait_for(lambda: s3_faults.count("UploadPart") >= 3, timeout=60,
+                 message="three parts uploaded", process=proc)  # fmt: skip
+        s3_faults.set(fault)  # from now on, every call the store is asked is refused
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 2, stderr  # the bucket refuses: as it would before the run
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: s3://{BUCKET}: {says}"), stderr
+        assert hint in stderr and "Traceback" not in stderr
+        assert s3_faults.faulted() >= 1
+        secret = s3_faults.environment["AWS_SECRET_ACCESS_KEY"]
+        assert secret not in stderr + log.read_text()
+        s3_faults.set(None)  # refreshed
+        assert finals(seaweedfs, s3_prefix) == {}  # nothing under a final key
+        begun = s3_faults.count("CreateMultipartUpload") - s3_faults.faulted(
+            "CreateMultipartUpload"
+        )
+        assert len(pending(seaweedfs, s3_prefix)) == begun  # every upload kept, none aborted
+        held = kept_bytes(seaweedfs, s3_prefix)
+        sent = s3_faults.count("UploadPart") - s3_faults.faulted("UploadPart")
+        assert sent >= 3 and held >= 3 * 4 * MiB
+        s3_faults.clear()
+        slow.clear_requests()
+        again = run_cli(
+            "download", links, "-o", where, "--no-extract", "--part-size", "5M",
+            "--state-dir", state, env=aws_environment(s3_faults.environment), cwd=tmp_path,
+        )  # fmt: skip
+        assert again.returncode == 0, again.output
+        assert slow.bytes_sent_total <= 2 * SHARD_SIZE - held  # what the bucket held was kept
     assert_in_bucket(seaweedfs, s3_prefix, two_shards)
-    assert cdn.bytes_sent_total <= 2 * SHARD_SIZE - held  # what the bucket held was kept
-    assert s3_faults.count("UploadPart") == 10 - 3
+    assert s3_faults.count("UploadPart") == 10 - sent  # only the parts not in the bucket
 
 
 # -- (d) the answer to CompleteMultipartUpload lost: the object is seen, never redone ----------
