@@ -142,14 +142,16 @@ class MemoryBudget:
 
 
 class Numbered(Protocol):
+    """A part as anything lists it: by its number."""
+
     @property
     def number(self) -> int: ...
 
 
-P = TypeVar("P", bound=Numbered)
+PartT = TypeVar("PartT", bound=Numbered)
 
 
-def latest_parts(listed: Iterable[P]) -> list[P]:
+def latest_parts(listed: Iterable[PartT]) -> list[PartT]:
     """The parts of an upload as ListParts gave them, each number once (the last listed
     wins), in order. SeaweedFS 4.48 lists a part once per time it was uploaded (a part
     sent again after a cut answer); S3 lists the last upload of each number, which is
