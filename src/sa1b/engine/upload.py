@@ -57,7 +57,6 @@ from sa1b.errors import (
     SA1BError,
     SizeMismatchError,
     StorageError,
-    StoreRequestError,
     StoreUnavailableError,
     TransferError,
 )
@@ -226,17 +225,6 @@ class Uploads:
             listed = self._call(self.bucket.list_objects)
             self._objects = {item.key: item.size for item in listed}
         return self._objects
-
-    def _completed(self, key: str, size: int, validator: Validator) -> bool:
-        """The object is in the bucket under its key now, of this size and this source
-        (its upload's metadata)."""
-        stored = self._call(lambda: self.bucket.head_object(key))
-        expected = upload_metadata(size, validator)
-        return (
-            stored is not None
-            and stored.size == size
-            and all(stored.metadata.get(name) == value for name, value in expected.items())
-        )
 
     def at_once(self, slots: int) -> int:
         return self.config.max_files
@@ -536,11 +524,7 @@ class UploadBody:
                 message = f"{expected.algorithm} {digest} does not match the checksums file"
                 raise ChecksumMismatchError(message, name=task.name)
         bucket = uploads.bucket
-        try:
-            uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
-        except StoreRequestError:  # refused: completed already, its answer lost on the way?
-            if not uploads._completed(self.key, total, task.validator):
-                raise
+        uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
         finish_upload(uploads.run.store, task.id)
         uploads.copy_state()
         return f"into {bucket.location.url}/{self.key}"
