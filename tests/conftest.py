@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Generator, Iterator
 
 import pytest
@@ -31,6 +33,13 @@ summary: with pytest-xdist, the test ran in a worker and its stash stays there."
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_LINES] = []
+    # What sa1b keeps by default in the user's cache (the local state of an s3:// output)
+    # goes to a folder of this session's, never to the real ~/.cache.
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sa1b-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -274,13 +274,20 @@ class FatalTransferError(TransferError):
     """Another attempt cannot help; the file stops here for this run."""
 
 
+def expired_link_hint(*, bucket: bool = False) -> str:
+    """What to do about an expired link, and what of the file is kept: its bytes on
+    disk, or (``bucket``: an ``s3://`` output) the parts its upload holds."""
+    kept = "the parts already uploaded" if bucket else "the bytes already on disk"
+    return (
+        "download a fresh links file from Meta's SA-1B page and run the same command "
+        f"with it; {kept} are kept and continued"
+    )
+
+
 class LinkExpiredError(FatalTransferError):
     """The signed link expired (403 ``URL signature expired``, or ``oe`` has passed)."""
 
-    hint = (
-        "download a fresh links file from Meta's SA-1B page and run the same command "
-        "with it; the bytes already on disk are kept and continued"
-    )
+    hint = expired_link_hint()
 
 
 class LinksExpiredError(LinkExpiredError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sa1b.errors import LinksExpiredError
+from sa1b.errors import LinksExpiredError, expired_link_hint
 from sa1b.links import Link
 from sa1b.units import human_bytes, human_duration
 
@@ -88,14 +88,18 @@ def check_validity(links: Sequence[Link], *, now: float) -> LinkValidity:
     return LinkValidity(min((s for s, _ in stamps), default=None), expired)
 
 
-def refuse_expired(links: Sequence[Link], *, now: float) -> LinkValidity:
+def refuse_expired(links: Sequence[Link], *, now: float, bucket: bool = False) -> LinkValidity:
     """Raise :class:`LinksExpiredError` when every needed link has expired already (the
-    run could fetch nothing); files whose links alone expired end as ``expired``."""
+    run could fetch nothing); files whose links alone expired end as ``expired``.
+    ``bucket``: the output is an ``s3://`` one (its hint says what is kept there)."""
     validity = check_validity(links, now=now)
     if links and len(validity.expired) == len(links):
         shown = ", ".join(validity.expired[:3])
         more = f" and {len(validity.expired) - 3} more" if len(validity.expired) > 3 else ""
         which = f"all {len(links)} links" if len(links) > 1 else "the link"
         have = "have" if len(links) > 1 else "has"
-        raise LinksExpiredError(f"{which} still needed {have} expired ({shown}{more})")
+        raise LinksExpiredError(
+            f"{which} still needed {have} expired ({shown}{more})",
+            hint=expired_link_hint(bucket=bucket),
+        )
     return validity

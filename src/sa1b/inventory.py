@@ -12,7 +12,9 @@ newest of its key (of two begun in one second, the one holding more bytes), if i
 fit one part plan. Every other pending upload under the
 prefix is a stray: an upload of a key that is not a file of the layout, of a file whose
 object is published, an older duplicate, or one whose parts fit no plan. ``sa1b status``
-shows strays; only ``sa1b clean`` removes them.
+shows strays; only ``sa1b clean`` removes them. The download engine picks the upload a
+shard resumes from by the same rule (:func:`resumed_upload`), so that ``clean`` never
+removes the upload a run would continue, and a run never continues a stray.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ from typing import Literal
 
 from sa1b.links import is_safe_name
 from sa1b.objectstore.parts import PartPlan
+from sa1b.redaction import clean
 from sa1b.store.paths import WORK_DIR, OutputPaths
+from sa1b.versions import Validator
 
 SIZE_METADATA = "sa1b-size"
 """The user metadata the upload engine gives each multipart upload (and so its object):
 the file's expected size in bytes."""
+SOURCE_METADATA = "sa1b-source"
+"""The user metadata naming the version of the source an upload was begun for: the
+CDN's ETag, else its Last-Modified (never a URL, never a signature)."""
 
 OWN_FOLDER = WORK_DIR
 """Under the prefix, as in a local output folder: sa1b's own objects (state copies)."""
@@ -50,6 +57,13 @@ def file_of(key: str) -> str | None:
     place of the layout."""
     name = PurePosixPath(key).name
     return name if is_safe_name(name) and key_of(name) == key else None
+
+
+def upload_metadata(size: int, validator: Validator) -> dict[str, str]:
+    """The metadata a file's multipart upload is begun with (its object keeps it): so
+    that a machine with no local state can tell what the object should be."""
+    source = clean(validator.etag or validator.last_modified or "", limit=200)
+    return {SIZE_METADATA: str(size), SOURCE_METADATA: source}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,22 @@ def judge_uploads(
             why = _why_stray(upload, chosen, name, published, plan)
             verdicts.append(Verdict(upload, name, why))
     return verdicts
+
+
+def resumed_upload(
+    uploads: Iterable[Upload], name: str, *, recorded: str | None, plan: PartPlan | None
+) -> Upload | None:
+    """Of the pending uploads of file ``name``'s key, the one a download resumes from
+    (None: it begins a new one), by the rule of :func:`judge_uploads`: ``recorded`` is
+    the upload the state records, ``plan`` the file's part plan when its size is known.
+    (The engine judges an unpublished file: it finds a published one done first.)"""
+    verdicts = judge_uploads(
+        uploads,
+        published=(),
+        recorded={name: recorded} if recorded else None,
+        plans={name: plan} if plan else None,
+    )
+    return next((v.upload for v in verdicts if v.resumable and v.name == name), None)
 
 
 def _age(upload: Upload) -> tuple[datetime, int, str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sa1b.expiry import forecast, remaining_bytes
+from sa1b.errors import LinksExpiredError
+from sa1b.expiry import forecast, refuse_expired, remaining_bytes
+from sa1b.links import Link
 from sa1b.units import human_bytes
 
 NOW = 1_000_000.0
@@ -78,3 +80,14 @@ REMAINING = {
 @pytest.mark.parametrize(("files", "left"), REMAINING.values(), ids=REMAINING.keys())
 def test_remaining_bytes_counts_known_sizes(files: list[tuple[int | None, int]], left: int) -> None:
     assert remaining_bytes(files, nominal=NOMINAL) == left
+
+
+@pytest.mark.parametrize(
+    ("bucket", "kept"),
+    [(False, "the bytes already on disk are kept"), (True, "the parts already uploaded are kept")],
+)
+def test_links_all_expired_say_what_the_output_keeps(bucket: bool, kept: str) -> None:
+    link = Link("sa_000000.tar", "https://cdn.example/sa_000000.tar?oe=10")  # expired at 16 s
+    with pytest.raises(LinksExpiredError) as raised:
+        refuse_expired([link], now=1000.0, bucket=bucket)
+    assert kept in raised.value.hint

@@ -16,8 +16,11 @@ from sa1b.inventory import (
     judge_uploads,
     key_of,
     parts_fit,
+    resumed_upload,
+    upload_metadata,
 )
 from sa1b.objectstore.parts import MIB, PartPlan
+from sa1b.versions import Validator
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 P = 64 * MIB
@@ -139,6 +142,57 @@ def test_which_upload_each_file_resumes_from_and_which_are_strays(
     # Never two uploads of one file resumed.
     resumed = [v.name for v in verdicts if v.resumable]
     assert len(resumed) == len(set(resumed))
+
+
+@pytest.mark.parametrize(("uploads", "published", "recorded", "expected"), JUDGED)
+def test_the_engine_resumes_exactly_the_upload_status_does_not_call_a_stray(
+    uploads: list[Upload],
+    published: set[str],
+    recorded: dict[str, str],
+    expected: dict[str, str | None],
+) -> None:
+    # The engine asks for one file, after finding its object missing; status for all.
+    verdicts = judge_uploads(uploads, published=(), recorded=recorded)
+    for name in {v.name for v in verdicts if v.name is not None}:
+        chosen = resumed_upload(
+            [u for u in uploads if file_of(u.key) == name],
+            name,
+            recorded=recorded.get(name),
+            plan=None,
+        )
+        resumable = [v.upload for v in verdicts if v.name == name and v.resumable]
+        assert resumable == ([chosen] if chosen is not None else [])
+
+
+# the upload recorded, the plan: the upload the engine resumes (None: a new one)
+RESUMED = [
+    ("a", None, "a"),  # recorded, though older
+    ("gone", None, "b"),  # recorded and gone: the newest
+    (None, None, "b"),
+    (None, PartPlan(P + 100, P), "b"),
+    (None, PartPlan(2 * P + 100, P), None),  # the newest's parts fit no plan; never an older
+    ("a", PartPlan(2 * P + 100, P), "a"),
+]
+
+
+@pytest.mark.parametrize(("recorded", "plan", "chosen"), RESUMED)
+def test_the_upload_a_download_resumes(
+    recorded: str | None, plan: PartPlan | None, chosen: str | None
+) -> None:
+    uploads = [up(SHARD, "a", 0, ((1, P),)), up(SHARD, "b", 5, ((1, P), (2, 100)))]
+    found = resumed_upload(uploads, "sa_000001.tar", recorded=recorded, plan=plan)
+    assert (found.upload_id if found else None) == chosen
+
+
+def test_the_metadata_of_an_upload_names_its_size_and_source_never_a_url() -> None:
+    assert upload_metadata(10, Validator('"abc"', "Tue, 01 Dec 2026")) == {
+        "sa1b-size": "10",
+        "sa1b-source": '"abc"',
+    }
+    assert upload_metadata(0, Validator(None, "Tue, 01 Dec 2026"))["sa1b-source"] == (
+        "Tue, 01 Dec 2026"
+    )
+    assert upload_metadata(5, Validator(None, None))["sa1b-source"] == ""
 
 
 def test_a_known_size_checks_parts_exactly() -> None:

@@ -20,6 +20,7 @@ from sa1b.objectstore.parts import (
     MemoryBudget,
     PartPlan,
     kept_parts,
+    latest_parts,
     part_size_for,
 )
 from sa1b.ranges import RangeSet
@@ -202,3 +203,21 @@ def test_which_parts_a_resume_keeps(
 ) -> None:
     assert kept_parts(PLAN, listed, recorded) == kept
     assert PLAN.missing(kept).total == PLAN.size - sum(PLAN.length(n) for n in kept)
+
+
+# parts as ListParts lists them (number, ETag): each number once, the last listed, in order
+LISTED = [
+    ([], []),
+    ([(1, "a"), (2, "b")], [(1, "a"), (2, "b")]),
+    ([(1, "a"), (1, "a")], [(1, "a")]),  # SeaweedFS 4.48: a part sent twice, listed twice
+    ([(1, "a"), (2, "b"), (1, "c")], [(1, "c"), (2, "b")]),  # sent again: the last counts
+    ([(3, "c"), (1, "a")], [(1, "a"), (3, "c")]),
+]
+
+
+@pytest.mark.parametrize(("listed", "kept"), LISTED)
+def test_listed_parts_are_each_number_once_the_last_listed(
+    listed: list[tuple[int, str]], kept: list[tuple[int, str]]
+) -> None:
+    parts = [Listed(number, 5, etag) for number, etag in listed]
+    assert [(p.number, p.sha256) for p in latest_parts(parts)] == kept

@@ -12,6 +12,7 @@ from sa1b.store.paths import bucket_state
 from sa1b.store.state import StateStore
 from sa1b.store.uploads import (
     PartDone,
+    RecordedUpload,
     StoredPart,
     UploadChange,
     UploadForgotten,
@@ -21,6 +22,7 @@ from sa1b.store.uploads import (
     coalesced,
     finish_upload,
     load_upload,
+    recorded_uploads,
     save_uploads,
     seed_from_copy,
 )
@@ -151,6 +153,23 @@ def test_a_state_copy_from_another_machine_seeds_the_local_store(
         assert saved is not None and saved.upload_id == "up-1" and len(saved.parts) == 2
         record = seeded.get("sa_000000.tar")  # not voided as another folder's partial file
         assert record is not None and record.size == 11 * MiB
+
+
+def test_the_uploads_a_state_copy_records_are_read_without_changing_it(
+    store: StateStore, tmp_path: Path
+) -> None:
+    _begun(store)
+    other = store.register("sa_000001.tar", "sa_000001.tar").id
+    save_uploads(store, [UploadStart(other, "up-9", 5 * MiB, SOURCE, 5 * MiB)])
+    store.copy_to(tmp_path / "copy")
+    copy = tmp_path / "copy" / "state.db"
+    before = copy.read_bytes()
+    assert recorded_uploads(copy) == {
+        "sa_000000.tar": RecordedUpload("up-1", 11 * MiB, 5 * MiB),
+        "sa_000001.tar": RecordedUpload("up-9", 5 * MiB, 5 * MiB),
+    }
+    assert copy.read_bytes() == before
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["state.db"]
 
 
 # name: (bucket, prefix, environment, the state folder under tmp)

@@ -4,16 +4,22 @@ uploads removed on request.
 The bucket is the truth: a machine with no local state gets the same answers as the
 one that ran the download. :func:`bucket_status` lists the objects under the prefix
 (ListObjectsV2), the pending multipart uploads (ListMultipartUploads) and each one's
-parts (ListParts), and judges them (:mod:`sa1b.inventory`): the files published, the
-uploads in progress, the strays. :func:`clean_bucket` aborts the strays and nothing
+parts (ListParts), reads the uploads the state copies under ``PREFIX/.sa1b/`` record
+(each downloaded to a temporary file, opened read-only), and judges them
+(:mod:`sa1b.inventory`, by the rule the download engine resumes by): the files
+published, the uploads in progress, the strays. :func:`clean_bucket` aborts the strays and nothing
 else: never the upload a file resumes from, never an object.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sa1b.errors import NoStateError, NoSuchUploadError
@@ -28,10 +34,13 @@ from sa1b.inventory import (
 )
 from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
+from sa1b.objectstore.parts import PartPlan
 from sa1b.retry import RetryPolicy
+from sa1b.store.paths import STATE_DB
+from sa1b.store.uploads import RecordedUpload, recorded_uploads
 
 if TYPE_CHECKING:
-    from sa1b.objectstore.bucket import Bucket, PendingUpload
+    from sa1b.objectstore.bucket import Bucket, ListedObject, PendingUpload
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,19 @@ def bucket_status(location: BucketLocation, *, retry: RetryPolicy = READ_POLICY)
         for pending in retried(bucket.list_multipart_uploads, policy=retry)
         if (upload := _with_parts(bucket, pending, retry)) is not None
     ]
-    verdicts = judge_uploads(uploads, published=published)
+    recorded = _recorded(bucket, objects, retry)
+    plans = {}
+    for name, entry in recorded.items():
+        try:
+            plans[name] = PartPlan(entry.size, entry.part_size)
+        except ValueError:  # not a plan of sa1b's: its parts are judged without one
+            continue
+    verdicts = judge_uploads(
+        uploads,
+        published=published,
+        recorded={name: entry.upload_id for name, entry in recorded.items()},
+        plans=plans,
+    )
     own = any(listed.key.startswith(f"{OWN_FOLDER}/") for listed in objects)
     files = bucket_files(((o.key, o.size) for o in objects), verdicts)
     if not files and not verdicts and not own:
@@ -75,6 +96,32 @@ def bucket_status(location: BucketLocation, *, retry: RetryPolicy = READ_POLICY)
         )
     strays = tuple(verdict for verdict in verdicts if not verdict.resumable)
     return BucketStatus(location, tuple(files), strays)
+
+
+def _recorded(
+    bucket: Bucket, objects: Sequence[ListedObject], retry: RetryPolicy
+) -> dict[str, RecordedUpload]:
+    """The uploads the state copies in the bucket record (the download's, or each
+    worker's of a split one), by file name; a copy that cannot be read records none."""
+    copies = [
+        o
+        for o in objects
+        if o.key.startswith(f"{OWN_FOLDER}/") and o.key.endswith(f"/{STATE_DB}") and o.size > 0
+    ]
+    recorded: dict[str, RecordedUpload] = {}
+    with tempfile.TemporaryDirectory(prefix="sa1b-status-") as folder:
+        for copy in copies:
+            data = retried(partial(bucket.get_range, copy.key, 0, copy.size), policy=retry)
+            path = Path(folder, STATE_DB)
+            path.write_bytes(data)
+            try:
+                recorded |= recorded_uploads(path)
+            except sqlite3.Error as error:
+                log.warning(
+                    "%s: the state copy cannot be read (%s); judged without it", copy.key, error
+                )
+            path.unlink()
+    return recorded
 
 
 def _with_parts(bucket: Bucket, pending: PendingUpload, retry: RetryPolicy) -> Upload | None:

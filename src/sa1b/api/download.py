@@ -81,7 +81,8 @@ def download(
         known = [*store.records(), *(o.record for o in chain.from_iterable(others.values()))]
         done = {record.name for record in known if record.status == "done"}
         if not config.mirrors:  # with mirrors, an expired link is the mirrors' to stand in for
-            refuse_expired([link for link in links if link.name not in done], now=time.time())
+            needed = [link for link in links if link.name not in done]
+            refuse_expired(needed, now=time.time(), bucket=bucket is not None)
         only = config.extract.only if config.extract else None
         if config.check_space and only is None:  # from the records just read
             learned = check_space(links, config, furthest(known))

@@ -21,8 +21,10 @@ from sa1b.engine.tasks import Task
 from sa1b.errors import (
     CorruptArchiveError,
     ExtractionError,
+    LinkExpiredError,
     SA1BError,
     StorageError,
+    expired_link_hint,
 )
 from sa1b.extract.extractors import Extractors, Superseded
 from sa1b.holes import hole_end
@@ -348,7 +350,10 @@ class FileControl:
             return
         task.halted = True
         message = f"{error.message}{note}"
-        task.outcome = FileOutcome(task.name, state, task.size, message, error.hint)
+        hint = error.hint
+        if isinstance(error, LinkExpiredError) and self.run.config.upload is not None:
+            hint = expired_link_hint(bucket=True)  # its upload's parts are what is kept
+        task.outcome = FileOutcome(task.name, state, task.size, message, hint)
 
     def end(self, task: Task) -> None:
         """A halted file that no connection holds any more: record and report it."""

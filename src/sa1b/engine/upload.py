@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from sa1b.catalog import catalog_key, pack_catalog
@@ -73,6 +74,7 @@ from sa1b.errors import (
     StoreUnavailableError,
     TransferError,
 )
+from sa1b.inventory import Upload, resumed_upload, upload_metadata
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, is_shard_name, object_key, redact
 from sa1b.net.answers import ErrorPage
@@ -82,20 +84,21 @@ from sa1b.net.heads import Head
 from sa1b.objectstore.bucket import (
     Bucket,
     BucketOptions,
-    StoredObject,
+    ListedObject,
+    PendingUpload,
     UploadedPart,
     state_copy_key,
 )
 from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.records import Status
-from sa1b.redaction import clean
 from sa1b.store.paths import STATE_DB
 from sa1b.store.uploads import (
     PartDone,
     StoredPart,
     UploadChange,
     UploadForgotten,
+    UploadRecord,
     UploadStart,
     WalkPoint,
     WalkReached,
@@ -141,13 +144,16 @@ class Uploads:
         self._saving = threading.Lock()
         self._copying = threading.Lock()
         self._copied = time.monotonic()
-        self._pending: dict[str, str] | None = None
+        self._pending: list[PendingUpload] | None = None
+        self._objects: dict[str, ListedObject] | None = None
 
     # -- the Kind -----------------------------------------------------------------
 
     def prepare(self, link: Link) -> Task:
-        """The task of ``link``, resumed from what the bucket still holds of the upload
-        the store records (ListParts), or else of the newest upload pending for its key."""
+        """The task of ``link``: found done when its object is in the bucket, else
+        resumed from the pending upload :func:`~sa1b.inventory.resumed_upload` picks
+        (the one ``sa1b status`` shows as its upload, never a stray), keeping the parts
+        ListParts lists that fit its plan."""
         store = self.run.store
         record = store.register(link.name, object_key(link.url))
         task = Task(
@@ -159,44 +165,47 @@ class Uploads:
         key = self.config.paths.final(link.name).relative_to(self.config.out).as_posix()
         body = task.body = UploadBody(self, key)
         saved = load_upload(store, record.id)
-        if saved is None and record.status == "done":
-            if self._stored(key, record.size):
-                return _found_done(task, record.size)
+        size = saved.size if saved is not None else record.size
+        stored = self._published().get(key)
+        if stored is not None and (size is None or size == stored.size):
+            if saved is not None or record.status != "done":  # completed, not recorded so
+                walked = saved.walk if saved is not None else None
+                if walked is not None and walked.next == stored.size:  # nor its catalog put
+                    self.put_catalog(link.name, walked.entries, size=stored.size, etag=stored.etag)
+                finish_upload(store, record.id)
+            return _found_done(task, stored.size)
+        if stored is not None:
+            log.warning("%s: the object in the bucket has another size; fetching it again", key)
+        elif record.status == "done":
             log.warning("%s: recorded done, but not in the bucket; fetching it again", link.name)
-        upload_id = saved.upload_id if saved is not None else self._newest_pending(key)
-        if upload_id is None:
-            return task
-        try:
-            listed = self._call(lambda: self.bucket.list_parts(key, upload_id))
-        except NoSuchUploadError:  # completed by a run killed before it recorded so, or gone
-            if saved is not None:
-                stored = self._stored(key, saved.size)
-                walked = saved.walk
-                if stored and walked is not None and walked.next == saved.size:
-                    self.put_catalog(link.name, walked.entries, size=saved.size, etag=stored.etag)
-                finish_upload(store, record.id, done=stored is not None)
-                if stored:
-                    return _found_done(task, saved.size)
-            log.info("%s: its upload is gone from the bucket; starting it again", link.name)
-            return task
         if saved is not None:
-            plan = PartPlan(saved.size, saved.part_size)
-            recorded = [Listed(p.number, p.size, p.sha256) for p in saved.parts.values()]
+            plan: PartPlan | None = PartPlan(saved.size, saved.part_size)
             task.size, task.validator = saved.size, saved.validator
         elif record.size is not None:  # a pending upload no store records: sizes judge it
             plan = PartPlan.for_size(record.size, preferred=self.options.part_size)
-            recorded = []
             task.size, task.validator = record.size, record.validator
         else:
-            return task  # its size unknown: nothing to check its parts against
+            plan = None  # its size unknown: nothing to check the parts of an upload against
+        resumable = stored is None and plan is not None
+        resumed = self._resumed(link.name, key, saved, plan) if resumable else None
+        if saved is not None and (resumed is None or resumed[0] != saved.upload_id):
+            finish_upload(store, record.id, done=False)  # its upload is not to be continued
+            if stored is None:
+                log.info("%s: its upload is gone from the bucket", link.name)
+        if resumed is None or plan is None:
+            return task
+        upload_id, listed = resumed
+        own = saved is not None and saved.upload_id == upload_id
+        sums = saved.parts.values() if saved is not None and own else ()
+        recorded = [Listed(p.number, p.size, p.sha256) for p in sums]
         by_number = {part.number: part for part in listed}
         as_listed = [Listed(p.number, p.size, p.sha256) for p in listed]
         kept = {
             n: replace(by_number[n], sha256=sha256)
             for n, sha256 in kept_parts(plan, as_listed, recorded).items()
         }
-        body.resume(task, upload_id, plan, kept, walked=saved.walk if saved else None)
-        if saved is None:
+        body.resume(task, upload_id, plan, kept, walked=saved.walk if saved and own else None)
+        if not own:
             self.records.append(
                 UploadStart(record.id, upload_id, plan.size, task.validator, plan.part_size)
             )
@@ -204,10 +213,40 @@ class Uploads:
             log.info("%s: %d of %d parts kept in the bucket", link.name, len(kept), plan.count)
         return task
 
-    def _stored(self, key: str, size: int | None) -> StoredObject | None:
-        """The object under its key, if the bucket holds it with its size."""
-        stored = self._call(lambda: self.bucket.head_object(key))
-        return stored if stored is not None and size is not None and stored.size == size else None
+    def _resumed(
+        self, name: str, key: str, saved: UploadRecord | None, plan: PartPlan | None
+    ) -> tuple[str, list[UploadedPart]] | None:
+        """The upload ``name`` resumes from, and its parts: of those pending for its key
+        (and the one the store records, if ListParts still answers for it)."""
+        pending = [upload for upload in self._pending_uploads() if upload.key == key]
+        recorded = saved.upload_id if saved is not None else None
+        if recorded is not None and all(upload.upload_id != recorded for upload in pending):
+            pending.append(PendingUpload(key, recorded, None))  # a listing may lag behind
+        found: list[Upload] = []
+        parts: dict[str, list[UploadedPart]] = {}
+        for upload in pending:
+            try:
+                listed = self._call(partial(self.bucket.list_parts, key, upload.upload_id))
+            except NoSuchUploadError:  # completed or aborted since
+                continue
+            parts[upload.upload_id] = listed
+            sizes = tuple((part.number, part.size) for part in listed)
+            found.append(Upload(key, upload.upload_id, upload.initiated, sizes))
+        chosen = resumed_upload(found, name, recorded=recorded, plan=plan)
+        return (chosen.upload_id, parts[chosen.upload_id]) if chosen is not None else None
+
+    def _pending_uploads(self) -> list[PendingUpload]:
+        """The multipart uploads pending under the prefix (asked once a run)."""
+        if self._pending is None:
+            self._pending = self._call(self.bucket.list_multipart_uploads)
+        return self._pending
+
+    def _published(self) -> dict[str, ListedObject]:
+        """The objects under the prefix (size, ETag), by key (asked once a run)."""
+        if self._objects is None:
+            listed = self._call(self.bucket.list_objects)
+            self._objects = {item.key: item for item in listed}
+        return self._objects
 
     def put_catalog(self, name: str, entries: Sequence[Entry], *, size: int, etag: str) -> None:
         """Put the shard's member catalog beside it (:mod:`sa1b.catalog`), tied to the
@@ -377,8 +416,7 @@ class Uploads:
                     return body.upload_id
                 size, validator, plan = task.size, task.validator, body.plan
             assert size is not None and plan is not None
-            source = clean(validator.etag or validator.last_modified or "", limit=200)
-            metadata = {"sa1b-size": str(size), "sa1b-source": source}
+            metadata = upload_metadata(size, validator)
             upload_id = self._call(
                 lambda: self.bucket.create_multipart_upload(body.key, metadata=metadata)
             )
@@ -415,19 +453,6 @@ class Uploads:
                 if delay is None or self.run.stopped.wait(delay):
                     raise
                 log.info("%s; trying again in %.1f s", error.message, delay)
-
-    def _newest_pending(self, key: str) -> str | None:
-        """The newest upload pending for ``key`` that no store records (a machine with
-        no state, and no state copy in the bucket); the others are strays."""
-        if self._pending is None:
-            uploads = self._call(self.bucket.list_multipart_uploads)
-            newest: dict[str, tuple[float, str]] = {}
-            for upload in uploads:
-                when = upload.initiated.timestamp() if upload.initiated else 0.0
-                if upload.key not in newest or when >= newest[upload.key][0]:
-                    newest[upload.key] = (when, upload.upload_id)
-            self._pending = {k: upload_id for k, (_, upload_id) in newest.items()}
-        return self._pending.get(key)
 
 
 @dataclass(eq=False)
@@ -596,7 +621,8 @@ class UploadBody:
         uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
         # Its catalog, tied to the ETag the bucket shows for the object (a store may answer
         # CompleteMultipartUpload with another); a crash first: the rerun puts it, as saved.
-        if self.walk is not None and (stored := uploads._stored(self.key, plan.size)):
+        stored = uploads._call(lambda: bucket.head_object(self.key)) if self.walk else None
+        if self.walk is not None and stored is not None and stored.size == plan.size:
             uploads.put_catalog(task.name, self.walk.entries, size=plan.size, etag=stored.etag)
         finish_upload(uploads.run.store, task.id)
         uploads.copy_state()

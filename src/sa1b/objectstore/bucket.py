@@ -53,6 +53,7 @@ from botocore.exceptions import ClientError
 from sa1b.errors import BucketError, RetryableError
 from sa1b.objectstore.failures import translated
 from sa1b.objectstore.location import BucketLocation
+from sa1b.objectstore.parts import latest_parts
 from sa1b.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,8 @@ class Bucket:
         return UploadedPart(number, str(answer["ETag"]), len(body), checksum)
 
     def list_parts(self, key: str, upload_id: str, *, page: int = 1000) -> list[UploadedPart]:
-        """The parts the store holds for this upload, in order (every page of ``page``)."""
+        """The parts the store holds for this upload, in order, each number once
+        (:func:`~sa1b.objectstore.parts.latest_parts`; every page of ``page``)."""
         parts: list[UploadedPart] = []
         marker = 0
         while True:
@@ -240,7 +242,7 @@ class Bucket:
                     )
                 )
             if not answer.get("IsTruncated"):
-                return parts
+                return latest_parts(parts)
             marker = int(answer["NextPartNumberMarker"])
 
     def list_multipart_uploads(self, under: str = "", *, page: int = 1000) -> list[PendingUpload]:

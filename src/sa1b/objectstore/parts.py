@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from sa1b.ranges import RangeSet
 
@@ -138,6 +139,25 @@ class MemoryBudget:
         if length > self.held:
             raise ValueError(f"{length} bytes given back, {self.held} held")
         self.held -= length
+
+
+class Numbered(Protocol):
+    """A part as anything lists it: by its number."""
+
+    @property
+    def number(self) -> int: ...
+
+
+PartT = TypeVar("PartT", bound=Numbered)
+
+
+def latest_parts(listed: Iterable[PartT]) -> list[PartT]:
+    """The parts of an upload as ListParts gave them, each number once (the last listed
+    wins), in order. SeaweedFS 4.48 lists a part once per time it was uploaded (a part
+    sent again after a cut answer); S3 lists the last upload of each number, which is
+    the one CompleteMultipartUpload takes."""
+    by_number = {part.number: part for part in listed}
+    return [by_number[number] for number in sorted(by_number)]
 
 
 @dataclass(frozen=True, slots=True)

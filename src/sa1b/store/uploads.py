@@ -8,6 +8,9 @@ walk of its tar goes on (:class:`WalkPoint`), so that a rerun continues the walk
 the parts before it. The walk's catalog is saved in pieces, each the entries found since
 the piece before, so that a save costs the new entries only. The rows go once the object
 is complete (or its upload aborted).
+
+:func:`recorded_uploads` reads the uploads a copy of a store records (the state copy in
+the bucket, ``PREFIX/.sa1b/state.db``), read-only, for ``sa1b status`` and ``clean``.
 """
 
 from __future__ import annotations
@@ -207,6 +210,30 @@ def _forget(db: sqlite3.Connection, file_id: int) -> None:
     db.execute("DELETE FROM upload_walks WHERE file_id = ?", (file_id,))
     db.execute("DELETE FROM upload_parts WHERE file_id = ?", (file_id,))
     db.execute("DELETE FROM uploads WHERE file_id = ?", (file_id,))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedUpload:
+    """The upload a store records for a file: its id, and its file's size and part size
+    (its part plan)."""
+
+    upload_id: str
+    size: int
+    part_size: int
+
+
+def recorded_uploads(database: Path) -> dict[str, RecordedUpload]:
+    """The uploads the store at ``database`` records, by file name; opened read-only
+    (a copy from the bucket: nothing of it is changed)."""
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        rows = db.execute(
+            "SELECT files.name, uploads.upload_id, uploads.size, uploads.part_size "
+            "FROM uploads JOIN files ON files.id = uploads.file_id"
+        ).fetchall()
+    return {
+        name: RecordedUpload(str(upload_id), size, part) for name, upload_id, size, part in rows
+    }
 
 
 def seed_from_copy(database: Path, data: bytes) -> None:
