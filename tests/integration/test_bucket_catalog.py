@@ -212,8 +212,10 @@ def test_a_killed_run_continues_its_walk_from_the_saved_checkpoint(
         result = run_cli("download", links, "-o", where, *options, "--connections", "8",
                          env=env, cwd=tmp_path)  # fmt: skip
         assert result.returncode == 0, result.output
-        # The missing parts, and the kept ones from where each walk goes on: no more.
-        assert cdn.bytes_sent_total == missing + reread, (missing, kept, reread)
+        # The missing parts, and the kept ones from where each walk goes on: no more (but
+        # what a request cut by the connection ramp loses in flight: less than a part).
+        sent = cdn.bytes_sent_total
+        assert missing + reread <= sent < missing + reread + PART, (sent, missing, kept, reread)
     for shard in big_shards:
         assert stored_catalog(bucket, shard.name) == members(shard.path.read_bytes())
     assert bucket.list_multipart_uploads() == []
