@@ -22,7 +22,8 @@ over) and returns the wanted members' data as :class:`Piece` values. Every regul
 member goes into the shard's catalog (:class:`Entry`: name, data offset, size), so a
 later run can fetch any member by its range with no second walk.
 :attr:`~TarWalk.checkpoint` is the last member boundary: a walk resumed there, with
-the catalog up to it, goes on as if it had never stopped.
+the catalog up to it, goes on as if it had never stopped (for a walk that wants no data,
+:attr:`~TarWalk.resume_point` is as good and usually further on: the next header).
 """
 
 from __future__ import annotations
@@ -133,6 +134,20 @@ class TarWalk:
         """Where a resumed walk may start, and how many catalog entries lie before it."""
         self.finished = start is None
         self._need: _Need | None = None if start is None else self._header_need(start)
+
+    @property
+    def resume_point(self) -> tuple[int, int]:
+        """Where a walk that wants no member data (``headers_only``) may go on, and how
+        many catalog entries lie before it: the next header when the walk is between
+        members, else :attr:`checkpoint` (inside a pax or GNU record, or the end blocks);
+        the size once the walk has ended. Unlike :attr:`checkpoint`, it passes over a
+        member whose header is read, since such a walk hands out none of its data."""
+        need = self._need
+        if need is None:
+            return self.size, len(self.entries)
+        if need.header == need.start and not self._overrides:  # a header and nothing else
+            return need.start, len(self.entries)
+        return self.checkpoint
 
     def need(self) -> tuple[int, int] | None:
         """The bytes ``[start, end)`` wanted next (some may have arrived); None when done."""

@@ -6,8 +6,10 @@ local state or, with none, from the bucket."""
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import signal
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.seaweedfs import SeaweedServer
+from sa1b.catalog import catalog_key
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from tests.conftest import aws_environment
@@ -144,6 +147,7 @@ def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
     assert "3/3 files done" in result.stderr
     assert_in_bucket(seaweedfs, s3_prefix, shards)
     expected = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
+    expected |= {f"{s3_prefix}/{catalog_key(shard.name)}" for shard in shards}  # each's catalog
     assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
     assert pending(seaweedfs, s3_prefix) == []
     head = seaweedfs.client().head_object(Bucket=BUCKET, Key=f"{s3_prefix}/tars/{shards[0].name}")
@@ -278,8 +282,12 @@ def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         (old,) = pending(seaweedfs, s3_prefix)
-        # The file on the server is now another one, 1 MiB longer.
-        served.write_bytes(shard.path.read_bytes() + b"x" * MiB)
+        # The file on the server is now another one, a member of 1 MiB longer (a sound
+        # tar: the upload's walk would refuse bytes after the end blocks).
+        with tarfile.open(served, "a") as archive:
+            extra = tarfile.TarInfo("sa_999999.json")
+            extra.size = MiB
+            archive.addfile(extra, io.BytesIO(b"x" * MiB))
         new_md5 = hashlib.md5(served.read_bytes()).hexdigest()
         result = download(
             links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
@@ -310,6 +318,7 @@ def test_checksums_complete_a_right_shard_and_abort_a_wrong_one(
     assert f"  {wrong.name}  failed: sha256" in result.stderr and "does not match" in result.stderr
     assert keys(seaweedfs, s3_prefix) == {
         f"{s3_prefix}/tars/{right.name}",
+        f"{s3_prefix}/{catalog_key(right.name)}",
         f"{s3_prefix}/.sa1b/state.db",
     }
     assert object_md5(seaweedfs, f"{s3_prefix}/tars/{right.name}") == right.md5

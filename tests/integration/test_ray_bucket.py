@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.seaweedfs import SeaweedServer
+from sa1b.catalog import catalog_key
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from tests.conftest import aws_environment
@@ -117,7 +118,9 @@ def test_tars_stream_from_the_nodes_into_the_bucket_and_a_rerun_fetches_nothing(
         _assert_in_bucket(seaweedfs, s3_prefix, shards)
         copies = {f"{s3_prefix}/.sa1b/workers/{i}-of-3/state.db" for i in range(3)}
         tars = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
-        assert _keys(seaweedfs, s3_prefix) == tars | copies  # a copy of each task's store
+        catalogs = {f"{s3_prefix}/{catalog_key(shard.name)}" for shard in shards}
+        # A copy of each task's store, and each tar's catalog beside it.
+        assert _keys(seaweedfs, s3_prefix) == tars | catalogs | copies
         assert _pending(seaweedfs, s3_prefix) == []
         # Each task's store on its node's disk, in the nodes' own cache folder; nothing
         # else made here (the driver's folder holds no state, and no folder "s3:").

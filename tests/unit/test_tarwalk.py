@@ -325,3 +325,51 @@ def test_each_regular_member_is_announced_before_the_bytes_after_its_data() -> N
         assert len(found) <= announced + 1  # one header read, at most one member
     assert [f.entry for f in found] == walk.entries
     assert [str(f.target) for f in found] == [f"sa_000001/{n}" for n, _ in PAIRS[:2]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fmt=st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+    sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=8),
+    long_name=st.booleans(),
+    part=st.integers(1, 12).map(lambda blocks: 512 * blocks - (blocks % 3)),
+    stop=st.integers(0, 40),
+)
+def test_a_headers_walk_resumed_at_its_resume_point_ends_as_an_unbroken_one(
+    fmt: int, sizes: list[int], long_name: bool, part: int, stop: int
+) -> None:
+    """Fed in parts of any size (as an upload reads them in order), stopped after any
+    part, and resumed at its resume point from the part that holds it: the same catalog,
+    and the resume point never behind the checkpoint."""
+    names = [f"sa_{i}.jpg" for i in range(len(sizes))]
+    if long_name and fmt != tarfile.USTAR_FORMAT:
+        names[-1] = "z" * 150 + ".json"  # a pax or GNU record before its header
+    members = [(n, bytes([i]) * size) for i, (n, size) in enumerate(zip(names, sizes, strict=True))]
+    archive = make_tar(members, fmt=fmt)
+    first = TarWalk("s.tar", len(archive), headers_only)
+    for start in range(0, min(stop * part, len(archive)), part):
+        first.feed(start, archive[start : start + part])
+    at, count = first.resume_point
+    assert at >= first.checkpoint[0] and count >= first.checkpoint[1]
+    resumed = TarWalk(
+        "s.tar",
+        len(archive),
+        headers_only,
+        start=None if first.finished else at,
+        entries=first.entries[:count],
+    )
+    for start in range(at // part * part, len(archive), part):
+        resumed.feed(start, archive[start : start + part])
+    assert resumed.finished
+    assert resumed.entries == catalog(archive)
+
+
+def test_the_resume_point_of_a_headers_walk_is_the_next_header() -> None:
+    archive = make_tar(PAIRS)
+    walk = TarWalk("s.tar", len(archive), headers_only)
+    walk.feed(0, archive[:512])
+    second = catalog(archive)[1].offset - 512
+    assert walk.resume_point == (second, 1)  # past the first member's data, not its header
+    assert walk.checkpoint == (0, 0)
+    walk.feed(0, archive)
+    assert walk.finished and walk.resume_point == (len(archive), len(PAIRS))

@@ -14,14 +14,19 @@ from sa1b.store.uploads import (
     PartDone,
     RecordedUpload,
     StoredPart,
+    UploadChange,
     UploadForgotten,
     UploadStart,
+    WalkPoint,
+    WalkReached,
+    coalesced,
     finish_upload,
     load_upload,
     recorded_uploads,
     save_uploads,
     seed_from_copy,
 )
+from sa1b.tarwalk import Entry
 from sa1b.versions import Validator
 
 MiB = 1024 * 1024
@@ -82,6 +87,58 @@ def test_an_aborted_upload_recorded_in_order_is_forgotten(store: StateStore) -> 
     file_id = _begun(store)
     save_uploads(store, [UploadForgotten(file_id)])
     assert load_upload(store, file_id) is None
+
+
+A, B, C = Entry("sa_1.jpg", 512, 9000), Entry("sa_1.json", 10240, 70), Entry("sa_2.jpg", 11264, 5)
+
+
+def test_a_walk_saved_in_pieces_is_loaded_whole_and_goes_with_its_upload(
+    store: StateStore,
+) -> None:
+    file_id = _begun(store)
+    assert load_upload(store, file_id) is not None
+    save_uploads(store, [WalkReached(file_id, 9728, (A,)), WalkReached(file_id, 10752, (B,))])
+    save_uploads(store, [WalkReached(file_id, 11776, (C,))])
+    saved = load_upload(store, file_id)
+    assert saved is not None and saved.walk == WalkPoint(11776, (A, B, C))
+    save_uploads(store, [UploadStart(file_id, "up-2", 12 * MiB, SOURCE, 5 * MiB)])
+    again = load_upload(store, file_id)
+    assert again is not None and again.walk is None  # a new upload walks from the start
+    save_uploads(store, [WalkReached(file_id, 9728, (A,))])
+    finish_upload(store, file_id, done=False)
+    save_uploads(store, [UploadStart(file_id, "up-3", 12 * MiB, SOURCE, 5 * MiB)])
+    third = load_upload(store, file_id)
+    assert third is not None and third.walk is None
+
+
+START = UploadStart(1, "up", 11 * MiB, SOURCE, 5 * MiB)
+PART = PartDone(1, StoredPart(1, '"e1"', 5 * MiB, "c1="))
+# name: (records in the order they happened, as they are saved)
+FOLDED = {
+    "a run of progress": (
+        [START, WalkReached(1, 10, (A,)), PART, WalkReached(1, 20, (B,)), WalkReached(1, 30, ())],
+        [START, WalkReached(1, 30, (A, B)), PART],
+    ),
+    "two files": (
+        [WalkReached(1, 10, (A,)), WalkReached(2, 5, (C,)), WalkReached(1, 20, (B,))],
+        [WalkReached(1, 20, (A, B)), WalkReached(2, 5, (C,))],
+    ),
+    "an upload begun between": (
+        [WalkReached(1, 10, (A,)), START, WalkReached(1, 20, (B,))],
+        [WalkReached(1, 10, (A,)), START, WalkReached(1, 20, (B,))],
+    ),
+    "an upload forgotten between": (
+        [WalkReached(1, 10, (A,)), UploadForgotten(1), WalkReached(1, 20, (B,))],
+        [WalkReached(1, 10, (A,)), UploadForgotten(1), WalkReached(1, 20, (B,))],
+    ),
+}
+
+
+@pytest.mark.parametrize(("records", "saved"), FOLDED.values(), ids=FOLDED)
+def test_a_walk_s_progress_is_saved_as_one_piece_per_run(
+    records: list[UploadChange], saved: list[UploadChange]
+) -> None:
+    assert coalesced(records) == saved
 
 
 def test_a_state_copy_from_another_machine_seeds_the_local_store(

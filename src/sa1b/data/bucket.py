@@ -2,26 +2,31 @@
 
 The shards published under ``PREFIX/tars/`` are read where their headers put each
 member, as the local loader reads a ``--no-extract`` folder, by ranged GETs: the tars are
-never downloaded whole. Listing the samples reads each shard's headers through sa1b's
-one tar reader (:class:`~sa1b.tarwalk.TarWalk`); a sample's bytes are one ranged GET
-each when it is read (any process: a :class:`BucketExtent` pickles without its client,
-for a ``DataLoader``'s workers).
+never downloaded whole. Listing the samples reads each shard's member catalog, which the
+upload put beside it (:mod:`sa1b.catalog`: one listing of the catalogs, then one GET a
+shard), when it names the object
+under the shard's key (its size and ETag); else (a tar uploaded by another tool, or
+replaced since) it reads the shard's headers through sa1b's one tar reader
+(:class:`~sa1b.tarwalk.TarWalk`). A sample's bytes are one ranged GET each when it is
+read (any process: a :class:`BucketExtent` pickles without its client, for a
+``DataLoader``'s workers).
 
-**What the headers cost.** A header's place is known only once the one before it is
-read, so a shard's walk is sequential; shards are walked side by side (:data:`WALKERS`).
+**What the headers cost** without a catalog. A header's place is known only once the one
+before it is read, so a shard's walk is sequential; shards are walked side by side
+(:data:`WALKERS`).
 Each GET asks for :data:`WINDOW` bytes from the next header, and every header inside
 the window is read from the same answer: after an annotation file (about 63 KB in
 SA-1B) the next header often lies inside it, after an image (about 1 MB) it does not.
 For a real shard (about 22,400 members, 10.4 GiB; simulated from SA-1B's member sizes,
 in random order) the default 64 KiB costs about 16,700 GETs and 1.1 GB read; 512 bytes,
 22,400 GETs and 11 MB; 256 KiB, 11,800 GETs and 3.1 GB; 1 MiB, 7,300 GETs and 7.7 GB.
-At 20 ms a GET that is about 6 minutes a shard, 8 shards at a time. (A member catalog
-written beside each tar by the upload, which streams every byte anyway, would make it
-one GET a shard: not built.)
+At 20 ms a GET that is about 6 minutes a shard, 8 shards at a time: what the catalog
+saves.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from sa1b.catalog import CATALOG_FOLDER, catalog_key, read_catalog, shard_of
 from sa1b.errors import CorruptArchiveError, ExtractionError, InputError
 from sa1b.inventory import TARS_FOLDER, file_of, key_of
 from sa1b.links import is_shard_name
@@ -40,6 +46,8 @@ from sa1b.tarwalk import Entry, TarWalk, headers_only
 
 if TYPE_CHECKING:
     from sa1b.objectstore.bucket import Bucket
+
+log = logging.getLogger(__name__)
 
 WINDOW = 64 * 1024
 """Bytes asked for from each header a walk has to fetch (the headers within come free)."""
@@ -101,7 +109,7 @@ def shard_members(location: BucketLocation) -> dict[str, list[tuple[str, BucketE
     bucket = client(location)
     listed = retried(partial(bucket.list_objects, f"{TARS_FOLDER}/"), policy=READ_POLICY)
     tars = sorted(
-        (name, o.size) for o in listed if (name := file_of(o.key)) and is_shard_name(name)
+        (name, o.size, o.etag) for o in listed if (name := file_of(o.key)) and is_shard_name(name)
     )
     if not tars:
         raise InputError(
@@ -109,17 +117,27 @@ def shard_members(location: BucketLocation) -> dict[str, list[tuple[str, BucketE
             hint=f"sa1b status {location} shows how far the download got",
         )
 
-    def members(shard: str, size: int) -> list[tuple[str, BucketExtent]]:
+    indexes = retried(partial(bucket.list_objects, f"{CATALOG_FOLDER}/"), policy=READ_POLICY)
+    catalogs = {shard: o.size for o in indexes if (shard := shard_of(o.key)) and o.size}
+
+    def members(shard: str, size: int, etag: str) -> list[tuple[str, BucketExtent]]:
         key = key_of(shard)
-        try:
-            entries = walk_headers(partial(_get, bucket, key), shard, size)
-        except ExtractionError as error:
-            raise InputError(
-                f"{location.url}/{key}: not a tar that can be read ({error.message})",
-                hint=f"sa1b verify {location.url} --checksums FILE reads it whole",
-            ) from None
+        entries = None
+        if shard in catalogs:  # one GET; of no use if it names another object than the tar
+            data = _get(bucket, catalog_key(shard), 0, catalogs[shard])
+            entries = read_catalog(data, size=size, etag=etag)
+            if entries is None:
+                log.info("%s: its catalog is of another object; reading its headers", shard)
+        if entries is None:
+            try:
+                entries = walk_headers(partial(_get, bucket, key), shard, size)
+            except ExtractionError as error:
+                raise InputError(
+                    f"{location.url}/{key}: not a tar that can be read ({error.message})",
+                    hint=f"sa1b verify {location.url} --checksums FILE reads it whole",
+                ) from None
         return [(e.name, BucketExtent(location, key, e.offset, e.size)) for e in entries]
 
     with ThreadPoolExecutor(max_workers=max(1, min(WALKERS, len(tars)))) as pool:
         found = pool.map(lambda tar: members(*tar), tars)
-        return {shard: entries for (shard, _), entries in zip(tars, found, strict=True)}
+        return {shard: entries for (shard, *_), entries in zip(tars, found, strict=True)}

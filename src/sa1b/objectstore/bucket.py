@@ -113,10 +113,12 @@ class StoredObject:
 
 @dataclass(frozen=True, slots=True)
 class ListedObject:
-    """An object as ListObjectsV2 shows it: its key (relative to the prefix) and size."""
+    """An object as ListObjectsV2 shows it: its key (relative to the prefix), size and
+    ETag."""
 
     key: str
     size: int
+    etag: str = ""
 
 
 class Bucket:
@@ -323,7 +325,7 @@ class Bucket:
                 )
             for listed in answer.get("Contents", []):
                 key = str(listed["Key"]).removeprefix(strip)
-                objects.append(ListedObject(key, int(listed["Size"])))
+                objects.append(ListedObject(key, int(listed["Size"]), str(listed.get("ETag", ""))))
             if not answer.get("IsTruncated"):
                 return objects
             token = {"ContinuationToken": str(answer["NextContinuationToken"])}

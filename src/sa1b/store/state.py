@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS upload_parts (
     sha256 TEXT NOT NULL,
     PRIMARY KEY (file_id, number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS upload_walks (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    upto INTEGER NOT NULL,
+    members BLOB NOT NULL,
+    PRIMARY KEY (file_id, upto)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS extractions (
     file_id INTEGER PRIMARY KEY REFERENCES files(id),
     generation INTEGER NOT NULL,

@@ -3,8 +3,11 @@
 Per shard: the upload's id, the size and validators of the source it was begun for, and
 its part size; per part, its number, ETag, size and SHA-256, saved only once UploadPart
 succeeded (a part is never recorded before the bucket holds it; the bucket may hold a
-part the store has not recorded yet, which start-up finds by ListParts). The rows go
-once the object is complete (or its upload aborted).
+part the store has not recorded yet, which start-up finds by ListParts); and where the
+walk of its tar goes on (:class:`WalkPoint`), so that a rerun continues the walk without
+the parts before it. The walk's catalog is saved in pieces, each the entries found since
+the piece before, so that a save costs the new entries only. The rows go once the object
+is complete (or its upload aborted).
 
 :func:`recorded_uploads` reads the uploads a copy of a store records (the state copy in
 the bucket, ``PREFIX/.sa1b/state.db``), read-only, for ``sa1b status`` and ``clean``.
@@ -20,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sa1b.store.state import StateStore
+from sa1b.store.state import StateStore, pack_members, unpack_members
+from sa1b.tarwalk import Entry
 from sa1b.versions import Validator
 
 
@@ -44,6 +48,18 @@ class UploadRecord:
     part_size: int
     parts: dict[int, StoredPart]
     """By number."""
+    walk: WalkPoint | None = None
+    """Where the walk of its tar goes on, if it began."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkPoint:
+    """Where the walk of a shard being uploaded goes on (:attr:`sa1b.tarwalk.TarWalk.
+    resume_point`): the offset of the header it reads next (the shard's size once the
+    walk has ended), and every member before it."""
+
+    next: int
+    entries: tuple[Entry, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,16 @@ class PartDone:
 
 
 @dataclass(frozen=True, slots=True)
+class WalkReached:
+    """A walk's progress to save: where it goes on, and the entries found since the
+    last save."""
+
+    file_id: int
+    next: int
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UploadForgotten:
     """An upload of wrong data, aborted: its rows to drop."""
 
@@ -83,27 +109,44 @@ def load_upload(store: StateStore, file_id: int) -> UploadRecord | None:
         parts = db.execute(
             "SELECT number, etag, size, sha256 FROM upload_parts WHERE file_id = ?", (file_id,)
         ).fetchall()
+        walked = db.execute(
+            "SELECT upto, members FROM upload_walks WHERE file_id = ? ORDER BY upto", (file_id,)
+        ).fetchall()
     upload_id, size, etag, last_modified, part_size = row
+    walk = None
+    if walked:
+        entries = (Entry(*fields) for _, blob in walked for fields in unpack_members(blob))
+        walk = WalkPoint(walked[-1][0], tuple(entries))
     return UploadRecord(
         upload_id,
         size,
         Validator(etag, last_modified),
         part_size,
         {n: StoredPart(n, tag, length, sha) for n, tag, length, sha in parts},
+        walk,
     )
 
 
-def save_uploads(
-    store: StateStore, records: Iterable[UploadStart | PartDone | UploadForgotten]
-) -> None:
-    """Uploads begun and parts taken, in the order they happened, in one transaction; an
-    upload begun gives its file its size and validators (status ``partial``)."""
+UploadChange = UploadStart | PartDone | WalkReached | UploadForgotten
+"""A change to an upload's rows, to save in the order it happened."""
+
+
+def save_uploads(store: StateStore, records: Iterable[UploadChange]) -> None:
+    """Uploads begun, parts taken and walks' progress, in the order they happened, in
+    one transaction; an upload begun gives its file its size and validators (status
+    ``partial``)."""
     with store.transaction() as db:
-        for record in records:
+        for record in coalesced(records):
             if isinstance(record, UploadForgotten):
                 _forget(db, record.file_id)
+            elif isinstance(record, WalkReached):
+                members = [(e.name, e.offset, e.size) for e in record.entries]
+                db.execute(
+                    "INSERT OR REPLACE INTO upload_walks VALUES (?, ?, ?)",
+                    (record.file_id, record.next, pack_members(members)),
+                )
             elif isinstance(record, UploadStart):
-                db.execute("DELETE FROM upload_parts WHERE file_id = ?", (record.file_id,))
+                _forget(db, record.file_id)
                 validator = record.validator
                 db.execute(
                     "UPDATE files SET size = ?, etag = ?, last_modified = ?, status = 'partial', "
@@ -142,7 +185,29 @@ def finish_upload(store: StateStore, file_id: int, *, done: bool = True) -> None
             )
 
 
+def coalesced(records: Iterable[UploadChange]) -> list[UploadChange]:
+    """The records with each run of a walk's progress (no upload of its file begun or
+    forgotten between) folded into one: a walk reports after every part, a save keeps
+    one piece of catalog per file."""
+    folded: list[UploadChange] = []
+    walking: dict[int, int] = {}  # file id -> where its progress so far is in ``folded``
+    for record in records:
+        at = walking.get(record.file_id)
+        if isinstance(record, WalkReached) and at is not None:
+            before = folded[at]
+            assert isinstance(before, WalkReached)
+            folded[at] = WalkReached(record.file_id, record.next, before.entries + record.entries)
+            continue
+        if isinstance(record, WalkReached):
+            walking[record.file_id] = len(folded)
+        elif not isinstance(record, PartDone):
+            walking.pop(record.file_id, None)
+        folded.append(record)
+    return folded
+
+
 def _forget(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("DELETE FROM upload_walks WHERE file_id = ?", (file_id,))
     db.execute("DELETE FROM upload_parts WHERE file_id = ?", (file_id,))
     db.execute("DELETE FROM uploads WHERE file_id = ?", (file_id,))
 
