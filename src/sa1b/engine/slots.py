@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.bodies import Claim
+from sa1b.engine.bodies import Claim, Ended
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     BadResponseError,
@@ -434,6 +435,81 @@ def judge_head(
         name=task.name,
         url=url,
     )
+
+
+class HasGeneration(Protocol):
+    generation: int
+
+
+class BodyAnswer(ABC):
+    """What the answers to a body's requests share (a walk's step, an upload's part): a
+    range of the item asked for, its head judged as every answer's is
+    (:func:`judge_head`), a refusal's page read to its end (it tells an expired link
+    from another refusal), and a file that changed on the server started over."""
+
+    task: Task
+    shard: HasGeneration
+    start: int
+    stop: int
+    generation: int
+    refusal: ErrorPage | None
+    error: SA1BError | None
+    ended: Ended
+
+    def request(self, ended: Ended) -> Request:
+        self.ended = ended
+        headers = (f"Range: bytes={self.start}-{self.stop - 1}",)
+        return Request(self.task.link.url, headers, self)
+
+    @property
+    def current(self) -> bool:
+        return self.generation == self.shard.generation and not self.task.halted
+
+    def judged(self, head: Head) -> BodyPlan | None:
+        """The head judged (the run's lock held), or None when no data is to be read:
+        :attr:`error` says why, or :attr:`refusal` holds the page to read (the receiver
+        then reads on only if there is one)."""
+        task = self.task
+        if not self.current:
+            return None
+        known = task.size is not None
+        try:
+            judged = judge_head(
+                head,
+                task,
+                start=self.start,
+                end=self.stop,
+                size=task.size,
+                validator=task.validator if known else None,
+            )
+        except SA1BError as error:
+            self.error = error
+            return None
+        if isinstance(judged, ErrorPage):
+            self.refusal = judged
+            return None
+        if judged.kind == "changed":
+            self.error = task.failures.changed(task.name)
+            if self.error is None:
+                self.start_over()
+            return None
+        return judged
+
+    @abstractmethod
+    def start_over(self) -> None:
+        """The file changed on the server (within the limit on changes): its body starts
+        over."""
+
+    # -- the transport's Receiver (sa1b.net.curl) ---------------------------------------
+
+    @abstractmethod
+    def head(self, head: Head) -> bool: ...
+
+    @abstractmethod
+    def body(self, data: bytes) -> bool: ...
+
+    @abstractmethod
+    def end(self, error: TransferError | None) -> None: ...
 
 
 def write_at(fd: int, data: bytes | memoryview, offset: int, *, name: str) -> int:

@@ -60,7 +60,7 @@ from sa1b.catalog import catalog_key, pack_catalog
 from sa1b.config import DownloadConfig, UploadOptions
 from sa1b.engine.bodies import Ended
 from sa1b.engine.run import Run
-from sa1b.engine.slots import judge_head
+from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     BadResponseError,
@@ -78,7 +78,6 @@ from sa1b.inventory import Upload, resumed_upload, upload_metadata
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, is_shard_name, object_key, redact
 from sa1b.net.answers import ErrorPage
-from sa1b.net.curl import Request
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.objectstore.bucket import (
@@ -722,11 +721,13 @@ def _found_done(task: Task, size: int | None) -> Task:
     return task
 
 
-class PartAnswer:
+class PartAnswer(BodyAnswer):
     """A part's request and the receiver of its answer (a :class:`~sa1b.engine.bodies.
     Claim`): bytes ``[start, stop)`` of the shard, into the part's buffer from ``got``.
     A shard's first request (its size unknown) asks for a part's length from byte 0
     and makes the buffer once the answer says how long part 1 is."""
+
+    shard: UploadBody
 
     def __init__(
         self,
@@ -750,44 +751,18 @@ class PartAnswer:
         self.error: SA1BError | None = None
         self.ended: Ended = lambda failure: None
 
-    def request(self, ended: Ended) -> Request:
-        self.ended = ended
-        headers = (f"Range: bytes={self.start}-{self.stop - 1}",)
-        return Request(self.task.link.url, headers, self)
-
-    @property
-    def current(self) -> bool:
-        return self.generation == self.shard.generation and not self.task.halted
+    def start_over(self) -> None:
+        log.warning("%s: the file changed on the server; fetching it again", self.task.name)
+        self.shard.start_over(self.task)
 
     # -- the transport's Receiver --------------------------------------------
 
     def head(self, head: Head) -> bool:
         task, body = self.task, self.shard
         with self.uploads.run.lock:
-            if not self.current:
-                return False
-            known = task.size is not None
-            try:
-                judged = judge_head(
-                    head,
-                    task,
-                    start=self.start,
-                    end=self.stop,
-                    size=task.size,
-                    validator=task.validator if known else None,
-                )
-            except SA1BError as error:
-                self.error = error
-                return False
-            if isinstance(judged, ErrorPage):
-                self.refusal = judged
-                return True  # read its page: it tells an expired link from another refusal
-            if judged.kind == "changed":
-                self.error = task.failures.changed(task.name)
-                if self.error is None:
-                    log.warning("%s: the file changed on the server; fetching it again", task.name)
-                    body.start_over(task)
-                return False
+            judged = self.judged(head)
+            if judged is None:
+                return self.refusal is not None
             if judged.kind == "whole" and (self.start != 0 or judged.total > self.stop):
                 self.error = FatalTransferError(
                     "the server ignores Range: an s3:// output needs ranged downloads",

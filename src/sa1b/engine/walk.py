@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from sa1b.config import DownloadConfig
 from sa1b.engine.bodies import Ended
 from sa1b.engine.run import Run
-from sa1b.engine.slots import judge_head
+from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.staging import Job, Stager, stage_piece
 from sa1b.engine.startup import size_of
 from sa1b.engine.tasks import Task
@@ -48,7 +48,6 @@ from sa1b.layout import Layout, member_target
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key, redact
 from sa1b.net.answers import ErrorPage
-from sa1b.net.curl import Request
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome
@@ -563,10 +562,12 @@ def member_place(shard: str, entry: Entry, layout: Layout) -> PurePosixPath:
     return target
 
 
-class WalkAnswer:
+class WalkAnswer(BodyAnswer):
     """A walk's request and the receiver of its answer (a :class:`~sa1b.engine.bodies.
     Claim`): a step of the walk, or a part of a known member. Its head is judged as
     every answer's is (:func:`~sa1b.engine.slots.judge_head`)."""
+
+    shard: WalkBody
 
     def __init__(
         self, task: Task, shard: WalkBody, start: int, end: int, part: Part | None = None
@@ -582,45 +583,20 @@ class WalkAnswer:
         self.buffer = bytearray()
         self.ended: Ended = lambda failure: None
 
-    def request(self, ended: Ended) -> Request:
-        self.ended = ended
-        headers = (f"Range: bytes={self.start}-{self.stop - 1}",)
-        return Request(self.task.link.url, headers, self)
-
-    @property
-    def current(self) -> bool:
-        return self.generation == self.shard.generation and not self.task.halted
+    def start_over(self) -> None:
+        task = self.task
+        log.warning("%s: the file changed on the server; walking it again", task.name)
+        self.shard.start_over(task)
+        task.size, task.validator = None, Validator()
 
     # -- the transport's Receiver --------------------------------------------
 
     def head(self, head: Head) -> bool:
         task, shard = self.task, self.shard
         with self.walks.run.lock:
-            if not self.current:
-                return False
-            known = task.size is not None
-            try:
-                judged = judge_head(
-                    head,
-                    task,
-                    start=self.start,
-                    end=self.stop,
-                    size=task.size,
-                    validator=task.validator if known else None,
-                )
-            except SA1BError as error:
-                self.error = error
-                return False
-            if isinstance(judged, ErrorPage):
-                self.refusal = judged
-                return True  # read its page: it tells an expired link from another refusal
-            if judged.kind == "changed":
-                self.error = task.failures.changed(task.name)
-                if self.error is None:
-                    log.warning("%s: the file changed on the server; walking it again", task.name)
-                    shard.start_over(task)
-                    task.size, task.validator = None, Validator()
-                return False
+            judged = self.judged(head)
+            if judged is None:
+                return self.refusal is not None
             if judged.kind == "whole":  # no ranges here: the walk reads the one stream
                 if shard.walk is not None:
                     shard.start_over(task)
