@@ -56,6 +56,16 @@ def test_an_output_sa1b_cannot_write_is_refused_and_nothing_is_made(
     assert list(work.iterdir()) == []  # no folder 'gs:', 's3:' or 's3'
 
 
+@pytest.mark.parametrize("command", ["status", "verify", "index"])
+def test_a_command_that_reads_says_it_cannot_read_another_scheme(
+    command: str, tmp_path: Path
+) -> None:
+    result = run_cli(command, "gs://bucket/sa1b", cwd=tmp_path)
+    assert_refused_in_one_line(result, "sa1b cannot read gs://")
+    assert "write" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_local_folder_named_like_a_scheme_is_written_with_dot_slash(
     cdn: CDNServer, links: Path, tmp_path: Path
 ) -> None:
