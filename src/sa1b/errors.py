@@ -348,10 +348,22 @@ class ExtractionError(FatalTransferError):
         self.member = member
 
 
-class UnsafeMemberError(ExtractionError):
-    """A member that must never be written: the shard is left unextracted."""
+def unsafe_member_hint(*, bucket: bool = False) -> str:
+    """What to know of a shard refused for an unsafe member: its tar is kept on disk, or
+    (``bucket``: an ``s3://`` output) its upload was aborted and nothing of it stored."""
+    kept = (
+        "its upload was aborted: nothing of it is kept in the bucket"
+        if bucket
+        else "its tar is kept for inspection"
+    )
+    return f"the shard is not an SA-1B shard as published; {kept}"
 
-    hint = "the shard is not an SA-1B shard as published; its tar is kept for inspection"
+
+class UnsafeMemberError(ExtractionError):
+    """A member that must never be written: the shard is left unextracted (its upload
+    into a bucket aborted)."""
+
+    hint = unsafe_member_hint()
 
 
 class CorruptArchiveError(ExtractionError):
