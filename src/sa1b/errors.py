@@ -348,14 +348,9 @@ class ExtractionError(FatalTransferError):
         self.member = member
 
 
-def unsafe_member_hint(*, bucket: bool = False) -> str:
-    """What to know of a shard refused for an unsafe member: its tar is kept on disk, or
-    (``bucket``: an ``s3://`` output) its upload was aborted and nothing of it stored."""
-    kept = (
-        "its upload was aborted: nothing of it is kept in the bucket"
-        if bucket
-        else "its tar is kept for inspection"
-    )
+def unsafe_member_hint(*, kept: str = "its tar is kept for inspection") -> str:
+    """What to know of a shard refused for an unsafe member, and what is ``kept`` of it:
+    its tar on disk, or (into a bucket, or with ``--only``) nothing."""
     return f"the shard is not an SA-1B shard as published; {kept}"
 
 

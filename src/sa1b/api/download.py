@@ -15,7 +15,7 @@ from sa1b.api.runs import recorded_run
 from sa1b.api.stores import other_records
 from sa1b.config import DownloadConfig
 from sa1b.engine import Engine
-from sa1b.errors import OutputFolderError, UnsafeMemberError, unsafe_member_hint
+from sa1b.errors import OutputFolderError
 from sa1b.expiry import refuse_expired
 from sa1b.links import Link, mirror_link, object_key, redact
 from sa1b.progress import FileOutcome, NullListener, ProgressListener
@@ -117,18 +117,7 @@ def _fetch_files(
             outcomes |= {o.name: replace(o, source=base) if base else o for o in ended}
         run.ended(outcomes.values())
     ordered = tuple(outcomes[link.name] for link in links)
-    if config.upload is not None:
-        ordered = tuple(_into_bucket(outcome) for outcome in ordered)
     return DownloadResult(ordered, run.fetched, run.seconds, walked=walked)
-
-
-def _into_bucket(outcome: FileOutcome) -> FileOutcome:
-    """``outcome`` with the hint of an ``s3://`` output: the engine gives a shard refused
-    for an unsafe member the hint of a local folder (its tar kept), but a bucket keeps
-    nothing of it (its upload aborted)."""
-    if outcome.hint == UnsafeMemberError.hint:
-        return replace(outcome, hint=unsafe_member_hint(bucket=True))
-    return outcome
 
 
 def _sources(
