@@ -230,6 +230,7 @@ def test_a_killed_run_continues_its_walk_from_the_saved_checkpoint(
                 reread += part.size if part.number >= goes_on else 0
         assert kept - reread >= 2 * PART  # what the checkpoint saves: parts walked already
         cdn.clear_requests()
+        cdn.rate_per_connection = None  # the rerun at full speed
         result = run_cli("download", links, "-o", where, *options, "--connections", "8",
                          env=env, cwd=tmp_path)  # fmt: skip
         assert result.returncode == 0, result.output

@@ -36,8 +36,10 @@ from .buckets import (
 )
 from .conftest import Result, run_cli, start_cli
 
-pytestmark = pytest.mark.xdist_group("seaweedfs")
-"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
+pytestmark = pytest.mark.xdist_group("seaweedfs-upload")
+"""With pytest-xdist, one worker runs these in turn, beside the worker that runs the other
+tests on SeaweedFS (group ``seaweedfs``): each starts a server of its own, and the two
+halves of the suite's time on S3 overlap."""
 
 
 def download(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Result:
@@ -149,6 +151,7 @@ def test_sigkill_then_rerun_uploads_only_the_missing_parts(
     status = run_cli("status", where, env=env)  # read from the bucket alone
     assert "uploading" in status.stdout and "stray" not in status.stdout, status.output
     slow_bucket_cdn.clear_requests()
+    slow_bucket_cdn.rate_per_connection = None  # the rerun at full speed
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
@@ -180,6 +183,7 @@ def test_a_machine_with_no_local_state_continues_from_the_bucket(
     kept = listed_parts(seaweedfs, s3_prefix)
     elsewhere = tmp_path / "another-machine"
     slow_bucket_cdn.clear_requests()
+    slow_bucket_cdn.rate_per_connection = None  # the rerun at full speed
     result = download(links, where, env, "--state-dir", elsewhere, "--connections", "8",
                       cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.output
@@ -218,6 +222,7 @@ def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
         kept = listed_parts(seaweedfs, s3_prefix)
         cdn.write_links_file(links)  # fresh links
         cdn.clear_requests()
+        cdn.rate_per_connection = None  # the rerun at full speed
         result = download(
             links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
         )
@@ -255,6 +260,7 @@ def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
             extra.size = MiB
             archive.addfile(extra, io.BytesIO(b"x" * MiB))
         new_md5 = hashlib.md5(served.read_bytes()).hexdigest()
+        cdn.rate_per_connection = None  # the rerun at full speed
         result = download(
             links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
         )
@@ -311,6 +317,7 @@ def test_a_resume_with_checksums_fetches_the_kept_parts_again_to_hash_them(
     unfinished = {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)}
     assert unfinished and listed_parts(seaweedfs, s3_prefix) >= 3
     slow_bucket_cdn.clear_requests()
+    slow_bucket_cdn.rate_per_connection = None  # the rerun at full speed
     result = download(links, where, env, *options, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
@@ -351,6 +358,7 @@ def test_sigkills_at_random_moments_never_leave_a_wrong_object_under_a_final_key
         for key in keys(seaweedfs, s3_prefix):  # listed right after the kill
             if "/tars/" in key:
                 assert object_md5(seaweedfs, key) == right[key.rpartition("/")[2]], key
+    slow_bucket_cdn.rate_per_connection = None  # the rerun at full speed
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
@@ -379,6 +387,7 @@ def test_an_upload_aborted_by_another_hand_ends_the_run_in_one_line_and_a_rerun_
     assert f"{s3_prefix}/tars/{bucket_shards[0].name}" in errors[0]
     assert "Traceback" not in stderr
     assert not [key for key in keys(seaweedfs, s3_prefix) if "/tars/" in key]
+    slow_bucket_cdn.rate_per_connection = None  # the rerun at full speed
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert_in_bucket(seaweedfs, s3_prefix, bucket_shards[:1])

@@ -158,6 +158,7 @@ def test_credentials_refused_mid_run_stop_it_in_one_line_and_a_rerun_resumes(
         assert sent >= 3 and held >= 3 * 4 * MiB
         s3_faults.clear()
         slow.clear_requests()
+        slow.rate_per_connection = None  # the rerun at full speed
         again = run_cli(
             "download", links, "-o", where, "--no-extract", "--part-size", "5M",
             "--state-dir", state, env=aws_environment(s3_faults.environment), cwd=tmp_path,
@@ -253,6 +254,7 @@ def test_a_newer_upload_than_the_one_the_state_records_is_a_stray_everywhere(
         assert recorded["UploadId"] not in status.stdout
         # Another machine, with no local state, resumes the recorded upload, not the newer.
         slow.clear_requests()
+        slow.rate_per_connection = None  # the rerun at full speed
         result = run_cli(
             "download", links, "-o", where, "--no-extract", "--part-size", "5M",
             "--state-dir", tmp_path / "elsewhere", env=env, cwd=tmp_path,
