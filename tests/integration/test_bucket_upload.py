@@ -105,12 +105,7 @@ def assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardIn
 
 # options beside -o s3://: what the one error line says
 REFUSED = {
-    "extracting": ((), "only tars go into a bucket (--no-extract)"),
-    "--layout wds": (
-        ("--no-extract", "--layout", "wds"),
-        "--layout wds into a bucket is not built",
-    ),
-    "--only json": (("--only", "json"), "--only into a bucket is not built yet"),
+    "extracting": ((), "only tars go into a bucket (--no-extract, --layout wds, --only json)"),
     "--node-local": (
         ("--no-extract", "--engine", "ray", "--node-local"),
         "--node-local is for a local output folder",

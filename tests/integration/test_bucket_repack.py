@@ -1,0 +1,152 @@
+"""``sa1b download LINKS -o s3://BUCKET/PREFIX --layout wds`` (and ``--only json``) through
+the real CLI, from the CDN stand-in into SeaweedFS on loopback: each shard mapped by its
+headers, then repacked part by part from ranged requests into one multipart upload, the
+object byte for byte what a local ``--layout wds`` download writes."""
+
+from __future__ import annotations
+
+import io
+import signal
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.seaweedfs import SeaweedServer
+from sa1b.catalog import catalog_key
+from sa1b.cdn.server import CDNServer
+from sa1b.cdn.synth import ShardInfo
+from tests.conftest import aws_environment
+from tests.wdstar import wds_tar
+
+from .conftest import Result, member_bytes, run_cli, start_cli
+from .test_bucket_upload import (  # noqa: F401 (big_shards: a fixture)
+    BUCKET,
+    PART,
+    big_shards,
+    keys,
+    listed_parts,
+    pending,
+    wait_for,
+)
+
+pytestmark = pytest.mark.xdist_group("seaweedfs")
+"""With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
+
+
+def read(seaweedfs: SeaweedServer, key: str) -> bytes:
+    body: bytes = seaweedfs.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}  # type: ignore[union-attr]
+
+
+def repack(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Result:
+    return run_cli("download", links, "-o", where, "--part-size", "5M", *extra, env=env, cwd=cwd)
+
+
+def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
+    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
+) -> None:  # fmt: skip
+    env = aws_environment(seaweedfs.environment)
+    where = f"s3://{BUCKET}/{s3_prefix}"
+    local = tmp_path / "local"
+    made = run_cli("download", links, "-o", local, "--layout", "wds", env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.output
+    cdn.clear_requests()
+    result = run_cli("download", links, "-o", where, "--layout", "wds", "--part-size", "5M",
+                     "--state-dir", tmp_path / "state", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.output
+    for shard in shards:
+        key = f"{s3_prefix}/wds/{shard.name}"
+        assert read(seaweedfs, key) == (local / "wds" / shard.name).read_bytes(), shard.name
+        head = seaweedfs.client().head_object(Bucket=BUCKET, Key=key)
+        assert head["Metadata"]["sa1b-size"] == str(head["ContentLength"])
+    expected = {f"{s3_prefix}/wds/{shard.name}" for shard in shards}
+    expected |= {f"{s3_prefix}/{catalog_key(f'wds/{shard.name}')}" for shard in shards}
+    assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
+    assert pending(seaweedfs, s3_prefix) == []
+    # What the CDN sent: the headers of the map, and each member's data once.
+    data = sum(len(b) for shard in shards for b in member_bytes(shard).values())
+    assert cdn.bytes_sent_total <= data + sum(shard.size for shard in shards) // 10
+    # status counts them; verify checks them (sizes; with --checksums, their structure).
+    status = run_cli("status", where, env=env)
+    assert status.returncode == 0 and f"{len(shards)} done" in status.stdout, status.output
+    verified = run_cli("verify", where, env=env)
+    assert verified.returncode == 0, verified.output
+
+
+def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
+    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
+) -> None:  # fmt: skip
+    env = aws_environment(seaweedfs.environment)
+    where = f"s3://{BUCKET}/{s3_prefix}"
+    result = run_cli("download", links, "-o", where, "--only", "json", "--part-size", "5M",
+                     "--state-dir", tmp_path / "state", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.output
+    for shard in shards:
+        jsons = {n: b for n, b in member_bytes(shard).items() if n.endswith(".json")}
+        with tarfile.open(shard.path) as archive:
+            (mtime,) = {m.mtime for m in archive if m.isfile()}
+        assert read(seaweedfs, f"{s3_prefix}/json/{shard.name}") == wds_tar(
+            jsons.items(), mtime=mtime
+        )
+    assert not any("/wds/" in key or "/tars/" in key for key in keys(seaweedfs, s3_prefix))
+
+
+def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
+    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+) -> None:
+    env = aws_environment(seaweedfs.environment)
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    wanted = big_shards[0]
+    with CDNServer(root=wanted.path.parent, rate_per_connection=1024 * 1024) as slow:
+        links = tmp_path / "links.tsv"
+        slow.write_links_file(links, names=[wanted.name])
+        proc = start_cli("download", links, "-o", where, "--layout", "wds", "--part-size", "5M",
+                         "-q", "--state-dir", state, "--connections", "3", env=env, cwd=tmp_path)  # fmt: skip
+        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc, timeout=90)
+        time.sleep(0.5)  # the parts recorded too (a tick)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert not any("/wds/" in key for key in keys(seaweedfs, s3_prefix))  # never partial
+        kept = listed_parts(seaweedfs, s3_prefix)
+        slow.clear_requests()
+        result = repack(links, where, env, "--layout", "wds", "--state-dir", state,
+                        "--connections", "8", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.output
+        sent = slow.bytes_sent_total
+    data = read(seaweedfs, f"{s3_prefix}/wds/{wanted.name}")
+    with tarfile.open(wanted.path) as archive:
+        (mtime,) = {m.mtime for m in archive if m.isfile()}
+    assert data == wds_tar(member_bytes(wanted).items(), mtime=mtime)
+    assert pending(seaweedfs, s3_prefix) == []
+    # No header read again (the map was kept), nor the parts the bucket held.
+    assert sent <= len(data) - kept * PART + 3 * PART, (sent, kept)
+
+
+# options beside -o s3:// with a tar made in the bucket: what the one error line says
+REFUSED = {
+    "extracting": ((), "only tars go into a bucket"),
+    "--only with a layout": (("--only", "json", "--layout", "split"), "does not apply"),
+    "--layout wds --checksums": (("--layout", "wds", "--checksums", "x"), "--checksums with a"),
+    "--layout wds --keep-tars": (("--layout", "wds", "--keep-tars"), "--keep-tars with a"),
+}
+
+
+@pytest.mark.parametrize(("options", "says"), REFUSED.values(), ids=REFUSED.keys())
+def test_what_a_bucket_cannot_take_is_refused_in_one_line(
+    options: tuple[str, ...], says: str, links: Path, tmp_path: Path
+) -> None:
+    env = aws_environment({"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    result = run_cli("download", links, "-o", "s3://sa1b-test/x", *options, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and says in errors[0], result.output
+    assert "Traceback" not in result.output
