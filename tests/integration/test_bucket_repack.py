@@ -50,9 +50,11 @@ def repack(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd
 
 
 def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
-    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
-    tmp_path: Path, s3_prefix: str,
+    seaweedfs: SeaweedServer, cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
 ) -> None:  # fmt: skip
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
     env = aws_environment(seaweedfs.environment)
     where = f"s3://{BUCKET}/{s3_prefix}"
     local = tmp_path / "local"
@@ -82,8 +84,8 @@ def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
 
 
 def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
-    seaweedfs: SeaweedServer, cdn: CDNServer, links: Path, shards: list[ShardInfo],
-    tmp_path: Path, s3_prefix: str,
+    seaweedfs: SeaweedServer, links: Path, shards: list[ShardInfo], tmp_path: Path,
+    s3_prefix: str,
 ) -> None:  # fmt: skip
     env = aws_environment(seaweedfs.environment)
     where = f"s3://{BUCKET}/{s3_prefix}"
@@ -101,7 +103,10 @@ def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
 
 
 def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
-    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+    seaweedfs: SeaweedServer,
+    big_shards: list[ShardInfo],  # noqa: F811 (the fixture, imported)
+    tmp_path: Path,
+    s3_prefix: str,
 ) -> None:
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
@@ -109,8 +114,10 @@ def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
     with CDNServer(root=wanted.path.parent, rate_per_connection=1024 * 1024) as slow:
         links = tmp_path / "links.tsv"
         slow.write_links_file(links, names=[wanted.name])
-        proc = start_cli("download", links, "-o", where, "--layout", "wds", "--part-size", "5M",
-                         "-q", "--state-dir", state, "--connections", "3", env=env, cwd=tmp_path)  # fmt: skip
+        proc = start_cli(
+            "download", links, "-o", where, "--layout", "wds", "--part-size", "5M", "-q",
+            "--state-dir", state, "--connections", "3", env=env, cwd=tmp_path,
+        )  # fmt: skip
         wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc, timeout=90)
         time.sleep(0.5)  # the parts recorded too (a tick)
         proc.send_signal(signal.SIGKILL)

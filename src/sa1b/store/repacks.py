@@ -81,7 +81,7 @@ def load_map(store: StateStore, file_id: int) -> MapRecord | None:
 def save_maps(store: StateStore, records: Iterable[MapChange]) -> None:
     """The maps' changes, in the order they happened, in one transaction."""
     with store.transaction() as db:
-        for record in records:
+        for record in _folded(records):
             if isinstance(record, MapReached):
                 if record.members:
                     db.execute(
@@ -101,6 +101,31 @@ def save_maps(store: StateStore, records: Iterable[MapChange]) -> None:
                     "INSERT INTO repack_maps VALUES (?, ?, ?, ?, 0)",
                     (record.file_id, record.size, validator.etag, validator.last_modified),
                 )
+
+
+def _folded(records: Iterable[MapChange]) -> list[MapChange]:
+    """The records with each run of a map's progress (nothing else of its file between)
+    folded into one: a map reports after every header, a save keeps one piece a file."""
+    folded: list[MapChange] = []
+    gathered: dict[int, list[Mapped]] = {}  # a run's place in ``folded``: its members
+    runs: dict[int, int] = {}  # file id -> the place of its run going on
+    for record in records:
+        at = runs.get(record.file_id)
+        if isinstance(record, MapReached) and at is not None:
+            gathered[at].extend(record.members)
+            folded[at] = record
+            continue
+        if isinstance(record, MapReached):
+            runs[record.file_id] = len(folded)
+            gathered[len(folded)] = list(record.members)
+        else:
+            runs.pop(record.file_id, None)
+        folded.append(record)
+    for at, members in gathered.items():
+        reached = folded[at]
+        assert isinstance(reached, MapReached)
+        folded[at] = MapReached(reached.file_id, reached.next, tuple(members))
+    return folded
 
 
 def _pack(members: Iterable[Mapped]) -> bytes:
