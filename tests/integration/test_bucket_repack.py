@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import sa1b
 from harness.seaweedfs import SeaweedServer
-from sa1b.catalog import catalog_key
+from sa1b.catalog import catalog_key, read_catalog
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from tests.conftest import aws_environment
@@ -49,6 +50,7 @@ def repack(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd
     return run_cli("download", links, "-o", where, "--part-size", "5M", *extra, env=env, cwd=cwd)
 
 
+@pytest.mark.usefixtures("s3_environment")  # sa1b.open in this process
 def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
     seaweedfs: SeaweedServer, cdn: CDNServer, shards: list[ShardInfo], tmp_path: Path,
     s3_prefix: str,
@@ -69,6 +71,13 @@ def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
         assert read(seaweedfs, key) == (local / "wds" / shard.name).read_bytes(), shard.name
         head = seaweedfs.client().head_object(Bucket=BUCKET, Key=key)
         assert head["Metadata"]["sa1b-size"] == str(head["ContentLength"])
+        # Its catalog (from the plan) names this object and says where each member is.
+        index = read(seaweedfs, f"{s3_prefix}/{catalog_key(f'wds/{shard.name}')}")
+        entries = read_catalog(index, size=head["ContentLength"], etag=head["ETag"])
+        with tarfile.open(local / "wds" / shard.name) as archive:
+            assert [(e.name, e.offset, e.size) for e in entries or ()] == [
+                (m.name, m.offset_data, m.size) for m in archive
+            ]
     expected = {f"{s3_prefix}/wds/{shard.name}" for shard in shards}
     expected |= {f"{s3_prefix}/{catalog_key(f'wds/{shard.name}')}" for shard in shards}
     assert keys(seaweedfs, s3_prefix) == expected | {f"{s3_prefix}/.sa1b/state.db"}
@@ -81,6 +90,18 @@ def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
     assert status.returncode == 0 and f"{len(shards)} done" in status.stdout, status.output
     verified = run_cli("verify", where, env=env)
     assert verified.returncode == 0, verified.output
+    # sa1b.open reads the same samples as from the local wds folder, by ranged GETs.
+    remote, here = sa1b.open(where), sa1b.open(local)
+    assert [s.key for s in remote] == [s.key for s in here] and len(here) > 0
+    for mine, theirs in zip(remote, here, strict=True):
+        assert mine.image_bytes() == theirs.image_bytes() and mine.document == theirs.document
+    sums = tmp_path / "sha256sums.txt"
+    sums.write_text("".join(f"{s.sha256}  {s.name}\n" for s in shards))
+    deep = run_cli("verify", where, "--checksums", sums, env=env)
+    assert deep.returncode == 0, deep.output
+    assert deep.stdout.count("its structure only (the checksums are of the source tars)") == len(
+        shards
+    ), deep.output
 
 
 def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
