@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import sa1b
+from harness.nginx import NginxServer
 from harness.seaweedfs import SeaweedServer
 from sa1b.catalog import catalog_key, read_catalog
 from sa1b.cdn.server import CDNServer
@@ -22,6 +23,7 @@ from tests.conftest import aws_environment
 from tests.wdstar import wds_tar
 
 from .conftest import Result, member_bytes, run_cli, start_cli
+from .test_bucket_catalog import served  # noqa: F401 (a fixture)
 from .test_bucket_upload import (  # noqa: F401 (big_shards: a fixture)
     BUCKET,
     PART,
@@ -31,6 +33,7 @@ from .test_bucket_upload import (  # noqa: F401 (big_shards: a fixture)
     pending,
     wait_for,
 )
+from .test_damaged_tars import CASES, SHARD, _verdict
 
 pytestmark = pytest.mark.xdist_group("seaweedfs")
 """With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
@@ -178,3 +181,25 @@ def test_what_a_bucket_cannot_take_is_refused_in_one_line(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and says in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+DAMAGED = ["bad header checksum", "garbage after the end blocks"]
+
+
+@pytest.mark.parametrize("name", DAMAGED)
+def test_a_damaged_tar_fails_its_shard_in_one_line_with_no_object(
+    served: NginxServer,  # noqa: F811 (the fixture, imported)
+    seaweedfs: SeaweedServer,
+    tmp_path: Path,
+    s3_prefix: str,
+    name: str,
+) -> None:
+    links = tmp_path / "urls.txt"
+    links.write_text(served.url_for(f"{list(CASES).index(name)}/{SHARD}") + "\n")
+    env = aws_environment(seaweedfs.environment)
+    where = f"s3://{BUCKET}/{s3_prefix}"
+    result = run_cli("download", links, "-o", where, "--only", "json", "--state-dir",
+                     tmp_path / "state", env=env, cwd=tmp_path)  # fmt: skip
+    _verdict(result, CASES[name])  # the same line as extraction's
+    assert not any("/json/" in key for key in keys(seaweedfs, s3_prefix))
+    assert pending(seaweedfs, s3_prefix) == []  # mapped first: no upload ever begun

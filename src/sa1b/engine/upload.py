@@ -244,9 +244,10 @@ class Uploads:
         return self._objects
 
     def _body(self, shard: str) -> UploadBody:
-        """The body of ``shard`` for the run's output: its tar as it is, or repacked."""
+        """The body of ``shard`` for the run's output: its tar as it is, or repacked (an
+        extra, not a shard, goes as it is)."""
         output = self.options.output
-        if output == "tars":
+        if output == "tars" or not is_shard_name(shard):
             key = self.config.paths.final(shard).relative_to(self.config.out).as_posix()
             return UploadBody(self, key)
         from sa1b.engine.repack import RepackBody  # (it builds on this module)
