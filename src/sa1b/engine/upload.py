@@ -1,5 +1,7 @@
 """The upload body: a shard streamed from ranged downloads into one multipart upload
-(``-o s3://BUCKET/PREFIX --no-extract``), with no byte of it on the local disk.
+(``-o s3://BUCKET/PREFIX --no-extract``), with no byte of it on the local disk. (A tar
+made from a shard, ``--layout wds`` or ``--only json``, is this body with what fills a
+part changed: :mod:`sa1b.engine.repack`.)
 
 A shard is cut into parts (:class:`~sa1b.objectstore.parts.PartPlan`, 8 MiB by
 default). A part is one ranged request: its bytes are gathered in a buffer of its
