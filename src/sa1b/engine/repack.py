@@ -201,7 +201,12 @@ class RepackBody(UploadBody):
 
     @property
     def done_bytes(self) -> int:
-        return super().done_bytes if self.plan is not None else 0
+        """The share of the new tar in the bucket, of the source's size (what the
+        progress shows it against)."""
+        plan, mapping = self.plan, self.mapping
+        if plan is None or mapping is None or not plan.size:
+            return 0
+        return super().done_bytes * mapping.size // plan.size
 
     @property
     def complete(self) -> bool:
@@ -267,12 +272,14 @@ class RepackBody(UploadBody):
         self.map_saved = (0, 0)
 
     def _let_go(self) -> None:
+        """Give back the memory of the parts held here, but that of a part still being
+        written into by an answer, which its last answer gives back (lock held)."""
         super()._let_go()
-        for number, filling in list(self.parts.items()):
+        for filling in self.parts.values():
             filling.todo, filling.dropped = [], True
             if not filling.busy:
                 self.uploads.give(filling.buffer)
-                del self.parts[number]
+        self.parts = {}
 
     def identify_map(self, task: Task, size: int, validator: Validator) -> None:
         """The source's size and version are known (the map's first answer)."""
@@ -308,10 +315,8 @@ class RepackBody(UploadBody):
         self.received += answer.got - answer.began
         filling = answer.filling
         filling.busy -= 1
-        if filling.dropped or answer.generation != self.generation or self.verdict is not None:
+        if filling.dropped:
             if not filling.busy:
-                filling.dropped = True
-                self.parts.pop(filling.number, None)
                 self.uploads.give(filling.buffer)
             return
         reached = answer.delta + answer.got
