@@ -109,15 +109,20 @@ def test_a_wds_tar_in_the_bucket_is_the_local_wds_tar_byte_for_byte(
     ), deep.output
 
 
-def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
+def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons_beside_their_tars(
     seaweedfs: SeaweedServer, links: Path, shards: list[ShardInfo], tmp_path: Path,
     s3_prefix: str,
 ) -> None:  # fmt: skip
     env = aws_environment(seaweedfs.environment)
-    where = f"s3://{BUCKET}/{s3_prefix}"
+    where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
+    tars = run_cli("download", links, "-o", where, "--no-extract", "--state-dir", state,
+                   env=env, cwd=tmp_path)  # fmt: skip
+    assert tars.returncode == 0, tars.output
+    # The same prefix and state: a json tar is a file of its own, never the shard's tar.
     result = run_cli("download", links, "-o", where, "--only", "json", "--part-size", "5M",
-                     "--state-dir", tmp_path / "state", env=env, cwd=tmp_path)  # fmt: skip
+                     "--state-dir", state, env=env, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.output
+    assert "already in the bucket" not in result.stderr
     for shard in shards:
         jsons = {n: b for n, b in member_bytes(shard).items() if n.endswith(".json")}
         with tarfile.open(shard.path) as archive:
@@ -125,7 +130,9 @@ def test_only_json_makes_a_json_tar_of_exactly_the_shards_jsons(
         assert read(seaweedfs, f"{s3_prefix}/json/{shard.name}") == wds_tar(
             jsons.items(), mtime=mtime
         )
-    assert not any("/wds/" in key or "/tars/" in key for key in keys(seaweedfs, s3_prefix))
+        assert read(seaweedfs, f"{s3_prefix}/tars/{shard.name}") == shard.path.read_bytes()
+    status = run_cli("status", where, env=env)
+    assert f"{2 * len(shards)} done" in status.stdout, status.output
 
 
 def wds_of(shard: ShardInfo) -> bytes:

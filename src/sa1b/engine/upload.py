@@ -156,17 +156,20 @@ class Uploads:
         """The task of ``link``: found done when its object is in the bucket, else
         resumed from the pending upload :func:`~sa1b.inventory.resumed_upload` picks
         (the one ``sa1b status`` shows as its upload, never a stray), keeping the parts
-        ListParts lists that fit its plan."""
+        ListParts lists that fit its plan. The store keeps it under the name of the file
+        of the layout it makes (a tar made from a shard, ``wds/sa_000020.tar``, has a row
+        of its own beside the shard's tar: neither resumes the other's upload)."""
         store = self.run.store
-        record = store.register(link.name, object_key(link.url))
+        body = self._body(link.name)
+        key, name = body.key, body.file
+        record = store.register(name, object_key(link.url))
         task = Task(
             link=link,
             id=record.id,
             generation=record.generation,
             failures=self.config.failure_account(),
         )
-        body = task.body = self._body(link.name)
-        key, name = body.key, body.file
+        task.body = body
         saved = load_upload(store, record.id)
         size = body.object_size(task, saved, record.size)
         stored = self._published().get(key)
