@@ -202,6 +202,8 @@ def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
         assert len(done) < len(shards)
         recorded = copied_parts() if elsewhere else recorded_parts(state / "state.db")
         assert recorded >= 2
+        status = run_cli("status", where, env=env)  # read from the bucket alone
+        assert "uploading" in status.stdout and "stray" not in status.stdout, status.output
         if elsewhere:
             state = tmp_path / "another-machine"
         slow.clear_requests()
