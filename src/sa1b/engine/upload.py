@@ -284,12 +284,15 @@ class Uploads:
             with self.run.lock:
                 records, self.records = self.records, []
             if records:
-                maps = [r for r in records if isinstance(r, MapStart | MapReached | MapForgotten)]
-                save_maps(self.run.store, maps)
-                ups = [
-                    r for r in records if not isinstance(r, MapStart | MapReached | MapForgotten)
-                ]
-                save_uploads(self.run.store, ups)
+                maps: list[MapChange] = []
+                changes: list[UploadChange] = []
+                for record in records:
+                    if isinstance(record, MapStart | MapReached | MapForgotten):
+                        maps.append(record)
+                    else:
+                        changes.append(record)
+                save_maps(self.run.store, maps)  # (of tars made from shards)
+                save_uploads(self.run.store, changes)
             if time.monotonic() - self._copied >= self.config.transient_commit_interval:
                 self.copy_state()
 
@@ -640,7 +643,9 @@ class UploadBody:
         # Its catalog, tied to the ETag the bucket shows for the object (a store may answer
         # CompleteMultipartUpload with another); a crash first: the rerun puts it, as saved.
         entries = self.catalog(None)
-        stored = uploads._call(lambda: bucket.head_object(self.key)) if entries else None
+        stored = (
+            uploads._call(lambda: bucket.head_object(self.key)) if entries is not None else None
+        )
         if entries is not None and stored is not None and stored.size == plan.size:
             uploads.put_catalog(self.file, entries, size=plan.size, etag=stored.etag)
         self.finished(task)

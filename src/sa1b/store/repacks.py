@@ -80,8 +80,11 @@ def load_map(store: StateStore, file_id: int) -> MapRecord | None:
 
 def save_maps(store: StateStore, records: Iterable[MapChange]) -> None:
     """The maps' changes, in the order they happened, in one transaction."""
+    folded = _folded(records)
+    if not folded:
+        return
     with store.transaction() as db:
-        for record in _folded(records):
+        for record in folded:
             if isinstance(record, MapReached):
                 if record.members:
                     db.execute(
