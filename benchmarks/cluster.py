@@ -31,6 +31,7 @@ from ray.cluster_utils import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's harness
 
+from bench.options import add_shared_options
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
@@ -45,32 +46,36 @@ ON_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shards", type=int, default=16, help="synthetic shards (default 16)")
-    parser.add_argument("--shard-mib", type=int, default=48, help="MiB per shard (default 48)")
+    add_shared_options(
+        parser,
+        shards=16,
+        shard_size="48M",
+        runs=3,
+        workdir=Path(__file__).parent / "work" / "cluster",
+        check_goals=True,
+    )
     parser.add_argument("--rate", default="16M", help="--max-rate per node (default 16M)")
     parser.add_argument("--files", type=int, default=4, help="files per Ray task (default 4)")
     parser.add_argument("--nodes", default="1,2,4", help="node counts (default 1,2,4)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per node count (default 3)")
-    parser.add_argument("--work", type=Path, default=Path(__file__).parent / "work" / "cluster")
-    parser.add_argument("--check-goals", action="store_true")
     args = parser.parse_args()
     counts = [int(n) for n in args.nodes.split(",")]
     if 1 not in counts:
         parser.error("--nodes must include 1, the unit of the speed-ups")
-    args.work.mkdir(parents=True, exist_ok=True)
+    work: Path = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
     shards = make_dataset(
-        args.work / "shards",
+        work / "shards",
         shard_indices=range(args.shards),
-        shard_size=args.shard_mib * MiB,
+        shard_size=args.shard_size,
         extras=False,
     )
     total = sum(shard.size for shard in shards)
-    certificates = make_certificates(args.work / "tls")
+    certificates = make_certificates(work / "tls")
     env = {**os.environ, **ON_LOOPBACK, "SSL_CERT_FILE": str(certificates.ca)}
     seconds: dict[int, list[float]] = {n: [] for n in counts}
     tls = (certificates.certificate, certificates.key)
-    with NginxServer(root=args.work / "shards", workdir=args.work / "nginx", tls=tls) as nginx:
-        links = args.work / "links.tsv"
+    with NginxServer(root=work / "shards", workdir=work / "nginx", tls=tls) as nginx:
+        links = work / "links.tsv"
         rows = [f"{shard.name}\t{nginx.url_for(shard.name)}" for shard in shards]
         links.write_text("file_name\tcdn_link\n" + "\n".join(rows) + "\n")
         print(
@@ -93,7 +98,7 @@ def main() -> int:
 def _one_run(
     nodes: int, links: Path, args: argparse.Namespace, env: dict[str, str], shards: list[ShardInfo]
 ) -> float:
-    out = args.work / "out"
+    out = args.workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(Path(tempfile.gettempdir()) / "sa1b-state", ignore_errors=True)
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "num_cpus": 0})

@@ -54,6 +54,7 @@ from bench import (
     settled_bytes_sent,
     sync_and_clear,
 )
+from bench.options import add_shared_options
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import make_dataset
@@ -387,19 +388,23 @@ def projection(rtt: float, serial: float) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shards", type=int, default=6, help="synthetic shards (default 6)")
-    parser.add_argument(
-        "--shard-size", type=parse_size, default=parse_size("170M"), help="default 170M"
+    add_shared_options(
+        parser,
+        shards=6,
+        shard_size="170M",
+        runs=3,
+        warmup=1,
+        workdir=Path(__file__).resolve().parent / "work" / "only",
+        sa1b="this-python",
+        timeout=1800.0,
+        check_goals=True,
+        json_out=True,
     )
     parser.add_argument(
         "--pairs",
         type=int,
         help="jpg/json pairs per shard (default: the generator's, at most 12; SA-1B has "
         "about one per MB)",
-    )
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
-    parser.add_argument(
-        "--warmup", type=int, default=1, help="unmeasured runs of each first (default 1)"
     )
     parser.add_argument(
         "--delay-ms", type=float, default=20.0, help="added each way (default 20: RTT 40 ms)"
@@ -410,21 +415,8 @@ def main() -> int:
         default=parse_size("2M"),
         help="bytes/s per TCP connection (default 2M; 0: no cap)",
     )
-    parser.add_argument(
-        "--sa1b",
-        type=str.split,
-        default=[sys.executable, "-m", "sa1b"],
-        help="how to run sa1b (default: this Python -m sa1b)",
-    )
-    parser.add_argument("--sa1b-args", type=str.split, default=[], help="for both commands")
     parser.add_argument("--only-args", type=str.split, default=[], help="for --only json alone")
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(__file__).resolve().parent / "work" / "only"
-    )
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a run may take")
     parser.add_argument("--keep-output", action="store_true", help="keep OUT after each run")
-    parser.add_argument("--check-goals", action="store_true", help="exit 1 if a goal fails")
-    parser.add_argument("--json-out", type=Path, help="also write every run as JSON")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     try:

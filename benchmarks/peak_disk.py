@@ -7,7 +7,7 @@ made for the purpose; a thread samples the device's used blocks (``statvfs``) ev
 ``--src`` adds another checkout's sa1b (e.g. the one before a change). Everything it made
 is deleted at the end::
 
-    python benchmarks/peak_disk.py --size-mib 2048 --src before=/work/main/src
+    python benchmarks/peak_disk.py --shard-size 2G --src before=/work/main/src
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.options import add_shared_options
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import make_dataset
 from sparse_fs import mount
@@ -56,20 +57,19 @@ def peak_while(folder: Path, command: list[str | Path], env: dict[str, str]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=2048)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/sa1b-peak-disk"))
+    add_shared_options(parser, shard_size="2G", workdir=Path("/tmp/sa1b-peak-disk"))
     parser.add_argument("--src", action="append", default=[], help="NAME=PATH of another sa1b")
     args = parser.parse_args()
-    work: Path = args.work
+    work: Path = args.workdir
     work.mkdir(parents=True)
     here = str(Path(__file__).resolve().parents[1] / "src")
     sources = {"this": here, **dict(s.split("=", 1) for s in args.src)}
     device = ""
     disk = work / "disk"
     try:
-        size = args.size_mib * MiB
+        size = args.shard_size
         (shard,) = make_dataset(
-            work / "src", shard_indices=[0], shard_size=size, pairs=args.size_mib, extras=False
+            work / "src", shard_indices=[0], shard_size=size, pairs=size // MiB, extras=False
         )
         device = mount(work / "ext4.img", "ext4", 3 * shard.size + 512 * MiB, disk)
         with NginxServer(root=work / "src", workdir=work / "nginx") as nginx:

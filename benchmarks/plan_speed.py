@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.options import add_shared_options
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import make_dataset
 
@@ -31,12 +32,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--mib", type=int, default=1, help="MiB per file (default 1)")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=Path(__file__).parent / "work" / "plan")
-    parser.add_argument("--check-goals", action="store_true")
+    add_shared_options(
+        parser, runs=3, workdir=Path(__file__).parent / "work" / "plan", check_goals=True
+    )
     args = parser.parse_args()
-    source = make_dataset(args.work / "one", shard_indices=[0], shard_size=args.mib << 20)[0]
-    root = args.work / "served"
+    source = make_dataset(args.workdir / "one", shard_indices=[0], shard_size=args.mib << 20)[0]
+    root = args.workdir / "served"
     root.mkdir(parents=True, exist_ok=True)
     for index in range(args.rows):
         name = root / f"sa_{index:06d}.tar"
@@ -48,12 +49,12 @@ def main() -> int:
         "without (--probe-seconds 0)": [],
     }
     with CDNServer(root=root) as cdn:
-        links = args.work / "links.tsv"
+        links = args.workdir / "links.tsv"
         cdn.write_links_file(links)
         for _ in range(args.runs):
             for label, extra in zip(timings, ([], ["--probe-seconds", "0"]), strict=True):
                 command = [sys.executable, "-m", "sa1b", "plan", str(links), "--json",
-                           "-o", str(args.work / "out"), *extra]  # fmt: skip
+                           "-o", str(args.workdir / "out"), *extra]  # fmt: skip
                 started = time.monotonic()
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 timings[label].append(time.monotonic() - started)

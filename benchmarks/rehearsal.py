@@ -68,6 +68,7 @@ from bench import (
 from bench.accounting import RunResult, child_env
 from bench.common import GB, MB, allocated_bytes, data_bytes, print_report
 from bench.corpus import Shard
+from bench.options import PRIVATE_FOLDER_HELP, add_shared_options
 from bench.tools import sa1b_tool, write_inputs
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
@@ -98,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(__doc__ or "").split("\n\n")[0],
         epilog="See benchmarks/README.md, 'Full-size rehearsal'.",
     )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path(tempfile.gettempdir()),
-        help="a private folder is made (and deleted) in here (default: %(default)s)",
+    add_shared_options(
+        parser,
+        shard_size=f"{REAL_SHARD >> 20}M",
+        workdir=Path(tempfile.gettempdir()),
+        workdir_help=PRIVATE_FOLDER_HELP,
+        timeout=3600.0,
+        results=True,
     )
     parser.add_argument(
         "--shards",
@@ -110,12 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(1, 2),
         default=1,
         help="1, or 2: the second is the same file under another name",
-    )
-    parser.add_argument(
-        "--shard-size",
-        type=parse_size,
-        default=REAL_SHARD,
-        help="e.g. 1G (default: 10.5 GiB, a real shard)",
     )
     parser.add_argument(
         "--pairs",
@@ -157,8 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-strace", action="store_true", help="do not time fdatasync/fsync with strace"
     )
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
-    parser.add_argument("--results", type=Path, help="append the report to this file")
     return parser
 
 

@@ -63,7 +63,8 @@ from bench import (
 from bench.accounting import RunResult
 from bench.common import GB, MB, DiskSampler, print_report, tool_version
 from bench.corpus import Shard, prepare_shards
-from bench.tools import aria2c_tool, default_sa1b_command, sa1b_tool, url_for, write_inputs
+from bench.options import add_shared_options, sa1b_command
+from bench.tools import aria2c_tool, sa1b_tool, url_for, write_inputs
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from harness.seaweedfs import SeaweedError, SeaweedServer
@@ -341,11 +342,17 @@ def _mark(ok: bool) -> str:
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=24, help="synthetic shards (default 24)")
-    parser.add_argument(
-        "--size", type=parse_size, default=parse_size("172M"), help="bytes each (default 172M)"
+    add_shared_options(
+        parser,
+        shards=24,
+        shard_size="172M",
+        runs=3,
+        workdir=Path(__file__).resolve().parent / "work" / "s3_ingest",
+        sa1b="installed",
+        timeout=3600.0,
+        check_goals=True,
+        results=True,
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs of each arm (default 3)")
     parser.add_argument(
         "--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}"
     )
@@ -357,28 +364,18 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--rclone", default="rclone", help="the rclone binary")
     parser.add_argument("--aria2c", default="aria2c", help="the aria2c binary")
-    parser.add_argument(
-        "--sa1b", type=str.split, help="how to run sa1b (default: the venv's bin/sa1b)"
-    )
-    parser.add_argument("--sa1b-args", type=str.split, default=[], help="added to sa1b download")
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(__file__).resolve().parent / "work" / "s3_ingest"
-    )
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a process may take")
-    parser.add_argument("--check-goals", action="store_true", help="exit 1 if a goal is missed")
-    parser.add_argument("--results", type=Path, help="also append the report to this file")
     args = parser.parse_args()
     args.arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
     unknown = set(args.arms) - set(ARMS)
-    if unknown or args.files < 1 or args.runs < 1:
-        parser.error(f"--arms takes {', '.join(ARMS)}; --files and --runs at least 1")
+    if unknown or args.shards < 1 or args.runs < 1:
+        parser.error(f"--arms takes {', '.join(ARMS)}; --shards and --runs at least 1")
     return args
 
 
 def main() -> int:
     args = parse_arguments()
     rclone, aria2c = shutil.which(args.rclone), shutil.which(args.aria2c)
-    sa1b = args.sa1b or default_sa1b_command()
+    sa1b = sa1b_command(args)
     arms = set(args.arms)
     missing = []
     if rclone is None and arms & {"ingest", "aria2c+rclone", "copyurl8"}:
@@ -407,7 +404,7 @@ def main() -> int:
 
 
 def _main(args: argparse.Namespace, *, rclone: str, aria2c: str, sa1b: list[str]) -> int:
-    shards = prepare_shards(args.workdir, count=args.files, shard_size=args.size)
+    shards = prepare_shards(args.workdir, count=args.shards, shard_size=args.shard_size)
     total = sum(shard.size for shard in shards)
     certificates = make_certificates(args.workdir / "tls")
     tls = (certificates.certificate, certificates.key)

@@ -68,6 +68,7 @@ from bench import BenchError, log, parse_size, run_child
 from bench.accounting import child_env, verify_extracted
 from bench.common import MB, print_report
 from bench.corpus import Shard, prepare_shards
+from bench.options import PRIVATE_FOLDER_HELP, add_shared_options
 from bench.tools import sa1b_tool
 from harness.certs import make_certificates
 from rehearsal import _size, load, proc_status, refuse, sa1b_pids, store_bytes, timed_status
@@ -121,15 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="minutes left out of the verdict (default: 3, or a tenth of a run under 30)",
     )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path(tempfile.gettempdir()),
-        help="a private folder is made (and deleted) in here (default: %(default)s)",
+    add_shared_options(
+        parser,
+        shard_size="32M",
+        workdir=Path(tempfile.gettempdir()),
+        workdir_help=PRIVATE_FOLDER_HELP,
+        results=True,
     )
     parser.add_argument("--names", type=int, default=500, help="shard names served (max 1000)")
     parser.add_argument("--distinct", type=int, default=8, help="distinct source shards")
-    parser.add_argument("--shard-size", type=parse_size, default=32 << 20, help="e.g. 32M")
     parser.add_argument(
         "--max-rate", default="20M", help="sa1b's --max-rate, bytes/s (default: %(default)s)"
     )
@@ -151,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=2 * GIB,
         help="free space to leave on top of what the soak needs (default: 2G)",
     )
-    parser.add_argument("--results", type=Path, help="append the report to this file")
     return parser
 
 

@@ -7,7 +7,7 @@ Two loop devices, ext2 and ext4, each mounted from an image in ``--work``; the s
 made is deleted at the end. ``--src`` runs another checkout's sa1b (e.g. the one before
 this change) as a third contender::
 
-    python benchmarks/sparse_fs.py --files 8 --size-mib 64 --runs 5 --src old=/work/main/src
+    python benchmarks/sparse_fs.py --shards 8 --shard-size 64M --runs 5 --src old=/work/main/src
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.options import add_shared_options
 from harness.nginx import NginxServer
 from sa1b.cdn.synth import make_dataset
 
@@ -45,20 +46,19 @@ def sectors_written(device: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--size-mib", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/sa1b-sparse-fs"))
+    add_shared_options(
+        parser, shards=8, shard_size="64M", runs=5, workdir=Path("/tmp/sa1b-sparse-fs")
+    )
     parser.add_argument("--src", action="append", default=[], help="NAME=PATH of another sa1b")
     args = parser.parse_args()
-    work: Path = args.work
+    work: Path = args.workdir
     work.mkdir(parents=True)
     devices: dict[str, tuple[str, Path]] = {}
     here = str(Path(__file__).resolve().parents[1] / "src")
     sources = {"this": here, **dict(s.split("=", 1) for s in args.src)}
     try:
         shards = make_dataset(
-            work / "src", shard_indices=range(args.files), shard_size=args.size_mib * MiB, seed=1
+            work / "src", shard_indices=range(args.shards), shard_size=args.shard_size, seed=1
         )
         total = sum(s.size for s in shards if s.name.endswith(".tar"))
         room = total * 2 + 256 * MiB
@@ -88,7 +88,8 @@ def main() -> None:
                         speed = total / MiB / seconds
                         results.setdefault(f"{label} {kind}", []).append((speed, ratio))
                         print(f"run {run} {label} {kind}: {speed:.0f} MiB/s, {ratio:.2f}x written")
-            print(f"\n{args.files} files of {args.size_mib} MiB, {args.runs} runs, medians:")
+            each = f"{args.shard_size / MiB:.0f} MiB"
+            print(f"\n{args.shards} files of {each}, {args.runs} runs, medians:")
             for name, values in results.items():
                 speed = statistics.median(v[0] for v in values)
                 ratio = statistics.median(v[1] for v in values)

@@ -2,8 +2,9 @@
 
 :class:`NginxServer` writes a private configuration into its own prefix directory, runs
 ``nginx -p PREFIX -c CONF -e ERRLOG -g 'daemon off;'`` as a child process (in its own process
-group) and stops it again. It listens only on ``127.0.0.1``. Every request is appended to a
-private access log in a fixed format (``$uri``, ``$status``, ``$body_bytes_sent``,
+group) and stops it again; should the test process die first, even by ``SIGKILL``, nginx is
+told to stop (:mod:`harness.processes`). It listens only on ``127.0.0.1``. Every request is
+appended to a private access log in a fixed format (``$uri``, ``$status``, ``$body_bytes_sent``,
 ``$http_range``, ``$bytes_sent``) without buffering, so :meth:`NginxServer.bytes_sent` can tell
 how many body bytes nginx handed out, per file or in total (:meth:`NginxServer.response_bytes`:
 with the response headers)::
@@ -43,8 +44,9 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
+
+from harness.processes import ChildService, end, free_loopback_ports, spawn
 
 __all__ = [
     "NGINX_NOT_FOUND_MESSAGE",
@@ -127,16 +129,6 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _free_loopback_port() -> int:
-    """A loopback port free a moment ago. nginx cannot be given port 0 ("invalid port"), so
-    :meth:`NginxServer.start` picks one this way and starts again on another when someone
-    took it in between ("Address already in use")."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _parse_log_line(line: str) -> AccessLogEntry | None:
     parts = line.rstrip("\n").split("\t")
     if len(parts) not in (4, 5):
@@ -154,7 +146,7 @@ def _parse_log_line(line: str) -> AccessLogEntry | None:
         return None
 
 
-class NginxServer:
+class NginxServer(ChildService):
     """A private nginx serving ``root`` on ``127.0.0.1``.
 
     ``limit_rate`` uses nginx syntax (``"8m"`` is 8 MB/s per request); ``None`` means no
@@ -164,6 +156,9 @@ class NginxServer:
     ``tls`` is ``(certificate_chain, private_key)`` (PEM files) to serve HTTPS; ``http2``
     (only with ``tls``) also offers HTTP/2 through ALPN.
     """
+
+    label = "nginx"
+    error = NginxError
 
     def __init__(
         self,
@@ -195,8 +190,6 @@ class NginxServer:
         self._workdir = Path(workdir).resolve() if workdir is not None else None
         self._prefix: Path | None = None
         self._owns_prefix = False
-        self._port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self._final_log: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -223,10 +216,12 @@ class NginxServer:
             (self._prefix / "temp" / name).mkdir(parents=True, exist_ok=True)
         self.access_log_path.write_bytes(b"")
 
+        # nginx takes no port 0 ("invalid port"): one free a moment ago, and another if
+        # someone took it in between ("Address already in use").
         attempts = _PORT_ATTEMPTS if self._requested_port == 0 else 1
         last_error = ""
         for _ in range(attempts):
-            port = self._requested_port or _free_loopback_port()
+            port = self._requested_port or free_loopback_ports()[0]
             error = self._launch(binary, port)
             if error is None:
                 self._port = port
@@ -247,7 +242,9 @@ class NginxServer:
         self.pid_path.unlink(missing_ok=True)
         stderr_path = self._prefix / "stderr.log"
         with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(
+            # When the test process dies, nginx's fast shutdown (SIGTERM): its master then
+            # stops the workers too, which SIGKILL would leave behind.
+            proc = spawn(
                 [
                     binary,
                     "-p",
@@ -259,10 +256,9 @@ class NginxServer:
                     "-g",
                     "daemon off;",
                 ],
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                start_new_session=True,
+                on_parent_death=signal.SIGTERM,
             )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
@@ -272,7 +268,7 @@ class NginxServer:
                 self._proc = proc
                 return None
             time.sleep(0.02)
-        self._terminate(proc)
+        end(proc, timeout=_STOP_TIMEOUT)  # SIGTERM: nginx's fast shutdown
         return f"timed out after {_START_TIMEOUT:.0f} s\n" + self._startup_errors(stderr_path)
 
     def _startup_errors(self, stderr_path: Path) -> str:
@@ -300,45 +296,17 @@ class NginxServer:
         """Stop nginx (fast shutdown) and make sure none of its processes is left."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            self._terminate(proc)
+            end(proc, timeout=_STOP_TIMEOUT)  # SIGTERM: nginx's fast shutdown
         if self._prefix is not None and self._final_log is None:
             with contextlib.suppress(OSError):
                 self._final_log = self.access_log_path.read_text(encoding="utf-8")
         self._cleanup_prefix()
-
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes]) -> None:
-        pgid = proc.pid  # start_new_session=True: the master leads its own process group
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)  # nginx: fast shutdown
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                proc.wait()
-        # Workers left behind by a master that died abruptly.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
 
     def _cleanup_prefix(self) -> None:
         if self._owns_prefix and self._prefix is not None:
             shutil.rmtree(self._prefix, ignore_errors=True)
             self._prefix = None
             self._owns_prefix = False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -418,21 +386,6 @@ class NginxServer:
     @property
     def pid_path(self) -> Path:
         return self.prefix / "nginx.pid"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The nginx master's process id while running."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise NginxError("nginx has not been started")
-        return self._port
 
     @property
     def scheme(self) -> str:

@@ -45,17 +45,15 @@ SeaweedFS, this process's ``AWS_*`` set to reach the store through it, and
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import socket
-import struct
 import threading
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal, get_args
+
+from sa1b.cdn.serving import LoopbackHTTPServer, Service
 
 __all__ = ["FaultBook", "FaultKind", "ProxiedRequest", "StoreFault", "StoreFaultProxy", "operation"]
 
@@ -190,33 +188,10 @@ class FaultBook:
             self.requests.clear()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a client's idle keep-alive connection never holds up stop()
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, proxy: StoreFaultProxy) -> None:
         self.proxy = proxy
-        self.open: set[socket.socket] = set()
-        self.to_reset: set[socket.socket] = set()
-        self.open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.open_lock:
-            self.open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.open_lock:
-            self.open.discard(request)
-            reset = request in self.to_reset
-            self.to_reset.discard(request)
-        if reset:  # no FIN first (socketserver's way): the client must see a reset
-            request.close()
-        else:
-            super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client gone mid-request is a test's business, not noise on stderr
+        super().__init__(_Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -305,20 +280,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close with a TCP reset, as a dropped connection or a crashed store does."""
         self.close_connection = True
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with self.server.open_lock:
-            self.server.to_reset.add(self.connection)
+        self.server.reset(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-class StoreFaultProxy:
+class StoreFaultProxy(Service):
     """A proxy on ``127.0.0.1`` in front of the S3 endpoint ``upstream``
     (``http://HOST:PORT``), passing everything through until a fault is :meth:`set`.
 
     ``environment`` (the upstream's variables, e.g. ``SeaweedServer.environment``) is what
     :attr:`environment` gives back with ``AWS_ENDPOINT_URL`` made the proxy's."""
+
+    label = "the proxy"
 
     def __init__(self, upstream: str, *, environment: dict[str, str] | None = None) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
@@ -327,39 +302,16 @@ class StoreFaultProxy:
         self.book = FaultBook()
         self._environment = dict(environment or {})
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="s3-fault-proxy", daemon=True
-        )
-        self._thread.start()
+        self._port = self._server.port
+        self._server.serve_in_thread("s3-fault-proxy")
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        with server.open_lock:  # idle keep-alive connections: their threads end with them
-            for sock in server.open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        server, self._server, self._port = self._server, None, None
+        if server is not None:
+            server.close()
 
     # -- what a test uses ----------------------------------------------------------------------
 
@@ -367,12 +319,6 @@ class StoreFaultProxy:
         """From now on, act out ``fault`` (``None``: pass everything through); its counts
         of requests start again from zero."""
         self.book.set(fault)
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the proxy has not been started")
-        return int(self._server.server_address[1])
 
     @property
     def endpoint_url(self) -> str:

@@ -1,8 +1,9 @@
 """A real S3 server on loopback: SeaweedFS (``weed server -s3``), for benchmarks and tests.
 
 :class:`SeaweedServer` runs one ``weed server`` process (master, volume server, filer and S3
-gateway in one) as a child in its own process group, with its data in a private temporary
-folder, listening only on ``127.0.0.1``. One identity is configured (through the S3 gateway's
+gateway in one) as a child in its own process group, killed if the test process dies
+(:mod:`harness.processes`), with its data in a private temporary folder, listening only on
+``127.0.0.1``. One identity is configured (through the S3 gateway's
 JSON identities file) with a random access key and secret; :attr:`SeaweedServer.environment`
 gives them as the variables a user would set (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_ENDPOINT_URL``, ``AWS_REGION``)::
@@ -38,17 +39,15 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from harness.certs import CertificatePaths
+from harness.processes import ChildService, end, free_loopback_ports, spawn
 
 __all__ = ["WEED_NOT_FOUND_MESSAGE", "SeaweedError", "SeaweedServer", "find_weed"]
 
@@ -77,13 +76,6 @@ _PORT_NAMES = (
 _VOLUME_SIZE_LIMIT_MB = 1024
 
 
-#: Killed when the process that started it dies without stopping it (a killed pytest runs
-#: no fixture teardown, and the server would hold its ports and data on): util-linux's
-#: setpriv sets Linux's parent-death signal, which ``weed`` keeps across exec. (It fires
-#: when the starting *thread* ends: start the server from one that outlives it.)
-_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
-
-
 class SeaweedError(RuntimeError):
     """SeaweedFS could not be started; the message ends with its log."""
 
@@ -99,24 +91,16 @@ def find_weed() -> str:
     raise SeaweedError(WEED_NOT_FOUND_MESSAGE)
 
 
-def _free_loopback_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports free a moment ago (all bound at once, then let go)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
-class SeaweedServer:
+class SeaweedServer(ChildService):
     """A private SeaweedFS with an S3 gateway on ``127.0.0.1``, ``buckets`` created.
 
     ``access_key`` and ``secret_key`` default to random ones (a test can then look for the
     secret in whatever sa1b printed or stored). ``workdir`` holds the data, the identities
     file and the log; when ``None`` a temporary folder is used and removed by :meth:`stop`.
     """
+
+    label = "SeaweedFS"
+    error = SeaweedError
 
     def __init__(
         self,
@@ -137,7 +121,6 @@ class SeaweedServer:
         self._root: Path | None = None
         self._owns_root = False
         self._ports: dict[str, int] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -155,7 +138,8 @@ class SeaweedServer:
         last_error = ""
         names = _PORT_NAMES + (("s3.port.https",) if self.tls else ())
         for _ in range(_PORT_ATTEMPTS):
-            self._ports = dict(zip(names, _free_loopback_ports(len(names)), strict=True))
+            self._ports = dict(zip(names, free_loopback_ports(len(names)), strict=True))
+            self._port = self._ports["s3.port"]
             error = self._launch(binary)
             if error is None:
                 logger.debug("SeaweedFS S3 gateway at %s", self.endpoint_url)
@@ -184,7 +168,6 @@ class SeaweedServer:
         data = self._root / "data"
         data.mkdir(exist_ok=True)
         return [
-            *_DIE_WITH_PARENT,
             binary,
             "server",
             f"-dir={data}",
@@ -214,13 +197,7 @@ class SeaweedServer:
         from botocore.exceptions import BotoCoreError, ClientError
 
         with open(self.log_path, "wb") as log:
-            proc = subprocess.Popen(
-                self._command(binary),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = spawn(self._command(binary), stdout=log, stderr=subprocess.STDOUT)
         self._proc = proc
         deadline = time.monotonic() + _START_TIMEOUT
         last = ""
@@ -234,7 +211,7 @@ class SeaweedServer:
             except (BotoCoreError, ClientError) as error:
                 last = str(error)
             time.sleep(0.25)
-        self._terminate(proc)
+        end(proc, timeout=_STOP_TIMEOUT)
         self._proc = None
         return f"not ready after {_START_TIMEOUT:.0f} s ({last})\n{self._log_tail()}"
 
@@ -258,21 +235,9 @@ class SeaweedServer:
         """Stop the server (SIGTERM, then SIGKILL), remove its sockets and its folder."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            self._terminate(proc)
+            end(proc, timeout=_STOP_TIMEOUT)
         self._remove_sockets()
         self._cleanup_root()
-
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
     def _remove_sockets(self) -> None:
         for port in self._ports.values():
@@ -283,18 +248,6 @@ class SeaweedServer:
         if self._owns_root and self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root, self._owns_root = None, False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- accessors ---------------------------------------------------------------------------
 
@@ -311,22 +264,6 @@ class SeaweedServer:
     @property
     def log_path(self) -> Path:
         return self.root / "weed.log"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while running."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def port(self) -> int:
-        """The S3 gateway's port."""
-        if not self._ports:
-            raise SeaweedError("SeaweedFS has not been started")
-        return self._ports["s3.port"]
 
     @property
     def endpoint_url(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import shutil
 import subprocess
 import sys
@@ -33,9 +32,10 @@ from .common import (
 )
 from .corpus import prepare_shards
 from .goals import evaluate_goals, render_goals
+from .options import add_shared_options, sa1b_command
 from .report import machine_info, render_table
 from .scenarios import Context, make_tool, run_extract, run_kill, run_throughput
-from .tools import Inputs, default_sa1b_command, tar_argv
+from .tools import Inputs, tar_argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,40 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(*SCENARIOS, "all"),
         help="scenario to run (repeatable; default: all = every scenario but kill-http)",
     )
-    parser.add_argument(
-        "--shards", type=int, default=6, help="number of synthetic shards (default: 6)"
-    )
-    parser.add_argument(
-        "--shard-size",
-        type=parse_size,
-        default=parse_size("170M"),
-        help="bytes per shard, K/M/G are binary (default: 170M)",
-    )
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per tool (default: 3)")
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path(__file__).resolve().parents[1] / "work",
-        help="scratch dir; generated shards are kept here between invocations "
+    add_shared_options(
+        parser,
+        shards=6,
+        shard_size="170M",
+        runs=3,
+        warmup=1,
+        workdir=Path(__file__).resolve().parents[1] / "work",
+        workdir_help="scratch folder; generated shards are kept here between invocations "
         "(default: benchmarks/work)",
+        sa1b="installed",
+        timeout=300.0,
+        check_goals=True,
+        json_out=True,
     )
     parser.add_argument(
         "--tools",
         help=f"comma-separated tools to run, among {','.join(TOOLS)} (default: all four in the "
         "HTTPS throughput scenarios, aria2c,sa1b elsewhere); each scenario runs those it can",
-    )
-    parser.add_argument(
-        "--sa1b",
-        metavar="CMD",
-        help="command that runs the sa1b CLI, split like a shell would "
-        "(default: bin/sa1b next to this Python, else sa1b on PATH)",
-    )
-    parser.add_argument(
-        "--sa1b-args",
-        default="",
-        metavar="ARGS",
-        help="extra arguments for every `sa1b download`, split like a shell would, e.g. "
-        '"--connections 128"',
     )
     parser.add_argument("--aria2c", default="aria2c", help="aria2c binary (default: aria2c)")
     parser.add_argument("--curl", default="curl", help="curl binary for curl8 (default: curl)")
@@ -109,24 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="kill scenarios: SIGKILL when this fraction of the data is on disk (default: 0.5)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="give up on a tool run after this many seconds (default: 300)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=1,
-        help="unmeasured runs before each throughput/extract scenario (default: 1)",
-    )
-    parser.add_argument(
-        "--check-goals",
-        action="store_true",
-        help="exit 1 when a goal fails (without it the goals are only reported)",
-    )
-    parser.add_argument("--json-out", type=Path, help="also write all results as JSON to this file")
     return parser
 
 
@@ -174,10 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error("--kill-at must be between 0 and 1")
     if args.per_connection_rate < 1 or args.delay_ms < 0:
         return _usage_error("--per-connection-rate must be > 0 and --delay-ms >= 0")
-    try:
-        args.sa1b_args = shlex.split(args.sa1b_args)
-    except ValueError as exc:
-        return _usage_error(f"--sa1b-args: {exc}")
     tools_for: dict[str, list[str]] = {}
     for name in scenarios:
         spec = SPECS[name]
@@ -207,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _usage_error("curl8 needs curl and xargs on PATH (apt-get install curl)")
     sa1b: list[str] | None = None
     if "sa1b" in used:
-        sa1b = shlex.split(args.sa1b) if args.sa1b else default_sa1b_command()
+        sa1b = sa1b_command(args)
         if not sa1b:
             return _usage_error(
                 "no sa1b executable next to this Python nor on PATH; install the package "

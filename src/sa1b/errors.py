@@ -8,7 +8,7 @@
     │   ├── SelectionError          a --shards or worker split (--shard-index) is wrong
     │   ├── ChecksumsFileError      a --checksums file line cannot be used
     │   ├── OutputFolderError       the -o folder cannot be created or written
-    │   ├── OutputLocationError     -o names a place sa1b cannot write (gs://, a typo, ...)
+    │   ├── OutputLocationError     -o names a place sa1b cannot use (gs://, a typo, ...)
     │   ├── BucketError             the -o bucket cannot be used: missing, access denied,
     │   │                           bad or no credentials (names the bucket)
     │   ├── NoSpaceError            the download cannot fit on the output folder's disk
@@ -130,12 +130,12 @@ class OutputFolderError(InputError):
 
 
 class OutputLocationError(InputError):
-    """``-o`` names a place sa1b cannot write: another scheme (``gs://``, ``hf://``, ...),
+    """``-o`` (or OUT) names a place sa1b cannot use: another scheme (``gs://``, ``hf://``, ...),
     a malformed ``s3://`` URL, or an ``s3://`` output where it is not supported yet. Never
     a local folder named after a scheme."""
 
     hint = (
-        "give -o a local folder, or s3://BUCKET/PREFIX for S3 or an S3-compatible store "
+        "give a local folder, or s3://BUCKET/PREFIX for S3 or an S3-compatible store "
         "(AWS_ENDPOINT_URL); a local folder of that name is written ./NAME"
     )
 
@@ -348,10 +348,17 @@ class ExtractionError(FatalTransferError):
         self.member = member
 
 
-class UnsafeMemberError(ExtractionError):
-    """A member that must never be written: the shard is left unextracted."""
+def unsafe_member_hint(*, kept: str = "its tar is kept for inspection") -> str:
+    """What to know of a shard refused for an unsafe member, and what is ``kept`` of it:
+    its tar on disk, or (into a bucket, or with ``--only``) nothing."""
+    return f"the shard is not an SA-1B shard as published; {kept}"
 
-    hint = "the shard is not an SA-1B shard as published; its tar is kept for inspection"
+
+class UnsafeMemberError(ExtractionError):
+    """A member that must never be written: the shard is left unextracted (its upload
+    into a bucket aborted)."""
+
+    hint = unsafe_member_hint()
 
 
 class CorruptArchiveError(ExtractionError):

@@ -145,6 +145,37 @@ def slow_cdn(dataset: list[ShardInfo]) -> Iterator[CDNServer]:
 
 
 @pytest.fixture(scope="session")
+def bucket_shards(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
+    """Two shards of 24 MiB for the tests of an ``s3://`` output: five parts of 5 MiB
+    each, the last one shorter (:mod:`tests.integration.buckets`)."""
+    root = tmp_path_factory.mktemp("bucket-shards")
+    made = make_dataset(root, shard_indices=range(2), shard_size=24 * 1024 * 1024, seed=18,
+                        extras=False)  # fmt: skip
+    return [info for info in made if info.name.endswith(".tar")]
+
+
+@pytest.fixture
+def bucket_cdn(bucket_shards: list[ShardInfo]) -> Iterator[CDNServer]:
+    with CDNServer(root=bucket_shards[0].path.parent) as server:
+        yield server
+
+
+@pytest.fixture
+def bucket_links(bucket_cdn: CDNServer, tmp_path: Path) -> Path:
+    path = tmp_path / "links.tsv"
+    bucket_cdn.write_links_file(path)
+    return path
+
+
+@pytest.fixture
+def slow_bucket_cdn(bucket_shards: list[ShardInfo]) -> Iterator[CDNServer]:
+    """The stand-in of :func:`bucket_shards` at 1 MiB/s per connection: a shard's part
+    takes 5 s, slow enough to stop a run between two."""
+    with CDNServer(root=bucket_shards[0].path.parent, rate_per_connection=1024 * 1024) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def nginx(
     dataset: list[ShardInfo], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NginxServer]:

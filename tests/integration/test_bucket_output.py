@@ -4,9 +4,11 @@ folder named after a scheme), and ``sa1b plan -o s3://...`` checks a real bucket
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,16 @@ NOT_WRITABLE = {
 }
 
 
+def tar_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def error_lines(result: Result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
@@ -54,6 +66,16 @@ def test_an_output_sa1b_cannot_write_is_refused_and_nothing_is_made(
     result = run_cli("download", links, "-o", out, "--no-extract", cwd=work)
     assert_refused_in_one_line(result, says)
     assert list(work.iterdir()) == []  # no folder 'gs:', 's3:' or 's3'
+
+
+@pytest.mark.parametrize("command", ["status", "verify", "index"])
+def test_a_command_that_reads_says_it_cannot_read_another_scheme(
+    command: str, tmp_path: Path
+) -> None:
+    result = run_cli(command, "gs://bucket/sa1b", cwd=tmp_path)
+    assert_refused_in_one_line(result, "sa1b cannot read gs://")
+    assert "write" not in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_local_folder_named_like_a_scheme_is_written_with_dot_slash(
@@ -168,3 +190,34 @@ def test_plan_with_a_store_that_cannot_be_reached(links: Path) -> None:
     ]
     assert "hint: check the endpoint (AWS_ENDPOINT_URL" in result.stderr
     assert "not-a-real-secret" not in result.output
+
+
+def test_a_shard_refused_for_an_unsafe_member_says_what_the_bucket_keeps(
+    seaweedfs: SeaweedServer, tmp_path: Path, s3_prefix: str
+) -> None:
+    served = tmp_path / "cdn"
+    served.mkdir()
+    good = {"sa_1.jpg": b"\xff\xd8" + b"1" * 600, "sa_1.json": b'{"image": {"image_id": 1}}'}
+    (served / "sa_000000.tar").write_bytes(tar_of({**good, "../../escaped.jpg": b"evil"}))
+    links = tmp_path / "links.tsv"
+    with CDNServer(root=served) as cdn:
+        cdn.write_links_file(links)
+        result = run_cli(
+            "download", links, "-o", f"s3://sa1b-test/{s3_prefix}", "--no-extract",
+            env=aws_environment(seaweedfs.environment), cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 1, result.output
+    assert "sa_000000.tar  failed" in result.output
+    assert "../../escaped.jpg" in result.output
+    hints = [line for line in result.output.splitlines() if line.startswith("  hint:")]
+    assert hints == [
+        "  hint: the shard is not an SA-1B shard as published; its upload was aborted: "
+        "nothing of it is kept in the bucket"
+    ], result.output
+    client = seaweedfs.client()
+    assert (
+        client.list_objects_v2(Bucket="sa1b-test", Prefix=f"{s3_prefix}/sa_").get("Contents", [])
+        == []
+    )
+    pending = client.list_multipart_uploads(Bucket="sa1b-test", Prefix=s3_prefix)
+    assert pending.get("Uploads", []) == []

@@ -1,11 +1,12 @@
 """The S3 client over HTTPS, as every cloud store is reached: SeaweedFS serving TLS with a
 private CA on loopback, trusted through AWS_CA_BUNDLE as a user would set it, and refused
-in one line when not trusted."""
+in one line when not trusted; an AWS_CA_BUNDLE set but empty is one line too."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,9 @@ from sa1b.errors import BucketError
 from sa1b.objectstore.bucket import Bucket
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import MIB
-from tests.conftest import AWS_ISOLATION
+from tests.conftest import AWS_ISOLATION, aws_environment
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.xdist_group("seaweedfs")
 """With pytest-xdist, one worker runs the tests on SeaweedFS in turn: one server (eight
@@ -60,3 +63,26 @@ def test_a_certificate_not_trusted_is_one_line_and_not_retried(
         Bucket(BucketLocation("sa1b-tls")).check_writable()
     assert raised.value.message == "s3://sa1b-tls: the store's TLS certificate did not verify"
     assert "AWS_CA_BUNDLE" in raised.value.hint
+
+
+@pytest.mark.parametrize("command", ["status", "download"])
+def test_an_empty_ca_bundle_variable_is_one_line_naming_it(
+    command: str, seaweedfs: SeaweedServer, links: Path, tmp_path: Path, s3_prefix: str
+) -> None:
+    out = f"s3://sa1b-test/{s3_prefix}"
+    argv = [out] if command == "status" else [links, "-o", out, "--no-extract"]
+    result = run_cli(
+        command,
+        *argv,
+        env=aws_environment({**seaweedfs.environment, "AWS_CA_BUNDLE": ""}),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.output  # a configuration error, as a bad bucket
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: s3://sa1b-test: AWS_CA_BUNDLE is set but empty, so there is no CA bundle to "
+        "check the store's certificate with"
+    ], result.output
+    assert "hint: unset AWS_CA_BUNDLE" in result.stderr
+    assert "InvalidConfigError" not in result.output
+    assert "Traceback" not in result.output

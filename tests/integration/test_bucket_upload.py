@@ -11,7 +11,6 @@ import random
 import signal
 import tarfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +19,25 @@ import pytest
 from harness.seaweedfs import SeaweedServer
 from sa1b.catalog import catalog_key
 from sa1b.cdn.server import CDNServer
-from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.cdn.synth import ShardInfo
 from tests.conftest import aws_environment
+from tests.waiting import wait_for
 
+from .buckets import (
+    BUCKET,
+    PART,
+    MiB,
+    assert_in_bucket,
+    kept_in_order,
+    keys,
+    listed_parts,
+    object_md5,
+    pending,
+)
 from .conftest import Result, run_cli, start_cli
 
 pytestmark = pytest.mark.xdist_group("seaweedfs")
 """With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
-
-MiB = 1024 * 1024
-SHARD_SIZE = 24 * MiB
-PART = 5 * MiB
-"""The smallest part S3 takes: a shard of 24 MiB is five parts, the last one shorter."""
-BUCKET = "sa1b-test"
-
-
-@pytest.fixture(scope="module")
-def big_shards(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
-    root = tmp_path_factory.mktemp("cdn-upload")
-    made = make_dataset(root, shard_indices=range(2), shard_size=SHARD_SIZE, seed=7, extras=False)
-    return [info for info in made if info.name.endswith(".tar")]
-
-
-@pytest.fixture
-def slow(big_shards: list[ShardInfo]) -> Iterator[CDNServer]:
-    """The stand-in at 1 MiB/s per connection: slow enough to kill mid-shard."""
-    with CDNServer(root=big_shards[0].path.parent, rate_per_connection=MiB) as server:
-        yield server
 
 
 def download(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Result:
@@ -63,44 +54,8 @@ def start(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd:
     )  # fmt: skip
 
 
-def object_md5(seaweedfs: SeaweedServer, key: str) -> str:
-    body = seaweedfs.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    return hashlib.md5(body).hexdigest()
-
-
-def keys(seaweedfs: SeaweedServer, prefix: str) -> set[str]:
-    listed = seaweedfs.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
-    return {item["Key"] for item in listed.get("Contents", [])}
-
-
-def pending(seaweedfs: SeaweedServer, prefix: str) -> list[dict[str, Any]]:
-    answer = seaweedfs.client().list_multipart_uploads(Bucket=BUCKET, Prefix=f"{prefix}/")
-    return list(answer.get("Uploads", []))
-
-
-def listed_parts(seaweedfs: SeaweedServer, prefix: str) -> int:
-    client = seaweedfs.client()
-    return sum(
-        len(client.list_parts(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", []))
-        for u in pending(seaweedfs, prefix)
-    )
-
-
-def wait_for(condition: Callable[[], bool], proc: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
-def assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardInfo]) -> None:
-    for shard in shards:
-        assert object_md5(seaweedfs, f"{prefix}/tars/{shard.name}") == shard.md5, shard.name
 
 
 # options beside -o s3://: what the one error line says
@@ -163,70 +118,79 @@ def test_tars_stream_into_the_bucket_with_only_the_state_on_local_disk(
 
 
 def test_sigkill_then_rerun_uploads_only_the_missing_parts(
-    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
-    s3_prefix: str,
+    seaweedfs: SeaweedServer, slow_bucket_cdn: CDNServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
 ) -> None:  # fmt: skip
     links = tmp_path / "links.tsv"
-    slow.write_links_file(links)
+    slow_bucket_cdn.write_links_file(links)
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
-    total = sum(shard.size for shard in big_shards)
+    total = sum(shard.size for shard in bucket_shards)
     proc = start(links, where, env, "--state-dir", state, "--connections", "3", cwd=tmp_path)
-    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 3, proc)
-    time.sleep(0.5)  # some parts recorded too (a tick)
+    # Three connections at 1 MiB/s take three parts every 5 s: once a fourth is in the
+    # bucket, the first three were recorded at least one tick (0.25 s) before.
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 4, timeout=60,
+             message="four parts in the bucket", process=proc)  # fmt: skip
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     # Listed right after the kill: no object under a final key unless whole and right.
     assert pending(seaweedfs, s3_prefix)
     finals = sorted(key for key in keys(seaweedfs, s3_prefix) if "/tars/" in key)
-    assert len(finals) < len(big_shards)
+    assert len(finals) < len(bucket_shards)
     for key in finals:
-        assert object_md5(seaweedfs, key) in {shard.md5 for shard in big_shards}
-    kept = listed_parts(seaweedfs, s3_prefix)
-    assert kept >= 3
+        assert object_md5(seaweedfs, key) in {shard.md5 for shard in bucket_shards}
+    in_order = kept_in_order(seaweedfs, s3_prefix)
+    assert in_order >= 2 * PART
     status = run_cli("status", where, env=env)  # read from the bucket alone
     assert "uploading" in status.stdout and "stray" not in status.stdout, status.output
-    slow.clear_requests()
+    slow_bucket_cdn.clear_requests()
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
     assert pending(seaweedfs, s3_prefix) == []
     verified = run_cli("verify", where, env=env)
     assert verified.returncode == 0, verified.output
-    # Only the parts the bucket did not hold were fetched again.
-    assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
+    # Only the parts the bucket did not hold in order were fetched again, and those taken
+    # since the last tick saved their records (SeaweedFS lists no checksum to keep them
+    # by): at most the three of the last round.
+    fetched = slow_bucket_cdn.bytes_sent_total
+    assert fetched <= total - in_order + 3 * PART, (fetched, in_order)
 
 
 def test_a_machine_with_no_local_state_continues_from_the_bucket(
-    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
-    s3_prefix: str,
+    seaweedfs: SeaweedServer, slow_bucket_cdn: CDNServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
 ) -> None:  # fmt: skip
     links = tmp_path / "links.tsv"
-    slow.write_links_file(links)
+    slow_bucket_cdn.write_links_file(links)
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
-    total = sum(shard.size for shard in big_shards)
+    total = sum(shard.size for shard in bucket_shards)
     proc = start(links, where, env, "--state-dir", state, "--connections", "3", cwd=tmp_path)
     wait_for(lambda: f"{s3_prefix}/.sa1b/state.db" in keys(seaweedfs, s3_prefix)
-             and listed_parts(seaweedfs, s3_prefix) >= 3, proc, timeout=90)  # fmt: skip
+             and listed_parts(seaweedfs, s3_prefix) >= 3, timeout=90,
+             message="the state copy and three parts in the bucket", process=proc)  # fmt: skip
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     kept = listed_parts(seaweedfs, s3_prefix)
     elsewhere = tmp_path / "another-machine"
-    slow.clear_requests()
+    slow_bucket_cdn.clear_requests()
     result = download(links, where, env, "--state-dir", elsewhere, "--connections", "8",
                       cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
     assert pending(seaweedfs, s3_prefix) == []
-    assert slow.bytes_sent_total <= total - kept * PART + 8 * PART, (slow.bytes_sent_total, kept)
+    assert slow_bucket_cdn.bytes_sent_total <= total - kept * PART + 8 * PART, (
+        slow_bucket_cdn.bytes_sent_total,
+        kept,
+    )
 
 
 def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
-    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+    seaweedfs: SeaweedServer, bucket_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
 ) -> None:
     late = [0.0]  # seconds the CDN's clock is ahead: links expire when it moves on
-    root = big_shards[0].path.parent
+    root = bucket_shards[0].path.parent
     with CDNServer(root=root, rate_per_connection=MiB, clock=lambda: time.time() + late[0]) as cdn:
         links = tmp_path / "links.tsv"
         cdn.write_links_file(links, expires_at=int(time.time()) + 3600)
@@ -234,12 +198,13 @@ def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
         where = f"s3://{BUCKET}/{s3_prefix}"
         state = tmp_path / "state"
         proc = start(links, where, env, "--state-dir", state, "--connections", "3", cwd=tmp_path)
-        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc)
+        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, timeout=60,
+                 message="two parts in the bucket", process=proc)  # fmt: skip
         late[0] = 7200.0
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 1, stderr
         assert "Traceback" not in stderr
-        expired = {s.name for s in big_shards if f"  {s.name}  expired: " in stderr}
+        expired = {s.name for s in bucket_shards if f"  {s.name}  expired: " in stderr}
         assert expired, stderr
         assert "the parts already uploaded are kept" in stderr  # not "the bytes on disk"
         finals = {key.rpartition("/")[2] for key in keys(seaweedfs, s3_prefix) if "/tars/" in key}
@@ -252,18 +217,18 @@ def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
             links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path
         )
         assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
     assert pending(seaweedfs, s3_prefix) == []
-    total = sum(shard.size for shard in big_shards)
+    total = sum(shard.size for shard in bucket_shards)
     assert cdn.bytes_sent_total <= total - kept * PART + 8 * PART
 
 
 def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
-    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+    seaweedfs: SeaweedServer, bucket_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
 ) -> None:
     root = tmp_path / "cdn"
     root.mkdir()
-    shard = big_shards[0]
+    shard = bucket_shards[0]
     served = root / shard.name
     served.write_bytes(shard.path.read_bytes())
     env = aws_environment(seaweedfs.environment)
@@ -272,10 +237,11 @@ def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
         links = tmp_path / "links.tsv"
         cdn.write_links_file(links)
         proc = start(links, where, env, "--state-dir", state, "--connections", "2", cwd=tmp_path)
-        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, proc)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGKILL)
+        wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 2, timeout=60,
+                 message="two parts in the bucket", process=proc)  # fmt: skip
+        proc.send_signal(signal.SIGINT)  # stopped: its upload recorded, and kept
         proc.communicate(timeout=30)
+        assert proc.returncode == 130
         (old,) = pending(seaweedfs, s3_prefix)
         # The file on the server is now another one, a member of 1 MiB longer (a sound
         # tar: the upload's walk would refuse bytes after the end blocks).
@@ -297,9 +263,9 @@ def test_a_source_of_another_size_aborts_the_upload_of_the_old_one(
 
 
 def test_checksums_complete_a_right_shard_and_abort_a_wrong_one(
-    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+    seaweedfs: SeaweedServer, bucket_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
 ) -> None:
-    right, wrong = big_shards
+    right, wrong = bucket_shards
     sums = tmp_path / "sha256sums.txt"
     sums.write_text(f"{right.sha256}  {right.name}\n{'0' * 64}  {wrong.name}\n")
     env = aws_environment(seaweedfs.environment)
@@ -321,31 +287,32 @@ def test_checksums_complete_a_right_shard_and_abort_a_wrong_one(
 
 
 def test_a_resume_with_checksums_fetches_the_kept_parts_again_to_hash_them(
-    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
-    s3_prefix: str,
+    seaweedfs: SeaweedServer, slow_bucket_cdn: CDNServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
 ) -> None:  # fmt: skip
     links = tmp_path / "links.tsv"
-    slow.write_links_file(links)
+    slow_bucket_cdn.write_links_file(links)
     sums = tmp_path / "sha256sums.txt"
-    sums.write_text("".join(f"{s.sha256}  {s.name}\n" for s in big_shards))
+    sums.write_text("".join(f"{s.sha256}  {s.name}\n" for s in bucket_shards))
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
     options = ("--state-dir", state, "--checksums", sums)
     proc = start(links, where, env, *options, "--connections", "3", cwd=tmp_path)
-    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 3, proc)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 3, timeout=60,
+             message="three parts in the bucket", process=proc)  # fmt: skip
+    proc.send_signal(signal.SIGINT)  # stopped: the parts taken recorded, and kept
     proc.communicate(timeout=30)
+    assert proc.returncode == 130
     unfinished = {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)}
     assert unfinished and listed_parts(seaweedfs, s3_prefix) >= 3
-    slow.clear_requests()
+    slow_bucket_cdn.clear_requests()
     result = download(links, where, env, *options, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
     assert pending(seaweedfs, s3_prefix) == []
-    for shard in big_shards:  # every byte of a resumed shard read again, for its digest
+    for shard in bucket_shards:  # every byte of a resumed shard read again, for its digest
         if shard.name in unfinished:
-            assert slow.bytes_sent(shard.name) >= shard.size
+            assert slow_bucket_cdn.bytes_sent(shard.name) >= shard.size
 
 
 def test_a_missing_bucket_is_said_in_one_line_before_anything_is_downloaded(
@@ -362,14 +329,14 @@ def test_a_missing_bucket_is_said_in_one_line_before_anything_is_downloaded(
 
 
 def test_sigkills_at_random_moments_never_leave_a_wrong_object_under_a_final_key(
-    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
-    s3_prefix: str,
+    seaweedfs: SeaweedServer, slow_bucket_cdn: CDNServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
 ) -> None:  # fmt: skip
     links = tmp_path / "links.tsv"
-    slow.write_links_file(links)
+    slow_bucket_cdn.write_links_file(links)
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
-    right = {shard.name: shard.md5 for shard in big_shards}
+    right = {shard.name: shard.md5 for shard in bucket_shards}
     chance = random.Random(18)
     for _ in range(4):
         proc = start(links, where, env, "--state-dir", state, "--connections", "4", cwd=tmp_path)
@@ -381,20 +348,21 @@ def test_sigkills_at_random_moments_never_leave_a_wrong_object_under_a_final_key
                 assert object_md5(seaweedfs, key) == right[key.rpartition("/")[2]], key
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards)
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
     assert pending(seaweedfs, s3_prefix) == []
 
 
 def test_an_upload_aborted_by_another_hand_ends_the_run_in_one_line_and_a_rerun_redoes_it(
-    seaweedfs: SeaweedServer, slow: CDNServer, big_shards: list[ShardInfo], tmp_path: Path,
-    s3_prefix: str,
+    seaweedfs: SeaweedServer, slow_bucket_cdn: CDNServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
 ) -> None:  # fmt: skip
     links = tmp_path / "links.tsv"
-    slow.write_links_file(links, names=[big_shards[0].name])
+    slow_bucket_cdn.write_links_file(links, names=[bucket_shards[0].name])
     env = aws_environment(seaweedfs.environment)
     where, state = f"s3://{BUCKET}/{s3_prefix}", tmp_path / "state"
     proc = start(links, where, env, "--state-dir", state, "--connections", "2", cwd=tmp_path)
-    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 1, proc)
+    wait_for(lambda: listed_parts(seaweedfs, s3_prefix) >= 1, timeout=60,
+             message="a part in the bucket", process=proc)  # fmt: skip
     (upload,) = pending(seaweedfs, s3_prefix)  # a lifecycle rule, or a person, drops it
     seaweedfs.client().abort_multipart_upload(
         Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
@@ -403,12 +371,12 @@ def test_an_upload_aborted_by_another_hand_ends_the_run_in_one_line_and_a_rerun_
     assert proc.returncode == 1, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "the multipart upload is gone" in errors[0], stderr
-    assert f"{s3_prefix}/tars/{big_shards[0].name}" in errors[0]
+    assert f"{s3_prefix}/tars/{bucket_shards[0].name}" in errors[0]
     assert "Traceback" not in stderr
     assert not [key for key in keys(seaweedfs, s3_prefix) if "/tars/" in key]
     result = download(links, where, env, "--state-dir", state, "--connections", "8", cwd=tmp_path)
     assert result.returncode == 0, result.output
-    assert_in_bucket(seaweedfs, s3_prefix, big_shards[:1])
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards[:1])
     assert pending(seaweedfs, s3_prefix) == []
 
 

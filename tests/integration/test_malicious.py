@@ -387,6 +387,7 @@ def test_only_json_refuses_a_malicious_shard_exactly_as_extraction(
     result = site.run("--only", "json")
     assert result.returncode == 1, result.output
     assert_reported(result, name, bad.name)
+    assert "none of its members was published" in result.output  # (no tar to keep)
     assert not (site.out / name.removesuffix(".tar")).exists()  # not even its good members
     wanted = {n: d for n, d in member_bytes(good).items() if n.endswith(".json")}
     stem = good.name.removesuffix(".tar")

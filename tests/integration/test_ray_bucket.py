@@ -6,7 +6,6 @@ its tasks reaches the bucket. Nothing is shared between the nodes but the bucket
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,16 +17,14 @@ import pytest
 from harness.seaweedfs import SeaweedServer
 from sa1b.catalog import catalog_key
 from sa1b.cdn.server import CDNServer
-from sa1b.cdn.synth import ShardInfo, make_dataset
+from sa1b.cdn.synth import ShardInfo
 from tests.conftest import aws_environment
 from tests.waiting import wait_for
 
+from .buckets import BUCKET, PART, MiB, assert_in_bucket, keys, pending
 from .conftest import run_cli, start_cli
 from .test_ray import ON_LOOPBACK, _cluster
 
-MiB = 1024 * 1024
-PART = 5 * MiB
-BUCKET = "sa1b-test"
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
 """With pytest-xdist, in turn with the tests of ``test_ray.py``: one cluster at a time."""
 
@@ -55,33 +52,17 @@ def _driver_environment(seaweedfs: SeaweedServer) -> dict[str, str]:
     return {**aws_environment(seaweedfs.environment), **ON_LOOPBACK}
 
 
-def _keys(seaweedfs: SeaweedServer, prefix: str) -> set[str]:
-    listed = seaweedfs.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")
-    return {item["Key"] for item in listed.get("Contents", [])}
-
-
-def _pending(seaweedfs: SeaweedServer, prefix: str) -> list[dict[str, Any]]:
-    answer = seaweedfs.client().list_multipart_uploads(Bucket=BUCKET, Prefix=f"{prefix}/")
-    return list(answer.get("Uploads", []))
-
-
 def _parts(seaweedfs: SeaweedServer, prefix: str) -> list[int]:
     """The parts the bucket holds of each upload in progress."""
     client = seaweedfs.client()
     return [
         len(client.list_parts(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", []))
-        for u in _pending(seaweedfs, prefix)
+        for u in pending(seaweedfs, prefix)
     ]
 
 
 def _at_least(parts: list[int], *, count: int, parts_each: int) -> bool:
     return len(parts) == count and min(parts) >= parts_each
-
-
-def _assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: list[ShardInfo]) -> None:
-    for shard in shards:
-        body = seaweedfs.client().get_object(Bucket=BUCKET, Key=f"{prefix}/tars/{shard.name}")
-        assert hashlib.md5(body["Body"].read()).hexdigest() == shard.md5, shard.name
 
 
 def _task_states(cache: Path, prefix: str) -> list[str]:
@@ -115,13 +96,13 @@ def test_tars_stream_from_the_nodes_into_the_bucket_and_a_rerun_fetches_nothing(
         result = run_cli(*args, timeout=180, env=env, cwd=tmp_path)
         assert result.returncode == 0, result.output
         assert "3/3 files done" in result.output
-        _assert_in_bucket(seaweedfs, s3_prefix, shards)
+        assert_in_bucket(seaweedfs, s3_prefix, shards)
         copies = {f"{s3_prefix}/.sa1b/workers/{i}-of-3/state.db" for i in range(3)}
         tars = {f"{s3_prefix}/tars/{shard.name}" for shard in shards}
         catalogs = {f"{s3_prefix}/{catalog_key(shard.name)}" for shard in shards}
         # A copy of each task's store, and each tar's catalog beside it.
-        assert _keys(seaweedfs, s3_prefix) == tars | catalogs | copies
-        assert _pending(seaweedfs, s3_prefix) == []
+        assert keys(seaweedfs, s3_prefix) == tars | catalogs | copies
+        assert pending(seaweedfs, s3_prefix) == []
         # Each task's store on its node's disk, in the nodes' own cache folder; nothing
         # else made here (the driver's folder holds no state, and no folder "s3:").
         states = _task_states(cache, s3_prefix)
@@ -144,16 +125,8 @@ def test_tars_stream_from_the_nodes_into_the_bucket_and_a_rerun_fetches_nothing(
         cluster.shutdown()
 
 
-@pytest.fixture(scope="module")
-def big_shards(tmp_path_factory: pytest.TempPathFactory) -> list[ShardInfo]:
-    """Two shards of 24 MiB: five parts each, the last one shorter."""
-    root = tmp_path_factory.mktemp("cdn-ray-upload")
-    made = make_dataset(root, shard_indices=range(2), shard_size=24 * MiB, seed=8, extras=False)
-    return [info for info in made if info.name.endswith(".tar")]
-
-
 def test_a_node_lost_mid_shard_leaves_it_to_another_that_keeps_the_parts_uploaded(
-    seaweedfs: SeaweedServer, big_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
+    seaweedfs: SeaweedServer, bucket_shards: list[ShardInfo], tmp_path: Path, s3_prefix: str
 ) -> None:
     cache = tmp_path / "cache"
     with _nodes_that_know_nothing(cache):
@@ -163,21 +136,21 @@ def test_a_node_lost_mid_shard_leaves_it_to_another_that_keeps_the_parts_uploade
     try:
         # One connection a task at 1 MiB/s: a shard takes 24 s, and each task puts the
         # first copy of its store in the bucket after 15 s.
-        with CDNServer(root=big_shards[0].path.parent, rate_per_connection=MiB) as slow:
+        with CDNServer(root=bucket_shards[0].path.parent, rate_per_connection=MiB) as slow:
             links = tmp_path / "links.tsv"
             slow.write_links_file(links)
             args = _download(links, where, cluster.address, "--files", "1", "--connections", "1")
             driver = start_cli(*args, env=env, cwd=tmp_path)
             wait_for(
                 lambda: (
-                    copies <= _keys(seaweedfs, s3_prefix)
+                    copies <= keys(seaweedfs, s3_prefix)
                     and _at_least(_parts(seaweedfs, s3_prefix), count=2, parts_each=3)
                 ),
                 timeout=120,
                 message="both tasks' copies in the bucket, 3 parts of each shard uploaded",
                 process=driver,
             )
-            before = {shard.name: slow.bytes_sent(shard.name) for shard in big_shards}
+            before = {shard.name: slow.bytes_sent(shard.name) for shard in bucket_shards}
             cluster.remove_node(workers[0], allow_graceful=False)
             output = "".join(driver.communicate(timeout=180))
             assert driver.returncode == 0, output
@@ -186,15 +159,15 @@ def test_a_node_lost_mid_shard_leaves_it_to_another_that_keeps_the_parts_uploade
     finally:
         cluster.shutdown()
     assert "2/2 files done" in output
-    _assert_in_bucket(seaweedfs, s3_prefix, big_shards)
-    assert _pending(seaweedfs, s3_prefix) == []
+    assert_in_bucket(seaweedfs, s3_prefix, bucket_shards)
+    assert pending(seaweedfs, s3_prefix) == []
     # No shard was fetched from its start again after the kill: the lost node's went on
     # from its upload, keeping the parts its task's copy recorded (two at least: the
     # copy is put after 15 s, a part takes 5 s; SeaweedFS lists no part checksums, so
     # the parts uploaded after that copy are sent again). Without them: 24 MiB again.
-    for shard in big_shards:
+    for shard in bucket_shards:
         assert after[shard.name] < shard.size - PART, after
-    assert served < 1.5 * sum(shard.size for shard in big_shards), served
+    assert served < 1.5 * sum(shard.size for shard in bucket_shards), served
     # The task taken over has a store on each node it ran on; the other, on its own.
     nodes = [state.partition("/")[0] for state in _task_states(cache, s3_prefix)]
     assert len(nodes) == 3 and len(set(nodes)) == 2, nodes

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,6 +279,44 @@ def test_stop_leaves_no_process(root: Path, tmp_path: Path) -> None:
         os.killpg(master, 0)
     assert prefix.is_dir()  # a given workdir is kept (logs stay readable)
     srv.stop()  # idempotent
+
+
+#: Starts nginx, says the master's pid, then waits to be killed.
+_STARTER = """
+import sys, time
+from pathlib import Path
+from harness.nginx import NginxServer
+server = NginxServer(root=Path(sys.argv[1]), workdir=Path(sys.argv[2]))
+server.start()
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_nginx_stops_when_the_process_that_started_it_is_killed(root: Path, tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _STARTER, str(root), str(tmp_path / "prefix")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ) as starter:
+        try:
+            assert starter.stdout is not None
+            master = int(starter.stdout.readline())
+            workers = wait_for(
+                lambda: children_of(master), timeout=30, message="a worker process of nginx"
+            )
+        finally:
+            starter.kill()  # SIGKILL: no teardown runs in it
+    try:
+        wait_for(
+            lambda: not any(process_exists(pid) for pid in [master, *workers]),
+            timeout=30,
+            message="nginx's master and workers gone after the starter was killed",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master, signal.SIGKILL)
 
 
 def test_temporary_prefix_is_removed(root: Path) -> None:

@@ -8,6 +8,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
+    InvalidConfigError,
     NoCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
@@ -107,6 +108,31 @@ def test_retry_after_is_kept_when_the_store_gives_one() -> None:
     assert (busy.status, busy.retry_after) == (503, 4.0)
     odd = translate(answer("SlowDown", 503, **{"retry-after": "soon"}), location=HERE)
     assert isinstance(odd, StoreUnavailableError) and odd.retry_after is None
+
+
+# variables set: what the line says of botocore's InvalidConfigError
+CONFIGURATIONS = {
+    "AWS_CA_BUNDLE=": ({"AWS_CA_BUNDLE": ""}, "AWS_CA_BUNDLE is set but empty"),
+    "REQUESTS_CA_BUNDLE=' '": ({"REQUESTS_CA_BUNDLE": " "}, "REQUESTS_CA_BUNDLE is set but empty"),
+    "another setting": ({}, "botocore refuses the AWS configuration (InvalidConfigError)"),
+}
+
+
+@pytest.mark.parametrize(("variables", "says"), CONFIGURATIONS.values(), ids=CONFIGURATIONS.keys())
+def test_a_configuration_botocore_refuses_is_named_in_one_line(
+    variables: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    refused = InvalidConfigError(error_msg="the configured value resolved to ''")
+    translated = translate(refused, location=HERE, action="connect")
+    assert isinstance(translated, BucketError)  # exit 2, never retried
+    assert translated.message.startswith(f"s3://bucket: {says}")
+    assert "resolved" not in translated.message  # sa1b's words, not botocore's
+    for name in variables:
+        assert name in translated.hint
 
 
 def test_an_error_not_of_botocore_is_not_translated() -> None:

@@ -73,6 +73,15 @@ def test_what_is_refused_says_why_in_one_line(text: str, says: str) -> None:
     assert error.hint
 
 
+@pytest.mark.parametrize("verb", ["write to", "read", "clean up"])
+def test_another_scheme_is_refused_with_what_the_command_does(verb: str) -> None:
+    with pytest.raises(OutputLocationError) as raised:
+        parse_output("hf://datasets/me/sa1b", verb=verb)
+    assert raised.value.message == (
+        f"hf://datasets/me/sa1b: sa1b cannot {verb} hf:// (it knows local folders and s3://)"
+    )
+
+
 def test_a_location_gives_keys_under_its_prefix() -> None:
     located = BucketLocation("bucket", "data/sa1b")
     assert located.key("sa_000000.tar") == "data/sa1b/sa_000000.tar"

@@ -6,7 +6,8 @@ COCO RLE masks) and serves them over HTTP/1.1 under signed, expiring, CDN-shaped
 (:mod:`~sa1b.cdn.server`), with scripted faults (:mod:`~sa1b.cdn.faults`). Standard library only.
 
 Modules: ``jpeg`` (solid-colour JPEG encoder), ``rle`` (COCO compressed RLE), ``synth`` (shards),
-``signing`` (URLs), ``byteranges`` (Range/If-Range rules), ``faults``, ``server``, ``cli``.
+``signing`` (URLs), ``byteranges`` (Range/If-Range rules), ``faults``, ``serving`` (the start
+and stop the harness's servers share), ``server``, ``cli``.
 """
 
 from sa1b.cdn.faults import Fault, FaultKind

@@ -14,29 +14,26 @@ bodies go through TLS in chunks (``sendfile`` would bypass the encryption).
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import hashlib
 import logging
 import os
 import random
 import socket
-import socketserver
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO, Literal, cast
 
 from sa1b.cdn import signing
 from sa1b.cdn.byteranges import ByteRange, if_range_matches, parse_range
 from sa1b.cdn.faults import Fault, FaultBook
+from sa1b.cdn.serving import LoopbackHTTPServer, Service
 
 __all__ = ["DEFAULT_LIFETIME", "CDNServer", "LinksStyle", "RequestRecord"]
 
@@ -103,59 +100,10 @@ def _is_served(name: str) -> bool:
     return not name.startswith(".") and not name.endswith((".params", ".tmp"))
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Tracks connections so :meth:`CDNServer.stop` can end them, and can reset a socket."""
-
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], cdn: CDNServer) -> None:
+class _HTTPServer(LoopbackHTTPServer):
+    def __init__(self, cdn: CDNServer, *, port: int) -> None:
         self.cdn = cdn
-        self.connections: set[socket.socket] = set()
-        self.threads: set[threading.Thread] = set()
-        self.to_reset: set[socket.socket] = set()
-        self.conn_lock = threading.Lock()
-        self.connections_total = 0
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (getfqdn), which can hang on a machine
-        # with broken DNS; the name is not needed.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._run_request, args=(request, client_address), daemon=True
-        )
-        with self.conn_lock:
-            self.connections.add(request)
-            self.threads.add(thread)
-            self.connections_total += 1
-        thread.start()
-
-    def _run_request(self, request: socket.socket, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self.conn_lock:
-                self.connections.discard(request)
-                self.threads.discard(threading.current_thread())
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints tracebacks to stderr; a client hanging up is routine here.
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.conn_lock:
-            reset = request in self.to_reset
-            self.to_reset.discard(request)
-        if reset:
-            self.close_request(request)  # no FIN first: linger 0 makes close() send RST
-        else:
-            super().shutdown_request(request)
+        super().__init__(_Handler, port=port)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -196,13 +144,15 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s: %s", self.address_string(), format % args)
 
 
-class CDNServer:
+class CDNServer(Service):
     """Serves the files of ``root`` under signed, CDN-shaped URLs on 127.0.0.1.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``clock`` decides link
     expiry (inject a fake one to expire links on demand); ``rate_per_connection`` caps each
     connection's body rate in bytes per second; ``tls`` serves HTTPS with that context.
     """
+
+    label = "the CDN stand-in"
 
     def __init__(
         self,
@@ -220,7 +170,7 @@ class CDNServer:
         self.secret = secret
         self.rate_per_connection = rate_per_connection
         self.clock = clock
-        self._port = port
+        self._requested_port = port
         self.tls = tls
         self._faults = FaultBook()
         self._lock = threading.Lock()
@@ -231,7 +181,6 @@ class CDNServer:
         self._log: list[_Entry] = []
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -240,57 +189,24 @@ class CDNServer:
         if self._httpd is not None:
             raise RuntimeError("server already started")
         self._stopping.clear()
-        self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
-        self._port = self._httpd.server_port
+        self._httpd = _HTTPServer(self, port=self._requested_port)
+        # A restart binds the same port: the links written before it stay good.
+        self._requested_port = self._port = self._httpd.port
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(
                 self._httpd.socket, server_side=True, do_handshake_on_connect=False
             )
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._httpd.serve_in_thread("cdn-stand-in")
         logger.info("CDN stand-in serving %s at %s", self.root, self.base_url)
 
     def stop(self) -> None:
         """Stop accepting, end open connections (idle keep-alive ones too), join threads."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        with httpd.conn_lock:
-            connections = list(httpd.connections)
-            threads = list(httpd.threads)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(timeout=5)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> CDNServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        httpd, self._httpd, self._port = self._httpd, None, None
+        if httpd is not None:
+            self._stopping.set()  # paced and stalled answers stop waiting
+            httpd.close()
 
     # -- URLs and links files --------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return self._port
 
     @property
     def base_url(self) -> str:
@@ -572,11 +488,7 @@ class CDNServer:
         if fault.kind == "stall":
             self._stopping.wait(fault.seconds)
         elif fault.mode == "rst":
-            conn = handler.connection
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            httpd = cast(_HTTPServer, handler.server)
-            with httpd.conn_lock:
-                httpd.to_reset.add(conn)
+            cast(_HTTPServer, handler.server).reset(handler.connection)
 
     def _trickle(
         self, handler: _Handler, entry: _Entry, path: Path, span: tuple[int, int], every: float

@@ -72,6 +72,9 @@ EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE
 BUCKET_COMMANDS = ("download", "plan", "status", "verify", "clean")
 """The commands that take an ``s3://`` output (status, verify and clean read the bucket
 alone; a download keeps its state in a local folder too)."""
+OUTPUT_VERBS = {"download": "write to", "plan": "write to", "demo": "write to", "clean": "clean up"}
+"""What a command does with its output, for the line refusing one it cannot use; the
+others (status, verify, index) read it."""
 DEMO_MARK = ".sa1b-demo"
 """A file in the demo's data folder: only a folder holding it is ever deleted by a demo."""
 
@@ -126,7 +129,7 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
     Path; an ``s3://`` location is returned where the command can use it (plan) and
     refused where it cannot yet; whatever else sa1b cannot write (``gs://``, a typo) is
     refused (exit 2), never made a local folder named after a scheme."""
-    where = parse_output(str(args.out))
+    where = parse_output(str(args.out), verb=OUTPUT_VERBS.get(args.command, "read"))
     if isinstance(where, Path):
         args.out = where
         return None

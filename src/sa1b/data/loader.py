@@ -130,7 +130,7 @@ class Samples(Sequence[Sample]):
 def open_dataset(out: Path | str) -> Samples:
     """The samples in ``out``, the folder (or ``s3://BUCKET/PREFIX``) given to ``sa1b
     download -o``; an :class:`~sa1b.errors.InputError` if it holds none."""
-    where = parse_output(out) if isinstance(out, str) else out
+    where = parse_output(out, verb="read") if isinstance(out, str) else out
     if isinstance(where, BucketLocation):
         return Samples(_from_bucket(where))
     folder = Path(where)

@@ -24,7 +24,9 @@ from sa1b.errors import (
     LinkExpiredError,
     SA1BError,
     StorageError,
+    UnsafeMemberError,
     expired_link_hint,
+    unsafe_member_hint,
 )
 from sa1b.extract.extractors import Extractors, Superseded
 from sa1b.holes import hole_end
@@ -350,9 +352,15 @@ class FileControl:
             return
         task.halted = True
         message = f"{error.message}{note}"
-        hint = error.hint
-        if isinstance(error, LinkExpiredError) and self.run.config.upload is not None:
+        hint, config = error.hint, self.run.config
+        if isinstance(error, LinkExpiredError) and config.upload is not None:
             hint = expired_link_hint(bucket=True)  # its upload's parts are what is kept
+        elif isinstance(error, UnsafeMemberError) and config.upload is not None:
+            hint = unsafe_member_hint(
+                kept="its upload was aborted: nothing of it is kept in the bucket"
+            )
+        elif isinstance(error, UnsafeMemberError) and config.extract and config.extract.only:
+            hint = unsafe_member_hint(kept="none of its members was published")
         task.outcome = FileOutcome(task.name, state, task.size, message, hint)
 
     def end(self, task: Task) -> None:

@@ -16,8 +16,10 @@ recorded (number, ETag, size, SHA-256: never before the bucket holds it) and its
 given back. A store that refuses for good (access denied, credentials, the upload gone)
 ends the run with one line.
 
-Once sent, the parts are read in order by the uploaders, one pass feeding both what
-needs the whole shard (a part waits in memory, within the budget, for those before it):
+As soon as they are whole, the parts are also read in order by a reader thread, apart
+from their upload (so that what a walk reached is saved even when the store fails the
+run), one pass feeding both what needs the whole shard (a part waits in memory, within
+the budget, for those before it):
 with ``--checksums``, the digest; for a shard (``sa_NNNNNN.tar``), sa1b's one tar reader
 (:class:`~sa1b.tarwalk.TarWalk`, extraction's judge). It parses each header and passes
 over the data (roughly 20-30 µs of CPU a member, estimated from its work, untimed: some
@@ -119,6 +121,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+READERS = 2
+"""Threads reading the parts in order (a walk costs little; a digest, a core's share)."""
+
 
 class Uploads:
     """What every upload of a run shares (its :class:`~sa1b.engine.bodies.Kind`): the
@@ -144,6 +149,12 @@ class Uploads:
         """Buffers of a whole part given back, reused rather than allocated again (their
         bytes and those held stay within the budget)."""
         self._pool = ThreadPoolExecutor(self.options.uploaders, thread_name_prefix="sa1b-upload")
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="sa1b-read")
+        """Read the parts in order, apart from their upload: a walk never waits on the
+        store, so what it reached is saved even when the store fails the run."""
+        self._holders: dict[int, int] = {}
+        """Of each whole part's buffer (by id): how many of the uploader and the reader
+        still need it."""
         self._saving = threading.Lock()
         self._copying = threading.Lock()
         self._copied = time.monotonic()
@@ -316,6 +327,7 @@ class Uploads:
         """Wait for the parts being sent (those queued and not started are dropped: a
         rerun fetches them again), then save what they reached and copy the store."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._readers.shutdown(wait=True)  # quick, and what they reach is saved below
         try:
             self.save()
             if not self.run.fatal:
@@ -351,78 +363,95 @@ class Uploads:
     # -- the uploaders ------------------------------------------------------------------
 
     def send(self, task: Task, body: UploadBody, number: int, buffer: bytearray) -> None:
-        """Hand a whole part to the uploader threads (lock held)."""
-        body.sending += 1
-        self._pool.submit(self._send, task, body, body.generation, number, buffer)
+        """A part is whole (lock held): to the uploader threads (unless the bucket holds
+        it already) and to the reader (if the digest or the walk is to read it). Its
+        buffer goes back to the budget once both let go of it."""
+        holders = 0
+        if number not in body.reread:
+            holders += 1
+            body.sending += 1
+            self._pool.submit(self._send, task, body, body.generation, number, buffer)
+        if body.verdict is None and not task.halted and number >= body.next_read:
+            holders += 1
+            body.unread[number] = buffer
+            self._readers.submit(self._read_in_order, task, body, body.generation)
+        if holders:
+            self._holders[id(buffer)] = holders
+        else:
+            self.give(buffer)
+
+    def let_go(self, buffer: bytearray) -> None:
+        """The uploader or the reader is done with ``buffer`` (lock held): back to the
+        budget once the other is too."""
+        left = self._holders.pop(id(buffer)) - 1
+        if left:
+            self._holders[id(buffer)] = left
+        else:
+            self.give(buffer)
 
     def _send(
         self, task: Task, body: UploadBody, generation: int, number: int, buffer: bytearray
     ) -> None:
-        """In an uploader thread: send the part (unless it is only to be read again),
-        record it, read it in order, give its memory back."""
+        """In an uploader thread: send the part, then record it."""
         part: UploadedPart | None = None
         try:
-            if number not in body.reread:
-                upload_id = self._upload_id(task, body, generation)
-                if upload_id is not None:
-                    part = self._call(
-                        lambda: self.bucket.upload_part(body.key, upload_id, number, buffer)
-                    )
+            upload_id = self._upload_id(task, body, generation)
+            if upload_id is not None:
+                part = self._call(
+                    lambda: self.bucket.upload_part(body.key, upload_id, number, buffer)
+                )
         except SA1BError as error:  # the store refuses for good: one line ends the run
             if not self.run.stopping and generation == body.generation:
                 self.abort(error)  # (a part of a version before: its upload was aborted)
         except Exception as error:  # a bug: end the run loudly rather than hang it
             log.exception("%s: internal error while uploading part %d", task.name, number)
             self.abort(FatalTransferError(f"internal error: {error!r}", name=task.name))
-        sent = part is not None or number in body.reread
         with self.run.lock:
             body.sending -= 1
-            current = generation == body.generation and sent
-            if current and part is not None:
+            if generation == body.generation and part is not None:
                 body.uploaded[number] = part
                 stored = StoredPart(number, part.etag, part.size, part.sha256)
                 self.records.append(PartDone(task.id, stored))
-            read = body.verdict is None and not task.halted and number >= body.next_read
-            if current and read:
-                body.unread[number] = buffer
-            else:
-                self.give(buffer)
-        if current and read:
-            self._read_in_order(task, body, generation)
+            self.let_go(buffer)
         self.settle(task)
 
     def _read_in_order(self, task: Task, body: UploadBody, generation: int) -> None:
-        """Feed the shard's digest and its walk the parts now whole in order (one thread
-        at a time); note where the walk goes on, or its verdict on the tar."""
+        """In a reader thread: feed the shard's digest and its walk the parts now whole,
+        in order (one thread a shard at a time), whether or not the bucket took them yet;
+        note where the walk goes on, or its verdict on the tar."""
         with body.reading:
-            while True:
-                with self.run.lock:
-                    if generation != body.generation:
-                        return
-                    number = body.next_read
-                    buffer = body.unread.pop(number, None)
-                    if buffer is None:
-                        return
-                    hasher, walk, plan = body.hasher, body.walk, body.plan
-                assert plan is not None
-                if hasher is not None:
-                    hasher.update(buffer)
-                verdict: ExtractionError | None = None
-                if walk is not None and not walk.finished:
-                    try:
-                        with memoryview(buffer) as view:  # (the buffer is reused after)
-                            walk.feed(plan.span(number)[0], view)
-                    except ExtractionError as error:
-                        verdict = error
-                with self.run.lock:
-                    self.give(buffer)
-                    if generation != body.generation:
-                        return
-                    body.next_read += 1
-                    if verdict is not None:
-                        body.condemn(verdict)
-                        return
-                    body.note_walk(task)
+            self._read_parts(task, body, generation)
+        self.settle(task)
+
+    def _read_parts(self, task: Task, body: UploadBody, generation: int) -> None:
+        while True:
+            with self.run.lock:
+                if generation != body.generation:
+                    return
+                number = body.next_read
+                buffer = body.unread.pop(number, None)
+                if buffer is None:
+                    return
+                hasher, walk, plan = body.hasher, body.walk, body.plan
+            assert plan is not None
+            if hasher is not None:
+                hasher.update(buffer)
+            verdict: ExtractionError | None = None
+            if walk is not None and not walk.finished:
+                try:
+                    with memoryview(buffer) as view:  # (the buffer is reused after)
+                        walk.feed(plan.span(number)[0], view)
+                except ExtractionError as error:
+                    verdict = error
+            with self.run.lock:
+                self.let_go(buffer)
+                if generation != body.generation:
+                    return
+                body.next_read += 1
+                if verdict is not None:
+                    body.condemn(verdict)
+                    return
+                body.note_walk(task)
 
     def _upload_id(self, task: Task, body: UploadBody, generation: int) -> str | None:
         """The shard's upload, begun by the first part to need it (None: the shard
@@ -448,6 +477,7 @@ class Uploads:
                     self.records.append(
                         UploadStart(task.id, upload_id, size, validator, plan.part_size)
                     )
+                    body.note_walk(task)  # what it read before the upload began
             if stale:
                 self._abort_upload(body.key, upload_id)
                 return None
@@ -717,7 +747,7 @@ class UploadBody:
         for buffer, _ in self.filling.values():
             self.uploads.give(buffer)
         for buffer in self.unread.values():
-            self.uploads.give(buffer)
+            self.uploads.let_go(buffer)
         self.filling, self.unread = {}, {}
 
     # -- what its answers change (under the lock) ---------------------------------
@@ -750,9 +780,10 @@ class UploadBody:
 
     def note_walk(self, task: Task) -> None:
         """Queue the walk's progress to be saved with the part records, if it moved on
-        (lock held)."""
+        and its upload is begun: the progress is saved as the upload's, and the record of
+        an upload begun starts it afresh (lock held)."""
         walk = self.walk
-        if walk is None or walk.resume_point == self.walk_saved:
+        if walk is None or self.upload_id is None or walk.resume_point == self.walk_saved:
             return
         (at, count), (_, before) = walk.resume_point, self.walk_saved
         self.uploads.records.append(WalkReached(task.id, at, tuple(walk.entries[before:count])))

@@ -5,8 +5,9 @@ nothing above it catches a botocore exception. The decision is a table keyed by 
 store's error code (or, for a HEAD that has no body, its status):
 
 - the bucket cannot be used at all (no such bucket, access denied, credentials missing,
-  wrong or expired, a TLS certificate that does not verify) -> :class:`BucketError`, one
-  line naming the bucket and what to do (CLI exit code 2, never retried);
+  wrong or expired, a TLS certificate that does not verify, a configuration botocore
+  refuses such as an empty ``AWS_CA_BUNDLE``) -> :class:`BucketError`, one line naming
+  the bucket and what to do (CLI exit code 2, never retried);
 - the store is busy or failing (500, 503 ``SlowDown``, throttling, a request timeout) or
   the connection failed or was cut -> :class:`StoreUnavailableError`, retried by sa1b's
   own policy (:mod:`sa1b.retry`);
@@ -20,6 +21,7 @@ signature, access key or secret can reach them.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,6 +31,7 @@ from botocore.exceptions import (
     ConnectionError,
     CredentialRetrievalError,
     HTTPClientError,
+    InvalidConfigError,
     NoCredentialsError,
     PartialCredentialsError,
     ProfileNotFound,
@@ -60,6 +63,12 @@ PERMISSIONS_HINT = (
     "the credentials in use need s3:ListBucket, s3:GetObject, s3:PutObject, "
     "s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on it"
 )
+CONFIG_HINT = (
+    "check the AWS_* variables and the profile in use (AWS_PROFILE, AWS_CONFIG_FILE, ~/.aws/config)"
+)
+#: Where botocore takes a CA bundle from (beside a profile's ca_bundle): one set but blank
+#: is refused by botocore before any request.
+CA_BUNDLE_VARIABLES = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
 MISSING_HINT = (
     "create the bucket first, or check its name, AWS_REGION and AWS_ENDPOINT_URL "
     "(for an S3-compatible store)"
@@ -128,6 +137,8 @@ def translate(
             bucket=location.bucket,
             hint=CREDENTIALS_HINT,
         )
+    if isinstance(error, InvalidConfigError):
+        return _configuration(location, os.environ)
     if isinstance(error, SSLError):
         return BucketError(
             f"{where}: the store's TLS certificate did not verify",
@@ -180,6 +191,26 @@ def _answered(
         code=code,
         name=key,
         url=where,
+    )
+
+
+def _configuration(location: BucketLocation, environ: Mapping[str, str]) -> BucketError:
+    """What botocore refused in its configuration, named in sa1b's words (botocore's
+    message may quote the configuration)."""
+    where = f"s3://{location.bucket}"
+    for name in CA_BUNDLE_VARIABLES:
+        if name in environ and not environ[name].strip():
+            return BucketError(
+                f"{where}: {name} is set but empty, so there is no CA bundle to check the "
+                "store's certificate with",
+                bucket=location.bucket,
+                hint=f"unset {name} to use the system's CAs, or set it to the PEM file of "
+                "the store's CA",
+            )
+    return BucketError(
+        f"{where}: botocore refuses the AWS configuration (InvalidConfigError)",
+        bucket=location.bucket,
+        hint=CONFIG_HINT,
     )
 
 

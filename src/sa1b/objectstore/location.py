@@ -64,8 +64,10 @@ class BucketLocation:
         return self.url
 
 
-def parse_output(text: str) -> Path | BucketLocation:
-    """``text`` as given to ``-o``: a local folder, or an ``s3://`` location."""
+def parse_output(text: str, *, verb: str = "write to") -> Path | BucketLocation:
+    """``text`` as given to ``-o`` (or OUT): a local folder, or an ``s3://`` location.
+    ``verb`` is what the command does with it ("write to", "read"), for the line refusing
+    another scheme."""
     if text.startswith((".", "/")):
         return Path(text)
     found = _SCHEME_LIKE.match(text)
@@ -77,10 +79,10 @@ def parse_output(text: str) -> Path | BucketLocation:
     shown = clean(text, limit=120)
     if scheme == "s3":  # s3:/bucket, s3:bucket, s3//bucket
         raise OutputLocationError(
-            f"-o {shown}: not an S3 URL (write s3://BUCKET/PREFIX, with two slashes)",
+            f"{shown}: not an S3 URL (write s3://BUCKET/PREFIX, with two slashes)",
         )
     raise OutputLocationError(
-        f"-o {shown}: sa1b cannot write to {scheme}:// (only to a local folder or s3://)",
+        f"{shown}: sa1b cannot {verb} {scheme}:// (it knows local folders and s3://)",
         hint=_OTHER_SCHEMES.get(scheme),
     )
 
