@@ -5,11 +5,9 @@ object byte for byte what a local ``--layout wds`` download writes."""
 
 from __future__ import annotations
 
-import io
 import signal
 import sqlite3
 import tarfile
-import time
 from contextlib import closing
 from pathlib import Path
 
@@ -22,19 +20,12 @@ from sa1b.catalog import catalog_key, read_catalog
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 from tests.conftest import aws_environment
+from tests.waiting import wait_for
 from tests.wdstar import wds_tar
 
+from .buckets import BUCKET, PART, keys, pending
 from .conftest import Result, member_bytes, run_cli, start_cli
 from .test_bucket_catalog import served  # noqa: F401 (a fixture)
-from .test_bucket_upload import (  # noqa: F401 (big_shards: a fixture)
-    BUCKET,
-    PART,
-    big_shards,
-    keys,
-    listed_parts,
-    pending,
-    wait_for,
-)
 from .test_damaged_tars import CASES, SHARD, _verdict
 
 pytestmark = pytest.mark.xdist_group("seaweedfs")
@@ -44,11 +35,6 @@ pytestmark = pytest.mark.xdist_group("seaweedfs")
 def read(seaweedfs: SeaweedServer, key: str) -> bytes:
     body: bytes = seaweedfs.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     return body
-
-
-def members(data: bytes) -> dict[str, bytes]:
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        return {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}  # type: ignore[union-attr]
 
 
 def repack(links: Path, where: str, env: dict[str, str], *extra: str | Path, cwd: Path) -> Result:
@@ -142,25 +128,22 @@ def wds_of(shard: ShardInfo) -> bytes:
     return wds_tar(member_bytes(shard).items(), mtime=mtime)
 
 
-def parts_listed(seaweedfs: SeaweedServer, prefix: str) -> int:
-    """The parts the pending uploads hold (none while one completes between two listings)."""
-    try:
-        return listed_parts(seaweedfs, prefix)
-    except seaweedfs.client().exceptions.NoSuchUpload:
-        return 0
-
-
 def recorded_parts(database: Path) -> int:
-    """The parts a state store records (of the uploads it knows)."""
-    with closing(sqlite3.connect(database)) as db:
-        (count,) = db.execute("SELECT COUNT(*) FROM upload_parts").fetchone()
+    """The parts a state store records (of the uploads it knows; none before it exists)."""
+    if not database.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM upload_parts").fetchone()
+    except sqlite3.OperationalError:  # being created
+        return 0
     return int(count)
 
 
 @pytest.mark.parametrize("machine", ["the same machine", "another machine"])
 def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
     seaweedfs: SeaweedServer,
-    big_shards: list[ShardInfo],  # noqa: F811 (the fixture, imported)
+    bucket_shards: list[ShardInfo],
     tmp_path: Path,
     s3_prefix: str,
     machine: str,
@@ -175,8 +158,8 @@ def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
         return recorded_parts(tmp_path / "copy.db")
 
     # Another machine waits for a state copy with parts in it (one every 15 s): slower.
-    shards, rate = big_shards[:1], (512 if elsewhere else 1024) * 1024
-    with CDNServer(root=big_shards[0].path.parent, rate_per_connection=rate) as slow:
+    shards, rate = bucket_shards[:1], (512 if elsewhere else 1024) * 1024
+    with CDNServer(root=shards[0].path.parent, rate_per_connection=rate) as slow:
         links = tmp_path / "links.tsv"
         slow.write_links_file(links, names=[shard.name for shard in shards])
         proc = start_cli(
@@ -185,14 +168,14 @@ def test_sigkill_mid_fill_then_rerun_keeps_the_parts_and_the_map(
         )  # fmt: skip
         wait_for(
             lambda: (
-                parts_listed(seaweedfs, s3_prefix) >= 3
-                if not elsewhere
-                else copy in keys(seaweedfs, s3_prefix) and copied_parts() >= 2
+                (copy in keys(seaweedfs, s3_prefix) and copied_parts() >= 2)
+                if elsewhere
+                else recorded_parts(state / "state.db") >= 2
             ),
-            proc,
             timeout=90,
+            message="two parts recorded" + (" in the state copy" if elsewhere else ""),
+            process=proc,
         )
-        time.sleep(0.5)  # the parts recorded too (a tick)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         expected = {f"{s3_prefix}/wds/{shard.name}": wds_of(shard) for shard in shards}
