@@ -210,6 +210,7 @@ REFUSED = {
     "--only with a layout": (("--only", "json", "--layout", "split"), "does not apply"),
     "--layout wds --checksums": (("--layout", "wds", "--checksums", "x"), "--checksums with a"),
     "--layout wds --keep-tars": (("--layout", "wds", "--keep-tars"), "--keep-tars with a"),
+    "--only json --engine ray": (("--only", "json", "--engine", "ray"), "--engine ray with a"),
 }
 
 

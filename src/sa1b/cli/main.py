@@ -158,7 +158,7 @@ def _check_bucket_download(args: argparse.Namespace, where: BucketLocation) -> N
             f"({args.only}/sa_NNNNNN.tar): --layout {args.layout} does not apply",
             hint="drop --layout",
         )
-    repacked = args.only or args.layout == "wds"
+    repacked = _bucket_output(args) != "tars"
     if repacked and (args.checksums or args.keep_tars or args.engine == "ray"):
         given = {"--checksums": args.checksums, "--keep-tars": args.keep_tars}
         what = next((option for option, on in given.items() if on), "--engine ray")
