@@ -23,6 +23,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
+from sa1b.repack import REPACKS
 from sa1b.store.paths import WORK_DIR
 from sa1b.tarwalk import Entry
 
@@ -34,14 +35,17 @@ SUFFIX = ".idx"
 
 
 def catalog_key(shard: str) -> str:
-    """The key (under the prefix) of ``shard``'s catalog."""
+    """The key (under the prefix) of ``shard``'s catalog (of a tar made from a shard,
+    named by its key: ``.sa1b/index/wds/sa_000020.tar.idx``)."""
     return f"{CATALOG_FOLDER}/{shard}{SUFFIX}"
 
 
 def shard_of(key: str) -> str | None:
-    """The shard whose catalog ``key`` (under the prefix) is, None for another key."""
-    folder, _, name = key.rpartition("/")
-    if folder != CATALOG_FOLDER or not name.endswith(SUFFIX):
+    """The shard (or tar made from one) whose catalog ``key`` (under the prefix) is,
+    None for another key."""
+    name = key.removeprefix(f"{CATALOG_FOLDER}/")
+    folder, _, base = name.rpartition("/")
+    if name == key or not base.endswith(SUFFIX) or folder not in ("", *REPACKS):
         return None
     return name.removesuffix(SUFFIX)
 

@@ -19,6 +19,7 @@ from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
 from sa1b.objectstore.location import BucketLocation
 from sa1b.objectstore.parts import DEFAULT_MEMORY, DEFAULT_PART, MAX_PART, MIN_PART
+from sa1b.repack import Output
 from sa1b.retry import FailureAccount, RetryPolicy
 from sa1b.split import WorkerPart
 from sa1b.store.paths import OutputPaths
@@ -80,6 +81,9 @@ class UploadOptions:
     part_size: int = DEFAULT_PART
     memory: int = DEFAULT_MEMORY
     uploaders: int = 8
+    output: Output = "tars"
+    """What each shard becomes: its tar as it is, or a tar made from it
+    (:mod:`sa1b.repack`: ``--layout wds``, ``--only json``)."""
 
     def __post_init__(self) -> None:
         if not MIN_PART <= self.part_size <= MAX_PART:
@@ -161,10 +165,15 @@ class DownloadConfig:
             raise InputError(f"--max-rate: expected bytes/s above 0, got {self.max_rate}")
         if self.upload is not None and self.extract is not None:
             raise InputError(
-                f"{self.upload.location}: only tars go into a bucket for now (--no-extract): "
-                "an extracted layout is one object per image, millions of PUTs",
-                hint="add --no-extract; --layout wds and --only json into a bucket are "
-                "not built yet",
+                f"{self.upload.location}: only tars go into a bucket (the shards', or made from "
+                "them): an extracted layout is one object per image, millions of PUTs",
+                hint="extract=None, with the upload's output 'tars', 'wds' or 'json'",
+            )
+        if self.upload is not None and self.upload.output != "tars" and self.checksums:
+            raise InputError(
+                f"{self.upload.location}: a tar made in the bucket is not the source tar: "
+                "the checksums file cannot check it",
+                hint="download the tars (output 'tars') to check them",
             )
         if self.extract is not None and self.extract.only is not None:
             if self.checksums:

@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from sa1b.links import is_safe_name
+from sa1b.links import is_safe_name, is_shard_name
 from sa1b.objectstore.parts import PartPlan
 from sa1b.redaction import clean
+from sa1b.repack import REPACKS, Output
 from sa1b.store.paths import WORK_DIR, OutputPaths
 from sa1b.versions import Validator
 
@@ -48,15 +49,31 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 def key_of(name: str) -> str:
-    """The key (under the prefix) a file of the links file is published at."""
+    """The key (under the prefix) a file of the links file is published at; a tar made
+    from a shard (:mod:`sa1b.repack`) is named by its key (``wds/sa_000020.tar``)."""
+    if repacked(name) is not None:
+        return name
     return _LAYOUT.final(name).as_posix()
 
 
 def file_of(key: str) -> str | None:
     """The file published at ``key`` (under the prefix), None when ``key`` is not a
-    place of the layout."""
+    place of the layout. A tar made from a shard is a file of its own, named by its key
+    (a shard's tar and its ``wds`` tar may both be in the bucket)."""
+    if repacked(key) is not None:
+        return key
     name = PurePosixPath(key).name
     return name if is_safe_name(name) and key_of(name) == key else None
+
+
+def repacked(name: str) -> tuple[Output, str] | None:
+    """For a tar made from a shard (``json/sa_000020.tar``): what it is and its shard;
+    None for any other name or key."""
+    folder, _, shard = name.partition("/")
+    for output in REPACKS:
+        if folder == output and is_shard_name(shard):
+            return output, shard
+    return None
 
 
 def upload_metadata(size: int, validator: Validator) -> dict[str, str]:

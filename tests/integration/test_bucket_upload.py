@@ -62,12 +62,7 @@ def folder_size(folder: Path) -> int:
 
 # options beside -o s3://: what the one error line says
 REFUSED = {
-    "extracting": ((), "only tars go into a bucket (--no-extract)"),
-    "--layout wds": (
-        ("--no-extract", "--layout", "wds"),
-        "--layout wds into a bucket is not built",
-    ),
-    "--only json": (("--only", "json"), "--only into a bucket is not built yet"),
+    "extracting": ((), "only tars go into a bucket (--no-extract, --layout wds, --only json)"),
     "--node-local": (
         ("--no-extract", "--engine", "ray", "--node-local"),
         "--node-local is for a local output folder",

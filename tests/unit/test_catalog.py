@@ -54,3 +54,4 @@ def test_a_catalog_lives_under_the_prefix_s_own_folder() -> None:
     assert shard_of(".sa1b/state.db") is None
     assert shard_of("tars/sa_000020.tar") is None
     assert shard_of(".sa1b/index/sub/sa_000020.tar.idx") is None
+    assert shard_of(catalog_key("wds/sa_000020.tar")) == "wds/sa_000020.tar"  # a tar made from it

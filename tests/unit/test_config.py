@@ -57,8 +57,13 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "extracting into a bucket": (
         {"upload": {}},
-        "s3://b/p: only tars go into a bucket for now (--no-extract): an extracted layout "
-        "is one object per image, millions of PUTs",
+        "s3://b/p: only tars go into a bucket (the shards', or made from them): an extracted "
+        "layout is one object per image, millions of PUTs",
+    ),
+    "a wds tar into a bucket with checksums": (
+        {"extract": None, "upload": {"output": "wds"}, "checksums": SUMS},
+        "s3://b/p: a tar made in the bucket is not the source tar: the checksums file cannot "
+        "check it",
     ),
     "a part under 5 MiB": (
         {"extract": None, "upload": {"part_size": 4 * MiB}},
@@ -81,6 +86,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     "no extraction with checksums": {"extract": None, "checksums": SUMS},
     "tars into a bucket, with checksums": {"extract": None, "upload": {}, "checksums": SUMS},
     "a budget of one part": {"extract": None, "upload": {"memory": 8 * MiB}},
+    "a json tar made into a bucket": {"extract": None, "upload": {"output": "json"}},
 }
 
 

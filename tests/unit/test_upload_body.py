@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -161,17 +162,13 @@ def test_a_run_that_stops_stops_waiting_for_a_busy_store(uploads: Uploads) -> No
 
 @pytest.fixture
 def bucket(uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """The uploaders run in the caller's thread, against a stand-in for the bucket: the
-    objects put (the parts are only counted)."""
+    """The uploaders and the readers run in the caller's thread, against a stand-in for
+    the bucket: the objects put (the parts are only counted)."""
     put: dict[str, bytes] = {}
 
     def upload_part(key: str, upload_id: str, number: int, body: bytearray) -> UploadedPart:
         put[f"part {number}"] = b""
         return UploadedPart(number, f'"e{number}"', len(body), "c=")
-
-    def send(task: Task, body: UploadBody, number: int, buffer: bytearray) -> None:
-        body.sending += 1
-        uploads._send(task, body, body.generation, number, buffer)
 
     stand_in = uploads.bucket
     monkeypatch.setattr(stand_in, "upload_part", upload_part)
@@ -179,8 +176,34 @@ def bucket(uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes
     monkeypatch.setattr(stand_in, "head_object", lambda key: StoredObject(len(ARCHIVE), "tag-4"))
     monkeypatch.setattr(stand_in, "abort_multipart_upload", lambda *a: put.update(aborted=b""))
     monkeypatch.setattr(stand_in, "put_object", lambda key, data: put.update({key: data}))
+    pools = Deferred()
+
+    def send(task: Task, body: UploadBody, number: int, buffer: bytearray) -> None:
+        Uploads.send(uploads, task, body, number, buffer)  # the real one, then its jobs
+        pools.run()
+
     monkeypatch.setattr(uploads, "send", send)
+    monkeypatch.setattr(uploads, "_pool", pools)
+    monkeypatch.setattr(uploads, "_readers", pools)
     return put
+
+
+class Deferred:
+    """The uploaders' and the readers' pools: their jobs run in the caller's thread, once
+    the call that submits them is over (as a thread would wait for the run's lock)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], object]] = []
+
+    def submit(self, call: Callable[..., object], *args: object) -> None:
+        self.jobs.append(partial(call, *args))
+
+    def run(self) -> None:
+        while self.jobs:
+            self.jobs.pop(0)()
+
+    def shutdown(self, **options: bool) -> None:
+        self.run()
 
 
 def tar_of(sizes: list[int]) -> bytes:

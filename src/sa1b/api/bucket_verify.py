@@ -5,7 +5,9 @@ Every published file of the layout: its size against the ``sa1b-size`` metadata 
 upload was begun with (one HeadObject). With checksums, each object is also read once,
 streamed in bounded chunks (never whole in memory), for its digest and, for a tar, its
 structure through sa1b's one tar reader (:class:`~sa1b.tarwalk.TarWalk`: a tar damaged
-here is damaged for extraction and ``--only`` too), :data:`READERS` objects at once.
+here is damaged for extraction and ``--only`` too), :data:`READERS` objects at once. A
+tar made from a shard (``wds/``, ``json/``: :mod:`sa1b.repack`) has its structure checked
+alone, and says so: the checksums file gives the source tars' digests.
 Without checksums the bytes are not read: a shard's structure would cost a GET per
 member header (see :mod:`sa1b.data.bucket`), a whole read costs its size. A file still
 uploading is "not finished", as a partial file is in a local folder.
@@ -22,7 +24,7 @@ from sa1b.api.bucket_status import READ_POLICY, bucket_status
 from sa1b.api.verify import FileCheck, VerifyReport
 from sa1b.checksums import Digest
 from sa1b.errors import ExtractionError, StoreRequestError, StoreUnavailableError
-from sa1b.inventory import SIZE_METADATA, BucketFile, key_of
+from sa1b.inventory import SIZE_METADATA, BucketFile, key_of, repacked
 from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
 from sa1b.retry import RetryPolicy
@@ -68,6 +70,11 @@ def _check(
 ) -> FileCheck:
     key = key_of(file.name)
     kind = "tar" if file.name.endswith(".tar") else "file"
+    made = repacked(file.name)
+    if made is not None:  # a tar made from a shard: no checksums file names its digest
+        kind = f"{made[0]} tar" + (
+            ", its structure only (the checksums are of the source tars)" if checksums else ""
+        )
     stored = retried(lambda: bucket.head_object(key), policy=retry)
     if stored is None:  # deleted since it was listed
         where = f"s3://{bucket.location.bucket}/{bucket.location.key(key)}"

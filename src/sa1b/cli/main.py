@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 from sa1b import api
 from sa1b.checksums import read_checksums
@@ -50,6 +51,7 @@ from sa1b.net.options import Timeouts, TransportOptions, find_ca_bundle
 from sa1b.net.proxy import Proxies
 from sa1b.objectstore.location import BucketLocation, parse_output
 from sa1b.redaction import clean
+from sa1b.repack import Output as BucketOutput
 from sa1b.retry import RetryPolicy
 from sa1b.selection import parse_shard_spec, select_links, within_budget
 from sa1b.sizes import NOMINAL_SHARD_SIZE
@@ -149,19 +151,34 @@ def _output(args: argparse.Namespace) -> BucketLocation | None:
 
 
 def _check_bucket_download(args: argparse.Namespace, where: BucketLocation) -> None:
-    """What a download into a bucket cannot do yet, refused in one line (exit 2)."""
-    if args.only or args.layout == "wds":
-        what = "--only" if args.only else "--layout wds"
+    """What a download into a bucket cannot do, refused in one line (exit 2)."""
+    if args.only and args.layout != "shard":
         raise OutputLocationError(
-            f"{where}: {what} into a bucket is not built yet",
-            hint="download the tars with --no-extract, or into a local folder",
+            f"{where}: --only {args.only} into a bucket makes one {args.only}-only tar a shard "
+            f"({args.only}/sa_NNNNNN.tar): --layout {args.layout} does not apply",
+            hint="drop --layout",
         )
-    if not args.no_extract:
+    repacked = _bucket_output(args) != "tars"
+    if repacked and (args.checksums or args.keep_tars or args.engine == "ray"):
+        given = {"--checksums": args.checksums, "--keep-tars": args.keep_tars}
+        what = next((option for option, on in given.items() if on), "--engine ray")
         raise OutputLocationError(
-            f"{where}: only tars go into a bucket (--no-extract): an extracted layout is one "
-            "object per image, millions of PUTs",
-            hint="add --no-extract (or --layout wds once it is built)",
+            f"{where}: {what} with a tar made in the bucket (--layout wds, --only) is not built",
+            hint="download the tars with --no-extract (--checksums checks those)",
         )
+    if not args.no_extract and not repacked:
+        raise OutputLocationError(
+            f"{where}: only tars go into a bucket (--no-extract, --layout wds, --only json): an "
+            "extracted layout is one object per image, millions of PUTs",
+            hint="add --no-extract or --layout wds",
+        )
+
+
+def _bucket_output(args: argparse.Namespace) -> BucketOutput:
+    """What each shard becomes in the bucket (:mod:`sa1b.repack`)."""
+    if args.only:
+        return cast("BucketOutput", args.only)
+    return "wds" if args.layout == "wds" and not args.no_extract else "tars"
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -236,14 +253,21 @@ def _download(args: argparse.Namespace, console: Output, bucket: BucketLocation 
     check = not args.no_space_check
     config = replace(_config(args), worker=worker, mirrors=mirrors, check_space=check)
     if bucket is not None:
-        upload = UploadOptions(location=bucket, part_size=args.part_size, memory=args.upload_memory)
+        upload = UploadOptions(
+            location=bucket,
+            part_size=args.part_size,
+            memory=args.upload_memory,
+            output=_bucket_output(args),
+        )
         state = config.out  # a worker of a split download keeps its own, by default
         if worker is not None and args.state_dir is None:
             state = state / WORKERS / worker.folder
         # Ray tasks keep theirs on their nodes: under --state-dir if given, else each
         # node's own cache folder (see sa1b.cluster.bucket_task).
         kept = args.state_dir if args.engine == "ray" else state
-        config = replace(config, out=state, state_dir=kept, upload=upload, check_space=False)
+        config = replace(
+            config, out=state, state_dir=kept, upload=upload, extract=None, check_space=False
+        )
     cluster = None
     if args.engine == "ray":
         cluster = ClusterOptions(

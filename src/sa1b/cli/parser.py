@@ -126,7 +126,8 @@ def _add_download(commands: Commands) -> None:
         "--only",
         choices=ONLY_KINDS,
         help="fetch only these members of each shard, by range reads, into the layout "
-        "(json: the annotations, about 6%% of the bytes); the tars are never downloaded",
+        "(json: the annotations, about 6%% of the bytes); the tars are never downloaded. "
+        "Into s3://BUCKET/PREFIX: one tar of them a shard, PREFIX/json/<shard>.tar",
     )
     dl.add_argument(
         "--part-size",
@@ -231,7 +232,8 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         default="shard",
         help="shard: OUT/<shard>/; split: OUT/images/<shard>/ and "
         "OUT/annotations/<shard>/; flat: every file in OUT/; wds: OUT/wds/<shard>.tar, "
-        "each image's jpg then json, by image id (for the webdataset package)",
+        "each image's jpg then json, by image id (for the webdataset package; into "
+        "s3://BUCKET/PREFIX, PREFIX/wds/<shard>.tar)",
     )
     parser.add_argument("--keep-tars", action="store_true", help="also keep the tars in OUT/tars/")
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Samples read straight from an ``s3://BUCKET/PREFIX`` output: ``sa1b.open("s3://...")``.
 
-The shards published under ``PREFIX/tars/`` are read where their headers put each
-member, as the local loader reads a ``--no-extract`` folder, by ranged GETs: the tars are
+The shards published under ``PREFIX/tars/`` (or, for a shard with no tar there, the wds
+tar made from it under ``PREFIX/wds/``: :mod:`sa1b.repack`) are read where their headers
+put each member, as the local loader reads a ``--no-extract`` folder, by ranged GETs: the tars are
 never downloaded whole. Listing the samples reads each shard's member catalog, which the
 upload put beside it (:mod:`sa1b.catalog`: one listing of the catalogs, then one GET a
 shard), when it names the object
@@ -37,7 +38,8 @@ from typing import TYPE_CHECKING
 
 from sa1b.catalog import CATALOG_FOLDER, catalog_key, read_catalog, shard_of
 from sa1b.errors import CorruptArchiveError, ExtractionError, InputError
-from sa1b.inventory import TARS_FOLDER, file_of, key_of
+from sa1b.inventory import TARS_FOLDER, file_of, key_of, repacked
+from sa1b.layout import WDS_FOLDER
 from sa1b.links import is_shard_name
 from sa1b.objectstore.connect import connect, retried
 from sa1b.objectstore.location import BucketLocation
@@ -104,30 +106,36 @@ def walk_headers(
 
 
 def shard_members(location: BucketLocation) -> dict[str, list[tuple[str, BucketExtent]]]:
-    """The regular members of every shard published under the prefix, by shard name:
-    each member's name and where its data is."""
+    """The regular members of every shard published under the prefix (its tar, else the
+    wds tar made from it), by shard name: each member's name and where its data is."""
     bucket = client(location)
-    listed = retried(partial(bucket.list_objects, f"{TARS_FOLDER}/"), policy=READ_POLICY)
-    tars = sorted(
-        (name, o.size, o.etag) for o in listed if (name := file_of(o.key)) and is_shard_name(name)
-    )
-    if not tars:
+    published: dict[str, tuple[str, int, str]] = {}  # shard: its tar's name, size and ETag
+    for folder in (WDS_FOLDER, TARS_FOLDER):  # a shard's own tar over a wds tar made from it
+        listed = retried(partial(bucket.list_objects, f"{folder}/"), policy=READ_POLICY)
+        for o in listed:
+            name = file_of(o.key)
+            made = repacked(name) if name else None
+            shard = made[1] if made is not None and made[0] == "wds" else name
+            if name and shard and is_shard_name(shard):
+                published[shard] = (name, o.size, o.etag)
+    if not published:
         raise InputError(
-            f"{location}: no shard published here (under {TARS_FOLDER}/) yet",
+            f"{location}: no shard published here (under {TARS_FOLDER}/ or {WDS_FOLDER}/) yet",
             hint=f"sa1b status {location} shows how far the download got",
         )
+    tars = sorted((shard, *tar) for shard, tar in published.items())
 
     indexes = retried(partial(bucket.list_objects, f"{CATALOG_FOLDER}/"), policy=READ_POLICY)
-    catalogs = {shard: o.size for o in indexes if (shard := shard_of(o.key)) and o.size}
+    catalogs = {name: o.size for o in indexes if (name := shard_of(o.key)) and o.size}
 
-    def members(shard: str, size: int, etag: str) -> list[tuple[str, BucketExtent]]:
-        key = key_of(shard)
+    def members(shard: str, name: str, size: int, etag: str) -> list[tuple[str, BucketExtent]]:
+        key = key_of(name)
         entries = None
-        if shard in catalogs:  # one GET; of no use if it names another object than the tar
-            data = _get(bucket, catalog_key(shard), 0, catalogs[shard])
+        if name in catalogs:  # one GET; of no use if it names another object than the tar
+            data = _get(bucket, catalog_key(name), 0, catalogs[name])
             entries = read_catalog(data, size=size, etag=etag)
             if entries is None:
-                log.info("%s: its catalog is of another object; reading its headers", shard)
+                log.info("%s: its catalog is of another object; reading its headers", name)
         if entries is None:
             try:
                 entries = walk_headers(partial(_get, bucket, key), shard, size)

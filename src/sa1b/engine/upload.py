@@ -1,5 +1,7 @@
 """The upload body: a shard streamed from ranged downloads into one multipart upload
-(``-o s3://BUCKET/PREFIX --no-extract``), with no byte of it on the local disk.
+(``-o s3://BUCKET/PREFIX --no-extract``), with no byte of it on the local disk. (A tar
+made from a shard, ``--layout wds`` or ``--only json``, is this body with what fills a
+part changed: :mod:`sa1b.engine.repack`.)
 
 A shard is cut into parts (:class:`~sa1b.objectstore.parts.PartPlan`, 8 MiB by
 default). A part is one ranged request: its bytes are gathered in a buffer of its
@@ -60,7 +62,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sa1b.catalog import catalog_key, pack_catalog
 from sa1b.config import DownloadConfig, UploadOptions
-from sa1b.engine.bodies import Ended
+from sa1b.engine.bodies import Claim, Ended
 from sa1b.engine.run import Run
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.tasks import Task
@@ -76,7 +78,7 @@ from sa1b.errors import (
     StoreUnavailableError,
     TransferError,
 )
-from sa1b.inventory import Upload, resumed_upload, upload_metadata
+from sa1b.inventory import Upload, file_of, resumed_upload, upload_metadata
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, is_shard_name, object_key, redact
 from sa1b.net.answers import ErrorPage
@@ -93,7 +95,9 @@ from sa1b.objectstore.bucket import (
 from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.records import Status
+from sa1b.repack import output_key
 from sa1b.store.paths import STATE_DB
+from sa1b.store.repacks import MapChange, MapForgotten, MapReached, MapStart, save_maps
 from sa1b.store.uploads import (
     PartDone,
     StoredPart,
@@ -140,7 +144,7 @@ class Uploads:
         self.tick_now = threading.Event()
         self.ready_queue = False  # see Kind
         """Set when memory is given back: the supervising loop wakes the transport."""
-        self.records: list[UploadChange] = []
+        self.records: list[UploadChange | MapChange] = []
         self._spare: list[bytearray] = []
         """Buffers of a whole part given back, reused rather than allocated again (their
         bytes and those held stay within the budget)."""
@@ -163,46 +167,43 @@ class Uploads:
         """The task of ``link``: found done when its object is in the bucket, else
         resumed from the pending upload :func:`~sa1b.inventory.resumed_upload` picks
         (the one ``sa1b status`` shows as its upload, never a stray), keeping the parts
-        ListParts lists that fit its plan."""
+        ListParts lists that fit its plan. The store keeps it under the name of the file
+        of the layout it makes (a tar made from a shard, ``wds/sa_000020.tar``, has a row
+        of its own beside the shard's tar: neither resumes the other's upload)."""
         store = self.run.store
-        record = store.register(link.name, object_key(link.url))
+        body = self._body(link.name)
+        key, name = body.key, body.file
+        record = store.register(name, object_key(link.url))
         task = Task(
             link=link,
             id=record.id,
             generation=record.generation,
             failures=self.config.failure_account(),
         )
-        key = self.config.paths.final(link.name).relative_to(self.config.out).as_posix()
-        body = task.body = UploadBody(self, key)
+        task.body = body
         saved = load_upload(store, record.id)
-        size = saved.size if saved is not None else record.size
+        size = body.object_size(task, saved, record.size)
         stored = self._published().get(key)
         if stored is not None and (size is None or size == stored.size):
             if saved is not None or record.status != "done":  # completed, not recorded so
-                walked = saved.walk if saved is not None else None
-                if walked is not None and walked.next == stored.size:  # nor its catalog put
-                    self.put_catalog(link.name, walked.entries, size=stored.size, etag=stored.etag)
-                finish_upload(store, record.id)
+                entries = body.catalog(saved)
+                if entries is not None:  # nor its catalog put
+                    self.put_catalog(name, entries, size=stored.size, etag=stored.etag)
+                body.finished(task)
             return _found_done(task, stored.size)
         if stored is not None:
             log.warning("%s: the object in the bucket has another size; fetching it again", key)
         elif record.status == "done":
             log.warning("%s: recorded done, but not in the bucket; fetching it again", link.name)
-        if saved is not None:
-            plan: PartPlan | None = PartPlan(saved.size, saved.part_size)
-            task.size, task.validator = saved.size, saved.validator
-        elif record.size is not None:  # a pending upload no store records: sizes judge it
-            plan = PartPlan.for_size(record.size, preferred=self.options.part_size)
-            task.size, task.validator = record.size, record.validator
-        else:
-            plan = None  # its size unknown: nothing to check the parts of an upload against
+        plan = body.known_plan(task, saved, record.size, record.validator)
         resumable = stored is None and plan is not None
-        resumed = self._resumed(link.name, key, saved, plan) if resumable else None
+        resumed = self._resumed(name, key, saved, plan) if resumable else None
         if saved is not None and (resumed is None or resumed[0] != saved.upload_id):
             finish_upload(store, record.id, done=False)  # its upload is not to be continued
             if stored is None:
                 log.info("%s: its upload is gone from the bucket", link.name)
         if resumed is None or plan is None:
+            body.begin(task, plan)
             return task
         upload_id, listed = resumed
         own = saved is not None and saved.upload_id == upload_id
@@ -258,8 +259,20 @@ class Uploads:
             self._objects = {item.key: item for item in listed}
         return self._objects
 
+    def _body(self, shard: str) -> UploadBody:
+        """The body of ``shard`` for the run's output: its tar as it is, or repacked (an
+        extra, not a shard, goes as it is)."""
+        output = self.options.output
+        if output == "tars" or not is_shard_name(shard):
+            key = self.config.paths.final(shard).relative_to(self.config.out).as_posix()
+            return UploadBody(self, key)
+        from sa1b.engine.repack import RepackBody  # (it builds on this module)
+
+        return RepackBody(self, output_key(output, shard), output=output)
+
     def put_catalog(self, name: str, entries: Sequence[Entry], *, size: int, etag: str) -> None:
-        """Put the shard's member catalog beside it (:mod:`sa1b.catalog`), tied to the
+        """Put the member catalog of the file ``name`` (a shard's tar, or a tar made
+        from one: ``wds/sa_000020.tar``) beside it (:mod:`sa1b.catalog`), tied to the
         object's size and ETag."""
         data = pack_catalog(entries, size=size, etag=etag)
         self._call(lambda: self.bucket.put_object(catalog_key(name), data))
@@ -282,7 +295,15 @@ class Uploads:
             with self.run.lock:
                 records, self.records = self.records, []
             if records:
-                save_uploads(self.run.store, records)
+                maps: list[MapChange] = []
+                changes: list[UploadChange] = []
+                for record in records:
+                    if isinstance(record, MapStart | MapReached | MapForgotten):
+                        maps.append(record)
+                    else:
+                        changes.append(record)
+                save_maps(self.run.store, maps)  # (of tars made from shards)
+                save_uploads(self.run.store, changes)
             if time.monotonic() - self._copied >= self.config.transient_commit_interval:
                 self.copy_state()
 
@@ -442,8 +463,9 @@ class Uploads:
                     return None  # a part of the version before: it belongs to no upload
                 if body.upload_id is not None:
                     return body.upload_id
-                size, validator, plan = task.size, task.validator, body.plan
-            assert size is not None and plan is not None
+                validator, plan = task.validator, body.plan
+            assert plan is not None
+            size = plan.size  # the object's: the shard's own, or the tar made from it
             metadata = upload_metadata(size, validator)
             upload_id = self._call(
                 lambda: self.bucket.create_multipart_upload(body.key, metadata=metadata)
@@ -602,7 +624,7 @@ class UploadBody:
             return False
         return self.next_read > plan.count and len(self.uploaded) == plan.count
 
-    def claim(self, task: Task) -> PartAnswer | None:
+    def claim(self, task: Task) -> Claim | None:
         uploads, plan = self.uploads, self.plan
         if plan is None:
             length = uploads.options.part_size
@@ -635,9 +657,9 @@ class UploadBody:
         assert plan is not None and upload_id is not None
         parts = [self.uploaded[n] for n in plan.numbers()]
         total = sum(part.size for part in parts)
-        if total != task.size:
+        if total != plan.size:
             self._discard(task, upload_id)
-            message = f"{total} bytes in the upload's parts, the server announced {task.size}"
+            message = f"{total} bytes in the upload's parts, {plan.size} planned"
             raise SizeMismatchError(message, name=task.name)
         expected = uploads.config.checksums.get(task.name)
         if expected is not None and self.hasher is not None:
@@ -650,12 +672,59 @@ class UploadBody:
         uploads._call(lambda: bucket.complete_multipart_upload(self.key, upload_id, parts))
         # Its catalog, tied to the ETag the bucket shows for the object (a store may answer
         # CompleteMultipartUpload with another); a crash first: the rerun puts it, as saved.
-        stored = uploads._call(lambda: bucket.head_object(self.key)) if self.walk else None
-        if self.walk is not None and stored is not None and stored.size == plan.size:
-            uploads.put_catalog(task.name, self.walk.entries, size=plan.size, etag=stored.etag)
-        finish_upload(uploads.run.store, task.id)
+        entries = self.catalog(None)
+        stored = (
+            uploads._call(lambda: bucket.head_object(self.key)) if entries is not None else None
+        )
+        if entries is not None and stored is not None and stored.size == plan.size:
+            uploads.put_catalog(self.file, entries, size=plan.size, etag=stored.etag)
+        self.finished(task)
         uploads.copy_state()
         return f"into {bucket.location.url}/{self.key}"
+
+    # -- what differs between the outputs (a tar as it is; a tar made from it) ----------
+
+    @property
+    def file(self) -> str:
+        """Its name as the bucket's inventory names it (:func:`sa1b.inventory.file_of`)."""
+        name = file_of(self.key)
+        assert name is not None
+        return name
+
+    def object_size(
+        self, task: Task, saved: UploadRecord | None, recorded: int | None
+    ) -> int | None:
+        """The size its object is to have, if known before its first answer."""
+        return saved.size if saved is not None else recorded
+
+    def known_plan(
+        self, task: Task, saved: UploadRecord | None, size: int | None, validator: Validator
+    ) -> PartPlan | None:
+        """Its part plan before its first answer, if its size is known (that of the
+        source ``task`` is then set): what the parts of a pending upload are judged by."""
+        if saved is not None:
+            task.size, task.validator = saved.size, saved.validator
+            return PartPlan(saved.size, saved.part_size)
+        if size is None:
+            return None  # nothing to check the parts of an upload against
+        task.size, task.validator = size, validator  # an upload no store records: sizes judge it
+        return PartPlan.for_size(size, preferred=self.uploads.options.part_size)
+
+    def begin(self, task: Task, plan: PartPlan | None) -> None:
+        """No upload to continue: its parts are fetched from its first answer on."""
+
+    def catalog(self, saved: UploadRecord | None) -> Sequence[Entry] | None:
+        """Its object's member catalog: what this run's walk found, or (``saved``, at
+        start-up: the object completed by a run stopped before it put the catalog) what
+        that run's walk found."""
+        if saved is None:
+            return self.walk.entries if self.walk is not None else None
+        walked = saved.walk
+        return walked.entries if walked is not None and walked.next == saved.size else None
+
+    def finished(self, task: Task) -> None:
+        """Its object is complete: its records go, the file is recorded done."""
+        finish_upload(self.uploads.run.store, task.id)
 
     def _discard(self, task: Task, upload_id: str) -> None:
         """Wrong data: the upload is aborted and forgotten (in the publisher's thread)."""
@@ -775,6 +844,8 @@ class PartAnswer(BodyAnswer):
         self.task, self.shard, self.uploads = task, body, body.uploads
         self.number, self.start, self.stop = number, start, stop
         self.buffer, self.got, self.began = buffer, got, got
+        self.delta = start - got
+        """The shard's offset of the buffer's first byte (what ``got`` counts from)."""
         self.reserved = reserved
         """Budget taken for a first request, before its buffer exists."""
         self.generation = body.generation
@@ -813,7 +884,7 @@ class PartAnswer(BodyAnswer):
         buffer = self.buffer
         if buffer is None or self.generation != self.shard.generation:
             return False
-        room = len(buffer) - self.got
+        room = self.stop - self.delta - self.got
         if len(data) > room:
             self.error = BadResponseError(
                 "the body is longer than its Content-Range",
@@ -833,7 +904,7 @@ class PartAnswer(BodyAnswer):
         with self.uploads.run.lock:
             stale = self.generation != body.generation
             arrived = self.got - self.began
-            reached = (body.plan.span(self.number)[0] if body.plan else 0) + self.got
+            reached = self.delta + self.got
             if failure is None and self.current and self.buffer is not None:
                 if arrived == 0 and len(self.buffer) > 0:
                     failure = BadResponseError("an answer without a byte", name=task.name)

@@ -107,6 +107,19 @@ CREATE TABLE IF NOT EXISTS upload_walks (
     members BLOB NOT NULL,
     PRIMARY KEY (file_id, upto)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS repack_maps (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    size INTEGER NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    next INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS repack_map_parts (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    upto INTEGER NOT NULL,
+    members BLOB NOT NULL,
+    PRIMARY KEY (file_id, upto)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS extractions (
     file_id INTEGER PRIMARY KEY REFERENCES files(id),
     generation INTEGER NOT NULL,
