@@ -28,7 +28,7 @@ from .conftest import Result, member_bytes, run_cli, start_cli
 from .test_bucket_catalog import served  # noqa: F401 (a fixture)
 from .test_damaged_tars import CASES, SHARD, _verdict
 
-pytestmark = pytest.mark.xdist_group("seaweedfs")
+pytestmark = pytest.mark.xdist_group("seaweedfs-upload")
 """With pytest-xdist, one worker runs the tests on SeaweedFS in turn."""
 
 
