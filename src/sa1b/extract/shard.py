@@ -6,7 +6,10 @@ sa1b's one tar reader, :class:`sa1b.tarwalk.TarWalk`, which judges the archive (
 ``--only`` and ``verify``) and says where each member goes (:mod:`sa1b.layout`) before a
 byte of it is written. The extractor copies each member's data into a private staging
 folder, in the kernel (``copy_file_range``) unless a digest must see the bytes (reading:
-:mod:`sa1b.extract.reader`). A ``.jpg`` without its ``.json`` is a warning. In the
+:mod:`sa1b.extract.reader`), and syncs the files it staged, an ``fsync`` each, at each
+checkpoint and at its end (not ``syncfs``, which would also write out the other shards'
+partial tars: :func:`sa1b.store.writeback.sync_files`). A ``.jpg`` without its ``.json``
+is a warning. In the
 ``wds`` layout nothing is copied while the shard arrives: once it is whole and sound,
 its one tar is written into staging (:mod:`sa1b.extract.archive`). :func:`publish` then
 moves the staged files into place and only after that is the shard recorded as
@@ -113,7 +116,8 @@ def extract_shard(
     checkpoint: the members it names are staged; nothing else there is kept); members
     land at their layout paths below it. ``on_checkpoint`` hears of a member boundary
     every ``checkpoint_every`` bytes or so (:mod:`sa1b.holes`), and of the end, each
-    time once every member before it is synced; it may free the tar below it. Raises
+    time once every member before it is synced; it may free the tar below it. What it
+    staged is durable when it returns. Raises
     :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member, and
     :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
     """
@@ -219,7 +223,7 @@ def _write_member(reader: Reader, data: int, size: int, path: Path, unsynced: _U
     unsynced.new_file(path)
     try:
         reader.copy(data, size, out)
-        start_writeback(out)  # the disk starts now; the publishing sync finds less
+        start_writeback(out)  # the disk starts now; the next sync finds less
     finally:
         os.close(out)
 
@@ -242,7 +246,8 @@ def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
 
 
 def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
-    """Move a shard's staged files into place; durable before it returns.
+    """Move a shard's staged files (durable: :func:`extract_shard` synced them) into
+    place; durable before it returns.
 
     Folders (``shard``, ``split``) and a ``wds`` tar are renamed whole, replacing a
     copy a crash left between rename and record. ``flat`` moves file by file and refuses a name that
