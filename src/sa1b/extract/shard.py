@@ -9,11 +9,10 @@ folder, in the kernel (``copy_file_range``) unless a digest must see the bytes (
 :mod:`sa1b.extract.reader`), and syncs the files it staged, an ``fsync`` each, at each
 checkpoint and at its end (not ``syncfs``, which would also write out the other shards'
 partial tars: :func:`sa1b.store.writeback.sync_files`). A ``.jpg`` without its ``.json``
-is a warning. In the
-``wds`` layout nothing is copied while the shard arrives: once it is whole and sound,
-its one tar is written into staging (:mod:`sa1b.extract.archive`). :func:`publish` then
-moves the staged files into place and only after that is the shard recorded as
-extracted.
+is a warning. In the ``wds`` layout nothing is copied while the shard arrives: once it is
+whole and sound, its one tar is written into staging (:mod:`sa1b.extract.archive`).
+:func:`publish` then moves the staged files into place and only after that is the shard
+recorded as extracted.
 """
 
 from __future__ import annotations
