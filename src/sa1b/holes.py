@@ -22,7 +22,8 @@ from __future__ import annotations
 
 CHECKPOINT_EVERY = 256 * 1024 * 1024
 """Bytes of tar between two saved checkpoints: the disk a shard in flight may take beyond
-its extracted size, against one ``syncfs`` and one store write each time."""
+its extracted size, against an ``fsync`` of each file staged since the last one (and of
+their folders) and one store write each time."""
 BLOCK = 4096
 """Holes end on a block boundary (a partial block is zeroed, not freed)."""
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def write_archive(reader: Reader, members: Sequence[Member], path: Path, *, shard: str) -> None:
     """Write ``members`` (read from ``reader``'s file, in this order) as a new tar at
-    ``path``; its writeback is started, its sync left to the publishing ``syncfs``."""
+    ``path``; its writeback is started, its sync left to the extractor."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:

@@ -6,11 +6,13 @@ sa1b's one tar reader, :class:`sa1b.tarwalk.TarWalk`, which judges the archive (
 ``--only`` and ``verify``) and says where each member goes (:mod:`sa1b.layout`) before a
 byte of it is written. The extractor copies each member's data into a private staging
 folder, in the kernel (``copy_file_range``) unless a digest must see the bytes (reading:
-:mod:`sa1b.extract.reader`). A ``.jpg`` without its ``.json`` is a warning. In the
-``wds`` layout nothing is copied while the shard arrives: once it is whole and sound,
-its one tar is written into staging (:mod:`sa1b.extract.archive`). :func:`publish` then
-moves the staged files into place and only after that is the shard recorded as
-extracted.
+:mod:`sa1b.extract.reader`), and syncs the files it staged, an ``fsync`` each, at each
+checkpoint and at its end (not ``syncfs``, which would also write out the other shards'
+partial tars: :func:`sa1b.store.writeback.sync_files`). A ``.jpg`` without its ``.json``
+is a warning. In the ``wds`` layout nothing is copied while the shard arrives: once it is
+whole and sound, its one tar is written into staging (:mod:`sa1b.extract.archive`).
+:func:`publish` then moves the staged files into place and only after that is the shard
+recorded as extracted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sa1b.errors import CorruptArchiveError, NameClashError
@@ -29,7 +31,7 @@ from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
 from sa1b.holes import CHECKPOINT_EVERY, checkpoint_due
 from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
 from sa1b.store.resume import Resume
-from sa1b.store.writeback import fsync_dir, start_writeback, sync_fs
+from sa1b.store.writeback import fsync_dir, start_writeback, sync_files
 from sa1b.tarwalk import Entry, Found, TarWalk, headers_only
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,39 @@ class Member:
     size: int
     mtime: int = 0
     """The member's time in the tar (kept in a ``wds`` tar; not recorded)."""
+
+
+@dataclass(slots=True)
+class _Unsynced:
+    """What an extraction changed on disk since its last sync: the files it wrote, and
+    the folders whose entries it changed (each new file's or folder's parent)."""
+
+    files: list[Path] = field(default_factory=list)
+    folders: set[Path] = field(default_factory=set)
+    made: set[Path] = field(default_factory=set)
+    """Folders known to exist (not asked again)."""
+
+    def new_folder(self, folder: Path) -> None:
+        """Make ``folder`` and its missing parents."""
+        if folder in self.made:
+            return
+        self.made.add(folder)
+        created = []
+        while not folder.is_dir():
+            created.append(folder)
+            folder = folder.parent
+        for new in reversed(created):
+            new.mkdir(exist_ok=True)
+            self.folders.add(new.parent)
+
+    def new_file(self, path: Path) -> None:
+        self.files.append(path)
+        self.folders.add(path.parent)
+
+    def sync(self) -> None:
+        sync_files(self.files, self.folders)
+        self.files.clear()
+        self.folders.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +115,13 @@ def extract_shard(
     checkpoint: the members it names are staged; nothing else there is kept); members
     land at their layout paths below it. ``on_checkpoint`` hears of a member boundary
     every ``checkpoint_every`` bytes or so (:mod:`sa1b.holes`), and of the end, each
-    time once every member before it is synced; it may free the tar below it. Raises
+    time once every member before it is synced; it may free the tar below it. What it
+    staged is durable when it returns. Raises
     :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member, and
     :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
     """
-    members = _prepare_staging(staging, resume, shard=shard)
+    unsynced = _Unsynced()
+    members = _prepare_staging(staging, resume, shard=shard, unsynced=unsynced)
     start: int = 0
     entries: tuple[Entry, ...] = ()
     if resume is not None:
@@ -94,7 +131,6 @@ def extract_shard(
     digest = hashlib.new(digest_algorithm) if digest_algorithm else None
     reader = Reader(fd, size, wait, digest)
     archive = archive_of(layout, shard)
-    made: set[Path] = {staging}
     found: list[Found] = []
     walk = TarWalk(
         shard,
@@ -111,12 +147,13 @@ def extract_shard(
             header, entry = member.header, member.entry
             members.append(Member(member.target, entry.offset, entry.size, header.mtime))
             if archive is None:
-                _write_member(reader, entry.offset, entry.size, staging / member.target, made)
+                path = staging / member.target
+                _write_member(reader, entry.offset, entry.size, path, unsynced)
                 read = entry.offset + entry.size
         found.clear()
         boundary, count = walk.checkpoint
         if on_checkpoint is not None and checkpoint_due(boundary, saved, every=checkpoint_every):
-            sync_fs(staging)
+            unsynced.sync()
             on_checkpoint(Resume(boundary, tuple(walk.entries[:count]), _rows(members[:count])))
             saved = boundary
         start, end = need
@@ -125,25 +162,31 @@ def extract_shard(
         read = end
     if archive is not None:  # its order needs every member: written once the shard is whole
         members.sort(key=lambda member: sample_order(member.path.name))
+        unsynced.new_folder((staging / archive).parent)
+        unsynced.new_file(staging / archive)
         write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
+    unsynced.sync()  # publishing renames them: their bytes first
     if on_checkpoint is not None:  # publishing may move them: a crash then resumes here
-        sync_fs(staging)
         on_checkpoint(Resume(None, tuple(walk.entries), _rows(members)))
     return _report(shard, members, digest.hexdigest() if digest else None)
 
 
-def _prepare_staging(staging: Path, resume: Resume | None, *, shard: str) -> list[Member]:
+def _prepare_staging(
+    staging: Path, resume: Resume | None, *, shard: str, unsynced: _Unsynced
+) -> list[Member]:
     """An empty staging folder, or (resuming) one holding exactly the checkpoint's
     members (what a crash left after it is removed); those members."""
     if resume is None:
         if staging.exists():
             shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        unsynced.new_folder(staging)
         return []
     members = [Member(PurePosixPath(path), offset, size) for path, offset, size in resume.members]
-    staging.mkdir(parents=True, exist_ok=True)
+    unsynced.new_folder(staging)
+    unsynced.folders.add(staging.parent)  # a killed run's folders: synced with what follows
     kept = {staging / member.path for member in members}
     for folder, _, names in os.walk(staging):
+        unsynced.folders.add(Path(folder))
         for name in names:
             if (path := Path(folder, name)) not in kept:
                 path.unlink()
@@ -172,15 +215,14 @@ def _report(shard: str, members: list[Member], digest: str | None) -> ExtractRep
     )
 
 
-def _write_member(reader: Reader, data: int, size: int, path: Path, made: set[Path]) -> None:
+def _write_member(reader: Reader, data: int, size: int, path: Path, unsynced: _Unsynced) -> None:
     """Copy one member's bytes into a new file at ``path`` (never over an existing one)."""
-    if path.parent not in made:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made.add(path.parent)
+    unsynced.new_folder(path.parent)
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    unsynced.new_file(path)
     try:
         reader.copy(data, size, out)
-        start_writeback(out)  # the disk starts now; the publishing sync finds less
+        start_writeback(out)  # the disk starts now; the next sync finds less
     finally:
         os.close(out)
 
@@ -203,13 +245,13 @@ def missing_partners(members: list[PurePosixPath], shard: str) -> Iterator[str]:
 
 
 def publish(report: ExtractReport, *, staging: Path, out: Path, layout: Layout) -> None:
-    """Move a shard's staged files into place; durable before it returns.
+    """Move a shard's staged files (durable: :func:`extract_shard` synced them) into
+    place; durable before it returns.
 
     Folders (``shard``, ``split``) and a ``wds`` tar are renamed whole, replacing a
     copy a crash left between rename and record. ``flat`` moves file by file and refuses a name that
     another shard already holds with different bytes.
     """
-    sync_fs(staging)
     touched: set[Path] = set()
     if layout == "flat":
         moved = [m for m in report.members if not (staging / m).exists() and (out / m).exists()]

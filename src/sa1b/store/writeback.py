@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 SYNC_FILE_RANGE_WRITE = 2
 
@@ -62,6 +63,23 @@ def sync_fs(path: os.PathLike[str] | str) -> None:
         _checked(_syncfs(fd))
     finally:
         os.close(fd)
+
+
+def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Make ``files`` (their bytes and size) and the entries of ``folders`` durable.
+
+    For the files one process just wrote, instead of a ``syncfs``: that would also write
+    out every other dirty file on the filesystem, such as the partial tars of the other
+    shards in flight, which sa1b deletes once extracted and never syncs otherwise.
+    """
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for folder in folders:
+        fsync_dir(folder)
 
 
 def fsync_dir(path: os.PathLike[str] | str) -> None:
