@@ -35,6 +35,11 @@ MAX_PARTS = 10_000
 DEFAULT_PART = 8 * MIB
 DEFAULT_MEMORY = 512 * MIB
 """Bytes of parts held in memory at once, downloading or uploading (``--upload-memory``)."""
+DEFAULT_CHUNK = 1 * MIB
+"""The most a part's request asks for: a part is filled by several at once, the lowest
+unfinished part's first, so that a part is whole in a fraction of the time one request
+would take over a capped connection, and few parts are in flight half-filled (what a
+SIGKILL loses)."""
 
 
 def part_size_for(size: int, *, preferred: int = DEFAULT_PART) -> int:
