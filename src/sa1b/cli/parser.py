@@ -135,7 +135,7 @@ def _add_download(commands: Commands) -> None:
         default=DEFAULT_PART,
         metavar="SIZE",
         help="-o s3://: each shard is one multipart upload of parts of SIZE (5M to 5G; "
-        "default 8M), each fetched by one ranged request and held in memory until uploaded",
+        "default 8M), each fetched by ranged requests of 1M and held in memory until uploaded",
     )
     dl.add_argument(
         "--upload-memory",

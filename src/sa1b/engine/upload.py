@@ -151,6 +151,10 @@ class Uploads:
         self.ready_queue = False  # see Kind
         """Set when memory is given back: the supervising loop wakes the transport."""
         self.records: list[UploadChange | MapChange] = []
+        self.identified: list[tuple[int, int, Validator]] = []
+        """Shards whose first answer told their size and version (id, size, validator),
+        to record: so that the state copy knows them even before their upload begins,
+        and a machine with no local state judges a pending upload of theirs by its plan."""
         self._spare: list[bytearray] = []
         """Buffers of a whole part given back, reused rather than allocated again (their
         bytes and those held stay within the budget)."""
@@ -300,6 +304,9 @@ class Uploads:
         with self._saving:
             with self.run.lock:
                 records, self.records = self.records, []
+                identified, self.identified = self.identified, []
+            for file_id, size, validator in identified:
+                self.run.store.set_identity(file_id, size, validator)
             if records:
                 maps: list[MapChange] = []
                 changes: list[UploadChange] = []
@@ -795,6 +802,7 @@ class UploadBody:
         """The shard's size and version are known (its first answer, which asked for
         bytes ``[0, asked)``): its plan, and its part 1 opened with that request in it."""
         task.size, task.validator = size, validator
+        self.uploads.identified.append((task.id, size, validator))
         self.plan = plan = PartPlan.for_size(size, preferred=self.uploads.options.part_size)
         self._start(task, plan, first=1)
         end = plan.span(1)[1]
