@@ -18,7 +18,7 @@ from sa1b.layout import LAYOUTS, Layout
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.options import TransportOptions
 from sa1b.objectstore.location import BucketLocation
-from sa1b.objectstore.parts import DEFAULT_MEMORY, DEFAULT_PART, MAX_PART, MIN_PART
+from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, MAX_PART, MIN_PART
 from sa1b.repack import Output
 from sa1b.retry import FailureAccount, RetryPolicy
 from sa1b.split import WorkerPart
@@ -75,11 +75,14 @@ class UploadOptions:
     ``memory`` bounds the bytes of parts held at once, downloading or uploading
     (``--upload-memory``): a part takes its length when its download is claimed and
     gives it back once uploaded, and no part is claimed while the budget is spent.
-    ``uploaders`` threads send the parts (botocore blocks)."""
+    A part is fetched by ranged requests of at most ``chunk`` bytes, several at once
+    (:data:`~sa1b.objectstore.parts.DEFAULT_CHUNK`). ``uploaders`` threads send the
+    parts (botocore blocks)."""
 
     location: BucketLocation
     part_size: int = DEFAULT_PART
     memory: int = DEFAULT_MEMORY
+    chunk: int = DEFAULT_CHUNK
     uploaders: int = 8
     output: Output = "tars"
     """What each shard becomes: its tar as it is, or a tar made from it
@@ -96,6 +99,8 @@ class UploadOptions:
             )
         if self.uploaders < 1:
             raise InputError("uploader threads must be >= 1")
+        if self.chunk < 1:
+            raise InputError(f"a part's requests: at least one byte each, got {self.chunk}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

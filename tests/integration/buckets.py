@@ -80,4 +80,5 @@ def assert_in_bucket(seaweedfs: SeaweedServer, prefix: str, shards: Sequence[Sha
     """Every shard whole under its final key, and no upload left pending."""
     for shard in shards:
         assert object_md5(seaweedfs, f"{prefix}/tars/{shard.name}") == shard.md5, shard.name
-    assert pending(seaweedfs, prefix) == []
+    left = pending(seaweedfs, prefix)
+    assert left == [], (left, kept_parts(seaweedfs, prefix))

@@ -213,7 +213,8 @@ def test_a_link_expiring_mid_shard_keeps_its_upload_for_fresh_links(
         assert "the parts already uploaded are kept" in stderr  # not "the bytes on disk"
         finals = {key.rpartition("/")[2] for key in keys(seaweedfs, s3_prefix) if "/tars/" in key}
         assert not finals & expired  # never completed
-        assert {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)} == expired
+        kept_by = {u["Key"].rpartition("/")[2] for u in pending(seaweedfs, s3_prefix)}
+        assert kept_by and kept_by <= expired  # (a shard with no part whole has no upload yet)
         kept = listed_parts(seaweedfs, s3_prefix)
         cdn.write_links_file(links)  # fresh links
         cdn.clear_requests()

@@ -9,15 +9,15 @@ from __future__ import annotations
 import io
 import tarfile
 
-from sa1b.engine.repack import MapAnswer, RepackBody, SpanAnswer
+from sa1b.engine.repack import MapAnswer, RepackBody
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import Uploads
+from sa1b.engine.upload import PartAnswer, Uploads
 from sa1b.links import Link
 from sa1b.net.heads import Head
 from sa1b.repack import Mapped
 from sa1b.store.repacks import MapRecord, load_map
 from sa1b.versions import Validator
-from tests.unit.test_upload_body import PART, MiB, sent, uploads  # noqa: F401 (fixtures)
+from tests.unit.test_upload_body import PART, MiB, chunk, sent, uploads  # noqa: F401 (fixtures)
 from tests.wdstar import wds_tar
 
 SOURCE = bytes(range(251)) * (40 * 1024)  # ~10 MB the members' offsets point into
@@ -39,7 +39,7 @@ def repacked(uploads: Uploads) -> tuple[Task, RepackBody]:  # noqa: F811
     return task, body
 
 
-def deliver(answer: SpanAnswer, length: int) -> None:
+def deliver(answer: PartAnswer, length: int) -> None:
     at = answer.delta + answer.got
     assert answer.body(SOURCE[at : at + length])
 
@@ -50,7 +50,7 @@ def test_a_part_is_sent_once_every_stretch_in_it_is_in_and_a_cut_one_asked_again
 ) -> None:
     task, body = repacked(uploads)
     jpg, json = body.claim(task), body.claim(task)  # part 1: both members' data, in order
-    assert isinstance(jpg, SpanAnswer) and isinstance(json, SpanAnswer)
+    assert isinstance(jpg, PartAnswer) and isinstance(json, PartAnswer)
     assert (jpg.start, jpg.stop) == (4 * MiB, 7 * MiB)
     assert (json.start, json.stop) == (512, 512 + PART - 3 * MiB - 1024)
     assert uploads.budget.held == PART  # one buffer for the part, whatever its requests
@@ -60,7 +60,7 @@ def test_a_part_is_sent_once_every_stretch_in_it_is_in_and_a_cut_one_asked_again
     body.answered(task, json)
     assert sent == []
     rest = body.claim(task)
-    assert isinstance(rest, SpanAnswer) and (rest.start, rest.stop) == (512 + MiB, json.stop)
+    assert isinstance(rest, PartAnswer) and (rest.start, rest.stop) == (512 + MiB, json.stop)
     deliver(rest, rest.stop - rest.start)
     body.answered(task, rest)
     expected = wds_tar(((m.name, SOURCE[m.offset : m.offset + m.size]) for m in MAP), mtime=0)
@@ -73,7 +73,7 @@ def test_a_part_let_go_keeps_its_memory_until_its_last_answer_is_over(
 ) -> None:
     task, body = repacked(uploads)
     first, second = body.claim(task), body.claim(task)
-    assert isinstance(first, SpanAnswer) and isinstance(second, SpanAnswer)
+    assert isinstance(first, PartAnswer) and isinstance(second, PartAnswer)
     deliver(first, MiB)
     body.answered(task, first)
     body.record_status(task, "expired", "the link expired")  # an answer still in flight

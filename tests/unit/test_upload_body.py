@@ -46,11 +46,18 @@ def sent() -> list[bytearray]:
 
 
 @pytest.fixture
+def chunk() -> int:
+    """The most a request asks for: a whole part, unless a test says otherwise."""
+    return PART
+
+
+@pytest.fixture
 def uploads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[bytearray]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[bytearray], chunk: int
 ) -> Iterator[Uploads]:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    options = UploadOptions(location=BucketLocation("b", "p"), part_size=PART, memory=2 * PART)
+    location = BucketLocation("b", "p")
+    options = UploadOptions(location=location, part_size=PART, memory=2 * PART, chunk=chunk)
     config = DownloadConfig(
         out=tmp_path,
         state_dir=tmp_path,
@@ -132,6 +139,78 @@ def failing(errors: list[SA1BError]) -> Callable[[], str]:
 
 def busy() -> StoreUnavailableError:
     return StoreUnavailableError("s3://b/p/k: the store answered 503 SlowDown", status=503)
+
+
+SOURCE = bytes(range(251)) * (2 * PART // 251 + 1)  # two parts and a bit of a third
+
+
+def deliver(answer: PartAnswer, length: int) -> None:
+    """``length`` bytes of the source, from where the answer stands, through the receiver."""
+    at = answer.delta + answer.got
+    assert answer.body(SOURCE[at : at + length])
+
+
+@pytest.mark.parametrize("chunk", [MiB])
+def test_a_part_is_filled_by_several_chunk_requests_and_sent_once_all_are_in(
+    uploads: Uploads, sent: list[bytearray]
+) -> None:
+    task, body = shard(uploads, "sa_000000.tar", len(SOURCE))
+    answers = [body.claim(task) for _ in range(5)]
+    assert [(a.number, a.start, a.stop) for a in answers if a] == [
+        (1, i * MiB, (i + 1) * MiB) for i in range(5)
+    ]
+    assert uploads.budget.held == PART  # one buffer, whatever its requests
+    for answer in reversed(answers):  # any order: the part goes once the last is in
+        assert answer is not None and sent == []
+        deliver(answer, MiB)
+        body.answered(task, answer)
+    assert [bytes(part) for part in sent] == [SOURCE[:PART]]
+
+
+@pytest.mark.parametrize("chunk", [MiB])
+def test_a_cut_chunk_asks_again_for_its_rest_only_before_the_next_part(
+    uploads: Uploads, sent: list[bytearray]
+) -> None:
+    task, body = shard(uploads, "sa_000000.tar", len(SOURCE))
+    answers = [body.claim(task) for _ in range(5)]
+    cut = answers[2]
+    assert cut is not None
+    deliver(cut, 300_000)
+    body.answered(task, cut)  # cut: what arrived is kept
+    rest = body.claim(task)  # the lowest part's rest first, before part 2 is opened
+    assert rest is not None and (rest.number, rest.start, rest.stop) == (
+        1,
+        2 * MiB + 300_000,
+        3 * MiB,
+    )
+    assert uploads.budget.held == PART
+    for answer in [rest, *answers[:2], *answers[3:]]:
+        assert answer is not None
+        deliver(answer, answer.stop - answer.start)
+        body.answered(task, answer)
+    assert [bytes(part) for part in sent] == [SOURCE[:PART]]
+
+
+@pytest.mark.parametrize("chunk", [MiB])
+def test_the_parts_in_flight_stay_within_the_budget_however_many_chunks_are_asked(
+    uploads: Uploads, sent: list[bytearray]
+) -> None:
+    task, body = shard(uploads, "sa_000000.tar", len(SOURCE))
+    answers = []
+    while body.claimable:
+        answer = body.claim(task)
+        assert answer is not None
+        answers.append(answer)
+    assert len(answers) == 10 and uploads.budget.held == uploads.budget.limit == 2 * PART
+    for answer in answers[:5]:  # part 1 whole: sent, its memory held until uploaded
+        deliver(answer, MiB)
+        body.answered(task, answer)
+    assert len(sent) == 1 and not body.claimable
+    uploads.give(sent.pop())
+    assert body.claimable  # part 3 goes now (a few bytes: the source's end)
+    third = body.claim(task)
+    assert third is not None and (third.number, third.stop) == (3, len(SOURCE))
+    assert uploads.budget.held == PART + len(SOURCE) - 2 * PART
 
 
 def test_a_busy_store_is_asked_again_by_the_run_s_policy(uploads: Uploads) -> None:

@@ -135,7 +135,7 @@ def _add_download(commands: Commands) -> None:
         default=DEFAULT_PART,
         metavar="SIZE",
         help="-o s3://: each shard is one multipart upload of parts of SIZE (5M to 5G; "
-        "default 8M), each fetched by one ranged request and held in memory until uploaded",
+        "default 8M), each fetched by ranged requests of 1M and held in memory until uploaded",
     )
     dl.add_argument(
         "--upload-memory",
@@ -143,7 +143,8 @@ def _add_download(commands: Commands) -> None:
         default=DEFAULT_MEMORY,
         metavar="SIZE",
         help="-o s3://: memory for parts being downloaded or uploaded at once (default "
-        "512M: 64 parts of 8M); no part is fetched while it is spent",
+        "128M: 16 parts of 8M); no part is fetched while it is spent, and a kill loses "
+        "what the store has not taken of it",
     )
     dl.add_argument(
         "--mirror",

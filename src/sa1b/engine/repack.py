@@ -12,10 +12,11 @@ what fills a part changed, in two steps:
    does: a damaged one fails the shard in one line, no upload begun.
 2. **The fill.** From the map, the new tar's plan (:func:`sa1b.repack.plan_output`),
    cut into parts. A part's buffer takes its headers, padding and end blocks at once,
-   and each stretch of a member's data in it by its own ranged request
-   (:class:`SpanAnswer`; several at once); once every stretch is in, the part goes to
-   the uploaders as a tar's part does. The plan is a function of the map, so a rerun
-   keeps the parts the bucket holds, as for a tar.
+   and each stretch of a member's data in it by ranged requests (the tar's fill:
+   :class:`~sa1b.engine.upload.Filling`, a stretch cut into chunks, several at once);
+   once every stretch is in, the part goes to the uploaders as a tar's part does. The
+   plan is a function of the map, so a rerun keeps the parts the bucket holds, as for a
+   tar.
 
 Once complete, the new tar's catalog (known from the plan, no walk of the object) is put
 at its catalog key, so that ``sa1b.open`` reads it in one GET.
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from sa1b.engine.bodies import Claim, Ended
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import PartAnswer, UploadBody
+from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
     BadResponseError,
     ExtractionError,
@@ -61,20 +62,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
-class Filling:
-    """A part of the new tar being filled: its buffer, the stretches of source data
-    still to ask for, and the requests in flight into it."""
-
-    number: int
-    buffer: bytearray
-    todo: list[Copied]
-    busy: int = 0
-    dropped: bool = False
-    """Let go of (the shard ended or started over): its memory goes back once the
-    requests in flight into it are over, never while one may still write into it."""
-
-
-@dataclass(eq=False)
 class RepackBody(UploadBody):
     """One shard repacked into one multipart upload; see the module's docstring."""
 
@@ -87,7 +74,6 @@ class RepackBody(UploadBody):
     mapper: MapAnswer | None = None
     """The map's request in flight (one at a time: each header says where the next is)."""
     out: OutputPlan | None = None
-    parts: dict[int, Filling] = field(default_factory=dict)
 
     # -- start-up ---------------------------------------------------------------
 
@@ -195,9 +181,7 @@ class RepackBody(UploadBody):
         if self.plan is None:
             mapping = self.mapping
             return self.mapper is None and (mapping is None or not mapping.finished)
-        if any(filling.todo for filling in self.parts.values()):
-            return True
-        return bool(self.todo) and self.uploads.budget.fits(self.plan.length(self.todo[0]))
+        return super().claimable
 
     @property
     def done_bytes(self) -> int:
@@ -210,58 +194,35 @@ class RepackBody(UploadBody):
 
     @property
     def complete(self) -> bool:
-        if self.verdict is not None:
-            return not (self.fetching or self.sending or self.parts)
-        if self.parts or self.mapper is not None:
-            return False
-        return super().complete
+        return self.mapper is None and super().complete
 
     def claim(self, task: Task) -> Claim | None:
         if self.verdict is not None:
             return None
-        if self.plan is None:
-            mapping = self.mapping
-            if self.mapper is not None or (mapping is not None and mapping.finished):
-                return None
-            need = (0, BLOCK) if mapping is None else mapping.need()
-            assert need is not None
-            self.mapper = MapAnswer(task, self, *need)
-            self.fetching += 1
-            return self.mapper
-        filling = next((f for f in self.parts.values() if f.todo), None)
-        if filling is None:
-            filling = self._open(task)
-            if filling is None:
-                return None
-        span = filling.todo.pop(0)
-        part_start = self.plan.span(filling.number)[0]
-        into = span.at - part_start
-        filling.busy += 1
+        if self.plan is not None:
+            return super().claim(task)
+        mapping = self.mapping
+        if self.mapper is not None or (mapping is not None and mapping.finished):
+            return None
+        need = (0, BLOCK) if mapping is None else mapping.need()
+        assert need is not None
+        self.mapper = MapAnswer(task, self, *need)
         self.fetching += 1
-        return SpanAnswer(
-            task, self, filling, start=span.source, stop=span.source + span.length, into=into
-        )
+        return self.mapper
 
-    def _open(self, task: Task) -> Filling | None:
-        """The next part to fill: its buffer taken, the bytes made here written in; a
-        part with no source data in it goes to the uploaders at once."""
+    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+        """The stretches of members' data in part ``number``; its headers, padding and
+        end blocks written into ``buffer`` at once."""
         plan, out = self.plan, self.out
         assert plan is not None and out is not None
-        while self.todo:
-            number = self.todo.pop(0)
-            start, end = plan.span(number)
-            buffer = self.uploads.take(end - start)
-            spans: list[Copied] = []
-            for piece in out.fill(start, end):
-                if isinstance(piece, Copied):
-                    spans.append(piece)
-                else:
-                    buffer[piece.at - start : piece.at - start + len(piece.data)] = piece.data
-            if spans:
-                filling = self.parts[number] = Filling(number, buffer, spans)
-                return filling
-            self.uploads.send(task, self, number, buffer)
-        return None
+        start, end = plan.span(number)
+        stretches: list[Copied] = []
+        for piece in out.fill(start, end):
+            if isinstance(piece, Copied):
+                stretches.append(piece)
+            else:
+                buffer[piece.at - start : piece.at - start + len(piece.data)] = piece.data
+        return stretches
 
     # -- what its answers change (under the lock) ---------------------------------
 
@@ -270,16 +231,6 @@ class RepackBody(UploadBody):
         self.uploads.records.append(MapForgotten(task.id))
         self.mapping, self.mapped, self.mapper, self.out = None, [], None, None
         self.map_saved = (0, 0)
-
-    def _let_go(self) -> None:
-        """Give back the memory of the parts held here, but that of a part still being
-        written into by an answer, which its last answer gives back (lock held)."""
-        super()._let_go()
-        for filling in self.parts.values():
-            filling.todo, filling.dropped = [], True
-            if not filling.busy:
-                self.uploads.give(filling.buffer)
-        self.parts = {}
 
     def identify_map(self, task: Task, size: int, validator: Validator) -> None:
         """The source's size and version are known (the map's first answer)."""
@@ -306,38 +257,6 @@ class RepackBody(UploadBody):
         if self.verdict is None and self.plan is None and (out := self.planned(task)):
             self.plan = PartPlan.for_size(out.size, preferred=self.uploads.options.part_size)
             self._start(task, self.plan)
-
-    def answered(self, task: Task, answer: PartAnswer) -> None:
-        """A stretch's answer is over: the rest of it asked for again if it was cut;
-        its part to the uploaders once every stretch of it is in."""
-        assert isinstance(answer, SpanAnswer)
-        self.fetching -= 1
-        self.received += answer.got - answer.began
-        filling = answer.filling
-        filling.busy -= 1
-        if filling.dropped:
-            if not filling.busy:
-                self.uploads.give(filling.buffer)
-            return
-        reached = answer.delta + answer.got
-        if reached < answer.stop:
-            assert self.plan is not None
-            at = self.plan.span(filling.number)[0] + answer.got
-            filling.todo.insert(0, Copied(at, reached, answer.stop - reached))
-        elif not filling.todo and not filling.busy:
-            del self.parts[filling.number]
-            self.uploads.send(task, self, filling.number, filling.buffer)
-
-
-class SpanAnswer(PartAnswer):
-    """A stretch of a member's data (source bytes ``[start, stop)``) into its part's
-    buffer from index ``into``."""
-
-    def __init__(
-        self, task: Task, body: RepackBody, filling: Filling, *, start: int, stop: int, into: int
-    ) -> None:
-        super().__init__(task, body, filling.number, start, stop, buffer=filling.buffer, got=into)
-        self.filling = filling
 
 
 class MapAnswer(BodyAnswer):

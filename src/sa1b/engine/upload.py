@@ -4,10 +4,16 @@ made from a shard, ``--layout wds`` or ``--only json``, is this body with what f
 part changed: :mod:`sa1b.engine.repack`.)
 
 A shard is cut into parts (:class:`~sa1b.objectstore.parts.PartPlan`, 8 MiB by
-default). A part is one ranged request: its bytes are gathered in a buffer of its
-length, taken from the run's memory budget (:class:`~sa1b.objectstore.parts.
-MemoryBudget`) when the part is claimed; a request that fails keeps what arrived, and
-the part's next request asks for the rest only. A whole part goes to a small pool of
+default). A part's bytes are gathered in a buffer of its length, taken from the run's
+memory budget (:class:`~sa1b.objectstore.parts.MemoryBudget`) when the part is opened
+(:class:`Filling`), by several ranged requests of at most a chunk each (1 MiB by
+default), the lowest unfinished part's first: over connections a CDN caps, a part is
+then whole in a fraction of the time one request would take, and few parts are in
+flight half-filled (what a SIGKILL loses). A request that fails keeps what arrived, and
+the next asks for the rest only; the buffer goes back to the budget only once no
+request may write into it. A tar's part is one stretch of the source cut into chunks; a
+tar made from a shard fills its parts from stretches of members' data
+(:meth:`UploadBody.stretches`). A whole part goes to a small pool of
 uploader threads (botocore blocks; the transport's thread, libcurl's callback thread,
 never waits on the store), which send it with its SHA-256 (UploadPart; the store checks
 it), retrying a busy or unreachable store (:class:`~sa1b.errors.StoreUnavailableError`)
@@ -95,7 +101,7 @@ from sa1b.objectstore.bucket import (
 from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.records import Status
-from sa1b.repack import output_key
+from sa1b.repack import Copied, output_key
 from sa1b.store.paths import STATE_DB
 from sa1b.store.repacks import MapChange, MapForgotten, MapReached, MapStart, save_maps
 from sa1b.store.uploads import (
@@ -145,6 +151,10 @@ class Uploads:
         self.ready_queue = False  # see Kind
         """Set when memory is given back: the supervising loop wakes the transport."""
         self.records: list[UploadChange | MapChange] = []
+        self.identified: list[tuple[int, int, Validator]] = []
+        """Shards whose first answer told their size and version (id, size, validator),
+        to record: so that the state copy knows them even before their upload begins,
+        and a machine with no local state judges a pending upload of theirs by its plan."""
         self._spare: list[bytearray] = []
         """Buffers of a whole part given back, reused rather than allocated again (their
         bytes and those held stay within the budget)."""
@@ -294,6 +304,9 @@ class Uploads:
         with self._saving:
             with self.run.lock:
                 records, self.records = self.records, []
+                identified, self.identified = self.identified, []
+            for file_id, size, validator in identified:
+                self.run.store.set_identity(file_id, size, validator)
             if records:
                 maps: list[MapChange] = []
                 changes: list[UploadChange] = []
@@ -518,8 +531,8 @@ class UploadBody:
     upload_id: str | None = None
     todo: list[int] = field(default_factory=list)
     """Parts to fetch (a heap: the lowest first, so that a shard completes in order)."""
-    filling: dict[int, tuple[bytearray, int]] = field(default_factory=dict)
-    """Parts a request left incomplete: their buffer and the bytes in it."""
+    parts: dict[int, Filling] = field(default_factory=dict)
+    """Parts opened and not yet whole, by number."""
     fetching: int = 0
     sending: int = 0
     uploaded: dict[int, UploadedPart] = field(default_factory=dict)
@@ -598,10 +611,9 @@ class UploadBody:
         budget, plan = self.uploads.budget, self.plan
         if plan is None:  # its first request tells its size: one at a time
             return self.fetching == 0 and budget.fits(self.uploads.options.part_size)
-        if not self.todo:
-            return False
-        number = self.todo[0]
-        return number in self.filling or budget.fits(plan.length(number))
+        if any(filling.todo for filling in self.parts.values()):
+            return True
+        return bool(self.todo) and budget.fits(plan.length(self.todo[0]))
 
     @property
     def progress(self) -> int:
@@ -620,27 +632,51 @@ class UploadBody:
         if self.verdict is not None:
             return not (self.fetching or self.sending)
         plan = self.plan
-        if plan is None or self.todo or self.filling or self.fetching or self.sending:
+        if plan is None or self.todo or self.parts or self.fetching or self.sending:
             return False
         return self.next_read > plan.count and len(self.uploaded) == plan.count
 
     def claim(self, task: Task) -> Claim | None:
+        """A request of at most a chunk: into the lowest part opened with stretches left
+        to ask for, else into the next part opened (its first request, the shard's size
+        unknown: a chunk from byte 0, its budget taken at once)."""
         uploads, plan = self.uploads, self.plan
+        chunk = uploads.options.chunk
         if plan is None:
             length = uploads.options.part_size
             uploads.budget.take(length)  # the part's buffer is made once its size is known
-            answer = PartAnswer(task, self, 1, 0, length, buffer=None, reserved=length)
-        elif self.todo:
-            number = heapq.heappop(self.todo)
-            start, end = plan.span(number)
-            buffer, got = self.filling.pop(number, (None, 0))
-            if buffer is None:
-                buffer = uploads.take(end - start)
-            answer = PartAnswer(task, self, number, start + got, end, buffer=buffer, got=got)
-        else:
+            self.fetching += 1
+            return PartAnswer(task, self, None, 0, min(chunk, length), reserved=length)
+        waiting = [filling for filling in self.parts.values() if filling.todo]
+        filling = min(waiting, key=lambda f: f.number) if waiting else self._open(task)
+        if filling is None:
             return None
+        span = filling.todo[0]
+        length = min(span.length, chunk)
+        if length < span.length:
+            filling.todo[0] = Copied(span.at + length, span.source + length, span.length - length)
+        else:
+            filling.todo.pop(0)
+        filling.busy += 1
         self.fetching += 1
-        return answer
+        into = span.at - plan.span(filling.number)[0]
+        return PartAnswer(task, self, filling, span.source, span.source + length, into=into)
+
+    def _open(self, task: Task) -> Filling | None:
+        """The lowest part to fill: its buffer taken, its stretches to ask for; a part
+        with nothing to ask for (a tar made from a shard: headers and padding alone)
+        goes to the uploaders at once."""
+        plan = self.plan
+        assert plan is not None
+        while self.todo:
+            number = heapq.heappop(self.todo)
+            buffer = self.uploads.take(plan.length(number))
+            stretches = self.stretches(number, buffer)
+            if stretches:
+                filling = self.parts[number] = Filling(number, buffer, stretches)
+                return filling
+            self.uploads.send(task, self, number, buffer)
+        return None
 
     def publish(self, task: Task) -> str:
         """In the publisher's thread: check the size and the digest, then complete the
@@ -713,6 +749,13 @@ class UploadBody:
     def begin(self, task: Task, plan: PartPlan | None) -> None:
         """No upload to continue: its parts are fetched from its first answer on."""
 
+    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+        """The stretches of the source to ask for to fill part ``number`` (what is not
+        the source's is written into ``buffer`` here): a tar's part is one stretch."""
+        assert self.plan is not None
+        start, end = self.plan.span(number)
+        return [Copied(start, start, end - start)] if end > start else []
+
     def catalog(self, saved: UploadRecord | None) -> Sequence[Entry] | None:
         """Its object's member catalog: what this run's walk found, or (``saved``, at
         start-up: the object completed by a run stopped before it put the catalog) what
@@ -743,21 +786,29 @@ class UploadBody:
         self.uploads.run.store.set_status(task.id, status, message)
 
     def _let_go(self) -> None:
-        """Give back the memory of the parts held here (lock held)."""
-        for buffer, _ in self.filling.values():
-            self.uploads.give(buffer)
+        """Give back the memory of the parts held here, but that of a part still being
+        written into by an answer, which its last answer gives back (lock held)."""
+        for filling in self.parts.values():
+            filling.todo, filling.dropped = [], True
+            if not filling.busy:
+                self.uploads.give(filling.buffer)
         for buffer in self.unread.values():
             self.uploads.let_go(buffer)
-        self.filling, self.unread = {}, {}
+        self.parts, self.unread = {}, {}
 
     # -- what its answers change (under the lock) ---------------------------------
 
-    def identify(self, task: Task, size: int, validator: Validator) -> PartPlan:
-        """The shard's size and version are known (its first answer): its plan."""
+    def identify(self, task: Task, size: int, validator: Validator, *, asked: int) -> Filling:
+        """The shard's size and version are known (its first answer, which asked for
+        bytes ``[0, asked)``): its plan, and its part 1 opened with that request in it."""
         task.size, task.validator = size, validator
+        self.uploads.identified.append((task.id, size, validator))
         self.plan = plan = PartPlan.for_size(size, preferred=self.uploads.options.part_size)
         self._start(task, plan, first=1)
-        return plan
+        end = plan.span(1)[1]
+        rest = [Copied(asked, asked, end - asked)] if asked < end else []
+        filling = self.parts[1] = Filling(1, self.uploads.take(end), rest, busy=1)
+        return filling
 
     def start_over(self, task: Task) -> None:
         """The source changed: the upload of the old version is aborted (its data is
@@ -790,21 +841,44 @@ class UploadBody:
         self.walk_saved = (at, count)
 
     def answered(self, task: Task, answer: PartAnswer) -> None:
-        """An answer is over: its part whole (to the uploaders), or kept to continue."""
+        """An answer is over: the rest of it asked for again if it was cut; its part to
+        the uploaders once every stretch of it is in."""
         self.fetching -= 1
         self.received += answer.got - answer.began
-        uploads, buffer = self.uploads, answer.buffer
         if answer.reserved:
-            uploads.release(answer.reserved)
-        if buffer is None:
+            self.uploads.release(answer.reserved)
+        filling = answer.filling
+        if filling is None:  # a first request that never knew the size
             return
-        if answer.generation != self.generation or self.verdict is not None:
-            uploads.give(buffer)
-        elif answer.got == len(buffer):
-            uploads.send(task, self, answer.number, buffer)
-        else:
-            self.filling[answer.number] = (buffer, answer.got)
-            heapq.heappush(self.todo, answer.number)
+        filling.busy -= 1
+        if filling.dropped:
+            if not filling.busy:
+                self.uploads.give(filling.buffer)
+            return
+        reached = answer.delta + answer.got
+        if reached < answer.stop:
+            assert self.plan is not None
+            at = self.plan.span(filling.number)[0] + answer.got
+            filling.todo.insert(0, Copied(at, reached, answer.stop - reached))
+        elif not filling.todo and not filling.busy:
+            del self.parts[filling.number]
+            self.uploads.send(task, self, filling.number, filling.buffer)
+
+
+@dataclass(eq=False)
+class Filling:
+    """A part being filled: its buffer, the stretches of source data still to ask for
+    (a stretch is cut into chunks as it is asked for), and the requests in flight into
+    it."""
+
+    number: int
+    buffer: bytearray
+    todo: list[Copied]
+    busy: int = 0
+    dropped: bool = False
+    """Let go of (the shard ended, started over or was condemned): its memory goes
+    back once the requests in flight into it are over, never while one may still write
+    into it."""
 
 
 def _walk(shard: str, size: int, walked: WalkPoint | None) -> TarWalk:
@@ -822,10 +896,10 @@ def _found_done(task: Task, size: int | None) -> Task:
 
 
 class PartAnswer(BodyAnswer):
-    """A part's request and the receiver of its answer (a :class:`~sa1b.engine.bodies.
-    Claim`): bytes ``[start, stop)`` of the shard, into the part's buffer from ``got``.
-    A shard's first request (its size unknown) asks for a part's length from byte 0
-    and makes the buffer once the answer says how long part 1 is."""
+    """A request of source bytes ``[start, stop)`` into its part's buffer from index
+    ``got``, and the receiver of its answer (a :class:`~sa1b.engine.bodies.Claim`). A
+    shard's first request (its size unknown, ``filling`` None) asks for a chunk from byte
+    0 and opens part 1 once the answer says how long it is."""
 
     shard: UploadBody
 
@@ -833,25 +907,32 @@ class PartAnswer(BodyAnswer):
         self,
         task: Task,
         body: UploadBody,
-        number: int,
+        filling: Filling | None,
         start: int,
         stop: int,
         *,
-        buffer: bytearray | None,
-        got: int = 0,
+        into: int = 0,
         reserved: int = 0,
     ) -> None:
         self.task, self.shard, self.uploads = task, body, body.uploads
-        self.number, self.start, self.stop = number, start, stop
-        self.buffer, self.got, self.began = buffer, got, got
-        self.delta = start - got
-        """The shard's offset of the buffer's first byte (what ``got`` counts from)."""
+        self.filling = filling
+        self.buffer = filling.buffer if filling is not None else None
+        self.start, self.stop = start, stop
+        self.got, self.began = into, into
+        self.delta = start - into
+        """The source's offset of the buffer's first byte, for this request's bytes
+        (what ``got`` counts from)."""
         self.reserved = reserved
         """Budget taken for a first request, before its buffer exists."""
         self.generation = body.generation
         self.refusal: ErrorPage | None = None
         self.error: SA1BError | None = None
         self.ended: Ended = lambda failure: None
+
+    @property
+    def number(self) -> int:
+        """Its part's number."""
+        return self.filling.number if self.filling is not None else 1
 
     def start_over(self) -> None:
         log.warning("%s: the file changed on the server; fetching it again", self.task.name)
@@ -873,9 +954,11 @@ class PartAnswer(BodyAnswer):
                 )
                 return False
             if body.plan is None:
-                plan = body.identify(task, judged.total, judged.validator)
-                self.stop = min(self.stop, plan.span(1)[1])
-                self.buffer = self.uploads.take(plan.length(1))
+                self.uploads.release(self.reserved)
+                self.reserved = 0
+                self.stop = min(self.stop, judged.total)
+                self.filling = body.identify(task, judged.total, judged.validator, asked=self.stop)
+                self.buffer = self.filling.buffer
             return True
 
     def body(self, data: bytes) -> bool:
@@ -906,7 +989,7 @@ class PartAnswer(BodyAnswer):
             arrived = self.got - self.began
             reached = self.delta + self.got
             if failure is None and self.current and self.buffer is not None:
-                if arrived == 0 and len(self.buffer) > 0:
+                if arrived == 0 and self.stop > self.start:
                     failure = BadResponseError("an answer without a byte", name=task.name)
                 elif reached < self.stop:
                     failure = BadResponseError(

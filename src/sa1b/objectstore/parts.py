@@ -5,10 +5,14 @@ S3's limits: at most 10,000 parts, each at least 5 MiB except the last, at most 
 The default part is 8 MiB, set by memory: a part is gathered whole in memory before it
 is sent, and a CDN edge caps each connection (2 MB/s in the benchmark), so the speed
 asked of a store that ingests ~133 MB/s (0.8 of it: ~106 MB/s) needs ~53 connections
-in flight, each holding at most its part: under the 1 GiB of RSS allowed, parts of more
-than ~12 MiB do not fit. 8 MiB parts under the default budget of 512 MiB
-(:data:`DEFAULT_MEMORY`: 64 parts downloading or uploading) leave room for the rest of
-the process. A 10.5 GiB shard is then 1,347 parts (ListParts answers in two pages of
+in flight. A part is filled by requests of a chunk (:data:`DEFAULT_CHUNK`, 1 MiB),
+several at once, the lowest open part's first, so those connections keep ~7 parts open,
+beside one for each of the 8 uploaders: the default budget of 128 MiB
+(:data:`DEFAULT_MEMORY`: 16 parts downloading or uploading) holds them. Whatever the
+store has not taken yet is in that budget (a store slower than the CDN keeps it full),
+and a SIGKILL loses it: measured (``benchmarks/s3_ingest.py``, 4.3 GB, killed at half),
+the CDN sent 1.03x the data at 128 MiB, 1.06x at 256 MiB, 1.12x at 512 MiB, at the same
+speed. A 10.5 GiB shard is then 1,347 parts (ListParts answers in two pages of
 1,000); a request's cost (a round trip, a signature, a SHA-256 of 8 MiB) is still small
 beside its bytes. A file too large for 10,000 parts of the preferred size gets larger
 parts, in whole MiB.
@@ -33,8 +37,13 @@ MIN_PART = 5 * MIB
 MAX_PART = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 DEFAULT_PART = 8 * MIB
-DEFAULT_MEMORY = 512 * MIB
+DEFAULT_MEMORY = 128 * MIB
 """Bytes of parts held in memory at once, downloading or uploading (``--upload-memory``)."""
+DEFAULT_CHUNK = 1 * MIB
+"""The most a part's request asks for: a part is filled by several at once, the lowest
+unfinished part's first, so that a part is whole in a fraction of the time one request
+would take over a capped connection, and few parts are in flight half-filled (what a
+SIGKILL loses)."""
 
 
 def part_size_for(size: int, *, preferred: int = DEFAULT_PART) -> int:
