@@ -11,7 +11,8 @@ import tarfile
 
 from sa1b.engine.repack import MapAnswer, RepackBody
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import PartAnswer, Uploads
+from sa1b.engine.upload import PartAnswer
+from sa1b.engine.uploads import Uploads
 from sa1b.links import Link
 from sa1b.net.heads import Head
 from sa1b.repack import Mapped

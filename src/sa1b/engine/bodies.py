@@ -18,7 +18,7 @@ A kind other than the whole file is a :class:`Body` on its task. The engine asks
 whether it has a request to make now, for that request, how far it got, whether all
 of it is in, and, in the publisher's thread, to publish it. What every body of a kind
 shares in a run is its :class:`Kind` (:class:`~sa1b.engine.walk.Walks`,
-:class:`~sa1b.engine.upload.Uploads`: a memory budget, the records to save), which the
+:class:`~sa1b.engine.uploads.Uploads`: a memory budget, the records to save), which the
 supervising loop saves at each tick, as it commits a file's ranges.
 """
 

@@ -2,7 +2,7 @@
 killed run wrote after its last record. The decisions are :mod:`sa1b.reconcile`'s
 (:func:`~sa1b.reconcile.reconcile` for a whole file); this module gathers their facts
 and carries them out. An item with a body is prepared by its kind (a walk's by
-:meth:`sa1b.engine.walk.Walks.prepare`, an upload's by :meth:`sa1b.engine.upload.
+:meth:`sa1b.engine.walk.Walks.prepare`, an upload's by :meth:`sa1b.engine.uploads.
 Uploads.prepare`)."""
 
 from __future__ import annotations

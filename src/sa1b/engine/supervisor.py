@@ -122,7 +122,7 @@ class Engine:
         config = self.config
         if config.upload is not None:
             # Imported here: botocore, which it needs, is imported for an s3:// output only.
-            from sa1b.engine.upload import Uploads
+            from sa1b.engine.uploads import Uploads
 
             return Uploads(run, abort=self.abort)
         only = config.extract.only if config.extract else None
