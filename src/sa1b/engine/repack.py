@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from sa1b.engine.bodies import Claim, Ended
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import UploadBody
+from sa1b.engine.upload import UploadBody, judged_ranged
 from sa1b.errors import (
     BadResponseError,
     ExtractionError,
-    FatalTransferError,
     SA1BError,
     TransferError,
 )
@@ -281,16 +280,9 @@ class MapAnswer(BodyAnswer):
     def head(self, head: Head) -> bool:
         task, body = self.task, self.shard
         with self.uploads.run.lock:
-            judged = self.judged(head)
+            judged = judged_ranged(self, head)
             if judged is None:
                 return self.refusal is not None
-            if judged.kind == "whole" and (self.start != 0 or judged.total > self.stop):
-                self.error = FatalTransferError(
-                    "the server ignores Range: an s3:// output needs ranged downloads",
-                    name=task.name,
-                    url=redact(task.link.url),
-                )
-                return False
             if body.mapping is None and body.verdict is None:
                 body.identify_map(task, judged.total, judged.validator)
             return body.mapping is not None

@@ -55,7 +55,7 @@ from sa1b.errors import (
 )
 from sa1b.inventory import file_of
 from sa1b.links import is_shard_name, redact
-from sa1b.net.answers import ErrorPage
+from sa1b.net.answers import BodyPlan, ErrorPage
 from sa1b.net.heads import Head
 from sa1b.objectstore.bucket import (
     UploadedPart,
@@ -456,6 +456,23 @@ def _walk(shard: str, size: int, walked: WalkPoint | None) -> TarWalk:
     return TarWalk(shard, size, headers_only, start=start, entries=walked.entries)
 
 
+def judged_ranged(answer: BodyAnswer, head: Head) -> BodyPlan | None:
+    """The head judged (:meth:`~sa1b.engine.slots.BodyAnswer.judged`, the run's lock
+    held), or None when no data is to be read; a server that ignores Range is an error
+    here: a part (or a header) of a shard is never taken from a whole-file answer."""
+    judged = answer.judged(head)
+    if judged is None or judged.kind != "whole":
+        return judged
+    if answer.start != 0 or judged.total > answer.stop:
+        answer.error = FatalTransferError(
+            "the server ignores Range: an s3:// output needs ranged downloads",
+            name=answer.task.name,
+            url=redact(answer.task.link.url),
+        )
+        return None
+    return judged
+
+
 class PartAnswer(BodyAnswer):
     """A request of source bytes ``[start, stop)`` into its part's buffer from index
     ``got``, and the receiver of its answer (a :class:`~sa1b.engine.bodies.Claim`). A
@@ -504,16 +521,9 @@ class PartAnswer(BodyAnswer):
     def head(self, head: Head) -> bool:
         task, body = self.task, self.shard
         with self.uploads.run.lock:
-            judged = self.judged(head)
+            judged = judged_ranged(self, head)
             if judged is None:
                 return self.refusal is not None
-            if judged.kind == "whole" and (self.start != 0 or judged.total > self.stop):
-                self.error = FatalTransferError(
-                    "the server ignores Range: an s3:// output needs ranged downloads",
-                    name=task.name,
-                    url=redact(task.link.url),
-                )
-                return False
             if body.plan is None:
                 self.uploads.release(self.reserved)
                 self.reserved = 0
