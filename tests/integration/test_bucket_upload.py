@@ -34,7 +34,7 @@ from .buckets import (
     object_md5,
     pending,
 )
-from .conftest import Result, run_cli, start_cli
+from .conftest import Result, python_http_server, run_cli, start_cli
 
 pytestmark = pytest.mark.xdist_group("seaweedfs-upload")
 """With pytest-xdist, one worker runs these in turn, beside the worker that runs the other
@@ -405,3 +405,23 @@ def test_the_workers_of_a_split_download_keep_a_state_and_a_copy_each(
     assert copies == {f"{s3_prefix}/.sa1b/workers/{i}-of-2/state.db" for i in range(2)}
     state = cache / "sa1b" / "s3" / BUCKET / s3_prefix / "workers"
     assert sorted(p.name for p in state.iterdir()) == ["0-of-2", "1-of-2"]
+
+
+@pytest.mark.parametrize("output", [("--no-extract",), ("--layout", "wds")], ids=["tars", "wds"])
+def test_a_server_that_ignores_range_fails_the_shard_in_one_line_and_nothing_is_published(
+    output: tuple[str, ...], seaweedfs: SeaweedServer, bucket_shards: list[ShardInfo],
+    tmp_path: Path, s3_prefix: str,
+) -> None:  # fmt: skip
+    shard = bucket_shards[0]
+    links = tmp_path / "links.txt"
+    with python_http_server(shard.path.parent) as base:  # (it ignores Range)
+        links.write_text(f"{base}/{shard.name}\n")
+        result = run_cli(
+            "download", links, "-o", f"s3://{BUCKET}/{s3_prefix}", *output, "--state-dir",
+            tmp_path / "state", env=aws_environment(seaweedfs.environment), cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 1, result.output
+    assert "the server ignores Range: an s3:// output needs ranged downloads" in result.stderr
+    assert "Traceback" not in result.output
+    assert not [key for key in keys(seaweedfs, s3_prefix) if key.endswith(".tar")]
+    assert pending(seaweedfs, s3_prefix) == []
