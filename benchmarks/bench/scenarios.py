@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.nginx import NginxServer
+from harness.processes import end, spawn
 from sa1b.layout import shard_stem
 
 from .accounting import (
@@ -83,10 +84,8 @@ class Pacer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Pacer:
-        with open(self.log_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
-            )
+        with open(self.log_path, "wb") as err:  # killed with this process, as nginx is
+            self.proc = spawn(self.argv, stdout=subprocess.PIPE, stderr=err)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
         line = self.proc.stdout.readline() if ready else b""
@@ -105,12 +104,7 @@ class Pacer:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end(proc, timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
 
