@@ -72,18 +72,17 @@ def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
     out every other dirty file on the filesystem, such as the partial tars of the other
     shards in flight, which sa1b deletes once extracted and never syncs otherwise.
     """
-    for path in files:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for folder in folders:
-        fsync_dir(folder)
+    for path in (*files, *folders):
+        _fsync_path(path)
 
 
 def fsync_dir(path: os.PathLike[str] | str) -> None:
     """Make a rename or a new entry in folder ``path`` durable."""
+    _fsync_path(path)
+
+
+def _fsync_path(path: os.PathLike[str] | str) -> None:
+    """``fsync`` the file or folder at ``path`` (a folder: its entries)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
