@@ -14,8 +14,8 @@ next asks for the rest only; the buffer goes back to the budget only once no req
 write into it. A tar's part is one stretch of the source cut into chunks; a tar made
 from a shard fills its parts from stretches of members' data
 (:meth:`UploadBody.stretches`). A whole part goes to the uploader threads, and to the
-reader that reads the parts in order (:mod:`sa1b.engine.uploads`, whose
-:class:`~sa1b.engine. uploads.Uploads` holds what every upload of a run shares: the
+readers that read the parts in order (:mod:`sa1b.engine.uploads`, whose
+:class:`~sa1b.engine.uploads.Uploads` holds what every upload of a run shares: the
 bucket, the memory budget, the threads, the records to save).
 
 Once every part is in, the publisher checks the sum of the sizes and the digest, and

@@ -10,20 +10,21 @@ CDN's failures. Then the part is queued to be recorded (number, ETag, size, SHA-
 never before the bucket holds it) and its memory given back. A store that refuses for
 good (access denied, credentials, the upload gone) ends the run with one line.
 
-As soon as they are whole, the parts are also read in order by a reader thread, apart
-from their upload (so that what a walk reached is saved even when the store fails the
-run), one pass feeding both what needs the whole shard (a part waits in memory, within
-the budget, for those before it): with ``--checksums``, the digest; for a shard
-(``sa_NNNNNN.tar``), sa1b's one tar reader (:class:`~sa1b.tarwalk.TarWalk`, extraction's
-judge). It parses each header and passes over the data (roughly 20-30 µs of CPU a
-member, estimated from its work, untimed: some 0.05 CPU s per GB of SA-1B, against the
-1-2 s per GB the transfer itself costs), and so builds the shard's member catalog (held
-in memory until the tar is complete: about 150 bytes a member, 3 MB for a real shard,
-beside the parts' budget), or gives its verdict on a damaged tar. Its progress (where it
-goes on, the entries found) is saved with the part records, so that a rerun continues it
-there: only the parts the bucket holds from that point on are fetched again, for the
-walk alone (with ``--checksums`` every kept part is, for the digest, since a digest
-cannot be carried across a crash); a part fetched again is not uploaded again.
+As soon as they are whole, the parts are also read in order by the reader threads (one a
+shard at a time), apart from their upload (so that what a walk reached is saved even
+when the store fails the run), one pass feeding both what needs the whole shard (a part
+waits in memory, within the budget, for those before it): with ``--checksums``, the
+digest; for a shard (``sa_NNNNNN.tar``), sa1b's one tar reader
+(:class:`~sa1b.tarwalk.TarWalk`, extraction's judge). It parses each header and passes
+over the data (roughly 20-30 µs of CPU a member, estimated from its work, untimed: some
+0.05 CPU s per GB of SA-1B, against the 1-2 s per GB the transfer itself costs), and so
+builds the shard's member catalog (held in memory until the tar is complete: about 150
+bytes a member, 3 MB for a real shard, beside the parts' budget), or gives its verdict
+on a damaged tar. Its progress (where it goes on, the entries found) is saved with the
+part records, so that a rerun continues it there: only the parts the bucket holds from
+that point on are fetched again, for the walk alone (with ``--checksums`` every kept
+part is, for the digest, since a digest cannot be carried across a crash); a part
+fetched again is not uploaded again.
 
 The run's records (uploads begun, parts taken, walks' progress) are saved by the
 supervising loop at each tick (:meth:`Uploads.save`), with a copy of the store put in
@@ -40,7 +41,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sa1b.catalog import catalog_key, pack_catalog
 from sa1b.config import DownloadConfig, UploadOptions
@@ -85,9 +86,6 @@ from sa1b.store.uploads import (
 from sa1b.tarwalk import Entry
 from sa1b.versions import Validator
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -112,8 +110,8 @@ class Uploads:
         )
         self.budget = MemoryBudget(self.options.memory)
         self.settle: Callable[[Task], None] = lambda task: None
-        self.tick_now = threading.Event()
         self.ready_queue = False  # see Kind
+        self.tick_now = threading.Event()
         """Set when memory is given back: the supervising loop wakes the transport."""
         self.records: list[UploadChange | MapChange] = []
         self.identified: list[tuple[int, int, Validator]] = []
