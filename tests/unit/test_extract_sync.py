@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sa1b.extract.shard import extract_shard
+from sa1b.extract.shard import ExtractReport, extract_shard
 from sa1b.layout import Layout
 from sa1b.store import writeback
 from sa1b.store.resume import Resume
@@ -26,13 +27,8 @@ def _tar(path: Path) -> None:
             archive.add(source, arcname=name)
 
 
-@pytest.mark.parametrize("layout", ["shard", "split", "flat"])  # wds frees no tar
-def test_checkpoints_come_after_their_files_are_synced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: Layout
-) -> None:
-    shard = tmp_path / "sa_000001.tar"
-    _tar(shard)
-    staging = tmp_path / "state" / "staging" / "sa_000001.tar"
+def _recording_fsyncs(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """The paths the extraction fsyncs, gathered as it goes (and still synced)."""
     synced: set[Path] = set()
     real_fsync = os.fsync
 
@@ -40,10 +36,39 @@ def test_checkpoints_come_after_their_files_are_synced(
         synced.add(Path(os.readlink(f"/proc/self/fd/{fd}")))
         real_fsync(fd)
 
+    monkeypatch.setattr(writeback.os, "fsync", recording)
+    return synced
+
+
+def _extract(shard: Path, staging: Path, layout: Layout, **options: Any) -> ExtractReport:
+    """:func:`extract_shard` of the whole tar ``shard`` (nothing to wait for)."""
+    fd = os.open(shard, os.O_RDONLY)
+    try:
+        return extract_shard(
+            fd,
+            shard.stat().st_size,
+            shard=shard.name,
+            staging=staging,
+            layout=layout,
+            wait=lambda end: None,
+            **options,
+        )
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("layout", ["shard", "split", "flat"])  # wds frees no tar
+def test_checkpoints_come_after_their_files_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: Layout
+) -> None:
+    shard = tmp_path / "sa_000001.tar"
+    _tar(shard)
+    staging = tmp_path / "state" / "staging" / "sa_000001.tar"
+    synced = _recording_fsyncs(monkeypatch)
+
     def no_syncfs(fd: int) -> int:
         raise AssertionError("the whole filesystem synced")
 
-    monkeypatch.setattr(writeback.os, "fsync", recording)
     monkeypatch.setattr(writeback, "_syncfs", no_syncfs)
     checked: list[Resume] = []
 
@@ -57,20 +82,7 @@ def test_checkpoints_come_after_their_files_are_synced(
                     break
         checked.append(resume)
 
-    fd = os.open(shard, os.O_RDONLY)
-    try:
-        report = extract_shard(
-            fd,
-            shard.stat().st_size,
-            shard=shard.name,
-            staging=staging,
-            layout=layout,
-            wait=lambda end: None,
-            on_checkpoint=on_checkpoint,
-            checkpoint_every=1,
-        )
-    finally:
-        os.close(fd)
+    report = _extract(shard, staging, layout, on_checkpoint=on_checkpoint, checkpoint_every=1)
     assert len(checked) >= 2  # one after a member at least, and the end
     staged = [path for path in staging.rglob("*") if path.is_file()]
     assert staged and set(staged) <= synced
@@ -86,26 +98,8 @@ def test_what_an_extraction_returns_is_synced_without_checkpoints(
     shard = tmp_path / "sa_000001.tar"
     _tar(shard)
     staging = tmp_path / "staging"
-    synced: set[Path] = set()
-    real_fsync = os.fsync
-
-    def recording(fd: int) -> None:
-        synced.add(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    monkeypatch.setattr(writeback.os, "fsync", recording)
-    fd = os.open(shard, os.O_RDONLY)
-    try:
-        extract_shard(
-            fd,
-            shard.stat().st_size,
-            shard=shard.name,
-            staging=staging,
-            layout=layout,
-            wait=lambda end: None,
-        )
-    finally:
-        os.close(fd)
+    synced = _recording_fsyncs(monkeypatch)
+    _extract(shard, staging, layout)
     staged = {path for path in staging.rglob("*") if path.is_file()}
     assert len(staged) == (1 if layout == "wds" else len(MEMBERS))
     assert staged <= synced  # publishing renames them next: their bytes must be there
