@@ -214,6 +214,7 @@ class Monitor:
         kill_at: float | None,
         status: list[str] | None,
         env: dict[str, str],
+        ports: tuple[int, int] | None = None,
     ) -> None:
         self.paths = OutputPaths.of(out)
         self.out = out
@@ -221,6 +222,9 @@ class Monitor:
         self.kill_at = kill_at
         self.status = status
         self.env = env
+        self.ports = ports
+        self.queued_at_kill: tuple[int, int, int] | None = None
+        """With ``ports``: :func:`queued_bytes` just before the SIGKILL."""
         self.started = time.monotonic()
         self.first_byte_s: float | None = None
         self.progress = 0
@@ -250,6 +254,8 @@ class Monitor:
             self.progress = self.kept_bytes()
             self.peak_rss_kib = max(self.peak_rss_kib, _sa1b_hwm_kib(self.out))
             if self.kill_at is not None and self.progress >= self.kill_at * self.total:
+                if self.ports is not None:
+                    self.queued_at_kill = queued_bytes(*self.ports)
                 return True
         if now >= self._next_disk:
             self._next_disk = now + DISK_SAMPLE_S
@@ -271,6 +277,36 @@ class Monitor:
         self.status_s.append(seconds)
         if failure:
             self.status_failures.append(failure)
+
+
+def queued_bytes(client_port: int, server_port: int) -> tuple[int, int, int]:
+    """Bytes in the kernel between the server and sa1b now: what sa1b's sockets (to
+    ``client_port``) received and it has not read yet (Recv-Q), and what the server's
+    (on ``server_port``) were handed and have not had acknowledged (Send-Q). The server
+    counts both as sent: a SIGKILL loses them (and what a pacer between holds). And how
+    many connections sa1b has open."""
+    listed = subprocess.run(
+        ["ss", "-tnH", "state", "established"], capture_output=True, text=True, check=True
+    ).stdout
+    received = sent = connections = 0
+    for line in listed.splitlines():
+        recv_q, send_q, local, peer = line.split()[:4]
+        if peer.endswith(f":{client_port}"):
+            received += int(recv_q)
+            connections += 1
+        if local.endswith(f":{server_port}"):
+            sent += int(send_q)
+    return received, sent, connections
+
+
+def _queued(queued: tuple[int, int, int] | None) -> str:
+    if queued is None:
+        return "unknown"
+    received, sent, connections = queued
+    return (
+        f"{(received + sent) / MB:.0f} MB ({received / MB:.0f} unread by sa1b,"
+        f" {sent / MB:.0f} unacknowledged; {connections} connections)"
+    )
 
 
 def store_bytes(paths: OutputPaths) -> int:
@@ -431,6 +467,8 @@ class Bench:
     root: Path
     source: Source
     server: NginxServer
+    client_port: int
+    """The port sa1b connects to: the server's, or the pacer's."""
     sa1b: list[str]
     ca: Path
     ca_bundle: bool
@@ -515,7 +553,14 @@ class Bench:
             sync_and_clear(out)
             self.server.clear_log()
             before = load()
-            killer = Monitor(out=out, total=total, kill_at=fraction, status=None, env=env)
+            killer = Monitor(
+                out=out,
+                total=total,
+                kill_at=fraction,
+                status=None,
+                env=env,
+                ports=(self.client_port, self.server.port),
+            )
             first = self.run(tool.argv, env, f"{name}-kill-{fraction:g}", killer)
             at_kill = killer.progress
             rerun = Monitor(out=out, total=total, kill_at=None, status=None, env=env)
@@ -528,7 +573,8 @@ class Bench:
                 f" {at_kill / total:.1%} kept after {first.wall_s:.1f} s; rerun"
                 f" {second.wall_s:.1f} s, first byte {rerun.first_byte_s or 0:.2f} s;"
                 f" served/data {served / total:.4f}, waste {(served - total) / MB:.0f} MB"
-                f" ({(served - total) / total:.2%});"
+                f" ({(served - total) / total:.2%}),"
+                f" of which in the sockets at the kill {_queued(killer.queued_at_kill)};"
                 f" peak RSS {max(killer.peak_rss_kib, rerun.peak_rss_kib) / 1024:.0f} MB polled"
                 f" ({max(first.maxrss_kib, second.maxrss_kib) / 1024:.0f} MB ru_maxrss);"
                 + (f" WRONG OUTPUT: {problems}" if problems else " output checked")
@@ -604,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
                 root=root,
                 source=source,
                 server=server,
+                client_port=int(base.rpartition(":")[2]),
                 sa1b=sa1b,
                 ca=tls.ca,
                 ca_bundle=sa1b_has_ca_bundle(sa1b),
