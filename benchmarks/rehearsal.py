@@ -19,7 +19,9 @@ For each mode (``--mode``: download and extract, ``--no-extract``, or both) it r
   syscalls stop the process; ``--no-strace`` runs without);
 * one SIGKILL run per ``--kill-at`` fraction of the bytes (kept bytes in the partial file,
   polled every 0.2 s), then the same command again to completion; the waste is the bytes
-  nginx served in both runs beyond the data.
+  nginx served in both runs beyond the data, and beside it what was in flight in the
+  sockets just before the kill (:class:`InFlight`), which the kill loses whatever sa1b
+  recorded.
 
 Every run is checked (extracted: every member there with its tar size, 32 sampled members
 byte for byte; ``--no-extract``: size and 64 sampled MiB byte for byte). Before it starts
@@ -223,8 +225,9 @@ class Monitor:
         self.status = status
         self.env = env
         self.ports = ports
-        self.queued_at_kill: tuple[int, int, int] | None = None
-        """With ``ports``: :func:`queued_bytes` just before the SIGKILL."""
+        self.in_flight_at_kill: InFlight | None = None
+        """With ``ports`` (sa1b's and the server's): what was in flight just before the
+        SIGKILL."""
         self.started = time.monotonic()
         self.first_byte_s: float | None = None
         self.progress = 0
@@ -255,7 +258,7 @@ class Monitor:
             self.peak_rss_kib = max(self.peak_rss_kib, _sa1b_hwm_kib(self.out))
             if self.kill_at is not None and self.progress >= self.kill_at * self.total:
                 if self.ports is not None:
-                    self.queued_at_kill = queued_bytes(*self.ports)
+                    self.in_flight_at_kill = InFlight.now(*self.ports)
                 return True
         if now >= self._next_disk:
             self._next_disk = now + DISK_SAMPLE_S
@@ -279,34 +282,41 @@ class Monitor:
             self.status_failures.append(failure)
 
 
-def queued_bytes(client_port: int, server_port: int) -> tuple[int, int, int]:
-    """Bytes in the kernel between the server and sa1b now: what sa1b's sockets (to
-    ``client_port``) received and it has not read yet (Recv-Q), and what the server's
-    (on ``server_port``) were handed and have not had acknowledged (Send-Q). The server
-    counts both as sent: a SIGKILL loses them (and what a pacer between holds). And how
-    many connections sa1b has open."""
-    listed = subprocess.run(
-        ["ss", "-tnH", "state", "established"], capture_output=True, text=True, check=True
-    ).stdout
-    received = sent = connections = 0
-    for line in listed.splitlines():
-        recv_q, send_q, local, peer = line.split()[:4]
-        if peer.endswith(f":{client_port}"):
-            received += int(recv_q)
-            connections += 1
-        if local.endswith(f":{server_port}"):
-            sent += int(send_q)
-    return received, sent, connections
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """Bytes in the kernel between the server and sa1b at one moment, which the server
+    counts as sent and a SIGKILL loses (with what a pacer between holds)."""
 
+    unread: int
+    """Received by sa1b's sockets and not read by it yet (their Recv-Q)."""
+    unacknowledged: int
+    """Handed to the server's sockets and not acknowledged yet (their Send-Q)."""
+    connections: int
+    """sa1b's connections."""
 
-def _queued(queued: tuple[int, int, int] | None) -> str:
-    if queued is None:
-        return "unknown"
-    received, sent, connections = queued
-    return (
-        f"{(received + sent) / MB:.0f} MB ({received / MB:.0f} unread by sa1b,"
-        f" {sent / MB:.0f} unacknowledged; {connections} connections)"
-    )
+    @classmethod
+    def now(cls, client_port: int, server_port: int) -> InFlight:
+        """From ``ss``: sa1b's sockets are those to ``client_port`` (the server's, or a
+        pacer's), the server's those on ``server_port``."""
+        listed = subprocess.run(
+            ["ss", "-tnH", "state", "established"], capture_output=True, text=True, check=True
+        ).stdout
+        unread = unacknowledged = connections = 0
+        for line in listed.splitlines():
+            recv_q, send_q, local, peer = line.split()[:4]
+            if peer.endswith(f":{client_port}"):
+                unread += int(recv_q)
+                connections += 1
+            if local.endswith(f":{server_port}"):
+                unacknowledged += int(send_q)
+        return cls(unread, unacknowledged, connections)
+
+    def __str__(self) -> str:
+        return (
+            f"{(self.unread + self.unacknowledged) / MB:.0f} MB ({self.unread / MB:.0f} unread"
+            f" by sa1b, {self.unacknowledged / MB:.0f} unacknowledged;"
+            f" {self.connections} connections)"
+        )
 
 
 def store_bytes(paths: OutputPaths) -> int:
@@ -574,7 +584,7 @@ class Bench:
                 f" {second.wall_s:.1f} s, first byte {rerun.first_byte_s or 0:.2f} s;"
                 f" served/data {served / total:.4f}, waste {(served - total) / MB:.0f} MB"
                 f" ({(served - total) / total:.2%}),"
-                f" of which in the sockets at the kill {_queued(killer.queued_at_kill)};"
+                f" in the sockets just before the kill {killer.in_flight_at_kill or 'unknown'};"
                 f" peak RSS {max(killer.peak_rss_kib, rerun.peak_rss_kib) / 1024:.0f} MB polled"
                 f" ({max(first.maxrss_kib, second.maxrss_kib) / 1024:.0f} MB ru_maxrss);"
                 + (f" WRONG OUTPUT: {problems}" if problems else " output checked")
