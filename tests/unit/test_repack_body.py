@@ -10,8 +10,8 @@ import io
 import tarfile
 
 from sa1b.engine.repack import MapAnswer, RepackBody
+from sa1b.engine.streamed import PartAnswer
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import PartAnswer
 from sa1b.engine.uploads import Uploads
 from sa1b.links import Link
 from sa1b.net.heads import Head

@@ -17,8 +17,9 @@ import pytest
 from sa1b.catalog import catalog_key, read_catalog
 from sa1b.config import DownloadConfig, UploadOptions
 from sa1b.engine.run import Run
+from sa1b.engine.streamed import PartAnswer
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import PartAnswer, UploadBody
+from sa1b.engine.upload import UploadBody
 from sa1b.engine.uploads import Uploads
 from sa1b.errors import (
     BucketError,

@@ -12,7 +12,9 @@ connection layer and vary only the body's handling):
 - a tar walk (``--only``): :class:`sa1b.engine.walk.WalkBody`;
 - a part of a multipart upload (``-o s3://``): :class:`sa1b.engine.upload.UploadBody`, and
   a part of a tar made from a shard (``--layout wds`` into a bucket) that several ranged
-  requests fill: :class:`sa1b.engine.repack.RepackBody`.
+  requests fill: :class:`sa1b.engine.repack.RepackBody`; both are streamed bodies
+  (:mod:`sa1b.engine.streamed`: parts gathered in memory and read in order) whose sink
+  is the bucket.
 
 A kind other than the whole file is a :class:`Body` on its task. The engine asks it
 whether it has a request to make now, for that request, how far it got, whether all

@@ -13,7 +13,7 @@ what fills a part changed, in two steps:
 2. **The fill.** From the map, the new tar's plan (:func:`sa1b.repack.plan_output`),
    cut into parts. A part's buffer takes its headers, padding and end blocks at once,
    and each stretch of a member's data in it by ranged requests (the tar's fill:
-   :class:`~sa1b.engine.upload.Filling`, a stretch cut into chunks, several at once);
+   :class:`~sa1b.engine.streamed.Filling`, a stretch cut into chunks, several at once);
    once every stretch is in, the part goes to the uploaders as a tar's part does. The
    plan is a function of the map, so a rerun keeps the parts the bucket holds, as for a
    tar.
@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 
 from sa1b.engine.bodies import Claim, Ended
 from sa1b.engine.slots import BodyAnswer
+from sa1b.engine.streamed import judged_ranged
 from sa1b.engine.tasks import Task
-from sa1b.engine.upload import UploadBody, judged_ranged
+from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
     BadResponseError,
     ExtractionError,

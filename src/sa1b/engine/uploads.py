@@ -1,6 +1,7 @@
 """What every upload of a run shares (:class:`Uploads`, the :class:`~sa1b.engine.bodies.
-Kind` of :mod:`sa1b.engine.upload`'s bodies): the bucket, the memory budget, the
-uploader and reader threads, and the records to save.
+Kind` of :mod:`sa1b.engine.upload`'s bodies): the bucket, the uploader threads, and the
+records to save; and, as for every streamed body (:class:`~sa1b.engine.streamed.Streams`),
+the memory budget and the reader threads.
 
 A whole part goes to a small pool of uploader threads (botocore blocks; the transport's
 thread, libcurl's callback thread, never waits on the store), which send it with its
@@ -44,12 +45,12 @@ from functools import partial
 from typing import TypeVar
 
 from sa1b.catalog import catalog_key, pack_catalog
-from sa1b.config import DownloadConfig, UploadOptions
+from sa1b.config import UploadOptions
 from sa1b.engine.run import Run
+from sa1b.engine.streamed import StreamedBody, StreamOptions, Streams
 from sa1b.engine.tasks import Task
 from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
-    ExtractionError,
     FatalTransferError,
     NoSuchUploadError,
     SA1BError,
@@ -68,7 +69,7 @@ from sa1b.objectstore.bucket import (
     UploadedPart,
     state_copy_key,
 )
-from sa1b.objectstore.parts import Listed, MemoryBudget, PartPlan, kept_parts
+from sa1b.objectstore.parts import Listed, PartPlan, kept_parts
 from sa1b.progress import FileOutcome
 from sa1b.repack import output_key
 from sa1b.store.paths import STATE_DB
@@ -84,50 +85,28 @@ from sa1b.store.uploads import (
     save_uploads,
 )
 from sa1b.tarwalk import Entry
-from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-READERS = 2
-"""Threads reading the parts in order (a walk costs little; a digest, a core's share)."""
 
-
-class Uploads:
+class Uploads(Streams):
     """What every upload of a run shares (its :class:`~sa1b.engine.bodies.Kind`): the
     bucket, the memory budget, the uploader threads, and the records to save. Guarded
     by the run's lock, unless said otherwise."""
 
     def __init__(self, run: Run, *, abort: Callable[[SA1BError], None]) -> None:
         assert run.config.upload is not None
-        self.run = run
-        self.config: DownloadConfig = run.config
-        self.options: UploadOptions = run.config.upload
+        options = run.config.upload
+        super().__init__(run, StreamOptions(options.part_size, options.chunk, options.memory))
+        self.options: UploadOptions = options
         self.abort = abort
         self.bucket = Bucket(
-            self.options.location, options=BucketOptions(connections=self.options.uploaders + 2)
+            options.location, options=BucketOptions(connections=options.uploaders + 2)
         )
-        self.budget = MemoryBudget(self.options.memory)
-        self.settle: Callable[[Task], None] = lambda task: None
-        self.ready_queue = False  # see Kind
-        self.tick_now = threading.Event()
-        """Set when memory is given back: the supervising loop wakes the transport."""
         self.records: list[UploadChange | MapChange] = []
-        self.identified: list[tuple[int, int, Validator]] = []
-        """Shards whose first answer told their size and version (id, size, validator),
-        to record: so that the state copy knows them even before their upload begins,
-        and a machine with no local state judges a pending upload of theirs by its plan."""
-        self._spare: list[bytearray] = []
-        """Buffers of a whole part given back, reused rather than allocated again (their
-        bytes and those held stay within the budget)."""
-        self._pool = ThreadPoolExecutor(self.options.uploaders, thread_name_prefix="sa1b-upload")
-        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="sa1b-read")
-        """Read the parts in order, apart from their upload: a walk never waits on the
-        store, so what it reached is saved even when the store fails the run."""
-        self._holders: dict[int, int] = {}
-        """Of each whole part's buffer (by id): how many of the uploader and the reader
-        still need it."""
+        self._pool = ThreadPoolExecutor(options.uploaders, thread_name_prefix="sa1b-upload")
         self._saving = threading.Lock()
         self._copying = threading.Lock()
         self._copied = time.monotonic()
@@ -303,7 +282,7 @@ class Uploads:
         """Wait for the parts being sent (those queued and not started are dropped: a
         rerun fetches them again), then save what they reached and copy the store."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._readers.shutdown(wait=True)  # quick, and what they reach is saved below
+        self.close_readers()  # quick, and what they reach is saved below
         try:
             self.save()
             if not self.run.fatal:
@@ -311,59 +290,17 @@ class Uploads:
         except SA1BError as error:
             self.run.fatal = self.run.fatal or error
 
-    # -- memory (lock held) -----------------------------------------------------------
-
-    def take(self, length: int) -> bytearray:
-        """A buffer of ``length`` bytes, counted in the budget."""
-        self.budget.take(length)
-        if self._spare and len(self._spare[-1]) == length:
-            return self._spare.pop()
-        return bytearray(length)
-
-    def give(self, buffer: bytearray) -> None:
-        """A buffer's bytes are no longer needed: back to the budget (and kept to be
-        reused while the spares and what is held fit it)."""
-        self.release(len(buffer))
-        spare = sum(len(b) for b in self._spare)
-        if len(buffer) == self.options.part_size and (
-            self.budget.held + spare + len(buffer) <= self.budget.limit
-        ):
-            self._spare.append(buffer)
-
-    def release(self, length: int) -> None:
-        """``length`` bytes back to the budget: claims waiting may go (the supervising
-        loop wakes the transport at once)."""
-        self.budget.give(length)
-        self.tick_now.set()
-
     # -- the uploaders ------------------------------------------------------------------
 
-    def send(self, task: Task, body: UploadBody, number: int, buffer: bytearray) -> None:
-        """A part is whole (lock held): to the uploader threads (unless the bucket holds
-        it already) and to the reader (if the digest or the walk is to read it). Its
-        buffer goes back to the budget once both let go of it."""
-        holders = 0
-        if number not in body.reread:
-            holders += 1
-            body.sending += 1
-            self._pool.submit(self._send, task, body, body.generation, number, buffer)
-        if body.verdict is None and not task.halted and number >= body.next_read:
-            holders += 1
-            body.unread[number] = buffer
-            self._readers.submit(self._read_in_order, task, body, body.generation)
-        if holders:
-            self._holders[id(buffer)] = holders
-        else:
-            self.give(buffer)
-
-    def let_go(self, buffer: bytearray) -> None:
-        """The uploader or the reader is done with ``buffer`` (lock held): back to the
-        budget once the other is too."""
-        left = self._holders.pop(id(buffer)) - 1
-        if left:
-            self._holders[id(buffer)] = left
-        else:
-            self.give(buffer)
+    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
+        """A whole part to the uploader threads, unless the bucket holds it already (it
+        was fetched again to be read); whether they hold ``buffer`` now."""
+        assert isinstance(body, UploadBody)
+        if number in body.reread:
+            return False
+        body.sending += 1
+        self._pool.submit(self._send, task, body, body.generation, number, buffer)
+        return True
 
     def _send(
         self, task: Task, body: UploadBody, generation: int, number: int, buffer: bytearray
@@ -390,44 +327,6 @@ class Uploads:
                 self.records.append(PartDone(task.id, stored))
             self.let_go(buffer)
         self.settle(task)
-
-    def _read_in_order(self, task: Task, body: UploadBody, generation: int) -> None:
-        """In a reader thread: feed the shard's digest and its walk the parts now whole,
-        in order (one thread a shard at a time), whether or not the bucket took them yet;
-        note where the walk goes on, or its verdict on the tar."""
-        with body.reading:
-            self._read_parts(task, body, generation)
-        self.settle(task)
-
-    def _read_parts(self, task: Task, body: UploadBody, generation: int) -> None:
-        while True:
-            with self.run.lock:
-                if generation != body.generation:
-                    return
-                number = body.next_read
-                buffer = body.unread.pop(number, None)
-                if buffer is None:
-                    return
-                hasher, walk, plan = body.hasher, body.walk, body.plan
-            assert plan is not None
-            if hasher is not None:
-                hasher.update(buffer)
-            verdict: ExtractionError | None = None
-            if walk is not None and not walk.finished:
-                try:
-                    with memoryview(buffer) as view:  # (the buffer is reused after)
-                        walk.feed(plan.span(number)[0], view)
-                except ExtractionError as error:
-                    verdict = error
-            with self.run.lock:
-                self.let_go(buffer)
-                if generation != body.generation:
-                    return
-                body.next_read += 1
-                if verdict is not None:
-                    body.condemn(verdict)
-                    return
-                body.note_walk(task)
 
     def _upload_id(self, task: Task, body: UploadBody, generation: int) -> str | None:
         """The shard's upload, begun by the first part to need it (None: the shard
