@@ -75,7 +75,8 @@ class StreamOptions:
 class Streams(ABC):
     """What every streamed body of one kind shares in a run (the base of its
     :class:`~sa1b.engine.bodies.Kind`): the memory budget, the reader threads, and the
-    records its sink saves. Guarded by the run's lock, unless said otherwise."""
+    shards identified to record; what its sink saves is the subclass's. Guarded by the
+    run's lock, unless said otherwise."""
 
     def __init__(self, run: Run, options: StreamOptions) -> None:
         self.run = run
