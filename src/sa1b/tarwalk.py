@@ -71,7 +71,9 @@ class Piece:
 
     entry: Entry
     at: int
-    data: bytes
+    data: bytes | memoryview
+    """A view of the bytes given to :meth:`TarWalk.feed` when they held the whole step:
+    valid while they are (a caller that reuses its buffer writes the piece first)."""
 
     @property
     def last(self) -> bool:
@@ -165,7 +167,7 @@ class TarWalk:
         if need is not None and offset == need.start and not self._buffer:
             length = need.end - need.start
             if len(data) == length:  # what a driver that reads each need gives: no copies
-                return self._complete(need, bytes(data))
+                return self._complete(need, data)
         pieces: list[Piece] = []
         view = memoryview(data)
         while view and (need := self._need) is not None:
@@ -177,6 +179,10 @@ class TarWalk:
             elif offset > wanted_at:
                 raise ValueError(f"bytes from {offset} given where {wanted_at} is needed")
             take = min(len(view), need.end - offset)
+            if not self._buffer and take == need.end - need.start:  # the whole step: no copy
+                step, view, offset = view[:take], view[take:], offset + take
+                pieces.extend(self._complete(need, step))
+                continue
             self._buffer += view[:take]
             view, offset = view[take:], offset + take
             if len(self._buffer) == need.end - need.start:
@@ -186,10 +192,10 @@ class TarWalk:
 
     # -- the steps ------------------------------------------------------------
 
-    def _complete(self, need: _Need, block: bytes) -> list[Piece]:
+    def _complete(self, need: _Need, block: bytes | memoryview) -> list[Piece]:
         pieces: list[Piece] = []
         if need.tail is not None:
-            self._check_tail(need.tail, need.start, block)
+            self._check_tail(need.tail, need.start, bytes(block))
             self._need = self._tail_need(need.tail, need.end)
             self.finished = self._need is None
             return pieces
@@ -205,11 +211,11 @@ class TarWalk:
                 return pieces
         if need.meta is not None:
             try:
-                self._overrides.update(meta_record(need.meta, block[: need.meta.size]))
+                self._overrides.update(meta_record(need.meta, bytes(block[: need.meta.size])))
             except TarFormatError as error:
                 raise self._corrupt(f"bad pax header: {error}") from None
         assert need.header is not None
-        self._on_header(need.header, block[need.header - need.start :])
+        self._on_header(need.header, bytes(block[need.header - need.start :]))
         return pieces
 
     def _on_header(self, offset: int, block: bytes) -> None:
