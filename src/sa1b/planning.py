@@ -7,10 +7,10 @@ what a run adds at its peak, beyond what is allocated now, is:
 
 - without extraction (``--no-extract``): every tar still to fetch;
 - extracting, tars deleted (the default): every shard's extracted files (about its
-  tar's size), plus, for each shard in flight at once (``--files``, the largest ones
-  counted), the part of its tar not yet freed behind its extraction: at most the
-  window (``--tar-window``, :mod:`sa1b.holes`), or its whole tar where it is not freed
-  (``--checksums``, ``--layout wds``); extras count once;
+  tar's size); a shard is extracted as it streams, with no tar on disk
+  (:mod:`sa1b.engine.unpack`), unless it has a checksum to check (``--checksums``) or
+  is made into a tar (``--layout wds``): then, for each shard in flight at once
+  (``--files``, the largest ones counted), its whole tar too; extras count once;
 - extracting, tars kept (``--keep-tars``): both, for every shard.
 """
 
@@ -50,7 +50,7 @@ def disk_needed(
     window: int | None = None,
 ) -> int:
     """Bytes the run adds to the disk at its peak (see the module docstring); ``window``:
-    the tar a shard in flight keeps beside its files (None: all of it)."""
+    the tar a shard in flight keeps beside its files (None: all of it; 0: none)."""
     pending = [f for f in files if not f.done and f.size is not None]
     total = sum(f.size or 0 for f in pending)
     shards = sorted((f.size or 0 for f in pending if f.shard), reverse=True)
@@ -59,7 +59,8 @@ def disk_needed(
     elif keep_tars:
         peak = total + sum(shards)
     else:
-        peak = total + sum(min(size, window or size) for size in shards[:at_once])
+        in_flight = shards[:at_once]
+        peak = total + sum(size if window is None else min(size, window) for size in in_flight)
     return max(0, peak - sum(f.allocated for f in pending))
 
 

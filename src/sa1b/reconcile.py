@@ -37,6 +37,9 @@ class DiskFacts:
     extraction_present: bool = True
     """Whether the folders of the recorded extraction exist (always True for ``flat``,
     whose files are not grouped by shard)."""
+    checkpointed: bool = False
+    """Whether a saved checkpoint of its extraction names members staged (a shard
+    extracted with no tar on disk keeps nothing else: :mod:`sa1b.engine.unpack`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,11 @@ def reconcile(
         return StartAction("on-disk", mark_done=not done)
     if size is not None and partial == size:
         return StartAction("resume" if complete or not expired else "expired")
+    streamed = extracts and disk.checkpointed and not record.ranges
+    if streamed and size is not None and partial is None and final is None:
+        # Extracted with no tar (nothing but its staged members on disk): on from the
+        # checkpoint, which names them.
+        return StartAction("resume" if not expired else "expired")
     sized_only = record.status == "pending" and size is not None and not record.ranges
     if sized_only and partial is None and final is None:
         # Sized before its download began (the space check asked): nothing to keep or

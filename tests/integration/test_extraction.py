@@ -165,8 +165,10 @@ def test_sigkill_during_extraction_then_resume(
     assert result.returncode == 0, result.output
     assert_extracted(out, shards, layout)
     assert tree(out) == expected_tree(shards, layout)
+    # Each shard is one part of 8 MiB here, fetched again from its start: what a rerun
+    # keeps of a bigger shard is in test_half_disk.py.
     total = sum(s.size for s in shards)
-    assert slow_cdn.bytes_sent_total <= total * 1.05 + 3 * 1536 * 1024
+    assert slow_cdn.bytes_sent_total <= 2 * total
 
 
 def test_status_reports_extracted_shards(links: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 
-from .conftest import assert_identical, run_cli, start_cli
+from .conftest import assert_extracted, assert_identical, run_cli, start_cli
 
 MiB = 1024 * 1024
 
@@ -65,26 +65,25 @@ def test_server_ignoring_range_restarts_as_one_stream(
     assert_identical(out, shards)
 
 
+@pytest.mark.parametrize("extract", [False, True], ids=["tars", "extracted-as-it-streams"])
 def test_object_changed_midway_starts_over(
-    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, extract: bool
 ) -> None:
-    # The ETag changes after the first answer: If-Range then gets a whole 200 body.
+    # The ETag changes after the first answer: If-Range then gets a whole 200 body (a
+    # streamed shard's next ranged answer says so by its ETag).
     cdn.add_fault("sa_000000.tar", Fault("cut", after=3 * MiB))
     cdn.add_fault("sa_000000.tar", Fault("change_etag"))
     out = tmp_path / "out"
+    tars = [] if extract else ["--no-extract"]
     result = run_cli(
-        "download",
-        "--no-extract",
-        links,
-        "-o",
-        out,
-        "--log-file",
-        tmp_path / "log",
-        "--connections",
-        "2",
+        "download", *tars, links, "-o", out, "--log-file", tmp_path / "log", "--connections", "2"
     )
     assert result.returncode == 0, result.output
-    assert_identical(out, shards)
+    if extract:
+        assert "changed on the server" in (tmp_path / "log").read_text()
+        assert_extracted(out, shards)
+    else:
+        assert_identical(out, shards)
 
 
 def test_expired_on_403_stops_that_file_keeps_bytes_then_fresh_links_continue(

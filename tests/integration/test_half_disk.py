@@ -1,6 +1,11 @@
-"""A shard in flight takes its extracted size plus a window, not its tar plus its files:
-its tar is freed behind the extractor (:mod:`sa1b.holes`), and a SIGKILL after holes were
-punched resumes from the saved checkpoint with every member right."""
+"""A shard in flight takes its extracted size, not its tar plus its files.
+
+Extracted as it streams (the default), a shard has no tar on disk at all
+(:mod:`sa1b.engine.unpack`), and a stop resumes from its last checkpoint. A shard whose
+partial tar holds bytes already (a run without extraction began it, as here, or a server
+ignores Range) is extracted from that tar as it arrives, its tar freed behind the
+extractor (:mod:`sa1b.holes`): a SIGKILL after holes were punched resumes from the saved
+checkpoint with every member right."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import sa1b
+from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.config import ExtractOptions
@@ -55,8 +61,8 @@ def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
     cdn, shard = big_shard
     links = tmp_path / "links.tsv"
     cdn.write_links_file(links)
-    # 1.4x the shard: its files and 4 MiB of its tar fit; its tar and its files (2x) do not.
-    with tmpfs(tmp_path / "disk", 56) as disk:
+    # 1.15x the shard: its files, the store and the logs fit; its tar and its files do not.
+    with tmpfs(tmp_path / "disk", 46) as disk:
         out = disk / "out"
         result = run_cli("download", links, "-o", out, "--tar-window", "4M", "--quiet")
         assert result.returncode == 0, result.output
@@ -68,16 +74,15 @@ def test_a_shard_and_its_files_fit_in_little_more_than_the_shard(
 
 @ON_BIG_SHARD
 @needs_root
-@pytest.mark.parametrize("option", [["--tar-window", "64M"], ["--keep-tars"]])
 def test_the_whole_tar_beside_its_files_does_not_fit(
-    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, option: list[str]
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
 ) -> None:
-    """The same disk where the tar is not freed while it is extracted (a window larger
-    than the shard: as sa1b did before; or a kept tar): the disk is full."""
+    """The same disk with the tar kept beside its files: the disk is full."""
     cdn, _ = big_shard
     links = tmp_path / "links.tsv"
     cdn.write_links_file(links)
-    with tmpfs(tmp_path / "disk", 56) as disk:
+    option = ["--keep-tars"]
+    with tmpfs(tmp_path / "disk", 46) as disk:
         result = run_cli("download", links, "-o", disk / "out", *option, "--quiet")
         assert result.returncode == 2, result.output  # the plan says so before it starts
         result = run_cli("download", links, "-o", disk / "out", *option, "--no-space-check")
@@ -98,6 +103,41 @@ def _freed(out: Path, shard: ShardInfo, *, paths: OutputPaths | None = None) -> 
     return row is not None and row[0] > 0 and blocks < shard.size - 4 * MiB
 
 
+def _checkpoint(out: Path) -> int:
+    """Where the extraction's saved checkpoint goes on from (0: none saved)."""
+    try:
+        with sqlite3.connect(f"file:{OutputPaths.of(out).database}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT next FROM extractions").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row is not None else 0
+
+
+def _kept(out: Path) -> int:
+    """The bytes of the tar kept, by ``sa1b status`` (0 before its store is made)."""
+    try:
+        return sum(f.done_bytes for f in sa1b.status(out).files)
+    except sa1b.SA1BError:
+        return 0
+
+
+def _begun_as_tar(links: Path, out: Path, *args: str, at_least: int = 4 * MiB) -> None:
+    """A run without extraction fetches ``at_least`` bytes of the tar, then Ctrl-C: the
+    shard's partial tar holds them, recorded, for an extracting run to go on from."""
+    command = ["download", links, "-o", out, "--no-extract", "--max-rate", "8M", *args]
+    proc = start_cli(*command, "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(
+            lambda: _kept(out) >= at_least,
+            timeout=60,
+            message="bytes of the tar kept",
+            process=proc,
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
 def _committed(paths: OutputPaths) -> bool:
     """Whether the store of ``paths`` has recorded ranges (the 15-s commit has come)."""
     try:
@@ -109,12 +149,78 @@ def _committed(paths: OutputPaths) -> bool:
 
 @ON_BIG_SHARD
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_a_stop_extracting_with_no_tar_resumes_from_the_checkpoint(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, stop: signal.Signals
+) -> None:
+    """No tar on disk at any time; the rerun fetches the shard from the part of 8 MiB
+    that holds the checkpoint, not from its start, and every member is right."""
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
+    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
+    partials = out / ".sa1b" / "partial"
+    try:
+        wait_for(
+            lambda: _checkpoint(out) >= 12 * MiB, timeout=60, message="a checkpoint", process=proc
+        )
+        assert not partials.exists() or not list(partials.iterdir())  # no tar at all
+    finally:
+        proc.send_signal(stop)
+        proc.communicate(timeout=60)
+    kept = _checkpoint(out)
+    assert kept >= 12 * MiB
+    before = cdn.bytes_sent_total
+    result = run_cli(*args)
+    assert result.returncode == 0, result.output
+    assert_extracted(out, [shard])
+    assert cdn.bytes_sent_total - before <= shard.size - kept + 1  # (+ its size probe)
+    with StateStore(out) as store:
+        index = store.member_index(shard.name)
+    assert index is not None and len(index) == 320
+
+
+@ON_BIG_SHARD
+def test_a_rerun_from_a_server_that_ignores_range_goes_on_as_a_whole_tar(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    """Killed extracting with no tar after a checkpoint; the rerun's server ignores
+    Range: the shard is fetched as one whole tar, and its extraction goes on from the
+    checkpoint with the members staged before it."""
+    cdn, shard = big_shard
+    links, out = tmp_path / "links.tsv", tmp_path / "out"
+    cdn.write_links_file(links)
+    args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
+    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _checkpoint(out) > 0, timeout=60, message="a checkpoint", process=proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    cdn.add_fault(shard.name, Fault("ignore_range", times=1000))
+    try:
+        result = run_cli(*args, "--log-file", tmp_path / "log")
+    finally:
+        cdn.clear_faults()
+    assert result.returncode == 0, result.output
+    assert (
+        "the server ignores Range; it is fetched as a whole tar" in (tmp_path / "log").read_text()
+    )
+    assert_extracted(out, [shard])
+    with StateStore(out) as store:
+        index = store.member_index(shard.name)
+    assert index is not None and len(index) == 320
+
+
+@ON_BIG_SHARD
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
     big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path, stop: signal.Signals
 ) -> None:
     cdn, shard = big_shard
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
+    _begun_as_tar(links, out)
     args: list[str | Path] = [
         "download",
         links,
@@ -158,6 +264,7 @@ def test_a_whole_download_after_a_worker_killed_past_its_holes_resumes_the_extra
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
     window = ["--tar-window", "2M"]
+    _begun_as_tar(links, out, "--shard-index", "0", "--shard-count", "1")
     split = ["--shard-index", "0", "--shard-count", "1", "--max-rate", "2M"]
     proc = start_cli("download", links, "-o", out, *window, *split, "--quiet",
                      stdout=subprocess.DEVNULL)  # fmt: skip
@@ -194,6 +301,7 @@ def test_a_rerun_that_keeps_the_tar_fetches_again_what_was_freed_behind_the_extr
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
     args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
+    _begun_as_tar(links, out)
     proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: _freed(out, shard), timeout=60, message="holes", process=proc)
@@ -217,6 +325,7 @@ def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
     with CDNServer(root=served) as cdn:
         cdn.write_links_file(links)
         args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "1M"]
+        _begun_as_tar(links, out, at_least=2 * MiB)
         proc = start_cli(*args, "--max-rate", "4M", "--quiet", stdout=subprocess.DEVNULL)
         try:
             wait_for(lambda: _freed(out, old), timeout=60, message="holes", process=proc)
@@ -237,6 +346,7 @@ def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
     every member is right."""
     with ext2_disk(tmp_path / "ext2", 96) as (mountpoint, _):
         out = mountpoint / "out"
+        _begun_as_tar(links, out, at_least=MiB)
         result = run_cli("download", links, "-o", out, "--tar-window", "1M")
         assert result.returncode == 0, result.output
         assert "cannot free" not in result.output  # not a failure: a documented fallback
@@ -260,6 +370,7 @@ def test_a_failing_hole_punch_is_a_warning_not_a_failure(
 
     monkeypatch.setattr("sa1b.engine.files.punch_hole", failing)
     out = tmp_path / "out"
+    _begun_as_tar(links, out, at_least=MiB)
     config = sa1b.DownloadConfig(out=out, extract=ExtractOptions(tar_window=MiB))
     result = sa1b.download(sa1b.read_links(links), config)
     assert result.ok, result

@@ -15,7 +15,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo
 
-from .conftest import run_cli, tmpfs
+from .conftest import assert_extracted, run_cli, tmpfs
 
 
 def _plan(links: Path, out: Path, *args: str) -> tuple[int, dict[str, object], str]:
@@ -30,7 +30,7 @@ def test_the_plan_knows_every_size_and_what_the_download_needs(
     code, plan, errors = _plan(links, tmp_path / "out")
     assert code == 0, (plan, errors)
     assert plan["total_bytes"] == total == plan["to_fetch_bytes"]
-    assert plan["needed_bytes"] == 2 * total  # extracted files, and the 3 tars in flight
+    assert plan["needed_bytes"] == total  # extracted files, as they stream: no tar
     assert plan["needed_bytes_keeping_tars"] == 2 * total
     assert plan["fits"] is True and plan["problems"] == []
     assert isinstance(plan["speed_bytes_per_second"], float) and plan["speed_bytes_per_second"] > 0
@@ -83,14 +83,13 @@ def test_a_refusal_page_tells_the_plan_a_link_expired_before_its_time(
     assert "oh=" not in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("case", [("8", 20, False), ("1", 28, True)], ids=["8-20M", "1-28M"])
+@pytest.mark.parametrize("case", [("8", 14, False), ("1", 22, True)], ids=["8-14M", "1-22M"])
 def test_the_disk_verdict_is_what_the_download_then_meets(
     cdn: CDNServer, links: Path, tmp_path: Path, case: tuple[str, int, bool]
 ) -> None:
     files, mib, fits = case
-    # The verdict is the worst case: with 8 files at once, every tar in flight at the end
-    # of its shard beside its extracted files (36 MiB); with 1, one tar at a time (24 MiB).
-    # No order of events needs less than 24 MiB, so 20 MiB must fail.
+    # Extracted as they stream, the shards need their files alone (18 MiB), however
+    # many are in flight; 14 MiB must fail.
     with tmpfs(tmp_path / "disk", mib) as disk:
         code, plan, _ = _plan(links, disk / "out", "--files", files)
         assert plan["fits"] is fits and code == (0 if fits else 1), plan
@@ -103,7 +102,7 @@ def test_the_disk_verdict_is_what_the_download_then_meets(
 def test_a_download_that_cannot_fit_is_refused_before_it_starts(
     cdn: CDNServer, links: Path, tmp_path: Path
 ) -> None:
-    with tmpfs(tmp_path / "disk", 20) as disk:  # the download needs 36 MiB at its worst
+    with tmpfs(tmp_path / "disk", 12) as disk:  # the download needs 18 MiB at its worst
         refused = run_cli("download", links, "-o", disk / "out")
         asked = cdn.bytes_sent_total
         written = sorted(p.name for p in disk.rglob("*.part")) + [
@@ -111,12 +110,27 @@ def test_a_download_that_cannot_fit_is_refused_before_it_starts(
         ]
         anyway = run_cli("download", links, "-o", disk / "anyway", "--no-space-check")
     assert refused.returncode == 2, refused.output
-    assert "the download needs 36.0 MiB more and" in refused.output
+    assert "the download needs 18.0 MiB more and" in refused.output
     assert "sa1b plan shows the figures, --no-space-check runs anyway" in refused.output
     assert asked == 3, refused.output  # one byte of each file was asked for
     assert written == [], written  # nothing was allocated (the store alone was opened)
     assert anyway.returncode == 1, anyway.output  # it ran, and met the full disk
     assert "hint: free some space" in anyway.output and "the download needs" not in anyway.output
+
+
+def test_extracting_with_no_tar_fits_where_a_tar_beside_its_files_does_not(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """18 MiB of shards on a 24 MiB disk: extracted as they stream, they fit; kept as
+    tars beside their files (36 MiB), the plan refuses them before anything starts."""
+    with tmpfs(tmp_path / "disk", 24) as disk:
+        kept = run_cli("download", links, "-o", disk / "kept", "--keep-tars")
+        assert kept.returncode == 2, kept.output
+        assert "the download needs 36.0 MiB more and" in kept.output
+        streamed = run_cli("download", links, "-o", disk / "out")
+        assert streamed.returncode == 0, streamed.output
+        assert_extracted(disk / "out", shards)
+        assert not list((disk / "out").rglob("*.tar")) and not list(disk.rglob("*.part"))
 
 
 def test_max_rate_below_the_probe_decides_the_links_verdict(

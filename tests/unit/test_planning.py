@@ -47,6 +47,7 @@ CASES = {
     "freed: one at a time": ([SHARD, BIG, EXTRA], True, False, 1, W, 25 * G),
     "freed: a window larger than the tar is the tar": ([SHARD], True, False, 8, 20 * G, 20 * G),
     "freed: a partial file": ([HALF], True, False, 8, W, 2 * G),
+    "extracted as it streams: no tar": ([SHARD, BIG, EXTRA], True, False, 8, 0, 23 * G),
 }
 
 

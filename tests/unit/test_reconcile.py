@@ -46,6 +46,7 @@ ALL_IN = record(ranges=((0, SIZE),))
 DONE = record("done", ranges=((0, SIZE),))
 EXTRACTED = record("done", ranges=((0, SIZE),), extracted="shard")
 BROKEN = record(ranges=((0, SIZE + 1),))
+STREAMING = record(ranges=())  # extracted with no tar: sized, no ranges
 
 Disk, Act = DiskFacts, StartAction
 FRESH = Act("fetch", restart=True)
@@ -115,6 +116,21 @@ CASES: dict[str, tuple[FileRecord, DiskFacts, str | None, bool, StartAction]] = 
         DONE, Disk(final_size=SIZE), "shard", False, Act("extract-kept-tar")
     ),
     "extracted earlier, tars only now": (EXTRACTED, Disk(), None, False, FRESH),
+    "killed extracting with no tar, after a checkpoint": (
+        STREAMING, Disk(checkpointed=True), "shard", False, Act("resume")
+    ),
+    "killed extracting with no tar, link since expired": (
+        STREAMING, Disk(checkpointed=True), "shard", True, Act("expired")
+    ),
+    "killed extracting with no tar, before a checkpoint": (
+        STREAMING, Disk(), "shard", False, FRESH
+    ),
+    "killed extracting with no tar, tars only now": (
+        STREAMING, Disk(checkpointed=True), None, False, FRESH
+    ),
+    "a checkpoint, its partial tar since deleted": (
+        PARTIAL, Disk(checkpointed=True), "shard", False, FRESH
+    ),
 }  # fmt: skip
 
 

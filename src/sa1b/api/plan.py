@@ -109,8 +109,8 @@ def _plan(
             bool(config.extract and config.extract.keep_tars),
         )
         options = config.extract or ExtractOptions()
-        freed = punches(digest=bool(config.checksums), keep_tars=False, layout=options.layout)
-        window = options.tar_window if freed else None
+        streamed = punches(digest=bool(config.checksums), keep_tars=False, layout=options.layout)
+        window = 0 if streamed else None  # (sa1b.engine.unpack: no tar on disk)
         free = _free_space(config.out)
         needed = disk_needed(
             facts, extract=extract, keep_tars=keep_tars, at_once=at_once, window=window

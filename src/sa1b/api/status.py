@@ -7,10 +7,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sa1b.api.stores import store_label, worker_of
+from sa1b.ranges import RangeSet
 from sa1b.records import FileRecord, RunRecord, furthest
 from sa1b.split import WorkerPart
 from sa1b.store.journal import Journal, Span, fold
 from sa1b.store.paths import OutputPaths
+from sa1b.store.resume import checkpoints
 from sa1b.store.shards import ShardState, shard_state
 from sa1b.store.state import StateStore, folder_stores, lock_holder
 from sa1b.store.walks import WalkRecord, load_walks
@@ -96,10 +98,27 @@ def status(out: Path, *, state: Path | None = None) -> FolderStatus:
 def _store_status(paths: OutputPaths) -> StoreStatus:
     with StateStore(paths.out, state=paths.state, lock=False, create=False) as store:
         records, last_run, walks = store.records(), store.last_run(), load_walks(store)
+        saved = checkpoints(store)
     spans = Journal.recover(paths.journal)
-    files = tuple(_with_journal(records, spans))
+    files = tuple(_with_checkpoints(_with_journal(records, spans), saved))
     walked = {r.name: walks[r.id] for r in records if r.id in walks}
     return StoreStatus(worker_of(paths), files, last_run, lock_holder(paths), walked)
+
+
+def _with_checkpoints(
+    records: Sequence[FileRecord], saved: Mapping[int, tuple[int, int | None]]
+) -> list[FileRecord]:
+    """Records of shards extracted with no tar (no bytes of a tar recorded) with the
+    bytes below their extraction's checkpoint: what a rerun keeps of them."""
+
+    def kept(record: FileRecord) -> RangeSet:
+        generation, at = saved.get(record.id, (None, 0))
+        if generation != record.generation or record.ranges or not record.size:
+            return record.ranges
+        below = record.size if at is None else at
+        return RangeSet([(0, below)]) if below else record.ranges
+
+    return [replace(record, ranges=kept(record)) for record in records]
 
 
 def _with_journal(records: Sequence[FileRecord], spans: Sequence[Span]) -> list[FileRecord]:

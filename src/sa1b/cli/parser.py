@@ -242,9 +242,9 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         type=_size,
         default=CHECKPOINT_EVERY,
         metavar="SIZE",
-        help="extracting without --keep-tars, --checksums or --layout wds: a shard's tar is "
-        "freed behind its extraction, each time SIZE more of it is extracted and synced (a "
-        "shard in flight takes its extracted size plus about SIZE)",
+        help="extracting: a checkpoint each time SIZE more of a shard is extracted and synced "
+        "(a kill loses at most about SIZE of each shard in flight); where a tar is on disk, "
+        "it is freed behind the extraction each time",
     )
     parser.add_argument(
         "--no-extract", action="store_true", help="do not extract: keep the tars in OUT/tars/"

@@ -14,14 +14,19 @@ connection layer and vary only the body's handling):
   a part of a tar made from a shard (``--layout wds`` into a bucket) that several ranged
   requests fill: :class:`sa1b.engine.repack.RepackBody`; both are streamed bodies
   (:mod:`sa1b.engine.streamed`: parts gathered in memory and read in order) whose sink
-  is the bucket.
+  is the bucket;
+- a shard extracted with no tar on disk (the default extraction): a streamed body whose
+  sink is its staging folder, :class:`sa1b.engine.unpack.UnpackBody`.
 
 A kind other than the whole file is a :class:`Body` on its task. The engine asks it
 whether it has a request to make now, for that request, how far it got, whether all
 of it is in, and, in the publisher's thread, to publish it. What every body of a kind
 shares in a run is its :class:`Kind` (:class:`~sa1b.engine.walk.Walks`,
-:class:`~sa1b.engine.uploads.Uploads`: a memory budget, the records to save), which the
-supervising loop saves at each tick, as it commits a file's ranges.
+:class:`~sa1b.engine.uploads.Uploads`, :class:`~sa1b.engine.unpack.Unpacks`: a memory
+budget, the records to save), which the supervising loop saves at each tick, as it commits
+a file's ranges. A run's items are of one kind, but for the shards extracted with no tar,
+beside which the whole files of the same run (extras, shards that need a tar) keep the
+engine's own path.
 """
 
 from __future__ import annotations
@@ -105,6 +110,10 @@ class Kind(Protocol):
     (:mod:`sa1b.engine.ready`) rather than reading every item for each request: for
     walks (hundreds of shards, one small request each), not for uploads (a few shards,
     whose claims also wait for memory given back, which no request's end announces)."""
+    whole_files: bool
+    """Whether some of its items are whole files on the engine's own path (a shard
+    extracted with no tar leaves one with a partial tar, or from a server that ignores
+    Range, to it): the engine then keeps partial files and extractors for them."""
 
     def prepare(self, link: Link) -> Task:
         """The task of ``link``, its body made from what the store (and the output) say."""

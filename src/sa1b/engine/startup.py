@@ -24,6 +24,7 @@ from sa1b.links import Link, object_key
 from sa1b.progress import FINAL_STATES, FileOutcome
 from sa1b.ranges import RangeSet
 from sa1b.reconcile import DiskFacts, freed, reconcile, record_to_adopt
+from sa1b.records import FileRecord
 from sa1b.store.allocation import holes
 from sa1b.store.journal import Span, fold
 from sa1b.store.resume import load_resume, save_resume
@@ -53,6 +54,7 @@ def prepare(run: Run, link: Link) -> Task:
         final_size=size_of(final),
         partial_size=size_of(partial),
         extraction_present=_extraction_present(config.out, link.name, extracted),
+        checkpointed=_checkpointed(run, record),
     )
     expired = link.expires_at is not None and link.expires_at <= time.time()
     layout = config.extract.layout if config.extract else None
@@ -111,6 +113,12 @@ def _checkpoint_end(run: Run, task: Task) -> int:
     if saved is None:
         return 0
     return task.size or 0 if saved.next is None else hole_end(saved.next)
+
+
+def _checkpointed(run: Run, record: FileRecord) -> bool:
+    """Whether a saved checkpoint of its extraction names members staged."""
+    saved = load_resume(run.store, record.id, record.generation)
+    return saved is not None and saved.next is not None
 
 
 def size_of(path: Path) -> int | None:

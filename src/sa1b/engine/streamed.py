@@ -21,6 +21,7 @@ meets written straight into its file with no tar on disk, is to be another: issu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import logging
@@ -50,7 +51,7 @@ from sa1b.net.heads import Head
 from sa1b.objectstore.parts import MemoryBudget, PartPlan
 from sa1b.repack import Copied
 from sa1b.store.uploads import WalkPoint
-from sa1b.tarwalk import TarWalk, headers_only
+from sa1b.tarwalk import Piece, TarWalk, headers_only
 from sa1b.versions import Validator
 
 if TYPE_CHECKING:
@@ -75,8 +76,7 @@ class StreamOptions:
 class Streams(ABC):
     """What every streamed body of one kind shares in a run (the base of its
     :class:`~sa1b.engine.bodies.Kind`): the memory budget, the reader threads, and the
-    shards identified to record; what its sink saves is the subclass's. Guarded by the
-    run's lock, unless said otherwise."""
+    records its sink saves. Guarded by the run's lock, unless said otherwise."""
 
     def __init__(self, run: Run, options: StreamOptions) -> None:
         self.run = run
@@ -85,6 +85,7 @@ class Streams(ABC):
         self.budget = MemoryBudget(options.memory)
         self.settle: Callable[[Task], None] = lambda task: None
         self.ready_queue = False  # see Kind
+        self.whole_files = False  # see Kind
         self.tick_now = threading.Event()
         """Set when memory is given back: the supervising loop wakes the transport."""
         self.identified: list[tuple[int, int, Validator]] = []
@@ -104,6 +105,10 @@ class Streams(ABC):
     def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
         """Hand a whole part to the sink (lock held); whether the sink holds ``buffer``
         now (it calls :meth:`let_go` once done with it)."""
+
+    @abstractmethod
+    def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
+        """In a reader thread: the members' data the walk handed over from one part."""
 
     # -- memory (lock held) -----------------------------------------------------------
 
@@ -179,7 +184,9 @@ class Streams(ABC):
             if walk is not None and not walk.finished:
                 try:
                     with memoryview(buffer) as view:  # (the buffer is reused after)
-                        walk.feed(plan.span(number)[0], view)
+                        pieces = walk.feed(plan.span(number)[0], view)
+                    if pieces:
+                        self.consume(task, body, pieces)
                 except ExtractionError as error:
                     verdict = error
             with self.run.lock:
@@ -245,6 +252,11 @@ class StreamedBody(ABC):
     def forget_output(self, task: Task) -> None:
         """The shard starts over (lock held): what the sink made of the old version is
         void."""
+
+    def go_whole(self, task: Task) -> str | None:
+        """The server ignores Range (lock held): the task goes on as a whole file on the
+        engine's own path, its body dropped; or why not (the shard fails with it)."""
+        return "an s3:// output needs ranged downloads"
 
     # -- start ------------------------------------------------------------------------
 
@@ -437,19 +449,24 @@ class Filling:
     into it."""
 
 
-def judged_ranged(answer: BodyAnswer, head: Head) -> BodyPlan | None:
+def judged_ranged(
+    answer: BodyAnswer, head: Head, *, go_whole: Callable[[], str | None] | None = None
+) -> BodyPlan | None:
     """The head judged (:meth:`~sa1b.engine.slots.BodyAnswer.judged`, the run's lock
-    held), or None when no data is to be read; a server that ignores Range is an error
-    here: a part (or a header) of a shard is never taken from a whole-file answer."""
+    held), or None when no data is to be read; a part (or a header) of a shard is never
+    taken from a whole-file answer: a server that ignores Range is an error here, unless
+    ``go_whole`` lets the item go on as a whole file (else it says why not)."""
     judged = answer.judged(head)
     if judged is None or judged.kind != "whole":
         return judged
     if answer.start != 0 or judged.total > answer.stop:
-        answer.error = FatalTransferError(
-            "the server ignores Range: an s3:// output needs ranged downloads",
-            name=answer.task.name,
-            url=redact(answer.task.link.url),
-        )
+        refused = go_whole() if go_whole else "an s3:// output needs ranged downloads"
+        if refused is not None:
+            answer.error = FatalTransferError(
+                f"the server ignores Range: {refused}",
+                name=answer.task.name,
+                url=redact(answer.task.link.url),
+            )
         return None
     return judged
 
@@ -502,7 +519,7 @@ class PartAnswer(BodyAnswer):
     def head(self, head: Head) -> bool:
         task, body = self.task, self.shard
         with self.streams.run.lock:
-            judged = judged_ranged(self, head)
+            judged = judged_ranged(self, head, go_whole=functools.partial(body.go_whole, task))
             if judged is None:
                 return self.refusal is not None
             if body.plan is None:

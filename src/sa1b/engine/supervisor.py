@@ -31,10 +31,12 @@ from sa1b.engine.files import FileControl
 from sa1b.engine.run import Run
 from sa1b.engine.scheduler import Scheduler
 from sa1b.engine.tasks import Task
+from sa1b.engine.unpack import Unpacks
 from sa1b.engine.walk import Walks, Wanted
 from sa1b.errors import SA1BError, StorageError
 from sa1b.expiry import forecast, remaining_bytes
 from sa1b.extract.extractors import Extractors
+from sa1b.holes import punches
 from sa1b.links import Link
 from sa1b.net.governor import Governor
 from sa1b.net.ratelimit import RateLimiter
@@ -77,13 +79,13 @@ class Engine:
                 layout=config.extract.layout,
                 checkpoint_every=config.extract.tar_window,
             )
-            if config.extract and not kind
+            if config.extract and (kind is None or kind.whole_files)
             else None
         )
         self.files = FileControl(
             run, extractors=self._extractors, listener=listener, abort=self.abort
         )
-        if kind is None:
+        if kind is None or kind.whole_files:
             config.paths.partials.mkdir(parents=True, exist_ok=True)
         journal_path = config.paths.journal
         recovered = Journal.recover(journal_path)
@@ -118,15 +120,21 @@ class Engine:
 
     def _kind(self, run: Run) -> Kind | None:
         """What the bodies of this run share: walks (``--only``), uploads (``-o s3://``),
-        or none (whole files)."""
-        config = self.config
+        shards extracted with no tar (whenever their tars would not be kept), or none
+        (whole files)."""
+        config, extract = self.config, self.config.extract
         if config.upload is not None:
             # Imported here: botocore, which it needs, is imported for an s3:// output only.
             from sa1b.engine.uploads import Uploads
 
             return Uploads(run, abort=self.abort)
-        only = config.extract.only if config.extract else None
-        return Walks(run, wanted=Wanted(only), abort=self.abort) if only else None
+        if extract is None:
+            return None
+        if extract.only:
+            return Walks(run, wanted=Wanted(extract.only), abort=self.abort)
+        if punches(digest=False, keep_tars=extract.keep_tars, layout=extract.layout):
+            return Unpacks(run, abort=self.abort)
+        return None
 
     def run(self) -> list[FileOutcome]:
         """Download everything; returns each file's outcome. Re-raises KeyboardInterrupt."""

@@ -84,7 +84,7 @@ from sa1b.store.uploads import (
     load_upload,
     save_uploads,
 )
-from sa1b.tarwalk import Entry
+from sa1b.tarwalk import Entry, Piece
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,9 @@ class Uploads(Streams):
         body.sending += 1
         self._pool.submit(self._send, task, body, body.generation, number, buffer)
         return True
+
+    def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
+        """An upload's walk wants no member's data."""
 
     def _send(
         self, task: Task, body: UploadBody, generation: int, number: int, buffer: bytearray

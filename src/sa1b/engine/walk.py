@@ -159,6 +159,7 @@ class Walks:
         """Bytes of the pieces queued and not written yet."""
         self.tick_now = threading.Event()
         self.ready_queue = True  # see Kind
+        self.whole_files = False  # see Kind
         """Set when :attr:`held` passes the budget: the queue is to be written now."""
         self.stager = Stager()
         self._saving = threading.Lock()

@@ -70,3 +70,11 @@ def load_resume(store: StateStore, file_id: int, generation: int) -> Resume | No
         tuple(Entry(*entry) for entry in unpack_members(entries)),
         tuple(unpack_members(members)),
     )
+
+
+def checkpoints(store: StateStore) -> dict[int, tuple[int, int | None]]:
+    """Every file's saved checkpoints: (generation, where it goes on from; None: every
+    member staged), by file id."""
+    with store.transaction() as db:
+        rows = db.execute("SELECT file_id, generation, next FROM extractions").fetchall()
+    return {file_id: (generation, None if at < 0 else at) for file_id, generation, at in rows}

@@ -1,0 +1,383 @@
+"""Extraction with no tar on disk: each member of a shard written once, as it streams.
+
+A shard to extract into a local folder is a streamed body (:mod:`sa1b.engine.streamed`)
+whose sink is the shard's staging folder: a whole part goes to the in-order reader only,
+whose walk (:class:`~sa1b.tarwalk.TarWalk`, wanting every member) hands over each
+member's data, written once, straight into its staged file. Once the walk has ended and
+every part is read, the publisher moves the staged files into the layout
+(:func:`sa1b.extract.shard.publish`) and records the shard extracted. A shard in flight
+takes its extracted size on disk and the memory budget, not a tar beside its files, and
+each byte reaches the page cache once, not twice (measured in ``benchmarks/README.md``).
+
+Every ``--tar-window`` bytes of tar or so, at a member boundary, a syncer thread syncs
+the files staged since the last one and queues a checkpoint (:class:`~sa1b.store.resume.
+Resume`, the record extraction from a tar keeps too), which the supervising loop saves at
+its next tick. A rerun keeps the staged members the checkpoint names and fetches the
+shard from the part that holds it.
+
+The whole-file path (a partial tar, extracted as it arrives) keeps what a tar is needed
+for, within the same run: a shard with a checksum to check (the digest of every byte
+from 0, which no checkpoint can save), one a partial tar on disk already holds bytes of
+(from a run of another version, or one without Range), and a server that ignores Range.
+Files that are not shards are fetched whole, as ever. Start-up is the same for both
+(:func:`sa1b.engine.startup.prepare`): the streamed path takes the shards it left to fetch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sa1b.engine import startup
+from sa1b.engine.run import Run
+from sa1b.engine.streamed import StreamedBody, StreamOptions, Streams
+from sa1b.engine.tasks import Task
+from sa1b.errors import CorruptArchiveError, SA1BError, StorageError
+from sa1b.extract.shard import (
+    ExtractReport,
+    Member,
+    _prepare_staging,
+    _rows,
+    _Unsynced,
+    missing_partners,
+    publish,
+)
+from sa1b.holes import checkpoint_due
+from sa1b.layout import Layout
+from sa1b.links import Link
+from sa1b.net.governor import GovernorPolicy
+from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, PartPlan
+from sa1b.records import Status
+from sa1b.repack import Copied
+from sa1b.store.resume import Resume, load_resume, save_resume
+from sa1b.store.uploads import WalkPoint
+from sa1b.store.writeback import start_writeback, sync_files
+from sa1b.tarwalk import Found, Piece, TarWalk
+
+log = logging.getLogger(__name__)
+
+
+def every_member(name: str) -> bool:
+    """What the walk of a shard extracted whole wants: every member's data."""
+    return True
+
+
+class Unpacks(Streams):
+    """What every shard extracted with no tar shares in a run (its
+    :class:`~sa1b.engine.bodies.Kind`)."""
+
+    def __init__(self, run: Run, *, abort: Callable[[SA1BError], None]) -> None:
+        assert run.config.extract is not None
+        super().__init__(run, StreamOptions(DEFAULT_PART, DEFAULT_CHUNK, DEFAULT_MEMORY))
+        self.abort = abort
+        self.layout: Layout = run.config.extract.layout
+        self.every = run.config.extract.tar_window
+        self.root = run.config.paths.staging
+        self.whole_files = True  # see Kind
+        self.records: list[tuple[Task, int, Resume]] = []
+        """Checkpoints to save (the shard, its body's generation, the checkpoint), their
+        members synced."""
+        self.voided: list[int] = []
+        """The files whose shard started over (its source changed): their checkpoints
+        are void."""
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sa1b-sync")
+        """Syncs the files a checkpoint names, then queues it: apart from the reader,
+        which goes on writing meanwhile (its memory budget is all the buffer there is)."""
+
+    def _checkpoint(
+        self, files: list[Path], folders: set[Path], record: tuple[Task, int, Resume]
+    ) -> None:
+        """In the syncer's thread: the files, then the checkpoint that names them."""
+        try:
+            sync_files(files, folders)
+        except OSError as error:
+            self.abort(StorageError(f"cannot sync staged members: {error.strerror}"))
+            return
+        with self.run.lock:
+            self.records.append(record)
+
+    def _queue_checkpoint(self, task: Task, body: UnpackBody, *, due: int) -> None:
+        """In the reader's thread (or once the readers are over): a checkpoint at the
+        walk's last member boundary, if ``due`` bytes past the last one, to the syncer."""
+        walk = body.walk
+        if walk is None or body.verdict is not None or body.staged_generation != body.generation:
+            return
+        boundary, count = walk.checkpoint
+        if not checkpoint_due(boundary, body.saved, every=due):
+            return
+        resume = Resume(boundary, tuple(walk.entries[:count]), _rows(body.members[:count]))
+        files, folders = list(body.unsynced.files), set(body.unsynced.folders)
+        body.unsynced.files.clear()
+        body.unsynced.folders.clear()
+        record = (task, body.staged_generation, resume)
+        self._syncer.submit(self._checkpoint, files, folders, record)
+        body.saved = boundary
+
+    def synced(self) -> None:
+        """Wait for the checkpoints' syncs queued so far."""
+        self._syncer.submit(lambda: None).result()
+
+    # -- the sink ---------------------------------------------------------------------
+
+    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
+        """Nothing but the reader needs a part."""
+        return False
+
+    def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
+        """In the shard's reader thread: each piece into its member's staged file."""
+        assert isinstance(body, UnpackBody)
+        try:
+            for piece in pieces:
+                body.write(piece)
+            self._queue_checkpoint(task, body, due=self.every)
+        except OSError as error:
+            message = f"{body.staging}: cannot write {error.filename}: {error.strerror}"
+            self.abort(StorageError(message))
+
+    # -- the Kind -----------------------------------------------------------------------
+
+    def prepare(self, link: Link) -> Task:
+        """The task of ``link`` as start-up reconciles it; a shard left to fetch with no
+        tar streamed (from its checkpoint, if it has one), anything else whole."""
+        task = startup.prepare(self.run, link)
+        if not self._streamed(task):
+            return task
+        store = self.run.store
+        body = task.body = UnpackBody(self, staging=self.root / link.name)
+        saved = load_resume(store, task.id, task.generation)
+        if saved is None or saved.next is None or task.size is None:
+            shutil.rmtree(body.staging, ignore_errors=True)
+            return task
+        try:
+            body.members = _prepare_staging(
+                body.staging, saved, shard=link.name, unsynced=body.unsynced
+            )
+        except CorruptArchiveError:  # a staged member is gone: from the start again
+            log.warning("%s: a staged member is gone; extracting it from the start", link.name)
+            shutil.rmtree(body.staging, ignore_errors=True)
+            task.generation, task.size = store.restart(task.id), None
+            return task
+        body.saved = body.kept_below = saved.next
+        body.plan = plan = PartPlan.for_size(task.size, preferred=DEFAULT_PART)
+        body._start(task, plan, walked=WalkPoint(saved.next, saved.entries))
+        log.info("%s: goes on from its checkpoint at byte %d", link.name, saved.next)
+        return task
+
+    def _streamed(self, task: Task) -> bool:
+        """A shard to fetch, whose checksum (if any) is not to be checked, and of which no
+        partial tar holds bytes."""
+        return (
+            task.outcome is None
+            and self.run.extracts(task)
+            and task.name not in self.config.checksums
+            and not task.recorded
+            and task.unrecorded_final is None
+            and not self.config.paths.partial(task.name).exists()
+        )
+
+    def at_once(self, slots: int) -> int:
+        return self.config.max_files
+
+    def policy(self) -> GovernorPolicy:
+        return self.config.connection_policy()
+
+    def walked(self, tasks: Sequence[Task]) -> int | None:
+        return None
+
+    def save(self) -> None:
+        """The shards that started over voided, the shards identified, then the
+        checkpoints synced of the versions still fetched."""
+        store = self.run.store
+        with self.run.lock:
+            voided, self.voided = self.voided, []
+            identified, self.identified = self.identified, []
+            records = [
+                (task.id, task.generation, resume)
+                for task, generation, resume in self.records
+                if isinstance(task.body, UnpackBody) and task.body.generation == generation
+            ]
+            self.records = []
+        for file_id in voided:
+            store.restart(file_id)
+        for file_id, size, validator in identified:
+            store.set_identity(file_id, size, validator)
+        for file_id, generation, resume in records:
+            save_resume(store, file_id, generation, resume)
+
+    def close(self) -> None:
+        """Once the readers are over: a last checkpoint of each shard left unfinished
+        (a stop keeps every member staged up to its last boundary), then saved."""
+        self.close_readers()
+        for task in self.run.tasks:
+            body = task.body
+            if isinstance(body, UnpackBody):
+                body.close_files()  # members cut short
+                if task.outcome is None or task.outcome.state != "done":
+                    self._queue_checkpoint(task, body, due=1)
+        self._syncer.shutdown(wait=True)
+        try:
+            self.save()
+        except SA1BError as error:
+            self.run.fatal = self.run.fatal or error
+        except OSError as error:
+            message = f"{error.filename or 'the state'}: cannot save: {error.strerror}"
+            self.run.fatal = self.run.fatal or StorageError(message)
+
+
+@dataclass(eq=False)
+class UnpackBody(StreamedBody):
+    """One shard extracted as it streams: its members staged as the walk meets them."""
+
+    staging: Path
+    members: list[Member] = field(default_factory=list)
+    """The members staged, in the tar's order (the reader's)."""
+    staged_generation: int = 0
+    """The body's generation whose members are staged (the reader's)."""
+    open: dict[int, int] = field(default_factory=dict)
+    """Descriptors of the staged files being written, by their data's offset."""
+    unsynced: _Unsynced = field(default_factory=_Unsynced)
+    saved: int = 0
+    """The member boundary of the last checkpoint queued."""
+    kept_below: int = 0
+    """The checkpoint a rerun went on from: the parts below it are not fetched."""
+
+    @property
+    def unpacks(self) -> Unpacks:
+        assert isinstance(self.streams, Unpacks)
+        return self.streams
+
+    # -- the sink ---------------------------------------------------------------------
+
+    def held(self) -> Collection[int]:
+        plan = self.plan
+        if plan is None:
+            return ()
+        return {n for n in plan.numbers() if plan.span(n)[1] <= self.kept_below}
+
+    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+        """The part's bytes from the checkpoint a rerun goes on from (the walk starts
+        there: those below it are not read)."""
+        assert self.plan is not None
+        start, end = self.plan.span(number)
+        start = max(start, self.kept_below)
+        return [Copied(start, start, end - start)] if end > start else []
+
+    def note_walk(self, task: Task) -> None:
+        """Its checkpoints are the reader's (:meth:`Unpacks.consume`), at member
+        boundaries, once the files before them are synced."""
+
+    def go_whole(self, task: Task) -> str | None:
+        """A server that ignores Range: the shard goes on as a whole tar, extracted as it
+        arrives (from the checkpoint saved, if any), unless this run has streamed some of
+        it already (its reader may still be writing into the staging folder)."""
+        if self.received:
+            return "the shard was streamed from ranged answers until now; run again"
+        log.info("%s: the server ignores Range; it is fetched as a whole tar", task.name)
+        self.generation += 1
+        self._let_go()
+        task.body = None
+        return None
+
+    def forget_output(self, task: Task) -> None:
+        """The old version's checkpoint is void (in the store at the next save, the
+        store counting generations as the task does), and its staged files (removed by
+        the reader once the new version's walk meets its first member)."""
+        task.generation += 1
+        self.kept_below = 0
+        self.unpacks.voided.append(task.id)
+
+    def _tar_walk(self, shard: str, size: int, walked: WalkPoint | None) -> TarWalk:
+        return TarWalk(
+            shard,
+            size,
+            every_member,
+            layout=self.unpacks.layout,
+            start=walked.next if walked else 0,
+            entries=walked.entries if walked else (),
+            on_member=functools.partial(self._found, self.generation),
+        )
+
+    def _found(self, generation: int, found: Found) -> None:
+        """In the reader thread: a member's header of the walk of body ``generation`` is
+        read; its data comes next."""
+        if generation != self.staged_generation:  # the shard started over
+            self.close_files()
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.members, self.unsynced, self.saved = [], _Unsynced(), 0
+            self.staged_generation = generation
+        entry = found.entry
+        self.members.append(Member(found.target, entry.offset, entry.size, found.header.mtime))
+        path = self.staging / found.target
+        self.unsynced.new_folder(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.unsynced.new_file(path)
+        if entry.size:
+            self.open[entry.offset] = fd
+        else:
+            os.close(fd)
+
+    def write(self, piece: Piece) -> None:
+        """In the reader thread: ``piece`` into its member's file; closed once whole."""
+        fd = self.open[piece.entry.offset]
+        os.pwrite(fd, piece.data, piece.at)
+        if piece.last:
+            start_writeback(fd)  # the disk starts now; the checkpoint's sync finds less
+            os.close(self.open.pop(piece.entry.offset))
+
+    def close_files(self) -> None:
+        """Close the staged files of members cut short (the reader's, or once it is over)."""
+        for fd in self.open.values():
+            os.close(fd)
+        self.open.clear()
+
+    # -- Body ---------------------------------------------------------------------------
+
+    @property
+    def done_bytes(self) -> int:
+        plan = self.plan
+        return sum(plan.length(n) for n in range(1, self.next_read)) if plan else 0
+
+    @property
+    def complete(self) -> bool:
+        if self.verdict is not None:
+            return not self.fetching
+        plan, walk = self.plan, self.walk
+        if plan is None or self.todo or self.parts or self.fetching:
+            return False
+        return self.next_read > plan.count and walk is not None and walk.finished
+
+    def publish(self, task: Task) -> str:
+        """In the publisher's thread: the staged files synced, moved into place, the
+        shard recorded extracted."""
+        if self.verdict is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise self.verdict
+        unpacks = self.unpacks
+        unpacks.synced()
+        self.unsynced.sync()
+        layout = unpacks.layout
+        report = ExtractReport(
+            shard=task.name,
+            index=tuple(self.members),
+            digest=None,
+            warnings=tuple(missing_partners([m.path for m in self.members], task.name)),
+        )
+        for warning in report.warnings:
+            log.warning("%s", warning)
+        publish(report, staging=self.staging, out=unpacks.config.out, layout=layout)
+        store = unpacks.run.store
+        index = [(str(m.path), m.offset, m.size) for m in self.members]
+        store.set_extracted(task.id, layout, index)
+        store.set_status(task.id, "done")
+        return f"{len(self.members)} files extracted"
+
+    def record_status(self, task: Task, status: Status, message: str | None) -> None:
+        with self.unpacks.run.lock:
+            self._let_go()
+        self.unpacks.run.store.set_status(task.id, status, message)
