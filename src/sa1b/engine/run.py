@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.tasks import Task
-from sa1b.errors import SA1BError
+from sa1b.errors import SA1BError, StorageError
 from sa1b.holes import punches
 from sa1b.store.resume import OtherRecord
 from sa1b.store.state import StateStore
@@ -52,6 +52,17 @@ class Run:
         """A tar deleted once extracted: its bytes need not reach the disk soon."""
         extract = self.config.extract
         return self.extracts(task) and extract is not None and not extract.keep_tars
+
+    def saving(self, save: Callable[[], None]) -> None:
+        """Call ``save``: a disk or a store that cannot take it ends the run (its first
+        error kept), as a failed commit does."""
+        try:
+            save()
+        except SA1BError as error:
+            self.fatal = self.fatal or error
+        except OSError as error:
+            message = f"{error.filename or 'the state'}: cannot save: {error.strerror}"
+            self.fatal = self.fatal or StorageError(message)
 
     def stop(self) -> None:
         with self.lock:

@@ -15,8 +15,9 @@ which read a shard's parts in order (one thread a shard at a time): with
 (:class:`~sa1b.tarwalk.TarWalk`), whose verdict on a damaged tar stops the shard.
 
 The sink is a subclass's: a multipart upload (:mod:`sa1b.engine.upload`, ``-o s3://``)
-sends each part to the bucket. (Extraction into a local folder, each member the walk
-meets written straight into its file with no tar on disk, is to be another: issue 19.)
+sends each part to the bucket; extraction into a local folder (:mod:`sa1b.engine.unpack`)
+writes each member the walk meets straight into its staged file
+(:meth:`Streams.consume`), with no tar on disk.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ from sa1b.errors import (
 )
 from sa1b.links import is_shard_name, redact
 from sa1b.net.answers import BodyPlan, ErrorPage
+from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.objectstore.parts import MemoryBudget, PartPlan
 from sa1b.repack import Copied
@@ -109,6 +111,17 @@ class Streams(ABC):
     @abstractmethod
     def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
         """In a reader thread: the members' data the walk handed over from one part."""
+
+    # -- the Kind: as many shards and connections as whole files ------------------
+
+    def at_once(self, slots: int) -> int:
+        return self.config.max_files
+
+    def policy(self) -> GovernorPolicy:
+        return self.config.connection_policy()
+
+    def walked(self, tasks: Sequence[Task]) -> int | None:
+        return None
 
     # -- memory (lock held) -----------------------------------------------------------
 

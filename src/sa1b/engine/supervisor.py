@@ -211,13 +211,7 @@ class Engine:
         """What the bodies reached saved (the walks' staged pieces written and synced
         first): a disk or a store that cannot take it ends the run, as a failed commit
         does."""
-        try:
-            kind.save()
-        except SA1BError as error:
-            self.run_state.fatal = self.run_state.fatal or error
-        except OSError as error:
-            message = f"{error.filename or 'the state'}: cannot save: {error.strerror}"
-            self.run_state.fatal = self.run_state.fatal or StorageError(message)
+        self.run_state.saving(kind.save)
 
     @property
     def walked(self) -> int | None:

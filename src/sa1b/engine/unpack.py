@@ -29,7 +29,7 @@ import functools
 import logging
 import os
 import shutil
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,6 @@ from sa1b.extract.shard import (
 from sa1b.holes import checkpoint_due
 from sa1b.layout import Layout
 from sa1b.links import Link
-from sa1b.net.governor import GovernorPolicy
 from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, PartPlan
 from sa1b.records import Status
 from sa1b.repack import Copied
@@ -181,15 +180,6 @@ class Unpacks(Streams):
             and not self.config.paths.partial(task.name).exists()
         )
 
-    def at_once(self, slots: int) -> int:
-        return self.config.max_files
-
-    def policy(self) -> GovernorPolicy:
-        return self.config.connection_policy()
-
-    def walked(self, tasks: Sequence[Task]) -> int | None:
-        return None
-
     def save(self) -> None:
         """The shards that started over voided, the shards identified, then the
         checkpoints synced of the versions still fetched."""
@@ -221,13 +211,7 @@ class Unpacks(Streams):
                 if task.outcome is None or task.outcome.state != "done":
                     self._queue_checkpoint(task, body, due=1)
         self._syncer.shutdown(wait=True)
-        try:
-            self.save()
-        except SA1BError as error:
-            self.run.fatal = self.run.fatal or error
-        except OSError as error:
-            message = f"{error.filename or 'the state'}: cannot save: {error.strerror}"
-            self.run.fatal = self.run.fatal or StorageError(message)
+        self.run.saving(self.save)
 
 
 @dataclass(eq=False)

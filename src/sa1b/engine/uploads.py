@@ -60,7 +60,6 @@ from sa1b.errors import (
 from sa1b.inventory import Upload, resumed_upload, upload_metadata
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, is_shard_name, object_key
-from sa1b.net.governor import GovernorPolicy
 from sa1b.objectstore.bucket import (
     Bucket,
     BucketOptions,
@@ -228,15 +227,6 @@ class Uploads(Streams):
         object's size and ETag."""
         data = pack_catalog(entries, size=size, etag=etag)
         self._call(lambda: self.bucket.put_object(catalog_key(name), data))
-
-    def at_once(self, slots: int) -> int:
-        return self.config.max_files
-
-    def policy(self) -> GovernorPolicy:
-        return self.config.connection_policy()
-
-    def walked(self, tasks: Sequence[Task]) -> int | None:
-        return None
 
     def save(self) -> None:
         """Save the uploads begun, the parts taken (every part the bucket acknowledged
