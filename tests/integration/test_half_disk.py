@@ -15,7 +15,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -113,6 +113,23 @@ def _checkpoint(out: Path) -> int:
     return int(row[0]) if row is not None else 0
 
 
+def _stop_when(
+    args: Sequence[str | Path],
+    condition: Callable[[], object],
+    message: str,
+    *,
+    stop: signal.Signals = signal.SIGKILL,
+    timeout: float = 60,
+) -> None:
+    """Run ``sa1b ARGS`` until ``condition`` holds, then send it ``stop`` and wait."""
+    proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL)
+    try:
+        wait_for(condition, timeout=timeout, message=message, process=proc)
+    finally:
+        proc.send_signal(stop)
+        proc.communicate(timeout=60)  # (Ctrl-C: the run ends, its staged members kept)
+
+
 def _kept(out: Path) -> int:
     """The bytes of the tar kept, by ``sa1b status`` (0 before its store is made)."""
     try:
@@ -121,21 +138,13 @@ def _kept(out: Path) -> int:
         return 0
 
 
-def _begun_as_tar(links: Path, out: Path, *args: str, at_least: int = 4 * MiB) -> None:
+def _begun_as_tar(
+    links: Path, out: Path, *args: str | Path, at_least: int = 4 * MiB, rate: str = "8M"
+) -> None:
     """A run without extraction fetches ``at_least`` bytes of the tar, then Ctrl-C: the
     shard's partial tar holds them, recorded, for an extracting run to go on from."""
-    command = ["download", links, "-o", out, "--no-extract", "--max-rate", "8M", *args]
-    proc = start_cli(*command, "--quiet", stdout=subprocess.DEVNULL)
-    try:
-        wait_for(
-            lambda: _kept(out) >= at_least,
-            timeout=60,
-            message="bytes of the tar kept",
-            process=proc,
-        )
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+    command = ["download", links, "-o", out, "--no-extract", "--max-rate", rate, *args]
+    _stop_when(command, lambda: _kept(out) >= at_least, "bytes of the tar kept", stop=signal.SIGINT)
 
 
 def _committed(paths: OutputPaths) -> bool:
@@ -158,16 +167,10 @@ def test_a_stop_extracting_with_no_tar_resumes_from_the_checkpoint(
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
     args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
-    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
+    _stop_when([*args, "--max-rate", "8M"], lambda: _checkpoint(out) >= 12 * MiB, "a checkpoint",
+               stop=stop)  # fmt: skip
     partials = out / ".sa1b" / "partial"
-    try:
-        wait_for(
-            lambda: _checkpoint(out) >= 12 * MiB, timeout=60, message="a checkpoint", process=proc
-        )
-        assert not partials.exists() or not list(partials.iterdir())  # no tar at all
-    finally:
-        proc.send_signal(stop)
-        proc.communicate(timeout=60)
+    assert not partials.exists() or not list(partials.iterdir())  # no tar at all
     kept = _checkpoint(out)
     assert kept >= 12 * MiB
     before = cdn.bytes_sent_total
@@ -191,12 +194,7 @@ def test_a_rerun_from_a_server_that_ignores_range_goes_on_as_a_whole_tar(
     links, out = tmp_path / "links.tsv", tmp_path / "out"
     cdn.write_links_file(links)
     args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
-    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _checkpoint(out) > 0, timeout=60, message="a checkpoint", process=proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+    _stop_when([*args, "--max-rate", "8M"], lambda: _checkpoint(out) > 0, "a checkpoint")
     cdn.add_fault(shard.name, Fault("ignore_range", times=1000))
     try:
         result = run_cli(*args, "--log-file", tmp_path / "log")
@@ -231,17 +229,7 @@ def test_a_stop_after_holes_were_punched_resumes_from_the_checkpoint(
         "--max-rate",
         "8M",
     ]
-    proc = start_cli(*args, "--quiet", stdout=subprocess.DEVNULL)
-    try:
-        wait_for(
-            lambda: _freed(out, shard),
-            timeout=60,
-            message="holes behind the extractor",
-            process=proc,
-        )
-    finally:
-        proc.send_signal(stop)
-        proc.communicate(timeout=60)  # (Ctrl-C: the run ends, its staged members kept)
+    _stop_when(args, lambda: _freed(out, shard), "holes behind the extractor", stop=stop)
     # The bytes below the checkpoint are gone: only a resume from it can finish.
     result = run_cli(*args[:-2])
     assert result.returncode == 0, result.output
@@ -266,19 +254,13 @@ def test_a_whole_download_after_a_worker_killed_past_its_holes_resumes_the_extra
     window = ["--tar-window", "2M"]
     _begun_as_tar(links, out, "--shard-index", "0", "--shard-count", "1")
     split = ["--shard-index", "0", "--shard-count", "1", "--max-rate", "2M"]
-    proc = start_cli("download", links, "-o", out, *window, *split, "--quiet",
-                     stdout=subprocess.DEVNULL)  # fmt: skip
     worker = OutputPaths.of(out, worker="0-of-1")
-    try:
-        wait_for(
-            lambda: _freed(out, shard, paths=worker) and _committed(worker),
-            timeout=90,
-            message="holes behind the worker's extractor and its ranges in its store",
-            process=proc,
-        )
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+    _stop_when(
+        ["download", links, "-o", out, *window, *split],
+        lambda: _freed(out, shard, paths=worker) and _committed(worker),
+        "holes behind the worker's extractor and its ranges in its store",
+        timeout=90,
+    )
     with StateStore(out, state=worker.state, lock=False, create=False) as store:
         recorded = sum(record.ranges.total for record in store.records())
     before = cdn.bytes_sent_total
@@ -302,12 +284,7 @@ def test_a_rerun_that_keeps_the_tar_fetches_again_what_was_freed_behind_the_extr
     cdn.write_links_file(links)
     args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "2M"]
     _begun_as_tar(links, out)
-    proc = start_cli(*args, "--max-rate", "8M", "--quiet", stdout=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _freed(out, shard), timeout=60, message="holes", process=proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+    _stop_when([*args, "--max-rate", "8M"], lambda: _freed(out, shard), "holes")
     result = run_cli(*args, "--keep-tars")
     assert result.returncode == 0, result.output
     assert "freed behind an extraction this run does not go on from" in result.output
@@ -325,13 +302,10 @@ def test_a_new_version_after_holes_voids_the_checkpoint(tmp_path: Path) -> None:
     with CDNServer(root=served) as cdn:
         cdn.write_links_file(links)
         args: list[str | Path] = ["download", links, "-o", out, "--tar-window", "1M"]
-        _begun_as_tar(links, out, at_least=2 * MiB)
-        proc = start_cli(*args, "--max-rate", "4M", "--quiet", stdout=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: _freed(out, old), timeout=60, message="holes", process=proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=60)
+        # Slowly: the killed run must not have every byte of the old version (a rerun
+        # would then rightly publish it without asking the server).
+        _begun_as_tar(links, out, at_least=MiB, rate="2M")
+        _stop_when([*args, "--max-rate", "2M"], lambda: _freed(out, old), "holes")
         os.replace(new.path, old.path)
         result = run_cli(*args)
     assert result.returncode == 0, result.output
