@@ -17,8 +17,9 @@ For each mode (``--mode``: download and extract, ``--no-extract``, or both) it r
   latency (run when the download passes 10%, 20%, ... 90%) and the store commits'
   ``fdatasync`` times (``strace -f --seccomp-bpf -e trace=fdatasync,fsync -T``: only those
   syscalls stop the process; ``--no-strace`` runs without);
-* one SIGKILL run per ``--kill-at`` fraction of the bytes (kept bytes in the partial file,
-  polled every 0.2 s), then the same command again to completion; the waste is the bytes
+* one SIGKILL run per ``--kill-at`` fraction of the bytes (kept bytes: in the partial file,
+  or below the checkpoint of a shard extracted with no tar; polled every 0.2 s), then the
+  same command again to completion; the waste is the bytes
   nginx served in both runs beyond the data, and beside it what was in flight in the
   sockets just before the kill (:class:`InFlight`), which the kill loses whatever sa1b
   recorded.
@@ -45,6 +46,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -242,7 +244,9 @@ class Monitor:
         self._kept_at_start = self.kept_bytes()  # a rerun's first byte is its first new one
 
     def kept_bytes(self) -> int:
-        kept = 0
+        """What a rerun keeps: the bytes in partial and finished tars, and (a shard
+        extracted with no tar) the bytes below its extraction's saved checkpoint."""
+        kept = _checkpointed(self.paths.database)
         for folder in (self.paths.partials, self.paths.tars):
             for entry in _files(folder):
                 kept += data_bytes(entry) if folder == self.paths.partials else entry.stat().st_size
@@ -342,6 +346,16 @@ def timed_status(
     if done.returncode not in ok:
         return seconds, f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
     return seconds, None
+
+
+def _checkpointed(database: Path) -> int:
+    """The bytes below the extractions' saved checkpoints (a read-only look at the store)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT SUM(next) FROM extractions WHERE next > 0").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0)
 
 
 def _files(folder: Path) -> Iterator[Path]:
