@@ -25,7 +25,6 @@ at its catalog key, so that ``sa1b.open`` reads it in one GET.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -312,9 +311,7 @@ class MapAnswer(BodyAnswer):
 
     def end(self, error: TransferError | None) -> None:
         task, body = self.task, self.shard
-        failure: SA1BError | None = self.error or error
-        if self.refusal is not None:
-            failure = self.refusal.error(task.link, now=time.time())
+        failure = self.failure(error)
         with self.uploads.run.lock:
             stale = self.generation != body.generation
             if failure is None and not stale and body.verdict is None and self.offset == self.start:

@@ -500,6 +500,13 @@ class BodyAnswer(ABC):
         """The file changed on the server (within the limit on changes): its body starts
         over."""
 
+    def failure(self, error: TransferError | None) -> SA1BError | None:
+        """What ended the answer: a refusal's status says more than how its page ended,
+        then what it found wrong itself, then the transport's ``error``."""
+        if self.refusal is not None:
+            return self.refusal.error(self.task.link, now=time.time())
+        return self.error or error
+
     # -- the transport's Receiver (sa1b.net.curl) ---------------------------------------
 
     @abstractmethod

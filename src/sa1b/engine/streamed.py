@@ -27,7 +27,6 @@ import hashlib
 import heapq
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -563,9 +562,7 @@ class PartAnswer(BodyAnswer):
 
     def end(self, error: TransferError | None) -> None:
         task, body = self.task, self.shard
-        failure: SA1BError | None = self.error or error
-        if self.refusal is not None:  # its status says more than how its page ended
-            failure = self.refusal.error(task.link, now=time.time())
+        failure = self.failure(error)
         with self.streams.run.lock:
             stale = self.generation != body.generation
             arrived = self.got - self.began

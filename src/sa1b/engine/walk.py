@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -646,9 +645,7 @@ class WalkAnswer(BodyAnswer):
 
     def end(self, error: TransferError | None) -> None:
         task, shard = self.task, self.shard
-        failure: SA1BError | None = self.error or error
-        if self.refusal is not None:  # its status says more than how its page ended
-            failure = self.refusal.error(task.link, now=time.time())
+        failure = self.failure(error)
         with self.walks.run.lock:
             if failure is None and self.offset == self.start and self.current:
                 failure = BadResponseError("an answer without a byte", name=task.name)
