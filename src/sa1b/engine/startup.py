@@ -116,7 +116,11 @@ def _checkpoint_end(run: Run, task: Task) -> int:
 
 
 def _checkpointed(run: Run, record: FileRecord) -> bool:
-    """Whether a saved checkpoint of its extraction names members staged."""
+    """Whether a saved checkpoint of its extraction names members staged: asked of the
+    store only for a record :func:`~sa1b.reconcile.reconcile` could take for a shard
+    extracted with no tar (sized, no bytes of a tar recorded), not of every file."""
+    if record.ranges or record.size is None:
+        return False
     saved = load_resume(run.store, record.id, record.generation)
     return saved is not None and saved.next is not None
 
