@@ -324,8 +324,9 @@ class UnpackBody(StreamedBody):
 
     @property
     def done_bytes(self) -> int:
+        """The bytes of the parts read, which are the first ones: where the last ends."""
         plan = self.plan
-        return sum(plan.length(n) for n in range(1, self.next_read)) if plan else 0
+        return plan.span(self.next_read - 1)[1] if plan and self.next_read > 1 else 0
 
     @property
     def complete(self) -> bool:
