@@ -163,11 +163,6 @@ class TarWalk:
         Bytes before the next needed one are passed over; a gap (bytes after it) is
         a ValueError: the caller asked for other bytes than it gives.
         """
-        need = self._need
-        if need is not None and offset == need.start and not self._buffer:
-            length = need.end - need.start
-            if len(data) == length:  # what a driver that reads each need gives: no copies
-                return self._complete(need, data)
         pieces: list[Piece] = []
         view = memoryview(data)
         while view and (need := self._need) is not None:
@@ -179,7 +174,7 @@ class TarWalk:
             elif offset > wanted_at:
                 raise ValueError(f"bytes from {offset} given where {wanted_at} is needed")
             take = min(len(view), need.end - offset)
-            if not self._buffer and take == need.end - need.start:  # the whole step: no copy
+            if not self._buffer and take == need.end - need.start:  # the whole step: a view
                 step, view, offset = view[:take], view[take:], offset + take
                 pieces.extend(self._complete(need, step))
                 continue
