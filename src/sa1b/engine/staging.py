@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from sa1b.store.writeback import write_at
 from sa1b.tarwalk import Piece
 
 WRITERS = 4
@@ -64,6 +65,6 @@ def stage_piece(path: Path, piece: Piece) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        os.pwrite(fd, piece.data, piece.at)
+        write_at(fd, piece.data, piece.at)
     finally:
         os.close(fd)

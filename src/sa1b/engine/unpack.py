@@ -56,7 +56,7 @@ from sa1b.records import Status
 from sa1b.repack import Copied
 from sa1b.store.resume import Resume, load_resume, save_resume
 from sa1b.store.uploads import WalkPoint
-from sa1b.store.writeback import start_writeback, sync_files
+from sa1b.store.writeback import start_writeback, sync_files, write_at
 from sa1b.tarwalk import Found, Piece, TarWalk
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ class UnpackBody(StreamedBody):
     def write(self, piece: Piece) -> None:
         """In the reader thread: ``piece`` into its member's file; closed once whole."""
         fd = self.open[piece.entry.offset]
-        os.pwrite(fd, piece.data, piece.at)
+        write_at(fd, piece.data, piece.at)
         if piece.last:
             start_writeback(fd)  # the disk starts now; the checkpoint's sync finds less
             os.close(self.open.pop(piece.entry.offset))

@@ -1,4 +1,5 @@
-"""Push written data to disk: ``sync_file_range`` to start early, ``syncfs`` to finish.
+"""Write data into the page cache and push it to disk: ``pwrite`` in slices,
+``sync_file_range`` to start early, ``syncfs`` to finish.
 
 Durability needs ``fdatasync`` before a range is recorded and before a file is
 published. Left alone, the kernel holds gigabytes of dirty pages and that final
@@ -15,6 +16,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 SYNC_FILE_RANGE_WRITE = 2
+
+WRITE_SLICE = 1024 * 1024
+"""The most bytes one ``pwrite`` is given. A write of 2 MiB or more lets ext4 put it in
+2 MiB page-cache folios (``FileHugePages`` grows), whose high-order pages cost the
+kernel's copy 2-3x the system time of the same bytes written 1 MiB at a time on the
+benchmark machine, where free high-order pages go back to the host. Writing members
+whole (up to a part, 8 MiB) made extraction 0.57-0.66x download-only on 24 x 172 MB;
+in 1 MiB slices, 0.82-1.00x (``benchmarks/README.md``)."""
 
 
 def libc_function(name: str, argtypes: list[type]) -> Callable[..., int] | None:
@@ -41,6 +50,15 @@ _sync_file_range = libc_function(
     "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 )
 _syncfs = libc_function("syncfs", [ctypes.c_int])
+
+
+def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` in ``fd``, :data:`WRITE_SLICE` bytes at most
+    a call."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view[:WRITE_SLICE], offset)
+        view, offset = view[written:], offset + written
 
 
 def start_writeback(fd: int) -> None:
