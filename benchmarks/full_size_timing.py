@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """Where a full-size download's time goes: one synthetic shard (the rehearsal's), runs of
-``sa1b download --no-extract`` over HTTPS from nginx, in the order given.
+``sa1b download`` over HTTPS from nginx, in the order given.
 
 Each run is one of:
 
-- ``plain``: the download, timed (MB/s, CPU s/GB split into user and system);
+- ``plain``: the download with ``--no-extract``, timed (MB/s, CPU s/GB split into user
+  and system);
+- ``extract``: the same, extracted into the default layout;
 - ``spy``: the same under ``py-spy record --threads --native`` (``--py-spy``), its raw
   samples written to ``--profile-dir``;
 - ``timeline``: the same with its progress lines, each stamped with the seconds since start;
-- ``alt``: the download with ``PYTHONPATH`` set to ``--alt-pythonpath`` (another checkout's
-  ``src``, for an A/B of one change).
+- ``alt`` and ``alt-extract``: ``plain`` and ``extract`` with ``PYTHONPATH`` set to
+  ``--alt-pythonpath`` (another checkout's ``src``, for an A/B of one change).
 
 ``sync`` runs before each run. Everything is written in a private folder under
 ``--workdir`` and deleted at the end. The figures of 2026-12-06 are in
 ``benchmarks/rehearsal-results.txt``. Example::
 
     python benchmarks/full_size_timing.py plain alt plain alt --alt-pythonpath /tmp/other/src
+    python benchmarks/full_size_timing.py plain extract alt-extract extract alt-extract plain \
+        --alt-pythonpath /tmp/other/src
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from rehearsal import REAL_PAIRS, REAL_SHARD, make_source
 
-KINDS = ("plain", "spy", "timeline", "alt")
+KINDS = ("plain", "extract", "spy", "timeline", "alt", "alt-extract")
 
 
 def _stamped(stream: IO[str], start: float) -> None:
@@ -51,7 +55,9 @@ def _run(
         profile = args.profile_dir / f"profile-{time.strftime('%H%M%S')}.txt"
         argv = [args.py_spy, "record", "--threads", "--native", "-r", "50", "-f", "raw",
                 "-o", str(profile), "--", *argv]  # fmt: skip
-    if kind == "alt":
+    if kind.endswith("extract"):
+        argv = [arg for arg in argv if arg != "--no-extract"]
+    if kind.startswith("alt"):
         env = {**env, "PYTHONPATH": f"{args.alt_pythonpath}{os.pathsep}{env.get('PYTHONPATH', '')}"}
     subprocess.run(["sync"], check=True)
     start, before = time.monotonic(), os.times()
@@ -83,7 +89,7 @@ def main() -> int:
     parser.add_argument("--profile-dir", type=Path, default=Path("."), help="spy runs' output")
     parser.add_argument("--alt-pythonpath", type=Path, help="alt runs' sa1b (a src folder)")
     args = parser.parse_args()
-    if "alt" in args.runs and args.alt_pythonpath is None:
+    if any(kind.startswith("alt") for kind in args.runs) and args.alt_pythonpath is None:
         parser.error("alt runs need --alt-pythonpath")
     size = int(args.shard_size * 2**30)
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -89,11 +89,13 @@ def run_cli(
 
 
 @contextmanager
-def tmpfs(folder: Path, mib: int) -> Iterator[Path]:
-    """A tmpfs of ``mib`` MiB mounted at ``folder`` (made here) while the block runs: a
-    small disk of the test's own. Needs root, as CI is."""
+def tmpfs(folder: Path, mib: int, *, inodes: int | None = None) -> Iterator[Path]:
+    """A tmpfs of ``mib`` MiB (and room for ``inodes`` files and folders) mounted at
+    ``folder`` (made here) while the block runs: a small disk of the test's own. Needs
+    root, as CI is."""
     folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", folder], check=True)
+    options = f"size={mib}m" + (f",nr_inodes={inodes}" if inodes else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", folder], check=True)
     try:
         yield folder
     finally:

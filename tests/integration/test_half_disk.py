@@ -90,6 +90,33 @@ def test_the_whole_tar_beside_its_files_does_not_fit(
         assert "the disk is full" in result.output
 
 
+@ON_BIG_SHARD
+@needs_root
+def test_a_disk_out_of_files_ends_the_run_with_one_line_and_keeps_the_checkpoint(
+    big_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    """A member's file cannot be made (no inode left) while extracting with no tar: the
+    run ends with the storage error's line and exit code, and a rerun with room goes on
+    from the last checkpoint, every member right."""
+    cdn, shard = big_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    with tmpfs(tmp_path / "disk", 64, inodes=200) as disk:
+        out = disk / "out"
+        result = run_cli("download", links, "-o", out, "--tar-window", "4M")
+        assert result.returncode == 1, result.output
+        assert "cannot write a member: No space left on device" in result.output
+        assert "Traceback" not in result.output
+        checkpoint = _checkpoint(out)
+        assert 0 < checkpoint < shard.size
+        subprocess.run(["mount", "-o", "remount,nr_inodes=2000", disk], check=True)
+        before = cdn.bytes_sent_total
+        result = run_cli("download", links, "-o", out, "--tar-window", "4M", "--quiet")
+        assert result.returncode == 0, result.output
+        assert_extracted(out, [shard])
+        assert cdn.bytes_sent_total - before <= shard.size - checkpoint + 1  # (+ its probe)
+
+
 def _freed(out: Path, shard: ShardInfo, *, paths: OutputPaths | None = None) -> bool:
     """Whether the shard's partial tar has had holes punched and a checkpoint saved (in
     the store of ``paths``: the folder's own by default)."""

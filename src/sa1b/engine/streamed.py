@@ -111,6 +111,11 @@ class Streams(ABC):
     def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
         """In a reader thread: the members' data the walk handed over from one part."""
 
+    def cannot_write(self, task: Task, body: StreamedBody, error: OSError) -> None:
+        """In a reader thread: the sink could not write what the walk handed over (or
+        make a member's file as the walk met its header); the shard's reading ends."""
+        raise error
+
     # -- the Kind: as many shards and connections as whole files ------------------
 
     def at_once(self, slots: int) -> int:
@@ -201,6 +206,9 @@ class Streams(ABC):
                         self.consume(task, body, pieces)
                 except ExtractionError as error:
                     verdict = error
+                except OSError as error:  # the sink's disk (a member's file, its bytes)
+                    self.cannot_write(task, body, error)
+                    return
             with self.run.lock:
                 self.let_go(buffer)
                 if generation != body.generation:

@@ -54,6 +54,7 @@ from sa1b.links import Link
 from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, PartPlan
 from sa1b.records import Status
 from sa1b.repack import Copied
+from sa1b.store.allocation import reserve
 from sa1b.store.resume import Resume, load_resume, save_resume
 from sa1b.store.uploads import WalkPoint
 from sa1b.store.writeback import start_writeback, sync_files, write_at
@@ -85,6 +86,11 @@ class Unpacks(Streams):
         self.voided: list[int] = []
         """The files whose shard started over (its source changed): their checkpoints
         are void."""
+        self.reserving = True
+        """Whether members' blocks are reserved as their files are made (not where the
+        filesystem cannot): written into reserved blocks, the bytes cost the kernel
+        about 0.2 system seconds a GB less (24 x 172 MB: 0.85-0.88x download-only with,
+        0.81x without)."""
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sa1b-sync")
         """Syncs the files a checkpoint names, then queues it: apart from the reader,
         which goes on writing meanwhile (its memory budget is all the buffer there is)."""
@@ -105,7 +111,9 @@ class Unpacks(Streams):
         """In the reader's thread (or once the readers are over): a checkpoint at the
         walk's last member boundary, if ``due`` bytes past the last one, to the syncer."""
         walk = body.walk
-        if walk is None or body.verdict is not None or body.staged_generation != body.generation:
+        if walk is None or body.verdict is not None or body.failed:
+            return
+        if body.staged_generation != body.generation:
             return
         boundary, count = walk.checkpoint
         if not checkpoint_due(boundary, body.saved, every=due):
@@ -131,13 +139,17 @@ class Unpacks(Streams):
     def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
         """In the shard's reader thread: each piece into its member's staged file."""
         assert isinstance(body, UnpackBody)
-        try:
-            for piece in pieces:
-                body.write(piece)
-            self._queue_checkpoint(task, body, due=self.every)
-        except OSError as error:
-            message = f"{body.staging}: cannot write {error.filename}: {error.strerror}"
-            self.abort(StorageError(message))
+        for piece in pieces:
+            body.write(piece)
+        self._queue_checkpoint(task, body, due=self.every)
+
+    def cannot_write(self, task: Task, body: StreamedBody, error: OSError) -> None:
+        """The run ends (a full disk is every shard's); the shard's last checkpoint is
+        the last one queued, whose members are whole."""
+        assert isinstance(body, UnpackBody)
+        body.failed = True
+        where = body.staging / error.filename if error.filename else body.staging
+        self.abort(StorageError(f"{where}: cannot write a member: {error.strerror}"))
 
     # -- the Kind -----------------------------------------------------------------------
 
@@ -230,6 +242,8 @@ class UnpackBody(StreamedBody):
     """The member boundary of the last checkpoint queued."""
     kept_below: int = 0
     """The checkpoint a rerun went on from: the parts below it are not fetched."""
+    failed: bool = False
+    """A member could not be written: no checkpoint follows (it might name that one)."""
 
     @property
     def unpacks(self) -> Unpacks:
@@ -301,10 +315,13 @@ class UnpackBody(StreamedBody):
         self.unsynced.new_folder(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.unsynced.new_file(path)
-        if entry.size:
-            self.open[entry.offset] = fd
-        else:
+        if not entry.size:
             os.close(fd)
+            return
+        self.open[entry.offset] = fd
+        unpacks = self.unpacks
+        if unpacks.reserving:
+            unpacks.reserving = reserve(fd, entry.size)
 
     def write(self, piece: Piece) -> None:
         """In the reader thread: ``piece`` into its member's file; closed once whole."""

@@ -29,7 +29,17 @@ def preallocate(fd: int, size: int) -> bool:
     return _fallocate_or_not(fd, 0, 0, size)
 
 
-PUNCH_HOLE = 0x02 | 0x01
+def reserve(fd: int, size: int) -> bool:
+    """Reserve blocks for the first ``size`` bytes of ``fd`` without changing its size
+    (``FALLOC_FL_KEEP_SIZE``: the size still says what was written); False where the
+    filesystem (or the libc) cannot. Raises :class:`OSError` for anything else."""
+    return _fallocate_or_not(fd, KEEP_SIZE, 0, size)
+
+
+KEEP_SIZE = 0x01
+"""``FALLOC_FL_KEEP_SIZE`` (linux/falloc.h)."""
+
+PUNCH_HOLE = 0x02 | KEEP_SIZE
 """``FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`` (linux/falloc.h): free the blocks of a
 range, the file keeps its size and reads zeros there."""
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 SYNC_FILE_RANGE_WRITE = 2
 
-WRITE_SLICE = 1024 * 1024
-"""The most bytes one ``pwrite`` is given. A write of 2 MiB or more lets ext4 put it in
-2 MiB page-cache folios (``FileHugePages`` grows), whose high-order pages cost the
-kernel's copy 2-3x the system time of the same bytes written 1 MiB at a time on the
-benchmark machine, where free high-order pages go back to the host. Writing members
-whole (up to a part, 8 MiB) made extraction 0.57-0.66x download-only on 24 x 172 MB;
-in 1 MiB slices, 0.82-1.00x (``benchmarks/README.md``)."""
+WRITE_SLICE = 256 * 1024
+"""The most bytes one ``pwrite`` is given. The page cache sizes its folios by the write:
+on the benchmark machine (a VM whose free high-order pages go back to the host), one
+GB into new files took the kernel's copy about 0.4 system seconds in writes of 128-512
+KiB, 1 in writes of 1 MiB and 1.5-3 in writes of 2 MiB and more, which ext4 puts in
+2 MiB folios (``FileHugePages`` grows). Members written whole (up to a part, 8 MiB)
+made extraction 0.57-0.66x download-only on 24 x 172 MB (``benchmarks/README.md``)."""
 
 
 def libc_function(name: str, argtypes: list[type]) -> Callable[..., int] | None:
