@@ -198,6 +198,7 @@ class Streams(ABC):
             if hasher is not None:
                 hasher.update(buffer)
             verdict: ExtractionError | None = None
+            unwritten: OSError | None = None
             if walk is not None and not walk.finished:
                 try:
                     with memoryview(buffer) as view:  # (the buffer is reused after)
@@ -207,11 +208,11 @@ class Streams(ABC):
                 except ExtractionError as error:
                     verdict = error
                 except OSError as error:  # the sink's disk (a member's file, its bytes)
+                    unwritten = error
                     self.cannot_write(task, body, error)
-                    return
             with self.run.lock:
                 self.let_go(buffer)
-                if generation != body.generation:
+                if generation != body.generation or unwritten is not None:
                     return
                 body.next_read += 1
                 if verdict is not None:

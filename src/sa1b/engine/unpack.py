@@ -148,7 +148,7 @@ class Unpacks(Streams):
         the last one queued, whose members are whole."""
         assert isinstance(body, UnpackBody)
         body.failed = True
-        where = body.staging / error.filename if error.filename else body.staging
+        where = error.filename or body.staging
         self.abort(StorageError(f"{where}: cannot write a member: {error.strerror}"))
 
     # -- the Kind -----------------------------------------------------------------------
