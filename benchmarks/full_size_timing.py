@@ -7,8 +7,8 @@ Each run is one of:
 - ``plain``: the download with ``--no-extract``, timed (MB/s, CPU s/GB split into user
   and system);
 - ``extract``: the same, extracted into the default layout;
-- ``spy``: the same under ``py-spy record --threads --native`` (``--py-spy``), its raw
-  samples written to ``--profile-dir``;
+- ``spy`` and ``spy-extract``: ``plain`` and ``extract`` under ``py-spy record --threads
+  --native`` (``--py-spy``), their raw samples written to ``--profile-dir``;
 - ``timeline``: the same with its progress lines, each stamped with the seconds since start;
 - ``alt`` and ``alt-extract``: ``plain`` and ``extract`` with ``PYTHONPATH`` set to
   ``--alt-pythonpath`` (another checkout's ``src``, for an A/B of one change).
@@ -40,7 +40,7 @@ from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from rehearsal import REAL_PAIRS, REAL_SHARD, make_source
 
-KINDS = ("plain", "extract", "spy", "timeline", "alt", "alt-extract")
+KINDS = ("plain", "extract", "spy", "spy-extract", "timeline", "alt", "alt-extract")
 
 
 def _stamped(stream: IO[str], start: float) -> None:
@@ -51,7 +51,7 @@ def _stamped(stream: IO[str], start: float) -> None:
 def _run(
     kind: str, argv: list[str], env: dict[str, str], size: int, args: argparse.Namespace
 ) -> None:
-    if kind == "spy":
+    if kind.startswith("spy"):
         profile = args.profile_dir / f"profile-{time.strftime('%H%M%S')}.txt"
         argv = [args.py_spy, "record", "--threads", "--native", "-r", "50", "-f", "raw",
                 "-o", str(profile), "--", *argv]  # fmt: skip
