@@ -28,7 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sa1b.engine.bodies import Claim, Ended
+from sa1b.engine.bodies import Claim
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.streamed import judged_ranged
 from sa1b.engine.tasks import Task
@@ -36,11 +36,9 @@ from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
     BadResponseError,
     ExtractionError,
-    SA1BError,
     TransferError,
 )
 from sa1b.links import redact
-from sa1b.net.answers import ErrorPage
 from sa1b.net.heads import Head
 from sa1b.objectstore.parts import PartPlan
 from sa1b.repack import Copied, Mapped, Output, OutputPlan, plan_output
@@ -264,18 +262,11 @@ class MapAnswer(BodyAnswer):
     header is, or that the tar is damaged."""
 
     shard: RepackBody
+    again = "mapping"
 
     def __init__(self, task: Task, body: RepackBody, start: int, stop: int) -> None:
-        self.task, self.shard, self.uploads = task, body, body.uploads
-        self.start, self.stop, self.offset = start, stop, start
-        self.generation = body.generation
-        self.refusal: ErrorPage | None = None
-        self.error: SA1BError | None = None
-        self.ended: Ended = lambda failure: None
-
-    def start_over(self) -> None:
-        log.warning("%s: the file changed on the server; mapping it again", self.task.name)
-        self.shard.start_over(self.task)
+        super().__init__(task, body, start, stop)
+        self.uploads, self.offset = body.uploads, start
 
     def head(self, head: Head) -> bool:
         task, body = self.task, self.shard

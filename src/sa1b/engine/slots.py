@@ -22,7 +22,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.bodies import Claim, Ended
@@ -437,8 +437,12 @@ def judge_head(
     )
 
 
-class HasGeneration(Protocol):
+class Restartable(Protocol):
+    """A body whose answers are void once it starts over (its generation moves on)."""
+
     generation: int
+
+    def start_over(self, task: Task) -> None: ...
 
 
 class BodyAnswer(ABC):
@@ -447,14 +451,17 @@ class BodyAnswer(ABC):
     (:func:`judge_head`), a refusal's page read to its end (it tells an expired link
     from another refusal), and a file that changed on the server started over."""
 
-    task: Task
-    shard: HasGeneration
-    start: int
-    stop: int
-    generation: int
-    refusal: ErrorPage | None
-    error: SA1BError | None
-    ended: Ended
+    shard: Restartable
+    again: ClassVar[str] = "fetching"
+    """What the body does once more when the file changed, for the warning."""
+
+    def __init__(self, task: Task, shard: Restartable, start: int, stop: int) -> None:
+        self.task, self.shard = task, shard
+        self.start, self.stop = start, stop  # the range of the item asked for
+        self.generation = shard.generation
+        self.refusal: ErrorPage | None = None
+        self.error: SA1BError | None = None
+        self.ended: Ended = lambda failure: None
 
     def request(self, ended: Ended) -> Request:
         self.ended = ended
@@ -495,10 +502,11 @@ class BodyAnswer(ABC):
             return None
         return judged
 
-    @abstractmethod
     def start_over(self) -> None:
         """The file changed on the server (within the limit on changes): its body starts
         over."""
+        log.warning("%s: the file changed on the server; %s it again", self.task.name, self.again)
+        self.shard.start_over(self.task)
 
     def failure(self, error: TransferError | None) -> SA1BError | None:
         """What ended the answer: a refusal's status says more than how its page ended,

@@ -34,7 +34,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.bodies import Claim, Ended
+from sa1b.engine.bodies import Claim
 from sa1b.engine.run import Run
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.tasks import Task
@@ -42,11 +42,10 @@ from sa1b.errors import (
     BadResponseError,
     ExtractionError,
     FatalTransferError,
-    SA1BError,
     TransferError,
 )
 from sa1b.links import is_shard_name, redact
-from sa1b.net.answers import BodyPlan, ErrorPage
+from sa1b.net.answers import BodyPlan
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.objectstore.parts import MemoryBudget, PartPlan
@@ -511,29 +510,21 @@ class PartAnswer(BodyAnswer):
         into: int = 0,
         reserved: int = 0,
     ) -> None:
-        self.task, self.shard, self.streams = task, body, body.streams
+        super().__init__(task, body, start, stop)
+        self.streams = body.streams
         self.filling = filling
         self.buffer = filling.buffer if filling is not None else None
-        self.start, self.stop = start, stop
         self.got, self.began = into, into
         self.delta = start - into
         """The source's offset of the buffer's first byte, for this request's bytes
         (what ``got`` counts from)."""
         self.reserved = reserved
         """Budget taken for a first request, before its buffer exists."""
-        self.generation = body.generation
-        self.refusal: ErrorPage | None = None
-        self.error: SA1BError | None = None
-        self.ended: Ended = lambda failure: None
 
     @property
     def number(self) -> int:
         """Its part's number."""
         return self.filling.number if self.filling is not None else 1
-
-    def start_over(self) -> None:
-        log.warning("%s: the file changed on the server; fetching it again", self.task.name)
-        self.shard.start_over(self.task)
 
     # -- the transport's Receiver --------------------------------------------
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sa1b.config import DownloadConfig
-from sa1b.engine.bodies import Ended
 from sa1b.engine.run import Run
 from sa1b.engine.slots import BodyAnswer
 from sa1b.engine.staging import Job, Stager, stage_piece
@@ -46,7 +45,6 @@ from sa1b.extract.shard import same_file
 from sa1b.layout import Layout, member_target
 from sa1b.lifecycle import next_state
 from sa1b.links import Link, object_key, redact
-from sa1b.net.answers import ErrorPage
 from sa1b.net.governor import GovernorPolicy
 from sa1b.net.heads import Head
 from sa1b.progress import FileOutcome
@@ -568,26 +566,20 @@ class WalkAnswer(BodyAnswer):
     every answer's is (:func:`~sa1b.engine.slots.judge_head`)."""
 
     shard: WalkBody
+    again = "walking"
 
     def __init__(
         self, task: Task, shard: WalkBody, start: int, end: int, part: Part | None = None
     ) -> None:
-        self.task, self.shard, self.walks = task, shard, shard.walks
-        self.start, self.stop, self.part = start, end, part
-        self.generation = shard.generation
-        self.offset = start
-        self.refusal: ErrorPage | None = None
+        super().__init__(task, shard, start, end)
+        self.walks, self.part, self.offset = shard.walks, part, start
         self.whole = False
         """The server sent the whole shard, not the range asked for."""
-        self.error: SA1BError | None = None
         self.buffer = bytearray()
-        self.ended: Ended = lambda failure: None
 
     def start_over(self) -> None:
-        task = self.task
-        log.warning("%s: the file changed on the server; walking it again", task.name)
-        self.shard.start_over(task)
-        task.size, task.validator = None, Validator()
+        super().start_over()
+        self.task.size, self.task.validator = None, Validator()
 
     # -- the transport's Receiver --------------------------------------------
 
