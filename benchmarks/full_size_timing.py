@@ -11,7 +11,9 @@ Each run is one of:
   --native`` (``--py-spy``), their raw samples written to ``--profile-dir``;
 - ``timeline``: the same with its progress lines, each stamped with the seconds since start;
 - ``alt`` and ``alt-extract``: ``plain`` and ``extract`` with ``PYTHONPATH`` set to
-  ``--alt-pythonpath`` (another checkout's ``src``, for an A/B of one change).
+  ``--alt-pythonpath`` (another checkout's ``src``, for an A/B of one change);
+- ``aria2c-tar``: aria2c as the bench runs it (``-x16 -s16 -j4``), then ``tar -xf``: the
+  download and extraction most users run today, timed as one.
 
 ``sync`` runs before each run. Everything is written in a private folder under
 ``--workdir`` and deleted at the end. The figures of 2026-12-06 are in
@@ -32,15 +34,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from bench.tools import sa1b_tool, write_inputs
+from bench.tools import aria2c_tool, sa1b_tool, tar_argv, write_inputs
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from rehearsal import REAL_PAIRS, REAL_SHARD, make_source
 
-KINDS = ("plain", "extract", "spy", "spy-extract", "timeline", "alt", "alt-extract")
+KINDS = ("plain", "extract", "spy", "spy-extract", "timeline", "alt", "alt-extract", "aria2c-tar")
 
 
 def _stamped(stream: IO[str], start: float) -> None:
@@ -49,7 +52,13 @@ def _stamped(stream: IO[str], start: float) -> None:
 
 
 def _run(
-    kind: str, argv: list[str], env: dict[str, str], size: int, args: argparse.Namespace
+    kind: str,
+    argv: list[str],
+    env: dict[str, str],
+    size: int,
+    args: argparse.Namespace,
+    *,
+    then: Sequence[list[str]] = (),
 ) -> None:
     if kind.startswith("spy"):
         profile = args.profile_dir / f"profile-{time.strftime('%H%M%S')}.txt"
@@ -72,7 +81,8 @@ def _run(
         if proc.returncode:
             raise SystemExit(f"sa1b exited with {proc.returncode}")
     else:
-        subprocess.run(argv, env=env, check=True)
+        for command in (argv, *then):
+            subprocess.run(command, env=env, check=True)
     wall, after = time.monotonic() - start, os.times()
     user = after.children_user - before.children_user
     system = after.children_system - before.children_system
@@ -105,6 +115,14 @@ def main() -> int:
             inputs = write_inputs(root, server.base_url, source.shards, out)
             for kind in args.runs:
                 shutil.rmtree(out, ignore_errors=True)
+                if kind == "aria2c-tar":
+                    out.mkdir()
+                    aria2c = aria2c_tool("aria2c", input_file=inputs.aria2c, outdir=out,
+                                         resume=False, ca=tls.ca)  # fmt: skip
+                    tars = [out / shard.name for shard in source.shards]
+                    untar = [tar_argv("tar", tar, out) for tar in tars]
+                    _run(kind, aria2c.argv, dict(os.environ), size, args, then=untar)
+                    continue
                 tool = sa1b_tool([sys.executable, "-m", "sa1b"], links=inputs.links, outdir=out,
                                  ca=tls.ca, ca_bundle_option=True)  # fmt: skip
                 _run(kind, tool.argv, {**os.environ, **tool.env}, size, args)

@@ -18,12 +18,13 @@ from pathlib import Path
 SYNC_FILE_RANGE_WRITE = 2
 
 WRITE_SLICE = 256 * 1024
-"""The most bytes one ``pwrite`` is given. The page cache sizes its folios by the write:
-on the benchmark machine (a VM whose free high-order pages go back to the host), one
-GB into new files took the kernel's copy about 0.4 system seconds in writes of 128-512
-KiB, 1 in writes of 1 MiB and 1.5-3 in writes of 2 MiB and more, which ext4 puts in
-2 MiB folios (``FileHugePages`` grows). Members written whole (up to a part, 8 MiB)
-made extraction 0.57-0.66x download-only on 24 x 172 MB (``benchmarks/README.md``)."""
+"""The most bytes one ``pwrite`` is given. The page cache sizes its folios by the write,
+and a write of 2 MiB or more lets ext4 use 2 MiB folios (``FileHugePages`` grows), dear
+on a VM whose free high-order pages go back to the host (the benchmark machine): 2 GiB
+into new files cost its kernel 0.64-1.03 system seconds in writes of 128 KiB to 1 MiB,
+1.4-9.4 in writes of 2 MiB (``benchmarks/page-cache-results.txt``). In a whole run,
+members written up to a part (8 MiB) at a time made extraction 0.57-0.66x download-only
+on 24 x 172 MB, 1 MiB at a time 0.72-0.74x, 256 KiB 0.81x (``benchmarks/README.md``)."""
 
 
 def libc_function(name: str, argtypes: list[type]) -> Callable[..., int] | None:
