@@ -28,12 +28,19 @@ from sa1b.cdn.synth import make_dataset
 MiB = 1024 * 1024
 
 
-def mount(image: Path, kind: str, size: int, folder: Path) -> str:
+def mount(image: Path, kind: str, size: int, folder: Path, *, direct_io: bool = False) -> str:
+    """A ``kind`` filesystem of ``size`` bytes in ``image``, mounted at ``folder`` (made
+    here) from a loop device, whose name is returned; with ``direct_io`` the device
+    bypasses the page cache of the filesystem holding ``image``."""
     with open(image, "wb") as handle:
         handle.truncate(size)
     subprocess.run([f"mkfs.{kind}", "-q", "-F", image], check=True)
+    options = ["--direct-io=on"] if direct_io else []
     device = subprocess.run(
-        ["losetup", "--find", "--show", image], check=True, capture_output=True, text=True
+        ["losetup", "--find", "--show", *options, image],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     folder.mkdir()
     subprocess.run(["mount", "-t", kind, device, folder], check=True)
