@@ -24,7 +24,6 @@ at its catalog key, so that ``sa1b.open`` reads it in one GET.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,8 +53,6 @@ from sa1b.store.uploads import UploadRecord, WalkPoint
 from sa1b.tarformat import BLOCK
 from sa1b.tarwalk import Entry, Found, TarWalk, headers_only
 from sa1b.versions import Validator
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)

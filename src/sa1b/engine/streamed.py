@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
-import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
@@ -57,7 +56,6 @@ from sa1b.versions import Validator
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-log = logging.getLogger(__name__)
 
 READERS = 2
 """Threads reading the parts in order (a walk costs little; a digest, a core's share)."""

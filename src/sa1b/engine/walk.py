@@ -18,7 +18,6 @@ ranges after ``fdatasync``.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import threading
@@ -63,8 +62,6 @@ from sa1b.store.writeback import fsync_dir, sync_fs
 from sa1b.tarformat import BLOCK, Header
 from sa1b.tarwalk import CHUNK, Entry, Piece, TarWalk
 from sa1b.versions import Validator
-
-log = logging.getLogger(__name__)
 
 STAGING = "only"
 """In the output folder's staging: one folder per shard being walked."""
