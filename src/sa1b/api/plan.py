@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from sa1b.planning import FileFacts, Plan, disk_needed
 from sa1b.records import FileRecord
 from sa1b.store.shards import shard_state
 from sa1b.store.state import folder_stores
+from sa1b.store.usage import in_flight_taken
 from sa1b.units import human_bytes
 from sa1b.versions import Validator
 
@@ -178,23 +178,10 @@ def _facts(
     if answer is None or answer.size is None:
         error = answer.error.message if answer and answer.error else "no answer"
         return FileFacts(link.name, None, shard, error=error)
-    allocated = 0
-    if local:  # its partial tar, and its members staged so far (of a checkpoint, say)
-        partial = config.paths.partial(link.name)
-        allocated = partial.stat().st_blocks * 512 if partial.exists() else 0
-        allocated += _taken(config.paths.staging / link.name)
+    allocated = in_flight_taken(config.paths, link.name) if local else 0
     same = record is not None and record.size == answer.size
     kept = record.done_bytes if same and record is not None else 0
     return FileFacts(link.name, answer.size, shard, kept=kept, allocated=allocated)
-
-
-def _taken(folder: Path) -> int:
-    """Bytes the files under ``folder`` take on the disk (0 if there is none)."""
-    return sum(
-        os.lstat(os.path.join(root, name)).st_blocks * 512
-        for root, _, names in os.walk(folder)
-        for name in names
-    )
 
 
 def _free_space(out: Path) -> int:

@@ -78,7 +78,6 @@ class Unpacks(Streams):
         self.abort = abort
         self.layout: Layout = run.config.extract.layout
         self.every = run.config.extract.tar_window
-        self.root = run.config.paths.staging
         self.whole_files = True  # see Kind
         self.records: list[tuple[Task, int, Resume]] = []
         """Checkpoints to save (the shard, its body's generation, the checkpoint), their
@@ -111,9 +110,8 @@ class Unpacks(Streams):
         """In the reader's thread (or once the readers are over): a checkpoint at the
         walk's last member boundary, if ``due`` bytes past the last one, to the syncer."""
         walk = body.walk
-        if walk is None or body.verdict is not None or body.failed:
-            return
-        if body.staged_generation != body.generation:
+        stale = body.staged_generation != body.generation
+        if walk is None or body.verdict is not None or body.failed or stale:
             return
         boundary, count = walk.checkpoint
         if not checkpoint_due(boundary, body.saved, every=due):
@@ -160,7 +158,7 @@ class Unpacks(Streams):
         if not self._streamed(task):
             return task
         store = self.run.store
-        body = task.body = UnpackBody(self, staging=self.root / link.name)
+        body = task.body = UnpackBody(self, staging=self.config.paths.staged(link.name))
         saved = load_resume(store, task.id, task.generation)
         if saved is None or saved.next is None or task.size is None:
             shutil.rmtree(body.staging, ignore_errors=True)

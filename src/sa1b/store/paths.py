@@ -64,6 +64,10 @@ class OutputPaths:
         """Where shards are extracted before they are moved into place."""
         return self.out / WORK_DIR / "staging"
 
+    def staged(self, name: str) -> Path:
+        """The folder shard ``name`` is extracted into before its members move into place."""
+        return self.staging / name
+
     @property
     def database(self) -> Path:
         return self.state / STATE_DB
