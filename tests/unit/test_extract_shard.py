@@ -1008,7 +1008,7 @@ def _checkpoints(box: Box, raw: bytes, layout: Layout) -> tuple[ExtractReport, l
             staging=box.staging,
             layout=layout,
             wait=no_wait,
-            on_checkpoint=saved.append,
+            on_checkpoint=lambda packed: saved.append(packed.unpacked()),
             checkpoint_every=1,
         )
     finally:

@@ -14,7 +14,7 @@ import pytest
 from sa1b.extract.shard import ExtractReport, extract_shard
 from sa1b.layout import Layout
 from sa1b.store import writeback
-from sa1b.store.resume import Resume
+from sa1b.store.resume import PackedResume, Resume
 
 MEMBERS = {f"sa_{i}.{kind}": os.urandom(1000 + i) for i in range(1, 4) for kind in ("jpg", "json")}
 
@@ -72,7 +72,8 @@ def test_checkpoints_come_after_their_files_are_synced(
     monkeypatch.setattr(writeback, "_syncfs", no_syncfs)
     checked: list[Resume] = []
 
-    def on_checkpoint(resume: Resume) -> None:
+    def on_checkpoint(packed: PackedResume) -> None:
+        resume = packed.unpacked()
         for path, _, _ in resume.members:
             staged = staging / path
             assert staged in synced, path

@@ -9,7 +9,7 @@ from pathlib import Path
 from sa1b.errors import StateError, StateLockedError
 from sa1b.split import WorkerPart
 from sa1b.store.paths import WORKERS, OutputPaths
-from sa1b.store.resume import OtherRecord, load_resume
+from sa1b.store.resume import OtherRecord, load_packed_resume
 from sa1b.store.state import StateStore, folder_stores, lock_holder
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def other_records(
         try:
             with StateStore(paths.out, state=other.state, lock=False, create=False) as store:
                 for record in store.records():
-                    checkpoint = load_resume(store, record.id, record.generation)
+                    checkpoint = load_packed_resume(store, record.id, record.generation)
                     others.setdefault(record.name, []).append(OtherRecord(record, checkpoint))
         except StateError as error:
             log.warning("%s; its records are not used", error.message)

@@ -37,7 +37,7 @@ from sa1b.ranges import RangeSet
 from sa1b.records import Status
 from sa1b.segments import Segment, SegmentPlan
 from sa1b.store.allocation import preallocate, punch_hole
-from sa1b.store.resume import Resume, load_resume, save_resume
+from sa1b.store.resume import PackedResume, load_resume, save_resume
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -204,23 +204,23 @@ class FileControl:
             on_checkpoint=on_checkpoint,
         )
 
-    def _checkpointer(self, task: Task, generation: int) -> Callable[[Resume], None]:
+    def _checkpointer(self, task: Task, generation: int) -> Callable[[PackedResume], None]:
         """``on_checkpoint`` for the extractor: save the checkpoint, then free the tar
         below it."""
         run = self.run
 
-        def checkpoint(resume: Resume) -> None:
+        def save(checkpoint: PackedResume) -> None:
             with run.lock:
                 if task.generation != generation:
                     raise Superseded
             try:
-                save_resume(run.store, task.id, generation, resume)
+                save_resume(run.store, task.id, generation, checkpoint)
             except StorageError as error:  # a full disk under the store ends the run
                 self.abort(error)
                 raise Superseded from None
-            self._free_below(task, generation, hole_end(resume.next))
+            self._free_below(task, generation, hole_end(checkpoint.next))
 
-        return checkpoint
+        return save
 
     def _free_below(self, task: Task, generation: int, end: int) -> None:
         """Punch a hole in ``[0, end)`` of the file, under its write lock: no byte of a

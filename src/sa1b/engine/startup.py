@@ -27,7 +27,7 @@ from sa1b.reconcile import DiskFacts, freed, reconcile, record_to_adopt
 from sa1b.records import FileRecord
 from sa1b.store.allocation import holes
 from sa1b.store.journal import Span, fold
-from sa1b.store.resume import load_resume, save_resume
+from sa1b.store.resume import load_packed_resume, save_resume
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _checkpoint_end(run: Run, task: Task) -> int:
     bytes below it are never read again (0 when it starts at the beginning)."""
     if not run.frees(task):
         return 0  # this run reads the whole tar (see sa1b.holes)
-    saved = load_resume(run.store, task.id, task.generation)
+    saved = load_packed_resume(run.store, task.id, task.generation)
     if saved is None:
         return 0
     return task.size or 0 if saved.next is None else hole_end(saved.next)
@@ -121,7 +121,7 @@ def _checkpointed(run: Run, record: FileRecord) -> bool:
     extracted with no tar (sized, no bytes of a tar recorded), not of every file."""
     if record.ranges or record.size is None:
         return False
-    saved = load_resume(run.store, record.id, record.generation)
+    saved = load_packed_resume(run.store, record.id, record.generation)
     return saved is not None and saved.next is not None
 
 

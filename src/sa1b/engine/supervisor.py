@@ -44,7 +44,7 @@ from sa1b.net.transport import Transport
 from sa1b.progress import FINAL_STATES, FileOutcome, FileProgress, ProgressListener, Snapshot
 from sa1b.sizes import NOMINAL_SHARD_SIZE
 from sa1b.store.journal import Journal
-from sa1b.store.resume import OtherRecord, load_resume
+from sa1b.store.resume import OtherRecord, load_packed_resume
 from sa1b.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,9 @@ class Engine:
         if self._extractors is not None:
             self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made,
-                if load_resume(run.store, task.id, task.generation) is None:  # unless resumable
+                if (
+                    load_packed_resume(run.store, task.id, task.generation) is None
+                ):  # unless resumable
                     shutil.rmtree(self._extractors.staging(task.name), ignore_errors=True)
         durability.commit(run)
         durability.close_files(run)

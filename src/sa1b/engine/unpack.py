@@ -11,8 +11,8 @@ each byte reaches the page cache once, not twice (measured in ``benchmarks/READM
 
 Every ``--tar-window`` bytes of tar or so, at a member boundary, a syncer thread syncs
 the files staged since the last one and queues a checkpoint (:class:`~sa1b.store.resume.
-Resume`, the record extraction from a tar keeps too), which the supervising loop saves at
-its next tick. A rerun keeps the staged members the checkpoint names and fetches the
+PackedResume`, the record extraction from a tar keeps too), which the supervising loop
+saves at its next tick. A rerun keeps the staged members the checkpoint names and fetches the
 shard from the part that holds it.
 
 The whole-file path (a partial tar, extracted as it arrives) keeps what a tar is needed
@@ -43,7 +43,6 @@ from sa1b.extract.shard import (
     ExtractReport,
     Member,
     _prepare_staging,
-    _rows,
     _Unsynced,
     missing_partners,
     publish,
@@ -55,7 +54,7 @@ from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, 
 from sa1b.records import Status
 from sa1b.repack import Copied
 from sa1b.store.allocation import reserve
-from sa1b.store.resume import Resume, load_resume, save_resume
+from sa1b.store.resume import Ledger, PackedResume, load_resume, save_resume
 from sa1b.store.uploads import WalkPoint
 from sa1b.store.writeback import start_writeback, sync_files, write_at
 from sa1b.tarwalk import Found, Piece, TarWalk
@@ -79,7 +78,7 @@ class Unpacks(Streams):
         self.layout: Layout = run.config.extract.layout
         self.every = run.config.extract.tar_window
         self.whole_files = True  # see Kind
-        self.records: list[tuple[Task, int, Resume]] = []
+        self.records: list[tuple[Task, int, PackedResume]] = []
         """Checkpoints to save (the shard, its body's generation, the checkpoint), their
         members synced."""
         self.voided: list[int] = []
@@ -95,7 +94,7 @@ class Unpacks(Streams):
         which goes on writing meanwhile (its memory budget is all the buffer there is)."""
 
     def _checkpoint(
-        self, files: list[Path], folders: set[Path], record: tuple[Task, int, Resume]
+        self, files: list[Path], folders: set[Path], record: tuple[Task, int, PackedResume]
     ) -> None:
         """In the syncer's thread: the files, then the checkpoint that names them."""
         try:
@@ -116,11 +115,11 @@ class Unpacks(Streams):
         boundary, count = walk.checkpoint
         if not checkpoint_due(boundary, body.saved, every=due):
             return
-        resume = Resume(boundary, tuple(walk.entries[:count]), _rows(body.members[:count]))
+        checkpoint = body.ledger.checkpoint(boundary, walk.entries, body.members, count)
         files, folders = list(body.unsynced.files), set(body.unsynced.folders)
         body.unsynced.files.clear()
         body.unsynced.folders.clear()
-        record = (task, body.staged_generation, resume)
+        record = (task, body.staged_generation, checkpoint)
         self._syncer.submit(self._checkpoint, files, folders, record)
         body.saved = boundary
 
@@ -167,6 +166,7 @@ class Unpacks(Streams):
             body.members = _prepare_staging(
                 body.staging, saved, shard=link.name, unsynced=body.unsynced
             )
+            body.ledger = Ledger(saved)
         except CorruptArchiveError:  # a staged member is gone: from the start again
             log.warning("%s: a staged member is gone; extracting it from the start", link.name)
             shutil.rmtree(body.staging, ignore_errors=True)
@@ -198,8 +198,8 @@ class Unpacks(Streams):
             voided, self.voided = self.voided, []
             identified, self.identified = self.identified, []
             records = [
-                (task.id, task.generation, resume)
-                for task, generation, resume in self.records
+                (task.id, task.generation, checkpoint)
+                for task, generation, checkpoint in self.records
                 if isinstance(task.body, UnpackBody) and task.body.generation == generation
             ]
             self.records = []
@@ -207,8 +207,8 @@ class Unpacks(Streams):
             store.restart(file_id)
         for file_id, size, validator in identified:
             store.set_identity(file_id, size, validator)
-        for file_id, generation, resume in records:
-            save_resume(store, file_id, generation, resume)
+        for file_id, generation, checkpoint in records:
+            save_resume(store, file_id, generation, checkpoint)
 
     def close(self) -> None:
         """Once the readers are over: a last checkpoint of each shard left unfinished
@@ -236,6 +236,8 @@ class UnpackBody(StreamedBody):
     open: dict[int, int] = field(default_factory=dict)
     """Descriptors of the staged files being written, by their data's offset."""
     unsynced: _Unsynced = field(default_factory=_Unsynced)
+    ledger: Ledger = field(default_factory=Ledger)
+    """The checkpoints of the members staged (the reader's)."""
     saved: int = 0
     """The member boundary of the last checkpoint queued."""
     kept_below: int = 0
@@ -305,7 +307,7 @@ class UnpackBody(StreamedBody):
         if generation != self.staged_generation:  # the shard started over
             self.close_files()
             shutil.rmtree(self.staging, ignore_errors=True)
-            self.members, self.unsynced, self.saved = [], _Unsynced(), 0
+            self.members, self.unsynced, self.saved, self.ledger = [], _Unsynced(), 0, Ledger()
             self.staged_generation = generation
         entry = found.entry
         self.members.append(Member(found.target, entry.offset, entry.size, found.header.mtime))

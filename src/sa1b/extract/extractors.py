@@ -22,7 +22,7 @@ from sa1b.extract.reader import Wait
 from sa1b.extract.shard import ExtractReport, extract_shard
 from sa1b.holes import CHECKPOINT_EVERY
 from sa1b.layout import Layout
-from sa1b.store.resume import Resume
+from sa1b.store.resume import PackedResume, Resume
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class _Job:
     digest_algorithm: str | None
     on_error: Callable[[ExtractionError], None] | None
     resume: Resume | None = None
-    on_checkpoint: Callable[[Resume], None] | None = None
+    on_checkpoint: Callable[[PackedResume], None] | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: ExtractReport | SA1BError | None = None
 
@@ -75,7 +75,7 @@ class Extractors:
         digest_algorithm: str | None,
         on_error: Callable[[ExtractionError], None] | None = None,
         resume: Resume | None = None,
-        on_checkpoint: Callable[[Resume], None] | None = None,
+        on_checkpoint: Callable[[PackedResume], None] | None = None,
     ) -> None:
         """Extract ``path`` (the partial file of shard ``name``) as its bytes arrive.
 

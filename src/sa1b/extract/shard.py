@@ -30,7 +30,7 @@ from sa1b.extract.archive import write_archive
 from sa1b.extract.reader import COPY_CHUNK, Reader, Wait
 from sa1b.holes import CHECKPOINT_EVERY, checkpoint_due
 from sa1b.layout import Layout, archive_of, partner, sample_order, whole_units
-from sa1b.store.resume import Resume
+from sa1b.store.resume import Ledger, PackedResume, Resume
 from sa1b.store.writeback import fsync_dir, start_writeback, sync_files
 from sa1b.tarwalk import Entry, Found, TarWalk, headers_only
 
@@ -106,7 +106,7 @@ def extract_shard(
     wait: Wait,
     digest_algorithm: str | None = None,
     resume: Resume | None = None,
-    on_checkpoint: Callable[[Resume], None] | None = None,
+    on_checkpoint: Callable[[PackedResume], None] | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> ExtractReport:
     """Extract the tar in ``fd`` (``size`` bytes, arriving in order) into ``staging``.
@@ -115,13 +115,15 @@ def extract_shard(
     checkpoint: the members it names are staged; nothing else there is kept); members
     land at their layout paths below it. ``on_checkpoint`` hears of a member boundary
     every ``checkpoint_every`` bytes or so (:mod:`sa1b.holes`), and of the end, each
-    time once every member before it is synced; it may free the tar below it. What it
+    time once every member before it is synced; it may free the tar below it (not in the
+    ``wds`` layout, whose tar is never freed: its members are sorted at the end). What it
     staged is durable when it returns. Raises
     :class:`~sa1b.errors.UnsafeMemberError` before writing an unsafe member, and
     :class:`~sa1b.errors.CorruptArchiveError` for a malformed archive.
     """
     unsynced = _Unsynced()
     members = _prepare_staging(staging, resume, shard=shard, unsynced=unsynced)
+    ledger = Ledger(resume)
     start: int = 0
     entries: tuple[Entry, ...] = ()
     if resume is not None:
@@ -154,7 +156,7 @@ def extract_shard(
         boundary, count = walk.checkpoint
         if on_checkpoint is not None and checkpoint_due(boundary, saved, every=checkpoint_every):
             unsynced.sync()
-            on_checkpoint(Resume(boundary, tuple(walk.entries[:count]), _rows(members[:count])))
+            on_checkpoint(ledger.checkpoint(boundary, walk.entries, members, count))
             saved = boundary
         start, end = need
         _skip(reader, read, start - read)
@@ -167,7 +169,7 @@ def extract_shard(
         write_archive(Reader(fd, size, wait, None), members, staging / archive, shard=shard)
     unsynced.sync()  # publishing renames them: their bytes first
     if on_checkpoint is not None:  # publishing may move them: a crash then resumes here
-        on_checkpoint(Resume(None, tuple(walk.entries), _rows(members)))
+        on_checkpoint(ledger.checkpoint(None, walk.entries, members, len(members)))
     return _report(shard, members, digest.hexdigest() if digest else None)
 
 
@@ -200,10 +202,6 @@ def _prepare_staging(
                     member=str(member.path),
                 )
     return members
-
-
-def _rows(members: list[Member]) -> tuple[tuple[str, int, int], ...]:
-    return tuple((str(member.path), member.offset, member.size) for member in members)
 
 
 def _report(shard: str, members: list[Member], digest: str | None) -> ExtractReport:

@@ -351,10 +351,32 @@ def _copy(db: sqlite3.Connection, folder: Path) -> None:
     fsync_dir(folder)
 
 
-def pack_members(index: Sequence[tuple[str, int, int]]) -> bytes:
+def pack_members(index: Iterable[tuple[str, int, int]]) -> bytes:
     """A shard's member index as compressed ``path<TAB>offset<TAB>size`` lines (22,000
     members of a shard take about 100 KB)."""
-    return zlib.compress("".join(f"{p}\t{o}\t{n}\n" for p, o, n in index).encode())
+    packer = MemberPacker()
+    packer.add(index)
+    return packer.packed()
+
+
+class MemberPacker:
+    """:func:`pack_members` of an index that grows: each row is formatted and compressed
+    once, however often the whole is packed (a shard's checkpoints pack their index
+    42 times as it grows to 22,000 rows: each time from scratch, that cost 1.6 CPU
+    seconds a shard)."""
+
+    def __init__(self) -> None:
+        self._deflate = zlib.compressobj()
+        self._out: list[bytes] = []
+
+    def add(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        text = "".join(f"{p}\t{o}\t{n}\n" for p, o, n in rows)
+        self._out.append(self._deflate.compress(text.encode()))
+
+    def packed(self) -> bytes:
+        """Every row added so far, as one blob (the stream goes on after it)."""
+        self._out = [b"".join(self._out)]
+        return self._out[0] + self._deflate.copy().flush()
 
 
 def unpack_members(blob: bytes) -> list[tuple[str, int, int]]:
