@@ -50,7 +50,7 @@ from sa1b.extract.shard import (
 from sa1b.holes import checkpoint_due
 from sa1b.layout import Layout
 from sa1b.links import Link
-from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, DEFAULT_PART, PartPlan
+from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, MIB, PartPlan
 from sa1b.records import Status
 from sa1b.repack import Copied
 from sa1b.store.allocation import reserve
@@ -60,6 +60,13 @@ from sa1b.store.writeback import start_writeback, sync_files, write_at
 from sa1b.tarwalk import Found, Piece, TarWalk
 
 log = logging.getLogger(__name__)
+
+PART = 16 * MIB
+"""The parts of a shard extracted as it streams: twice an upload's (no store takes them),
+eight in the memory budget. Fewer parts, fewer members cut across two (whose bytes the
+walk gathers into one block): a 10.5 GiB shard at SA-1B's density, alternating with 8 MiB,
+was extracted 3-9% faster at 0.1-0.2 CPU s/GB less; 6 MiB was 4-11% slower than 8
+(``benchmarks/rehearsal-results.txt``)."""
 
 
 def every_member(name: str) -> bool:
@@ -73,7 +80,7 @@ class Unpacks(Streams):
 
     def __init__(self, run: Run, *, abort: Callable[[SA1BError], None]) -> None:
         assert run.config.extract is not None
-        super().__init__(run, StreamOptions(DEFAULT_PART, DEFAULT_CHUNK, DEFAULT_MEMORY))
+        super().__init__(run, StreamOptions(PART, DEFAULT_CHUNK, DEFAULT_MEMORY))
         self.abort = abort
         self.layout: Layout = run.config.extract.layout
         self.every = run.config.extract.tar_window
@@ -173,7 +180,7 @@ class Unpacks(Streams):
             task.generation, task.size = store.restart(task.id), None
             return task
         body.saved = body.kept_below = saved.next
-        body.plan = plan = PartPlan.for_size(task.size, preferred=DEFAULT_PART)
+        body.plan = plan = PartPlan.for_size(task.size, preferred=PART)
         body._start(task, plan, walked=WalkPoint(saved.next, saved.entries))
         log.info("%s: goes on from its checkpoint at byte %d", link.name, saved.next)
         return task
