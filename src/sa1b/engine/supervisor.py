@@ -201,9 +201,8 @@ class Engine:
         if self._extractors is not None:
             self._extractors.join()
             for task in run.tasks:  # what a failed or interrupted shard left half-made,
-                if (
-                    load_packed_resume(run.store, task.id, task.generation) is None
-                ):  # unless resumable
+                saved = load_packed_resume(run.store, task.id, task.generation)
+                if saved is None:  # unless it can go on from a checkpoint
                     shutil.rmtree(self._extractors.staging(task.name), ignore_errors=True)
         durability.commit(run)
         durability.close_files(run)

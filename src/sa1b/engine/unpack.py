@@ -12,8 +12,8 @@ each byte reaches the page cache once, not twice (measured in ``benchmarks/READM
 Every ``--tar-window`` bytes of tar or so, at a member boundary, a syncer thread syncs
 the files staged since the last one and queues a checkpoint (:class:`~sa1b.store.resume.
 PackedResume`, the record extraction from a tar keeps too), which the supervising loop
-saves at its next tick. A rerun keeps the staged members the checkpoint names and fetches the
-shard from the part that holds it.
+saves at its next tick. A rerun keeps the staged members the checkpoint names and fetches
+the shard from the part that holds it.
 
 The whole-file path (a partial tar, extracted as it arrives) keeps what a tar is needed
 for, within the same run: a shard with a checksum to check (the digest of every byte
@@ -62,11 +62,12 @@ from sa1b.tarwalk import Found, Piece, TarWalk
 log = logging.getLogger(__name__)
 
 PART = 16 * MIB
-"""The parts of a shard extracted as it streams: twice an upload's (no store takes them),
-eight in the memory budget. Fewer parts, fewer members cut across two (whose bytes the
-walk gathers into one block): a 10.5 GiB shard at SA-1B's density, alternating with 8 MiB,
-was extracted 3-9% faster at 0.1-0.2 CPU s/GB less; 6 MiB was 4-11% slower than 8
-(``benchmarks/rehearsal-results.txt``)."""
+"""The parts of a shard extracted as it streams: twice an upload's (no store takes them
+here), eight in the memory budget. Chosen by measurement: a 10.5 GiB shard at SA-1B's
+density, alternating with 8 MiB, was extracted 3-9% faster at 0.1-0.2 CPU s/GB less, and
+6 MiB was 4-11% slower than 8 (``benchmarks/rehearsal-results.txt``). Fewer parts mean
+fewer hand-overs to the reader and fewer members cut across two, whose bytes the walk
+gathers into one block; which of these counts most was not measured."""
 
 
 def every_member(name: str) -> bool:
