@@ -28,7 +28,7 @@ def no_wait(end: int) -> None:
 
 
 def test_collected_extractions_and_their_threads_are_let_go(tmp_path: Path) -> None:
-    extractors = Extractors(staging_root=tmp_path / "staging", layout="shard")
+    extractors = Extractors(staged=(tmp_path / "staging").joinpath, layout="shard")
     for shard in range(30):  # a run of many shards, one after another
         name = f"sa_{shard:06d}.tar"
         tar = tmp_path / name
@@ -59,7 +59,7 @@ def test_an_extraction_that_supersedes_another_starts_once_the_old_one_has_ended
 ) -> None:
     """Both use the shard's one staging folder: the new one must not start it afresh
     while the old one still writes there (the old one ends at its next wait)."""
-    extractors = Extractors(staging_root=tmp_path / "staging", layout="shard")
+    extractors = Extractors(staged=(tmp_path / "staging").joinpath, layout="shard")
     name, tar = "sa_000000.tar", tmp_path / "sa_000000.tar"
     size = small_tar(tar, members=5)
     old_waiting, let_go, old_ending = threading.Event(), threading.Event(), threading.Event()

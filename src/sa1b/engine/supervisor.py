@@ -75,7 +75,7 @@ class Engine:
         slots = policy.ceiling
         self._extractors = (
             Extractors(
-                staging_root=config.paths.staging,
+                staged=config.paths.staged,
                 layout=config.extract.layout,
                 checkpoint_every=config.extract.tar_window,
             )

@@ -52,17 +52,20 @@ class Extractors:
     """Extraction threads, one per shard and generation."""
 
     def __init__(
-        self, *, staging_root: Path, layout: Layout, checkpoint_every: int = CHECKPOINT_EVERY
+        self,
+        *,
+        staged: Callable[[str], Path],
+        layout: Layout,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
-        self.staging_root = staging_root
+        self.staging = staged
+        """The folder a shard is extracted into (the output's
+        :meth:`~sa1b.store.paths.OutputPaths.staged`)."""
         self.layout = layout
         self.checkpoint_every = checkpoint_every
         self._jobs: dict[str, _Job] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-
-    def staging(self, name: str) -> Path:
-        return self.staging_root / name
 
     def start(
         self,
