@@ -48,7 +48,7 @@ from bench.tools import aria2c_tool, sa1b_tool, tar_argv, write_inputs
 from harness.certs import make_certificates
 from harness.nginx import NginxServer
 from rehearsal import REAL_PAIRS, REAL_SHARD, make_source
-from sparse_fs import mount
+from sparse_fs import mount, unmount
 
 KINDS = ("plain", "extract", "spy", "spy-extract", "timeline", "alt", "alt-extract", "aria2c-tar")
 
@@ -142,8 +142,7 @@ def main() -> int:
                 _run(kind, tool.argv, {**os.environ, **tool.env}, size, args)
     finally:
         if device:
-            subprocess.run(["umount", root / "ext4"], check=False)
-            subprocess.run(["losetup", "-d", device], check=False)
+            unmount(root / "ext4", device)
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -47,6 +47,12 @@ def mount(image: Path, kind: str, size: int, folder: Path, *, direct_io: bool = 
     return device
 
 
+def unmount(folder: Path, device: str) -> None:
+    """Undo :func:`mount` (best effort: a benchmark's clean-up)."""
+    subprocess.run(["umount", folder], check=False)
+    subprocess.run(["losetup", "-d", device], check=False)
+
+
 def sectors_written(device: str) -> int:
     return int(Path(f"/sys/block/{Path(device).name}/stat").read_text().split()[6])
 
@@ -103,8 +109,7 @@ def main() -> None:
                 print(f"  {name}: {speed:.0f} MiB/s, {ratio:.2f}x the files written to the device")
     finally:
         for device, folder in devices.values():
-            subprocess.run(["umount", folder], check=False)
-            subprocess.run(["losetup", "-d", device], check=False)
+            unmount(folder, device)
         shutil.rmtree(work, ignore_errors=True)
 
 
