@@ -184,6 +184,7 @@ def test_credentials_in_a_link_reach_neither_host_header_nor_state_nor_screen(
     assert "s3cret" not in outcome + (tmp_path / "log").read_text()
 
 
+@pytest.mark.xdist_group("torture")  # growth needs spare CPU: not beside the torture's runs
 def test_connections_grow_where_each_one_is_capped(tmp_path: Path) -> None:
     """A server that caps every connection rewards more of them: the count grows past
     the 32 it starts with, twice. The shard is 256 MiB: a request in flight is never cut
