@@ -7,6 +7,7 @@ plain message, exit 1 and publish nothing.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -200,8 +201,11 @@ def test_connections_grow_where_each_one_is_capped(tmp_path: Path) -> None:
         outcome = download(links, tmp_path / "out", "--log-file", str(log), "--log-level", "debug")
     assert outcome.startswith("0\n"), outcome
     assert_identical(tmp_path / "out", [shard])
-    assert "connections: 32 -> 64" in log.read_text()
-    assert "connections: 64 -> 128" in log.read_text()
+    changes = [
+        (int(a), int(b)) for a, b in re.findall(r"connections: (\d+) -> (\d+)", log.read_text())
+    ]
+    # 64 doubled, or leapt to 256 after a step that paid in full (net/governor.py)
+    assert changes[:2] in ([(32, 64), (64, 128)], [(32, 64), (64, 256)]), changes
 
 
 def test_connections_back_off_when_the_server_pushes_back(

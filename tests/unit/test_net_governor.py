@@ -37,17 +37,33 @@ def per_connection_cap(rate: float, link: float) -> Callable[[float, int], float
     return lambda now, n: min(n * rate, link)
 
 
+def steps(seen: list[int]) -> list[int]:
+    """The counts the governor went through, in order."""
+    return [count for i, count in enumerate(seen) if i == 0 or seen[i - 1] != count]
+
+
 def test_a_per_connection_cap_grows_to_the_ceiling_quickly() -> None:
     seen = simulate(POLICY, per_connection_cap(2e6, 1e12), seconds=6)
     assert seen[-1] == 256
-    assert seen.index(256) * TICK < 5  # 8 -> 256 in five doublings of ~0.8 s
+    assert steps(seen) == [8, 16, 64, 256]  # x2, then x4 after each step that paid in full
+    assert seen.index(256) * TICK < 2  # the leaps judged after half a window
+
+
+def test_a_step_that_pays_less_than_in_proportion_is_followed_by_a_doubling() -> None:
+    """A link that 80 connections fill: 32 to 64 pays 2x (in full), the leap to 256 pays
+    1.25x, so the next step doubles, brings nothing and is taken back."""
+    policy = GovernorPolicy(start=32, ceiling=1024, minimum=2)
+    seen = simulate(policy, per_connection_cap(2e6, 160e6), seconds=10)
+    assert steps(seen) == [32, 64, 256, 512, 256]
+    assert set(seen[-40:]) == {256}
 
 
 def test_a_full_link_stops_the_growth_and_the_useless_step_is_taken_back() -> None:
     seen = simulate(POLICY, per_connection_cap(2e6, 100e6), seconds=10)
-    # 50 connections fill the link; 64 is the first step that did not pay, so 32..64 stay.
-    assert seen[-1] in (32, 64)
-    assert max(seen) <= 128
+    # 50 connections fill the link: 8 to 16 paid in full, the leap to 64 paid 3.1x of
+    # 4x, 64 to 128 paid nothing and is taken back.
+    assert steps(seen) == [8, 16, 64, 128, 64]
+    assert set(seen[-40:]) == {64}
 
 
 def test_a_cpu_bound_machine_holds_where_more_brings_nothing() -> None:
@@ -57,7 +73,7 @@ def test_a_cpu_bound_machine_holds_where_more_brings_nothing() -> None:
 
 def test_it_reprobes_after_holding_and_finds_new_room() -> None:
     seen = simulate(POLICY, lambda now, n: min(n * 2e6, 40e6 if now < 10 else 400e6), seconds=60)
-    assert seen[80] <= 32  # held near the first limit
+    assert seen[80] <= 64  # held near the first limit (20 connections), a leap above it
     assert seen[-1] > 128  # found the wider link on a later probe
 
 
@@ -106,6 +122,7 @@ def test_a_fixed_count_never_moves() -> None:
         {"start": 10, "ceiling": 5},
         {"minimum": 20, "start": 10},
         {"growth": 1.0},
+        {"growth": 4.0, "leap": 2.0},
         {"backoff": 1.0},
     ],
 )

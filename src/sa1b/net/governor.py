@@ -3,14 +3,24 @@
 A CDN edge (or TCP over a long round trip) bounds what one connection carries, so
 throughput is about connections times that bound, until the link, the CPU or the
 server says stop. The :class:`Governor` finds that point the way TCP finds a
-window: it starts at ``start`` connections and multiplies them by ``growth`` while
-each step raises throughput by at least ``gain``; a step that does not is taken
-back, and the count held, trying once more after ``reprobe`` seconds (files end,
-links change). A sign that the server sheds load (429 or 503, a reset, a refused
-connect) cuts the count by ``backoff`` and forbids growth for ``quiet`` seconds.
-It never passes ``ceiling``, and it only judges windows in which nearly every
-connection had work, so a run's tail (fewer bytes left than connections) is not
-mistaken for a limit.
+window. It starts at ``start`` connections and multiplies them by ``growth`` while
+each step raises throughput by at least ``gain``; after a step that raised it in
+proportion to the connections it added (each connection is capped, the limit is far),
+by ``leap``, as TCP's slow start does. A step that brings nothing is taken back, and
+the count held, trying once more after ``reprobe`` seconds (files end, links change).
+A step is judged after ``window`` seconds, or after half of it once it has paid in
+proportion.
+
+A leap may overshoot: the count held can be up to ``leap`` times what the limit
+needs (a link that 50 connections fill, from 8: 16, 64, then 128 taken back to 64),
+never less. It does not step down to find a tighter count: requests in flight are
+never cut, so a count lowered shows in throughput only seconds later, too late for a
+window.
+
+A sign that the server sheds load (429 or 503, a reset, a refused connect) cuts the
+count by ``backoff`` and forbids growth for ``quiet`` seconds. It never passes
+``ceiling``, and it only judges windows in which nearly every connection had work,
+so a run's tail (fewer bytes left than connections) is not mistaken for a limit.
 
 Pure: the event loop passes the clock and the byte count in.
 """
@@ -29,6 +39,12 @@ class GovernorPolicy:
     minimum: int = 2
     adaptive: bool = True
     growth: float = 2.0
+    leap: float = 4.0
+    """The factor after a step that paid in proportion: where each connection is capped,
+    32 connections reach 256 in two steps instead of three, and 0.6 s sooner."""
+    proportional: float = 0.75
+    """A step paid in proportion when throughput grew by at least this share of the
+    factor by which the connections grew."""
     gain: float = 1.1
     settle: float = 0.2
     """Seconds after a change before measuring: new connections need their handshakes."""
@@ -42,8 +58,8 @@ class GovernorPolicy:
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.start <= self.ceiling:
             raise ValueError("need 1 <= minimum <= start <= ceiling")
-        if self.growth <= 1 or self.gain < 1 or not 0 < self.backoff < 1:
-            raise ValueError("need growth > 1, gain >= 1 and 0 < backoff < 1")
+        if not 1 < self.growth <= self.leap or self.gain < 1 or not 0 < self.backoff < 1:
+            raise ValueError("need 1 < growth <= leap, gain >= 1 and 0 < backoff < 1")
 
     @classmethod
     def fixed(cls, connections: int) -> GovernorPolicy:
@@ -64,6 +80,8 @@ class Governor:
         self._holding_since: float | None = None
         self._quiet_until = now
         self._pushed_at = -1e18
+        self._leaping = False
+        """The last step paid in proportion: the next one is a leap."""
 
     def observe(self, now: float, received: int, busy: int) -> int:
         """Account ``received`` (the run's byte count so far) with ``busy``
@@ -75,9 +93,9 @@ class Governor:
             self._window_at, self._window_bytes = now, received
             return self.target
         span = now - self._window_at
-        if span < policy.window:
-            return self.target
         rate = (received - self._window_bytes) / span
+        if span < policy.window and not (span >= policy.window / 2 and self._paid_in_full(rate)):
+            return self.target
         self._window_at, self._window_bytes = now, received
         if busy < policy.busy_share * self.target or now < self._quiet_until:
             return self.target
@@ -88,13 +106,22 @@ class Governor:
                 self._grow(now)
             return self.target
         if self._baseline is None or rate >= self._baseline * policy.gain:
+            self._leaping = self._paid_in_full(rate)
             self._baseline = rate
             self._grow(now)
         else:  # the last step brought nothing: take it back and hold
             self._set(self._previous, now)
             self._holding_since = now
             self._baseline = None
+            self._leaping = False
         return self.target
+
+    def _paid_in_full(self, rate: float) -> bool:
+        """Whether the last step raised throughput in proportion to its connections."""
+        if self._baseline is None:
+            return False
+        factor = self.target / self._previous
+        return rate >= self._baseline * (1 + self.policy.proportional * (factor - 1))
 
     def pushback(self, now: float) -> None:
         """The server shed load: fewer connections, and no growth for a while.
@@ -110,6 +137,7 @@ class Governor:
         self._quiet_until = now + policy.quiet
         self._holding_since = None
         self._baseline = None
+        self._leaping = False
 
     def _grow(self, now: float) -> None:
         policy = self.policy
@@ -117,7 +145,8 @@ class Governor:
             self._holding_since = now
             return
         self._previous = self.target
-        grown = max(self.target + 1, round(self.target * policy.growth))
+        factor = policy.leap if self._leaping else policy.growth
+        grown = max(self.target + 1, round(self.target * factor))
         self._set(min(policy.ceiling, grown), now)
 
     def _set(self, target: int, now: float) -> None:
