@@ -7,10 +7,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.store.state import StateStore
+from tests.pagecache import drops_pages, resident_pages
 
 from .conftest import assert_identical, md5, run_cli
 
@@ -28,6 +31,24 @@ def test_downloads_every_shard_byte_for_byte(
     # Nothing but final files under tars/, no partial left behind.
     assert sorted(p.name for p in (out / "tars").iterdir()) == sorted(s.name for s in shards)
     assert not list((out / ".sa1b" / "partial").iterdir())
+
+
+@pytest.mark.parametrize("extract", [False, True])
+def test_what_a_run_wrote_leaves_the_page_cache(
+    cdn: CDNServer, links: Path, shards: list[ShardInfo], tmp_path: Path, extract: bool
+) -> None:
+    """Nothing in a run reads a tar it downloaded or a member it extracted again: once
+    synced, their pages go (``sa1b.store.writeback.sync_files`` says why)."""
+    if not drops_pages(tmp_path):
+        pytest.skip(f"the filesystem of {tmp_path} keeps its pages whatever is asked (tmpfs)")
+    out = tmp_path / "out"
+    result = run_cli("download", *([] if extract else ["--no-extract"]), links, "-o", out)
+    assert result.returncode == 0, result.output
+    written = [p for p in out.rglob("*") if p.is_file() and ".sa1b" not in p.parts]
+    assert len(written) >= len(shards)
+    assert sum(resident_pages(path) for path in written) == 0  # before anything reads them
+    if not extract:
+        assert_identical(out, shards)
 
 
 def test_connections_are_kept_alive(cdn: CDNServer, links: Path, tmp_path: Path) -> None:

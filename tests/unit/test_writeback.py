@@ -3,8 +3,6 @@ off 2 MiB folios (:data:`sa1b.store.writeback.WRITE_SLICE`)."""
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from sa1b.store import writeback
 from sa1b.store.writeback import WRITE_SLICE, sync_files, write_at
+from tests.pagecache import drops_pages, resident_pages
 
 
 @pytest.mark.parametrize("length", [0, 1, WRITE_SLICE, WRITE_SLICE + 1, 3 * WRITE_SLICE + 77])
@@ -54,32 +53,13 @@ def test_write_at_goes_on_after_a_short_write(
     assert path.read_bytes() == data
 
 
-def _resident_pages(path: Path) -> int:
-    """How many of the file's pages the page cache holds (``mincore`` of a mapping)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    size = path.stat().st_size
-    vector = ctypes.create_string_buffer(-(-size // mmap.PAGESIZE))
-    with path.open("rb") as file, mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) as view:
-        anchor = ctypes.c_char.from_buffer(view)
-        result = libc.mincore(ctypes.addressof(anchor), size, vector)
-        del anchor  # the mapping cannot close while ctypes holds it
-    if result != 0:
-        raise OSError(ctypes.get_errno(), "mincore")
-    return sum(byte & 1 for byte in vector.raw)
-
-
 def test_synced_members_leave_the_page_cache(tmp_path: Path) -> None:
     """Members are never read again in a run: once synced, their pages go."""
-    control, *members = (tmp_path / name for name in ("control", "a.jpg", "a.json", "b.jpg"))
-    for path in (control, *members):
-        path.write_bytes(os.urandom(1 << 20))
-    fd = os.open(control, os.O_RDONLY)
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-    if _resident_pages(control):
+    if not drops_pages(tmp_path):
         pytest.skip(f"the filesystem of {tmp_path} keeps its pages whatever is asked (tmpfs)")
-    assert all(_resident_pages(path) for path in members)  # written: in the page cache
+    members = [tmp_path / name for name in ("a.jpg", "a.json", "b.jpg")]
+    for path in members:
+        path.write_bytes(os.urandom(1 << 20))
+    assert all(resident_pages(path) for path in members)  # written: in the page cache
     sync_files(members, [tmp_path])
-    assert [_resident_pages(path) for path in members] == [0, 0, 0]
+    assert [resident_pages(path) for path in members] == [0, 0, 0]

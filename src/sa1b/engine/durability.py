@@ -1,6 +1,7 @@
 """Durability: written bytes reach the disk (``fdatasync``) before the store records
 them, so the store never runs ahead of the disk; and descriptors close only when no
-write can still be on its way to them."""
+write can still be on its way to them. Once synced, the pages of a file the run does not
+read again leave the page cache (:func:`sa1b.store.writeback.sync_files` says why)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from sa1b.engine.run import Run
 from sa1b.engine.tasks import Task
 from sa1b.errors import StorageError
-from sa1b.store.writeback import start_writeback
+from sa1b.store.writeback import drop_cached, start_writeback
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,13 @@ def commit(run: Run, *, transient: bool = True) -> None:
             if spans != task.recorded:
                 # A duplicate, so that the publisher may close the task's own meanwhile.
                 pending[task.id] = (task, os.dup(task.fd), task.generation, spans)
+        dropping = {task.id for task, *_ in pending.values() if not run.read_again(task)}
     started = time.monotonic()
     try:
-        for _, fd, _, _ in pending.values():
+        for task, fd, _, _ in pending.values():
             os.fdatasync(fd)
+            if task.id in dropping:
+                drop_cached(fd)
         run.store.save_ranges({i: (gen, spans) for i, (_, _, gen, spans) in pending.items()})
         if pending:  # benchmarks/soak.py reads this: checkpoint time must stay flat for hours
             logger.debug(

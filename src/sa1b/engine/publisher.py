@@ -37,7 +37,7 @@ from sa1b.extract.shard import ExtractReport, publish
 from sa1b.layout import archive_of
 from sa1b.ranges import RangeSet
 from sa1b.store.state import StateStore
-from sa1b.store.writeback import fsync_dir
+from sa1b.store.writeback import drop_cached, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,9 @@ class Publisher:
                 self.control.reject(task, SizeMismatchError(message, name=task.name))
                 return False
             expected = self.config.checksums.get(task.name)
-            if expected is not None:
+            if expected is None:
+                drop_cached(fd)  # synced, never read again in this run
+            else:
                 digest = hash_file(fd, expected.algorithm)
                 if digest != expected.hexdigest:
                     self._digest_mismatch(task, expected.algorithm, digest)

@@ -53,6 +53,12 @@ class Run:
         extract = self.config.extract
         return self.extracts(task) and extract is not None and not extract.keep_tars
 
+    def read_again(self, task: Task) -> bool:
+        """Whether this run reads ``task``'s file once written: to extract it (a tar
+        extracted as it arrives) or to check its checksum. Other files leave the page
+        cache as they are synced (:func:`sa1b.store.writeback.drop_cached`)."""
+        return self.extracts(task) or task.name in self.config.checksums
+
     def saving(self, save: Callable[[], None]) -> None:
         """Call ``save``: a disk or a store that cannot take it ends the run (its first
         error kept), as a failed commit does."""

@@ -68,6 +68,13 @@ def start_writeback(fd: int) -> None:
         _checked(_sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE))
 
 
+def drop_cached(fd: int) -> None:
+    """Let the page cache go of the file's pages that are on disk (see
+    :func:`sync_files`); dirty ones stay, their writeback started. Nothing off Linux."""
+    if hasattr(os, "posix_fadvise"):  # not on macOS
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def sync_fs(path: os.PathLike[str] | str) -> None:
     """Make everything written on the filesystem holding ``path`` durable.
 
@@ -119,7 +126,7 @@ def _fsync_path(path: os.PathLike[str] | str, *, drop: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-        if drop and hasattr(os, "posix_fadvise"):  # not on macOS
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if drop:
+            drop_cached(fd)
     finally:
         os.close(fd)
