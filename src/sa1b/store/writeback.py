@@ -1,5 +1,6 @@
 """Write data into the page cache and push it to disk: ``pwrite`` in slices,
-``sync_file_range`` to start early, ``syncfs`` to finish.
+``sync_file_range`` to start early, ``syncfs`` to finish, and ``POSIX_FADV_DONTNEED``
+to let go of what a run does not read again once it is on disk (:func:`sync_files`).
 
 Durability needs ``fdatasync`` before a range is recorded and before a file is
 published. Left alone, the kernel holds gigabytes of dirty pages and that final
