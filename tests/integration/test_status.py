@@ -13,7 +13,7 @@ import pytest
 from sa1b import api
 from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
-from sa1b.cdn.synth import ShardInfo
+from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.units import human_bytes
 from tests.waiting import wait_for
 
@@ -50,6 +50,32 @@ def test_status_after_a_sigkill_counts_what_a_rerun_keeps(
     assert last_run is not None
     really_kept = total - last_run.bytes
     assert abs(kept - really_kept) <= 0.05 * really_kept, (kept, really_kept)
+
+
+def test_on_disk_counts_the_members_a_streamed_shard_has_staged(tmp_path: Path) -> None:
+    """A shard extracted as it streams has no tar on disk: the space it takes is the
+    members it has staged, which status counts as ``du`` does. The shard is 64 MiB, four
+    parts: its first members are staged while the rest still arrives."""
+    (shard,) = make_dataset(tmp_path / "cdn", shard_indices=[0], shard_size=64 * 1024 * 1024,
+                            seed=7, extras=False)  # fmt: skip
+    out, staging = tmp_path / "out", tmp_path / "out" / ".sa1b" / "staging"
+    with CDNServer(root=shard.path.parent, rate_per_connection=1024 * 1024) as server:
+        links = tmp_path / "links.tsv"
+        server.write_links_file(links)
+        proc = start_cli("download", links, "-o", out, "--connections", "4")
+        wait_for(lambda: any(p.is_file() for p in staging.rglob("*")), timeout=60,
+                 message="a member staged")  # fmt: skip
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130
+
+    shown = run_cli("status", out)
+    assert shown.returncode == 0, shown.output
+    staged = [p for p in staging.rglob("*") if p.is_file()]
+    assert staged  # kept for the rerun
+    taken = sum(p.stat().st_blocks * 512 for p in staged)
+    tally = shown.stdout.splitlines()[-2]
+    assert tally.endswith(f", {human_bytes(taken)} on disk"), (tally, human_bytes(taken))
 
 
 def test_status_during_a_run_says_so_and_shows_progress(

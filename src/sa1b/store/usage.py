@@ -12,11 +12,14 @@ from sa1b.store.paths import OutputPaths
 
 
 def space_taken(paths: OutputPaths, record: FileRecord) -> int:
-    """Bytes the file's partial file and published tar take; an extracted shard counts
-    its tar's size, which its members and their tar headers come within a fraction of
-    a percent of (stat'ing its 22,000 files would make ``status`` slow)."""
-    taken = (record.size or 0) if record.extracted else 0
-    return taken + _blocks(paths.partial(record.name)) + _blocks(paths.final(record.name))
+    """Bytes the file's partial file, staged members and published tar take. An extracted
+    shard counts its tar's size, which its members and their tar headers come within a
+    fraction of a percent of (stat'ing its 22,000 files would make ``status`` slow); a
+    shard in flight counts what it has staged (only the shards in flight are walked)."""
+    published = _blocks(paths.final(record.name))
+    if record.extracted:
+        return published + (record.size or 0) + _blocks(paths.partial(record.name))
+    return published + in_flight_taken(paths, record.name)
 
 
 def in_flight_taken(paths: OutputPaths, name: str) -> int:
