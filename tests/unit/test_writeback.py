@@ -53,13 +53,15 @@ def test_write_at_goes_on_after_a_short_write(
     assert path.read_bytes() == data
 
 
-def test_synced_members_leave_the_page_cache(tmp_path: Path) -> None:
-    """Members are never read again in a run: once synced, their pages go."""
+@pytest.mark.parametrize("whole", [False, True])
+def test_synced_members_leave_the_page_cache(tmp_path: Path, whole: bool) -> None:
+    """Members are never read again in a run: once synced, their pages go (dirty pages
+    would stay: gone, they were written, by an fsync each or by one syncfs)."""
     if not drops_pages(tmp_path):
         pytest.skip(f"the filesystem of {tmp_path} keeps its pages whatever is asked (tmpfs)")
     members = [tmp_path / name for name in ("a.jpg", "a.json", "b.jpg")]
     for path in members:
         path.write_bytes(os.urandom(1 << 20))
     assert all(resident_pages(path) for path in members)  # written: in the page cache
-    sync_files(members, [tmp_path])
+    sync_files(members, [tmp_path], whole=whole)
     assert [resident_pages(path) for path in members] == [0, 0, 0]

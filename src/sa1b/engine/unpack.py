@@ -54,6 +54,7 @@ from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, MIB, PartPlan
 from sa1b.records import Status
 from sa1b.repack import Copied
 from sa1b.store.allocation import reserve
+from sa1b.store.filesystems import whole_sync_suffices
 from sa1b.store.resume import Ledger, PackedResume, load_resume, save_resume
 from sa1b.store.uploads import WalkPoint
 from sa1b.store.writeback import start_writeback, sync_files, write_at
@@ -97,6 +98,14 @@ class Unpacks(Streams):
         filesystem cannot): written into reserved blocks, the bytes cost the kernel
         about 0.2 system seconds a GB less (24 x 172 MB: 0.85-0.88x download-only with,
         0.81x without)."""
+        self.whole_sync = whole_sync_suffices(run.config.paths.staging)
+        """Whether a checkpoint syncs its members by one ``syncfs`` rather than an
+        ``fsync`` each (:mod:`sa1b.store.filesystems`); not once a shard is extracted
+        from a partial tar, which a ``syncfs`` would write out for nothing."""
+        log.debug(
+            "staged members are synced by %s",
+            "one syncfs a checkpoint" if self.whole_sync else "an fsync each",
+        )
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sa1b-sync")
         """Syncs the files a checkpoint names, then queues it: apart from the reader,
         which goes on writing meanwhile (its memory budget is all the buffer there is)."""
@@ -106,7 +115,7 @@ class Unpacks(Streams):
     ) -> None:
         """In the syncer's thread: the files, then the checkpoint that names them."""
         try:
-            sync_files(files, folders)
+            sync_files(files, folders, whole=self.whole_sync)
         except OSError as error:
             self.abort(StorageError(f"cannot sync staged members: {error.strerror}"))
             return
@@ -163,6 +172,8 @@ class Unpacks(Streams):
         tar streamed (from its checkpoint, if it has one), anything else whole."""
         task = startup.prepare(self.run, link)
         if not self._streamed(task):
+            if task.outcome is None and self.run.extracts(task):
+                self.whole_sync = False
             return task
         store = self.run.store
         body = task.body = UnpackBody(self, staging=self.config.paths.staged(link.name))
@@ -285,6 +296,7 @@ class UnpackBody(StreamedBody):
         if self.received:
             return "the shard was streamed from ranged answers until now; run again"
         log.info("%s: the server ignores Range; it is fetched as a whole tar", task.name)
+        self.unpacks.whole_sync = False
         self.generation += 1
         self._let_go()
         task.body = None
@@ -370,7 +382,7 @@ class UnpackBody(StreamedBody):
             raise self.verdict
         unpacks = self.unpacks
         unpacks.synced()
-        self.unsynced.sync()
+        self.unsynced.sync(whole=unpacks.whole_sync)
         layout = unpacks.layout
         report = ExtractReport(
             shard=task.name,

@@ -76,8 +76,8 @@ class _Unsynced:
         self.files.append(path)
         self.folders.add(path.parent)
 
-    def sync(self) -> None:
-        sync_files(self.files, self.folders)
+    def sync(self, *, whole: bool = False) -> None:
+        sync_files(self.files, self.folders, whole=whole)
         self.files.clear()
         self.folders.clear()
 

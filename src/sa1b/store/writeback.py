@@ -92,13 +92,15 @@ def sync_fs(path: os.PathLike[str] | str) -> None:
         os.close(fd)
 
 
-def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
+def sync_files(files: Iterable[Path], folders: Iterable[Path], *, whole: bool = False) -> None:
     """Make ``files`` (their bytes and size) and the entries of ``folders`` durable, and
     let the page cache drop the files' pages once they are on disk.
 
-    For the files one process just wrote, instead of a ``syncfs``: that would also write
-    out every other dirty file on the filesystem, such as the partial tars of the other
-    shards in flight, which sa1b deletes once extracted and never syncs otherwise.
+    An ``fsync`` each, unless ``whole``: then one ``syncfs`` of their filesystem, where
+    the caller knows it to be as strict (:mod:`sa1b.store.filesystems`) and that no
+    other dirty file of its own there would be written for nothing. (Extraction from a
+    partial tar syncs each file: a ``syncfs`` would also write out the partial tars of
+    the shards in flight, which sa1b deletes once extracted and never syncs otherwise.)
 
     The files are extracted members, which no part of a run reads again: 11 TB passing
     through the page cache would only push out what the machine's other work reads, and
@@ -110,10 +112,25 @@ def sync_files(files: Iterable[Path], folders: Iterable[Path]) -> None:
     8 GiB of 7 MiB files synced every 256 MiB, 2.0-3.4 system seconds dropped against
     4.0-5.4 kept (``benchmarks/page-cache-results.txt``).
     """
+    files, folders = list(files), list(folders)
+    if whole and (files or folders):
+        sync_fs(files[0] if files else folders[0])
+        for path in files:
+            _drop_path(path)
+        return
     for path in files:
         _fsync_path(path, drop=True)
     for path in folders:
         _fsync_path(path)
+
+
+def _drop_path(path: Path) -> None:
+    """Let the page cache go of the pages of the file at ``path`` (synced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        drop_cached(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: os.PathLike[str] | str) -> None:
