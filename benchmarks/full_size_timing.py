@@ -19,7 +19,10 @@ With ``--ext4-loop`` (root) every run writes onto a journaled ext4 on a loop dev
 in the private folder (direct I/O to its image), not onto the workdir's own filesystem:
 this machine's root filesystem is ext4 without a journal, where creating a file after
 many were deleted costs about 0.5 ms of CPU (22 µs on a journaled ext4), which users
-on a journaled filesystem do not pay. ``sync`` runs before each run. Everything is
+on a journaled filesystem do not pay. ``sync`` runs before each run. At the end, each
+kind's medians, and issue 19's full-size goals from them where their runs were made
+(``extract`` against ``plain`` and ``aria2c-tar``; ``--check-goals``: exit 1 if one
+fails). Everything is
 written in a private folder under ``--workdir`` and deleted at the end. The figures of
 2026-12-06 are in ``benchmarks/rehearsal-results.txt``, later ones in
 ``benchmarks/README.md``. Example::
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +70,7 @@ def _run(
     args: argparse.Namespace,
     *,
     then: Sequence[list[str]] = (),
-) -> None:
+) -> tuple[float, float]:
     if kind.startswith("spy"):
         profile = args.profile_dir / f"profile-{time.strftime('%H%M%S')}.txt"
         argv = [args.py_spy, "record", "--threads", "--native", "-r", "50", "-f", "raw",
@@ -93,8 +97,37 @@ def _run(
     wall, after = time.monotonic() - start, os.times()
     user = after.children_user - before.children_user
     system = after.children_system - before.children_system
-    print(f"{kind}: {size / wall / 1e6:.0f} MB/s, {(user + system) / (size / 1e9):.2f} CPU s/GB"
+    speed, cpu = size / wall / 1e6, (user + system) / (size / 1e9)
+    print(f"{kind}: {speed:.0f} MB/s, {cpu:.2f} CPU s/GB"
           f" (user {user:.1f} s, sys {system:.1f} s)", flush=True)  # fmt: skip
+    return speed, cpu
+
+
+def summary(measured: Sequence[tuple[str, float, float]]) -> bool:
+    """Print each kind's medians and issue 19's full-size goals where their runs were
+    made (extraction against ``plain`` and ``aria2c-tar``); whether every goal held."""
+    medians: dict[str, tuple[float, float]] = {}
+    for kind in dict.fromkeys(kind for kind, _, _ in measured):
+        runs = [(speed, cpu) for k, speed, cpu in measured if k == kind]
+        medians[kind] = (
+            statistics.median(s for s, _ in runs),
+            statistics.median(c for _, c in runs),
+        )
+        print(f"median {kind} ({len(runs)} runs): {medians[kind][0]:.0f} MB/s, "
+              f"{medians[kind][1]:.2f} CPU s/GB")  # fmt: skip
+    if "extract" not in medians:
+        return True
+    speed, cpu = medians["extract"]
+    goals = [(f"extract CPU s/GB <= 1.6: {cpu:.2f}", cpu <= 1.6)]
+    if "plain" in medians:
+        ratio = speed / medians["plain"][0]
+        goals.append((f"extract MB/s >= 0.85 x plain: x{ratio:.2f}", ratio >= 0.85))
+    if "aria2c-tar" in medians:
+        ratio = speed / medians["aria2c-tar"][0]
+        goals.append((f"extract MB/s >= 2 x aria2c-tar: x{ratio:.2f}", ratio >= 2))
+    for text, held in goals:
+        print(f"  {'PASS' if held else 'FAIL'}  {text}")
+    return all(held for _, held in goals)
 
 
 def main() -> int:
@@ -108,6 +141,9 @@ def main() -> int:
     parser.add_argument(
         "--ext4-loop", action="store_true", help="write onto a journaled ext4 loop device"
     )
+    parser.add_argument(
+        "--check-goals", action="store_true", help="exit 1 if a full-size goal fails"
+    )
     args = parser.parse_args()
     if any(kind.startswith("alt") for kind in args.runs) and args.alt_pythonpath is None:
         parser.error("alt runs need --alt-pythonpath")
@@ -115,6 +151,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="full-size-timing-", dir=args.workdir))
     device = ""
+    measured: list[tuple[str, float, float]] = []
     try:
         pairs = max(1, round(size / REAL_SHARD * REAL_PAIRS))
         source = make_source(root / "src", count=1, size=size, pairs=pairs)
@@ -135,16 +172,19 @@ def main() -> int:
                                          resume=False, ca=tls.ca)  # fmt: skip
                     tars = [out / shard.name for shard in source.shards]
                     untar = [tar_argv("tar", tar, out) for tar in tars]
-                    _run(kind, aria2c.argv, dict(os.environ), size, args, then=untar)
+                    speed, cpu = _run(kind, aria2c.argv, dict(os.environ), size, args, then=untar)
+                    measured.append((kind, speed, cpu))
                     continue
                 tool = sa1b_tool([sys.executable, "-m", "sa1b"], links=inputs.links, outdir=out,
                                  ca=tls.ca, ca_bundle_option=True)  # fmt: skip
-                _run(kind, tool.argv, {**os.environ, **tool.env}, size, args)
+                speed, cpu = _run(kind, tool.argv, {**os.environ, **tool.env}, size, args)
+                measured.append((kind, speed, cpu))
     finally:
         if device:
             unmount(root / "ext4", device)
         shutil.rmtree(root, ignore_errors=True)
-    return 0
+    held = summary(measured)
+    return 1 if args.check_goals and not held else 0
 
 
 if __name__ == "__main__":
