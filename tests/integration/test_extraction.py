@@ -11,6 +11,7 @@ from sa1b.cdn.faults import Fault
 from sa1b.cdn.server import CDNServer
 from sa1b.cdn.synth import ShardInfo, make_dataset
 from sa1b.layout import LAYOUTS
+from sa1b.store.filesystems import whole_sync_suffices
 from tests.waiting import wait_for
 
 from .conftest import (
@@ -126,6 +127,31 @@ def test_checksums_are_computed_in_the_extraction_pass(
     result = run_cli("download", links, "-o", out, "--checksums", sums)
     assert result.returncode == 0, result.output
     assert_extracted(out, shards)
+
+
+def test_a_shard_extracted_from_a_partial_tar_turns_the_run_to_an_fsync_each(
+    links: Path, shards: list[ShardInfo], tmp_path: Path
+) -> None:
+    """Streamed shards sync their staged members by one syncfs a checkpoint; a shard with
+    a checksum is extracted from a partial tar, which a syncfs would write out for
+    nothing (it is deleted once extracted): from then on, an fsync each."""
+    if not whole_sync_suffices(tmp_path):
+        pytest.skip(f"{tmp_path}: syncfs is not as strict as fsync here (an fsync each anyway)")
+    sums = tmp_path / "sha256sums.txt"
+    sums.write_text(f"{shards[0].sha256}  {shards[0].name}\n")
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    result = run_cli(
+        "download", links, "-o", out, "--checksums", sums, "--log-file", log,
+        "--log-level", "debug",
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    assert_extracted(out, shards)
+    said = log.read_text()
+    assert "staged members are synced by one syncfs a checkpoint" in said
+    assert (
+        f"{shards[0].name} is extracted from a partial tar: staged members are synced by an "
+        "fsync each from now on"
+    ) in said
 
 
 def test_wrong_checksum_leaves_the_shard_unextracted(

@@ -173,7 +173,7 @@ class Unpacks(Streams):
         task = startup.prepare(self.run, link)
         if not self._streamed(task):
             if task.outcome is None and self.run.extracts(task):
-                self.whole_sync = False
+                self.sync_each(f"{link.name} is extracted from a partial tar")
             return task
         store = self.run.store
         body = task.body = UnpackBody(self, staging=self.config.paths.staged(link.name))
@@ -196,6 +196,12 @@ class Unpacks(Streams):
         body._start(task, plan, walked=WalkPoint(saved.next, saved.entries))
         log.info("%s: goes on from its checkpoint at byte %d", link.name, saved.next)
         return task
+
+    def sync_each(self, why: str) -> None:
+        """From now on, a checkpoint syncs each member by an ``fsync`` of its own."""
+        if self.whole_sync:
+            log.debug("%s: staged members are synced by an fsync each from now on", why)
+        self.whole_sync = False
 
     def _streamed(self, task: Task) -> bool:
         """A shard to fetch, whose checksum (if any) is not to be checked, and of which no
@@ -296,7 +302,7 @@ class UnpackBody(StreamedBody):
         if self.received:
             return "the shard was streamed from ranged answers until now; run again"
         log.info("%s: the server ignores Range; it is fetched as a whole tar", task.name)
-        self.unpacks.whole_sync = False
+        self.unpacks.sync_each(f"{task.name} is extracted from a partial tar")
         self.generation += 1
         self._let_go()
         task.body = None
