@@ -4,7 +4,7 @@ that an ``fsync`` of each file written would.
 Extraction makes about 22,000 files a shard and syncs them at each checkpoint. An
 ``fsync`` each costs the filesystem a journal commit or a device flush each (on NFS, a
 COMMIT each); one ``syncfs`` costs one. Measured on a full-size shard streamed and
-extracted over HTTPS, alternating: 643-667 MB/s against 485-618 on this machine's root
+extracted over HTTPS, alternating: 592-667 MB/s against 485-618 on this machine's root
 filesystem, 677-732 against 572-678 on a journaled ext4 loop
 (``benchmarks/rehearsal-results.txt``). ``syncfs`` is used only where it is known to be
 as strict as the ``fsync`` calls it replaces (:func:`syncfs_suffices`); elsewhere each
