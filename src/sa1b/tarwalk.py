@@ -72,8 +72,9 @@ class Piece:
     entry: Entry
     at: int
     data: bytes | memoryview
-    """A view of the bytes given to :meth:`TarWalk.feed` when they held the whole step:
-    valid while they are (a caller that reuses its buffer writes the piece first)."""
+    """A view of the bytes given to :meth:`TarWalk.feed` when they held the whole step
+    (or, with ``gather=False``, the member's data they held): valid while they are (a
+    caller that reuses its buffer writes the piece first)."""
 
     @property
     def last(self) -> bool:
@@ -110,7 +111,10 @@ class TarWalk:
     ``wanted(name)`` says which members' data to fetch. ``start`` and ``entries``
     resume a walk at a checkpoint (``start=None``: the walk had ended). ``on_member``
     hears of each regular member as its header is read, before any byte of its data is
-    asked for. Raises :class:`~sa1b.errors.CorruptArchiveError` (or
+    asked for. ``gather=False`` hands out the part of a wanted member's data that a
+    feed holds at once, rather than gathering the data cut by the end of a feed into
+    one piece: for a driver that feeds large blocks (the parts of a streamed shard) and
+    writes each piece as it comes. Raises :class:`~sa1b.errors.CorruptArchiveError` (or
     :class:`~sa1b.errors.UnsafeMemberError`) from :meth:`feed`, and from the constructor
     for a file too short to hold a header.
     """
@@ -125,9 +129,10 @@ class TarWalk:
         start: int | None = 0,
         entries: Sequence[Entry] = (),
         on_member: Callable[[Found], None] | None = None,
+        gather: bool = True,
     ) -> None:
         self.shard, self.size, self.wanted, self.layout = shard, size, wanted, layout
-        self.on_member = on_member
+        self.on_member, self.gather = on_member, gather
         self.entries: list[Entry] = list(entries)
         self._names = {entry.name for entry in self.entries}
         self._overrides: dict[str, str] = {}
@@ -177,6 +182,13 @@ class TarWalk:
             if not self._buffer and take == need.end - need.start:  # the whole step: a view
                 step, view, offset = view[:take], view[take:], offset + take
                 pieces.extend(self._complete(need, step))
+                continue
+            if not self.gather and not self._buffer and need.data is not None:
+                # The member's data this feed holds, as a step of its own: a view.
+                entry = need.data[0]
+                take = min(take, entry.offset + entry.size - offset)
+                step, view, offset = view[:take], view[take:], offset + take
+                pieces.extend(self._complete(_Need(offset - take, offset, data=need.data), step))
                 continue
             self._buffer += view[:take]
             view, offset = view[take:], offset + take

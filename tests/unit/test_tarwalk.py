@@ -188,6 +188,35 @@ def test_any_order_and_sizes(members: list[tuple[int, str, int]], fmt: int) -> N
     assert got == {n: d for n, d in files if n.endswith(".json") and d}
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40), st.sampled_from(["jpg", "json"]), st.integers(0, 3000)),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda t: (t[0], t[1]),
+    ),
+    st.integers(1, 5000),
+)
+def test_data_handed_out_as_it_comes_is_every_byte_in_views(
+    members: list[tuple[int, str, int]], step: int
+) -> None:
+    """``gather=False`` (a streamed shard's parts): a member cut by the end of a feed comes
+    in pieces, each a view of what was fed (no copy), none empty, in order."""
+    files = [(f"sa_{i}.{ext}", bytes([i % 251]) * size) for i, ext, size in members]
+    archive = make_tar(files)
+    walk = TarWalk("s.tar", len(archive), lambda name: True, gather=False)
+    got: dict[str, bytes] = {}
+    for offset in range(0, len(archive), step):
+        for piece in walk.feed(offset, memoryview(archive)[offset : offset + step]):
+            assert isinstance(piece.data, memoryview) and len(piece.data) > 0
+            assert piece.at == len(got.get(piece.entry.name, b""))
+            got[piece.entry.name] = got.get(piece.entry.name, b"") + bytes(piece.data)
+    assert walk.finished
+    assert walk.entries == catalog(archive)
+    assert got == {n: d for n, d in files if d}
+
+
 # -- one definition of a damaged archive: the verdicts of the one tar reader ----------------
 
 
@@ -284,12 +313,16 @@ def walk_as_a_stream(archive: bytes, walk: TarWalk, step: int) -> None:
 
 
 @pytest.mark.parametrize("case", list(VERDICTS))
-@pytest.mark.parametrize("drive", ["ranges", "stream of 1000", "stream of 512"])
+@pytest.mark.parametrize(
+    "drive", ["ranges", "stream of 1000", "stream of 512", "ungathered stream of 700"]
+)
 def test_one_verdict_however_the_walk_is_driven(case: str, drive: str) -> None:
     archive, error, message = VERDICTS[case]
 
     def walk() -> None:
-        walker = TarWalk("s.tar", len(archive), wants_json)
+        gather = not drive.startswith("ungathered")  # extraction's walk: every member's data
+        wanted = wants_json if gather else (lambda name: True)
+        walker = TarWalk("s.tar", len(archive), wanted, gather=gather)
         if drive == "ranges":
             walk_by_ranges(archive, walker)
         else:

@@ -325,6 +325,7 @@ class UnpackBody(StreamedBody):
             start=walked.next if walked else 0,
             entries=walked.entries if walked else (),
             on_member=functools.partial(self._found, self.generation),
+            gather=False,  # a member cut by a part's end is written in two pieces
         )
 
     def _found(self, generation: int, found: Found) -> None:
