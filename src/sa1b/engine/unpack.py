@@ -67,8 +67,9 @@ PART = 16 * MIB
 here), eight in the memory budget. Chosen by measurement: a 10.5 GiB shard at SA-1B's
 density, alternating with 8 MiB, was extracted 3-9% faster at 0.1-0.2 CPU s/GB less, and
 6 MiB was 4-11% slower than 8 (``benchmarks/rehearsal-results.txt``). Fewer parts mean
-fewer hand-overs to the reader and fewer members cut across two, whose bytes the walk
-gathers into one block; which of these counts most was not measured."""
+fewer hand-overs to the reader and fewer members cut across two (then written in two
+pieces; until 2026-12-07 the walk gathered them into one block, copying them twice);
+which of these counts most was not measured."""
 
 
 def every_member(name: str) -> bool:
