@@ -169,18 +169,26 @@ def test_bytes_past_what_is_needed_are_a_caller_error() -> None:
         TarWalk("s.tar", len(archive), wants_json).feed(512, archive[512:1024])
 
 
+MEMBERS = st.lists(
+    st.tuples(st.integers(1, 40), st.sampled_from(["jpg", "json"]), st.integers(0, 3000)),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda t: (t[0], t[1]),
+)
+"""Members (number, extension, size) of a tar, in any order."""
+
+
+def members_of(members: list[tuple[int, str, int]]) -> list[tuple[str, bytes]]:
+    return [(f"sa_{i}.{ext}", bytes([i % 251]) * size) for i, ext, size in members]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(1, 40), st.sampled_from(["jpg", "json"]), st.integers(0, 3000)),
-        min_size=1,
-        max_size=12,
-        unique_by=lambda t: (t[0], t[1]),
-    ),
+    MEMBERS,
     st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
 )
 def test_any_order_and_sizes(members: list[tuple[int, str, int]], fmt: int) -> None:
-    files = [(f"sa_{i}.{ext}", bytes([i % 251]) * size) for i, ext, size in members]
+    files = members_of(members)
     archive = make_tar(files, fmt=fmt)
     walk = TarWalk("s.tar", len(archive), wants_json)
     got, _, _ = walk_by_ranges(archive, walk)
@@ -190,12 +198,7 @@ def test_any_order_and_sizes(members: list[tuple[int, str, int]], fmt: int) -> N
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(1, 40), st.sampled_from(["jpg", "json"]), st.integers(0, 3000)),
-        min_size=1,
-        max_size=12,
-        unique_by=lambda t: (t[0], t[1]),
-    ),
+    MEMBERS,
     st.integers(1, 5000),
 )
 def test_data_handed_out_as_it_comes_is_every_byte_in_views(
@@ -203,7 +206,7 @@ def test_data_handed_out_as_it_comes_is_every_byte_in_views(
 ) -> None:
     """``gather=False`` (a streamed shard's parts): a member cut by the end of a feed comes
     in pieces, each a view of what was fed (no copy), none empty, in order."""
-    files = [(f"sa_{i}.{ext}", bytes([i % 251]) * size) for i, ext, size in members]
+    files = members_of(members)
     archive = make_tar(files)
     walk = TarWalk("s.tar", len(archive), lambda name: True, gather=False)
     got: dict[str, bytes] = {}
