@@ -187,7 +187,7 @@ class Scheduler:
             with task.writing:
                 if segment.cancelled or task.generation != generation or task.fd is None:
                     return  # the file restarted or ended since: these bytes belong nowhere
-                written = write_at(task.fd, data, offset, name=task.name)
+                written = write_at(task.fd, [data], offset, name=task.name)
             with self.run.lock:
                 segment.pos = max(segment.pos, offset + written)
         finally:

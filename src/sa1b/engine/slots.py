@@ -5,14 +5,14 @@ The transport (:mod:`sa1b.net.curl`) owns the sockets and calls a slot's
 :class:`JobSource` (the engine, which holds the lock and the state of every file)
 for a job and turns it into range requests of about ``request_seconds`` each.
 Each answer goes to a :class:`RangeReceiver`, which judges its head before a single
-body byte is written (:func:`~sa1b.net.answers.judge_range_answer`), then gathers the
-body into blocks of :data:`FLUSH` bytes and ``pwrite``\\ s each at its offset, noting
-it in the crash journal. A write lands only inside the segment this request serves,
-and only while the file is still in the generation the request began in: that is
-checked at the write, not assumed from timing. An answer whose file the disk worker
-is still opening and allocating (its first answer, a restart) is held in memory
-meanwhile, up to :data:`HOLD` bytes; if the request ends first, the disk worker
-writes what was held once the file is ready, then lets go of the segment.
+body byte is written (:func:`~sa1b.net.answers.judge_range_answer`), then keeps the
+body's chunks until they make :data:`FLUSH` bytes and writes them at their offset by one
+``pwritev``, noting it in the crash journal. A write lands only inside the segment this
+request serves, and only while the file is still in the generation the request began
+in: that is checked at the write, not assumed from timing. An answer whose file the disk
+worker is still opening and allocating (its first answer, a restart) is held in memory
+meanwhile, up to :data:`HOLD` bytes; if the request ends first, the disk worker writes
+what was held once the file is ready, then lets go of the segment.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from sa1b.config import DownloadConfig
@@ -47,11 +47,11 @@ from sa1b.versions import Validator
 log = logging.getLogger(__name__)
 
 FLUSH = 128 * 1024
-"""Bytes gathered before a ``pwrite``: one system call per eight TLS records, and
-little to fetch again after a kill. Each connection gathers into a block of its own,
-allocated once: a buffer grown and freed for every write would cross glibc's mmap
-threshold (128 KiB) and cost a page fault per page (measured: twice the system time
-at 256 KiB)."""
+"""Bytes kept before a write: one system call per eight TLS records, and little to fetch
+again after a kill. The chunks libcurl hands over are kept as they are and written by one
+``pwritev``, not copied into a block first: with 256 connections, their blocks (32 MiB)
+missed the CPU's caches, and the copy took 14% of the transport thread's samples over a
+capped CDN (``benchmarks/governor-results.txt``)."""
 
 
 HOLD = 8 * 1024 * 1024
@@ -138,14 +138,6 @@ class SlotJob:
         self.task: Task | None = None
         self.segment: Segment | None = None
         self.clock = clock
-        self._block: memoryview | None = None
-
-    @property
-    def block(self) -> memoryview:
-        """Where this connection gathers body bytes (allocated at its first request)."""
-        if self._block is None:
-            self._block = memoryview(bytearray(FLUSH))
-        return self._block
 
     def next_request(self) -> Request | None:
         """The next request of this connection's job (taking a job if it has none)."""
@@ -244,7 +236,8 @@ class RangeReceiver:
         self.cut = False
         """The request was ended early on purpose (held bytes reached :data:`HOLD`): the
         rest is asked for again, so a short body is no failure."""
-        self.block = connection.block
+        self.gathered: list[bytes] = []
+        """Body chunks not written yet, :attr:`filled` bytes in all."""
         self.filled = 0
         self.held: bytearray | None = None
         """Body bytes kept in memory while the file is not ready (None: not holding)."""
@@ -360,35 +353,30 @@ class RangeReceiver:
         held, self.held = self.held, None
         assert held is not None and self.task.fd is not None
         self.fd = self.task.fd
-        written = not held or self._write(memoryview(held))
+        written = not held or self._write([held])
         self.scheduler.unhold(self.task)
         return written
 
     def _gather(self, data: bytes) -> bool:
-        """Add ``data`` to the block, writing the block out when it is full."""
-        size = len(data)
-        if self.filled + size > len(self.block) and not self._flush():
-            return False
-        if size > len(self.block):  # larger than a block (plain HTTP reads): as it is
-            return self._write(data)
-        self.block[self.filled : self.filled + size] = data
-        self.filled += size
-        return True
+        """Keep ``data``, writing what is kept once it makes a :data:`FLUSH`."""
+        self.gathered.append(data)
+        self.filled += len(data)
+        return self.filled < FLUSH or self._flush()
 
     def _flush(self) -> bool:
-        """Write out the gathered bytes; False when the request must end."""
-        filled, self.filled = self.filled, 0
-        return not filled or self._write(self.block[:filled])
+        """Write out the kept chunks; False when the request must end."""
+        gathered, self.gathered, self.filled = self.gathered, [], 0
+        return not gathered or self._write(gathered)
 
-    def _write(self, data: bytes | memoryview) -> bool:
-        """``pwrite`` the next bytes of the answer at their offset; False to end."""
+    def _write(self, chunks: Sequence[bytes | bytearray]) -> bool:
+        """Write the next bytes of the answer at their offset; False to end."""
         task, segment = self.task, self.segment
         assert segment is not None
         with task.writing:
             if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
                 return False  # the file restarted or ended since: these bytes belong nowhere
             try:
-                written = write_at(self.fd, data, self.offset, name=task.name)
+                written = write_at(self.fd, chunks, self.offset, name=task.name)
             except StorageError as error:
                 self.error = error
                 return False
@@ -527,13 +515,16 @@ class BodyAnswer(ABC):
     def end(self, error: TransferError | None) -> None: ...
 
 
-def write_at(fd: int, data: bytes | memoryview, offset: int, *, name: str) -> int:
-    """``pwrite`` all of ``data`` at ``offset`` of file ``name``; a failing disk is a
-    :class:`StorageError`."""
+def write_at(fd: int, chunks: Sequence[bytes | bytearray], offset: int, *, name: str) -> int:
+    """Write ``chunks`` one after the other at ``offset`` of file ``name``; a failing
+    disk is a :class:`StorageError`."""
     try:
-        written = os.pwrite(fd, data, offset)
-        while written < len(data):  # short writes are rare
-            written += os.pwrite(fd, data[written:], offset + written)
+        written = os.pwritev(fd, chunks, offset)
+        size = sum(map(len, chunks))
+        if written < size:  # short writes are rare: the rest as one buffer
+            rest = memoryview(b"".join(chunks))
+            while written < size:
+                written += os.pwrite(fd, rest[written:], offset + written)
     except OSError as error:
         raise StorageError(f"{name}: cannot write: {error.strerror}") from None
     return written
