@@ -1,5 +1,5 @@
-"""Writing into the page cache: every byte at its place, in slices that keep the kernel
-off 2 MiB folios (:data:`sa1b.store.writeback.WRITE_SLICE`)."""
+"""Writing into the page cache: every byte of every chunk at its place, in slices that
+keep the kernel off 2 MiB folios (:data:`sa1b.store.writeback.WRITE_SLICE`)."""
 
 from __future__ import annotations
 
@@ -13,44 +13,59 @@ from sa1b.store.writeback import WRITE_SLICE, sync_files, write_at
 from tests.pagecache import drops_pages, resident_pages
 
 
-@pytest.mark.parametrize("length", [0, 1, WRITE_SLICE, WRITE_SLICE + 1, 3 * WRITE_SLICE + 77])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [],
+        [0],
+        [1],
+        [WRITE_SLICE],
+        [WRITE_SLICE + 1],
+        [3 * WRITE_SLICE + 77],
+        [16384] * 9,
+        [7, WRITE_SLICE - 7, 5, 0, 2 * WRITE_SLICE],
+    ],
+)
 def test_write_at_puts_every_byte_in_place_a_slice_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sizes: list[int]
 ) -> None:
-    data = os.urandom(length)
+    chunks = [os.urandom(size) for size in sizes]
+    data = b"".join(chunks)
     path = tmp_path / "member"
     path.write_bytes(b"\xff" * 10)
     calls: list[int] = []
-    pwrite = os.pwrite
+    pwritev = os.pwritev
 
-    def recorded(fd: int, chunk: bytes, offset: int) -> int:
-        calls.append(len(chunk))
-        return pwrite(fd, chunk, offset)
+    def recorded(fd: int, buffers: list[memoryview], offset: int) -> int:
+        calls.append(sum(map(len, buffers)))
+        return pwritev(fd, buffers, offset)
 
-    monkeypatch.setattr(writeback.os, "pwrite", recorded)
+    monkeypatch.setattr(writeback.os, "pwritev", recorded)
     fd = os.open(path, os.O_WRONLY)
     try:
-        write_at(fd, memoryview(data), 7)
+        assert write_at(fd, chunks, 7) == len(data)
     finally:
         os.close(fd)
+    length = len(data)
     assert path.read_bytes() == b"\xff" * 7 + data + (b"\xff" * (3 - length) if length < 3 else b"")
     assert all(0 < size <= WRITE_SLICE for size in calls)
-    assert sum(calls) == length
+    assert len(calls) == -(-length // WRITE_SLICE)  # as few calls as the slices allow
 
 
 def test_write_at_goes_on_after_a_short_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = os.urandom(5000)
-    pwrite = os.pwrite
+    chunks = [os.urandom(5000), bytearray(os.urandom(6000))]
+    pwritev, pwrite = os.pwritev, os.pwrite
+    monkeypatch.setattr(writeback.os, "pwritev", lambda fd, bufs, at: pwritev(fd, bufs[:1], at) - 3)
     monkeypatch.setattr(writeback.os, "pwrite", lambda fd, chunk, at: pwrite(fd, chunk[:999], at))
     path = tmp_path / "member"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
-        write_at(fd, data, 0)
+        assert write_at(fd, chunks, 0) == 11000
     finally:
         os.close(fd)
-    assert path.read_bytes() == data
+    assert path.read_bytes() == b"".join(chunks)
 
 
 @pytest.mark.parametrize("whole", [False, True])

@@ -22,7 +22,7 @@ from sa1b.engine.bodies import Claim
 from sa1b.engine.files import FileControl
 from sa1b.engine.ready import ReadyItems
 from sa1b.engine.run import Run
-from sa1b.engine.slots import SlotJob, write_at
+from sa1b.engine.slots import SlotJob, write_answer
 from sa1b.engine.tasks import Task
 from sa1b.errors import (
     ConnectError,
@@ -187,7 +187,7 @@ class Scheduler:
             with task.writing:
                 if segment.cancelled or task.generation != generation or task.fd is None:
                     return  # the file restarted or ended since: these bytes belong nowhere
-                written = write_at(task.fd, [data], offset, name=task.name)
+                written = write_answer(task.fd, [data], offset, name=task.name)
             with self.run.lock:
                 segment.pos = max(segment.pos, offset + written)
         finally:

@@ -18,7 +18,6 @@ what was held once the file is ready, then lets go of the segment.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from sa1b.net.heads import Head
 from sa1b.redaction import quote
 from sa1b.segments import Segment
 from sa1b.store.journal import Journal
+from sa1b.store.writeback import Chunk, write_at
 from sa1b.versions import Validator
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ class RangeReceiver:
         gathered, self.gathered, self.filled = self.gathered, [], 0
         return not gathered or self._write(gathered)
 
-    def _write(self, chunks: Sequence[bytes | bytearray]) -> bool:
+    def _write(self, chunks: Sequence[Chunk]) -> bool:
         """Write the next bytes of the answer at their offset; False to end."""
         task, segment = self.task, self.segment
         assert segment is not None
@@ -376,7 +376,7 @@ class RangeReceiver:
             if segment.cancelled or task.generation != self.generation or task.fd != self.fd:
                 return False  # the file restarted or ended since: these bytes belong nowhere
             try:
-                written = write_at(self.fd, chunks, self.offset, name=task.name)
+                written = write_answer(self.fd, chunks, self.offset, name=task.name)
             except StorageError as error:
                 self.error = error
                 return False
@@ -515,19 +515,13 @@ class BodyAnswer(ABC):
     def end(self, error: TransferError | None) -> None: ...
 
 
-def write_at(fd: int, chunks: Sequence[bytes | bytearray], offset: int, *, name: str) -> int:
-    """Write ``chunks`` one after the other at ``offset`` of file ``name``; a failing
-    disk is a :class:`StorageError`."""
+def write_answer(fd: int, chunks: Sequence[Chunk], offset: int, *, name: str) -> int:
+    """Write an answer's ``chunks`` at ``offset`` of file ``name``
+    (:func:`~sa1b.store.writeback.write_at`); a failing disk is a :class:`StorageError`."""
     try:
-        written = os.pwritev(fd, chunks, offset)
-        size = sum(map(len, chunks))
-        if written < size:  # short writes are rare: the rest as one buffer
-            rest = memoryview(b"".join(chunks))
-            while written < size:
-                written += os.pwrite(fd, rest[written:], offset + written)
+        return write_at(fd, chunks, offset)
     except OSError as error:
         raise StorageError(f"{name}: cannot write: {error.strerror}") from None
-    return written
 
 
 class Pace:

@@ -65,6 +65,6 @@ def stage_piece(path: Path, piece: Piece) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        write_at(fd, piece.data, piece.at)
+        write_at(fd, [piece.data], piece.at)
     finally:
         os.close(fd)

@@ -354,7 +354,7 @@ class UnpackBody(StreamedBody):
     def write(self, piece: Piece) -> None:
         """In the reader thread: ``piece`` into its member's file; closed once whole."""
         fd = self.open[piece.entry.offset]
-        write_at(fd, piece.data, piece.at)
+        write_at(fd, [piece.data], piece.at)
         if piece.last:
             start_writeback(fd)  # the disk starts now; the checkpoint's sync finds less
             os.close(self.open.pop(piece.entry.offset))

@@ -1,4 +1,4 @@
-"""Write data into the page cache and push it to disk: ``pwrite`` in slices,
+"""Write data into the page cache and push it to disk: ``pwritev`` in slices,
 ``sync_file_range`` to start early, ``syncfs`` to finish, and ``POSIX_FADV_DONTNEED``
 to let go of what a run does not read again once it is on disk (:func:`sync_files`).
 
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 SYNC_FILE_RANGE_WRITE = 2
+
+Chunk = bytes | bytearray | memoryview
 
 WRITE_SLICE = 256 * 1024
 """The most bytes one ``pwrite`` is given. The page cache sizes its folios by the write,
@@ -54,13 +56,40 @@ _sync_file_range = libc_function(
 _syncfs = libc_function("syncfs", [ctypes.c_int])
 
 
-def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
-    """Write all of ``data`` at ``offset`` in ``fd``, :data:`WRITE_SLICE` bytes at most
-    a call."""
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view[:WRITE_SLICE], offset)
-        view, offset = view[written:], offset + written
+def write_at(fd: int, chunks: Sequence[Chunk], offset: int) -> int:
+    """Write ``chunks`` one after the other at ``offset`` in ``fd``, by ``pwritev``
+    calls of :data:`WRITE_SLICE` bytes at most; returns how many bytes that was.
+
+    A download's chunks are written as libcurl handed them over, with no copy into one
+    buffer first (``benchmarks/governor-results.txt``)."""
+    size = sum(map(len, chunks))
+    if size <= WRITE_SLICE:  # a download's flush: one call, no views made
+        return _write_all(fd, chunks, offset, size) if size else 0
+    written = 0
+    batch: list[Chunk] = []
+    room = WRITE_SLICE
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while len(view) >= room:
+            batch.append(view[:room])
+            written += _write_all(fd, batch, offset + written, WRITE_SLICE)
+            view, batch, room = view[room:], [], WRITE_SLICE
+        if view:
+            batch.append(view)
+            room -= len(view)
+    if batch:
+        written += _write_all(fd, batch, offset + written, WRITE_SLICE - room)
+    return written
+
+
+def _write_all(fd: int, batch: Sequence[Chunk], offset: int, size: int) -> int:
+    """``pwritev`` the ``size`` bytes of ``batch`` at ``offset``, to the last."""
+    written = os.pwritev(fd, batch, offset)
+    if written < size:  # short writes are rare: the rest as one buffer
+        rest = memoryview(b"".join(batch))
+        while written < size:
+            written += os.pwrite(fd, rest[written:], offset + written)
+    return size
 
 
 def start_writeback(fd: int) -> None:
