@@ -49,6 +49,7 @@ def test_write_at_puts_every_byte_in_place_a_slice_at_a_time(
     length = len(data)
     assert path.read_bytes() == b"\xff" * 7 + data + (b"\xff" * (3 - length) if length < 3 else b"")
     assert all(0 < size <= WRITE_SLICE for size in calls)
+    assert sum(calls) == length
     assert len(calls) == -(-length // WRITE_SLICE)  # as few calls as the slices allow
 
 

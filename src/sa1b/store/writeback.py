@@ -21,7 +21,7 @@ SYNC_FILE_RANGE_WRITE = 2
 Chunk = bytes | bytearray | memoryview
 
 WRITE_SLICE = 256 * 1024
-"""The most bytes one ``pwrite`` is given. The page cache sizes its folios by the write,
+"""The most bytes one write call is given. The page cache sizes its folios by the write,
 and a write of 2 MiB or more lets ext4 use 2 MiB folios (``FileHugePages`` grows), dear
 on a VM whose free high-order pages go back to the host (the benchmark machine): 2 GiB
 into new files cost its kernel 0.64-1.03 system seconds in writes of 128 KiB to 1 MiB,
