@@ -174,7 +174,7 @@ class Unpacks(Streams):
         task = startup.prepare(self.run, link)
         if not self._streamed(task):
             if task.outcome is None and self.run.extracts(task):
-                self.sync_each(f"{link.name} is extracted from a partial tar")
+                self.sync_each(link.name)
             return task
         store = self.run.store
         body = task.body = UnpackBody(self, staging=self.config.paths.staged(link.name))
@@ -198,10 +198,15 @@ class Unpacks(Streams):
         log.info("%s: goes on from its checkpoint at byte %d", link.name, saved.next)
         return task
 
-    def sync_each(self, why: str) -> None:
-        """From now on, a checkpoint syncs each member by an ``fsync`` of its own."""
+    def sync_each(self, shard: str) -> None:
+        """``shard`` is extracted from a partial tar: from now on, a checkpoint syncs
+        each member by an ``fsync`` of its own."""
         if self.whole_sync:
-            log.debug("%s: staged members are synced by an fsync each from now on", why)
+            log.debug(
+                "%s is extracted from a partial tar: staged members are synced by an fsync"
+                " each from now on",
+                shard,
+            )
         self.whole_sync = False
 
     def _streamed(self, task: Task) -> bool:
@@ -303,7 +308,7 @@ class UnpackBody(StreamedBody):
         if self.received:
             return "the shard was streamed from ranged answers until now; run again"
         log.info("%s: the server ignores Range; it is fetched as a whole tar", task.name)
-        self.unpacks.sync_each(f"{task.name} is extracted from a partial tar")
+        self.unpacks.sync_each(task.name)
         self.generation += 1
         self._let_go()
         task.body = None
