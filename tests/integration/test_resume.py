@@ -207,17 +207,21 @@ def test_state_kept_apart_from_the_output_folder_resumes_after_a_kill(
 
 def _one_shard_partial(cdn: CDNServer, shards: list[ShardInfo], out: Path) -> int:
     """A run that leaves the second shard part-fetched (its size known), its link refused
-    as expired; the bytes of it still to fetch."""
+    as expired; the bytes of it still to fetch: all but the first 2 MiB. One connection,
+    so that the refusal comes right after the cut (with several, the others could fetch
+    most of the shard first, on a loaded machine, and leave too little for a warning)."""
     links = out.parent / "first.tsv"
     cdn.write_links_file(links)
     cdn.add_fault(shards[1].name, Fault("cut", after=2 * MiB))
     cdn.add_fault(shards[1].name, Fault("forbidden"))
-    first = run_cli("download", "--no-extract", "--no-space-check", links, "-o", out)
+    first = run_cli(
+        "download", "--no-extract", "--no-space-check", "--connections", "1", links, "-o", out
+    )
     assert first.returncode == 1, first.output
     (left,) = [
         r.size - r.done_bytes for r in api.status(out).files if r.status != "done" and r.size
     ]
-    assert 0 < left < shards[1].size
+    assert left == shards[1].size - 2 * MiB
     return left
 
 
