@@ -109,9 +109,10 @@ class DownloadConfig:
 
     ``connections`` fixes the number of connections across all files; without it
     the number adapts (:mod:`sa1b.net.governor`) and never passes
-    ``max_connections``. ``max_files`` is how many files may be in flight at once;
-    a file's connections grow by stealing work, up to ``connections_per_file``
-    (None: no cap of its own).
+    ``max_connections``. ``max_files`` is how many files may be in flight at once (one
+    whose download is its output leaves its place once its last requests are under way:
+    :mod:`sa1b.jobchoice`); a file's connections grow by stealing work, up to
+    ``connections_per_file`` (None: no cap of its own).
     """
 
     out: Path

@@ -20,6 +20,7 @@ class File:
     connections: int = 0
     claimable: bool = False
     stealable: int = 0
+    draining: bool = False
 
 
 PENDING = File()
@@ -27,8 +28,11 @@ ACTIVE_FREE = File("active", connections=2, claimable=True, stealable=1000)
 ACTIVE_BUSY = File("active", connections=4, stealable=1000)
 ACTIVE_BIGGER = File("active", connections=4, stealable=5000)
 SINGLE_STREAM = File("active", connections=1)  # a stream runs: nothing to claim or steal
-# Its bytes are all requested, or too few are left to be worth a steal: a small file.
+# Its bytes are all requested, or too few are left to be worth a steal: a small file,
+# or the end of any file; a tar to extract from the disk, which does not drain.
 ALL_REQUESTED = File("active", connections=1)
+# The same, where the download is the output (a tar kept, a file that is no shard).
+DRAINING = File("active", connections=3, draining=True)
 BACKING_OFF = File("active", not_before=NOW + 5, claimable=True, stealable=9000)
 HALTED = File("active", halted=True, claimable=True, stealable=9000)
 FULL = File("active", connections=8, claimable=True, stealable=9000)  # at per_file
@@ -63,6 +67,19 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
     "steal from a file worth it, past a small one": (
         [ALL_REQUESTED, ACTIVE_BUSY, PENDING], 2, Job("steal", 1)
     ),
+    # Files started together end together: the connections the first frees open the next.
+    "a draining file leaves its place: open": ([DRAINING, PENDING], 1, Job("open", 1)),
+    "a draining file is not stolen from": ([DRAINING], 8, None),
+    "draining files leave at most max_files places": (
+        [DRAINING, DRAINING, DRAINING, PENDING], 1, None
+    ),
+    "a draining file and its successor: the next waits": (
+        [DRAINING, ACTIVE_BUSY, PENDING], 1, Job("steal", 1)
+    ),
+    "max_files draining, and as many more in flight: wait": (
+        [DRAINING, DRAINING, ACTIVE_BUSY, ALL_REQUESTED, PENDING], 2, Job("steal", 2)
+    ),
+    "draining, then verifying: it holds its place again": ([VERIFYING, PENDING], 1, None),
     "a single stream offers nothing": ([SINGLE_STREAM], 8, None),
     "a file backing off is left alone": ([BACKING_OFF, PENDING], 1, None),
     "a file backing off counts as in flight": ([BACKING_OFF, PENDING], 2, Job("open", 1)),
@@ -95,6 +112,7 @@ COUNTED: dict[str, tuple[list[File], int, int, Job | None]] = {
     "the candidates in flight are not counted again": (
         [WALK_STEPPING, PENDING], 1, 2, Job("open", 1)
     ),
+    "a draining candidate leaves its place": ([DRAINING, PENDING], 1, 1, Job("open", 1)),
     "max_files in flight: a walk's next step is still claimed": (
         [WALK_READY, PENDING], 8, 8, Job("claim", 0)
     ),

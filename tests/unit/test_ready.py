@@ -25,6 +25,7 @@ class Item:
     connections: int = 0
     claimable: bool = False
     stealable: int = 0
+    draining: bool = False  # a walked shard never is
 
 
 def walking() -> Item:

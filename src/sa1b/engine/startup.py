@@ -48,6 +48,7 @@ def prepare(run: Run, link: Link) -> Task:
             save_resume(store, record.id, record.generation, checkpoint)
     failures = config.failure_account()
     task = Task(link=link, id=record.id, generation=record.generation, failures=failures)
+    task.drains = not run.extracts(task)
     final, partial = config.paths.final(link.name), config.paths.partial(link.name)
     extracted = record.extracted
     disk = DiskFacts(

@@ -52,6 +52,10 @@ class Task:
     """What its answers feed when not a range of its partial file (None: a whole file)."""
     preparations: int = 0
     """Jobs of the disk worker for this file not done yet: it is ``opening`` until none is."""
+    drains: bool = False
+    """Whether its download is its output, so that it may leave its place under
+    ``--files`` once :attr:`draining` (not a tar extracted from the disk, which stays
+    there until the shard is published)."""
     holding: int = 0
     """Answers holding bytes of this file in memory (it was not ready when they came):
     it stays ``opening`` until they are written, so no thief cuts a range whose bytes
@@ -81,6 +85,16 @@ class Task:
             return self.body.claimable
         plan = self.plan
         return bool(plan and plan.free and not (self.single_stream and plan.active))
+
+    @property
+    def draining(self) -> bool:
+        """Its last requests are under way, with nothing left to claim or steal, and it
+        :attr:`drains` (see :mod:`sa1b.jobchoice`); a single stream never is (it may
+        run for long)."""
+        plan = self.plan
+        if not self.drains or self.state != "active" or self.single_stream or plan is None:
+            return False
+        return not plan.free and bool(plan.active) and not plan.stealable
 
     @property
     def stealable(self) -> int:
