@@ -79,7 +79,6 @@ CASES: dict[str, tuple[list[File], int, Job | None]] = {
     "max_files draining, and as many more in flight: wait": (
         [DRAINING, DRAINING, ACTIVE_BUSY, ALL_REQUESTED, PENDING], 2, Job("steal", 2)
     ),
-    "draining, then verifying: it holds its place again": ([VERIFYING, PENDING], 1, None),
     "a single stream offers nothing": ([SINGLE_STREAM], 8, None),
     "a file backing off is left alone": ([BACKING_OFF, PENDING], 1, None),
     "a file backing off counts as in flight": ([BACKING_OFF, PENDING], 2, Job("open", 1)),
