@@ -102,6 +102,45 @@ def tmpfs(folder: Path, mib: int, *, inodes: int | None = None) -> Iterator[Path
         subprocess.run(["umount", "-l", folder], check=True)
 
 
+@contextmanager
+def loop_disk(
+    folder: Path, mib: int, kind: str, *, sector_size: int = 512
+) -> Iterator[tuple[Path, str]]:
+    """A filesystem of type ``kind`` (``ext2``: no ``fallocate``; ``ext4``) of ``mib`` MiB
+    on a loop device of ``sector_size``-byte sectors, mounted at ``folder`` (made here)
+    while the block runs: its mount point and device. Skips where it cannot be made
+    (mounting needs root, as CI is)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop device needs root")
+    image = folder.with_suffix(".img")
+    with open(image, "wb") as handle:
+        handle.truncate(mib * 1024 * 1024)
+    device = ""
+    try:
+        try:
+            mkfs = [f"mkfs.{kind}", "-q", "-F", "-b", "4096", image]  # a real disk's blocks
+            subprocess.run(mkfs, check=True, capture_output=True)
+            found = subprocess.run(
+                ["losetup", "--find", "--show", "--sector-size", str(sector_size), image],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            device = found.stdout.strip()
+            folder.mkdir()
+            subprocess.run(["mount", "-t", kind, device, folder], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            pytest.skip(f"cannot mount an {kind} loop device here: {error}")
+        try:
+            yield folder, device
+        finally:
+            subprocess.run(["umount", folder], check=True)
+    finally:
+        if device:
+            subprocess.run(["losetup", "-d", device], check=False)
+        image.unlink()
+
+
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 

@@ -10,10 +10,8 @@ a file of zeros first.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from sa1b.cdn.synth import ShardInfo
 from sa1b.progress import FileOutcome, FileProgress, Snapshot
 from sa1b.store.allocation import preallocate
 
-from .conftest import LOOP_DEVICES, assert_identical, run_cli
+from .conftest import LOOP_DEVICES, assert_identical, loop_disk, run_cli
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -116,44 +114,13 @@ def _loop_stat(device: str) -> int:
     return int(fields[6])
 
 
-@contextmanager
-def ext2_disk(folder: Path, mib: int) -> Iterator[tuple[Path, str]]:
-    """An ext2 filesystem (no ``fallocate``) of ``mib`` MiB on a loop device, mounted
-    at ``folder``: its mount point and device. Skips where it cannot be made."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a loop device needs root")
-    image = folder.with_suffix(".img")
-    with open(image, "wb") as handle:
-        handle.truncate(mib * MiB)
-    device = ""
-    try:
-        try:
-            subprocess.run(["mkfs.ext2", "-q", "-F", image], check=True, capture_output=True)
-            found = subprocess.run(
-                ["losetup", "--find", "--show", image], check=True, capture_output=True, text=True
-            )
-            device = found.stdout.strip()
-            folder.mkdir()
-            subprocess.run(["mount", "-t", "ext2", device, folder], check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError) as error:
-            pytest.skip(f"cannot mount an ext2 loop device here: {error}")
-        try:
-            yield folder, device
-        finally:
-            subprocess.run(["umount", folder], check=True)
-    finally:
-        if device:
-            subprocess.run(["losetup", "-d", device], check=False)
-        image.unlink()
-
-
 @LOOP_DEVICES
 def test_a_filesystem_without_fallocate_is_written_once(
     nginx: NginxServer, shards: list[ShardInfo], tmp_path: Path
 ) -> None:
     links = tmp_path / "links.txt"
     links.write_text("".join(f"{nginx.url_for(s.name)}\n" for s in shards))
-    with ext2_disk(tmp_path / "ext2", 64) as (mountpoint, device):
+    with loop_disk(tmp_path / "ext2", 64, "ext2") as (mountpoint, device):
         os.sync()
         before = _loop_stat(device)
         result = run_cli("download", "--no-extract", links, "-o", mountpoint / "out")

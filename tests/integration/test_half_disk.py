@@ -31,8 +31,7 @@ from sa1b.store.paths import OutputPaths
 from sa1b.store.state import StateStore
 from tests.waiting import wait_for
 
-from .conftest import LOOP_DEVICES, assert_extracted, run_cli, start_cli, tmpfs
-from .test_allocation import ext2_disk
+from .conftest import LOOP_DEVICES, assert_extracted, loop_disk, run_cli, start_cli, tmpfs
 
 MiB = 1024 * 1024
 SHARD = 40 * MiB
@@ -345,7 +344,7 @@ def test_a_filesystem_that_cannot_punch_holes_keeps_the_tar(
 ) -> None:
     """ext2 has no ``FALLOC_FL_PUNCH_HOLE``: checkpoints are saved, nothing is freed,
     every member is right."""
-    with ext2_disk(tmp_path / "ext2", 96) as (mountpoint, _):
+    with loop_disk(tmp_path / "ext2", 96, "ext2") as (mountpoint, _):
         out = mountpoint / "out"
         _begun_as_tar(links, out, at_least=MiB)
         result = run_cli("download", links, "-o", out, "--tar-window", "1M")

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from sa1b.store.filesystems import filesystem_type, mount_type, syncfs_suffices
+from sa1b.store.filesystems import (
+    DIRECT_FILESYSTEMS,
+    filesystem_type,
+    mount_type,
+    syncfs_suffices,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +36,26 @@ def test_syncfs_is_used_only_where_it_is_as_strict(
     kernel: str, filesystem: str | None, suffices: bool
 ) -> None:
     assert syncfs_suffices(kernel, filesystem) is suffices
+
+
+@pytest.mark.parametrize(
+    ("filesystem", "direct"),
+    [
+        ("ext4", True),
+        ("xfs", True),
+        ("ext2", False),  # not measured
+        ("btrfs", False),
+        ("tmpfs", False),  # memory already
+        ("nfs4", False),  # each direct write waits for the server
+        ("lustre", False),
+        ("fuse.gcsfuse", False),
+        (None, False),
+    ],
+)
+def test_members_are_written_direct_only_onto_a_local_disk_measured(
+    filesystem: str | None, direct: bool
+) -> None:
+    assert (filesystem in DIRECT_FILESYSTEMS) is direct
 
 
 MOUNTINFO = """\

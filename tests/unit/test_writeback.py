@@ -1,15 +1,28 @@
 """Writing into the page cache: every byte of every chunk at its place, in slices that
-keep the kernel off 2 MiB folios (:data:`sa1b.store.writeback.WRITE_SLICE`)."""
+keep the kernel off 2 MiB folios (:data:`sa1b.store.writeback.WRITE_SLICE`); and past
+it, direct, but a member's last block."""
 
 from __future__ import annotations
 
+import fcntl
+import mmap
 import os
 from pathlib import Path
 
 import pytest
 
 from sa1b.store import writeback
-from sa1b.store.writeback import WRITE_SLICE, sync_files, write_at
+from sa1b.store.filesystems import DIRECT_FILESYSTEMS, filesystem_type
+from sa1b.store.writeback import (
+    DIRECT_BLOCK,
+    WRITE_SLICE,
+    direct_length,
+    open_member,
+    sync_files,
+    write_at,
+    write_cached,
+    write_direct,
+)
 from tests.pagecache import drops_pages, resident_pages
 
 
@@ -81,3 +94,64 @@ def test_synced_members_leave_the_page_cache(tmp_path: Path, whole: bool) -> Non
     assert all(resident_pages(path) for path in members)  # written: in the page cache
     sync_files(members, [tmp_path], whole=whole)
     assert [resident_pages(path) for path in members] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("size", "at", "length", "direct"),
+    [
+        (10_000, 0, 10_000, 8192),  # a member in one piece: all but its last, partial block
+        (8192, 0, 8192, 8192),  # whole blocks: all of it
+        (4095, 0, 4095, 0),  # less than a block: none
+        (10_000, 0, 6144, 6144),  # a first piece (its part ends there): all of it
+        (10_000, 6144, 3856, 2048),  # the rest: up to the last whole block
+        (10_000, 9000, 1000, 0),  # a rest inside the last block: none
+        (20_000, 4096, 4096, 4096),  # a piece between two others
+    ],
+)
+def test_a_member_goes_direct_but_its_last_partial_block(
+    size: int, at: int, length: int, direct: int
+) -> None:
+    assert direct_length(size, at, length) == direct
+
+
+def direct_folder(folder: Path) -> Path:
+    if filesystem_type(folder) not in DIRECT_FILESYSTEMS:
+        pytest.skip(f"{folder} is not on a filesystem sa1b writes direct to")
+    return folder
+
+
+def test_a_member_written_direct_leaves_a_block_at_most_in_the_page_cache(
+    tmp_path: Path,
+) -> None:
+    size = 3 * DIRECT_BLOCK + 100
+    memory = mmap.mmap(-1, 4 * DIRECT_BLOCK)  # pages of its own: aligned
+    memory[:size] = data = os.urandom(size)
+    path = direct_folder(tmp_path) / "member"
+    fd = open_member(path, direct=True)
+    try:
+        cut = direct_length(size, 0, size)
+        with memoryview(memory) as view:
+            assert write_direct(fd, view[:cut], 0)
+            write_cached(fd)
+            write_at(fd, [view[cut:size]], cut)
+    finally:
+        os.close(fd)
+    assert resident_pages(path) <= 1  # the last block's; a cached write leaves all 4
+    assert path.read_bytes() == data
+
+
+def test_a_direct_write_the_disk_refuses_writes_nothing_and_the_file_goes_on_cached(
+    tmp_path: Path,
+) -> None:
+    data = bytearray(os.urandom(2 * DIRECT_BLOCK + 1))
+    path = direct_folder(tmp_path) / "member"
+    fd = open_member(path, direct=True)
+    try:
+        with memoryview(data) as view:
+            assert not write_direct(fd, view[1:], 0)  # memory on no disk's boundary
+            assert os.fstat(fd).st_size == 0
+            assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+            write_at(fd, [view[1:]], 0)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data[1:]

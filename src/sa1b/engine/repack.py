@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from sa1b.engine.bodies import Claim
 from sa1b.engine.slots import BodyAnswer
-from sa1b.engine.streamed import judged_ranged
+from sa1b.engine.streamed import PartBuffer, judged_ranged
 from sa1b.engine.tasks import Task
 from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
@@ -204,7 +204,7 @@ class RepackBody(UploadBody):
         self.fetching += 1
         return self.mapper
 
-    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+    def stretches(self, number: int, buffer: PartBuffer) -> list[Copied]:
         """The stretches of members' data in part ``number``; its headers, padding and
         end blocks written into ``buffer`` at once."""
         plan, out = self.plan, self.out

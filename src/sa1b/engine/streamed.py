@@ -25,12 +25,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
+import mmap
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from sa1b.config import DownloadConfig
 from sa1b.engine.bodies import Claim
@@ -56,6 +57,10 @@ from sa1b.versions import Validator
 if TYPE_CHECKING:
     from hashlib import _Hash
 
+
+PartBuffer: TypeAlias = bytearray | mmap.mmap
+"""Where a part's bytes are gathered: a bytearray, or memory of pages of its own
+(:meth:`Streams.allocate`)."""
 
 READERS = 2
 """Threads reading the parts in order (a walk costs little; a digest, a core's share)."""
@@ -89,7 +94,7 @@ class Streams(ABC):
         self.identified: list[tuple[int, int, Validator]] = []
         """Shards whose first answer told their size and version (id, size, validator),
         to record: so that the store knows them even before their sink holds a part."""
-        self._spare: list[bytearray] = []
+        self._spare: list[PartBuffer] = []
         """Buffers of a whole part given back, reused rather than allocated again (their
         bytes and those held stay within the budget)."""
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="sa1b-read")
@@ -100,7 +105,7 @@ class Streams(ABC):
     # -- what a sink says --------------------------------------------------------------
 
     @abstractmethod
-    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
+    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> bool:
         """Hand a whole part to the sink (lock held); whether the sink holds ``buffer``
         now (it calls :meth:`let_go` once done with it)."""
 
@@ -126,14 +131,18 @@ class Streams(ABC):
 
     # -- memory (lock held) -----------------------------------------------------------
 
-    def take(self, length: int) -> bytearray:
+    def take(self, length: int) -> PartBuffer:
         """A buffer of ``length`` bytes, counted in the budget."""
         self.budget.take(length)
         if self._spare and len(self._spare[-1]) == length:
             return self._spare.pop()
+        return self.allocate(length)
+
+    def allocate(self, length: int) -> PartBuffer:
+        """A new buffer of ``length`` bytes (a sink may want its memory aligned)."""
         return bytearray(length)
 
-    def give(self, buffer: bytearray) -> None:
+    def give(self, buffer: PartBuffer) -> None:
         """A buffer's bytes are no longer needed: back to the budget (and kept to be
         reused while the spares and what is held fit it)."""
         self.release(len(buffer))
@@ -149,7 +158,7 @@ class Streams(ABC):
         self.budget.give(length)
         self.tick_now.set()
 
-    def send(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> None:
+    def send(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> None:
         """A part is whole (lock held): to the sink and to the reader (if the digest or
         the walk is to read it). Its buffer goes back to the budget once both let go."""
         holders = 1 if self.dispatch(task, body, number, buffer) else 0
@@ -162,7 +171,7 @@ class Streams(ABC):
         else:
             self.give(buffer)
 
-    def let_go(self, buffer: bytearray) -> None:
+    def let_go(self, buffer: PartBuffer) -> None:
         """The sink or the reader is done with ``buffer`` (lock held): back to the
         budget once the other is too."""
         left = self._holders.pop(id(buffer)) - 1
@@ -249,7 +258,7 @@ class StreamedBody(ABC):
     is in flight, publishing fails the shard with it."""
     next_read: int = 1
     """The next part to read in order (past the last part: nothing to read)."""
-    unread: dict[int, bytearray] = field(default_factory=dict)
+    unread: dict[int, PartBuffer] = field(default_factory=dict)
     """Parts whole, waiting in memory for those before them to be read."""
     received: int = 0
     generation: int = 0
@@ -377,7 +386,7 @@ class StreamedBody(ABC):
             self.streams.send(task, self, number, buffer)
         return None
 
-    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+    def stretches(self, number: int, buffer: PartBuffer) -> list[Copied]:
         """The stretches of the source to ask for to fill part ``number`` (what is not
         the source's is written into ``buffer`` here): a tar's part is one stretch."""
         assert self.plan is not None
@@ -458,7 +467,7 @@ class Filling:
     it."""
 
     number: int
-    buffer: bytearray
+    buffer: PartBuffer
     todo: list[Copied]
     busy: int = 0
     dropped: bool = False

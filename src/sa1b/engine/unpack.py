@@ -7,7 +7,9 @@ member's data, written once, straight into its staged file. Once the walk has en
 every part is read, the publisher moves the staged files into the layout
 (:func:`sa1b.extract.shard.publish`) and records the shard extracted. A shard in flight
 takes its extracted size on disk and the memory budget, not a tar beside its files, and
-each byte reaches the page cache once, not twice (measured in ``benchmarks/README.md``).
+each byte reaches the page cache once, not twice (measured in ``benchmarks/README.md``);
+on a local disk's ext4 or xfs, not at all: members go direct from the parts' memory to
+the disk, a few at once (:data:`WRITERS`), but for their last block.
 
 Every ``--tar-window`` bytes of tar or so, at a member boundary, a syncer thread syncs
 the files staged since the last one and queues a checkpoint (:class:`~sa1b.store.resume.
@@ -27,16 +29,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import mmap
 import os
 import shutil
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sa1b.engine import startup
 from sa1b.engine.run import Run
-from sa1b.engine.streamed import StreamedBody, StreamOptions, Streams
+from sa1b.engine.streamed import PartBuffer, StreamedBody, StreamOptions, Streams
 from sa1b.engine.tasks import Task
 from sa1b.errors import CorruptArchiveError, SA1BError, StorageError
 from sa1b.extract.shard import (
@@ -54,10 +57,19 @@ from sa1b.objectstore.parts import DEFAULT_CHUNK, DEFAULT_MEMORY, MIB, PartPlan
 from sa1b.records import Status
 from sa1b.repack import Copied
 from sa1b.store.allocation import reserve
-from sa1b.store.filesystems import whole_sync_suffices
+from sa1b.store.filesystems import direct_writes_suit, whole_sync_suffices
 from sa1b.store.resume import Ledger, PackedResume, load_resume, save_resume
 from sa1b.store.uploads import WalkPoint
-from sa1b.store.writeback import start_writeback, sync_files, write_at
+from sa1b.store.writeback import (
+    DIRECT_BLOCK,
+    direct_length,
+    open_member,
+    start_writeback,
+    sync_files,
+    write_at,
+    write_cached,
+    write_direct,
+)
 from sa1b.tarwalk import Found, Piece, TarWalk
 
 log = logging.getLogger(__name__)
@@ -70,6 +82,15 @@ density, alternating with 8 MiB, was extracted 3-9% faster at 0.1-0.2 CPU s/GB l
 fewer hand-overs to the reader and fewer members cut across two (then written in two
 pieces; until 2026-12-07 the walk gathered them into one block, copying them twice);
 which of these counts most was not measured."""
+
+
+WRITERS = 4
+"""Threads writing the members of a part whose bytes go direct (each write waits for the
+disk): a part's members are shared among them, so that several are under way at once.
+A 10.5 GiB shard at SA-1B's density, extracted onto a journaled ext4 with 4 against
+members written through the page cache, alternating: 643-715 MB/s at 1.26-1.35 CPU s/GB
+against 634-662 at 1.57-1.62; one writer alone (the reader) was slower than the page
+cache, 517-584 MB/s (``benchmarks/rehearsal-results.txt``)."""
 
 
 def every_member(name: str) -> bool:
@@ -107,6 +128,16 @@ class Unpacks(Streams):
             "staged members are synced by %s",
             "one syncfs a checkpoint" if self.whole_sync else "an fsync each",
         )
+        self.direct = direct_writes_suit(run.config.paths.staging)
+        """Whether members' bytes are written direct (``O_DIRECT``), from the parts'
+        memory to the disk, but their last block (:func:`~sa1b.store.writeback.
+        write_direct`): the kernel neither copies them into its page cache nor writes
+        them back, nor lets them go again after each checkpoint (a full-size shard: 5.3-6.2
+        system seconds against 8.5-9.5 through the page cache). Only on a local disk's
+        filesystem (:data:`~sa1b.store.filesystems.DIRECT_FILESYSTEMS`), and off for the
+        run once the disk refuses one (:meth:`refuse_direct`)."""
+        log.debug("members are written %s", "direct" if self.direct else "through the page cache")
+        self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="sa1b-write")
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sa1b-sync")
         """Syncs the files a checkpoint names, then queues it: apart from the reader,
         which goes on writing meanwhile (its memory budget is all the buffer there is)."""
@@ -116,7 +147,7 @@ class Unpacks(Streams):
     ) -> None:
         """In the syncer's thread: the files, then the checkpoint that names them."""
         try:
-            sync_files(files, folders, whole=self.whole_sync)
+            sync_files(files, folders, whole=self.whole_sync, drop=not self.direct)
         except OSError as error:
             self.abort(StorageError(f"cannot sync staged members: {error.strerror}"))
             return
@@ -147,16 +178,31 @@ class Unpacks(Streams):
 
     # -- the sink ---------------------------------------------------------------------
 
-    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
+    def allocate(self, length: int) -> PartBuffer:
+        """Pages of its own where members are written direct from it: a member's data then
+        lies in memory aligned as its offset in the tar is (to 512 bytes), as the disk
+        wants."""
+        return mmap.mmap(-1, length) if self.direct else bytearray(length)
+
+    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> bool:
         """Nothing but the reader needs a part."""
         return False
 
     def consume(self, task: Task, body: StreamedBody, pieces: list[Piece]) -> None:
         """In the shard's reader thread: each piece into its member's staged file."""
         assert isinstance(body, UnpackBody)
-        for piece in pieces:
-            body.write(piece)
+        body.write_all(pieces, self._writers)
         self._queue_checkpoint(task, body, due=self.every)
+
+    def refuse_direct(self) -> None:
+        """The disk refused a direct write (in a writer thread): none from now on."""
+        if self.direct:
+            self.direct = False
+            log.info(
+                "%s: the disk refuses direct writes; members are written through the page"
+                " cache from now on",
+                self.config.paths.staging,
+            )
 
     def cannot_write(self, task: Task, body: StreamedBody, error: OSError) -> None:
         """The run ends (a full disk is every shard's); the shard's last checkpoint is
@@ -245,6 +291,7 @@ class Unpacks(Streams):
         """Once the readers are over: a last checkpoint of each shard left unfinished
         (a stop keeps every member staged up to its last boundary), then saved."""
         self.close_readers()
+        self._writers.shutdown(wait=True)
         for task in self.run.tasks:
             body = task.body
             if isinstance(body, UnpackBody):
@@ -266,6 +313,8 @@ class UnpackBody(StreamedBody):
     """The body's generation whose members are staged (the reader's)."""
     open: dict[int, int] = field(default_factory=dict)
     """Descriptors of the staged files being written, by their data's offset."""
+    direct: set[int] = field(default_factory=set)
+    """Those of them written direct still (opened with ``O_DIRECT``)."""
     unsynced: _Unsynced = field(default_factory=_Unsynced)
     ledger: Ledger = field(default_factory=Ledger)
     """The checkpoints of the members staged (the reader's)."""
@@ -289,7 +338,7 @@ class UnpackBody(StreamedBody):
             return ()
         return {n for n in plan.numbers() if plan.span(n)[1] <= self.kept_below}
 
-    def stretches(self, number: int, buffer: bytearray) -> list[Copied]:
+    def stretches(self, number: int, buffer: PartBuffer) -> list[Copied]:
         """The part's bytes from the checkpoint a rerun goes on from (the walk starts
         there: those below it are not read)."""
         assert self.plan is not None
@@ -346,23 +395,65 @@ class UnpackBody(StreamedBody):
         self.members.append(Member(found.target, entry.offset, entry.size, found.header.mtime))
         path = self.staging / found.target
         self.unsynced.new_folder(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        unpacks = self.unpacks
+        direct = unpacks.direct and entry.size >= DIRECT_BLOCK
+        fd = open_member(path, direct=direct)
         self.unsynced.new_file(path)
         if not entry.size:
             os.close(fd)
             return
         self.open[entry.offset] = fd
-        unpacks = self.unpacks
-        if unpacks.reserving:
+        if direct:  # its blocks are allocated by the write, all at once
+            self.direct.add(entry.offset)
+        elif unpacks.reserving:
             unpacks.reserving = reserve(fd, entry.size)
 
+    def write_all(self, pieces: list[Piece], writers: Executor) -> None:
+        """In the reader thread: each piece into its member's file, all written when this
+        returns. Those of members written direct are shared among ``writers`` by member
+        (in order within each), where there are two members or more."""
+        groups: list[list[Piece]] = [[] for _ in range(WRITERS)]
+        members: dict[int, int] = {}
+        for piece in pieces:
+            key = piece.entry.offset
+            if key in self.direct:
+                groups[members.setdefault(key, len(members)) % WRITERS].append(piece)
+            else:
+                self.write(piece)
+        if len(members) < 2:
+            for group in groups:
+                self._write_each(group)
+            return
+        futures = [writers.submit(self._write_each, group) for group in groups if group]
+        wait(futures)
+        for future in futures:
+            future.result()  # the first error, once none is writing
+
+    def _write_each(self, pieces: list[Piece]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
     def write(self, piece: Piece) -> None:
-        """In the reader thread: ``piece`` into its member's file; closed once whole."""
-        fd = self.open[piece.entry.offset]
-        write_at(fd, [piece.data], piece.at)
+        """``piece`` into its member's file; closed once whole."""
+        key = piece.entry.offset
+        fd, data, at = self.open[key], piece.data, piece.at
+        if key in self.direct:
+            cut = direct_length(piece.entry.size, at, len(data))
+            if cut and write_direct(fd, data[:cut], at):
+                data, at = data[cut:], at + cut
+            elif cut:  # refused, and fd writes through the page cache now
+                self.direct.discard(key)
+                self.unpacks.refuse_direct()
+            if data and key in self.direct:  # its last block
+                write_cached(fd)
+                self.direct.discard(key)
+        if data:
+            write_at(fd, [data], at)
         if piece.last:
-            start_writeback(fd)  # the disk starts now; the checkpoint's sync finds less
-            os.close(self.open.pop(piece.entry.offset))
+            self.direct.discard(key)
+            if not self.unpacks.direct:  # (else a block at most is in the page cache)
+                start_writeback(fd)  # the disk starts now; the checkpoint's sync finds less
+            os.close(self.open.pop(key))
 
     def close_files(self) -> None:
         """Close the staged files of members cut short (the reader's, or once it is over)."""
@@ -395,7 +486,7 @@ class UnpackBody(StreamedBody):
             raise self.verdict
         unpacks = self.unpacks
         unpacks.synced()
-        self.unsynced.sync(whole=unpacks.whole_sync)
+        self.unsynced.sync(whole=unpacks.whole_sync, drop=not unpacks.direct)
         layout = unpacks.layout
         report = ExtractReport(
             shard=task.name,

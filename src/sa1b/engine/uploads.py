@@ -47,7 +47,7 @@ from typing import TypeVar
 from sa1b.catalog import catalog_key, pack_catalog
 from sa1b.config import UploadOptions
 from sa1b.engine.run import Run
-from sa1b.engine.streamed import StreamedBody, StreamOptions, Streams
+from sa1b.engine.streamed import PartBuffer, StreamedBody, StreamOptions, Streams
 from sa1b.engine.tasks import Task
 from sa1b.engine.upload import UploadBody
 from sa1b.errors import (
@@ -282,10 +282,11 @@ class Uploads(Streams):
 
     # -- the uploaders ------------------------------------------------------------------
 
-    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: bytearray) -> bool:
+    def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> bool:
         """A whole part to the uploader threads, unless the bucket holds it already (it
         was fetched again to be read); whether they hold ``buffer`` now."""
         assert isinstance(body, UploadBody)
+        assert isinstance(buffer, bytearray)  # (Streams.allocate's: botocore takes it)
         if number in body.reread:
             return False
         body.sending += 1

@@ -76,8 +76,8 @@ class _Unsynced:
         self.files.append(path)
         self.folders.add(path.parent)
 
-    def sync(self, *, whole: bool = False) -> None:
-        sync_files(self.files, self.folders, whole=whole)
+    def sync(self, *, whole: bool = False, drop: bool = True) -> None:
+        sync_files(self.files, self.folders, whole=whole, drop=drop)
         self.files.clear()
         self.folders.clear()
 

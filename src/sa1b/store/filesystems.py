@@ -1,5 +1,6 @@
-"""Which filesystem holds a folder, and whether one ``syncfs`` there makes durable all
-that an ``fsync`` of each file written would.
+"""Which filesystem holds a folder, whether one ``syncfs`` there makes durable all
+that an ``fsync`` of each file written would, and whether extraction writes there past
+the page cache.
 
 Extraction makes about 22,000 files a shard and syncs them at each checkpoint. An
 ``fsync`` each costs the filesystem a journal commit or a device flush each (on NFS, a
@@ -27,6 +28,12 @@ SYNCFS_FILESYSTEMS = frozenset(
 """Filesystems whose ``syncfs`` writes out and commits every dirty file, as ``fsync``
 would one by one. Not FUSE ones (whose daemon is told of each ``fsync`` but of a
 ``syncfs`` only from Linux 5.15, if it asks), nor any other not known here."""
+
+DIRECT_FILESYSTEMS = frozenset({"ext4", "xfs"})
+"""Filesystems on a local disk where extraction writes members direct (``O_DIRECT``: no
+page cache), measured cheaper and as fast (:mod:`sa1b.engine.unpack`). Not network ones
+(a direct write there waits for the server, one at a time), FUSE, tmpfs (memory already),
+btrfs or filesystems not known here: through the page cache."""
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 
@@ -69,6 +76,12 @@ def filesystem_type(path: Path) -> str | None:
     except OSError:
         return None
     return mount_type(mountinfo, os.path.realpath(path))
+
+
+def direct_writes_suit(path: Path) -> bool:
+    """Whether files written under ``path`` (a folder, or where one will be made) are
+    written direct (:data:`DIRECT_FILESYSTEMS`)."""
+    return filesystem_type(path) in DIRECT_FILESYSTEMS
 
 
 def whole_sync_suffices(path: Path) -> bool:

@@ -1,6 +1,8 @@
 """Write data into the page cache and push it to disk: ``pwritev`` in slices,
 ``sync_file_range`` to start early, ``syncfs`` to finish, and ``POSIX_FADV_DONTNEED``
-to let go of what a run does not read again once it is on disk (:func:`sync_files`).
+to let go of what a run does not read again once it is on disk (:func:`sync_files`);
+or write it past the page cache, straight from memory to the disk (``O_DIRECT``:
+:func:`open_member`, :func:`direct_length`, :func:`write_direct`).
 
 Durability needs ``fdatasync`` before a range is recorded and before a file is
 published. Left alone, the kernel holds gigabytes of dirty pages and that final
@@ -12,6 +14,8 @@ missing (not Linux), this does nothing and only ``fdatasync`` remains.
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -92,6 +96,49 @@ def _write_all(fd: int, batch: Sequence[Chunk], offset: int, size: int) -> int:
     return size
 
 
+DIRECT_BLOCK = 4096
+"""What a member's direct writes end on, in the file, but at the member's end: a block
+of the filesystem (4 KiB on every ext4 and xfs one but the rarest). The rest, less than a
+block, goes through the page cache into a block of its own beyond the file's end, which
+the kernel need not read first (a cached write into a block the disk holds half of must
+read that block)."""
+
+
+def open_member(path: Path, *, direct: bool) -> int:
+    """Create the file ``path`` (it must not exist) to write; ``direct``: with
+    ``O_DIRECT`` (see :func:`write_direct`)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | (os.O_DIRECT if direct else 0)
+    return os.open(path, flags, 0o644)
+
+
+def direct_length(size: int, at: int, length: int) -> int:
+    """Of bytes ``[at, at + length)`` of a file of ``size`` bytes, how many (from ``at``)
+    to write direct: those below its last whole :data:`DIRECT_BLOCK`."""
+    return max(0, min(length, size // DIRECT_BLOCK * DIRECT_BLOCK - at))
+
+
+def write_direct(fd: int, data: Chunk, offset: int) -> bool:
+    """Write ``data`` at ``offset`` in ``fd``, opened with ``O_DIRECT``: from this memory
+    to the disk, which holds them when this returns (and their file's size and blocks
+    once synced, as ever). False where the kernel refuses (``EINVAL``: the memory, the
+    offset or the length not aligned as this disk wants): nothing is written, and
+    ``fd`` writes through the page cache from now on (:func:`write_cached`)."""
+    try:
+        _write_all(fd, [data], offset, len(data))
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+        write_cached(fd)
+        return False
+    return True
+
+
+def write_cached(fd: int) -> None:
+    """Let ``fd``, opened with ``O_DIRECT``, write through the page cache from now on
+    (``F_SETFL`` sets no flag of :func:`open_member`'s but ``O_DIRECT``, cleared here)."""
+    fcntl.fcntl(fd, fcntl.F_SETFL, 0)
+
+
 def start_writeback(fd: int) -> None:
     """Queue the file's dirty pages for writing; returns at once (nothing off Linux)."""
     if _sync_file_range is not None:
@@ -121,9 +168,12 @@ def sync_fs(path: os.PathLike[str] | str) -> None:
         os.close(fd)
 
 
-def sync_files(files: Iterable[Path], folders: Iterable[Path], *, whole: bool = False) -> None:
+def sync_files(
+    files: Iterable[Path], folders: Iterable[Path], *, whole: bool = False, drop: bool = True
+) -> None:
     """Make ``files`` (their bytes and size) and the entries of ``folders`` durable, and
-    let the page cache drop the files' pages once they are on disk.
+    let the page cache drop the files' pages once they are on disk (not with ``drop``
+    False: files written direct, which leave a block each in it at most).
 
     An ``fsync`` each, unless ``whole``: then one ``syncfs`` of their filesystem, where
     the caller knows it to be as strict (:mod:`sa1b.store.filesystems`) and that no
@@ -144,11 +194,11 @@ def sync_files(files: Iterable[Path], folders: Iterable[Path], *, whole: bool = 
     files, folders = list(files), list(folders)
     if whole and (files or folders):
         sync_fs(files[0] if files else folders[0])
-        for path in files:
+        for path in files if drop else ():
             _drop_path(path)
         return
     for path in files:
-        _fsync_path(path, drop=True)
+        _fsync_path(path, drop=drop)
     for path in folders:
         _fsync_path(path)
 
