@@ -61,3 +61,23 @@ def test_a_disk_that_refuses_direct_writes_gets_every_member_through_the_page_ca
         log = extract_onto(disk, cdn_shard, tmp_path)
     assert "members are written direct" in log
     assert "refuses direct writes; members are written through the page cache" in log
+
+
+@LOOP_DEVICES
+def test_a_full_disk_stops_a_run_writing_direct_with_a_plain_message(
+    cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+) -> None:
+    cdn, _ = cdn_shard
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    with loop_disk(tmp_path / "ext4", 16, "ext4") as (disk, _):  # about 10 MiB free
+        out = disk / "out"
+        # --no-space-check: the run is meant to meet the full disk, not be refused before it.
+        result = run_cli("download", links, "-o", out, "--quiet", "--no-space-check")
+        published = [
+            p for p in out.rglob("*") if p.is_file() and ".sa1b" not in p.relative_to(out).parts
+        ]
+    assert result.returncode == 1, result.output
+    assert "cannot write a member: No space left on device" in result.output
+    assert "Traceback" not in result.output
+    assert published == []  # nothing of the shard is published
