@@ -132,10 +132,11 @@ class Unpacks(Streams):
         """Whether members' bytes are written direct (``O_DIRECT``), from the parts'
         memory to the disk, but their last block (:func:`~sa1b.store.writeback.
         write_direct`): the kernel neither copies them into its page cache nor writes
-        them back, nor lets them go again after each checkpoint (a full-size shard: 5.3-6.2
-        system seconds against 8.5-9.5 through the page cache). Only on a local disk's
-        filesystem (:data:`~sa1b.store.filesystems.DIRECT_FILESYSTEMS`), and off for the
-        run once the disk refuses one (:meth:`refuse_direct`)."""
+        them back, nor lets them go again after each checkpoint (a full-size shard,
+        alternating: 5.0-6.4 system seconds against 9.4-10.7 through the page cache).
+        Only on a local disk's filesystem (:data:`~sa1b.store.filesystems.
+        DIRECT_FILESYSTEMS`), and off for the run once the disk refuses one
+        (:meth:`refuse_direct`)."""
         log.debug("members are written %s", "direct" if self.direct else "through the page cache")
         self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="sa1b-write")
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sa1b-sync")
