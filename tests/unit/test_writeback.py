@@ -124,7 +124,7 @@ def test_a_member_written_direct_leaves_a_block_at_most_in_the_page_cache(
     tmp_path: Path,
 ) -> None:
     size = 3 * DIRECT_BLOCK + 100
-    memory = mmap.mmap(-1, 4 * DIRECT_BLOCK)  # pages of its own: aligned
+    memory = mmap.mmap(-1, 4 * DIRECT_BLOCK, flags=mmap.MAP_PRIVATE)  # pages: aligned
     memory[:size] = data = os.urandom(size)
     path = direct_folder(tmp_path) / "member"
     fd = open_member(path, direct=True)

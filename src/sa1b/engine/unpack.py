@@ -182,8 +182,11 @@ class Unpacks(Streams):
     def allocate(self, length: int) -> PartBuffer:
         """Pages of its own where members are written direct from it: a member's data then
         lies in memory aligned as its offset in the tar is (to 512 bytes), as the disk
-        wants."""
-        return mmap.mmap(-1, length) if self.direct else bytearray(length)
+        wants. Private: the process's own memory, as a bytearray's is (not shared, which
+        Linux keeps as files of a hidden tmpfs)."""
+        if not self.direct:
+            return bytearray(length)
+        return mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
     def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> bool:
         """Nothing but the reader needs a part."""
