@@ -27,12 +27,17 @@ def cdn_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CDNSer
         yield server, shard
 
 
+def links_to(cdn: CDNServer, tmp_path: Path) -> Path:
+    links = tmp_path / "links.tsv"
+    cdn.write_links_file(links)
+    return links
+
+
 def extract_onto(disk: Path, cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: Path) -> str:
     """Download and extract the shard into ``disk``; every member checked; the log."""
     cdn, shard = cdn_shard
-    links, log = tmp_path / "links.tsv", tmp_path / "sa1b.log"
-    cdn.write_links_file(links)
-    out = disk / "out"
+    log, out = tmp_path / "sa1b.log", disk / "out"
+    links = links_to(cdn, tmp_path)
     result = run_cli(
         "download", links, "-o", out, "--quiet", "--log-file", log, "--log-level", "debug"
     )
@@ -67,9 +72,7 @@ def test_a_disk_that_refuses_direct_writes_gets_every_member_through_the_page_ca
 def test_a_full_disk_stops_a_run_writing_direct_with_a_plain_message(
     cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
 ) -> None:
-    cdn, _ = cdn_shard
-    links = tmp_path / "links.tsv"
-    cdn.write_links_file(links)
+    links = links_to(cdn_shard[0], tmp_path)
     with loop_disk(tmp_path / "ext4", 16, "ext4") as (disk, _):  # about 10 MiB free
         out = disk / "out"
         # --no-space-check: the run is meant to meet the full disk, not be refused before it.

@@ -121,8 +121,8 @@ def write_direct(fd: int, data: Chunk, offset: int) -> bool:
     """Write ``data`` at ``offset`` in ``fd``, opened with ``O_DIRECT``: from this memory
     to the disk, which holds them when this returns (and their file's size and blocks
     once synced, as ever). False where the kernel refuses (``EINVAL``: the memory, the
-    offset or the length not aligned as this disk wants): nothing is written, and
-    ``fd`` writes through the page cache from now on (:func:`write_cached`)."""
+    offset or the length not aligned as this disk wants): ``fd`` writes through the page
+    cache from now on (:func:`write_cached`), and the caller writes ``data`` again."""
     try:
         _write_all(fd, [data], offset, len(data))
     except OSError as error:
