@@ -106,10 +106,11 @@ def tmpfs(folder: Path, mib: int, *, inodes: int | None = None) -> Iterator[Path
 def loop_disk(
     folder: Path, mib: int, kind: str, *, sector_size: int = 512
 ) -> Iterator[tuple[Path, str]]:
-    """A filesystem of type ``kind`` (``ext2``: no ``fallocate``; ``ext4``) of ``mib`` MiB
-    on a loop device of ``sector_size``-byte sectors, mounted at ``folder`` (made here)
-    while the block runs: its mount point and device. Skips where it cannot be made
-    (mounting needs root, as CI is)."""
+    """A filesystem of type ``kind`` (``ext2``: no ``fallocate``; ``ext4``; ``xfs``, of
+    300 MiB at least) of ``mib`` MiB on a loop device of ``sector_size``-byte sectors,
+    mounted at ``folder`` (made here) while the block runs: its mount point and device.
+    Its blocks are 4 KiB, as on a real disk. Skips where it cannot be made (mounting needs
+    root, as CI is; ``scripts/setup --dev`` installs ``mkfs.xfs``)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a loop device needs root")
     image = folder.with_suffix(".img")
@@ -118,8 +119,8 @@ def loop_disk(
     device = ""
     try:
         try:
-            mkfs = [f"mkfs.{kind}", "-q", "-F", "-b", "4096", image]  # a real disk's blocks
-            subprocess.run(mkfs, check=True, capture_output=True)
+            blocks = ["-f", "-b", "size=4096"] if kind == "xfs" else ["-F", "-b", "4096"]
+            subprocess.run([f"mkfs.{kind}", "-q", *blocks, image], check=True, capture_output=True)
             found = subprocess.run(
                 ["losetup", "--find", "--show", "--sector-size", str(sector_size), image],
                 check=True,

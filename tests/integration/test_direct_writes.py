@@ -1,6 +1,7 @@
 """Members written direct (``O_DIRECT``: from the parts' memory to the disk, past the
 page cache) onto a local disk's filesystem, and through the page cache once the disk
-refuses: every byte right either way. The real CLI, onto ext4 on real loop devices."""
+refuses: every byte right either way. The real CLI, onto ext4 and xfs on real loop
+devices."""
 
 from __future__ import annotations
 
@@ -47,10 +48,11 @@ def extract_onto(disk: Path, cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: P
 
 
 @LOOP_DEVICES
-def test_members_are_written_direct_onto_ext4(
-    cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
+@pytest.mark.parametrize(("kind", "mib"), [("ext4", 96), ("xfs", 320)])
+def test_members_are_written_direct_onto_a_local_disk(
+    kind: str, mib: int, cdn_shard: tuple[CDNServer, ShardInfo], tmp_path: Path
 ) -> None:
-    with loop_disk(tmp_path / "ext4", 96, "ext4") as (disk, _):
+    with loop_disk(tmp_path / kind, mib, kind) as (disk, _):
         log = extract_onto(disk, cdn_shard, tmp_path)
     assert "members are written direct" in log
     assert "refuses direct writes" not in log
