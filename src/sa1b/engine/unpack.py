@@ -90,7 +90,9 @@ disk): a part's members are shared among them, so that several are under way at 
 A 10.5 GiB shard at SA-1B's density, extracted onto a journaled ext4 with 4 against
 members written through the page cache, alternating: 643-715 MB/s at 1.26-1.35 CPU s/GB
 against 634-662 at 1.57-1.62; one writer alone (the reader) was slower than the page
-cache, 517-584 MB/s (``benchmarks/rehearsal-results.txt``)."""
+cache, 517-584 MB/s. Against 4 (alternating, 3 pairs each): 2 were slower in every pair
+(518-575 against 611-693 MB/s) at no less CPU, 8 no faster (443-798 against 537-641)
+(``benchmarks/rehearsal-results.txt``)."""
 
 
 def every_member(name: str) -> bool:
