@@ -187,7 +187,7 @@ class Unpacks(Streams):
         wants. Private: the process's own memory, as a bytearray's is (not shared, which
         Linux keeps as files of a hidden tmpfs)."""
         if not self.direct:
-            return bytearray(length)
+            return super().allocate(length)
         return mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
     def dispatch(self, task: Task, body: StreamedBody, number: int, buffer: PartBuffer) -> bool:
